@@ -1,0 +1,205 @@
+//! The in-memory dataset: row-major `f32` features plus real or class targets.
+
+use crate::error::{Error, Result};
+
+/// What a dataset's rows are labelled with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One real value per row (regression).
+    Real(Vec<f32>),
+    /// One class label per row, each in `0..classes` (classification).
+    Classes {
+        /// The labels, one per row.
+        labels: Vec<u32>,
+        /// The number of classes `k`; every label is `< k`.
+        classes: usize,
+    },
+}
+
+impl Targets {
+    /// Number of rows labelled.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Real(y) => y.len(),
+            Targets::Classes { labels, .. } => labels.len(),
+        }
+    }
+
+    /// `true` when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A short description for error messages: `real targets` or `3 classes`.
+    pub fn describe(&self) -> String {
+        match self {
+            Targets::Real(_) => "real-valued targets".to_string(),
+            Targets::Classes { classes, .. } => format!("class labels with {classes} classes"),
+        }
+    }
+}
+
+/// Features `X` (n × p, row-major: row `i` is the seeds' row vector `xᵢ`) and targets.
+///
+/// A `Dataset` is validated when it is built, so every `Dataset` that exists has
+/// n ≥ 1 rows, p ≥ 1 columns, finite values and labels in range.
+///
+/// # Example
+/// ```
+/// use gradflow::data::{Dataset, Targets};
+/// // Three rows with two features each, and a real target per row.
+/// let ds = Dataset::new(vec![1.0, 2.0, 3.0, 1.0, 1.0, 1.0], 2, Targets::Real(vec![4.6, 6.1, 3.1]))?;
+/// assert_eq!((ds.n(), ds.p()), (3, 2));
+/// assert_eq!(ds.row(1), &[3.0, 1.0]);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    x: Vec<f32>,
+    p: usize,
+    targets: Targets,
+}
+
+impl Dataset {
+    /// Builds a dataset from row-major features with `p` columns and one target per row.
+    ///
+    /// # Errors
+    /// - [`Error::Empty`] when there are no rows or `p = 0`;
+    /// - [`Error::ShapeMismatch`] when `x.len()` is not `n · p` for the `n` targets given;
+    /// - [`Error::NonFinite`] for a NaN or infinity in features or real targets;
+    /// - [`Error::LabelOutOfRange`] for a label `≥ classes`, [`Error::InvalidParameter`]
+    ///   for `classes = 0`.
+    pub fn new(x: Vec<f32>, p: usize, targets: Targets) -> Result<Self> {
+        let n = targets.len();
+        if p == 0 {
+            return Err(Error::Empty {
+                what: "dataset",
+                detail: "p = 0 feature columns".into(),
+            });
+        }
+        if n == 0 {
+            return Err(Error::Empty {
+                what: "dataset",
+                detail: "n = 0 rows".into(),
+            });
+        }
+        let expected = n.checked_mul(p).ok_or_else(|| Error::ShapeMismatch {
+            what: "features",
+            expected: format!("{n} × {p} values"),
+            got: "a size that overflows usize".into(),
+        })?;
+        if x.len() != expected {
+            return Err(Error::ShapeMismatch {
+                what: "features",
+                expected: format!(
+                    "{n} rows × {p} columns = {expected} values (one row per target)"
+                ),
+                got: format!("{} values", x.len()),
+            });
+        }
+        check_finite("features", &x, p)?;
+        match &targets {
+            Targets::Real(y) => check_finite("targets", y, 1)?,
+            Targets::Classes { labels, classes } => check_labels(labels, *classes)?,
+        }
+        Ok(Dataset { x, p, targets })
+    }
+
+    /// Number of rows `n`.
+    pub fn n(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Number of feature columns `p`.
+    pub fn p(&self) -> usize {
+        self.p
+    }
+
+    /// All features, row-major.
+    pub fn features(&self) -> &[f32] {
+        &self.x
+    }
+
+    /// Row `i` of the features.
+    ///
+    /// # Panics
+    /// When `i ≥ n`, like slice indexing.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.p..(i + 1) * self.p]
+    }
+
+    /// The targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The number of classes, or `None` for real targets.
+    pub fn classes(&self) -> Option<usize> {
+        match &self.targets {
+            Targets::Real(_) => None,
+            Targets::Classes { classes, .. } => Some(*classes),
+        }
+    }
+
+    /// A new dataset holding the given rows, in the given order.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for no rows, [`Error::ShapeMismatch`] for an index `≥ n`.
+    pub fn select(&self, rows: &[usize]) -> Result<Dataset> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n()) {
+            return Err(Error::ShapeMismatch {
+                what: "row index",
+                expected: format!("an index below n = {}", self.n()),
+                got: bad.to_string(),
+            });
+        }
+        let mut x = Vec::with_capacity(rows.len() * self.p);
+        for &r in rows {
+            x.extend_from_slice(self.row(r));
+        }
+        let targets = match &self.targets {
+            Targets::Real(y) => Targets::Real(rows.iter().map(|&r| y[r]).collect()),
+            Targets::Classes { labels, classes } => Targets::Classes {
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+                classes: *classes,
+            },
+        };
+        Dataset::new(x, self.p, targets)
+    }
+
+    /// Splits into (features, targets), giving the buffers back without a copy.
+    pub fn into_parts(self) -> (Vec<f32>, usize, Targets) {
+        (self.x, self.p, self.targets)
+    }
+}
+
+/// Checks that every value is finite; `cols` only shapes the row/column in the message.
+pub(crate) fn check_finite(what: &'static str, v: &[f32], cols: usize) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::NonFinite {
+            what,
+            row: i / cols,
+            col: i % cols,
+            value: v[i],
+        }),
+    }
+}
+
+fn check_labels(labels: &[u32], classes: usize) -> Result<()> {
+    if classes == 0 {
+        return Err(Error::param(
+            "classes",
+            0,
+            "must be ≥ 1 (labels lie in 0..classes)",
+        ));
+    }
+    match labels.iter().position(|&l| l as usize >= classes) {
+        None => Ok(()),
+        Some(row) => Err(Error::LabelOutOfRange {
+            row,
+            label: labels[row],
+            classes,
+        }),
+    }
+}

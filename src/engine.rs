@@ -1,0 +1,324 @@
+//! The CPU engine: runs a [`Program`] with the reference kernels of [`crate::cpu`].
+//!
+//! The engine owns one buffer per [`BufDecl`](crate::program::BufDecl), sized for a batch
+//! capacity, and borrows the dataset: in `f32` the features are read in place, never
+//! copied. In `f64` (the gradient check) they are converted once.
+
+use std::borrow::Cow;
+
+use crate::cpu::{self, Real, loss::LossKind};
+use crate::data::Targets;
+use crate::error::{Error, Result};
+use crate::program::{BufId, Op, Program, Src};
+
+/// The rows of the dataset that a batch reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'r> {
+    /// Rows `start .. start + len`, in stored order.
+    Range {
+        /// First row.
+        start: usize,
+        /// Row count.
+        len: usize,
+    },
+    /// The listed rows, in this order (a shuffled batch).
+    Gather(&'r [u32]),
+}
+
+impl<'r> Rows<'r> {
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Range { len, .. } => *len,
+            Rows::Gather(idx) => idx.len(),
+        }
+    }
+
+    /// `true` for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(offset into the row-major data, gather index)` for a matrix with `cols` columns.
+    fn view<'d, T>(&self, data: &'d [T], cols: usize) -> (&'d [T], Option<&'r [u32]>) {
+        match *self {
+            Rows::Range { start, .. } => (&data[start * cols..], None),
+            Rows::Gather(idx) => (data, Some(idx)),
+        }
+    }
+}
+
+enum EngineTargets<'a, T: Clone> {
+    None,
+    Real(Cow<'a, [T]>),
+    Labels(&'a [u32]),
+}
+
+/// Runs a model's [`Program`] on the CPU in precision `T`.
+pub struct CpuEngine<'a, T: Real> {
+    program: Program,
+    bufs: Vec<Vec<T>>,
+    x: Cow<'a, [T]>,
+    p: usize,
+    n: usize,
+    targets: EngineTargets<'a, T>,
+    cap: usize,
+}
+
+impl<'a, T: Real> CpuEngine<'a, T> {
+    /// An engine over features `x` (n × p, row-major) and optional targets, for batches
+    /// of at most `cap` rows. Parameters start at zero; see [`CpuEngine::set_params`].
+    pub fn new(
+        program: Program,
+        x: &'a [f32],
+        p: usize,
+        targets: Option<&'a Targets>,
+        cap: usize,
+    ) -> Self {
+        let bufs = program
+            .bufs
+            .iter()
+            .map(|b| vec![T::zero(); b.len(cap)])
+            .collect();
+        let targets = match targets {
+            None => EngineTargets::None,
+            Some(Targets::Real(y)) => EngineTargets::Real(T::from_f32_slice(y)),
+            Some(Targets::Classes { labels, .. }) => EngineTargets::Labels(labels),
+        };
+        CpuEngine {
+            program,
+            bufs,
+            x: T::from_f32_slice(x),
+            p,
+            n: x.len() / p.max(1),
+            targets,
+            cap,
+        }
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Batch capacity.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Sets every parameter from `values` (in [`Program::params`] order).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the count or a length differs from the program.
+    pub fn set_params(&mut self, values: &[Vec<f32>]) -> Result<()> {
+        if values.len() != self.program.params.len() {
+            return Err(Error::ShapeMismatch {
+                what: "parameters",
+                expected: format!("{} tensors", self.program.params.len()),
+                got: format!("{} tensors", values.len()),
+            });
+        }
+        for (decl, v) in self.program.params.iter().zip(values) {
+            if v.len() != decl.rows * decl.cols {
+                return Err(Error::ShapeMismatch {
+                    what: "parameter tensor",
+                    expected: format!("{} = {} × {} values", decl.name, decl.rows, decl.cols),
+                    got: format!("{} values", v.len()),
+                });
+            }
+            for (d, &s) in self.bufs[decl.value.0].iter_mut().zip(v) {
+                *d = T::of(f64::from(s));
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameter values, rounded to `f32`, in [`Program::params`] order.
+    pub fn params(&self) -> Vec<Vec<f32>> {
+        self.program
+            .params
+            .iter()
+            .map(|d| {
+                self.bufs[d.value.0]
+                    .iter()
+                    .map(|v| v.f64() as f32)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The gradients from the last [`CpuEngine::backward`], in [`Program::params`] order.
+    pub fn grads(&self) -> Vec<&[T]> {
+        self.program
+            .params
+            .iter()
+            .map(|d| &self.bufs[d.grad.0][..])
+            .collect()
+    }
+
+    /// Parameter tensor `i`, for in-place changes (the gradient check perturbs it).
+    pub fn param_mut(&mut self, i: usize) -> &mut [T] {
+        let id = self.program.params[i].value;
+        &mut self.bufs[id.0]
+    }
+
+    /// Buffer `id`, for inspection (verify mode compares these with the GPU's).
+    pub fn buf(&self, id: BufId) -> &[T] {
+        &self.bufs[id.0]
+    }
+
+    /// Runs the forward pass for `rows`; the result is in [`Program::output`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the batch is empty or exceeds the capacity, or a
+    /// row index is out of range.
+    pub fn forward(&mut self, rows: Rows<'_>) -> Result<()> {
+        self.check_rows(rows)?;
+        let ops = std::mem::take(&mut self.program.forward);
+        ops.iter().for_each(|op| self.run(op, rows));
+        self.program.forward = ops;
+        Ok(())
+    }
+
+    /// The fused loss on the output of the last forward pass: returns the mean loss and
+    /// writes ∂L/∂output into [`Program::delta`].
+    ///
+    /// # Errors
+    /// [`Error::TargetMismatch`] when the engine has no targets of the loss's kind.
+    pub fn loss(&mut self, rows: Rows<'_>) -> Result<f64> {
+        self.check_rows(rows)?;
+        let (m, cols) = (rows.len(), self.program.out_cols);
+        let mut dz = std::mem::take(&mut self.bufs[self.program.delta.0]);
+        let z = &self.bufs[self.program.output.0];
+        let loss = match (self.program.loss, &self.targets) {
+            (LossKind::Mse, EngineTargets::Real(y)) => {
+                let (y, idx) = rows.view(y, cols);
+                cpu::loss::mse(z, y, idx, m, cols, &mut dz)
+            }
+            (LossKind::SigmoidBce, EngineTargets::Labels(l)) => {
+                let (l, idx) = rows.view(l, 1);
+                cpu::loss::sigmoid_bce(z, l, idx, m, &mut dz)
+            }
+            (LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
+                let (l, idx) = rows.view(l, 1);
+                cpu::loss::softmax_cce(z, l, idx, m, cols, &mut dz)
+            }
+            (kind, _) => {
+                self.bufs[self.program.delta.0] = dz;
+                return Err(Error::TargetMismatch {
+                    model: "engine",
+                    expected: format!("targets for {kind:?}"),
+                    got: "none of that kind".into(),
+                });
+            }
+        };
+        self.bufs[self.program.delta.0] = dz;
+        Ok(loss)
+    }
+
+    /// Back-propagates the last loss into every parameter's gradient buffer.
+    ///
+    /// # Errors
+    /// As [`CpuEngine::forward`].
+    pub fn backward(&mut self, rows: Rows<'_>) -> Result<()> {
+        self.check_rows(rows)?;
+        let ops = std::mem::take(&mut self.program.backward);
+        ops.iter().for_each(|op| self.run(op, rows));
+        self.program.backward = ops;
+        Ok(())
+    }
+
+    /// Plain SGD on every parameter: `θ −= lr · ∂L/∂θ`.
+    pub fn sgd(&mut self, lr: f64) {
+        for d in &self.program.params {
+            let grad = std::mem::take(&mut self.bufs[d.grad.0]);
+            cpu::update::sgd(&mut self.bufs[d.value.0], &grad, T::of(lr));
+            self.bufs[d.grad.0] = grad;
+        }
+    }
+
+    /// Forward, loss, backward and SGD update on one batch; returns the batch loss
+    /// (computed before the update, as in the seeds' loop).
+    ///
+    /// # Errors
+    /// As [`CpuEngine::forward`] and [`CpuEngine::loss`].
+    pub fn step(&mut self, rows: Rows<'_>, lr: f64) -> Result<f64> {
+        self.forward(rows)?;
+        let loss = self.loss(rows)?;
+        self.backward(rows)?;
+        self.sgd(lr);
+        Ok(loss)
+    }
+
+    fn check_rows(&self, rows: Rows<'_>) -> Result<()> {
+        let m = rows.len();
+        if m == 0 || m > self.cap {
+            return Err(Error::param(
+                "batch rows",
+                m,
+                "must be between 1 and the engine's batch capacity",
+            ));
+        }
+        let out_of_range = match rows {
+            Rows::Range { start, len } => start + len > self.n,
+            Rows::Gather(idx) => idx.iter().any(|&r| r as usize >= self.n),
+        };
+        if out_of_range {
+            return Err(Error::ShapeMismatch {
+                what: "batch rows",
+                expected: format!("row indices below n = {}", self.n),
+                got: "an index at or beyond n".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, op: &Op, rows: Rows<'_>) {
+        let m = rows.len();
+        match *op {
+            Op::Matmul {
+                layout,
+                m: dm,
+                k: dk,
+                n: dn,
+                a,
+                b,
+                c,
+            } => {
+                let (mm, kk, nn) = (dm.eval(m), dk.eval(m), dn.eval(m));
+                let mut out = std::mem::take(&mut self.bufs[c.0]);
+                let bv = &self.bufs[b.0];
+                match a {
+                    Src::Features => {
+                        let (av, idx) = rows.view(&self.x, self.p);
+                        cpu::matmul::matmul(layout, mm, kk, nn, av, idx, bv, &mut out);
+                    }
+                    Src::Buf(a) => {
+                        cpu::matmul::matmul(layout, mm, kk, nn, &self.bufs[a.0], None, bv, &mut out)
+                    }
+                }
+                self.bufs[c.0] = out;
+            }
+            Op::BiasAdd { z, cols, bias } => {
+                let mut zv = std::mem::take(&mut self.bufs[z.0]);
+                cpu::bias::bias_add(&mut zv, m, cols, &self.bufs[bias.0]);
+                self.bufs[z.0] = zv;
+            }
+            Op::Activate { f, z, a, cols } => {
+                let mut av = std::mem::take(&mut self.bufs[a.0]);
+                cpu::activation::activate(f, &self.bufs[z.0][..m * cols], &mut av);
+                self.bufs[a.0] = av;
+            }
+            Op::ActivateBackward { f, a, grad, cols } => {
+                let mut g = std::mem::take(&mut self.bufs[grad.0]);
+                cpu::activation::activate_backward(f, &self.bufs[a.0], &mut g[..m * cols]);
+                self.bufs[grad.0] = g;
+            }
+            Op::ColSums { x, cols, out } => {
+                let mut o = std::mem::take(&mut self.bufs[out.0]);
+                cpu::reduce::col_sums(&self.bufs[x.0], m, cols, &mut o);
+                self.bufs[out.0] = o;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! # gradflow
+//!
+//! Gradient-descent training of linear regression, logistic regression, softmax
+//! regression and a 2-layer MLP, with every kernel written twice: a GPU kernel
+//! (wgpu + WGSL) and a CPU reference twin that checks it.
+//!
+//! This release holds the CPU side: the reference kernels ([`cpu`]), the models
+//! ([`model`]), the trainer ([`Trainer`]), the normal equations
+//! ([`model::normal_eq`]) and a finite-difference gradient check ([`gradcheck`]).
+//!
+//! ```
+//! use gradflow::{data::Synthetic, model::LinearRegression, metrics, TrainConfig, Trainer};
+//!
+//! let data = Synthetic::linear(10_000, 8).seed(42).dataset()?;
+//! let trainer = Trainer::new(TrainConfig::default().batch_size(64).learning_rate(0.05).epochs(5))?;
+//! let mut model = LinearRegression::new();
+//! let report = model.fit(&data, &trainer)?;
+//! let gradflow::data::Targets::Real(y) = data.targets() else { unreachable!() };
+//! let r2 = metrics::r2(&model.predict(data.features())?, y)?;
+//! assert!(r2 > 0.999, "R² = {r2}, final loss {}", report.final_loss());
+//! # Ok::<(), gradflow::Error>(())
+//! ```
+//!
+//! The modules follow the data's path: [`data`] (datasets, synthetic generators, the
+//! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
+//! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
+
+#![warn(missing_docs)]
+
+pub mod cpu;
+pub mod data;
+pub mod engine;
+mod error;
+pub mod gradcheck;
+pub mod metrics;
+pub mod model;
+pub mod program;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use train::{Report, StopReason, TrainConfig, Trainer};

@@ -1,0 +1,126 @@
+//! The 2-layer MLP of seed 001.
+
+use super::{Arch, Fitted, Init, Model, Spec, argmax_rows, forward_output, require_classes};
+use crate::cpu::activation::Activation;
+use crate::cpu::softmax::softmax_rows;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::train::{Report, Trainer};
+
+/// Seed 001's network: `z¹ = x W¹ + b¹`, `a = f(z¹)`, `z² = a W² + b²`,
+/// `ŷ = softmax(z²)`, trained on the mean categorical cross-entropy with the gradients
+/// derived there (`f` is the sigmoid unless set otherwise).
+///
+/// # Example
+/// ```
+/// use gradflow::{data::Synthetic, model::Mlp, TrainConfig, Trainer};
+/// let data = Synthetic::blobs(600, 2, 3).seed(2).dataset()?;
+/// let trainer = Trainer::new(TrainConfig::default().batch_size(32).learning_rate(0.5).epochs(5))?;
+/// let mut mlp = Mlp::new(16);
+/// mlp.fit(&data, &trainer)?;
+/// assert_eq!(mlp.predict(data.row(0))?.len(), 1);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    hidden: usize,
+    activation: Activation,
+    init: Init,
+    fitted: Option<Fitted>,
+}
+
+impl Mlp {
+    /// An unfitted MLP with `hidden` sigmoid units. A width of 0 is reported by `fit`.
+    pub fn new(hidden: usize) -> Self {
+        Mlp {
+            hidden,
+            activation: Activation::Sigmoid,
+            init: Init::Auto,
+            fitted: None,
+        }
+    }
+
+    /// Sets the hidden activation (sigmoid, tanh or relu).
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Sets the initialisation (Glorot for sigmoid/tanh and He for relu by default).
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Hidden width h.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Hidden activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Trains with gradient descent; see [`Trainer::fit`].
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`Error::InvalidParameter`] for a hidden width of 0.
+    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+        trainer.fit(self, data)
+    }
+
+    /// Predicted class of each row.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`], or shape and finiteness errors for bad input.
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<u32>> {
+        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
+        Ok(argmax_rows(&z, self.classes()))
+    }
+
+    /// Class probabilities `ŷ`, `n × K` row-major.
+    ///
+    /// # Errors
+    /// As [`Mlp::predict`].
+    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
+        let k = self.classes();
+        let mut out = vec![0f32; z.len()];
+        softmax_rows(&z, z.len() / k, k, &mut out);
+        Ok(out)
+    }
+
+    fn classes(&self) -> usize {
+        self.fitted.as_ref().map_or(1, |f| f.spec.outputs())
+    }
+}
+
+impl Model for Mlp {
+    fn name(&self) -> &'static str {
+        "MLP"
+    }
+    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+        if self.hidden == 0 {
+            return Err(Error::param("hidden", 0, "must be ≥ 1 unit"));
+        }
+        let classes = require_classes(self.name(), data, false)?;
+        Ok(Spec {
+            arch: Arch::Mlp {
+                hidden: self.hidden,
+                activation: self.activation,
+                classes,
+            },
+            p: data.p(),
+        })
+    }
+    fn init(&self) -> Init {
+        self.init
+    }
+    fn fitted(&self) -> Option<&Fitted> {
+        self.fitted.as_ref()
+    }
+    fn set_fitted(&mut self, fitted: Fitted) {
+        self.fitted = Some(fitted);
+    }
+}

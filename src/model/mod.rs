@@ -1,0 +1,382 @@
+//! The models: linear, logistic and softmax regression, and the 2-layer MLP of seed 001.
+//!
+//! A model is its parameters plus a [`Program`]: the ordered kernel calls of its forward
+//! and backward pass. Fitting goes through the [`Trainer`](crate::Trainer); prediction
+//! runs the forward half of the same program.
+
+mod linear;
+mod logistic;
+mod mlp;
+pub mod normal_eq;
+mod softmax;
+
+pub use linear::LinearRegression;
+pub use logistic::LogisticRegression;
+pub use mlp::Mlp;
+pub use softmax::SoftmaxRegression;
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, Uniform};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::cpu::activation::Activation;
+use crate::cpu::loss::LossKind;
+use crate::cpu::matmul::Layout;
+use crate::data::{Dataset, check_finite};
+use crate::engine::{CpuEngine, Rows};
+use crate::error::{Error, Result};
+use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
+
+/// The architecture of a model, independent of its parameter values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// A generalised linear model `z = X W + b` with `outputs` columns and a fused loss:
+    /// linear (MSE), logistic (sigmoid + BCE, 1 output), softmax (CCE, k outputs).
+    Glm {
+        /// The loss.
+        loss: LossKind,
+        /// Output columns.
+        outputs: usize,
+    },
+    /// Seed 001's network: `z¹ = X W¹ + b¹`, `a = f(z¹)`, `z² = a W² + b²`, softmax + CCE.
+    Mlp {
+        /// Hidden width h.
+        hidden: usize,
+        /// Hidden activation f.
+        activation: Activation,
+        /// Classes K.
+        classes: usize,
+    },
+}
+
+/// An architecture applied to `p` input features: everything needed to build the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// The architecture.
+    pub arch: Arch,
+    /// Input features.
+    pub p: usize,
+}
+
+impl Spec {
+    /// The training program of this model (see [`crate::program`]).
+    pub fn program(&self) -> Program {
+        let p = self.p;
+        let mut b = ProgramBuilder::default();
+        match self.arch {
+            Arch::Glm { loss, outputs: k } => {
+                let (w, gw) = b.param("W", p, k, false);
+                let (bias, gb) = b.param("b", 1, k, true);
+                let z = b.batch_buf("z", k);
+                let dz = b.batch_buf("dL/dz", k);
+                let forward = vec![
+                    Op::Matmul {
+                        layout: Layout::NN,
+                        m: Dim::Batch,
+                        k: Dim::Fixed(p),
+                        n: Dim::Fixed(k),
+                        a: Src::Features,
+                        b: w,
+                        c: z,
+                    },
+                    Op::BiasAdd { z, cols: k, bias },
+                ];
+                // ∂L/∂W = Xᵀ δ (the gradient reduction), ∂L/∂b = 1ᵀ δ.
+                let backward = vec![
+                    Op::Matmul {
+                        layout: Layout::TN,
+                        m: Dim::Fixed(p),
+                        k: Dim::Batch,
+                        n: Dim::Fixed(k),
+                        a: Src::Features,
+                        b: dz,
+                        c: gw,
+                    },
+                    Op::ColSums {
+                        x: dz,
+                        cols: k,
+                        out: gb,
+                    },
+                ];
+                b.finish(forward, z, k, loss, dz, backward)
+            }
+            Arch::Mlp {
+                hidden: h,
+                activation: f,
+                classes: k,
+            } => {
+                let (w1, gw1) = b.param("W1", p, h, false);
+                let (b1, gb1) = b.param("b1", 1, h, true);
+                let (w2, gw2) = b.param("W2", h, k, false);
+                let (b2, gb2) = b.param("b2", 1, k, true);
+                let z1 = b.batch_buf("z1", h);
+                let a1 = b.batch_buf("a1", h);
+                let z2 = b.batch_buf("z2", k);
+                let dz2 = b.batch_buf("dL/dz2", k);
+                let da1 = b.batch_buf("dL/da1 → dL/dz1", h);
+                let forward = vec![
+                    Op::Matmul {
+                        layout: Layout::NN,
+                        m: Dim::Batch,
+                        k: Dim::Fixed(p),
+                        n: Dim::Fixed(h),
+                        a: Src::Features,
+                        b: w1,
+                        c: z1,
+                    },
+                    Op::BiasAdd {
+                        z: z1,
+                        cols: h,
+                        bias: b1,
+                    },
+                    Op::Activate {
+                        f,
+                        z: z1,
+                        a: a1,
+                        cols: h,
+                    },
+                    Op::Matmul {
+                        layout: Layout::NN,
+                        m: Dim::Batch,
+                        k: Dim::Fixed(h),
+                        n: Dim::Fixed(k),
+                        a: Src::Buf(a1),
+                        b: w2,
+                        c: z2,
+                    },
+                    Op::BiasAdd {
+                        z: z2,
+                        cols: k,
+                        bias: b2,
+                    },
+                ];
+                // Seed 001: ∂L/∂W² = Σₙ aⁿᵀ δ²ⁿ, ∂L/∂b² = Σₙ δ²ⁿ, ∂L/∂a = δ² W²ᵀ,
+                // δ¹ = ∂L/∂a ⊙ f′(a), ∂L/∂W¹ = Σₙ xⁿᵀ δ¹ⁿ, ∂L/∂b¹ = Σₙ δ¹ⁿ.
+                let backward = vec![
+                    Op::Matmul {
+                        layout: Layout::TN,
+                        m: Dim::Fixed(h),
+                        k: Dim::Batch,
+                        n: Dim::Fixed(k),
+                        a: Src::Buf(a1),
+                        b: dz2,
+                        c: gw2,
+                    },
+                    Op::ColSums {
+                        x: dz2,
+                        cols: k,
+                        out: gb2,
+                    },
+                    Op::Matmul {
+                        layout: Layout::NT,
+                        m: Dim::Batch,
+                        k: Dim::Fixed(k),
+                        n: Dim::Fixed(h),
+                        a: Src::Buf(dz2),
+                        b: w2,
+                        c: da1,
+                    },
+                    Op::ActivateBackward {
+                        f,
+                        a: a1,
+                        grad: da1,
+                        cols: h,
+                    },
+                    Op::Matmul {
+                        layout: Layout::TN,
+                        m: Dim::Fixed(p),
+                        k: Dim::Batch,
+                        n: Dim::Fixed(h),
+                        a: Src::Features,
+                        b: da1,
+                        c: gw1,
+                    },
+                    Op::ColSums {
+                        x: da1,
+                        cols: h,
+                        out: gb1,
+                    },
+                ];
+                b.finish(forward, z2, k, LossKind::SoftmaxCce, dz2, backward)
+            }
+        }
+    }
+
+    /// Output columns of the model.
+    pub fn outputs(&self) -> usize {
+        match self.arch {
+            Arch::Glm { outputs, .. } => outputs,
+            Arch::Mlp { classes, .. } => classes,
+        }
+    }
+}
+
+/// How parameters are initialised before training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// Zeros for the linear models; Glorot for an MLP with sigmoid or tanh, He for relu.
+    #[default]
+    Auto,
+    /// All zeros (linear models only: an MLP would keep every hidden unit identical).
+    Zeros,
+    /// Weights 1, biases 0: seed 000's `w = np.ones((p, 1))`, `b = 0` (linear models only).
+    Ones,
+    /// Glorot/Xavier uniform: `U(±√(6 / (fan_in + fan_out)))`, biases 0.
+    GlorotUniform,
+    /// He/Kaiming uniform: `U(±√(6 / fan_in))`, biases 0; for relu.
+    HeUniform,
+}
+
+/// A fitted model's architecture and parameter values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// Architecture and input width.
+    pub spec: Spec,
+    /// Parameter values in [`Program::params`] order, each row-major.
+    pub params: Vec<Vec<f32>>,
+}
+
+/// What the [`Trainer`](crate::Trainer) needs from a model.
+pub trait Model {
+    /// Name for messages and reports (`linear regression`).
+    fn name(&self) -> &'static str;
+    /// The model's architecture for this dataset.
+    ///
+    /// # Errors
+    /// [`Error::TargetMismatch`] when the targets do not suit the model.
+    fn spec_for(&self, data: &Dataset) -> Result<Spec>;
+    /// The initialisation scheme.
+    fn init(&self) -> Init;
+    /// The fitted parameters, if any.
+    fn fitted(&self) -> Option<&Fitted>;
+    /// Stores fitted parameters.
+    fn set_fitted(&mut self, fitted: Fitted);
+}
+
+/// Initial parameter values for `spec` under `init`, from `seed`.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for [`Init::Zeros`] or [`Init::Ones`] on an MLP.
+pub fn init_params(spec: &Spec, init: Init, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x696E_6974_0000_0000); // "init"
+    let is_mlp = matches!(spec.arch, Arch::Mlp { .. });
+    let init = match (init, spec.arch) {
+        (Init::Auto, Arch::Glm { .. }) => Init::Zeros,
+        (
+            Init::Auto,
+            Arch::Mlp {
+                activation: Activation::Relu,
+                ..
+            },
+        ) => Init::HeUniform,
+        (Init::Auto, Arch::Mlp { .. }) => Init::GlorotUniform,
+        (Init::Zeros | Init::Ones, Arch::Mlp { .. }) => {
+            return Err(Error::param(
+                "init",
+                format!("{init:?}"),
+                "an MLP needs a random init (GlorotUniform, HeUniform or Auto): a constant one keeps every hidden unit identical",
+            ));
+        }
+        (other, _) => other,
+    };
+    let program = spec.program();
+    Ok(program
+        .params
+        .iter()
+        .map(|d| {
+            let len = d.rows * d.cols;
+            if d.is_bias {
+                return vec![0.0; len];
+            }
+            let bound = match init {
+                Init::Zeros => return vec![0.0; len],
+                Init::Ones => return vec![1.0; len],
+                Init::GlorotUniform => (6.0 / (d.rows + d.cols) as f32).sqrt(),
+                Init::HeUniform | Init::Auto => (6.0 / d.rows as f32).sqrt(),
+            };
+            debug_assert!(is_mlp || bound > 0.0);
+            let dist = Uniform::new_inclusive(-bound, bound).expect("finite bound");
+            (0..len).map(|_| dist.sample(&mut rng)).collect()
+        })
+        .collect())
+}
+
+/// Rows per forward chunk at predict time: bounds the activation memory.
+const PREDICT_CHUNK: usize = 4096;
+
+/// The raw model output (logits, or predictions for regression), `n × outputs`.
+pub(crate) fn forward_output(
+    name: &'static str,
+    fitted: Option<&Fitted>,
+    x: &[f32],
+) -> Result<Vec<f32>> {
+    let fitted = fitted.ok_or(Error::NotFitted {
+        model: name,
+        action: "predict",
+    })?;
+    let p = fitted.spec.p;
+    if x.is_empty() {
+        return Err(Error::Empty {
+            what: "prediction input",
+            detail: "0 rows".into(),
+        });
+    }
+    if x.len() % p != 0 {
+        return Err(Error::ShapeMismatch {
+            what: "prediction input",
+            expected: format!("a multiple of the model's p = {p} features per row"),
+            got: format!("{} values", x.len()),
+        });
+    }
+    check_finite("features", x, p)?;
+    let n = x.len() / p;
+    let program = fitted.spec.program();
+    let (out_id, k) = (program.output, program.out_cols);
+    let mut engine = CpuEngine::<f32>::new(program, x, p, None, PREDICT_CHUNK.min(n));
+    engine.set_params(&fitted.params)?;
+    let mut out = Vec::with_capacity(n * k);
+    for start in (0..n).step_by(PREDICT_CHUNK) {
+        let len = PREDICT_CHUNK.min(n - start);
+        engine.forward(Rows::Range { start, len })?;
+        out.extend_from_slice(&engine.buf(out_id)[..len * k]);
+    }
+    Ok(out)
+}
+
+/// Arg-max of each row of an `n × k` matrix.
+pub(crate) fn argmax_rows(z: &[f32], k: usize) -> Vec<u32> {
+    z.chunks_exact(k)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                )
+                .0 as u32
+        })
+        .collect()
+}
+
+/// Checks that a classifier's dataset has class labels; returns the class count.
+pub(crate) fn require_classes(model: &'static str, data: &Dataset, binary: bool) -> Result<usize> {
+    match data.classes() {
+        None => Err(Error::TargetMismatch {
+            model,
+            expected: "class labels".into(),
+            got: data.targets().describe(),
+        }),
+        Some(k) if binary && k != 2 => Err(Error::TargetMismatch {
+            model,
+            expected: "class labels with exactly 2 classes (use softmax regression for more)"
+                .into(),
+            got: data.targets().describe(),
+        }),
+        Some(k) if k < 2 => Err(Error::TargetMismatch {
+            model,
+            expected: "class labels with at least 2 classes".into(),
+            got: data.targets().describe(),
+        }),
+        Some(k) => Ok(k),
+    }
+}

@@ -1,0 +1,98 @@
+//! Multinomial (softmax) regression.
+
+use super::{Arch, Fitted, Init, Model, Spec, argmax_rows, forward_output, require_classes};
+use crate::cpu::loss::LossKind;
+use crate::cpu::softmax::softmax_rows;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::train::{Report, Trainer};
+
+/// Softmax regression: `ŷ = softmax(x W + b)` over k classes, trained on the mean
+/// categorical cross-entropy (`∂L/∂W = 1/N Xᵀ(ŷ − onehot(y))`).
+///
+/// # Example
+/// ```
+/// use gradflow::{data::Synthetic, model::SoftmaxRegression, TrainConfig, Trainer};
+/// let data = Synthetic::blobs(1_500, 2, 3).seed(5).dataset()?;
+/// let trainer = Trainer::new(TrainConfig::default().batch_size(50).learning_rate(0.1).epochs(20))?;
+/// let mut model = SoftmaxRegression::new();
+/// model.fit(&data, &trainer)?;
+/// assert_eq!(model.predict_proba(data.row(0))?.len(), 3);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SoftmaxRegression {
+    init: Init,
+    fitted: Option<Fitted>,
+}
+
+impl SoftmaxRegression {
+    /// An unfitted model; weights start at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the initialisation.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Trains with gradient descent; see [`Trainer::fit`].
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`].
+    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+        trainer.fit(self, data)
+    }
+
+    /// Predicted class of each row (arg-max of the logits).
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFitted`], or shape and finiteness errors for bad input.
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<u32>> {
+        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
+        Ok(argmax_rows(&z, self.classes()))
+    }
+
+    /// Class probabilities, `n × k` row-major.
+    ///
+    /// # Errors
+    /// As [`SoftmaxRegression::predict`].
+    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
+        let k = self.classes();
+        let mut out = vec![0f32; z.len()];
+        softmax_rows(&z, z.len() / k, k, &mut out);
+        Ok(out)
+    }
+
+    fn classes(&self) -> usize {
+        self.fitted.as_ref().map_or(1, |f| f.spec.outputs())
+    }
+}
+
+impl Model for SoftmaxRegression {
+    fn name(&self) -> &'static str {
+        "softmax regression"
+    }
+    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+        let k = require_classes(self.name(), data, false)?;
+        Ok(Spec {
+            arch: Arch::Glm {
+                loss: LossKind::SoftmaxCce,
+                outputs: k,
+            },
+            p: data.p(),
+        })
+    }
+    fn init(&self) -> Init {
+        self.init
+    }
+    fn fitted(&self) -> Option<&Fitted> {
+        self.fitted.as_ref()
+    }
+    fn set_fitted(&mut self, fitted: Fitted) {
+        self.fitted = Some(fitted);
+    }
+}

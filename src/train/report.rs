@@ -1,0 +1,50 @@
+//! What a fit reports.
+
+use std::time::Duration;
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StopReason {
+    /// All configured epochs ran.
+    MaxEpochs,
+    /// Seed 000's rule fired: `|loss − previous| < tol` at this step, before its update.
+    Tolerance {
+        /// Global step (0-based).
+        step: u64,
+        /// The loss change that was below tol.
+        delta: f64,
+    },
+}
+
+/// The outcome of a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Which model was trained.
+    pub model: &'static str,
+    /// Which backend ran it (`cpu`).
+    pub backend: String,
+    /// Mean batch loss per epoch (weighted by batch size), one entry per epoch run.
+    pub epoch_losses: Vec<f64>,
+    /// Every batch loss, when `record_steps` was set.
+    pub step_losses: Vec<f64>,
+    /// Updates applied.
+    pub steps: u64,
+    /// Rows processed (a row counts once per epoch it is used in).
+    pub samples: u64,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Wall time of the training loop (set-up included, data generation not).
+    pub wall: Duration,
+}
+
+impl Report {
+    /// The last epoch's mean loss (NaN when no epoch completed).
+    pub fn final_loss(&self) -> f64 {
+        self.epoch_losses.last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// Throughput: rows processed per second of wall time.
+    pub fn samples_per_sec(&self) -> f64 {
+        self.samples as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
