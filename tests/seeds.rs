@@ -222,7 +222,7 @@ fn normal_equations_match_gradient_descent_and_an_f64_oracle() {
 
 /// Least squares in f64 by Gaussian elimination with partial pivoting on [X 1].
 fn lstsq_oracle(data: &Dataset) -> Vec<f64> {
-    let (p, d) = (data.p(), data.p() + 1);
+    let d = data.p() + 1;
     let Targets::Real(y) = data.targets() else {
         unreachable!()
     };
@@ -246,15 +246,15 @@ fn lstsq_oracle(data: &Dataset) -> Vec<f64> {
             .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
             .unwrap();
         a.swap(col, piv);
-        for r in 0..d {
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let f = a[r][col] / a[col][col];
-                for c in col..=d {
-                    a[r][c] -= f * a[col][c];
+                let f = row[col] / pivot_row[col];
+                for (v, pv) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *v -= f * pv;
                 }
             }
         }
     }
-    let _ = p;
     (0..d).map(|r| a[r][d] / a[r][r]).collect()
 }

@@ -295,7 +295,7 @@ impl Synthetic {
     /// The parameters the data are drawn from (the answer a model should find).
     pub fn truth(&self) -> Result<Truth> {
         self.validate()?;
-        let mut rng = Rng::seed_from_u64(mix(self.seed, 0x7472_7574_68)); // "truth"
+        let mut rng = Rng::seed_from_u64(mix(self.seed, 0x0074_7275_7468)); // "truth"
         let p = self.p;
         let normals = |rng: &mut Rng, len: usize, scale: f32| -> Vec<f32> {
             (0..len)

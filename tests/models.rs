@@ -1,0 +1,248 @@
+//! The four models: gradients, convergence and what each can and cannot learn.
+
+use gradflow::data::{Dataset, Synthetic, Targets, Truth};
+use gradflow::gradcheck::gradcheck;
+use gradflow::metrics::{accuracy, r2};
+use gradflow::model::{Init, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+use gradflow::{TrainConfig, Trainer, cpu::activation::Activation};
+
+fn labels(data: &Dataset) -> &[u32] {
+    match data.targets() {
+        Targets::Classes { labels, .. } => labels,
+        Targets::Real(_) => panic!("class data expected"),
+    }
+}
+
+/// Central differences in f64 agree with the analytic gradients far below 1e-4: every
+/// model's derivation (seed 000 for the linear models, seed 001 for the MLP) is right.
+#[test]
+fn gradient_checks_pass_for_all_four_models() {
+    let reg = Synthetic::linear(64, 5)
+        .seed(1)
+        .noise(0.3)
+        .dataset()
+        .unwrap();
+    let bin = Synthetic::logistic(64, 5).seed(2).dataset().unwrap();
+    let multi = Synthetic::blobs(64, 5, 4).seed(3).dataset().unwrap();
+    let checks = [
+        gradcheck(&LinearRegression::new(), &reg, 16, 7).unwrap(),
+        gradcheck(&LogisticRegression::new(), &bin, 16, 7).unwrap(),
+        gradcheck(&SoftmaxRegression::new(), &multi, 16, 7).unwrap(),
+        gradcheck(&Mlp::new(6), &multi, 16, 7).unwrap(),
+        gradcheck(
+            &Mlp::new(6).with_activation(Activation::Tanh),
+            &multi,
+            16,
+            7,
+        )
+        .unwrap(),
+        gradcheck(
+            &Mlp::new(6).with_activation(Activation::Relu),
+            &multi,
+            16,
+            7,
+        )
+        .unwrap(),
+    ];
+    for check in &checks {
+        for t in &check.tensors {
+            eprintln!(
+                "{:<20} {:>3} {:>4}/{:<4} max rel {:.2e}",
+                check.model, t.name, t.checked, t.len, t.max_rel_error
+            );
+            assert!(
+                t.max_rel_error < 1e-4,
+                "{} {}: {:?}",
+                check.model,
+                t.name,
+                t
+            );
+            assert_eq!(
+                t.checked, t.len,
+                "small tensors are checked element by element"
+            );
+        }
+    }
+}
+
+/// Batch GD on logistic data reaches the accuracy of the generating model itself
+/// (the Bayes-optimal rule for these data) within one point.
+#[test]
+fn logistic_regression_matches_the_generating_model() {
+    let generator = Synthetic::logistic(20_000, 8).seed(11);
+    let data = generator.dataset().unwrap();
+    let Truth::Linear { weights, bias } = generator.truth().unwrap() else {
+        unreachable!()
+    };
+    let bayes: Vec<u32> = (0..data.n())
+        .map(|i| {
+            u32::from(
+                data.row(i)
+                    .iter()
+                    .zip(&weights)
+                    .map(|(x, w)| x * w)
+                    .sum::<f32>()
+                    + bias
+                    > 0.0,
+            )
+        })
+        .collect();
+    let bayes_acc = accuracy(&bayes, labels(&data)).unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(usize::MAX)
+        .learning_rate(1.0)
+        .epochs(300);
+    let mut model = LogisticRegression::new();
+    model.fit(&data, &Trainer::new(cfg).unwrap()).unwrap();
+    let acc = accuracy(&model.predict(data.features()).unwrap(), labels(&data)).unwrap();
+    eprintln!("logistic: accuracy {acc:.4}, generating model {bayes_acc:.4}");
+    assert!(
+        (acc - bayes_acc).abs() < 0.01,
+        "accuracy {acc} vs generating model {bayes_acc}"
+    );
+    let proba = model.predict_proba(data.row(0)).unwrap();
+    assert!((proba[0] + proba[1] - 1.0).abs() < 1e-6);
+}
+
+/// Concentric rings: no linear boundary separates them, one hidden layer does.
+#[test]
+fn mlp_learns_rings_that_softmax_regression_cannot() {
+    let data = Synthetic::rings(3000, 2, 2).seed(5).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(32)
+        .learning_rate(0.5)
+        .epochs(60)
+        .seed(1);
+    let trainer = Trainer::new(cfg).unwrap();
+    let mut mlp = Mlp::new(16).with_activation(Activation::Tanh);
+    mlp.fit(&data, &trainer).unwrap();
+    let mlp_acc = accuracy(&mlp.predict(data.features()).unwrap(), labels(&data)).unwrap();
+    let mut linear = SoftmaxRegression::new();
+    linear.fit(&data, &trainer).unwrap();
+    let lin_acc = accuracy(&linear.predict(data.features()).unwrap(), labels(&data)).unwrap();
+    eprintln!("rings: MLP {mlp_acc:.4}, softmax regression {lin_acc:.4}");
+    assert!(mlp_acc >= 0.95, "MLP accuracy {mlp_acc}");
+    assert!(
+        lin_acc < 0.60,
+        "softmax regression should stay near chance (0.5), got {lin_acc}"
+    );
+}
+
+/// The seeds' MLP as specified (sigmoid hidden layer) also learns the rings.
+#[test]
+fn sigmoid_mlp_learns_rings() {
+    let data = Synthetic::rings(3000, 2, 2).seed(6).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(16)
+        .learning_rate(1.0)
+        .epochs(80)
+        .seed(2);
+    let mut mlp = Mlp::new(16);
+    mlp.fit(&data, &Trainer::new(cfg).unwrap()).unwrap();
+    let acc = accuracy(&mlp.predict(data.features()).unwrap(), labels(&data)).unwrap();
+    eprintln!("rings, sigmoid MLP: {acc:.4}");
+    assert!(acc >= 0.95, "accuracy {acc}");
+}
+
+#[test]
+fn softmax_regression_separates_blobs_and_gives_probabilities() {
+    let data = Synthetic::blobs(3000, 4, 5).seed(8).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(64)
+        .learning_rate(0.1)
+        .epochs(20);
+    let mut model = SoftmaxRegression::new();
+    model.fit(&data, &Trainer::new(cfg).unwrap()).unwrap();
+    let acc = accuracy(&model.predict(data.features()).unwrap(), labels(&data)).unwrap();
+    assert!(acc > 0.9, "accuracy {acc}");
+    let proba = model.predict_proba(&data.features()[..8]).unwrap();
+    assert_eq!(proba.len(), 10);
+    for row in proba.chunks(5) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn linear_regression_recovers_the_weights() {
+    let generator = Synthetic::linear(20_000, 16).seed(4).noise(0.01);
+    let data = generator.dataset().unwrap();
+    let Truth::Linear { weights, bias } = generator.truth().unwrap() else {
+        unreachable!()
+    };
+    let cfg = TrainConfig::default()
+        .batch_size(64)
+        .learning_rate(0.02)
+        .epochs(10);
+    let mut model = LinearRegression::new();
+    let report = model.fit(&data, &Trainer::new(cfg).unwrap()).unwrap();
+    for (a, b) in model.weights().unwrap().iter().zip(&weights) {
+        assert!((a - b).abs() < 5e-3, "{a} vs {b}");
+    }
+    assert!((model.bias().unwrap() - bias).abs() < 5e-3);
+    let Targets::Real(y) = data.targets() else {
+        unreachable!()
+    };
+    assert!(r2(&model.predict(data.features()).unwrap(), y).unwrap() > 0.999);
+    assert!(
+        report.epoch_losses.windows(2).all(|w| w[1] <= w[0] * 1.5),
+        "{:?}",
+        report.epoch_losses
+    );
+}
+
+/// Same seed, same everything: two CPU fits are bit-identical; another seed differs.
+#[test]
+fn fits_repeat_bit_for_bit() {
+    let data = Synthetic::teacher(500, 6, 3).seed(1).dataset().unwrap();
+    let fit = |seed| {
+        let mut m = Mlp::new(8);
+        m.fit(
+            &data,
+            &Trainer::new(TrainConfig::default().epochs(3).seed(seed)).unwrap(),
+        )
+        .unwrap();
+        m.fitted().unwrap().params.clone()
+    };
+    assert_eq!(fit(3), fit(3));
+    assert_ne!(fit(3), fit(4));
+}
+
+#[test]
+fn full_batch_and_remainder_counts() {
+    let data = Synthetic::linear(10, 2).seed(1).dataset().unwrap();
+    let run = |cfg: TrainConfig| {
+        LinearRegression::new()
+            .fit(&data, &Trainer::new(cfg).unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        run(TrainConfig::default().batch_size(1000).epochs(4)).steps,
+        4
+    );
+    assert_eq!(run(TrainConfig::default().batch_size(3).epochs(2)).steps, 8);
+    assert_eq!(
+        run(TrainConfig::default()
+            .batch_size(3)
+            .epochs(2)
+            .drop_last(true))
+        .steps,
+        6
+    );
+    let r = run(TrainConfig::default()
+        .batch_size(3)
+        .epochs(2)
+        .record_steps(true));
+    assert_eq!(r.step_losses.len(), 8);
+    assert_eq!(r.samples, 20);
+}
+
+#[test]
+fn seed_init_is_available_and_mlp_rejects_constant_init() {
+    let data = Synthetic::blobs(20, 2, 2).dataset().unwrap();
+    let trainer = Trainer::new(TrainConfig::default().epochs(1)).unwrap();
+    let err = Mlp::new(4)
+        .with_init(Init::Zeros)
+        .fit(&data, &trainer)
+        .unwrap_err();
+    assert!(err.to_string().contains("random init"), "{err}");
+}
