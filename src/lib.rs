@@ -39,3 +39,8 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use train::{Report, StopReason, TrainConfig, Trainer};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
