@@ -2,6 +2,7 @@
 
 mod config;
 mod report;
+mod session;
 mod trainer;
 
 pub use config::TrainConfig;

@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
+use super::session::{CpuSession, Halt, Session};
 use super::{Report, StopReason, TrainConfig};
 use crate::data::{Dataset, epoch_plan};
-use crate::engine::{CpuEngine, Rows};
+use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::model::{Fitted, Model, init_params};
 
@@ -12,8 +13,8 @@ use crate::model::{Fitted, Model, init_params};
 /// once here, so a `Trainer` that exists is always valid.
 ///
 /// One step on a batch is, as in seed 000's loop: forward pass and loss with the current
-/// parameters; the stopping rule (when `tol` is set), checked *before* the update; the
-/// backward pass and the update `θ ← θ − η ∂L/∂θ`.
+/// parameters; the stopping rule (when `tol` is set) and the divergence check, both
+/// *before* the update; the backward pass and the update `θ ← θ − η ∂L/∂θ`.
 ///
 /// # Example
 /// ```
@@ -50,35 +51,54 @@ impl Trainer {
     /// # Errors
     /// [`Error::TargetMismatch`] when the data do not suit the model; [`Error::InvalidParameter`]
     /// for a bad model setting (hidden width 0, a constant MLP init); [`Error::Diverged`] when
-    /// the loss becomes NaN or infinite; the model then holds the last finite parameters.
+    /// the loss becomes NaN or infinite; the model then holds the last finite parameters
+    /// (those of the step whose loss was non-finite: its update is never applied).
     pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &Dataset) -> Result<Report> {
-        let cfg = &self.config;
         let started = Instant::now();
         let spec = model.spec_for(data)?;
-        let init = init_params(&spec, model.init(), cfg.seed)?;
-        let n = data.n();
+        let init = init_params(&spec, model.init(), self.config.seed)?;
+        let cap = self.config.batch_size.min(data.n());
         let mut engine = CpuEngine::<f32>::new(
             spec.program(),
             data.features(),
             data.p(),
             Some(data.targets()),
-            cfg.batch_size.min(n),
+            cap,
         );
         engine.set_params(&init)?;
-        let mut last_finite = init;
+        let mut session = CpuSession::new(engine, self.config.tol);
+        let (mut report, ended) = self.run(&mut session, model.name(), data.n(), started)?;
+        // Stored whether or not the fit ended in an error: a halted session holds the
+        // parameters of its last applied update.
+        model.set_fitted(Fitted {
+            spec,
+            params: session.params()?,
+        });
+        report.wall = started.elapsed();
+        ended.map(|()| report)
+    }
 
+    /// The epoch loop over any session. Returns the report and, separately, the error that
+    /// ended the fit (if any), so that the caller stores the parameters either way.
+    fn run(
+        &self,
+        session: &mut dyn Session,
+        model: &'static str,
+        n: usize,
+        started: Instant,
+    ) -> Result<(Report, Result<()>)> {
+        let cfg = &self.config;
         let mut report = Report {
-            model: model.name(),
-            backend: "cpu".into(),
+            model,
+            backend: session.backend(),
             epoch_losses: Vec::new(),
             step_losses: Vec::new(),
             steps: 0,
             samples: 0,
             stop: StopReason::MaxEpochs,
-            wall: Default::default(),
+            wall: started.elapsed(),
         };
-        let mut previous = f64::INFINITY;
-        'epochs: for epoch in 0..cfg.epochs {
+        for epoch in 0..cfg.epochs {
             let plan = epoch_plan(
                 cfg.seed,
                 epoch,
@@ -87,82 +107,46 @@ impl Trainer {
                 cfg.shuffle,
                 cfg.drop_last,
             )?;
-            let (mut loss_sum, mut rows_seen) = (0f64, 0usize);
+            session.begin_epoch(plan.order())?;
+            let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             for batch in plan.batches() {
-                let rows = match plan.order() {
-                    Some(order) => Rows::Gather(&order[batch.start..batch.start + batch.len]),
-                    None => Rows::Range {
-                        start: batch.start,
-                        len: batch.len,
-                    },
-                };
-                engine.forward(rows)?;
-                let loss = engine.loss(rows)?;
-                if !loss.is_finite() {
-                    let current = engine.params();
-                    let params = if all_finite(&current) {
-                        current
-                    } else {
-                        last_finite
+                session.step(batch, cfg.learning_rate)?;
+            }
+            let synced = session.sync()?;
+            let ran = synced.halt.map_or(synced.losses.len(), |(i, _)| i);
+            let (mut loss_sum, mut rows) = (0f64, 0usize);
+            for (&loss, &len) in synced.losses.iter().zip(&sizes).take(ran) {
+                loss_sum += loss * len as f64;
+                rows += len;
+                if cfg.record_steps {
+                    report.step_losses.push(loss);
+                }
+            }
+            report.steps += ran as u64;
+            report.samples += rows as u64;
+            if rows > 0 {
+                report.epoch_losses.push(loss_sum / rows as f64);
+            }
+            match synced.halt {
+                None => {}
+                Some((_, Halt::Tolerance { delta })) => {
+                    report.stop = StopReason::Tolerance {
+                        step: report.steps,
+                        delta,
                     };
-                    model.set_fitted(Fitted { spec, params });
-                    return Err(Error::Diverged {
+                    break;
+                }
+                Some((_, Halt::NonFinite { loss })) => {
+                    let err = Error::Diverged {
                         step: report.steps,
                         epoch,
                         loss,
                         learning_rate: cfg.learning_rate,
-                    });
+                    };
+                    return Ok((report, Err(err)));
                 }
-                if let Some(tol) = cfg.tol {
-                    let delta = (loss - previous).abs();
-                    if delta < tol {
-                        report.stop = StopReason::Tolerance {
-                            step: report.steps,
-                            delta,
-                        };
-                        if rows_seen > 0 {
-                            report.epoch_losses.push(loss_sum / rows_seen as f64);
-                        }
-                        break 'epochs;
-                    }
-                }
-                previous = loss;
-                if cfg.record_steps {
-                    report.step_losses.push(loss);
-                }
-                engine.backward(rows)?;
-                engine.sgd(cfg.learning_rate);
-                loss_sum += loss * batch.len as f64;
-                rows_seen += batch.len;
-                report.steps += 1;
-                report.samples += batch.len as u64;
             }
-            report.epoch_losses.push(loss_sum / rows_seen as f64);
-            // Snapshot once per epoch: the fallback if a later step diverges.
-            let params = engine.params();
-            if !all_finite(&params) {
-                model.set_fitted(Fitted {
-                    spec,
-                    params: last_finite,
-                });
-                return Err(Error::Diverged {
-                    step: report.steps,
-                    epoch,
-                    loss: f64::NAN,
-                    learning_rate: cfg.learning_rate,
-                });
-            }
-            last_finite = params;
         }
-        model.set_fitted(Fitted {
-            spec,
-            params: engine.params(),
-        });
-        report.wall = started.elapsed();
-        Ok(report)
+        Ok((report, Ok(())))
     }
-}
-
-fn all_finite(params: &[Vec<f32>]) -> bool {
-    params.iter().flatten().all(|v| v.is_finite())
 }

@@ -1,0 +1,148 @@
+//! What the trainer loop drives: one backend's running fit.
+//!
+//! The loop never waits on a backend per step. It queues steps and calls
+//! [`Session::sync`] every `loss_every` steps or at the end of an epoch; the session
+//! answers with the losses of the steps since the last sync and whether it halted.
+//!
+//! **Halting is decided inside the session, before the update of the step that triggers
+//! it**, exactly as in seed 000's loop (`if |error − prev_error| < tol: return`): a
+//! session that halts applies no further updates, so its parameters are those of the
+//! step that fired, whenever the host finds out. The same holds for a non-finite loss,
+//! which is how the last finite parameters survive a divergence. On the GPU this is a
+//! flag on the device that the update kernels read; on the CPU it is a branch.
+
+use crate::data::Batch;
+use crate::engine::{CpuEngine, Rows};
+use crate::error::Result;
+
+/// Why a session stopped updating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Halt {
+    /// `|loss − previous loss| < tol`.
+    Tolerance {
+        /// The change that was below tol.
+        delta: f64,
+    },
+    /// The loss was NaN or infinite.
+    NonFinite {
+        /// The loss seen.
+        loss: f64,
+    },
+}
+
+/// The outcome of the steps since the last sync.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Synced {
+    /// Loss of each step that ran, in order (the halting step included).
+    pub losses: Vec<f64>,
+    /// Set when a step halted the session: the index into `losses` and the reason.
+    pub halt: Option<(usize, Halt)>,
+}
+
+/// A backend's running fit.
+pub(crate) trait Session {
+    /// Backend name for the report (`cpu`, or the GPU adapter).
+    fn backend(&self) -> String;
+    /// Starts an epoch that reads rows in `order` (`None`: stored order).
+    fn begin_epoch(&mut self, order: Option<&[u32]>) -> Result<()>;
+    /// Queues one step on positions `batch.start .. + batch.len` of the epoch order.
+    /// A halted session ignores further steps.
+    fn step(&mut self, batch: Batch, lr: f64) -> Result<()>;
+    /// Waits for the queued steps and returns their losses.
+    fn sync(&mut self) -> Result<Synced>;
+    /// Current parameters.
+    fn params(&mut self) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The seed's rule and the divergence check, shared by every session.
+#[derive(Debug, Clone)]
+pub(crate) struct HaltRule {
+    tol: Option<f64>,
+    previous: f64,
+}
+
+impl HaltRule {
+    pub fn new(tol: Option<f64>) -> Self {
+        HaltRule {
+            tol,
+            previous: f64::INFINITY,
+        }
+    }
+
+    /// Checks a step's loss; `Some` means: do not update, stop.
+    pub fn check(&mut self, loss: f64) -> Option<Halt> {
+        if !loss.is_finite() {
+            return Some(Halt::NonFinite { loss });
+        }
+        let delta = (loss - self.previous).abs();
+        self.previous = loss;
+        match self.tol {
+            Some(tol) if delta < tol => Some(Halt::Tolerance { delta }),
+            _ => None,
+        }
+    }
+}
+
+/// The CPU session: runs each step at once with the reference kernels.
+pub(crate) struct CpuSession<'a> {
+    engine: CpuEngine<'a, f32>,
+    order: Option<Vec<u32>>,
+    rule: HaltRule,
+    pending: Synced,
+    halted: bool,
+}
+
+impl<'a> CpuSession<'a> {
+    pub fn new(engine: CpuEngine<'a, f32>, tol: Option<f64>) -> Self {
+        CpuSession {
+            engine,
+            order: None,
+            rule: HaltRule::new(tol),
+            pending: Synced::default(),
+            halted: false,
+        }
+    }
+}
+
+impl Session for CpuSession<'_> {
+    fn backend(&self) -> String {
+        "cpu".into()
+    }
+
+    fn begin_epoch(&mut self, order: Option<&[u32]>) -> Result<()> {
+        self.order = order.map(<[u32]>::to_vec);
+        Ok(())
+    }
+
+    fn step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+        if self.halted {
+            return Ok(());
+        }
+        let rows = match &self.order {
+            Some(order) => Rows::Gather(&order[batch.start..batch.start + batch.len]),
+            None => Rows::Range {
+                start: batch.start,
+                len: batch.len,
+            },
+        };
+        self.engine.forward(rows)?;
+        let loss = self.engine.loss(rows)?;
+        self.pending.losses.push(loss);
+        if let Some(halt) = self.rule.check(loss) {
+            self.pending.halt = Some((self.pending.losses.len() - 1, halt));
+            self.halted = true;
+            return Ok(());
+        }
+        self.engine.backward(rows)?;
+        self.engine.sgd(lr);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<Synced> {
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    fn params(&mut self) -> Result<Vec<Vec<f32>>> {
+        Ok(self.engine.params())
+    }
+}
