@@ -82,6 +82,16 @@ impl ParamRing {
         Ok(offset as u32)
     }
 
+    /// The ring's fill level, to [`rewind`](ParamRing::rewind) to.
+    pub fn mark(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Forgets the blocks pushed since `mark` (their dispatches were never submitted).
+    pub fn rewind(&mut self, mark: usize) {
+        self.staged.truncate(mark);
+    }
+
     /// Queues the staged parameters for the next submission and empties the ring.
     pub fn upload(&mut self, ctx: &GpuContext) {
         if !self.staged.is_empty() {
