@@ -125,6 +125,41 @@ pub enum Error {
         /// What was attempted (`predict`).
         action: &'static str,
     },
+
+    /// No GPU adapter was found (or none matched `GRADFLOW_ADAPTER`).
+    ///
+    /// Recover by installing the GPU's Vulkan driver; on a machine with no GPU, Mesa's
+    /// software driver (lavapipe) gives a working, slow adapter.
+    #[error(
+        "no GPU adapter found ({hint}): install the GPU's Vulkan driver; on a machine with \
+         no GPU, Mesa's software driver: `apt-get install mesa-vulkan-drivers`"
+    )]
+    NoAdapter {
+        /// What was tried: the `GRADFLOW_ADAPTER` filter and the adapters seen, if any.
+        hint: String,
+    },
+
+    /// The GPU device reported an error (validation, out of memory, lost device), caught
+    /// with an error scope around the GPU calls of one operation.
+    #[error("GPU device error: {message}")]
+    Device {
+        /// wgpu's message.
+        message: String,
+    },
+
+    /// A shape needs more than one of the device's limits allows; checked before any GPU
+    /// call, so wgpu never sees it.
+    ///
+    /// Recover with a smaller batch, a smaller model, or the streaming mode.
+    #[error("{what}: {requested} exceeds the device limit of {limit}")]
+    DeviceLimit {
+        /// Which limit (`storage buffer binding bytes`, `workgroups per dimension`).
+        what: &'static str,
+        /// What the shape needs.
+        requested: u64,
+        /// What the device allows.
+        limit: u64,
+    },
 }
 
 impl Error {

@@ -31,6 +31,7 @@ pub mod cpu;
 pub mod data;
 pub mod engine;
 mod error;
+pub mod gpu;
 pub mod gradcheck;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,287 @@
+//! The device: adapter choice, the limits gradflow asks for, and error capture.
+//!
+//! The device is requested with the *adapter's* limits, not wgpu's defaults: the default
+//! 128 MiB storage binding would cap a resident dataset at 32 M floats on a GPU that can
+//! bind gigabytes. Every shape is checked against [`DeviceLimits`] before a GPU call, so
+//! that a too-large request is an [`Error::DeviceLimit`], never a wgpu panic.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+use super::pipelines::Pipelines;
+
+/// The environment variable that picks an adapter: a substring of the adapter's name
+/// (`llvmpipe`, `nvidia`) or a backend name (`vulkan`, `gl`, `metal`, `dx12`).
+pub const ADAPTER_ENV: &str = "GRADFLOW_ADAPTER";
+
+/// The device limits that bound gradflow's shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// Largest storage buffer binding, bytes: caps one resident tensor.
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, bytes.
+    pub max_buffer_size: u64,
+    /// Largest workgroup count in one grid dimension.
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Workgroup memory, bytes (the matmul tiles and reduction scratch live there).
+    pub max_compute_workgroup_storage_size: u32,
+    /// Alignment of dynamic uniform offsets, bytes (the parameter ring's slot stride).
+    pub min_uniform_buffer_offset_alignment: u32,
+}
+
+/// An open GPU device with its queue and pipeline cache. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct GpuContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: DeviceLimits,
+    pipelines: Pipelines,
+    /// A 4-byte storage buffer bound where a kernel's optional input is absent.
+    dummy: wgpu::Buffer,
+    /// The first error that no error scope caught, reported by [`GpuContext::check`].
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens the adapter chosen by `GRADFLOW_ADAPTER`, or the high-performance one.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when there is no adapter (or none matches the variable);
+    /// [`Error::Device`] when the device cannot be opened.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::open(std::env::var(ADAPTER_ENV).ok()))
+    }
+
+    /// Opens the adapter whose name contains `filter`, or whose backend is `filter`
+    /// (case-insensitive); `None` takes the high-performance adapter.
+    ///
+    /// # Errors
+    /// As [`GpuContext::new`].
+    pub fn with_adapter(filter: Option<&str>) -> Result<Self> {
+        pollster::block_on(Self::open(filter.map(str::to_string)))
+    }
+
+    async fn open(filter: Option<String>) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = match filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            Some(want) => {
+                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let want = want.to_lowercase();
+                let seen: Vec<String> = adapters
+                    .iter()
+                    .map(|a| {
+                        let i = a.get_info();
+                        format!("{} ({:?})", i.name, i.backend)
+                    })
+                    .collect();
+                adapters
+                    .into_iter()
+                    .find(|a| {
+                        let i = a.get_info();
+                        i.name.to_lowercase().contains(&want)
+                            || format!("{:?}", i.backend).to_lowercase() == want
+                    })
+                    .ok_or_else(|| Error::NoAdapter {
+                        hint: format!("{ADAPTER_ENV}={want} matches none of [{}]", seen.join(", ")),
+                    })?
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    // The real limits, not a fingerprint-proof bucket of them.
+                    apply_limit_buckets: false,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter {
+                    hint: e.to_string(),
+                })?,
+        };
+        let info = adapter.get_info();
+        let wl = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gradflow"),
+                required_limits: wl.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device {
+                message: format!("opening {}: {e}", info.name),
+            })?;
+        // Errors outside a scope would otherwise panic inside wgpu; keep the first one
+        // and report it as an `Error` at the next check.
+        let uncaptured = Arc::new(Mutex::new(None::<String>));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let limits = DeviceLimits {
+            max_storage_buffer_binding_size: wl.max_storage_buffer_binding_size,
+            max_buffer_size: wl.max_buffer_size,
+            max_compute_workgroups_per_dimension: wl.max_compute_workgroups_per_dimension,
+            max_compute_workgroup_storage_size: wl.max_compute_workgroup_storage_size,
+            min_uniform_buffer_offset_alignment: wl.min_uniform_buffer_offset_alignment,
+        };
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused optional input"),
+            size: 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let pipelines = Pipelines::new(device.clone());
+        Ok(GpuContext {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                pipelines,
+                dummy,
+                uncaptured,
+            }),
+        })
+    }
+
+    /// The adapter's name, backend, driver, device type.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &DeviceLimits {
+        &self.inner.limits
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// The pipeline cache.
+    pub fn pipelines(&self) -> &Pipelines {
+        &self.inner.pipelines
+    }
+
+    pub(crate) fn dummy(&self) -> &wgpu::Buffer {
+        &self.inner.dummy
+    }
+
+    /// Checks that a binding of `bytes` fits the device.
+    ///
+    /// # Errors
+    /// [`Error::DeviceLimit`] beyond `max_storage_buffer_binding_size` or `max_buffer_size`.
+    pub fn check_binding(&self, bytes: u64) -> Result<()> {
+        let l = &self.inner.limits;
+        if bytes > l.max_buffer_size {
+            return Err(Error::DeviceLimit {
+                what: "buffer bytes",
+                requested: bytes,
+                limit: l.max_buffer_size,
+            });
+        }
+        if bytes > l.max_storage_buffer_binding_size {
+            return Err(Error::DeviceLimit {
+                what: "storage buffer binding bytes",
+                requested: bytes,
+                limit: l.max_storage_buffer_binding_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` under validation and out-of-memory error scopes: a wgpu error raised by
+    /// its GPU calls comes back as [`Error::Device`] (prefixed with `what`).
+    ///
+    /// # Errors
+    /// [`Error::Device`] for a caught wgpu error, or one no scope caught earlier.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Device {
+                message: format!("{what}: {e}"),
+            });
+        }
+        self.check()?;
+        out
+    }
+
+    /// Reports (once) an error that no error scope caught.
+    ///
+    /// # Errors
+    /// [`Error::Device`] with that error's message.
+    pub fn check(&self) -> Result<()> {
+        let taken = self.inner.uncaptured.lock().ok().and_then(|mut s| s.take());
+        match taken {
+            Some(message) => Err(Error::Device { message }),
+            None => Ok(()),
+        }
+    }
+
+    /// A zeroed storage buffer of `len` values of 4 bytes, copyable both ways.
+    ///
+    /// # Errors
+    /// [`Error::DeviceLimit`] when it cannot be bound; [`Error::Device`] on allocation
+    /// failure.
+    pub fn storage(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = (len.max(1) as u64).saturating_mul(4);
+        self.check_binding(bytes)?;
+        self.scoped("allocating a storage buffer", || {
+            Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })
+    }
+
+    /// A storage buffer holding `data` (any 4-byte plain values: `f32`, `u32`).
+    ///
+    /// # Errors
+    /// As [`GpuContext::storage`].
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let buf = self.storage(label, data.len())?;
+        self.write(&buf, data);
+        Ok(buf)
+    }
+
+    /// Queues a write of `data` at the start of `buf` (done before the next submission).
+    pub fn write<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, data: &[T]) {
+        if !data.is_empty() {
+            self.inner
+                .queue
+                .write_buffer(buf, 0, bytemuck::cast_slice(data));
+        }
+    }
+}

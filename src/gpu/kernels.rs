@@ -1,0 +1,677 @@
+//! Host launchers: one per kernel, mirroring its CPU twin in [`crate::cpu`].
+//!
+//! A kernel call is split in two, so that a training loop builds everything once:
+//!
+//! 1. **bind** (once per op, when an engine is built): `bind_*` creates a [`Bound`], the
+//!    bind group of the op's buffers, remembering their lengths;
+//! 2. **launch** (every step): the launcher of the same name pushes the per-dispatch
+//!    parameters (shapes, offsets, learning rate) into a [`ParamRing`], checks the shape
+//!    against the bound lengths and the device limits, and records one dispatch into a
+//!    [`wgpu::ComputePass`]. Nothing is created.
+//!
+//! The ring is a uniform buffer of 256-byte slots bound with a dynamic offset; its staged
+//! contents are written with [`ParamRing::upload`] before the encoder is submitted (queued
+//! writes land before the next submission), and the ring is then free for reuse.
+
+use crate::cpu::activation::Activation;
+use crate::cpu::loss::LossKind;
+use crate::cpu::matmul::Layout;
+use crate::error::{Error, Result};
+
+use super::context::GpuContext;
+use super::pipelines::{Family, Kernel};
+
+/// Bytes of every parameter block (the largest WGSL `Params` struct).
+const PARAM_BYTES: u64 = 32;
+
+/// Per-dispatch parameters: a uniform buffer of slots addressed by dynamic offsets.
+#[derive(Debug)]
+pub struct ParamRing {
+    buf: wgpu::Buffer,
+    stride: u64,
+    slots: usize,
+    staged: Vec<u8>,
+}
+
+impl ParamRing {
+    /// A ring of `slots` parameter blocks (one per dispatch until the next upload).
+    ///
+    /// # Errors
+    /// [`Error::DeviceLimit`] when the ring exceeds the device's buffer size.
+    pub fn new(ctx: &GpuContext, slots: usize) -> Result<Self> {
+        let stride = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(PARAM_BYTES);
+        let slots = slots.max(1);
+        let size = stride.saturating_mul(slots as u64);
+        if size > ctx.limits().max_buffer_size {
+            return Err(Error::DeviceLimit {
+                what: "parameter ring bytes",
+                requested: size,
+                limit: ctx.limits().max_buffer_size,
+            });
+        }
+        let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("parameter ring"),
+            size,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(ParamRing {
+            buf,
+            stride,
+            slots,
+            staged: Vec::with_capacity(size as usize),
+        })
+    }
+
+    /// Slots still free before an [`upload`](ParamRing::upload) is needed.
+    pub fn free(&self) -> usize {
+        self.slots - self.staged.len() / self.stride as usize
+    }
+
+    fn push<T: bytemuck::Pod>(&mut self, params: &T) -> Result<u32> {
+        if self.free() == 0 {
+            return Err(Error::DeviceLimit {
+                what: "dispatches recorded before a parameter-ring upload",
+                requested: self.slots as u64 + 1,
+                limit: self.slots as u64,
+            });
+        }
+        let offset = self.staged.len();
+        self.staged.extend_from_slice(bytemuck::bytes_of(params));
+        self.staged.resize(offset + self.stride as usize, 0);
+        Ok(offset as u32)
+    }
+
+    /// The ring's fill level, to [`rewind`](ParamRing::rewind) to.
+    pub fn mark(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Forgets the blocks pushed since `mark` (their dispatches were never submitted).
+    pub fn rewind(&mut self, mark: usize) {
+        self.staged.truncate(mark);
+    }
+
+    /// Queues the staged parameters for the next submission and empties the ring.
+    pub fn upload(&mut self, ctx: &GpuContext) {
+        if !self.staged.is_empty() {
+            ctx.queue().write_buffer(&self.buf, 0, &self.staged);
+            self.staged.clear();
+        }
+    }
+}
+
+/// An op's bind group, created once, with the lengths (in 4-byte values) of its storage
+/// buffers so that every launch can check its shape.
+#[derive(Debug)]
+pub struct Bound {
+    family: Family,
+    group: wgpu::BindGroup,
+    lens: Vec<u64>,
+}
+
+fn bind(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    family: Family,
+    bufs: &[&wgpu::Buffer],
+) -> Result<Bound> {
+    debug_assert_eq!(bufs.len(), family.storage().len());
+    for b in bufs {
+        ctx.check_binding(b.size())?;
+    }
+    let layout = ctx.pipelines().layout(family);
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &ring.buf,
+            offset: 0,
+            size: wgpu::BufferSize::new(PARAM_BYTES),
+        }),
+    }];
+    for (i, b) in bufs.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.as_entire_binding(),
+        });
+    }
+    let group = ctx.scoped("creating a bind group", || {
+        Ok(ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&format!("{family:?}")),
+            layout: &layout,
+            entries: &entries,
+        }))
+    })?;
+    Ok(Bound {
+        family,
+        group,
+        lens: bufs.iter().map(|b| b.size() / 4).collect(),
+    })
+}
+
+/// Binds `c = op(a) · op(b)`; `a_rows` is the optional gather index of A's stored rows.
+///
+/// # Errors
+/// [`Error::DeviceLimit`] for a buffer beyond the binding limit; [`Error::Device`].
+pub fn bind_matmul(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    a: &wgpu::Buffer,
+    a_rows: Option<&wgpu::Buffer>,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(
+        ctx,
+        ring,
+        Family::Matmul,
+        &[a, b, c, a_rows.unwrap_or(ctx.dummy())],
+    )
+}
+
+/// Binds `z[i, :] += bias`.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_bias_add(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    z: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(ctx, ring, Family::Bias, &[z, bias])
+}
+
+/// Binds `out = f(z)` (forward) or `grad *= f′(a)` (backward): `src` is z or a, `dst` is
+/// the output or the gradient.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_activation(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(ctx, ring, Family::Activation, &[src, dst])
+}
+
+/// Binds `out = softmax_rows(z)`.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_softmax_rows(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    z: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(ctx, ring, Family::Softmax, &[z, out])
+}
+
+/// Binds a fused loss: output `z`, `targets` (f32 values or u32 labels), the gradient
+/// `dz`, the optional gather index of the target rows and the `losses` slots.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_loss(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    z: &wgpu::Buffer,
+    targets: &wgpu::Buffer,
+    rows: Option<&wgpu::Buffer>,
+    dz: &wgpu::Buffer,
+    losses: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(
+        ctx,
+        ring,
+        Family::Loss,
+        &[z, targets, dz, rows.unwrap_or(ctx.dummy()), losses],
+    )
+}
+
+/// Binds `out = 1ᵀ x`.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_col_sums(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(ctx, ring, Family::Reduce, &[x, out])
+}
+
+/// Binds an update of `param` from `grad`.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_sgd(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    param: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(ctx, ring, Family::Update, &[param, grad])
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    m: u32,
+    k: u32,
+    n: u32,
+    use_idx: u32,
+    idx_off: u32,
+    pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ShapeParams {
+    rows: u32,
+    cols: u32,
+    pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossParams {
+    m: u32,
+    cols: u32,
+    use_idx: u32,
+    idx_off: u32,
+    slot: u32,
+    pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SgdParams {
+    len: u32,
+    lr: f32,
+    pad: [u32; 2],
+}
+
+fn to_u32(what: &'static str, v: u64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::DeviceLimit {
+        what,
+        requested: v,
+        limit: u64::from(u32::MAX),
+    })
+}
+
+/// The grid for `groups` workgroups: 1-D while it fits one dimension, else 2-D (the
+/// shaders flatten `wg.y · nwg.x + wg.x`; the surplus groups of the last row exit).
+fn grid_1d(ctx: &GpuContext, groups: u64) -> Result<(u32, u32)> {
+    let max = u64::from(ctx.limits().max_compute_workgroups_per_dimension);
+    let groups = groups.max(1);
+    if groups <= max {
+        return Ok((groups as u32, 1));
+    }
+    let y = groups.div_ceil(max);
+    if y > max {
+        return Err(Error::DeviceLimit {
+            what: "workgroups (x · y grid)",
+            requested: groups,
+            limit: max * max,
+        });
+    }
+    Ok((max as u32, y as u32))
+}
+
+fn check_dim(ctx: &GpuContext, what: &'static str, groups: u64) -> Result<u32> {
+    let max = u64::from(ctx.limits().max_compute_workgroups_per_dimension);
+    if groups > max {
+        return Err(Error::DeviceLimit {
+            what,
+            requested: groups,
+            limit: max,
+        });
+    }
+    Ok(groups.max(1) as u32)
+}
+
+fn check_len(bound: &Bound, which: usize, name: &'static str, need: u64) -> Result<()> {
+    let have = bound.lens[which];
+    if need > have {
+        return Err(Error::ShapeMismatch {
+            what: name,
+            expected: format!("a buffer of at least {need} values"),
+            got: format!("{have} values"),
+        });
+    }
+    Ok(())
+}
+
+fn check_family(bound: &Bound, family: Family) -> Result<()> {
+    if bound.family != family {
+        return Err(Error::ShapeMismatch {
+            what: "bind group",
+            expected: format!("{family:?} bindings"),
+            got: format!("{:?} bindings", bound.family),
+        });
+    }
+    Ok(())
+}
+
+fn dispatch<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    kernel: Kernel,
+    bound: &Bound,
+    params: &T,
+    grid: (u32, u32),
+) -> Result<()> {
+    let offset = ring.push(params)?;
+    pass.set_pipeline(&ctx.pipelines().get(kernel));
+    pass.set_bind_group(0, &bound.group, &[offset]);
+    pass.dispatch_workgroups(grid.0, grid.1, 1);
+    Ok(())
+}
+
+/// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
+///
+/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index).
+///
+/// # Errors
+/// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension;
+/// [`Error::ShapeMismatch`] when a bound buffer is too short for the shape.
+#[allow(clippy::too_many_arguments)] // the BLAS shape, as the CPU twin
+pub fn matmul(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+) -> Result<()> {
+    check_family(bound, Family::Matmul)?;
+    const TILE: u64 = 16;
+    let (m64, k64, n64) = (m as u64, k as u64, n as u64);
+    let gx = check_dim(ctx, "matmul workgroups along n", n64.div_ceil(TILE))?;
+    let gy = check_dim(ctx, "matmul workgroups along m", m64.div_ceil(TILE))?;
+    if m == 0 || k == 0 || n == 0 {
+        return Err(Error::param(
+            "matmul shape",
+            format!("{m} × {k} × {n}"),
+            "every dimension must be ≥ 1",
+        ));
+    }
+    let (a_stored_rows, b_len) = match layout {
+        Layout::NN => (m64, k64 * n64),
+        Layout::TN => (k64, k64 * n64),
+        Layout::NT => (m64, n64 * k64),
+    };
+    let a_row_len = if layout == Layout::TN { m64 } else { k64 };
+    match a_rows {
+        // Gathered rows can be any row of `a`: only a whole row is required.
+        Some(off) => {
+            check_len(bound, 0, "matmul A", a_row_len)?;
+            check_len(bound, 3, "matmul row index", u64::from(off) + a_stored_rows)?;
+        }
+        None => check_len(bound, 0, "matmul A", a_stored_rows * a_row_len)?,
+    }
+    check_len(bound, 1, "matmul B", b_len)?;
+    check_len(bound, 2, "matmul C", m64 * n64)?;
+    let params = MatmulParams {
+        m: to_u32("matmul m", m64)?,
+        k: to_u32("matmul k", k64)?,
+        n: to_u32("matmul n", n64)?,
+        use_idx: u32::from(a_rows.is_some()),
+        idx_off: a_rows.unwrap_or(0),
+        pad: [0; 3],
+    };
+    dispatch(
+        ctx,
+        pass,
+        ring,
+        Kernel::Matmul(layout),
+        bound,
+        &params,
+        (gx, gy),
+    )
+}
+
+fn elementwise_params(rows: usize, cols: usize) -> Result<(ShapeParams, u64)> {
+    let len = (rows as u64) * (cols as u64);
+    let params = ShapeParams {
+        rows: to_u32("rows", rows as u64)?,
+        cols: to_u32("cols", cols as u64)?,
+        pad: [0; 2],
+    };
+    to_u32("elements", len)?;
+    Ok((params, len))
+}
+
+/// Records `z[i, :] += bias` over rows × cols, the twin of [`crate::cpu::bias::bias_add`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn bias_add(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    check_family(bound, Family::Bias)?;
+    let (params, len) = elementwise_params(rows, cols)?;
+    let grid = grid_1d(ctx, len.div_ceil(256))?;
+    check_len(bound, 0, "bias_add z", len)?;
+    check_len(bound, 1, "bias_add bias", cols as u64)?;
+    dispatch(ctx, pass, ring, Kernel::BiasAdd, bound, &params, grid)
+}
+
+/// Records `dst = f(src)` over `len` values, the twin of
+/// [`crate::cpu::activation::activate`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn activate(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    f: Activation,
+    len: usize,
+) -> Result<()> {
+    activation(ctx, pass, ring, bound, Kernel::Activate(f), len)
+}
+
+/// Records `grad *= f′(a)` over `len` values, the twin of
+/// [`crate::cpu::activation::activate_backward`] (bound as `src = a`, `dst = grad`).
+///
+/// # Errors
+/// As [`matmul`].
+pub fn activate_backward(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    f: Activation,
+    len: usize,
+) -> Result<()> {
+    activation(ctx, pass, ring, bound, Kernel::ActivateBackward(f), len)
+}
+
+fn activation(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    kernel: Kernel,
+    len: usize,
+) -> Result<()> {
+    check_family(bound, Family::Activation)?;
+    let (params, len) = elementwise_params(len, 1)?;
+    let grid = grid_1d(ctx, len.div_ceil(256))?;
+    check_len(bound, 0, "activation input", len)?;
+    check_len(bound, 1, "activation output", len)?;
+    dispatch(ctx, pass, ring, kernel, bound, &params, grid)
+}
+
+/// Records `out = softmax(z)` row by row, the twin of
+/// [`crate::cpu::softmax::softmax_rows`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn softmax_rows(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    check_family(bound, Family::Softmax)?;
+    let (params, len) = elementwise_params(rows, cols)?;
+    let grid = grid_1d(ctx, (rows as u64).div_ceil(64))?;
+    check_len(bound, 0, "softmax z", len)?;
+    check_len(bound, 1, "softmax out", len)?;
+    dispatch(ctx, pass, ring, Kernel::SoftmaxRows, bound, &params, grid)
+}
+
+/// Where a fused loss reads its batch's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetRows {
+    /// Target rows `start .. start + m`, in stored order.
+    Range(u32),
+    /// Target row of batch row r at `idx[off + r]` (the bound index).
+    Gather(u32),
+}
+
+/// Records a fused loss over an m × cols output: writes δ into `dz` and the mean loss
+/// into `losses[slot]`, the twin of [`crate::cpu::loss`]'s kernels.
+///
+/// The loss is reduced by one workgroup (fixed order), so `m` is bounded only by time.
+///
+/// # Errors
+/// As [`matmul`]; [`Error::InvalidParameter`] for `m = 0`.
+#[allow(clippy::too_many_arguments)] // the CPU twin's arguments plus the loss slot
+pub fn loss(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    kind: LossKind,
+    rows: TargetRows,
+    (m, cols): (usize, usize),
+    slot: u32,
+) -> Result<()> {
+    check_family(bound, Family::Loss)?;
+    if m == 0 {
+        return Err(Error::param("loss rows", m, "must be ≥ 1"));
+    }
+    let (_, len) = elementwise_params(m, cols)?;
+    let t_cols = if kind == LossKind::Mse {
+        cols as u64
+    } else {
+        1
+    };
+    let (use_idx, idx_off) = match rows {
+        TargetRows::Range(start) => {
+            check_len(
+                bound,
+                1,
+                "loss targets",
+                (u64::from(start) + m as u64) * t_cols,
+            )?;
+            (0, start)
+        }
+        TargetRows::Gather(off) => {
+            check_len(bound, 3, "loss row index", u64::from(off) + m as u64)?;
+            (1, off)
+        }
+    };
+    check_len(bound, 0, "loss output z", len)?;
+    check_len(bound, 2, "loss gradient dz", len)?;
+    check_len(bound, 4, "loss slots", u64::from(slot) + 1)?;
+    let params = LossParams {
+        m: m as u32,
+        cols: cols as u32,
+        use_idx,
+        idx_off,
+        slot,
+        pad: [0; 3],
+    };
+    dispatch(ctx, pass, ring, Kernel::Loss(kind), bound, &params, (1, 1))
+}
+
+/// Records `out = 1ᵀ x` over rows × cols, the twin of [`crate::cpu::reduce::col_sums`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn col_sums(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    check_family(bound, Family::Reduce)?;
+    let (params, len) = elementwise_params(rows, cols)?;
+    let grid = grid_1d(ctx, cols as u64)?;
+    check_len(bound, 0, "col_sums x", len)?;
+    check_len(bound, 1, "col_sums out", cols as u64)?;
+    dispatch(ctx, pass, ring, Kernel::ColSums, bound, &params, grid)
+}
+
+/// Records `param −= lr · grad` over `len` values, the twin of [`crate::cpu::update::sgd`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn sgd(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    len: usize,
+    lr: f32,
+) -> Result<()> {
+    check_family(bound, Family::Update)?;
+    let grid = grid_1d(ctx, (len as u64).div_ceil(256))?;
+    check_len(bound, 0, "sgd param", len as u64)?;
+    check_len(bound, 1, "sgd grad", len as u64)?;
+    let params = SgdParams {
+        len: to_u32("sgd len", len as u64)?,
+        lr,
+        pad: [0; 2],
+    };
+    dispatch(ctx, pass, ring, Kernel::Sgd, bound, &params, grid)
+}
+
+/// Records the dispatches of `record` into one compute pass, uploads the ring and submits,
+/// all under an error scope: the one-shot path of tests and small jobs.
+///
+/// # Errors
+/// What `record` returns; [`Error::Device`] for a wgpu error.
+pub fn submit(
+    ctx: &GpuContext,
+    ring: &mut ParamRing,
+    record: impl FnOnce(&mut wgpu::ComputePass<'_>, &mut ParamRing) -> Result<()>,
+) -> Result<()> {
+    ctx.scoped("recording and submitting kernels", || {
+        let mut enc = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gradflow kernels"),
+            });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gradflow kernels"),
+                timestamp_writes: None,
+            });
+            record(&mut pass, ring)?;
+        }
+        ring.upload(ctx);
+        ctx.queue().submit([enc.finish()]);
+        Ok(())
+    })
+}

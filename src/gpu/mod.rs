@@ -1,0 +1,20 @@
+//! The GPU backend: wgpu + WGSL compute shaders, each the twin of a kernel in
+//! [`crate::cpu`].
+//!
+//! - [`context`]: adapter choice (`GRADFLOW_ADAPTER`), the device with the adapter's real
+//!   limits, error capture;
+//! - [`pipelines`]: shader modules, layouts and pipelines, built once and cached;
+//! - [`kernels`]: one host launcher per kernel (bind once, launch every step);
+//! - [`engine`]: [`GpuEngine`], the GPU twin of the CPU engine;
+//! - [`readback`]: buffers back to the host.
+//!
+//! Shaders live in `shaders/*.wgsl`, one file per kernel family, included at compile time.
+
+pub mod context;
+pub mod engine;
+pub mod kernels;
+pub mod pipelines;
+pub mod readback;
+
+pub use context::{DeviceLimits, GpuContext};
+pub use engine::{GpuEngine, GpuEngineOptions};

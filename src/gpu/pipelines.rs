@@ -1,0 +1,273 @@
+//! The pipeline cache: shader modules, bind-group layouts and compute pipelines are built
+//! once per kernel family / variant and reused for the life of the device.
+//!
+//! | family | shader | bindings after the uniform (binding 0) |
+//! |---|---|---|
+//! | matmul | `matmul.wgsl` | a (r), b (r), c (rw), idx (r) |
+//! | bias | `bias.wgsl` | z (rw), bias (r) |
+//! | activation | `activation.wgsl` | src (r), dst (rw) |
+//! | softmax | `softmax.wgsl` | z (r), out (rw) |
+//! | loss | `loss.wgsl` | z (r), targets (r), dz (rw), idx (r), losses (rw) |
+//! | reduce | `reduce.wgsl` | x (r), out (rw) |
+//! | update | `update.wgsl` | param (rw), grad (r) |
+//!
+//! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
+//! a [`ParamRing`](super::kernels::ParamRing).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cpu::activation::Activation;
+use crate::cpu::loss::LossKind;
+use crate::cpu::matmul::Layout;
+
+/// A kernel family: one WGSL file and one bind-group layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `matmul.wgsl`.
+    Matmul,
+    /// `bias.wgsl`.
+    Bias,
+    /// `activation.wgsl`.
+    Activation,
+    /// `softmax.wgsl`.
+    Softmax,
+    /// `loss.wgsl`.
+    Loss,
+    /// `reduce.wgsl`.
+    Reduce,
+    /// `update.wgsl`.
+    Update,
+}
+
+impl Family {
+    fn source(self) -> &'static str {
+        match self {
+            Family::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Family::Bias => include_str!("../../shaders/bias.wgsl"),
+            Family::Activation => include_str!("../../shaders/activation.wgsl"),
+            Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Family::Update => include_str!("../../shaders/update.wgsl"),
+        }
+    }
+
+    /// Storage bindings 1.. : `true` for read-write.
+    pub(crate) fn storage(self) -> &'static [bool] {
+        match self {
+            Family::Matmul => &[false, false, true, false],
+            Family::Bias | Family::Update => &[true, false],
+            Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
+            Family::Loss => &[false, false, true, false, true],
+        }
+    }
+}
+
+/// One pipeline: a kernel family's entry point with its variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Matrix product in a layout.
+    Matmul(Layout),
+    /// Bias broadcast.
+    BiasAdd,
+    /// Activation forward.
+    Activate(Activation),
+    /// Activation backward (from the output).
+    ActivateBackward(Activation),
+    /// Row-wise softmax.
+    SoftmaxRows,
+    /// Fused loss and output gradient.
+    Loss(LossKind),
+    /// Column sums.
+    ColSums,
+    /// Plain SGD.
+    Sgd,
+}
+
+impl Kernel {
+    /// The kernel's family.
+    pub fn family(self) -> Family {
+        match self {
+            Kernel::Matmul(_) => Family::Matmul,
+            Kernel::BiasAdd => Family::Bias,
+            Kernel::Activate(_) | Kernel::ActivateBackward(_) => Family::Activation,
+            Kernel::SoftmaxRows => Family::Softmax,
+            Kernel::Loss(_) => Family::Loss,
+            Kernel::ColSums => Family::Reduce,
+            Kernel::Sgd => Family::Update,
+        }
+    }
+
+    fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::Matmul(Layout::NN) => "matmul_nn",
+            Kernel::Matmul(Layout::TN) => "matmul_tn",
+            Kernel::Matmul(Layout::NT) => "matmul_nt",
+            Kernel::BiasAdd => "bias_add",
+            Kernel::Activate(_) => "activate",
+            Kernel::ActivateBackward(_) => "activate_backward",
+            Kernel::SoftmaxRows => "softmax_rows",
+            Kernel::Loss(LossKind::Mse) => "mse",
+            Kernel::Loss(LossKind::SigmoidBce) => "sigmoid_bce",
+            Kernel::Loss(LossKind::SoftmaxCce) => "softmax_cce",
+            Kernel::ColSums => "col_sums",
+            Kernel::Sgd => "sgd",
+        }
+    }
+
+    /// Override constants: the activation is a pipeline variant (`ACT`).
+    fn constants(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Kernel::Activate(f) | Kernel::ActivateBackward(f) => match f {
+                Activation::Sigmoid => &[("ACT", 0.0)],
+                Activation::Tanh => &[("ACT", 1.0)],
+                Activation::Relu => &[("ACT", 2.0)],
+            },
+            _ => &[],
+        }
+    }
+}
+
+/// How many objects the cache has built, for tests that it fills once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheCounts {
+    /// Shader modules compiled.
+    pub modules: usize,
+    /// Bind-group layouts created.
+    pub layouts: usize,
+    /// Compute pipelines created.
+    pub pipelines: usize,
+}
+
+#[derive(Default)]
+struct Cache {
+    families: HashMap<
+        Family,
+        (
+            wgpu::ShaderModule,
+            wgpu::BindGroupLayout,
+            wgpu::PipelineLayout,
+        ),
+    >,
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+}
+
+/// Builds each pipeline on first use and hands out clones (wgpu handles are shared).
+pub struct Pipelines {
+    device: wgpu::Device,
+    cache: Mutex<Cache>,
+    modules: AtomicUsize,
+    layouts: AtomicUsize,
+    pipelines: AtomicUsize,
+}
+
+impl Pipelines {
+    pub(crate) fn new(device: wgpu::Device) -> Self {
+        Pipelines {
+            device,
+            cache: Mutex::new(Cache::default()),
+            modules: AtomicUsize::new(0),
+            layouts: AtomicUsize::new(0),
+            pipelines: AtomicUsize::new(0),
+        }
+    }
+
+    /// What has been built so far.
+    pub fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            modules: self.modules.load(Ordering::Relaxed),
+            layouts: self.layouts.load(Ordering::Relaxed),
+            pipelines: self.pipelines.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The bind-group layout of `family` (built on first use).
+    pub fn layout(&self, family: Family) -> wgpu::BindGroupLayout {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.family(&mut cache, family).1.clone()
+    }
+
+    /// The pipeline of `kernel` (built on first use).
+    pub fn get(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.pipelines.get(&kernel) {
+            return p.clone();
+        }
+        let (module, _, layout) = self.family(&mut cache, kernel.family()).clone();
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry_point()),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(kernel.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: kernel.constants(),
+                    ..Default::default()
+                },
+                cache: None,
+            });
+        self.pipelines.fetch_add(1, Ordering::Relaxed);
+        cache.pipelines.insert(kernel, pipeline.clone());
+        pipeline
+    }
+
+    fn family<'c>(
+        &self,
+        cache: &'c mut Cache,
+        family: Family,
+    ) -> &'c (
+        wgpu::ShaderModule,
+        wgpu::BindGroupLayout,
+        wgpu::PipelineLayout,
+    ) {
+        cache.families.entry(family).or_insert_with(|| {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&format!("{family:?}")),
+                    source: wgpu::ShaderSource::Wgsl(family.source().into()),
+                });
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
+                count: None,
+            }];
+            for (i, &rw) in family.storage().iter().enumerate() {
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: i as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: !rw },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                });
+            }
+            let bgl = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&format!("{family:?}")),
+                    entries: &entries,
+                });
+            let layout = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(&format!("{family:?}")),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+            self.modules.fetch_add(1, Ordering::Relaxed);
+            self.layouts.fetch_add(1, Ordering::Relaxed);
+            (module, bgl, layout)
+        })
+    }
+}

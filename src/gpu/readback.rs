@@ -1,0 +1,88 @@
+//! Reading device buffers back to the host.
+//!
+//! The protocol, step by step: copy the buffer into a fresh `MAP_READ` staging buffer and
+//! submit; ask for the mapping with `map_async`, whose callback sends its result down a
+//! one-shot channel; `device.poll(wait)` drives the GPU until the callback has run; the
+//! mapped bytes are copied out and the staging buffer is unmapped and dropped.
+
+use futures_intrusive::channel::shared::oneshot_channel;
+
+use crate::error::{Error, Result};
+
+use super::context::GpuContext;
+
+/// Reads the first `len` 4-byte values (`f32` or `u32`) of `buf`.
+///
+/// Waits for all work submitted before the call.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when `buf` holds fewer than `len` values; [`Error::Device`]
+/// when the copy or the mapping fails.
+pub fn read<T: bytemuck::Pod>(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+    let bytes = (len * std::mem::size_of::<T>()) as u64;
+    if bytes > buf.size() {
+        return Err(Error::ShapeMismatch {
+            what: "readback",
+            expected: format!("a buffer of at least {bytes} bytes"),
+            got: format!("{} bytes", buf.size()),
+        });
+    }
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let device = ctx.device();
+    let staging = ctx.scoped("copying a buffer for readback", || {
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("readback"),
+        });
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+        ctx.queue().submit([enc.finish()]);
+        Ok(staging)
+    })?;
+    pollster::block_on(async {
+        let (tx, rx) = oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            // The receiver outlives the poll below; a failed send only means it is gone.
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device {
+                message: format!("waiting for a readback: {e}"),
+            })?;
+        match rx.receive().await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::Device {
+                message: format!("mapping a readback buffer: {e}"),
+            }),
+            None => Err(Error::Device {
+                message: "mapping a readback buffer: callback dropped".into(),
+            }),
+        }
+    })?;
+    let out = {
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Device {
+                message: format!("reading a mapped buffer: {e}"),
+            })?;
+        bytemuck::pod_collect_to_vec(&view[..])
+    };
+    staging.unmap();
+    Ok(out)
+}
+
+/// Reads `len` `f32` values of `buf`; see [`read`].
+///
+/// # Errors
+/// As [`read`].
+pub fn read_f32(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    read(ctx, buf, len)
+}

@@ -1,0 +1,514 @@
+//! Every GPU kernel against its CPU twin on random inputs of awkward sizes.
+//!
+//! Outputs are poisoned with NaN before each dispatch, so an element the kernel forgot
+//! to write fails the comparison. Tolerances are scaled:
+//! `|gpu − cpu| ≤ max(rtol·max(|gpu|, |cpu|), atol)`.
+
+mod common;
+
+use common::{Rng, assert_close, fresh_gpu, gpu};
+use gradflow::Error;
+use gradflow::cpu::{self, activation::Activation, loss::LossKind, matmul::Layout};
+use gradflow::gpu::GpuContext;
+use gradflow::gpu::kernels::{self, ParamRing, TargetRows};
+use gradflow::gpu::readback::{read, read_f32};
+
+/// Element-wise kernels: f32 rounding of one or two operations (≤ a few ulps, 2⁻²⁴ each)
+/// plus the GPU's exp/log accuracy; 1e-5 relative leaves ~100 ulps.
+const RTOL: f32 = 1e-5;
+
+const SIZES: [usize; 5] = [1, 7, 33, 257, 1007];
+
+fn poison(ctx: &GpuContext, len: usize) -> wgpu::Buffer {
+    ctx.upload("poisoned output", &vec![f32::NAN; len])
+        .expect("allocate")
+}
+
+/// atol for sums of `k` products bounded by `max_term`: the CPU sums in f64 and rounds
+/// once, the GPU accumulates in f32, whose rounding error grows like k·2⁻²⁴·max|term|
+/// (the partial sums random-walk to √k·|term|, and each of k additions rounds them).
+fn sum_atol(k: usize, max_term: f32) -> f32 {
+    4.0 * k as f32 * f32::EPSILON / 2.0 * max_term
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_matmul(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    layout: Layout,
+    m: usize,
+    k: usize,
+    n: usize,
+    gather: bool,
+) {
+    let a_rows_stored = if layout == Layout::TN { k } else { m };
+    let a_row_len = if layout == Layout::TN { m } else { k };
+    // With a gather index, A has extra rows and the batch reads a shuffled subset.
+    let a_src_rows = if gather {
+        a_rows_stored + 5
+    } else {
+        a_rows_stored
+    };
+    let a = rng.vec(a_src_rows * a_row_len, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let lead = 3usize; // index entries before the batch: exercises the offset
+    let idx: Vec<u32> = (0..lead + a_rows_stored)
+        .map(|_| rng.below(a_src_rows as u32))
+        .collect();
+    let mut want = vec![0f32; m * n];
+    let idx_cpu = gather.then(|| &idx[lead..]);
+    cpu::matmul::matmul(layout, m, k, n, &a, idx_cpu, &b, &mut want);
+
+    let mut ring = ParamRing::new(ctx, 4).expect("ring");
+    let (ga, gb, gc) = (
+        ctx.upload("a", &a).expect("a"),
+        ctx.upload("b", &b).expect("b"),
+        poison(ctx, m * n),
+    );
+    let gi = ctx.upload("idx", &idx).expect("idx");
+    let bound =
+        kernels::bind_matmul(ctx, &ring, &ga, gather.then_some(&gi), &gb, &gc).expect("bind");
+    kernels::submit(ctx, &mut ring, |pass, ring| {
+        kernels::matmul(
+            ctx,
+            pass,
+            ring,
+            &bound,
+            layout,
+            (m, k, n),
+            gather.then_some(lead as u32),
+        )
+    })
+    .expect("matmul");
+    let got = read_f32(ctx, &gc, m * n).expect("read");
+    assert_close(
+        &format!("matmul {layout:?} {m}×{k}×{n} gather={gather}"),
+        &got,
+        &want,
+        RTOL,
+        sum_atol(k, 1.0),
+    );
+}
+
+#[test]
+fn matmul_matches_cpu_on_odd_shapes() {
+    let Some(ctx) = gpu("matmul_matches_cpu_on_odd_shapes") else {
+        return;
+    };
+    let mut rng = Rng::new(1);
+    for layout in [Layout::NN, Layout::TN, Layout::NT] {
+        for &s in &SIZES[..4] {
+            check_matmul(&ctx, &mut rng, layout, s, s, s, false);
+            check_matmul(&ctx, &mut rng, layout, s, s + 2, s + 1, true);
+        }
+        // Thin shapes of training: batch × features × outputs, and the gradient reduction.
+        check_matmul(&ctx, &mut rng, layout, 1007, 7, 1, false);
+        check_matmul(&ctx, &mut rng, layout, 7, 1007, 3, true);
+        check_matmul(&ctx, &mut rng, layout, 33, 1, 257, false);
+    }
+}
+
+#[test]
+fn matmul_matches_cpu_1007x1023x1005() {
+    let Some(ctx) = gpu("matmul_matches_cpu_1007x1023x1005") else {
+        return;
+    };
+    let mut rng = Rng::new(2);
+    for layout in [Layout::NN, Layout::TN, Layout::NT] {
+        check_matmul(&ctx, &mut rng, layout, 1007, 1023, 1005, false);
+    }
+    check_matmul(&ctx, &mut rng, Layout::NN, 1007, 1023, 1005, true);
+}
+
+#[test]
+fn bias_add_matches_cpu() {
+    let Some(ctx) = gpu("bias_add_matches_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(3);
+    for (i, &rows) in SIZES.iter().enumerate() {
+        let cols = [1, 7, 33, 3, 10][i];
+        let z = rng.vec(rows * cols, -5.0, 5.0);
+        let bias = rng.vec(cols, -1.0, 1.0);
+        let mut want = z.clone();
+        cpu::bias::bias_add(&mut want, rows, cols, &bias);
+        let mut ring = ParamRing::new(&ctx, 1).expect("ring");
+        let (gz, gb) = (
+            ctx.upload("z", &z).expect("z"),
+            ctx.upload("b", &bias).expect("b"),
+        );
+        let bound = kernels::bind_bias_add(&ctx, &ring, &gz, &gb).expect("bind");
+        kernels::submit(&ctx, &mut ring, |p, r| {
+            kernels::bias_add(&ctx, p, r, &bound, rows, cols)
+        })
+        .expect("bias");
+        let got = read_f32(&ctx, &gz, rows * cols).expect("read");
+        // One f32 addition, correctly rounded on both sides: bit-identical.
+        assert_close(&format!("bias_add {rows}×{cols}"), &got, &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn activations_match_cpu() {
+    let Some(ctx) = gpu("activations_match_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(4);
+    for f in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+        for &len in &SIZES {
+            let mut z = rng.vec(len, -8.0, 8.0);
+            if len > 4 {
+                z[..4].copy_from_slice(&[-100.0, 100.0, 0.0, -0.0]); // saturation, zero
+            }
+            let mut a = vec![0f32; len];
+            cpu::activation::activate(f, &z, &mut a);
+            let mut ring = ParamRing::new(&ctx, 2).expect("ring");
+            let (gz, ga) = (ctx.upload("z", &z).expect("z"), poison(&ctx, len));
+            let fwd = kernels::bind_activation(&ctx, &ring, &gz, &ga).expect("bind");
+            kernels::submit(&ctx, &mut ring, |p, r| {
+                kernels::activate(&ctx, p, r, &fwd, f, len)
+            })
+            .expect("activate");
+            let got = read_f32(&ctx, &ga, len).expect("read");
+            // Saturated sigmoid values near 1e-35 are below any useful scale: atol 1e-30.
+            assert_close(&format!("{} {len}", f.name()), &got, &a, RTOL, 1e-30);
+
+            let g = rng.vec(len, -1.0, 1.0);
+            let mut want = g.clone();
+            cpu::activation::activate_backward(f, &a, &mut want);
+            let (ga_in, gg) = (
+                ctx.upload("a", &a).expect("a"),
+                ctx.upload("g", &g).expect("g"),
+            );
+            let bwd = kernels::bind_activation(&ctx, &ring, &ga_in, &gg).expect("bind");
+            kernels::submit(&ctx, &mut ring, |p, r| {
+                kernels::activate_backward(&ctx, p, r, &bwd, f, len)
+            })
+            .expect("backward");
+            let got = read_f32(&ctx, &gg, len).expect("read");
+            // f′(a) is one or two roundings from the same `a`: within 2 ulps.
+            assert_close(
+                &format!("{} backward {len}", f.name()),
+                &got,
+                &want,
+                4.0 * f32::EPSILON,
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn softmax_matches_cpu() {
+    let Some(ctx) = gpu("softmax_matches_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(5);
+    for (i, &rows) in SIZES.iter().enumerate() {
+        let cols = [1, 7, 33, 2, 10][i];
+        let mut z = rng.vec(rows * cols, -10.0, 10.0);
+        z[0] = 1000.0; // the stable form must not overflow
+        let mut want = vec![0f32; rows * cols];
+        cpu::softmax::softmax_rows(&z, rows, cols, &mut want);
+        let mut ring = ParamRing::new(&ctx, 1).expect("ring");
+        let (gz, go) = (ctx.upload("z", &z).expect("z"), poison(&ctx, rows * cols));
+        let bound = kernels::bind_softmax_rows(&ctx, &ring, &gz, &go).expect("bind");
+        kernels::submit(&ctx, &mut ring, |p, r| {
+            kernels::softmax_rows(&ctx, p, r, &bound, rows, cols)
+        })
+        .expect("softmax");
+        let got = read_f32(&ctx, &go, rows * cols).expect("read");
+        // Probabilities below 1e-30 carry no information at this scale.
+        assert_close(&format!("softmax {rows}×{cols}"), &got, &want, RTOL, 1e-30);
+    }
+}
+
+/// Loss inputs: output `z` (m × cols), targets as u32 words (f32 bits for MSE), CPU δ
+/// and loss.
+fn check_loss(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    kind: LossKind,
+    m: usize,
+    cols: usize,
+    gather: bool,
+) {
+    let n_rows = m + 9; // the dataset: more rows than the batch
+    let z = rng.vec(m * cols, -6.0, 6.0);
+    let lead = 2usize;
+    let idx: Vec<u32> = (0..lead + m).map(|_| rng.below(n_rows as u32)).collect();
+    let start = 4usize; // Range batches start here
+    let rows_cpu: Option<&[u32]> = gather.then(|| &idx[lead..]);
+    let mut want_dz = vec![0f32; m * cols];
+    let (words, want_loss): (Vec<u32>, f64) = match kind {
+        LossKind::Mse => {
+            let y = rng.vec(n_rows * cols, -6.0, 6.0);
+            let ys = if gather { &y[..] } else { &y[start * cols..] };
+            let l = cpu::loss::mse(&z, ys, rows_cpu, m, cols, &mut want_dz);
+            (y.iter().map(|v| v.to_bits()).collect(), l)
+        }
+        LossKind::SigmoidBce | LossKind::SoftmaxCce => {
+            let classes = if kind == LossKind::SigmoidBce {
+                2
+            } else {
+                cols as u32
+            };
+            let labels: Vec<u32> = (0..n_rows).map(|_| rng.below(classes)).collect();
+            let ls = if gather {
+                &labels[..]
+            } else {
+                &labels[start..]
+            };
+            let l = if kind == LossKind::SigmoidBce {
+                cpu::loss::sigmoid_bce(&z, ls, rows_cpu, m, &mut want_dz)
+            } else {
+                cpu::loss::softmax_cce(&z, ls, rows_cpu, m, cols, &mut want_dz)
+            };
+            (labels, l)
+        }
+    };
+    let mut ring = ParamRing::new(ctx, 1).expect("ring");
+    let gz = ctx.upload("z", &z).expect("z");
+    let gt = ctx.upload("targets", &words).expect("t");
+    let gi = ctx.upload("idx", &idx).expect("idx");
+    let gdz = poison(ctx, m * cols);
+    let losses = poison(ctx, 4);
+    let bound = kernels::bind_loss(ctx, &ring, &gz, &gt, Some(&gi), &gdz, &losses).expect("bind");
+    let rows = if gather {
+        TargetRows::Gather(lead as u32)
+    } else {
+        TargetRows::Range(start as u32)
+    };
+    kernels::submit(ctx, &mut ring, |p, r| {
+        kernels::loss(ctx, p, r, &bound, kind, rows, (m, cols), 2)
+    })
+    .expect("loss");
+    let what = format!("{kind:?} {m}×{cols} gather={gather}");
+    let got_dz = read_f32(ctx, &gdz, m * cols).expect("read");
+    // δ = (p − y)/m (or 2(z − y)/m) is a difference of f32 values of size ≤ `scale`: its
+    // rounding error is absolute, a few 2⁻²⁴·scale, then divided by m.
+    let scale = if kind == LossKind::Mse { 12.0 } else { 1.0 };
+    let atol = 4.0 * f32::EPSILON * scale / m as f32;
+    assert_close(&format!("{what} δ"), &got_dz, &want_dz, RTOL, atol);
+    let got_loss = read_f32(ctx, &losses, 4).expect("read");
+    // The loss is a sum of m·cols terms in f32, the CPU's in f64.
+    let atol = sum_atol(m * cols, want_loss.abs() as f32 + 1.0);
+    assert_close(
+        &format!("{what} loss"),
+        &got_loss[2..3],
+        &[want_loss as f32],
+        RTOL,
+        atol,
+    );
+    assert!(
+        got_loss[0].is_nan() && got_loss[3].is_nan(),
+        "{what}: wrote outside its loss slot"
+    );
+}
+
+#[test]
+fn losses_match_cpu() {
+    let Some(ctx) = gpu("losses_match_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(6);
+    for kind in [LossKind::Mse, LossKind::SigmoidBce, LossKind::SoftmaxCce] {
+        for (i, &m) in SIZES.iter().enumerate() {
+            let cols = match kind {
+                LossKind::SigmoidBce => 1,
+                _ => [1, 7, 3, 10, 4][i],
+            };
+            check_loss(&ctx, &mut rng, kind, m, cols, false);
+            check_loss(&ctx, &mut rng, kind, m, cols, true);
+        }
+    }
+}
+
+#[test]
+fn col_sums_match_cpu() {
+    let Some(ctx) = gpu("col_sums_match_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(7);
+    for (i, &rows) in SIZES.iter().enumerate() {
+        for cols in [1, [7, 33, 257, 3, 1007][i]] {
+            let x = rng.vec(rows * cols, -1.0, 1.0);
+            let mut want = vec![0f32; cols];
+            cpu::reduce::col_sums(&x, rows, cols, &mut want);
+            let mut ring = ParamRing::new(&ctx, 1).expect("ring");
+            let (gx, go) = (ctx.upload("x", &x).expect("x"), poison(&ctx, cols));
+            let bound = kernels::bind_col_sums(&ctx, &ring, &gx, &go).expect("bind");
+            kernels::submit(&ctx, &mut ring, |p, r| {
+                kernels::col_sums(&ctx, p, r, &bound, rows, cols)
+            })
+            .expect("col_sums");
+            let got = read_f32(&ctx, &go, cols).expect("read");
+            assert_close(
+                &format!("col_sums {rows}×{cols}"),
+                &got,
+                &want,
+                RTOL,
+                sum_atol(rows, 1.0),
+            );
+        }
+    }
+}
+
+#[test]
+fn sgd_matches_cpu() {
+    let Some(ctx) = gpu("sgd_matches_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(8);
+    for &len in &SIZES {
+        let p = rng.vec(len, -3.0, 3.0);
+        let g = rng.vec(len, -3.0, 3.0);
+        let mut want = p.clone();
+        cpu::update::sgd(&mut want, &g, 0.1);
+        let mut ring = ParamRing::new(&ctx, 1).expect("ring");
+        let (gp, gg) = (
+            ctx.upload("p", &p).expect("p"),
+            ctx.upload("g", &g).expect("g"),
+        );
+        let bound = kernels::bind_sgd(&ctx, &ring, &gp, &gg).expect("bind");
+        kernels::submit(&ctx, &mut ring, |pa, r| {
+            kernels::sgd(&ctx, pa, r, &bound, len, 0.1)
+        })
+        .expect("sgd");
+        let got = read_f32(&ctx, &gp, len).expect("read");
+        // p − lr·g: a fused multiply-add may round once instead of twice (1 ulp).
+        assert_close(&format!("sgd {len}"), &got, &want, 2.0 * f32::EPSILON, 1e-7);
+    }
+}
+
+/// The same matmul and loss dispatched twice give the same bits (fixed-order sums).
+#[test]
+fn repeated_dispatch_is_bit_identical() {
+    let Some(ctx) = gpu("repeated_dispatch_is_bit_identical") else {
+        return;
+    };
+    let mut rng = Rng::new(9);
+    let (m, k, n) = (257, 1007, 33);
+    let a = rng.vec(k * m, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let labels: Vec<u32> = (0..m).map(|_| rng.below(n as u32)).collect();
+    let mut ring = ParamRing::new(&ctx, 4).expect("ring");
+    let (ga, gb) = (
+        ctx.upload("a", &a).expect("a"),
+        ctx.upload("b", &b).expect("b"),
+    );
+    let gl = ctx.upload("labels", &labels).expect("labels");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let gc = poison(&ctx, m * n);
+        let gdz = poison(&ctx, m * n);
+        let losses = poison(&ctx, 1);
+        let mm = kernels::bind_matmul(&ctx, &ring, &ga, None, &gb, &gc).expect("bind");
+        let lo = kernels::bind_loss(&ctx, &ring, &gc, &gl, None, &gdz, &losses).expect("bind");
+        kernels::submit(&ctx, &mut ring, |p, r| {
+            kernels::matmul(&ctx, p, r, &mm, Layout::TN, (m, k, n), None)?;
+            kernels::loss(
+                &ctx,
+                p,
+                r,
+                &lo,
+                LossKind::SoftmaxCce,
+                TargetRows::Range(0),
+                (m, n),
+                0,
+            )
+        })
+        .expect("submit");
+        let c: Vec<u32> = read(&ctx, &gc, m * n).expect("read");
+        let dz: Vec<u32> = read(&ctx, &gdz, m * n).expect("read");
+        let l: Vec<u32> = read(&ctx, &losses, 1).expect("read");
+        runs.push((c, dz, l));
+    }
+    assert!(
+        runs[0] == runs[1],
+        "two identical dispatches gave different bits"
+    );
+}
+
+/// Using every kernel again builds nothing new.
+#[test]
+fn pipeline_cache_fills_once() {
+    let Some(ctx) = fresh_gpu("pipeline_cache_fills_once") else {
+        return;
+    };
+    let run_all = |ctx: &GpuContext| {
+        let mut ring = ParamRing::new(ctx, 16).expect("ring");
+        let x = ctx.upload("x", &[0.5f32; 64]).expect("x");
+        let y = ctx.upload("y", &[0.25f32; 64]).expect("y");
+        let z = ctx.upload("z", &[0.0f32; 64]).expect("z");
+        let l = ctx.upload("labels", &[1u32; 8]).expect("labels");
+        let s = ctx.upload("slots", &[0.0f32; 1]).expect("slots");
+        let mm = kernels::bind_matmul(ctx, &ring, &x, None, &y, &z).expect("bind");
+        let bi = kernels::bind_bias_add(ctx, &ring, &z, &y).expect("bind");
+        let ac = kernels::bind_activation(ctx, &ring, &x, &z).expect("bind");
+        let sm = kernels::bind_softmax_rows(ctx, &ring, &x, &z).expect("bind");
+        let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s).expect("bind");
+        let cs = kernels::bind_col_sums(ctx, &ring, &x, &z).expect("bind");
+        let sg = kernels::bind_sgd(ctx, &ring, &z, &y).expect("bind");
+        kernels::submit(ctx, &mut ring, |p, r| {
+            for layout in [Layout::NN, Layout::TN, Layout::NT] {
+                kernels::matmul(ctx, p, r, &mm, layout, (8, 8, 8), None)?;
+            }
+            kernels::bias_add(ctx, p, r, &bi, 8, 8)?;
+            kernels::activate(ctx, p, r, &ac, Activation::Tanh, 64)?;
+            kernels::activate_backward(ctx, p, r, &ac, Activation::Tanh, 64)?;
+            kernels::softmax_rows(ctx, p, r, &sm, 8, 8)?;
+            kernels::loss(
+                ctx,
+                p,
+                r,
+                &lo,
+                LossKind::SoftmaxCce,
+                TargetRows::Range(0),
+                (8, 8),
+                0,
+            )?;
+            kernels::col_sums(ctx, p, r, &cs, 8, 8)?;
+            kernels::sgd(ctx, p, r, &sg, 64, 0.1)
+        })
+        .expect("submit");
+        read_f32(ctx, &z, 64).expect("read");
+    };
+    run_all(&ctx);
+    let first = ctx.pipelines().counts();
+    assert_eq!(first.pipelines, 10, "{first:?}");
+    assert_eq!(first.modules, 7, "{first:?}");
+    for _ in 0..3 {
+        run_all(&ctx);
+    }
+    assert_eq!(ctx.pipelines().counts(), first, "the cache grew on reuse");
+}
+
+/// Shapes beyond a device limit are refused with an `Error` before any GPU call.
+#[test]
+fn shapes_beyond_device_limits_are_errors() {
+    let Some(ctx) = gpu("shapes_beyond_device_limits_are_errors") else {
+        return;
+    };
+    let limits = *ctx.limits();
+    let too_long = (limits.max_storage_buffer_binding_size / 4 + 1) as usize;
+    assert!(matches!(
+        ctx.storage("too big", too_long),
+        Err(Error::DeviceLimit { .. })
+    ));
+    let mut ring = ParamRing::new(&ctx, 2).expect("ring");
+    let x = ctx.upload("x", &[1.0f32; 16]).expect("x");
+    let mm = kernels::bind_matmul(&ctx, &ring, &x, None, &x, &x).expect("bind");
+    let rows = (limits.max_compute_workgroups_per_dimension as usize + 1) * 16;
+    let err = kernels::submit(&ctx, &mut ring, |p, r| {
+        kernels::matmul(&ctx, p, r, &mm, Layout::NN, (rows, 1, 1), None)
+    })
+    .expect_err("a grid beyond the limit");
+    assert!(matches!(err, Error::DeviceLimit { .. }), "{err}");
+    // A shape that fits the grid but not the bound buffers is a shape error, not UB.
+    let err = kernels::submit(&ctx, &mut ring, |p, r| {
+        kernels::matmul(&ctx, p, r, &mm, Layout::NN, (8, 8, 8), None)
+    })
+    .expect_err("buffers too short");
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+}
