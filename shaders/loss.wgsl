@@ -13,6 +13,20 @@
 // The batch loss is reduced on the device by ONE workgroup: invocation t handles rows
 // t, t + WG, … in order, then a fixed tree reduction; the mean lands in losses[slot].
 // No atomics, so the loss repeats bit for bit.
+//
+// Halting (the twin of the trainer's session rule). With `halt_mode` ≠ 0 the reducing
+// invocation also decides, before this step's update runs, whether training stops here:
+// on a non-finite loss (mode 1 and 2) or, in mode 2, on seed 000's rule
+// |loss − previous loss| < tol. It then sets halt[0] = 1 and halt[1] = slot; the update
+// kernels read halt[0] and leave the parameters alone from then on, so the device keeps
+// exactly the parameters of the halting step however late the host reads the flag.
+//
+// | halt[i] | meaning |
+// |---|---|
+// | 0 | 1 once halted |
+// | 1 | the loss slot of the halting step |
+// | 2 | previous loss (f32 bits) |
+// | 3 | 1 once a previous loss exists |
 
 struct Params {
     m: u32,
@@ -20,9 +34,9 @@ struct Params {
     use_idx: u32,
     idx_off: u32,
     slot: u32,
+    halt_mode: u32,
+    tol: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -33,6 +47,7 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(4) var<storage, read> idx: array<u32>;
 @group(0) @binding(5) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(6) var<storage, read_write> halt: array<u32>;
 
 var<workgroup> part: array<f32, WG>;
 
@@ -62,7 +77,20 @@ fn finish(t: u32, acc: f32) {
         workgroupBarrier();
     }
     if (t == 0u) {
-        losses[P.slot] = part[0] / f32(P.m);
+        let loss = part[0] / f32(P.m);
+        losses[P.slot] = loss;
+        if (P.halt_mode != 0u && halt[0] == 0u) {
+            let bits = bitcast<u32>(loss);
+            // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
+            let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
+            let converged = P.halt_mode == 2u && halt[3] == 1u && abs(loss - bitcast<f32>(halt[2])) < P.tol;
+            if (non_finite || converged) {
+                halt[0] = 1u;
+                halt[1] = P.slot;
+            }
+            halt[2] = bits;
+            halt[3] = 1u;
+        }
     }
 }
 

@@ -160,6 +160,28 @@ pub enum Error {
         /// What the device allows.
         limit: u64,
     },
+
+    /// Verify mode: a GPU tensor differs from its CPU twin beyond the tolerance.
+    #[error(
+        "verify: step {step}, tensor {tensor}, element {index}: GPU {gpu} vs CPU {cpu} \
+         differs by more than max(rtol {rtol:e} · magnitude, atol {atol:e})"
+    )]
+    VerifyMismatch {
+        /// Global step (0-based).
+        step: u64,
+        /// Tensor name (`loss`, `grad W1`, `W1`, …).
+        tensor: String,
+        /// First element out of tolerance.
+        index: usize,
+        /// GPU value.
+        gpu: f64,
+        /// CPU value.
+        cpu: f64,
+        /// Relative tolerance.
+        rtol: f64,
+        /// Absolute tolerance.
+        atol: f64,
+    },
 }
 
 impl Error {

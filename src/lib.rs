@@ -39,7 +39,7 @@ pub mod program;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use train::{Report, StopReason, TrainConfig, Trainer};
+pub use train::{Backend, Deviation, Report, StopReason, TrainConfig, Trainer, Verify};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

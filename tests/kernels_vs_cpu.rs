@@ -10,7 +10,7 @@ use common::{Rng, assert_close, fresh_gpu, gpu};
 use gradflow::Error;
 use gradflow::cpu::{self, activation::Activation, loss::LossKind, matmul::Layout};
 use gradflow::gpu::GpuContext;
-use gradflow::gpu::kernels::{self, ParamRing, TargetRows};
+use gradflow::gpu::kernels::{self, Halting, ParamRing, TargetRows};
 use gradflow::gpu::readback::{read, read_f32};
 
 /// Element-wise kernels: f32 rounding of one or two operations (≤ a few ulps, 2⁻²⁴ each)
@@ -273,14 +273,15 @@ fn check_loss(
     let gi = ctx.upload("idx", &idx).expect("idx");
     let gdz = poison(ctx, m * cols);
     let losses = poison(ctx, 4);
-    let bound = kernels::bind_loss(ctx, &ring, &gz, &gt, Some(&gi), &gdz, &losses).expect("bind");
+    let bound =
+        kernels::bind_loss(ctx, &ring, &gz, &gt, Some(&gi), &gdz, &losses, None).expect("bind");
     let rows = if gather {
         TargetRows::Gather(lead as u32)
     } else {
         TargetRows::Range(start as u32)
     };
     kernels::submit(ctx, &mut ring, |p, r| {
-        kernels::loss(ctx, p, r, &bound, kind, rows, (m, cols), 2)
+        kernels::loss(ctx, p, r, &bound, kind, rows, (m, cols), 2, Halting::Off)
     })
     .expect("loss");
     let what = format!("{kind:?} {m}×{cols} gather={gather}");
@@ -370,7 +371,7 @@ fn sgd_matches_cpu() {
             ctx.upload("p", &p).expect("p"),
             ctx.upload("g", &g).expect("g"),
         );
-        let bound = kernels::bind_sgd(&ctx, &ring, &gp, &gg).expect("bind");
+        let bound = kernels::bind_sgd(&ctx, &ring, &gp, &gg, None).expect("bind");
         kernels::submit(&ctx, &mut ring, |pa, r| {
             kernels::sgd(&ctx, pa, r, &bound, len, 0.1)
         })
@@ -404,7 +405,8 @@ fn repeated_dispatch_is_bit_identical() {
         let gdz = poison(&ctx, m * n);
         let losses = poison(&ctx, 1);
         let mm = kernels::bind_matmul(&ctx, &ring, &ga, None, &gb, &gc).expect("bind");
-        let lo = kernels::bind_loss(&ctx, &ring, &gc, &gl, None, &gdz, &losses).expect("bind");
+        let lo =
+            kernels::bind_loss(&ctx, &ring, &gc, &gl, None, &gdz, &losses, None).expect("bind");
         kernels::submit(&ctx, &mut ring, |p, r| {
             kernels::matmul(&ctx, p, r, &mm, Layout::TN, (m, k, n), None)?;
             kernels::loss(
@@ -416,6 +418,7 @@ fn repeated_dispatch_is_bit_identical() {
                 TargetRows::Range(0),
                 (m, n),
                 0,
+                Halting::Off,
             )
         })
         .expect("submit");
@@ -447,9 +450,9 @@ fn pipeline_cache_fills_once() {
         let bi = kernels::bind_bias_add(ctx, &ring, &z, &y).expect("bind");
         let ac = kernels::bind_activation(ctx, &ring, &x, &z).expect("bind");
         let sm = kernels::bind_softmax_rows(ctx, &ring, &x, &z).expect("bind");
-        let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s).expect("bind");
+        let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s, None).expect("bind");
         let cs = kernels::bind_col_sums(ctx, &ring, &x, &z).expect("bind");
-        let sg = kernels::bind_sgd(ctx, &ring, &z, &y).expect("bind");
+        let sg = kernels::bind_sgd(ctx, &ring, &z, &y, None).expect("bind");
         kernels::submit(ctx, &mut ring, |p, r| {
             for layout in [Layout::NN, Layout::TN, Layout::NT] {
                 kernels::matmul(ctx, p, r, &mm, layout, (8, 8, 8), None)?;
@@ -467,6 +470,7 @@ fn pipeline_cache_fills_once() {
                 TargetRows::Range(0),
                 (8, 8),
                 0,
+                Halting::Off,
             )?;
             kernels::col_sums(ctx, p, r, &cs, 8, 8)?;
             kernels::sgd(ctx, p, r, &sg, 64, 0.1)

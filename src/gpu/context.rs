@@ -44,6 +44,7 @@ struct Inner {
     pipelines: Pipelines,
     /// A 4-byte storage buffer bound where a kernel's optional input is absent.
     dummy: wgpu::Buffer,
+    scratch: wgpu::Buffer,
     /// The first error that no error scope caught, reported by [`GpuContext::check`].
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -147,6 +148,15 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        // A writable stand-in must be a different buffer from `dummy`: one dispatch may bind
+        // both (an absent index, read-only, and an absent halt flag, read-write), and a
+        // buffer cannot be read-only and read-write in the same dispatch.
+        let scratch = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused optional output"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         let pipelines = Pipelines::new(device.clone());
         Ok(GpuContext {
             inner: Arc::new(Inner {
@@ -156,6 +166,7 @@ impl GpuContext {
                 limits,
                 pipelines,
                 dummy,
+                scratch,
                 uncaptured,
             }),
         })
@@ -188,6 +199,11 @@ impl GpuContext {
 
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.inner.dummy
+    }
+
+    /// A small writable buffer for an absent optional output (never read back).
+    pub(crate) fn scratch(&self) -> &wgpu::Buffer {
+        &self.inner.scratch
     }
 
     /// Checks that a binding of `bytes` fits the device.
@@ -284,4 +300,16 @@ impl GpuContext {
                 .write_buffer(buf, 0, bytemuck::cast_slice(data));
         }
     }
+}
+
+/// The process-wide context that training uses unless given one: opened on first use
+/// (adapter choice as [`GpuContext::new`]) and shared by every fit, so that device,
+/// pipelines and shader modules are built once per process, not once per fit.
+///
+/// # Errors
+/// The error of the first attempt, every time ([`Error::NoAdapter`] on a machine
+/// without one): the adapter set does not change while the process runs.
+pub fn shared() -> Result<GpuContext> {
+    static SHARED: std::sync::OnceLock<Result<GpuContext>> = std::sync::OnceLock::new();
+    SHARED.get_or_init(GpuContext::new).clone()
 }

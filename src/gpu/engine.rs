@@ -16,11 +16,16 @@
 //! | forward ops | features (gathered) → `output` |
 //! | fused loss | `output`, targets (gathered) → `delta`, loss slot s |
 //! | backward ops | `delta` → every gradient |
-//! | SGD, one per parameter | `θ −= lr · ∂L/∂θ` |
+//! | SGD, one per parameter | `θ −= lr · ∂L/∂θ`, skipped once the halt flag is set |
 //!
 //! Steps accumulate in one encoder and are submitted together, every
 //! [`GpuEngineOptions::steps_per_submit`] steps or at [`GpuEngine::flush`]. The losses are
 //! read back only when asked ([`GpuEngine::read_losses`]), normally once per epoch.
+//!
+//! **Halting on the device.** The loss kernel sets a halt flag when a loss is non-finite
+//! or, with [`GpuEngineOptions::tol`], when seed 000's rule fires; the updates then stop,
+//! so the parameters stay those of the halting step even though the host only reads the
+//! flag at the next sync ([`GpuEngine::halted_at`]).
 //!
 //! **Upload hazard.** Queued writes (`set_order`, `set_params`) land before the *next*
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
@@ -32,18 +37,21 @@ use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
 
 use super::context::GpuContext;
-use super::kernels::{self, Bound, ParamRing, TargetRows};
+use super::kernels::{self, Bound, Halting, ParamRing, TargetRows};
 use super::pipelines::Kernel;
 use super::readback;
 
 /// Knobs of a [`GpuEngine`]; the defaults suit training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GpuEngineOptions {
     /// Steps recorded before a submission (bounds the parameter ring).
     pub steps_per_submit: usize,
     /// Loss slots: the steps whose losses can wait on the device before a readback
     /// (`None`: one epoch's batches, ⌈n / cap⌉).
     pub loss_slots: Option<usize>,
+    /// Seed 000's stopping rule, decided on the device: halt when
+    /// |loss − previous loss| < tol. A non-finite loss always halts.
+    pub tol: Option<f32>,
 }
 
 impl Default for GpuEngineOptions {
@@ -51,6 +59,7 @@ impl Default for GpuEngineOptions {
         GpuEngineOptions {
             steps_per_submit: 32,
             loss_slots: None,
+            tol: None,
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct GpuEngine {
     order_len: usize,
     losses: wgpu::Buffer,
     loss_slots: usize,
+    halt: wgpu::Buffer,
+    halting: Halting,
     ring: ParamRing,
     ops: Vec<BoundOp>,
     pending: Vec<wgpu::CommandBuffer>,
@@ -186,6 +197,7 @@ impl GpuEngine {
         let order = ctx.storage("epoch order", n)?;
         let loss_slots = options.loss_slots.unwrap_or(n.div_ceil(cap)).max(1);
         let losses = ctx.storage("losses", loss_slots)?;
+        let halt = ctx.upload("halt flag", &[0u32; 4])?;
         let ops_per_step =
             program.forward.len() + 1 + program.backward.len() + program.params.len();
         let ring = ParamRing::new(ctx, ops_per_step * options.steps_per_submit)?;
@@ -246,6 +258,7 @@ impl GpuEngine {
             Some(&order),
             buf(program.delta),
             &losses,
+            Some(&halt),
         )?;
         ctx.pipelines().get(Kernel::Loss(program.loss));
         ops.insert(
@@ -256,7 +269,7 @@ impl GpuEngine {
             },
         );
         for (i, d) in program.params.iter().enumerate() {
-            let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad))?;
+            let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad), Some(&halt))?;
             ops.push(BoundOp {
                 op: OpKind::Sgd(i),
                 bound,
@@ -274,6 +287,8 @@ impl GpuEngine {
             order_len: 0,
             losses,
             loss_slots,
+            halt,
+            halting: options.tol.map_or(Halting::NonFinite, Halting::Tolerance),
             ring,
             ops,
             pending: Vec::new(),
@@ -285,6 +300,11 @@ impl GpuEngine {
     /// The program being run.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// Rows n of the resident dataset.
+    pub fn rows(&self) -> usize {
+        self.n
     }
 
     /// Batch capacity.
@@ -427,7 +447,7 @@ impl GpuEngine {
                 &self.program,
                 (start, len),
                 lr as f32,
-                loss_slot,
+                (loss_slot, self.halting),
             )
         };
         if let Err(e) = recorded {
@@ -476,6 +496,18 @@ impl GpuEngine {
         self.flush()?;
         readback::read_f32(&self.ctx, &self.losses, count)
     }
+
+    /// The loss slot of the step that halted training (non-finite loss, or the tol rule),
+    /// or `None` while training runs (waits for pending steps). Once halted, no update
+    /// runs: the parameters are those the halting step saw.
+    ///
+    /// # Errors
+    /// [`Error::Device`].
+    pub fn halted_at(&mut self) -> Result<Option<usize>> {
+        self.flush()?;
+        let h = readback::read::<u32>(&self.ctx, &self.halt, 2)?;
+        Ok((h[0] != 0).then_some(h[1] as usize))
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // one step's context, passed apart to split borrows
@@ -487,7 +519,7 @@ fn record_step(
     program: &Program,
     (start, m): (usize, usize),
     lr: f32,
-    slot: usize,
+    (slot, halting): (usize, Halting),
 ) -> Result<()> {
     let start32 =
         u32::try_from(start).map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
@@ -533,6 +565,7 @@ fn record_step(
                 TargetRows::Gather(start32),
                 (m, program.out_cols),
                 slot as u32,
+                halting,
             )?,
             OpKind::Sgd(i) => {
                 let d = &program.params[*i];

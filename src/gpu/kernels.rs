@@ -210,7 +210,8 @@ pub fn bind_softmax_rows(
 }
 
 /// Binds a fused loss: output `z`, `targets` (f32 values or u32 labels), the gradient
-/// `dz`, the optional gather index of the target rows and the `losses` slots.
+/// `dz`, the optional gather index of the target rows, the `losses` slots and the optional
+/// halt flag (4 × u32, see `shaders/loss.wgsl`) that training uses.
 ///
 /// # Errors
 /// As [`bind_matmul`].
@@ -222,12 +223,20 @@ pub fn bind_loss(
     rows: Option<&wgpu::Buffer>,
     dz: &wgpu::Buffer,
     losses: &wgpu::Buffer,
+    halt: Option<&wgpu::Buffer>,
 ) -> Result<Bound> {
     bind(
         ctx,
         ring,
         Family::Loss,
-        &[z, targets, dz, rows.unwrap_or(ctx.dummy()), losses],
+        &[
+            z,
+            targets,
+            dz,
+            rows.unwrap_or(ctx.dummy()),
+            losses,
+            halt.unwrap_or(ctx.scratch()),
+        ],
     )
 }
 
@@ -244,7 +253,7 @@ pub fn bind_col_sums(
     bind(ctx, ring, Family::Reduce, &[x, out])
 }
 
-/// Binds an update of `param` from `grad`.
+/// Binds an update of `param` from `grad`, skipped once the optional `halt` flag is set.
 ///
 /// # Errors
 /// As [`bind_matmul`].
@@ -253,8 +262,14 @@ pub fn bind_sgd(
     ring: &ParamRing,
     param: &wgpu::Buffer,
     grad: &wgpu::Buffer,
+    halt: Option<&wgpu::Buffer>,
 ) -> Result<Bound> {
-    bind(ctx, ring, Family::Update, &[param, grad])
+    bind(
+        ctx,
+        ring,
+        Family::Update,
+        &[param, grad, halt.unwrap_or(ctx.dummy())],
+    )
 }
 
 #[repr(C)]
@@ -284,7 +299,20 @@ struct LossParams {
     use_idx: u32,
     idx_off: u32,
     slot: u32,
-    pad: [u32; 3],
+    halt_mode: u32,
+    tol: f32,
+    pad: u32,
+}
+
+/// Whether a loss dispatch decides to halt training (see `shaders/loss.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Halting {
+    /// Never (kernel tests; the halt binding may be absent).
+    Off,
+    /// On a non-finite loss.
+    NonFinite,
+    /// On a non-finite loss or when |loss − previous| < tol (seed 000's rule).
+    Tolerance(f32),
 }
 
 #[repr(C)]
@@ -553,7 +581,7 @@ pub enum TargetRows {
 ///
 /// # Errors
 /// As [`matmul`]; [`Error::InvalidParameter`] for `m = 0`.
-#[allow(clippy::too_many_arguments)] // the CPU twin's arguments plus the loss slot
+#[allow(clippy::too_many_arguments)] // the CPU twin's arguments plus the loss slot and halting
 pub fn loss(
     ctx: &GpuContext,
     pass: &mut wgpu::ComputePass<'_>,
@@ -563,6 +591,7 @@ pub fn loss(
     rows: TargetRows,
     (m, cols): (usize, usize),
     slot: u32,
+    halting: Halting,
 ) -> Result<()> {
     check_family(bound, Family::Loss)?;
     if m == 0 {
@@ -598,8 +627,21 @@ pub fn loss(
         use_idx,
         idx_off,
         slot,
-        pad: [0; 3],
+        halt_mode: match halting {
+            Halting::Off => 0,
+            Halting::NonFinite => 1,
+            Halting::Tolerance(_) => 2,
+        },
+        tol: if let Halting::Tolerance(t) = halting {
+            t
+        } else {
+            0.0
+        },
+        pad: 0,
     };
+    if halting != Halting::Off {
+        check_len(bound, 5, "loss halt flag", 4)?;
+    }
     dispatch(ctx, pass, ring, Kernel::Loss(kind), bound, &params, (1, 1))
 }
 

@@ -58,9 +58,10 @@ impl Family {
     pub(crate) fn storage(self) -> &'static [bool] {
         match self {
             Family::Matmul => &[false, false, true, false],
-            Family::Bias | Family::Update => &[true, false],
+            Family::Bias => &[true, false],
+            Family::Update => &[true, false, false],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
-            Family::Loss => &[false, false, true, false, true],
+            Family::Loss => &[false, false, true, false, true, true],
         }
     }
 }

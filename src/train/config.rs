@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// | `drop_last` | false | drop the last partial batch (the seeds' loop does; PyTorch does not by default) |
 /// | `tol` | None | seed 000's rule: stop when \|loss − previous batch loss\| < tol |
 /// | `record_steps` | false | keep every batch loss in the report, not only epoch means |
+/// | `backend` | `Cpu` | where to train: `Cpu`, `Gpu`, or `Auto` (GPU when an adapter exists) |
+/// | `loss_every` | None | read the loss back every k steps (None: once per epoch) |
+/// | `verify` | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
 ///
 /// # Example
 /// ```
@@ -42,6 +45,66 @@ pub struct TrainConfig {
     pub tol: Option<f64>,
     /// Record every batch loss.
     pub record_steps: bool,
+    /// Where to train.
+    pub backend: Backend,
+    /// Read the loss back every k steps (None: once per epoch). Only the GPU waits for
+    /// it; smaller k means more synchronisation, not different results.
+    pub loss_every: Option<usize>,
+    /// Verify mode (GPU only).
+    pub verify: Option<Verify>,
+}
+
+/// Where a fit runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The CPU reference kernels.
+    #[default]
+    Cpu,
+    /// The GPU (wgpu); an error when no adapter exists.
+    Gpu,
+    /// The GPU when an adapter exists and the dataset fits it, else the CPU, with a
+    /// one-line notice on standard error saying so.
+    Auto,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            "auto" => Ok(Backend::Auto),
+            _ => Err(Error::param("backend", s, "must be cpu, gpu or auto")),
+        }
+    }
+}
+
+/// Verify mode: every `every`-th GPU step is rerun by the CPU reference kernels from the
+/// same parameters, and the loss, every gradient and every updated parameter are compared
+/// with `|gpu − cpu| ≤ max(rtol · max(|gpu|, |cpu|), atol)`. The largest deviations per
+/// tensor go into [`Report::verify`](super::Report::verify); a deviation past the
+/// tolerance stops training with [`Error::VerifyMismatch`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verify {
+    /// Check every k-th step (1: every step).
+    pub every: usize,
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance, for values near zero.
+    pub atol: f64,
+}
+
+impl Default for Verify {
+    /// Every step, rtol 1e-4, atol 1e-6: f32 sums of a few hundred terms in another order
+    /// differ by ~1e-6 relative, so these leave a 100× margin and still catch a wrong
+    /// index or a missed element (which is off by O(1)).
+    fn default() -> Self {
+        Verify {
+            every: 1,
+            rtol: 1e-4,
+            atol: 1e-6,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -55,6 +118,9 @@ impl Default for TrainConfig {
             drop_last: false,
             tol: None,
             record_steps: false,
+            backend: Backend::Cpu,
+            loss_every: None,
+            verify: None,
         }
     }
 }
@@ -101,6 +167,22 @@ impl TrainConfig {
         self
     }
 
+    /// Sets `backend`.
+    pub fn backend(mut self, v: Backend) -> Self {
+        self.backend = v;
+        self
+    }
+    /// Sets `loss_every`.
+    pub fn loss_every(mut self, k: usize) -> Self {
+        self.loss_every = Some(k);
+        self
+    }
+    /// Sets `verify`.
+    pub fn verify(mut self, v: Verify) -> Self {
+        self.verify = Some(v);
+        self
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -122,6 +204,28 @@ impl TrainConfig {
         if let Some(tol) = self.tol {
             if !(tol.is_finite() && tol >= 0.0) {
                 return Err(Error::param("tol", tol, "must be finite and ≥ 0"));
+            }
+        }
+        if self.loss_every == Some(0) {
+            return Err(Error::param("loss_every", 0, "must be ≥ 1"));
+        }
+        if let Some(v) = self.verify {
+            if v.every == 0 {
+                return Err(Error::param("verify.every", 0, "must be ≥ 1"));
+            }
+            if !(v.rtol.is_finite() && v.rtol >= 0.0 && v.atol.is_finite() && v.atol >= 0.0) {
+                return Err(Error::param(
+                    "verify tolerance",
+                    format!("rtol {} atol {}", v.rtol, v.atol),
+                    "must be finite and ≥ 0",
+                ));
+            }
+            if self.backend == Backend::Cpu {
+                return Err(Error::param(
+                    "verify",
+                    "with backend cpu",
+                    "needs backend gpu or auto (it checks GPU steps against the CPU)",
+                ));
             }
         }
         Ok(())

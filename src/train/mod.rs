@@ -1,10 +1,11 @@
 //! Training: configuration, the trainer loop and its report.
 
 mod config;
+mod gpu_session;
 mod report;
 mod session;
 mod trainer;
 
-pub use config::TrainConfig;
-pub use report::{Report, StopReason};
+pub use config::{Backend, TrainConfig, Verify};
+pub use report::{Deviation, Report, StopReason};
 pub use trainer::Trainer;

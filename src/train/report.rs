@@ -35,6 +35,21 @@ pub struct Report {
     pub stop: StopReason,
     /// Wall time of the training loop (set-up included, data generation not).
     pub wall: Duration,
+    /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
+    pub verify: Vec<Deviation>,
+}
+
+/// The largest deviation of one tensor between the GPU and its CPU twin in verify mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deviation {
+    /// `loss`, `grad W`, `W`, …
+    pub tensor: String,
+    /// Largest `|gpu − cpu|`.
+    pub max_abs: f64,
+    /// Largest `|gpu − cpu| / max(|gpu|, |cpu|)`.
+    pub max_rel: f64,
+    /// Steps compared.
+    pub checks: u64,
 }
 
 impl Report {

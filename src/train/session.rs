@@ -52,6 +52,10 @@ pub(crate) trait Session {
     fn sync(&mut self) -> Result<Synced>;
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
+    /// Verify mode's deviations so far (none for sessions that do not verify).
+    fn deviations(&self) -> Vec<super::Deviation> {
+        Vec::new()
+    }
 }
 
 /// The seed's rule and the divergence check, shared by every session.
@@ -70,8 +74,12 @@ impl HaltRule {
     }
 
     /// Checks a step's loss; `Some` means: do not update, stop.
+    ///
+    /// Training runs in f32, so a loss beyond f32's range counts as non-finite even when
+    /// the reference kernels, which sum in f64, could still represent it: CPU and GPU then
+    /// halt on the same condition.
     pub fn check(&mut self, loss: f64) -> Option<Halt> {
-        if !loss.is_finite() {
+        if !(loss as f32).is_finite() {
             return Some(Halt::NonFinite { loss });
         }
         let delta = (loss - self.previous).abs();

@@ -2,12 +2,15 @@
 
 use std::time::Instant;
 
-use super::session::{CpuSession, Halt, Session};
-use super::{Report, StopReason, TrainConfig};
+use super::gpu_session::GpuSession;
+use super::session::{CpuSession, Halt, Session, Synced};
+use super::{Backend, Report, StopReason, TrainConfig};
 use crate::data::{Dataset, epoch_plan};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
+use crate::gpu::{self, GpuContext};
 use crate::model::{Fitted, Model, init_params};
+use crate::program::Program;
 
 /// Runs gradient descent on a model. Built from a [`TrainConfig`], which is validated
 /// once here, so a `Trainer` that exists is always valid.
@@ -52,30 +55,72 @@ impl Trainer {
     /// [`Error::TargetMismatch`] when the data do not suit the model; [`Error::InvalidParameter`]
     /// for a bad model setting (hidden width 0, a constant MLP init); [`Error::Diverged`] when
     /// the loss becomes NaN or infinite; the model then holds the last finite parameters
-    /// (those of the step whose loss was non-finite: its update is never applied).
+    /// (those of the step whose loss was non-finite, whose update is never applied, when
+    /// they are finite; otherwise those at the end of the last complete epoch).
+    /// With [`Backend::Gpu`]: [`Error::NoAdapter`], [`Error::DeviceLimit`] for a dataset
+    /// beyond one storage binding, [`Error::Device`]; in verify mode [`Error::VerifyMismatch`].
     pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &Dataset) -> Result<Report> {
         let started = Instant::now();
         let spec = model.spec_for(data)?;
         let init = init_params(&spec, model.init(), self.config.seed)?;
-        let cap = self.config.batch_size.min(data.n());
+        let mut session = self.session(spec.program(), data, &init)?;
+        let mut snapshot = init;
+        let (mut report, ended) = self.run(
+            session.as_mut(),
+            model.name(),
+            data.n(),
+            started,
+            &mut snapshot,
+        )?;
+        // Stored whether or not the fit ended in an error. A halted session holds the
+        // parameters of its last applied update; after a divergence those may already be
+        // infinite, and then the last epoch's finite snapshot is kept instead.
+        let params = session.params()?;
+        let params = if all_finite(&params) {
+            params
+        } else {
+            snapshot
+        };
+        model.set_fitted(Fitted { spec, params });
+        report.verify = session.deviations();
+        report.wall = started.elapsed();
+        ended.map(|()| report)
+    }
+
+    /// The session for the configured backend, with the initial parameters loaded.
+    fn session<'a>(
+        &self,
+        program: Program,
+        data: &'a Dataset,
+        init: &[Vec<f32>],
+    ) -> Result<Box<dyn Session + 'a>> {
+        let cfg = &self.config;
+        let cap = cfg.batch_size.min(data.n());
+        let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
+            let mut s = GpuSession::new(ctx, program, data, cap, cfg.tol, cfg.verify)?;
+            s.set_params(init)?;
+            Ok(Box::new(s))
+        };
+        match cfg.backend {
+            Backend::Gpu => return gpu(&gpu::shared()?, program),
+            Backend::Auto => match gpu::shared().and_then(|ctx| gpu(&ctx, program.clone())) {
+                Ok(session) => return Ok(session),
+                Err(e @ (Error::NoAdapter { .. } | Error::DeviceLimit { .. })) => {
+                    eprintln!("gradflow: training on the CPU: {e}");
+                }
+                Err(e) => return Err(e),
+            },
+            Backend::Cpu => {}
+        }
         let mut engine = CpuEngine::<f32>::new(
-            spec.program(),
+            program,
             data.features(),
             data.p(),
             Some(data.targets()),
             cap,
         );
-        engine.set_params(&init)?;
-        let mut session = CpuSession::new(engine, self.config.tol);
-        let (mut report, ended) = self.run(&mut session, model.name(), data.n(), started)?;
-        // Stored whether or not the fit ended in an error: a halted session holds the
-        // parameters of its last applied update.
-        model.set_fitted(Fitted {
-            spec,
-            params: session.params()?,
-        });
-        report.wall = started.elapsed();
-        ended.map(|()| report)
+        engine.set_params(init)?;
+        Ok(Box::new(CpuSession::new(engine, cfg.tol)))
     }
 
     /// The epoch loop over any session. Returns the report and, separately, the error that
@@ -86,6 +131,7 @@ impl Trainer {
         model: &'static str,
         n: usize,
         started: Instant,
+        snapshot: &mut Vec<Vec<f32>>,
     ) -> Result<(Report, Result<()>)> {
         let cfg = &self.config;
         let mut report = Report {
@@ -97,6 +143,7 @@ impl Trainer {
             samples: 0,
             stop: StopReason::MaxEpochs,
             wall: started.elapsed(),
+            verify: Vec::new(),
         };
         for epoch in 0..cfg.epochs {
             let plan = epoch_plan(
@@ -109,10 +156,17 @@ impl Trainer {
             )?;
             session.begin_epoch(plan.order())?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
+            let mut synced = Synced::default();
             for batch in plan.batches() {
                 session.step(batch, cfg.learning_rate)?;
+                let every = cfg.loss_every.unwrap_or(usize::MAX);
+                if (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len() {
+                    if absorb(&mut synced, session.sync()?) {
+                        break;
+                    }
+                }
             }
-            let synced = session.sync()?;
+            absorb(&mut synced, session.sync()?);
             let ran = synced.halt.map_or(synced.losses.len(), |(i, _)| i);
             let (mut loss_sum, mut rows) = (0f64, 0usize);
             for (&loss, &len) in synced.losses.iter().zip(&sizes).take(ran) {
@@ -128,7 +182,13 @@ impl Trainer {
                 report.epoch_losses.push(loss_sum / rows as f64);
             }
             match synced.halt {
-                None => {}
+                None => {
+                    // One small readback per epoch: the fallback if a later step diverges.
+                    let params = session.params()?;
+                    if all_finite(&params) {
+                        *snapshot = params;
+                    }
+                }
                 Some((_, Halt::Tolerance { delta })) => {
                     report.stop = StopReason::Tolerance {
                         step: report.steps,
@@ -149,4 +209,17 @@ impl Trainer {
         }
         Ok((report, Ok(())))
     }
+}
+
+fn all_finite(params: &[Vec<f32>]) -> bool {
+    params.iter().flatten().all(|v| v.is_finite())
+}
+
+/// Appends a sync's losses to the epoch's; `true` once the session has halted.
+fn absorb(epoch: &mut Synced, next: Synced) -> bool {
+    if let Some((i, halt)) = next.halt {
+        epoch.halt.get_or_insert((epoch.losses.len() + i, halt));
+    }
+    epoch.losses.extend(next.losses);
+    epoch.halt.is_some()
 }
