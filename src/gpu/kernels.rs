@@ -215,6 +215,7 @@ pub fn bind_softmax_rows(
 ///
 /// # Errors
 /// As [`bind_matmul`].
+#[allow(clippy::too_many_arguments)] // one buffer per binding of the kernel
 pub fn bind_loss(
     ctx: &GpuContext,
     ring: &ParamRing,

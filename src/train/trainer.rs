@@ -160,10 +160,9 @@ impl Trainer {
             for batch in plan.batches() {
                 session.step(batch, cfg.learning_rate)?;
                 let every = cfg.loss_every.unwrap_or(usize::MAX);
-                if (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len() {
-                    if absorb(&mut synced, session.sync()?) {
-                        break;
-                    }
+                let due = (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len();
+                if due && absorb(&mut synced, session.sync()?) {
+                    break;
                 }
             }
             absorb(&mut synced, session.sync()?);
