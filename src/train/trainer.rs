@@ -32,6 +32,7 @@ use crate::program::Program;
 #[derive(Debug, Clone)]
 pub struct Trainer {
     config: TrainConfig,
+    gpu: Option<GpuContext>,
 }
 
 impl Trainer {
@@ -41,7 +42,21 @@ impl Trainer {
     /// [`Error::InvalidParameter`] for the first invalid field (see [`TrainConfig::validate`]).
     pub fn new(config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Trainer { config })
+        Ok(Trainer { config, gpu: None })
+    }
+
+    /// Trains on this GPU context instead of the process-wide [`gpu::shared`] one (which
+    /// `GRADFLOW_ADAPTER` chooses): for picking an adapter in code.
+    ///
+    /// ```no_run
+    /// use gradflow::{gpu::GpuContext, Backend, TrainConfig, Trainer};
+    /// let gl = GpuContext::with_adapter(Some("gl"))?; // wgpu's OpenGL backend
+    /// let trainer = Trainer::new(TrainConfig::default().backend(Backend::Gpu))?.with_gpu(gl);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_gpu(mut self, ctx: GpuContext) -> Self {
+        self.gpu = Some(ctx);
+        self
     }
 
     /// The configuration.
@@ -101,9 +116,10 @@ impl Trainer {
             s.set_params(init)?;
             Ok(Box::new(s))
         };
+        let context = || self.gpu.clone().map_or_else(gpu::shared, Ok);
         match cfg.backend {
-            Backend::Gpu => return gpu(&gpu::shared()?, program),
-            Backend::Auto => match gpu::shared().and_then(|ctx| gpu(&ctx, program.clone())) {
+            Backend::Gpu => return gpu(&context()?, program),
+            Backend::Auto => match context().and_then(|ctx| gpu(&ctx, program.clone())) {
                 Ok(session) => return Ok(session),
                 Err(e @ (Error::NoAdapter { .. } | Error::DeviceLimit { .. })) => {
                     eprintln!("gradflow: training on the CPU: {e}");

@@ -1,0 +1,63 @@
+//! Smoke test of wgpu's OpenGL backend (Mesa llvmpipe through EGL on a machine without a
+//! GPU): the same kernels and the same training loop must work there too.
+
+mod common;
+
+use gradflow::data::Synthetic;
+use gradflow::gpu::GpuContext;
+use gradflow::model::{LogisticRegression, Mlp};
+use gradflow::{Backend, TrainConfig, Trainer};
+
+fn gl() -> Option<GpuContext> {
+    match GpuContext::with_adapter(Some("gl")) {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            assert!(
+                std::env::var(common::REQUIRE_ENV).as_deref() != Ok("1"),
+                "no GL adapter and {}=1: {e}",
+                common::REQUIRE_ENV
+            );
+            eprintln!("SKIPPED gl_smoke: no OpenGL adapter: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn models_train_through_the_gl_backend_like_on_the_cpu() {
+    let Some(ctx) = gl() else { return };
+    assert_eq!(ctx.info().backend, wgpu::Backend::Gl, "{:?}", ctx.info());
+    let cfg = TrainConfig::default()
+        .batch_size(32)
+        .learning_rate(0.2)
+        .epochs(3)
+        .seed(5);
+    let gl = Trainer::new(cfg.clone().backend(Backend::Gpu))
+        .unwrap()
+        .with_gpu(ctx);
+    let cpu = Trainer::new(cfg).unwrap();
+
+    let bin = Synthetic::logistic(800, 6).seed(1).dataset().unwrap();
+    let (mut a, mut b) = (LogisticRegression::new(), LogisticRegression::new());
+    let rg = a.fit(&bin, &gl).unwrap();
+    let rc = b.fit(&bin, &cpu).unwrap();
+    assert!(rg.backend.contains("Gl"), "{}", rg.backend);
+    assert!(
+        (rg.final_loss() - rc.final_loss()).abs() <= 1e-4 * rc.final_loss(),
+        "{} vs {}",
+        rg.final_loss(),
+        rc.final_loss()
+    );
+
+    let multi = Synthetic::blobs(600, 4, 3).seed(2).dataset().unwrap();
+    let (mut a, mut b) = (Mlp::new(16), Mlp::new(16));
+    let rg = a.fit(&multi, &gl).unwrap();
+    let rc = b.fit(&multi, &cpu).unwrap();
+    eprintln!(
+        "GL: {} final loss {:.6} (CPU {:.6})",
+        rg.backend,
+        rg.final_loss(),
+        rc.final_loss()
+    );
+    assert!((rg.final_loss() - rc.final_loss()).abs() <= 1e-4 * rc.final_loss());
+}
