@@ -8,7 +8,12 @@ use gradflow::data::Synthetic;
 use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model};
 use gradflow::{Backend, Report, TrainConfig, Trainer};
 
-fn run<M: Model + Clone>(name: &str, model: &M, data: &gradflow::data::Dataset, cfg: &TrainConfig) -> gradflow::Result<()> {
+fn run<M: Model + Clone>(
+    name: &str,
+    model: &M,
+    data: &gradflow::data::Dataset,
+    cfg: &TrainConfig,
+) -> gradflow::Result<()> {
     let mut reports: Vec<Report> = Vec::new();
     for backend in [Backend::Cpu, Backend::Gpu] {
         let mut m = model.clone();
@@ -34,15 +39,32 @@ fn run<M: Model + Clone>(name: &str, model: &M, data: &gradflow::data::Dataset, 
 }
 
 fn main() -> gradflow::Result<()> {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let cfg = TrainConfig::default().batch_size(256).learning_rate(0.05).epochs(2).seed(11);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let cfg = TrainConfig::default()
+        .batch_size(256)
+        .learning_rate(0.05)
+        .epochs(2)
+        .seed(11);
     println!("| workload | backend | steps | final loss | wall s | samples/s |");
     println!("|---|---|---:|---:|---:|---:|");
     let lin = Synthetic::linear(n, 64).seed(1).dataset()?;
     run("linear, p=64, B=256", &LinearRegression::new(), &lin, &cfg)?;
     let logit = Synthetic::logistic(n, 64).seed(2).dataset()?;
-    run("logistic, p=64, B=256", &LogisticRegression::new(), &logit, &cfg.clone().learning_rate(0.1))?;
+    run(
+        "logistic, p=64, B=256",
+        &LogisticRegression::new(),
+        &logit,
+        &cfg.clone().learning_rate(0.1),
+    )?;
     let teacher = Synthetic::teacher(n / 5, 64, 10).seed(3).dataset()?;
-    run("MLP 64-256-10, B=256", &Mlp::new(256), &teacher, &cfg.clone().learning_rate(0.1))?;
+    run(
+        "MLP 64-256-10, B=256",
+        &Mlp::new(256),
+        &teacher,
+        &cfg.clone().learning_rate(0.1),
+    )?;
     Ok(())
 }

@@ -343,19 +343,37 @@ pub(crate) fn forward_output(
     Ok(out)
 }
 
-/// Arg-max of each row of an `n × k` matrix.
-pub(crate) fn argmax_rows(z: &[f32], k: usize) -> Vec<u32> {
-    z.chunks_exact(k)
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-                )
-                .0 as u32
-        })
-        .collect()
+/// The class of each row of a softmax classifier: the arg-max of its logits.
+pub(crate) fn predict_classes(
+    name: &'static str,
+    fitted: Option<&Fitted>,
+    x: &[f32],
+) -> Result<Vec<u32>> {
+    let z = forward_output(name, fitted, x)?;
+    let k = fitted.map_or(1, |f| f.spec.outputs());
+    let argmax = |r: &[f32]| {
+        r.iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            )
+            .0
+    };
+    Ok(z.chunks_exact(k).map(|r| argmax(r) as u32).collect())
+}
+
+/// Class probabilities of a softmax classifier, `n × k` row-major.
+pub(crate) fn predict_softmax(
+    name: &'static str,
+    fitted: Option<&Fitted>,
+    x: &[f32],
+) -> Result<Vec<f32>> {
+    let z = forward_output(name, fitted, x)?;
+    let k = fitted.map_or(1, |f| f.spec.outputs());
+    let mut out = vec![0f32; z.len()];
+    crate::cpu::softmax::softmax_rows(&z, z.len() / k, k, &mut out);
+    Ok(out)
 }
 
 /// Checks that a classifier's dataset has class labels; returns the class count.

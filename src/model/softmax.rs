@@ -1,8 +1,7 @@
 //! Multinomial (softmax) regression.
 
-use super::{Arch, Fitted, Init, Model, Spec, argmax_rows, forward_output, require_classes};
+use super::{Arch, Fitted, Init, Model, Spec, predict_classes, predict_softmax, require_classes};
 use crate::cpu::loss::LossKind;
-use crate::cpu::softmax::softmax_rows;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::train::{Report, Trainer};
@@ -51,8 +50,7 @@ impl SoftmaxRegression {
     /// # Errors
     /// [`crate::Error::NotFitted`], or shape and finiteness errors for bad input.
     pub fn predict(&self, x: &[f32]) -> Result<Vec<u32>> {
-        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
-        Ok(argmax_rows(&z, self.classes()))
+        predict_classes(self.name(), self.fitted.as_ref(), x)
     }
 
     /// Class probabilities, `n × k` row-major.
@@ -60,15 +58,7 @@ impl SoftmaxRegression {
     /// # Errors
     /// As [`SoftmaxRegression::predict`].
     pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let z = forward_output(self.name(), self.fitted.as_ref(), x)?;
-        let k = self.classes();
-        let mut out = vec![0f32; z.len()];
-        softmax_rows(&z, z.len() / k, k, &mut out);
-        Ok(out)
-    }
-
-    fn classes(&self) -> usize {
-        self.fitted.as_ref().map_or(1, |f| f.spec.outputs())
+        predict_softmax(self.name(), self.fitted.as_ref(), x)
     }
 }
 
