@@ -181,3 +181,30 @@ fn loss_readback_frequency_does_not_change_results() {
     let base = TrainConfig::default().batch_size(50).epochs(3);
     assert_eq!(run(base.clone()), run(base.loss_every(7)));
 }
+
+/// An adapter filter that matches nothing gives `NoAdapter` with the install hint, and
+/// `Backend::Auto` falls back to the CPU with that context rather than failing.
+#[test]
+fn no_adapter_is_an_error_with_a_hint_and_auto_falls_back() {
+    let err = gradflow::gpu::GpuContext::with_adapter(Some("no-such-adapter-xyz")).unwrap_err();
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("apt-get install mesa-vulkan-drivers"),
+        "{err}"
+    );
+    let data = Synthetic::linear(100, 3).seed(1).dataset().unwrap();
+    let report = LinearRegression::new()
+        .fit(
+            &data,
+            &Trainer::new(TrainConfig::default().backend(Backend::Auto).epochs(2)).unwrap(),
+        )
+        .unwrap();
+    // With an adapter Auto trains there; without one it trains on the CPU. Either way it trains.
+    assert!(
+        report.backend == "cpu" || report.backend.starts_with("gpu"),
+        "{}",
+        report.backend
+    );
+    assert_eq!(report.epoch_losses.len(), 2);
+}
