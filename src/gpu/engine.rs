@@ -213,8 +213,9 @@ impl GpuEngine {
     /// As [`GpuEngine::new`], with explicit options.
     ///
     /// # Errors
-    /// As [`GpuEngine::new`]; [`Error::InvalidParameter`] for zero `cap`, `p` or
-    /// `steps_per_submit`.
+    /// As [`GpuEngine::new`]; [`Error::InvalidParameter`] for zero `cap`, `p`,
+    /// `steps_per_submit` or `max_chunk_rows`; [`Error::DeviceLimit`] when the features
+    /// need more than 4 chunks (streaming, a later stage, is the way then).
     pub fn with_options(
         ctx: &GpuContext,
         program: Program,

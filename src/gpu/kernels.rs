@@ -498,7 +498,9 @@ fn dispatch<T: bytemuck::Pod>(
 
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
 ///
-/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index).
+/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
+/// bound in chunks ([`bind_matmul_chunked`]) is read across them; its chunks are checked
+/// to hold whole rows of this shape's row length.
 ///
 /// # Errors
 /// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension;
