@@ -13,6 +13,12 @@
 // Row gather: with `use_idx = 1`, stored row r of A is read from row idx[idx_off + r] of
 // `a` (the shuffled batch read in place). Out-of-range tile elements load 0, so any shape
 // works, multiples of the tile or not.
+//
+// Chunked A: a resident dataset larger than one storage binding is split into up to four
+// buffers of whole rows, `a` (chunk 0) and `a1`..`a3`, of `rows_per_chunk` rows each (the
+// last may be shorter). Row r lives in chunk r / rows_per_chunk at row r % rows_per_chunk.
+// WGSL cannot index an array of bindings, hence the switch. A single buffer is
+// rows_per_chunk = 0xffffffff: every row is in chunk 0, at its own index.
 
 struct Params {
     m: u32,
@@ -20,7 +26,7 @@ struct Params {
     n: u32,
     use_idx: u32,
     idx_off: u32,
-    _pad0: u32,
+    rows_per_chunk: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -32,6 +38,9 @@ const TILE: u32 = 16u;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> idx: array<u32>;
+@group(0) @binding(5) var<storage, read> a1: array<f32>;
+@group(0) @binding(6) var<storage, read> a2: array<f32>;
+@group(0) @binding(7) var<storage, read> a3: array<f32>;
 
 var<workgroup> ta: array<array<f32, TILE>, TILE>;
 var<workgroup> tb: array<array<f32, TILE>, TILE>;
@@ -44,9 +53,21 @@ fn a_row(r: u32) -> u32 {
     return r;
 }
 
+// Element `col` of A's row `row` (rows `len` values long), from the chunk holding it.
+fn a_at(row: u32, len: u32, col: u32) -> f32 {
+    let chunk = row / P.rows_per_chunk;
+    let at = (row - chunk * P.rows_per_chunk) * len + col;
+    switch chunk {
+        case 0u: { return a[at]; }
+        case 1u: { return a1[at]; }
+        case 2u: { return a2[at]; }
+        default: { return a3[at]; }
+    }
+}
+
 // op(A)[i, l] for each layout (caller checks i < m, l < k).
-fn a_nn(i: u32, l: u32) -> f32 { return a[a_row(i) * P.k + l]; }
-fn a_tn(i: u32, l: u32) -> f32 { return a[a_row(l) * P.m + i]; }
+fn a_nn(i: u32, l: u32) -> f32 { return a_at(a_row(i), P.k, l); }
+fn a_tn(i: u32, l: u32) -> f32 { return a_at(a_row(l), P.m, i); }
 // op(B)[l, j].
 fn b_nn(l: u32, j: u32) -> f32 { return b[l * P.n + j]; }
 fn b_nt(l: u32, j: u32) -> f32 { return b[j * P.k + l]; }

@@ -4,9 +4,10 @@
 mod common;
 
 use common::{Rng, assert_close, gpu};
+use gradflow::Error;
 use gradflow::data::{Dataset, Synthetic, Targets};
 use gradflow::engine::{CpuEngine, Rows};
-use gradflow::gpu::{GpuContext, GpuEngine};
+use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
 use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
 
 /// Parameters after each step: the two engines round differently (f32 accumulation on
@@ -210,4 +211,127 @@ fn seed_000_first_batch_on_the_gpu() {
         1e-6,
         0.0,
     );
+}
+
+/// Losses and parameters (as bits) after 8 steps over two epochs of `data`, the features
+/// split into chunks of at most `max_chunk_rows` rows; also the chunk count.
+fn chunked_run(
+    ctx: &GpuContext,
+    data: &Dataset,
+    model: &dyn Model,
+    max_chunk_rows: Option<usize>,
+) -> (Vec<u32>, Vec<u32>, usize) {
+    let program = model.spec_for(data).expect("spec").program();
+    let mut rng = Rng::new(7);
+    let init: Vec<Vec<f32>> = program
+        .params
+        .iter()
+        .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
+        .collect();
+    let options = GpuEngineOptions {
+        max_chunk_rows,
+        ..GpuEngineOptions::default()
+    };
+    let n = data.n();
+    let mut gpu = GpuEngine::with_options(
+        ctx,
+        program,
+        data.features(),
+        data.p(),
+        data.targets(),
+        32,
+        options,
+    )
+    .expect("engine");
+    gpu.set_params(&init).expect("params");
+    let mut losses = Vec::new();
+    for _epoch in 0..2 {
+        gpu.set_order(&permutation(&mut rng, n)).expect("order");
+        let starts: Vec<usize> = (0..n).step_by(32).collect();
+        for (slot, &start) in starts.iter().enumerate() {
+            gpu.step(start, 32.min(n - start), 0.1, slot).expect("step");
+        }
+        losses.extend(gpu.read_losses(starts.len()).expect("losses"));
+    }
+    let params = gpu.params().expect("params").concat();
+    (
+        losses.iter().map(|v| v.to_bits()).collect(),
+        params.iter().map(|v| v.to_bits()).collect(),
+        gpu.feature_chunks(),
+    )
+}
+
+/// Features split into chunks (forced small: 100 rows in chunks of 30, 30, 30, 10) train
+/// bit for bit as in one buffer: the kernel reads the same values in the same order.
+#[test]
+fn chunked_features_train_as_one_buffer() {
+    let Some(ctx) = gpu("chunked_features_train_as_one_buffer") else {
+        return;
+    };
+    let linear = Synthetic::linear(100, 5).seed(8).dataset().expect("data");
+    let blobs = Synthetic::blobs(100, 5, 3).seed(9).dataset().expect("data");
+    let models: [(&str, &Dataset, &dyn Model); 2] = [
+        ("linear", &linear, &LinearRegression::new()),
+        ("mlp", &blobs, &Mlp::new(8)),
+    ];
+    for (name, data, model) in models {
+        let (l1, p1, c1) = chunked_run(&ctx, data, model, None);
+        assert_eq!(c1, 1, "{name}: small data in one buffer");
+        for rows in [30, 50, 99] {
+            let (l, p, c) = chunked_run(&ctx, data, model, Some(rows));
+            assert_eq!(c, 100usize.div_ceil(rows), "{name}: chunks of {rows} rows");
+            assert!(l == l1, "{name}: losses differ with chunks of {rows} rows");
+            assert!(
+                p == p1,
+                "{name}: parameters differ with chunks of {rows} rows"
+            );
+        }
+    }
+}
+
+/// A dataset needing more than 4 chunks is a device limit naming the bytes and pointing
+/// to streaming (forced by a small chunk size, not a huge allocation).
+#[test]
+fn more_than_four_chunks_is_a_device_limit() {
+    let Some(ctx) = gpu("more_than_four_chunks_is_a_device_limit") else {
+        return;
+    };
+    let data = Synthetic::linear(100, 5).seed(10).dataset().expect("data");
+    let engine = |rows: usize| {
+        let program = LinearRegression::new()
+            .spec_for(&data)
+            .expect("spec")
+            .program();
+        let options = GpuEngineOptions {
+            max_chunk_rows: Some(rows),
+            ..GpuEngineOptions::default()
+        };
+        GpuEngine::with_options(
+            &ctx,
+            program,
+            data.features(),
+            data.p(),
+            data.targets(),
+            32,
+            options,
+        )
+    };
+    assert_eq!(engine(25).expect("4 chunks of 25 rows").feature_chunks(), 4);
+    let err = engine(24).expect_err("5 chunks of 24 rows");
+    match &err {
+        Error::DeviceLimit {
+            what,
+            requested,
+            limit,
+        } => {
+            assert_eq!(*requested, 100 * 5 * 4, "{err}");
+            assert_eq!(*limit, 4 * 24 * 5 * 4, "{err}");
+            assert!(what.contains("streaming"), "{err}");
+        }
+        other => panic!("expected DeviceLimit, got {other}"),
+    }
+    assert!(matches!(
+        engine(0).expect_err("zero rows per chunk"),
+        Error::InvalidParameter { .. }
+    ));
 }

@@ -120,6 +120,148 @@ fn matmul_matches_cpu_1007x1023x1005() {
     check_matmul(&ctx, &mut rng, Layout::NN, 1007, 1023, 1005, true);
 }
 
+/// A gathered (or, with `gather = false`, stored-order) matmul whose A is split into
+/// `chunks` buffers of `rpc` rows (the last 3 rows short), against the CPU on the whole A.
+/// The index visits the first and last row of every chunk and the rows either side of
+/// each boundary, then random rows of any chunk.
+fn check_matmul_chunked(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    (chunks, rpc): (usize, usize),
+    gather: bool,
+) {
+    let a_rows_stored = if layout == Layout::TN { k } else { m };
+    let a_row_len = if layout == Layout::TN { m } else { k };
+    let total = (chunks - 1) * rpc + (rpc - 3);
+    assert!(
+        gather || a_rows_stored == total,
+        "stored order reads all of A"
+    );
+    let a = rng.vec(total * a_row_len, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let mut visit: Vec<u32> = Vec::new();
+    for c in 0..chunks {
+        let (first, last) = (c * rpc, ((c + 1) * rpc).min(total) - 1);
+        visit.extend([first, first + 1, last - 1, last].map(|r| r as u32));
+    }
+    assert!(
+        visit.len() <= a_rows_stored,
+        "the batch covers every boundary"
+    );
+    let lead = 3usize;
+    let mut idx: Vec<u32> = (0..lead).map(|_| rng.below(total as u32)).collect();
+    idx.extend(&visit);
+    while idx.len() < lead + a_rows_stored {
+        idx.push(rng.below(total as u32));
+    }
+    let mut want = vec![0f32; m * n];
+    let idx_cpu = gather.then(|| &idx[lead..]);
+    cpu::matmul::matmul(layout, m, k, n, &a, idx_cpu, &b, &mut want);
+
+    let mut ring = ParamRing::new(ctx, 4).expect("ring");
+    let parts: Vec<wgpu::Buffer> = a
+        .chunks(rpc * a_row_len)
+        .map(|part| ctx.upload("a chunk", part).expect("a chunk"))
+        .collect();
+    assert_eq!(parts.len(), chunks);
+    let part_refs: Vec<&wgpu::Buffer> = parts.iter().collect();
+    let (gb, gc) = (ctx.upload("b", &b).expect("b"), poison(ctx, m * n));
+    let gi = ctx.upload("idx", &idx).expect("idx");
+    let bound =
+        kernels::bind_matmul_chunked(ctx, &ring, &part_refs, rpc, gather.then_some(&gi), &gb, &gc)
+            .expect("bind");
+    kernels::submit(ctx, &mut ring, |pass, ring| {
+        kernels::matmul(
+            ctx,
+            pass,
+            ring,
+            &bound,
+            layout,
+            (m, k, n),
+            gather.then_some(lead as u32),
+        )
+    })
+    .expect("matmul");
+    let got = read_f32(ctx, &gc, m * n).expect("read");
+    assert_close(
+        &format!("matmul {layout:?} {m}×{k}×{n} in {chunks} chunks of {rpc} rows, gather={gather}"),
+        &got,
+        &want,
+        RTOL,
+        sum_atol(k, 1.0),
+    );
+}
+
+/// The resident dataset's matmuls (the NN forward X·W and the TN gradient Xᵀ·δ, both
+/// gathered) with X split over 2, 3 and 4 chunk buffers, as a dataset larger than one
+/// storage binding is; NT and a stored-order read for the shader's other paths.
+#[test]
+fn matmul_reads_rows_across_chunks() {
+    let Some(ctx) = gpu("matmul_reads_rows_across_chunks") else {
+        return;
+    };
+    let mut rng = Rng::new(21);
+    let rpc = 37;
+    for chunks in 2..=4 {
+        // Batch 45 rows of p = 19 features, 5 outputs; the batch is A's stored rows.
+        check_matmul_chunked(&ctx, &mut rng, Layout::NN, (45, 19, 5), (chunks, rpc), true);
+        check_matmul_chunked(&ctx, &mut rng, Layout::TN, (19, 45, 5), (chunks, rpc), true);
+        check_matmul_chunked(&ctx, &mut rng, Layout::NT, (45, 19, 5), (chunks, rpc), true);
+        let total = (chunks - 1) * rpc + rpc - 3;
+        check_matmul_chunked(
+            &ctx,
+            &mut rng,
+            Layout::NN,
+            (total, 19, 5),
+            (chunks, rpc),
+            false,
+        );
+    }
+    // Training's shapes: one output, a batch wider than a chunk.
+    check_matmul_chunked(&ctx, &mut rng, Layout::NN, (100, 64, 1), (4, rpc), true);
+    check_matmul_chunked(&ctx, &mut rng, Layout::TN, (64, 100, 1), (4, rpc), true);
+}
+
+/// Chunk lists that the kernel cannot address are refused before any GPU call.
+#[test]
+fn chunked_matmul_refuses_bad_chunks() {
+    let Some(ctx) = gpu("chunked_matmul_refuses_bad_chunks") else {
+        return;
+    };
+    let mut ring = ParamRing::new(&ctx, 2).expect("ring");
+    let part = ctx.upload("a chunk", &[1.0f32; 8 * 4]).expect("a"); // 8 rows of 4
+    let short = ctx.upload("short chunk", &[1.0f32; 7 * 4]).expect("a"); // 7 rows
+    let b = ctx.upload("b", &[1.0f32; 4]).expect("b");
+    let c = ctx.upload("c", &[0.0f32; 32]).expect("c");
+    let idx = ctx.upload("idx", &[0u32; 16]).expect("idx");
+    let five = [&part; 5];
+    let err = kernels::bind_matmul_chunked(&ctx, &ring, &five, 8, Some(&idx), &b, &c)
+        .expect_err("5 chunks");
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+    let err = kernels::bind_matmul_chunked(&ctx, &ring, &[&part], 0, Some(&idx), &b, &c)
+        .expect_err("0 rows per chunk");
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+    // A chunk before the last holding fewer than rows_per_chunk rows: rows of the next
+    // chunk would be out of its bounds.
+    let mm = kernels::bind_matmul_chunked(&ctx, &ring, &[&short, &part], 8, Some(&idx), &b, &c)
+        .expect("bind");
+    let err = kernels::submit(&ctx, &mut ring, |p, r| {
+        kernels::matmul(&ctx, p, r, &mm, Layout::NN, (4, 4, 1), Some(0))
+    })
+    .expect_err("short chunk");
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    // In stored order, more rows than the chunks hold.
+    let mm =
+        kernels::bind_matmul_chunked(&ctx, &ring, &[&part, &part], 8, None, &b, &c).expect("bind");
+    let err = kernels::submit(&ctx, &mut ring, |p, r| {
+        kernels::matmul(&ctx, p, r, &mm, Layout::NN, (17, 4, 1), None)
+    })
+    .expect_err("rows beyond the chunks");
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+}
+
 #[test]
 fn bias_add_matches_cpu() {
     let Some(ctx) = gpu("bias_add_matches_cpu") else {

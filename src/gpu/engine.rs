@@ -1,7 +1,8 @@
 //! The GPU engine: runs a [`Program`] on the device, the twin of
 //! [`CpuEngine`](crate::engine::CpuEngine).
 //!
-//! The dataset is *resident*: features and targets are uploaded once; each epoch uploads
+//! The dataset is *resident*: features and targets are uploaded once (the features in up to
+//! four chunks of whole rows when they exceed one storage binding); each epoch uploads
 //! only its order (a `u32` permutation), and every batch is gathered through it by the
 //! kernels (`Src::Features` matmuls and the loss's targets). Parameters stay on the device
 //! for the whole fit.
@@ -52,6 +53,10 @@ pub struct GpuEngineOptions {
     /// Seed 000's stopping rule, decided on the device: halt when
     /// |loss − previous loss| < tol. A non-finite loss always halts.
     pub tol: Option<f32>,
+    /// Test-only: caps the rows of a feature chunk below what the binding limit allows,
+    /// so that tests exercise chunking on small data (`None`: the device's limit).
+    #[doc(hidden)]
+    pub max_chunk_rows: Option<usize>,
 }
 
 impl Default for GpuEngineOptions {
@@ -60,7 +65,71 @@ impl Default for GpuEngineOptions {
             steps_per_submit: 32,
             loss_slots: None,
             tol: None,
+            max_chunk_rows: None,
         }
+    }
+}
+
+/// The resident features, split into whole-row chunks that each fit one storage binding.
+///
+/// Why chunks rather than one buffer: `max_buffer_size` is often far above
+/// `max_storage_buffer_binding_size` (2 GiB vs 128 MiB on llvmpipe), so the data fit the
+/// device but not one binding. Binding a buffer in several ranges (offsets) would need
+/// the offsets aligned to `min_storage_buffer_offset_alignment` and cap the buffer at
+/// `max_buffer_size` anyway; separate buffers of whole rows need neither, and a row never
+/// straddles two bindings, so the kernel picks one chunk per row.
+struct FeatureChunks {
+    bufs: Vec<wgpu::Buffer>,
+    rows_per_chunk: usize,
+}
+
+impl FeatureChunks {
+    /// Uploads `x` (n × p) in chunks of at most `rows_per_chunk` rows: the most that fit
+    /// both limits, or fewer with `max_rows`.
+    fn upload(ctx: &GpuContext, x: &[f32], p: usize, max_rows: Option<usize>) -> Result<Self> {
+        let n = x.len() / p;
+        let limits = ctx.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let row_bytes = (p as u64).saturating_mul(4);
+        let fit = usize::try_from(limit / row_bytes).unwrap_or(usize::MAX);
+        if fit == 0 {
+            return Err(Error::DeviceLimit {
+                what: "bytes of one feature row (a row must fit one storage binding)",
+                requested: row_bytes,
+                limit,
+            });
+        }
+        let rows_per_chunk = match max_rows {
+            Some(0) => return Err(Error::param("max_chunk_rows", 0, "must be ≥ 1")),
+            Some(r) => fit.min(r),
+            None => fit,
+        };
+        let chunks = n.div_ceil(rows_per_chunk).max(1);
+        if chunks > kernels::MAX_A_CHUNKS {
+            return Err(Error::DeviceLimit {
+                what: "resident feature bytes (4 storage bindings of whole rows; \
+                       a larger dataset needs streaming, a later stage)",
+                requested: (x.len() as u64).saturating_mul(4),
+                limit: (kernels::MAX_A_CHUNKS as u64)
+                    .saturating_mul(rows_per_chunk as u64)
+                    .saturating_mul(row_bytes),
+            });
+        }
+        let bufs = (0..chunks)
+            .map(|c| {
+                let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(n);
+                ctx.upload(
+                    &format!("features, chunk {c}"),
+                    &x[rows.start * p..rows.end * p],
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FeatureChunks {
+            bufs,
+            rows_per_chunk,
+        })
     }
 }
 
@@ -86,6 +155,7 @@ pub struct GpuEngine {
     cap: usize,
     n: usize,
     bufs: Vec<wgpu::Buffer>,
+    feature_chunks: usize,
     order: wgpu::Buffer,
     order_len: usize,
     losses: wgpu::Buffer,
@@ -105,6 +175,7 @@ impl std::fmt::Debug for GpuEngine {
             .field("ctx", &self.ctx)
             .field("cap", &self.cap)
             .field("n", &self.n)
+            .field("feature_chunks", &self.feature_chunks)
             .field("loss_slots", &self.loss_slots)
             .field("steps_pending", &self.steps_pending)
             .finish()
@@ -118,7 +189,8 @@ impl GpuEngine {
     /// # Errors
     /// [`Error::TargetMismatch`] when the targets do not suit the program's loss;
     /// [`Error::ShapeMismatch`] when `x` or the targets do not have n rows;
-    /// [`Error::DeviceLimit`] when a tensor does not fit a binding; [`Error::Device`].
+    /// [`Error::DeviceLimit`] when a tensor does not fit a binding (the features may span
+    /// up to 4 bindings of whole rows); [`Error::Device`].
     pub fn new(
         ctx: &GpuContext,
         program: Program,
@@ -141,8 +213,9 @@ impl GpuEngine {
     /// As [`GpuEngine::new`], with explicit options.
     ///
     /// # Errors
-    /// As [`GpuEngine::new`]; [`Error::InvalidParameter`] for zero `cap`, `p` or
-    /// `steps_per_submit`.
+    /// As [`GpuEngine::new`]; [`Error::InvalidParameter`] for zero `cap`, `p`,
+    /// `steps_per_submit` or `max_chunk_rows`; [`Error::DeviceLimit`] when the features
+    /// need more than 4 chunks (streaming, a later stage, is the way then).
     pub fn with_options(
         ctx: &GpuContext,
         program: Program,
@@ -188,7 +261,8 @@ impl GpuEngine {
                 });
             }
         };
-        let features = ctx.upload("features", x)?;
+        let features = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
+        let feature_bufs: Vec<&wgpu::Buffer> = features.bufs.iter().collect();
         let bufs = program
             .bufs
             .iter()
@@ -211,10 +285,11 @@ impl GpuEngine {
                     layout, a, b, c, ..
                 } => {
                     let bound = match a {
-                        Src::Features => kernels::bind_matmul(
+                        Src::Features => kernels::bind_matmul_chunked(
                             ctx,
                             &ring,
-                            &features,
+                            &feature_bufs,
+                            features.rows_per_chunk,
                             Some(&order),
                             buf(b),
                             buf(c),
@@ -283,6 +358,7 @@ impl GpuEngine {
             cap,
             n,
             bufs,
+            feature_chunks: features.bufs.len(),
             order,
             order_len: 0,
             losses,
@@ -305,6 +381,12 @@ impl GpuEngine {
     /// Rows n of the resident dataset.
     pub fn rows(&self) -> usize {
         self.n
+    }
+
+    /// Buffers the resident features are split into (1 unless they exceed one storage
+    /// binding; at most 4).
+    pub fn feature_chunks(&self) -> usize {
+        self.feature_chunks
     }
 
     /// Batch capacity.

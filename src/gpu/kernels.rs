@@ -108,7 +108,17 @@ pub struct Bound {
     family: Family,
     group: wgpu::BindGroup,
     lens: Vec<u64>,
+    /// Matmul A split into chunks: rows per chunk (`u32::MAX` for one buffer) and the
+    /// number of chunks; unused by the other families.
+    chunk_rows: u32,
+    chunks: usize,
 }
+
+/// Most buffers a matmul's A may be split into (bindings `a`, `a1`, `a2`, `a3`).
+pub const MAX_A_CHUNKS: usize = 4;
+
+/// Positions in [`Bound::lens`] of A's chunks, in row order (see [`Family::storage`]).
+const A_CHUNK_SLOTS: [usize; MAX_A_CHUNKS] = [0, 4, 5, 6];
 
 fn bind(
     ctx: &GpuContext,
@@ -146,6 +156,8 @@ fn bind(
         family,
         group,
         lens: bufs.iter().map(|b| b.size() / 4).collect(),
+        chunk_rows: u32::MAX,
+        chunks: 1,
     })
 }
 
@@ -161,12 +173,58 @@ pub fn bind_matmul(
     b: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Bound> {
-    bind(
+    // One buffer: every row is in chunk 0 at its own index.
+    bind_matmul_chunked(ctx, ring, &[a], u32::MAX as usize, a_rows, b, c)
+}
+
+/// As [`bind_matmul`], with A's stored rows split over up to [`MAX_A_CHUNKS`] buffers
+/// (a resident dataset larger than one storage binding): row r is row
+/// `r % rows_per_chunk` of `a[r / rows_per_chunk]`. Every chunk but the last must hold
+/// `rows_per_chunk` whole rows; that is checked at each launch, when the row length is
+/// known. `rows_per_chunk` beyond `u32::MAX` means the same as `u32::MAX` (no row index
+/// reaches it).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for no chunk, more than [`MAX_A_CHUNKS`], or
+/// `rows_per_chunk = 0`; as [`bind_matmul`].
+pub fn bind_matmul_chunked(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    a: &[&wgpu::Buffer],
+    rows_per_chunk: usize,
+    a_rows: Option<&wgpu::Buffer>,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Bound> {
+    if a.is_empty() || a.len() > MAX_A_CHUNKS {
+        return Err(Error::param(
+            "matmul A chunks",
+            a.len(),
+            "must be between 1 and 4 (MAX_A_CHUNKS)",
+        ));
+    }
+    if rows_per_chunk == 0 {
+        return Err(Error::param("matmul A rows per chunk", 0, "must be ≥ 1"));
+    }
+    // Absent chunks bind the read-only stand-in; the shader never selects them.
+    let chunk = |i: usize| a.get(i).copied().unwrap_or(ctx.dummy());
+    let mut bound = bind(
         ctx,
         ring,
         Family::Matmul,
-        &[a, b, c, a_rows.unwrap_or(ctx.dummy())],
-    )
+        &[
+            a[0],
+            b,
+            c,
+            a_rows.unwrap_or(ctx.dummy()),
+            chunk(1),
+            chunk(2),
+            chunk(3),
+        ],
+    )?;
+    bound.chunk_rows = u32::try_from(rows_per_chunk).unwrap_or(u32::MAX);
+    bound.chunks = a.len();
+    Ok(bound)
 }
 
 /// Binds `z[i, :] += bias`.
@@ -281,7 +339,9 @@ struct MatmulParams {
     n: u32,
     use_idx: u32,
     idx_off: u32,
-    pad: [u32; 3],
+    /// Rows per chunk of A (`u32::MAX`: one buffer).
+    rows_per_chunk: u32,
+    pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -375,6 +435,40 @@ fn check_len(bound: &Bound, which: usize, name: &'static str, need: u64) -> Resu
     Ok(())
 }
 
+/// Checks A's chunks for rows of `row_len` values: with `rows = Some(r)` (read in stored
+/// order), rows `0 .. r` must exist; with `None` (gathered: the index may name any row),
+/// every chunk but the last must hold its `rows_per_chunk` rows and the last at least one,
+/// so that every row below the total (n, for a resident dataset) is in bounds.
+fn check_a_chunks(bound: &Bound, row_len: u64, rows: Option<u64>) -> Result<()> {
+    let per = u64::from(bound.chunk_rows);
+    let chunks = bound.chunks.clamp(1, MAX_A_CHUNKS);
+    if let Some(r) = rows {
+        let held = per.saturating_mul(chunks as u64);
+        if r > held {
+            return Err(Error::ShapeMismatch {
+                what: "matmul A",
+                expected: format!("{r} rows"),
+                got: format!("{chunks} chunks of at most {per} rows"),
+            });
+        }
+    }
+    for (c, &slot) in A_CHUNK_SLOTS[..chunks].iter().enumerate() {
+        let first = per.saturating_mul(c as u64);
+        let need_rows = match rows {
+            Some(r) => r.saturating_sub(first).min(per),
+            None if c + 1 < chunks => per,
+            None => 1,
+        };
+        let name = if chunks == 1 {
+            "matmul A"
+        } else {
+            "matmul A chunk"
+        };
+        check_len(bound, slot, name, need_rows.saturating_mul(row_len))?;
+    }
+    Ok(())
+}
+
 fn check_family(bound: &Bound, family: Family) -> Result<()> {
     if bound.family != family {
         return Err(Error::ShapeMismatch {
@@ -404,7 +498,9 @@ fn dispatch<T: bytemuck::Pod>(
 
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
 ///
-/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index).
+/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
+/// bound in chunks ([`bind_matmul_chunked`]) is read across them; its chunks are checked
+/// to hold whole rows of this shape's row length.
 ///
 /// # Errors
 /// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension;
@@ -438,12 +534,12 @@ pub fn matmul(
     };
     let a_row_len = if layout == Layout::TN { m64 } else { k64 };
     match a_rows {
-        // Gathered rows can be any row of `a`: only a whole row is required.
+        // Gathered rows can be any row of A: every chunk but the last must be whole.
         Some(off) => {
-            check_len(bound, 0, "matmul A", a_row_len)?;
+            check_a_chunks(bound, a_row_len, None)?;
             check_len(bound, 3, "matmul row index", u64::from(off) + a_stored_rows)?;
         }
-        None => check_len(bound, 0, "matmul A", a_stored_rows * a_row_len)?,
+        None => check_a_chunks(bound, a_row_len, Some(a_stored_rows))?,
     }
     check_len(bound, 1, "matmul B", b_len)?;
     check_len(bound, 2, "matmul C", m64 * n64)?;
@@ -453,7 +549,8 @@ pub fn matmul(
         n: to_u32("matmul n", n64)?,
         use_idx: u32::from(a_rows.is_some()),
         idx_off: a_rows.unwrap_or(0),
-        pad: [0; 3],
+        rows_per_chunk: bound.chunk_rows,
+        pad: [0; 2],
     };
     dispatch(
         ctx,

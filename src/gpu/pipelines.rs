@@ -3,7 +3,7 @@
 //!
 //! | family | shader | bindings after the uniform (binding 0) |
 //! |---|---|---|
-//! | matmul | `matmul.wgsl` | a (r), b (r), c (rw), idx (r) |
+//! | matmul | `matmul.wgsl` | a (r), b (r), c (rw), idx (r), a1 (r), a2 (r), a3 (r) |
 //! | bias | `bias.wgsl` | z (rw), bias (r) |
 //! | activation | `activation.wgsl` | src (r), dst (rw) |
 //! | softmax | `softmax.wgsl` | z (r), out (rw) |
@@ -57,7 +57,9 @@ impl Family {
     /// Storage bindings 1.. : `true` for read-write.
     pub(crate) fn storage(self) -> &'static [bool] {
         match self {
-            Family::Matmul => &[false, false, true, false],
+            // a1..a3: further chunks of a resident A (7 storage bindings, within the
+            // default of 8 per stage).
+            Family::Matmul => &[false, false, true, false, false, false, false],
             Family::Bias => &[true, false],
             Family::Update => &[true, false, false],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
