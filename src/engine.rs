@@ -111,21 +111,8 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// # Errors
     /// [`Error::ShapeMismatch`] when the count or a length differs from the program.
     pub fn set_params(&mut self, values: &[Vec<f32>]) -> Result<()> {
-        if values.len() != self.program.params.len() {
-            return Err(Error::ShapeMismatch {
-                what: "parameters",
-                expected: format!("{} tensors", self.program.params.len()),
-                got: format!("{} tensors", values.len()),
-            });
-        }
+        self.program.check_params(values)?;
         for (decl, v) in self.program.params.iter().zip(values) {
-            if v.len() != decl.rows * decl.cols {
-                return Err(Error::ShapeMismatch {
-                    what: "parameter tensor",
-                    expected: format!("{} = {} × {} values", decl.name, decl.rows, decl.cols),
-                    got: format!("{} values", v.len()),
-                });
-            }
             for (d, &s) in self.bufs[decl.value.0].iter_mut().zip(v) {
                 *d = T::of(f64::from(s));
             }

@@ -15,6 +15,7 @@
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
+use crate::error::{Error, Result};
 
 /// Index of a buffer in [`Program::bufs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +165,33 @@ pub struct Program {
     pub delta: BufId,
     /// `delta` → every parameter's gradient.
     pub backward: Vec<Op>,
+}
+
+impl Program {
+    /// Checks that `values` holds one tensor per [`ParamDecl`], each `rows × cols` long: the
+    /// one check every engine's `set_params` makes.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] naming the tensor and both sizes.
+    pub fn check_params(&self, values: &[Vec<f32>]) -> Result<()> {
+        if values.len() != self.params.len() {
+            return Err(Error::ShapeMismatch {
+                what: "parameters",
+                expected: format!("{} tensors", self.params.len()),
+                got: format!("{} tensors", values.len()),
+            });
+        }
+        for (decl, v) in self.params.iter().zip(values) {
+            if v.len() != decl.rows * decl.cols {
+                return Err(Error::ShapeMismatch {
+                    what: "parameter tensor",
+                    expected: format!("{} = {} × {} values", decl.name, decl.rows, decl.cols),
+                    got: format!("{} values", v.len()),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Builds a [`Program`] buffer by buffer.

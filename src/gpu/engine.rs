@@ -405,22 +405,7 @@ impl GpuEngine {
     /// [`Error::ShapeMismatch`] when the count or a length differs from the program;
     /// [`Error::Device`].
     pub fn set_params(&mut self, values: &[Vec<f32>]) -> Result<()> {
-        if values.len() != self.program.params.len() {
-            return Err(Error::ShapeMismatch {
-                what: "parameters",
-                expected: format!("{} tensors", self.program.params.len()),
-                got: format!("{} tensors", values.len()),
-            });
-        }
-        for (decl, v) in self.program.params.iter().zip(values) {
-            if v.len() != decl.rows * decl.cols {
-                return Err(Error::ShapeMismatch {
-                    what: "parameter tensor",
-                    expected: format!("{} = {} × {} values", decl.name, decl.rows, decl.cols),
-                    got: format!("{} values", v.len()),
-                });
-            }
-        }
+        self.program.check_params(values)?;
         self.flush()?;
         for (decl, v) in self.program.params.iter().zip(values) {
             self.ctx.write(&self.bufs[decl.value.0], v);
