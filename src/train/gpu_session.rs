@@ -159,12 +159,17 @@ impl GpuSession<'_> {
 
     /// One GPU step checked against the CPU twin started from the same parameters.
     fn verified_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
-        let before = self.engine.params()?;
-        let v = self
-            .verify
-            .as_mut()
-            .expect("verified_step runs only with a verifier");
-        v.cpu.set_params(&before)?;
+        // Taken out for the step, so that the engine and the verifier borrow apart.
+        let Some(mut v) = self.verify.take() else {
+            return self.engine.step(batch.start, batch.len, lr, self.queued);
+        };
+        let checked = self.check_step(&mut v, batch, lr);
+        self.verify = Some(v);
+        checked
+    }
+
+    fn check_step(&mut self, v: &mut Verifier<'_>, batch: Batch, lr: f64) -> Result<()> {
+        v.cpu.set_params(&self.engine.params()?)?;
         let rows = Rows::Gather(&self.order[batch.start..batch.start + batch.len]);
         v.cpu.forward(rows)?;
         let cpu_loss = v.cpu.loss(rows)?;
@@ -175,24 +180,20 @@ impl GpuSession<'_> {
         v.cpu.backward(rows)?;
         let cpu_grads: Vec<Vec<f32>> = v.cpu.grads().into_iter().map(<[f32]>::to_vec).collect();
         v.cpu.sgd(lr);
-        let program = v.cpu.program().clone();
         let gpu_loss = self.engine.read_losses(self.queued + 1)?[self.queued];
-        let v = self.verify.as_mut().expect("checked above");
         v.compare(self.step, "loss", &[gpu_loss], &[cpu_loss as f32])?;
-        for (i, decl) in program.params.iter().enumerate() {
+        let params = v.cpu.program().params.clone();
+        for (decl, cpu_grad) in params.iter().zip(&cpu_grads) {
             let gpu_grad = self.engine.read_buf(decl.grad)?;
-            let v = self.verify.as_mut().expect("checked above");
             v.compare(
                 self.step,
                 &format!("grad {}", decl.name),
-                &gpu_grad[..cpu_grads[i].len()],
-                &cpu_grads[i],
+                &gpu_grad[..cpu_grad.len()],
+                cpu_grad,
             )?;
         }
-        let gpu_after = self.engine.params()?;
-        let v = self.verify.as_mut().expect("checked above");
-        let cpu_after = v.cpu.params();
-        for (decl, (g, c)) in program.params.iter().zip(gpu_after.iter().zip(&cpu_after)) {
+        let (gpu_after, cpu_after) = (self.engine.params()?, v.cpu.params());
+        for (decl, (g, c)) in params.iter().zip(gpu_after.iter().zip(&cpu_after)) {
             v.compare(self.step, decl.name, g, c)?;
         }
         Ok(())
