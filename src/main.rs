@@ -8,7 +8,7 @@ use gradflow::cpu::activation::Activation;
 use gradflow::data::{Dataset, Synthetic, Targets};
 use gradflow::metrics::{accuracy, r2};
 use gradflow::model::normal_eq::{self, Solve};
-use gradflow::model::{LinearRegression, LogisticRegression, Mlp, SoftmaxRegression};
+use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
 use gradflow::{Report, Result, TrainConfig, Trainer};
 
 /// One row of the table.
@@ -42,96 +42,74 @@ fn demo() -> Result<()> {
     let mut rows = Vec::new();
 
     // W1 and W2 of the benchmark suite: 10⁶ × 64, batch 256, 5 epochs.
+    let config = |lr: f64, batch: usize, epochs: usize| {
+        TrainConfig::default()
+            .batch_size(batch)
+            .learning_rate(lr)
+            .epochs(epochs)
+    };
     let lin = Synthetic::linear(1_000_000, 64).seed(1).dataset()?;
     let mut linear = LinearRegression::new();
-    let report = linear.fit(
-        &lin,
-        &Trainer::new(
-            TrainConfig::default()
-                .batch_size(256)
-                .learning_rate(0.05)
-                .epochs(5),
-        )?,
-    )?;
     let Targets::Real(y) = lin.targets() else {
         unreachable!("linear data has real targets")
     };
-    let quality = format!("R² {:.5}", r2(&linear.predict(lin.features())?, y)?);
-    rows.push(Row {
-        model: "linear regression".into(),
-        data: "1000000 × 64".into(),
-        report,
-        quality,
-    });
+    rows.push(fit_row(
+        "linear regression",
+        "1000000 × 64",
+        &mut linear,
+        &lin,
+        config(0.05, 256, 5),
+        |m| Ok(format!("R² {:.5}", r2(&m.predict(lin.features())?, y)?)),
+    )?);
 
     let logit = Synthetic::logistic(1_000_000, 64).seed(2).dataset()?;
-    let mut model = LogisticRegression::new();
-    let report = model.fit(
+    rows.push(fit_row(
+        "logistic regression",
+        "1000000 × 64",
+        &mut LogisticRegression::new(),
         &logit,
-        &Trainer::new(
-            TrainConfig::default()
-                .batch_size(256)
-                .learning_rate(0.1)
-                .epochs(5),
-        )?,
-    )?;
-    let quality = format!(
-        "accuracy {:.4}",
-        accuracy(&model.predict(logit.features())?, labels(&logit))?
-    );
-    rows.push(Row {
-        model: "logistic regression".into(),
-        data: "1000000 × 64".into(),
-        report,
-        quality,
-    });
+        config(0.1, 256, 5),
+        |m| {
+            Ok(format!(
+                "accuracy {:.4}",
+                accuracy(&m.predict(logit.features())?, labels(&logit))?
+            ))
+        },
+    )?);
 
     let blobs = Synthetic::blobs(200_000, 64, 10).seed(3).dataset()?;
-    let mut model = SoftmaxRegression::new();
-    let report = model.fit(
+    rows.push(fit_row(
+        "softmax regression",
+        "200000 × 64, 10 blobs",
+        &mut SoftmaxRegression::new(),
         &blobs,
-        &Trainer::new(
-            TrainConfig::default()
-                .batch_size(256)
-                .learning_rate(0.1)
-                .epochs(5),
-        )?,
-    )?;
-    let quality = format!(
-        "accuracy {:.4}",
-        accuracy(&model.predict(blobs.features())?, labels(&blobs))?
-    );
-    rows.push(Row {
-        model: "softmax regression".into(),
-        data: "200000 × 64, 10 blobs".into(),
-        report,
-        quality,
-    });
+        config(0.1, 256, 5),
+        |m| {
+            Ok(format!(
+                "accuracy {:.4}",
+                accuracy(&m.predict(blobs.features())?, labels(&blobs))?
+            ))
+        },
+    )?);
 
     let teacher = Synthetic::teacher(100_000, 64, 10)
         .seed(4)
         .deterministic()
         .dataset()?;
-    let mut model = Mlp::new(128).with_activation(Activation::Sigmoid);
-    let report = model.fit(
+    let mut mlp = Mlp::new(128).with_activation(Activation::Sigmoid);
+    rows.push(fit_row(
+        "MLP 64-128-10 sigmoid",
+        "100000 × 64, teacher",
+        &mut mlp,
         &teacher,
-        &Trainer::new(
-            TrainConfig::default()
-                .batch_size(128)
-                .learning_rate(0.5)
-                .epochs(3),
-        )?,
-    )?;
-    let quality = format!(
-        "accuracy {:.4}",
-        accuracy(&model.predict(teacher.features())?, labels(&teacher))?
-    );
-    rows.push(Row {
-        model: "MLP 64-128-10 sigmoid".into(),
-        data: "100000 × 64, teacher".into(),
-        report,
-        quality,
-    });
+        config(0.5, 128, 3),
+        |m| {
+            Ok(format!(
+                "accuracy {:.4}",
+                accuracy(&m.predict(teacher.features())?, labels(&teacher))?
+            ))
+        },
+    )?);
 
     println!(
         "| {:<22} | {:<21} | {:>6} | {:>6} | {:>10} | {:<16} | {:>7} | {:>12} |",
@@ -177,4 +155,22 @@ fn demo() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Fits `model` and describes the result as a table row.
+fn fit_row<M: Model>(
+    name: &str,
+    data_desc: &str,
+    model: &mut M,
+    data: &Dataset,
+    config: TrainConfig,
+    quality: impl Fn(&M) -> Result<String>,
+) -> Result<Row> {
+    let report = Trainer::new(config)?.fit(model, data)?;
+    Ok(Row {
+        model: name.into(),
+        data: data_desc.into(),
+        report,
+        quality: quality(model)?,
+    })
 }
