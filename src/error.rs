@@ -182,6 +182,24 @@ pub enum Error {
         /// Absolute tolerance.
         atol: f64,
     },
+
+    /// A file could not be opened, read or mapped.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+
+    /// A file was read but its content is not what was expected.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
+        path: String,
+        /// What is wrong, with the value found.
+        reason: String,
+    },
 }
 
 impl Error {

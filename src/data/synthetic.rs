@@ -389,6 +389,45 @@ impl Synthetic {
                 got: format!("{start}..{}", start.saturating_add(count)),
             });
         }
+        self.fill(&|i| start + i, x, targets)
+    }
+
+    /// Makes rows `rows[i]` into row `i` of `x` and `targets`: the same values those rows
+    /// have in [`Synthetic::dataset`], in any order (a shuffled batch, made on the fly).
+    ///
+    /// # Errors
+    /// As [`Synthetic::fill_rows`].
+    pub fn fill_indexed(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
+        self.validate()?;
+        if x.len() != rows.len() * self.p || targets.len() != rows.len() {
+            return Err(Error::ShapeMismatch {
+                what: "fill_indexed buffers",
+                expected: format!(
+                    "{} rows × {} columns and {} targets",
+                    rows.len(),
+                    self.p,
+                    rows.len()
+                ),
+                got: format!("{} values and {} targets", x.len(), targets.len()),
+            });
+        }
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.n) {
+            return Err(Error::ShapeMismatch {
+                what: "fill_indexed row",
+                expected: format!("rows below n = {}", self.n),
+                got: bad.to_string(),
+            });
+        }
+        self.fill(&|i| rows[i] as usize, x, targets)
+    }
+
+    /// Makes the rows `row_of(0), row_of(1), …` in parallel; the buffers are checked.
+    fn fill(
+        &self,
+        row_of: &(dyn Fn(usize) -> usize + Sync),
+        x: &mut [f32],
+        targets: RowTargets<'_>,
+    ) -> Result<()> {
         let truth = self.truth()?;
         let p = self.p;
         match (targets, self.classes()) {
@@ -398,7 +437,7 @@ impl Synthetic {
                     .enumerate()
                     .for_each(|(c, (xc, yc))| {
                         for (r, (xr, yr)) in xc.chunks_exact_mut(p).zip(yc.iter_mut()).enumerate() {
-                            if let Label::Real(v) = self.row(&truth, start + c * PAR_ROWS + r, xr) {
+                            if let Label::Real(v) = self.row(&truth, row_of(c * PAR_ROWS + r), xr) {
                                 *yr = v;
                             }
                         }
@@ -410,7 +449,7 @@ impl Synthetic {
                     .enumerate()
                     .for_each(|(c, (xc, yc))| {
                         for (r, (xr, yr)) in xc.chunks_exact_mut(p).zip(yc.iter_mut()).enumerate() {
-                            if let Label::Class(v) = self.row(&truth, start + c * PAR_ROWS + r, xr)
+                            if let Label::Class(v) = self.row(&truth, row_of(c * PAR_ROWS + r), xr)
                             {
                                 *yr = v;
                             }

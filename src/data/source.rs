@@ -1,0 +1,509 @@
+//! Row sources for streaming: where a scheduler reads the rows of a batch from.
+//!
+//! A [`RowSource`] copies any list of rows, in the order given, into caller-owned
+//! buffers. Three kinds exist:
+//!
+//! | source | random access | holds in memory |
+//! |---|---|---|
+//! | [`Dataset`] | free | everything |
+//! | [`Synthetic`] (a generator) | free: every row has its own random stream | nothing |
+//! | [`MappedFile`] (`.npy` or raw `f32`, memory-mapped) | costly once the file passes RAM | what the page cache keeps |
+//!
+//! For the first two, a streaming epoch can read a full random permutation, exactly the
+//! order a resident or CPU run uses ([`super::epoch_plan`]). A file larger than RAM cannot
+//! afford random reads: [`windowed_order`] gives the documented out-of-core order instead.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::{Dataset, RowTargets, Synthetic, Targets};
+use crate::error::{Error, Result};
+
+/// Anything a scheduler can gather batch rows from.
+pub trait RowSource: Send + Sync {
+    /// Rows n.
+    fn n(&self) -> usize;
+    /// Feature columns p.
+    fn p(&self) -> usize;
+    /// Classes k for labelled data, `None` for real targets.
+    fn classes(&self) -> Option<usize>;
+    /// Copies rows `rows[i]` into row `i` of `x` (`rows.len() × p`) and of `targets`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for buffers of the wrong size or a row ≥ n; the source's
+    /// own errors for bad content (a non-finite value, a label out of range, an I/O fault).
+    fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()>;
+}
+
+fn check_gather(
+    n: usize,
+    p: usize,
+    rows: &[u32],
+    x: &[f32],
+    targets: &RowTargets<'_>,
+) -> Result<()> {
+    let len = match targets {
+        RowTargets::Real(y) => y.len(),
+        RowTargets::Classes(y) => y.len(),
+    };
+    if x.len() != rows.len() * p || len != rows.len() {
+        return Err(Error::ShapeMismatch {
+            what: "gather buffers",
+            expected: format!(
+                "{} rows × {p} features and {} targets",
+                rows.len(),
+                rows.len()
+            ),
+            got: format!("{} feature values and {len} targets", x.len()),
+        });
+    }
+    if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+        return Err(Error::ShapeMismatch {
+            what: "gather row",
+            expected: format!("a row below n = {n}"),
+            got: bad.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn target_kind_mismatch(classes: Option<usize>) -> Error {
+    Error::ShapeMismatch {
+        what: "gather targets",
+        expected: match classes {
+            None => "a real-valued buffer".into(),
+            Some(k) => format!("a label buffer ({k} classes)"),
+        },
+        got: "the other kind".into(),
+    }
+}
+
+impl RowSource for Dataset {
+    fn n(&self) -> usize {
+        Dataset::n(self)
+    }
+    fn p(&self) -> usize {
+        Dataset::p(self)
+    }
+    fn classes(&self) -> Option<usize> {
+        Dataset::classes(self)
+    }
+    fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
+        let p = Dataset::p(self);
+        check_gather(Dataset::n(self), p, rows, x, &targets)?;
+        for (dst, &r) in x.chunks_exact_mut(p).zip(rows) {
+            dst.copy_from_slice(self.row(r as usize));
+        }
+        match (self.targets(), targets) {
+            (Targets::Real(y), RowTargets::Real(out)) => out
+                .iter_mut()
+                .zip(rows)
+                .for_each(|(o, &r)| *o = y[r as usize]),
+            (Targets::Classes { labels, .. }, RowTargets::Classes(out)) => {
+                out.iter_mut()
+                    .zip(rows)
+                    .for_each(|(o, &r)| *o = labels[r as usize]);
+            }
+            _ => return Err(target_kind_mismatch(Dataset::classes(self))),
+        }
+        Ok(())
+    }
+}
+
+impl RowSource for Synthetic {
+    fn n(&self) -> usize {
+        Synthetic::n(self)
+    }
+    fn p(&self) -> usize {
+        Synthetic::p(self)
+    }
+    fn classes(&self) -> Option<usize> {
+        Synthetic::classes(self)
+    }
+    /// Makes the rows on the fly: row `r` is the same as row `r` of
+    /// [`Synthetic::dataset`], however the rows are asked for.
+    fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
+        check_gather(Synthetic::n(self), Synthetic::p(self), rows, x, &targets)?;
+        self.fill_indexed(rows, x, targets)
+    }
+}
+
+/// How a memory-mapped file's columns divide into features and target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTargets {
+    /// Column `column` holds a real target.
+    Real {
+        /// Target column (0-based); the other columns are the features, in order.
+        column: usize,
+    },
+    /// Column `column` holds class labels, whole numbers in `0..classes`.
+    Classes {
+        /// Target column (0-based).
+        column: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+}
+
+impl FileTargets {
+    fn column(self) -> usize {
+        match self {
+            FileTargets::Real { column } | FileTargets::Classes { column, .. } => column,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    F32,
+    F64,
+}
+
+/// A 2-D `f32`/`f64` matrix in a file, memory-mapped: one row per sample, one column of it
+/// the target. Rows are read on demand, so the file may be larger than RAM.
+///
+/// Accepted: `.npy` files holding a 2-D, C-ordered, little-endian `<f4` or `<f8` array
+/// ([`MappedFile::npy`]), and raw little-endian `f32` files with a given column count
+/// ([`MappedFile::raw_f32`]).
+///
+/// # Example
+/// ```
+/// use gradflow::data::{FileTargets, MappedFile, RowSource, RowTargets};
+/// let path = std::env::temp_dir().join("gradflow-doc-raw.f32");
+/// // Three rows: x0, x1, y.
+/// let values: [f32; 9] = [1.0, 2.0, 5.0, 3.0, 4.0, 11.0, 5.0, 6.0, 17.0];
+/// std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+/// let file = MappedFile::raw_f32(&path, 3, FileTargets::Real { column: 2 })?;
+/// let (mut x, mut y) = ([0f32; 4], [0f32; 2]);
+/// file.gather(&[2, 0], &mut x, RowTargets::Real(&mut y))?;
+/// assert_eq!((x, y), ([5.0, 6.0, 1.0, 2.0], [17.0, 5.0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MappedFile {
+    path: PathBuf,
+    map: Mmap,
+    offset: usize,
+    element: Element,
+    n: usize,
+    cols: usize,
+    targets: FileTargets,
+}
+
+impl MappedFile {
+    /// Maps a `.npy` file holding a 2-D `<f4` or `<f8` array in C order.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened or mapped; [`Error::BadFile`] for a
+    /// file that is not such an array (with what was found); the column errors of
+    /// [`MappedFile::raw_f32`].
+    pub fn npy(path: impl AsRef<Path>, targets: FileTargets) -> Result<Self> {
+        let path = path.as_ref();
+        let map = map(path)?;
+        let mut reader = &map[..];
+        let header = npyz::NpyHeader::from_reader(&mut reader).map_err(|e| Error::BadFile {
+            path: path.display().to_string(),
+            reason: format!("not a .npy file: {e}"),
+        })?;
+        let offset = map.len() - reader.len();
+        let bad = |reason: String| Error::BadFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let element = match header.dtype() {
+            npyz::DType::Plain(t) if t.to_string() == "<f4" => Element::F32,
+            npyz::DType::Plain(t) if t.to_string() == "<f8" => Element::F64,
+            other => {
+                return Err(bad(format!(
+                    "dtype {} is not <f4 or <f8",
+                    other.descr().trim_matches('\'')
+                )));
+            }
+        };
+        if header.order() != npyz::Order::C {
+            return Err(bad(
+                "Fortran-ordered array: save it in C order (np.ascontiguousarray)".into(),
+            ));
+        }
+        let [n, cols] = header.shape() else {
+            return Err(bad(format!(
+                "shape {:?} is not 2-D (rows × columns)",
+                header.shape()
+            )));
+        };
+        let (n, cols) = (*n as usize, *cols as usize);
+        let width = if element == Element::F32 { 4 } else { 8 };
+        if map.len() - offset < n * cols * width {
+            return Err(bad(format!(
+                "truncated: {} data bytes for a {n} × {cols} array",
+                map.len() - offset
+            )));
+        }
+        Self::new(path, map, offset, element, n, cols, targets)
+    }
+
+    /// Maps a raw little-endian `f32` file of `columns` values per row.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::BadFile`] when the size is not a whole number of rows;
+    /// [`Error::InvalidParameter`] when the target column is not below `columns`, when
+    /// `columns < 2` (a feature and the target), or for fewer than 2 classes.
+    pub fn raw_f32(path: impl AsRef<Path>, columns: usize, targets: FileTargets) -> Result<Self> {
+        let path = path.as_ref();
+        let map = map(path)?;
+        if columns == 0 || map.len() % (columns * 4) != 0 {
+            return Err(Error::BadFile {
+                path: path.display().to_string(),
+                reason: format!(
+                    "{} bytes is not a whole number of rows of {columns} f32 values",
+                    map.len()
+                ),
+            });
+        }
+        let n = map.len() / (columns * 4);
+        Self::new(path, map, 0, Element::F32, n, columns, targets)
+    }
+
+    fn new(
+        path: &Path,
+        map: Mmap,
+        offset: usize,
+        element: Element,
+        n: usize,
+        cols: usize,
+        targets: FileTargets,
+    ) -> Result<Self> {
+        if cols < 2 {
+            return Err(Error::param(
+                "columns",
+                cols,
+                "must be ≥ 2: at least one feature and the target",
+            ));
+        }
+        if targets.column() >= cols {
+            return Err(Error::param(
+                "target column",
+                targets.column(),
+                "must be below the file's column count",
+            ));
+        }
+        if let FileTargets::Classes { classes, .. } = targets {
+            if classes < 2 {
+                return Err(Error::param("classes", classes, "must be ≥ 2"));
+            }
+        }
+        if n == 0 {
+            return Err(Error::Empty {
+                what: "data file",
+                detail: "n = 0 rows".into(),
+            });
+        }
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            map,
+            offset,
+            element,
+            n,
+            cols,
+            targets,
+        })
+    }
+
+    /// Value `(row, col)` as f32.
+    fn value(&self, row: usize, col: usize) -> f32 {
+        let i = row * self.cols + col;
+        match self.element {
+            Element::F32 => {
+                let at = self.offset + 4 * i;
+                f32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
+            }
+            Element::F64 => {
+                let at = self.offset + 8 * i;
+                f64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes")) as f32
+            }
+        }
+    }
+}
+
+fn map(path: &Path) -> Result<Mmap> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only; gradflow never writes the file. Another process that
+    // truncates it while mapped makes reads fault (SIGBUS): a documented limit of mapping.
+    unsafe { Mmap::map(&file) }.map_err(io)
+}
+
+impl RowSource for MappedFile {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn p(&self) -> usize {
+        self.cols - 1
+    }
+    fn classes(&self) -> Option<usize> {
+        match self.targets {
+            FileTargets::Real { .. } => None,
+            FileTargets::Classes { classes, .. } => Some(classes),
+        }
+    }
+    fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
+        let p = self.cols - 1;
+        check_gather(self.n, p, rows, x, &targets)?;
+        let t = self.targets.column();
+        let non_finite = |row: usize, col: usize, value: f32| Error::NonFinite {
+            what: "data file",
+            row,
+            col,
+            value,
+        };
+        for (dst, &r) in x.chunks_exact_mut(p).zip(rows) {
+            let r = r as usize;
+            for (j, d) in (0..self.cols).filter(|&c| c != t).zip(dst.iter_mut()) {
+                *d = self.value(r, j);
+                if !d.is_finite() {
+                    return Err(non_finite(r, j, *d));
+                }
+            }
+        }
+        match (self.targets, targets) {
+            (FileTargets::Real { .. }, RowTargets::Real(out)) => {
+                for (o, &r) in out.iter_mut().zip(rows) {
+                    *o = self.value(r as usize, t);
+                    if !o.is_finite() {
+                        return Err(non_finite(r as usize, t, *o));
+                    }
+                }
+            }
+            (FileTargets::Classes { classes, .. }, RowTargets::Classes(out)) => {
+                for (o, &r) in out.iter_mut().zip(rows) {
+                    let v = self.value(r as usize, t);
+                    if !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes) {
+                        return Err(Error::BadFile {
+                            path: self.path.display().to_string(),
+                            reason: format!(
+                                "row {r}, column {t}: label {v} is not a class in 0..{classes}"
+                            ),
+                        });
+                    }
+                    *o = v as u32;
+                }
+            }
+            _ => return Err(target_kind_mismatch(self.classes())),
+        }
+        Ok(())
+    }
+}
+
+/// The out-of-core epoch order for a source too large for random reads.
+///
+/// 1. The rows are cut into chunks of `chunk_rows` consecutive rows (the last may be short).
+/// 2. The chunk order is shuffled.
+/// 3. Consecutive shuffled chunks are grouped into windows of `window_chunks` chunks, and
+///    the rows of each window are shuffled together.
+///
+/// Reading a window touches `window_chunks` contiguous runs of the file, so the reads stay
+/// sequential. **What it gives up** against a full permutation: rows of one chunk always
+/// land in the same window, so a batch mixes rows from at most `window_chunks` chunks, and
+/// two rows of one chunk are never more than a window apart in the epoch. Rows that are
+/// ordered in the file (sorted by date or by label) therefore stay partly grouped; a larger
+/// window trades memory for randomness, and `window_chunks ≥ n / chunk_rows` is a full
+/// permutation. Like [`super::epoch_plan`], the order depends only on `(seed, epoch, n)` and
+/// the two sizes.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a zero size; [`Error::Empty`] for n = 0; n beyond
+/// `u32::MAX`.
+pub fn windowed_order(
+    seed: u64,
+    epoch: usize,
+    n: usize,
+    chunk_rows: usize,
+    window_chunks: usize,
+) -> Result<Vec<u32>> {
+    if n == 0 {
+        return Err(Error::Empty {
+            what: "windowed order",
+            detail: "n = 0 rows".into(),
+        });
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::param(
+            "n",
+            n,
+            "must be ≤ 4294967295 (row indices are u32)",
+        ));
+    }
+    if chunk_rows == 0 {
+        return Err(Error::param("chunk_rows", 0, "must be ≥ 1"));
+    }
+    if window_chunks == 0 {
+        return Err(Error::param("window_chunks", 0, "must be ≥ 1"));
+    }
+    let stream = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (epoch as u64).wrapping_add(0x5EED);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream);
+    let mut chunks: Vec<usize> = (0..n.div_ceil(chunk_rows)).collect();
+    chunks.shuffle(&mut rng);
+    let mut order = Vec::with_capacity(n);
+    for window in chunks.chunks(window_chunks) {
+        let start = order.len();
+        for &c in window {
+            order.extend((c * chunk_rows..((c + 1) * chunk_rows).min(n)).map(|r| r as u32));
+        }
+        order[start..].shuffle(&mut rng);
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windowed_order_is_a_permutation_that_keeps_chunks_in_windows() {
+        let (n, chunk, window) = (1003, 50, 4);
+        let order = windowed_order(7, 2, n, chunk, window).unwrap();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+        // Walk the order closing a segment as soon as every chunk begun in it is complete:
+        // segments nest inside the true windows, so none may span more than `window` chunks.
+        let size = |c: u32| ((c as usize + 1) * chunk).min(n) - c as usize * chunk;
+        let (mut open, mut left) = (std::collections::BTreeSet::new(), 0usize);
+        for &r in &order {
+            let c = r / chunk as u32;
+            if open.insert(c) {
+                left += size(c);
+                assert!(open.len() <= window, "a window spans chunks {open:?}");
+            }
+            left -= 1;
+            if left == 0 {
+                open.clear();
+            }
+        }
+        assert_ne!(order, windowed_order(7, 3, n, chunk, window).unwrap());
+        assert_eq!(order, windowed_order(7, 2, n, chunk, window).unwrap());
+    }
+
+    #[test]
+    fn generator_gathers_the_rows_of_its_dataset() {
+        let g = Synthetic::blobs(3000, 4, 3).seed(2);
+        let ds = g.dataset().unwrap();
+        let rows = [2999u32, 0, 1500, 7, 7];
+        let (mut a, mut b) = (vec![0f32; 20], vec![0f32; 20]);
+        let (mut la, mut lb) = (vec![0u32; 5], vec![0u32; 5]);
+        RowSource::gather(&g, &rows, &mut a, RowTargets::Classes(&mut la)).unwrap();
+        RowSource::gather(&ds, &rows, &mut b, RowTargets::Classes(&mut lb)).unwrap();
+        assert_eq!((a, la), (b, lb));
+        assert!(
+            RowSource::gather(&g, &[3000], &mut [0f32; 4], RowTargets::Classes(&mut [0])).is_err()
+        );
+    }
+}

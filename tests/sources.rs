@@ -1,0 +1,164 @@
+//! Row sources for streaming: memory-mapped `.npy` and raw files, generators, datasets.
+
+use gradflow::Error;
+use gradflow::data::{Dataset, FileTargets, MappedFile, RowSource, RowTargets, Synthetic, Targets};
+
+/// Writes a version-1.0 `.npy` file by the format's definition: magic, version, header
+/// length, a Python-dict header padded with spaces to a multiple of 64 bytes, then data.
+fn write_npy(
+    name: &str,
+    descr: &str,
+    fortran: bool,
+    shape: &[usize],
+    data: &[u8],
+) -> std::path::PathBuf {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    let path = std::env::temp_dir().join(format!("gradflow-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn npy_f32_and_f64_files_gather_like_the_dataset() {
+    let data = Synthetic::linear(500, 3).seed(4).dataset().unwrap();
+    let Targets::Real(y) = data.targets() else {
+        unreachable!()
+    };
+    // Columns: x0, y, x1, x2 — the target in the middle, to test the column split.
+    let table: Vec<f32> = (0..500)
+        .flat_map(|i| {
+            let r = data.row(i);
+            [r[0], y[i], r[1], r[2]]
+        })
+        .collect();
+    let f32_path = write_npy("a.npy", "<f4", false, &[500, 4], &f32_bytes(&table));
+    let f64_bytes: Vec<u8> = table
+        .iter()
+        .flat_map(|&v| f64::from(v).to_le_bytes())
+        .collect();
+    let f64_path = write_npy("b.npy", "<f8", false, &[500, 4], &f64_bytes);
+    let rows = [499u32, 0, 250, 250, 17];
+    let (mut want_x, mut want_y) = (vec![0f32; 15], vec![0f32; 5]);
+    RowSource::gather(&data, &rows, &mut want_x, RowTargets::Real(&mut want_y)).unwrap();
+    for path in [&f32_path, &f64_path] {
+        let file = MappedFile::npy(path, FileTargets::Real { column: 1 }).unwrap();
+        assert_eq!((file.n(), file.p(), file.classes()), (500, 3, None));
+        let (mut x, mut yy) = (vec![0f32; 15], vec![0f32; 5]);
+        file.gather(&rows, &mut x, RowTargets::Real(&mut yy))
+            .unwrap();
+        assert_eq!((x, yy), (want_x.clone(), want_y.clone()), "{path:?}");
+    }
+}
+
+#[test]
+fn labelled_files_check_their_labels() {
+    let table = [0.5f32, 1.0, 1.5, 0.0, 2.5, 2.0, 3.5, 2.5];
+    let path = write_npy("labels.npy", "<f4", false, &[4, 2], &f32_bytes(&table));
+    let file = MappedFile::npy(
+        &path,
+        FileTargets::Classes {
+            column: 1,
+            classes: 3,
+        },
+    )
+    .unwrap();
+    let (mut x, mut l) = ([0f32; 3], [0u32; 3]);
+    file.gather(&[2, 0, 1], &mut x, RowTargets::Classes(&mut l))
+        .unwrap();
+    assert_eq!((x, l), ([2.5, 0.5, 1.5], [2, 1, 0]));
+    let err = file
+        .gather(&[3], &mut [0f32], RowTargets::Classes(&mut [0]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 3, column 1: label 2.5 is not a class in 0..3"),
+        "{err}"
+    );
+    let err = file
+        .gather(&[0], &mut [0f32], RowTargets::Real(&mut [0.0]))
+        .unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+}
+
+#[test]
+fn malformed_files_are_errors_naming_what_was_found() {
+    let real = FileTargets::Real { column: 0 };
+    let msg = |r: Result<MappedFile, Error>| r.unwrap_err().to_string();
+    let ints = write_npy("ints.npy", "<i4", false, &[2, 2], &[0u8; 16]);
+    assert!(msg(MappedFile::npy(&ints, real)).contains("dtype <i4 is not <f4 or <f8"));
+    let fortran = write_npy("fortran.npy", "<f4", true, &[2, 2], &[0u8; 16]);
+    assert!(msg(MappedFile::npy(&fortran, real)).contains("Fortran-ordered"));
+    let flat = write_npy("flat.npy", "<f4", false, &[4], &[0u8; 16]);
+    assert!(msg(MappedFile::npy(&flat, real)).contains("shape [4] is not 2-D"));
+    let short = write_npy("short.npy", "<f4", false, &[3, 2], &[0u8; 16]);
+    assert!(msg(MappedFile::npy(&short, real)).contains("truncated"));
+    let text = std::env::temp_dir().join(format!("gradflow-test-{}-text.npy", std::process::id()));
+    std::fs::write(&text, "a,b\n1,2\n").unwrap();
+    assert!(msg(MappedFile::npy(&text, real)).contains("not a .npy file"));
+    assert!(matches!(
+        MappedFile::npy("/no/such/file.npy", real),
+        Err(Error::Io { .. })
+    ));
+    let raw = std::env::temp_dir().join(format!("gradflow-test-{}-raw.f32", std::process::id()));
+    std::fs::write(&raw, [0u8; 20]).unwrap();
+    assert!(
+        msg(MappedFile::raw_f32(&raw, 3, real))
+            .contains("20 bytes is not a whole number of rows of 3 f32 values")
+    );
+    std::fs::write(&raw, [0u8; 24]).unwrap();
+    assert!(
+        msg(MappedFile::raw_f32(
+            &raw,
+            3,
+            FileTargets::Real { column: 3 }
+        ))
+        .contains("target column 3")
+    );
+    let nan = write_npy(
+        "nan.npy",
+        "<f4",
+        false,
+        &[1, 2],
+        &f32_bytes(&[f32::NAN, 1.0]),
+    );
+    let file = MappedFile::npy(&nan, FileTargets::Real { column: 1 }).unwrap();
+    let err = file
+        .gather(&[0], &mut [0f32], RowTargets::Real(&mut [0.0]))
+        .unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+}
+
+/// A generator used as a source makes exactly the rows its dataset holds: streaming from it
+/// sees the same data as training on the materialised dataset.
+#[test]
+fn generators_are_sources_of_their_own_rows() {
+    let g = Synthetic::linear(10_000, 8).seed(3);
+    let ds: Dataset = g.dataset().unwrap();
+    let rows: Vec<u32> = (0..10_000).rev().step_by(37).collect();
+    let (mut a, mut b) = (vec![0f32; rows.len() * 8], vec![0f32; rows.len() * 8]);
+    let (mut ya, mut yb) = (vec![0f32; rows.len()], vec![0f32; rows.len()]);
+    RowSource::gather(&g, &rows, &mut a, RowTargets::Real(&mut ya)).unwrap();
+    RowSource::gather(&ds, &rows, &mut b, RowTargets::Real(&mut yb)).unwrap();
+    assert_eq!((a, ya), (b, yb));
+}
