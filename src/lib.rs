@@ -36,10 +36,13 @@ pub mod gradcheck;
 pub mod metrics;
 pub mod model;
 pub mod program;
+pub mod schedule;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use train::{Backend, Deviation, Report, StopReason, TrainConfig, Trainer, Verify};
+pub use train::{
+    Backend, Deviation, Mode, Progress, Report, StopReason, TrainConfig, Trainer, Verify,
+};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

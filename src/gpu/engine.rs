@@ -28,11 +28,16 @@
 //! so the parameters stay those of the halting step even though the host only reads the
 //! flag at the next sync ([`GpuEngine::halted_at`]).
 //!
+//! **Two ways to hold the data** ([`Data`]): *resident* (above), or a *ring* of `depth`
+//! slots of one batch each ([`GpuEngine::ring`], in `engine/ring.rs`), which a host
+//! scheduler fills batch by batch ([`GpuEngine::write_slot`]) when the dataset exceeds
+//! the device budget. Ops that read features or targets are bound once per view of the
+//! data (one resident view, or one per slot); everything else is shared.
+//!
 //! **Upload hazard.** Queued writes (`set_order`, `set_params`) land before the *next*
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
-use crate::cpu::loss::LossKind;
 use crate::data::Targets;
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
@@ -41,6 +46,12 @@ use super::context::GpuContext;
 use super::kernels::{self, Bound, Halting, ParamRing, TargetRows};
 use super::pipelines::Kernel;
 use super::readback;
+
+mod chunks;
+mod ring;
+use chunks::FeatureChunks;
+pub use chunks::resident_row_limit;
+pub use ring::{SlotTargets, TargetKind};
 
 /// Knobs of a [`GpuEngine`]; the defaults suit training.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,73 +81,78 @@ impl Default for GpuEngineOptions {
     }
 }
 
-/// The resident features, split into whole-row chunks that each fit one storage binding.
-///
-/// Why chunks rather than one buffer: `max_buffer_size` is often far above
-/// `max_storage_buffer_binding_size` (2 GiB vs 128 MiB on llvmpipe), so the data fit the
-/// device but not one binding. Binding a buffer in several ranges (offsets) would need
-/// the offsets aligned to `min_storage_buffer_offset_alignment` and cap the buffer at
-/// `max_buffer_size` anyway; separate buffers of whole rows need neither, and a row never
-/// straddles two bindings, so the kernel picks one chunk per row.
-struct FeatureChunks {
-    bufs: Vec<wgpu::Buffer>,
-    rows_per_chunk: usize,
+/// One op, bound once per view of the data (ops that read no data: one bind group).
+struct BoundOp {
+    op: OpKind,
+    bound: Vec<Bound>,
 }
 
-impl FeatureChunks {
-    /// Uploads `x` (n × p) in chunks of at most `rows_per_chunk` rows: the most that fit
-    /// both limits, or fewer with `max_rows`.
-    fn upload(ctx: &GpuContext, x: &[f32], p: usize, max_rows: Option<usize>) -> Result<Self> {
-        let n = x.len() / p;
-        let limits = ctx.limits();
-        let limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        let row_bytes = (p as u64).saturating_mul(4);
-        let fit = usize::try_from(limit / row_bytes).unwrap_or(usize::MAX);
-        if fit == 0 {
-            return Err(Error::DeviceLimit {
-                what: "bytes of one feature row (a row must fit one storage binding)",
-                requested: row_bytes,
-                limit,
-            });
+impl BoundOp {
+    /// The bind group for view `view` (the ring slot; 0 for resident data).
+    fn at(&self, view: usize) -> &Bound {
+        if self.bound.len() == 1 {
+            &self.bound[0]
+        } else {
+            &self.bound[view]
         }
-        let rows_per_chunk = match max_rows {
-            Some(0) => return Err(Error::param("max_chunk_rows", 0, "must be ≥ 1")),
-            Some(r) => fit.min(r),
-            None => fit,
-        };
-        let chunks = n.div_ceil(rows_per_chunk).max(1);
-        if chunks > kernels::MAX_A_CHUNKS {
-            return Err(Error::DeviceLimit {
-                what: "resident feature bytes (4 storage bindings of whole rows; \
-                       a larger dataset needs streaming, a later stage)",
-                requested: (x.len() as u64).saturating_mul(4),
-                limit: (kernels::MAX_A_CHUNKS as u64)
-                    .saturating_mul(rows_per_chunk as u64)
-                    .saturating_mul(row_bytes),
-            });
-        }
-        let bufs = (0..chunks)
-            .map(|c| {
-                let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(n);
-                ctx.upload(
-                    &format!("features, chunk {c}"),
-                    &x[rows.start * p..rows.end * p],
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(FeatureChunks {
-            bufs,
-            rows_per_chunk,
-        })
     }
 }
 
-/// One op, bound once.
-struct BoundOp {
-    op: OpKind,
-    bound: Bound,
+/// Where the steps' rows live on the device.
+enum Data {
+    /// The whole dataset, gathered through the epoch's order.
+    Resident {
+        n: usize,
+        chunks: FeatureChunks,
+        targets: wgpu::Buffer,
+        order: wgpu::Buffer,
+        order_len: usize,
+    },
+    /// `depth` slots of one batch each, read in order from row 0.
+    Ring(ring::Ring),
+}
+
+/// The buffers one set of bind groups reads: features (in chunks), the optional gather
+/// index and the targets.
+struct View<'a> {
+    features: Vec<&'a wgpu::Buffer>,
+    rows_per_chunk: usize,
+    index: Option<&'a wgpu::Buffer>,
+    targets: &'a wgpu::Buffer,
+}
+
+impl Data {
+    fn views(&self) -> Vec<View<'_>> {
+        match self {
+            Data::Resident {
+                chunks,
+                targets,
+                order,
+                ..
+            } => vec![View {
+                features: chunks.bufs.iter().collect(),
+                rows_per_chunk: chunks.rows_per_chunk,
+                index: Some(order),
+                targets,
+            }],
+            Data::Ring(r) => r.views(),
+        }
+    }
+}
+
+/// What the engine is built over.
+enum Source<'x> {
+    Resident { x: &'x [f32], targets: &'x Targets },
+    Ring { depth: usize, targets: TargetKind },
+}
+
+/// Which rows one step reads.
+#[derive(Clone, Copy)]
+enum StepRows {
+    /// `order[start ..]` of the resident data.
+    Gather(u32),
+    /// Ring slot s, rows from 0.
+    Slot(usize),
 }
 
 enum OpKind {
@@ -148,16 +164,15 @@ enum OpKind {
     Sgd(usize),
 }
 
-/// Runs a model's [`Program`] on the GPU with the dataset resident on the device.
+/// Runs a model's [`Program`] on the GPU, with the dataset resident on the device
+/// ([`GpuEngine::new`]) or streamed through a ring of batch slots ([`GpuEngine::ring`]).
 pub struct GpuEngine {
     ctx: GpuContext,
     program: Program,
     cap: usize,
-    n: usize,
+    p: usize,
     bufs: Vec<wgpu::Buffer>,
-    feature_chunks: usize,
-    order: wgpu::Buffer,
-    order_len: usize,
+    data: Data,
     losses: wgpu::Buffer,
     loss_slots: usize,
     halt: wgpu::Buffer,
@@ -167,6 +182,8 @@ pub struct GpuEngine {
     pending: Vec<wgpu::CommandBuffer>,
     steps_pending: usize,
     steps_per_submit: usize,
+    last_submission: Option<wgpu::SubmissionIndex>,
+    bytes_uploaded: u64,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -174,8 +191,9 @@ impl std::fmt::Debug for GpuEngine {
         f.debug_struct("GpuEngine")
             .field("ctx", &self.ctx)
             .field("cap", &self.cap)
-            .field("n", &self.n)
-            .field("feature_chunks", &self.feature_chunks)
+            .field("n", &self.rows())
+            .field("feature_chunks", &self.feature_chunks())
+            .field("ring_depth", &self.ring_depth())
             .field("loss_slots", &self.loss_slots)
             .field("steps_pending", &self.steps_pending)
             .finish()
@@ -215,7 +233,7 @@ impl GpuEngine {
     /// # Errors
     /// As [`GpuEngine::new`]; [`Error::InvalidParameter`] for zero `cap`, `p`,
     /// `steps_per_submit` or `max_chunk_rows`; [`Error::DeviceLimit`] when the features
-    /// need more than 4 chunks (streaming, a later stage, is the way then).
+    /// need more than 4 chunks (streaming, [`GpuEngine::ring`], is the way then).
     pub fn with_options(
         ctx: &GpuContext,
         program: Program,
@@ -225,9 +243,6 @@ impl GpuEngine {
         cap: usize,
         options: GpuEngineOptions,
     ) -> Result<Self> {
-        if cap == 0 {
-            return Err(Error::param("batch capacity", cap, "must be ≥ 1"));
-        }
         if p == 0 || x.len() % p != 0 {
             return Err(Error::ShapeMismatch {
                 what: "features",
@@ -235,48 +250,94 @@ impl GpuEngine {
                 got: format!("{} values", x.len()),
             });
         }
+        Self::build(
+            ctx,
+            program,
+            p,
+            cap,
+            options,
+            Source::Resident { x, targets },
+        )
+    }
+
+    /// Checks the arguments, puts the data on the device, binds every op once.
+    fn build(
+        ctx: &GpuContext,
+        program: Program,
+        p: usize,
+        cap: usize,
+        options: GpuEngineOptions,
+        source: Source<'_>,
+    ) -> Result<Self> {
+        if cap == 0 {
+            return Err(Error::param("batch capacity", cap, "must be ≥ 1"));
+        }
+        if p == 0 {
+            return Err(Error::param("features per row p", p, "must be ≥ 1"));
+        }
         if options.steps_per_submit == 0 {
             return Err(Error::param("steps_per_submit", 0, "must be ≥ 1"));
         }
-        let n = x.len() / p;
-        if targets.len() != n {
-            return Err(Error::ShapeMismatch {
-                what: "targets",
-                expected: format!("{n} rows, as the features"),
-                got: format!("{} rows", targets.len()),
-            });
-        }
-        let tgt = match (program.loss, targets) {
-            (LossKind::Mse, Targets::Real(y)) if program.out_cols == 1 => {
-                ctx.upload("targets", y)?
+        let (kind, got) = match source {
+            Source::Resident { targets, .. } => (TargetKind::of(targets), targets.describe()),
+            Source::Ring { targets, .. } => (targets, format!("{targets:?} targets")),
+        };
+        kind.check(&program, got)?;
+        let (data, bytes_uploaded, loss_slots) = match source {
+            Source::Resident { x, targets } => {
+                let n = x.len() / p;
+                if targets.len() != n {
+                    return Err(Error::ShapeMismatch {
+                        what: "targets",
+                        expected: format!("{n} rows, as the features"),
+                        got: format!("{} rows", targets.len()),
+                    });
+                }
+                let tgt = match targets {
+                    Targets::Real(y) => ctx.upload("targets", y)?,
+                    Targets::Classes { labels, .. } => ctx.upload("labels", labels)?,
+                };
+                let chunks = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
+                let data = Data::Resident {
+                    n,
+                    chunks,
+                    targets: tgt,
+                    order: ctx.storage("epoch order", n)?,
+                    order_len: 0,
+                };
+                let bytes = (x.len() as u64 + n as u64) * 4;
+                (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))
             }
-            (LossKind::SigmoidBce | LossKind::SoftmaxCce, Targets::Classes { labels, .. }) => {
-                ctx.upload("labels", labels)?
-            }
-            (kind, t) => {
-                return Err(Error::TargetMismatch {
-                    model: "GPU engine",
-                    expected: format!("targets for {kind:?} with {} outputs", program.out_cols),
-                    got: t.describe(),
-                });
+            Source::Ring { depth, .. } => {
+                let Some(slots) = options.loss_slots else {
+                    return Err(Error::param(
+                        "loss_slots",
+                        "None",
+                        "must be set for a ring engine (it does not know n)",
+                    ));
+                };
+                (
+                    Data::Ring(ring::Ring::new(ctx, cap, p, depth, kind)?),
+                    0,
+                    slots,
+                )
             }
         };
-        let features = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
-        let feature_bufs: Vec<&wgpu::Buffer> = features.bufs.iter().collect();
         let bufs = program
             .bufs
             .iter()
             .map(|b| ctx.storage(&b.name, b.len(cap)))
             .collect::<Result<Vec<_>>>()?;
-        let order = ctx.storage("epoch order", n)?;
-        let loss_slots = options.loss_slots.unwrap_or(n.div_ceil(cap)).max(1);
+        let loss_slots = loss_slots.max(1);
         let losses = ctx.storage("losses", loss_slots)?;
         let halt = ctx.upload("halt flag", &[0u32; 4])?;
         let ops_per_step =
             program.forward.len() + 1 + program.backward.len() + program.params.len();
         let ring = ParamRing::new(ctx, ops_per_step * options.steps_per_submit)?;
 
-        // Bind every op once; warm its pipeline so that no step builds anything.
+        // Bind every op once (ops reading the data once per view); warm its pipeline so
+        // that no step builds anything.
+        let views = data.views();
         let mut ops = Vec::with_capacity(ops_per_step);
         let buf = |id: BufId| &bufs[id.0];
         for op in program.forward.iter().chain(&program.backward) {
@@ -285,35 +346,45 @@ impl GpuEngine {
                     layout, a, b, c, ..
                 } => {
                     let bound = match a {
-                        Src::Features => kernels::bind_matmul_chunked(
+                        Src::Features => views
+                            .iter()
+                            .map(|v| {
+                                kernels::bind_matmul_chunked(
+                                    ctx,
+                                    &ring,
+                                    &v.features,
+                                    v.rows_per_chunk,
+                                    v.index,
+                                    buf(b),
+                                    buf(c),
+                                )
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                        Src::Buf(a) => vec![kernels::bind_matmul(
                             ctx,
                             &ring,
-                            &feature_bufs,
-                            features.rows_per_chunk,
-                            Some(&order),
+                            buf(a),
+                            None,
                             buf(b),
                             buf(c),
-                        )?,
-                        Src::Buf(a) => {
-                            kernels::bind_matmul(ctx, &ring, buf(a), None, buf(b), buf(c))?
-                        }
+                        )?],
                     };
                     (bound, Kernel::Matmul(layout))
                 }
                 Op::BiasAdd { z, bias, .. } => (
-                    kernels::bind_bias_add(ctx, &ring, buf(z), buf(bias))?,
+                    vec![kernels::bind_bias_add(ctx, &ring, buf(z), buf(bias))?],
                     Kernel::BiasAdd,
                 ),
                 Op::Activate { f, z, a, .. } => (
-                    kernels::bind_activation(ctx, &ring, buf(z), buf(a))?,
+                    vec![kernels::bind_activation(ctx, &ring, buf(z), buf(a))?],
                     Kernel::Activate(f),
                 ),
                 Op::ActivateBackward { f, a, grad, .. } => (
-                    kernels::bind_activation(ctx, &ring, buf(a), buf(grad))?,
+                    vec![kernels::bind_activation(ctx, &ring, buf(a), buf(grad))?],
                     Kernel::ActivateBackward(f),
                 ),
                 Op::ColSums { x, out, .. } => (
-                    kernels::bind_col_sums(ctx, &ring, buf(x), buf(out))?,
+                    vec![kernels::bind_col_sums(ctx, &ring, buf(x), buf(out))?],
                     Kernel::ColSums,
                 ),
             };
@@ -325,16 +396,21 @@ impl GpuEngine {
         }
         // Order of recording: forward, loss, backward, updates.
         let n_fwd = program.forward.len();
-        let loss = kernels::bind_loss(
-            ctx,
-            &ring,
-            buf(program.output),
-            &tgt,
-            Some(&order),
-            buf(program.delta),
-            &losses,
-            Some(&halt),
-        )?;
+        let loss = views
+            .iter()
+            .map(|v| {
+                kernels::bind_loss(
+                    ctx,
+                    &ring,
+                    buf(program.output),
+                    v.targets,
+                    v.index,
+                    buf(program.delta),
+                    &losses,
+                    Some(&halt),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         ctx.pipelines().get(Kernel::Loss(program.loss));
         ops.insert(
             n_fwd,
@@ -347,20 +423,18 @@ impl GpuEngine {
             let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad), Some(&halt))?;
             ops.push(BoundOp {
                 op: OpKind::Sgd(i),
-                bound,
+                bound: vec![bound],
             });
         }
         ctx.pipelines().get(Kernel::Sgd);
-        // The features and targets stay alive through the bind groups that hold them.
+        drop(views);
         Ok(GpuEngine {
             ctx: ctx.clone(),
             program,
             cap,
-            n,
+            p,
             bufs,
-            feature_chunks: features.bufs.len(),
-            order,
-            order_len: 0,
+            data,
             losses,
             loss_slots,
             halt,
@@ -370,6 +444,8 @@ impl GpuEngine {
             pending: Vec::new(),
             steps_pending: 0,
             steps_per_submit: options.steps_per_submit,
+            last_submission: None,
+            bytes_uploaded,
         })
     }
 
@@ -378,15 +454,21 @@ impl GpuEngine {
         &self.program
     }
 
-    /// Rows n of the resident dataset.
+    /// Rows n of the resident dataset (0 for a ring engine, which holds no dataset).
     pub fn rows(&self) -> usize {
-        self.n
+        match &self.data {
+            Data::Resident { n, .. } => *n,
+            Data::Ring(_) => 0,
+        }
     }
 
     /// Buffers the resident features are split into (1 unless they exceed one storage
-    /// binding; at most 4).
+    /// binding; at most 4; 0 for a ring engine).
     pub fn feature_chunks(&self) -> usize {
-        self.feature_chunks
+        match &self.data {
+            Data::Resident { chunks, .. } => chunks.bufs.len(),
+            Data::Ring(_) => 0,
+        }
     }
 
     /// Batch capacity.
@@ -397,6 +479,12 @@ impl GpuEngine {
     /// Loss slots available to [`GpuEngine::step`].
     pub fn loss_slots(&self) -> usize {
         self.loss_slots
+    }
+
+    /// Bytes of data (features, targets, epoch orders, ring slots) written to the device
+    /// so far; parameters and per-dispatch constants are not counted.
+    pub fn bytes_uploaded(&self) -> u64 {
+        self.bytes_uploaded
     }
 
     /// Sets every parameter from `values` (in [`Program::params`] order).
@@ -446,19 +534,38 @@ impl GpuEngine {
     /// Uploads the epoch's order: batch rows are read as `order[start ..][.. len]`.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] when it is longer than n or holds a row ≥ n.
+    /// [`Error::ShapeMismatch`] when it is longer than n or holds a row ≥ n;
+    /// [`Error::InvalidParameter`] on a ring engine (it reads no order).
     pub fn set_order(&mut self, order: &[u32]) -> Result<()> {
-        if order.len() > self.n || order.iter().any(|&r| r as usize >= self.n) {
+        let n = self.rows();
+        if matches!(self.data, Data::Ring(_)) {
+            return Err(Error::param(
+                "set_order",
+                "on a ring engine",
+                "needs resident data (a ring reads its slots in order)",
+            ));
+        }
+        if order.len() > n || order.iter().any(|&r| r as usize >= n) {
             return Err(Error::ShapeMismatch {
                 what: "epoch order",
-                expected: format!("at most n = {} row indices below n", self.n),
+                expected: format!("at most n = {n} row indices below n"),
                 got: format!("{} indices, max {:?}", order.len(), order.iter().max()),
             });
         }
         self.flush()?;
-        self.ctx.write(&self.order, order);
-        self.order_len = order.len();
+        self.ctx.write(self.order_buffer()?, order);
+        if let Data::Resident { order_len, .. } = &mut self.data {
+            *order_len = order.len();
+        }
+        self.bytes_uploaded += order.len() as u64 * 4;
         Ok(())
+    }
+
+    fn order_buffer(&self) -> Result<&wgpu::Buffer> {
+        match &self.data {
+            Data::Resident { order, .. } => Ok(order),
+            Data::Ring(_) => Err(Error::param("epoch order", "ring engine", "has none")),
+        }
     }
 
     /// Records one step on the batch `order[start .. start + len]` with learning rate
@@ -466,20 +573,38 @@ impl GpuEngine {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for an empty or too large batch, a batch beyond the
-    /// order, or a slot beyond [`GpuEngine::loss_slots`]; [`Error::Device`].
+    /// order, a slot beyond [`GpuEngine::loss_slots`], or a ring engine (use
+    /// [`GpuEngine::step_slot`]); [`Error::Device`].
     pub fn step(&mut self, start: usize, len: usize, lr: f64, loss_slot: usize) -> Result<()> {
+        let order_len = match &self.data {
+            Data::Resident { order_len, .. } => *order_len,
+            Data::Ring(_) => {
+                return Err(Error::param(
+                    "step",
+                    "on a ring engine",
+                    "reads slots: use step_slot",
+                ));
+            }
+        };
+        if start + len > order_len {
+            return Err(Error::param(
+                "batch start + rows",
+                start + len,
+                "must not exceed the order's length (call set_order first)",
+            ));
+        }
+        let start32 = u32::try_from(start)
+            .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
+        self.record(StepRows::Gather(start32), len, lr, loss_slot)
+    }
+
+    /// Records one step of `len` rows read by `rows`; the checks every step makes.
+    fn record(&mut self, rows: StepRows, len: usize, lr: f64, loss_slot: usize) -> Result<()> {
         if len == 0 || len > self.cap {
             return Err(Error::param(
                 "batch rows",
                 len,
                 "must be between 1 and the engine's batch capacity",
-            ));
-        }
-        if start + len > self.order_len {
-            return Err(Error::param(
-                "batch start + rows",
-                start + len,
-                "must not exceed the order's length (call set_order first)",
             ));
         }
         if loss_slot >= self.loss_slots {
@@ -512,7 +637,7 @@ impl GpuEngine {
                 &mut self.ring,
                 &self.ops,
                 &self.program,
-                (start, len),
+                (rows, len),
                 lr as f32,
                 (loss_slot, self.halting),
             )
@@ -541,11 +666,12 @@ impl GpuEngine {
         let steps = std::mem::take(&mut self.pending);
         let ctx = self.ctx.clone();
         let ring = &mut self.ring;
-        ctx.scoped("submitting training steps", || {
+        let index = ctx.scoped("submitting training steps", || {
             ring.upload(&ctx);
-            ctx.queue().submit(steps);
-            Ok(())
-        })
+            Ok(ctx.queue().submit(steps))
+        })?;
+        self.last_submission = Some(index);
+        Ok(())
     }
 
     /// The losses of slots `0 .. count` (waits for pending steps).
@@ -584,14 +710,19 @@ fn record_step(
     ring: &mut ParamRing,
     ops: &[BoundOp],
     program: &Program,
-    (start, m): (usize, usize),
+    (rows, m): (StepRows, usize),
     lr: f32,
     (slot, halting): (usize, Halting),
 ) -> Result<()> {
-    let start32 =
-        u32::try_from(start).map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
-    for BoundOp { op, bound } in ops {
-        match op {
+    // Resident data are gathered through the order from `start`; a ring slot holds the
+    // batch's rows in order from row 0, so nothing is gathered.
+    let (view, a_rows, target_rows) = match rows {
+        StepRows::Gather(start) => (0, Some(start), TargetRows::Gather(start)),
+        StepRows::Slot(s) => (s, None, TargetRows::Range(0)),
+    };
+    for op in ops {
+        let bound = op.at(view);
+        match &op.op {
             OpKind::Program(Op::Matmul {
                 layout,
                 m: dm,
@@ -600,7 +731,7 @@ fn record_step(
                 a,
                 ..
             }) => {
-                let rows = (*a == Src::Features).then_some(start32);
+                let rows = if *a == Src::Features { a_rows } else { None };
                 kernels::matmul(
                     ctx,
                     pass,
@@ -629,7 +760,7 @@ fn record_step(
                 ring,
                 bound,
                 program.loss,
-                TargetRows::Gather(start32),
+                target_rows,
                 (m, program.out_cols),
                 slot as u32,
                 halting,

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// | `backend` | `Cpu` | where to train: `Cpu`, `Gpu`, or `Auto` (GPU when an adapter exists) |
 /// | `loss_every` | None | read the loss back every k steps (None: once per epoch) |
 /// | `verify` | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
+/// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
+/// | `device_budget` | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
+/// | `ring_depth` | 3 | streaming: batch slots in flight (≥ 2) |
 ///
 /// # Example
 /// ```
@@ -52,6 +55,31 @@ pub struct TrainConfig {
     pub loss_every: Option<usize>,
     /// Verify mode (GPU only).
     pub verify: Option<Verify>,
+    /// How a GPU fit holds the data.
+    pub mode: Mode,
+    /// Device bytes the data may take (features + targets resident, or the ring's slots).
+    pub device_budget: Option<u64>,
+    /// Streaming: slots in flight on the device (and host buffers ahead).
+    pub ring_depth: usize,
+}
+
+/// How a GPU fit holds the dataset.
+///
+/// ```
+/// use gradflow::{Mode, TrainConfig};
+/// // 8 MiB for the data: a larger dataset streams through 4 batch slots.
+/// let cfg = TrainConfig::default().mode(Mode::Auto).device_budget(8 << 20).ring_depth(4);
+/// assert!(cfg.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Resident when features + targets fit the device budget, else streaming.
+    #[default]
+    Auto,
+    /// Uploaded once; each epoch uploads only its permutation; kernels gather by index.
+    Resident,
+    /// A host worker gathers upcoming batches into a ring of device slots.
+    Streaming,
 }
 
 /// Where a fit runs.
@@ -121,6 +149,9 @@ impl Default for TrainConfig {
             backend: Backend::Cpu,
             loss_every: None,
             verify: None,
+            mode: Mode::Auto,
+            device_budget: None,
+            ring_depth: 3,
         }
     }
 }
@@ -183,6 +214,22 @@ impl TrainConfig {
         self
     }
 
+    /// Sets `mode`.
+    pub fn mode(mut self, v: Mode) -> Self {
+        self.mode = v;
+        self
+    }
+    /// Sets `device_budget` in bytes.
+    pub fn device_budget(mut self, bytes: u64) -> Self {
+        self.device_budget = Some(bytes);
+        self
+    }
+    /// Sets `ring_depth`.
+    pub fn ring_depth(mut self, v: usize) -> Self {
+        self.ring_depth = v;
+        self
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -205,6 +252,16 @@ impl TrainConfig {
             if !(tol.is_finite() && tol >= 0.0) {
                 return Err(Error::param("tol", tol, "must be finite and ≥ 0"));
             }
+        }
+        if self.ring_depth < 2 {
+            return Err(Error::param(
+                "ring_depth",
+                self.ring_depth,
+                "must be ≥ 2 (one slot uploading while another is read)",
+            ));
+        }
+        if self.device_budget == Some(0) {
+            return Err(Error::param("device_budget", 0, "must be ≥ 1 byte"));
         }
         if self.loss_every == Some(0) {
             return Err(Error::param("loss_every", 0, "must be ≥ 1"));

@@ -1,17 +1,25 @@
 //! The GPU session, and verify mode: the CPU twin rerunning GPU steps.
 
-use super::session::{Halt, Session, Synced};
+use std::thread::Scope;
+use std::time::{Duration, Instant};
+
+use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, Dataset, EpochPlan};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
+use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, SlotTargets, TargetKind};
 use crate::program::Program;
+use crate::schedule::{HostTargets, Prefetcher};
 
 /// Trains on the device: steps are recorded and submitted in groups, losses and the halt
-/// flag are read back only at [`Session::sync`].
+/// flag are read back only at [`Session::sync`]. The data are resident, or streamed
+/// through the engine's ring by a [`Prefetcher`] (`feed`).
 pub(crate) struct GpuSession<'a> {
     engine: GpuEngine,
+    feed: Option<Prefetcher>,
+    /// Time spent waiting for loss and halt readbacks.
+    sync_wait: Duration,
     backend: String,
     order: Vec<u32>,
     /// Steps queued in the current epoch (= loss slots used).
@@ -38,17 +46,7 @@ impl<'a> GpuSession<'a> {
             tol: tol.map(|t| t as f32),
             ..GpuEngineOptions::default()
         };
-        let verifier = verify.map(|v| Verifier {
-            cpu: CpuEngine::new(
-                program.clone(),
-                data.features(),
-                data.p(),
-                Some(data.targets()),
-                cap,
-            ),
-            config: v,
-            deviations: Vec::new(),
-        });
+        let verifier = verify.map(|v| Verifier::new(&program, data, cap, v));
         let engine = GpuEngine::with_options(
             ctx,
             program,
@@ -58,9 +56,45 @@ impl<'a> GpuSession<'a> {
             cap,
             options,
         )?;
+        Ok(Self::with_engine(ctx, engine, None, verifier))
+    }
+
+    /// A streaming session: a worker on `scope` gathers each epoch's batches ahead into
+    /// `depth` host buffers, uploaded into the engine's `depth` slots.
+    #[allow(clippy::too_many_arguments)] // the resident constructor's, plus the ring
+    pub fn streaming<'s>(
+        ctx: &GpuContext,
+        program: Program,
+        data: &'a Dataset,
+        cap: usize,
+        tol: Option<f64>,
+        verify: Option<Verify>,
+        depth: usize,
+        scope: &'s Scope<'s, 'a>,
+    ) -> Result<Self> {
+        let options = GpuEngineOptions {
+            tol: tol.map(|t| t as f32),
+            loss_slots: Some(data.n().div_ceil(cap)),
+            ..GpuEngineOptions::default()
+        };
+        let verifier = verify.map(|v| Verifier::new(&program, data, cap, v));
+        let kind = TargetKind::of(data.targets());
+        let engine = GpuEngine::ring(ctx, program, data.p(), kind, cap, depth, options)?;
+        let feed = Prefetcher::spawn(scope, data, depth)?;
+        Ok(Self::with_engine(ctx, engine, Some(feed), verifier))
+    }
+
+    fn with_engine(
+        ctx: &GpuContext,
+        engine: GpuEngine,
+        feed: Option<Prefetcher>,
+        verifier: Option<Verifier<'a>>,
+    ) -> Self {
         let info = ctx.info();
-        Ok(GpuSession {
+        GpuSession {
             engine,
+            feed,
+            sync_wait: Duration::ZERO,
             backend: format!("gpu: {} ({:?})", info.name, info.backend),
             order: Vec::new(),
             queued: 0,
@@ -69,7 +103,7 @@ impl<'a> GpuSession<'a> {
             halted: false,
             verify: verifier,
             step: 0,
-        })
+        }
     }
 
     pub fn set_params(&mut self, params: &[Vec<f32>]) -> Result<()> {
@@ -82,13 +116,25 @@ impl Session for GpuSession<'_> {
         self.backend.clone()
     }
 
-    fn begin_epoch(&mut self, order: Option<&[u32]>) -> Result<()> {
-        // The GPU always gathers through an order; unshuffled epochs read the identity.
-        self.order = match order {
-            Some(o) => o.to_vec(),
-            None => (0..self.engine_rows()).collect(),
-        };
-        self.engine.set_order(&self.order)?;
+    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()> {
+        match &mut self.feed {
+            Some(feed) => {
+                feed.begin_epoch(plan);
+                // Only verify mode reads the order on the host.
+                if self.verify.is_some() {
+                    self.order = plan.batches().flat_map(|b| plan.rows(b)).collect();
+                }
+            }
+            None => {
+                // Resident data are gathered through an order; unshuffled epochs read
+                // the identity.
+                self.order = match plan.order() {
+                    Some(o) => o.to_vec(),
+                    None => (0..self.engine_rows()).collect(),
+                };
+                self.engine.set_order(&self.order)?;
+            }
+        }
         self.queued = 0;
         self.synced = 0;
         Ok(())
@@ -105,7 +151,7 @@ impl Session for GpuSession<'_> {
         if due {
             self.verified_step(batch, lr)?;
         } else {
-            self.engine.step(batch.start, batch.len, lr, self.queued)?;
+            self.engine_step(batch, lr)?;
         }
         self.queued += 1;
         self.step += 1;
@@ -116,10 +162,13 @@ impl Session for GpuSession<'_> {
         if self.halted || self.queued == self.synced {
             return Ok(Synced::default());
         }
+        let waited = Instant::now();
         let all = self.engine.read_losses(self.queued)?;
+        let halted_at = self.engine.halted_at()?;
+        self.sync_wait += waited.elapsed();
         let mut losses: Vec<f64> = all[self.synced..].iter().map(|&l| f64::from(l)).collect();
         let mut halt = None;
-        if let Some(slot) = self.engine.halted_at()? {
+        if let Some(slot) = halted_at {
             if slot >= self.synced {
                 let i = slot - self.synced;
                 losses.truncate(i + 1);
@@ -145,6 +194,22 @@ impl Session for GpuSession<'_> {
         self.engine.params()
     }
 
+    fn traffic(&self) -> Traffic {
+        Traffic {
+            mode: if self.feed.is_some() {
+                "streaming"
+            } else {
+                "resident"
+            },
+            bytes: self.engine.bytes_uploaded(),
+            upload_wait: self
+                .feed
+                .as_ref()
+                .map_or(Duration::ZERO, Prefetcher::waited),
+            gpu_wait: self.sync_wait + self.engine.gpu_wait(),
+        }
+    }
+
     fn deviations(&self) -> Vec<Deviation> {
         self.verify
             .as_ref()
@@ -157,11 +222,30 @@ impl GpuSession<'_> {
         self.engine.rows() as u32
     }
 
+    /// One step on the engine: by position in the resident order, or uploaded into ring
+    /// slot `step % depth` first. The engine enforces the slot-reuse rule.
+    fn engine_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+        let Some(feed) = &mut self.feed else {
+            return self.engine.step(batch.start, batch.len, lr, self.queued);
+        };
+        let host = feed.next(batch)?;
+        let slot = (self.step % self.engine.ring_depth() as u64) as usize;
+        let targets = match &host.targets {
+            HostTargets::Real(y) => SlotTargets::Real(y),
+            HostTargets::Labels(l) => SlotTargets::Labels(l),
+        };
+        let written = self.engine.write_slot(slot, &host.x, targets);
+        // write_buffer has copied the rows: the buffer can be refilled.
+        feed.recycle(host);
+        written?;
+        self.engine.step_slot(slot, batch.len, lr, self.queued)
+    }
+
     /// One GPU step checked against the CPU twin started from the same parameters.
     fn verified_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
         // Taken out for the step, so that the engine and the verifier borrow apart.
         let Some(mut v) = self.verify.take() else {
-            return self.engine.step(batch.start, batch.len, lr, self.queued);
+            return self.engine_step(batch, lr);
         };
         let checked = self.check_step(&mut v, batch, lr);
         self.verify = Some(v);
@@ -170,10 +254,12 @@ impl GpuSession<'_> {
 
     fn check_step(&mut self, v: &mut Verifier<'_>, batch: Batch, lr: f64) -> Result<()> {
         v.cpu.set_params(&self.engine.params()?)?;
-        let rows = Rows::Gather(&self.order[batch.start..batch.start + batch.len]);
+        // Copied: the step below borrows the whole session.
+        let batch_rows = self.order[batch.start..batch.start + batch.len].to_vec();
+        let rows = Rows::Gather(&batch_rows);
         v.cpu.forward(rows)?;
         let cpu_loss = v.cpu.loss(rows)?;
-        self.engine.step(batch.start, batch.len, lr, self.queued)?;
+        self.engine_step(batch, lr)?;
         if !cpu_loss.is_finite() {
             return Ok(()); // the halt flag reports it; nothing to compare
         }
@@ -207,7 +293,21 @@ struct Verifier<'a> {
     deviations: Vec<Deviation>,
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    fn new(program: &Program, data: &'a Dataset, cap: usize, config: Verify) -> Self {
+        Verifier {
+            cpu: CpuEngine::new(
+                program.clone(),
+                data.features(),
+                data.p(),
+                Some(data.targets()),
+                cap,
+            ),
+            config,
+            deviations: Vec::new(),
+        }
+    }
+
     /// Folds one tensor comparison into the report; an error past the tolerance
     /// `|gpu − cpu| ≤ max(rtol · max(|gpu|, |cpu|), atol)`.
     fn compare(&mut self, step: u64, tensor: &str, gpu: &[f32], cpu: &[f32]) -> Result<()> {

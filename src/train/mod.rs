@@ -6,6 +6,6 @@ mod report;
 mod session;
 mod trainer;
 
-pub use config::{Backend, TrainConfig, Verify};
-pub use report::{Deviation, Report, StopReason};
+pub use config::{Backend, Mode, TrainConfig, Verify};
+pub use report::{Deviation, Progress, Report, StopReason};
 pub use trainer::Trainer;

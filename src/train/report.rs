@@ -37,6 +37,31 @@ pub struct Report {
     pub wall: Duration,
     /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
     pub verify: Vec<Deviation>,
+    /// How the data were held: `cpu`, `resident` or `streaming`.
+    pub mode: String,
+    /// Data bytes written to the device: the resident dataset and every epoch's order,
+    /// or every streamed batch (parameters not counted).
+    pub bytes_to_device: u64,
+    /// Overlap, upload side: time the host waited for the streaming worker to gather a
+    /// batch (the device starved of data).
+    pub upload_wait: Duration,
+    /// Overlap, device side: time the host waited for the device (a ring slot still
+    /// being read, loss readbacks).
+    pub gpu_wait: Duration,
+}
+
+/// What a progress callback ([`Trainer::with_progress`](super::Trainer::with_progress))
+/// is told at each sync.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Steps done in the whole fit.
+    pub steps: u64,
+    /// The latest batch loss.
+    pub loss: f64,
+    /// Rows per second so far.
+    pub samples_per_sec: f64,
 }
 
 /// The largest deviation of one tensor between the GPU and its CPU twin in verify mode.

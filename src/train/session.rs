@@ -11,7 +11,9 @@
 //! which is how the last finite parameters survive a divergence. On the GPU this is a
 //! flag on the device that the update kernels read; on the CPU it is a branch.
 
-use crate::data::Batch;
+use std::time::Duration;
+
+use crate::data::{Batch, EpochPlan};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::Result;
 
@@ -43,8 +45,8 @@ pub(crate) struct Synced {
 pub(crate) trait Session {
     /// Backend name for the report (`cpu`, or the GPU adapter).
     fn backend(&self) -> String;
-    /// Starts an epoch that reads rows in `order` (`None`: stored order).
-    fn begin_epoch(&mut self, order: Option<&[u32]>) -> Result<()>;
+    /// Starts an epoch that reads its rows as `plan` says.
+    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()>;
     /// Queues one step on positions `batch.start .. + batch.len` of the epoch order.
     /// A halted session ignores further steps.
     fn step(&mut self, batch: Batch, lr: f64) -> Result<()>;
@@ -52,10 +54,26 @@ pub(crate) trait Session {
     fn sync(&mut self) -> Result<Synced>;
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
+    /// How the data are held, bytes sent to the device and the waits so far.
+    fn traffic(&self) -> Traffic {
+        Traffic {
+            mode: "cpu",
+            ..Traffic::default()
+        }
+    }
     /// Verify mode's deviations so far (none for sessions that do not verify).
     fn deviations(&self) -> Vec<super::Deviation> {
         Vec::new()
     }
+}
+
+/// A session's data movement, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Traffic {
+    pub mode: &'static str,
+    pub bytes: u64,
+    pub upload_wait: Duration,
+    pub gpu_wait: Duration,
 }
 
 /// The seed's rule and the divergence check, shared by every session.
@@ -117,8 +135,8 @@ impl Session for CpuSession<'_> {
         "cpu".into()
     }
 
-    fn begin_epoch(&mut self, order: Option<&[u32]>) -> Result<()> {
-        self.order = order.map(<[u32]>::to_vec);
+    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()> {
+        self.order = plan.order().map(<[u32]>::to_vec);
         Ok(())
     }
 

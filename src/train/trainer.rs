@@ -1,14 +1,16 @@
 //! The training loop.
 
+use std::sync::Arc;
+use std::thread::Scope;
 use std::time::Instant;
 
 use super::gpu_session::GpuSession;
 use super::session::{CpuSession, Halt, Session, Synced};
-use super::{Backend, Report, StopReason, TrainConfig};
+use super::{Backend, Mode, Progress, Report, StopReason, TrainConfig};
 use crate::data::{Dataset, epoch_plan};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
-use crate::gpu::{self, GpuContext};
+use crate::gpu::{self, GpuContext, resident_row_limit};
 use crate::model::{Fitted, Model, init_params};
 use crate::program::Program;
 
@@ -29,10 +31,24 @@ use crate::program::Program;
 /// assert_eq!(report.steps, 3 * 13); // ⌈200 / 16⌉ batches per epoch
 /// # Ok::<(), gradflow::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Trainer {
     config: TrainConfig,
     gpu: Option<GpuContext>,
+    progress: Option<ProgressFn>,
+}
+
+/// A progress callback, shared by clones of a trainer.
+type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("gpu", &self.gpu)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Trainer {
@@ -42,7 +58,11 @@ impl Trainer {
     /// [`Error::InvalidParameter`] for the first invalid field (see [`TrainConfig::validate`]).
     pub fn new(config: TrainConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Trainer { config, gpu: None })
+        Ok(Trainer {
+            config,
+            gpu: None,
+            progress: None,
+        })
     }
 
     /// Trains on this GPU context instead of the process-wide [`gpu::shared`] one (which
@@ -56,6 +76,25 @@ impl Trainer {
     /// ```
     pub fn with_gpu(mut self, ctx: GpuContext) -> Self {
         self.gpu = Some(ctx);
+        self
+    }
+
+    /// Calls `f` at every sync (each `loss_every` steps and each epoch's end) with the
+    /// epoch, the steps done, the latest loss and the throughput.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let trainer = Trainer::new(TrainConfig::default().epochs(2))?
+    ///     .with_progress(move |p| log.lock().unwrap().push(p.steps));
+    /// trainer.fit(&mut LinearRegression::new(), &Synthetic::linear(64, 2).dataset()?)?;
+    /// assert_eq!(*seen.lock().unwrap(), [2, 4]); // one sync per epoch of 2 batches
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
         self
     }
 
@@ -75,10 +114,21 @@ impl Trainer {
     /// With [`Backend::Gpu`]: [`Error::NoAdapter`], [`Error::DeviceLimit`] for a dataset
     /// beyond one storage binding, [`Error::Device`]; in verify mode [`Error::VerifyMismatch`].
     pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &Dataset) -> Result<Report> {
+        // A streaming fit gathers batches on a worker thread that borrows `data`: it
+        // lives in this scope and ends when the session is dropped.
+        std::thread::scope(|scope| self.fit_in(scope, model, data))
+    }
+
+    fn fit_in<'s, 'a, M: Model + ?Sized>(
+        &self,
+        scope: &'s Scope<'s, 'a>,
+        model: &mut M,
+        data: &'a Dataset,
+    ) -> Result<Report> {
         let started = Instant::now();
         let spec = model.spec_for(data)?;
         let init = init_params(&spec, model.init(), self.config.seed)?;
-        let mut session = self.session(spec.program(), data, &init)?;
+        let mut session = self.session(spec.program(), data, &init, scope)?;
         let mut snapshot = init;
         let (mut report, ended) = self.run(
             session.as_mut(),
@@ -98,21 +148,33 @@ impl Trainer {
         };
         model.set_fitted(Fitted { spec, params });
         report.verify = session.deviations();
+        let traffic = session.traffic();
+        report.mode = traffic.mode.to_string();
+        report.bytes_to_device = traffic.bytes;
+        report.upload_wait = traffic.upload_wait;
+        report.gpu_wait = traffic.gpu_wait;
         report.wall = started.elapsed();
         ended.map(|()| report)
     }
 
     /// The session for the configured backend, with the initial parameters loaded.
-    fn session<'a>(
+    fn session<'s, 'a>(
         &self,
         program: Program,
         data: &'a Dataset,
         init: &[Vec<f32>],
+        scope: &'s Scope<'s, 'a>,
     ) -> Result<Box<dyn Session + 'a>> {
         let cfg = &self.config;
         let cap = cfg.batch_size.min(data.n());
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
-            let mut s = GpuSession::new(ctx, program, data, cap, cfg.tol, cfg.verify)?;
+            let (tol, verify) = (cfg.tol, cfg.verify);
+            let mut s = if self.streams(ctx, data, cap)? {
+                let depth = cfg.ring_depth;
+                GpuSession::streaming(ctx, program, data, cap, tol, verify, depth, scope)?
+            } else {
+                GpuSession::new(ctx, program, data, cap, tol, verify)?
+            };
             s.set_params(init)?;
             Ok(Box::new(s))
         };
@@ -139,6 +201,41 @@ impl Trainer {
         Ok(Box::new(CpuSession::new(engine, cfg.tol)))
     }
 
+    /// Whether a GPU fit streams: as configured, or (`Mode::Auto`) when features +
+    /// targets exceed the device budget or 4 storage bindings.
+    ///
+    /// # Errors
+    /// [`Error::DeviceLimit`] when the streaming ring itself exceeds the budget.
+    fn streams(&self, ctx: &GpuContext, data: &Dataset, cap: usize) -> Result<bool> {
+        let cfg = &self.config;
+        let limits = ctx.limits();
+        let budget = cfg.device_budget.unwrap_or_else(|| {
+            (limits.max_buffer_size / 2).min(
+                limits
+                    .max_storage_buffer_binding_size
+                    .saturating_mul(crate::gpu::kernels::MAX_A_CHUNKS as u64),
+            )
+        });
+        let row_bytes = (data.p() as u64 + 1) * 4;
+        let streams = match cfg.mode {
+            Mode::Resident => false,
+            Mode::Streaming => true,
+            Mode::Auto => {
+                data.n() as u64 * row_bytes > budget || data.n() > resident_row_limit(ctx, data.p())
+            }
+        };
+        let ring = (cfg.ring_depth as u64) * (cap as u64) * row_bytes;
+        if streams && ring > budget {
+            return Err(Error::DeviceLimit {
+                what: "streaming ring bytes (ring_depth × batch rows × (p + 1) × 4) \
+                       within device_budget",
+                requested: ring,
+                limit: budget,
+            });
+        }
+        Ok(streams)
+    }
+
     /// The epoch loop over any session. Returns the report and, separately, the error that
     /// ended the fit (if any), so that the caller stores the parameters either way.
     fn run(
@@ -160,6 +257,23 @@ impl Trainer {
             stop: StopReason::MaxEpochs,
             wall: started.elapsed(),
             verify: Vec::new(),
+            mode: String::new(),
+            bytes_to_device: 0,
+            upload_wait: std::time::Duration::ZERO,
+            gpu_wait: std::time::Duration::ZERO,
+        };
+        // Told at each sync: `synced` holds this epoch's steps so far, of sizes `sizes`.
+        let progress = |epoch: usize, synced: &Synced, sizes: &[usize], report: &Report| {
+            if let (Some(f), Some(&loss)) = (&self.progress, synced.losses.last()) {
+                let done = synced.losses.len();
+                let rows = report.samples + sizes.iter().take(done).sum::<usize>() as u64;
+                f(Progress {
+                    epoch,
+                    steps: report.steps + done as u64,
+                    loss,
+                    samples_per_sec: rows as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                });
+            }
         };
         for epoch in 0..cfg.epochs {
             let plan = epoch_plan(
@@ -170,18 +284,23 @@ impl Trainer {
                 cfg.shuffle,
                 cfg.drop_last,
             )?;
-            session.begin_epoch(plan.order())?;
+            session.begin_epoch(&plan)?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             let mut synced = Synced::default();
             for batch in plan.batches() {
                 session.step(batch, cfg.learning_rate)?;
                 let every = cfg.loss_every.unwrap_or(usize::MAX);
                 let due = (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len();
-                if due && absorb(&mut synced, session.sync()?) {
-                    break;
+                if due {
+                    let halted = absorb(&mut synced, session.sync()?);
+                    progress(epoch, &synced, &sizes, &report);
+                    if halted {
+                        break;
+                    }
                 }
             }
             absorb(&mut synced, session.sync()?);
+            progress(epoch, &synced, &sizes, &report);
             let ran = synced.halt.map_or(synced.losses.len(), |(i, _)| i);
             let (mut loss_sum, mut rows) = (0f64, 0usize);
             for (&loss, &len) in synced.losses.iter().zip(&sizes).take(ran) {
