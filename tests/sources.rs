@@ -162,3 +162,51 @@ fn generators_are_sources_of_their_own_rows() {
     RowSource::gather(&ds, &rows, &mut b, RowTargets::Real(&mut yb)).unwrap();
     assert_eq!((a, ya), (b, yb));
 }
+
+/// The prefetcher streams from any source: a generator's batches equal the batches of its
+/// materialised dataset under the same plan, and a bad file row surfaces as an error.
+#[test]
+fn the_prefetcher_streams_from_generators_and_files() {
+    use gradflow::data::epoch_plan;
+    use gradflow::schedule::Prefetcher;
+    let g = Synthetic::teacher(1000, 5, 3).seed(8);
+    let ds = g.dataset().unwrap();
+    let plan = epoch_plan(3, 1, 1000, 64, true, false).unwrap();
+    std::thread::scope(|s| {
+        let mut from_gen = Prefetcher::spawn(s, &g, 2).unwrap();
+        let mut from_ds = Prefetcher::spawn(s, &ds, 3).unwrap();
+        from_gen.begin_epoch(&plan);
+        from_ds.begin_epoch(&plan);
+        for batch in plan.batches() {
+            let (a, b) = (from_gen.next(batch).unwrap(), from_ds.next(batch).unwrap());
+            assert_eq!((&a.x, &a.targets), (&b.x, &b.targets));
+            from_gen.recycle(a);
+            from_ds.recycle(b);
+        }
+    });
+    let path = write_npy(
+        "bad-label.npy",
+        "<f4",
+        false,
+        &[4, 2],
+        &f32_bytes(&[0.0, 0.0, 1.0, 7.0, 2.0, 1.0, 3.0, 0.0]),
+    );
+    let file = MappedFile::npy(
+        &path,
+        FileTargets::Classes {
+            column: 1,
+            classes: 2,
+        },
+    )
+    .unwrap();
+    let plan = epoch_plan(0, 0, 4, 4, false, false).unwrap();
+    std::thread::scope(|s| {
+        let mut feed = Prefetcher::spawn(s, &file, 2).unwrap();
+        feed.begin_epoch(&plan);
+        let err = feed.next(plan.batches().next().unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("label 7 is not a class in 0..2"),
+            "{err}"
+        );
+    });
+}

@@ -28,7 +28,7 @@
 //! so the parameters stay those of the halting step even though the host only reads the
 //! flag at the next sync ([`GpuEngine::halted_at`]).
 //!
-//! **Two ways to hold the data** ([`Data`]): *resident* (above), or a *ring* of `depth`
+//! **Two ways to hold the data** (the private `Data` enum): *resident* (above), or a *ring* of `depth`
 //! slots of one batch each ([`GpuEngine::ring`], in `engine/ring.rs`), which a host
 //! scheduler fills batch by batch ([`GpuEngine::write_slot`]) when the dataset exceeds
 //! the device budget. Ops that read features or targets are bound once per view of the

@@ -10,47 +10,8 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, Dataset, EpochPlan, Targets};
+use crate::data::{Batch, EpochPlan, RowSource, RowTargets};
 use crate::error::{Error, Result};
-
-/// Rows that can be gathered by index: what a streamed fit reads from.
-pub trait RowSource: Sync {
-    /// Features per row.
-    fn p(&self) -> usize;
-    /// Appends row `r`'s features to `x` and its target to `targets`.
-    fn gather(&self, rows: &[u32], x: &mut Vec<f32>, targets: &mut HostTargets);
-    /// Empty targets of this source's kind.
-    fn empty_targets(&self) -> HostTargets;
-}
-
-impl RowSource for Dataset {
-    fn p(&self) -> usize {
-        Dataset::p(self)
-    }
-
-    fn gather(&self, rows: &[u32], x: &mut Vec<f32>, targets: &mut HostTargets) {
-        for &r in rows {
-            x.extend_from_slice(self.row(r as usize));
-        }
-        match (self.targets(), targets) {
-            (Targets::Real(y), HostTargets::Real(out)) => {
-                out.extend(rows.iter().map(|&r| y[r as usize]));
-            }
-            (Targets::Classes { labels, .. }, HostTargets::Labels(out)) => {
-                out.extend(rows.iter().map(|&r| labels[r as usize]));
-            }
-            // Buffers are made by `empty_targets`, so the kinds always agree.
-            _ => {}
-        }
-    }
-
-    fn empty_targets(&self) -> HostTargets {
-        match self.targets() {
-            Targets::Real(_) => HostTargets::Real(Vec::new()),
-            Targets::Classes { .. } => HostTargets::Labels(Vec::new()),
-        }
-    }
-}
 
 /// One batch's targets on the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +31,8 @@ pub struct HostBatch {
     pub targets: HostTargets,
     epoch: u64,
     index: usize,
+    /// The source's error for this batch (a bad row in a file, say), handed to the consumer.
+    error: Option<Error>,
 }
 
 struct Job {
@@ -130,11 +93,16 @@ impl Prefetcher {
         let (full_tx, full_rx) = mpsc::channel();
         let (free_tx, free_rx) = mpsc::channel();
         for _ in 0..depth {
+            let targets = match source.classes() {
+                None => HostTargets::Real(Vec::new()),
+                Some(_) => HostTargets::Labels(Vec::new()),
+            };
             let empty = HostBatch {
                 x: Vec::new(),
-                targets: source.empty_targets(),
+                targets,
                 epoch: 0,
                 index: 0,
+                error: None,
             };
             // The receiver is alive: it was made above.
             let _ = free_tx.send(empty);
@@ -172,7 +140,7 @@ impl Prefetcher {
             let started = Instant::now();
             let got = self.full.recv();
             self.waited += started.elapsed();
-            let Ok(b) = got else {
+            let Ok(mut b) = got else {
                 return Err(Error::Device {
                     message: "the streaming worker thread stopped".into(),
                 });
@@ -180,6 +148,9 @@ impl Prefetcher {
             if b.epoch != self.epoch {
                 self.recycle(b); // left over from an epoch that ended early
                 continue;
+            }
+            if let Some(e) = b.error.take() {
+                return Err(e);
             }
             if b.index != batch.index {
                 return Err(Error::Device {
@@ -227,12 +198,18 @@ fn worker<S: RowSource>(
             let Ok(mut b) = free.recv() else { return };
             rows.clear();
             rows.extend(job.plan.rows(batch));
-            b.x.clear();
-            match &mut b.targets {
-                HostTargets::Real(v) => v.clear(),
-                HostTargets::Labels(v) => v.clear(),
-            }
-            source.gather(&rows, &mut b.x, &mut b.targets);
+            b.x.resize(rows.len() * source.p(), 0.0);
+            let targets = match &mut b.targets {
+                HostTargets::Real(v) => {
+                    v.resize(rows.len(), 0.0);
+                    RowTargets::Real(v)
+                }
+                HostTargets::Labels(v) => {
+                    v.resize(rows.len(), 0);
+                    RowTargets::Classes(v)
+                }
+            };
+            b.error = source.gather(&rows, &mut b.x, targets).err();
             b.epoch = job.id;
             b.index = batch.index;
             if full.send(b).is_err() {
