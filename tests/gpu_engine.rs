@@ -17,6 +17,15 @@ const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
 
 /// A seeded permutation of 0..n (Fisher–Yates).
+/// Parameters uniform in [−0.5, 0.5] from `rng`: a generic point, not zeros.
+fn random_params(program: &gradflow::program::Program, rng: &mut Rng) -> Vec<Vec<f32>> {
+    program
+        .params
+        .iter()
+        .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
+        .collect()
+}
+
 fn permutation(rng: &mut Rng, n: usize) -> Vec<u32> {
     let mut p: Vec<u32> = (0..n as u32).collect();
     for i in (1..n).rev() {
@@ -38,11 +47,7 @@ fn run_both(
     let (batch, lr) = (32usize, 0.05);
     let program = model.spec_for(data).expect("spec").program();
     let mut rng = Rng::new(11);
-    let init: Vec<Vec<f32>> = program
-        .params
-        .iter()
-        .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
-        .collect();
+    let init = random_params(&program, &mut rng);
     let mut cpu = CpuEngine::<f32>::new(
         program.clone(),
         data.features(),
@@ -125,11 +130,7 @@ fn two_gpu_runs_are_bit_identical() {
     let bits = |ctx: &GpuContext| {
         let program = Mlp::new(8).spec_for(&blobs).expect("spec").program();
         let mut rng = Rng::new(5);
-        let init: Vec<Vec<f32>> = program
-            .params
-            .iter()
-            .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
-            .collect();
+        let init = random_params(&program, &mut rng);
         let mut gpu = GpuEngine::new(
             ctx,
             program,
@@ -223,11 +224,7 @@ fn chunked_run(
 ) -> (Vec<u32>, Vec<u32>, usize) {
     let program = model.spec_for(data).expect("spec").program();
     let mut rng = Rng::new(7);
-    let init: Vec<Vec<f32>> = program
-        .params
-        .iter()
-        .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
-        .collect();
+    let init = random_params(&program, &mut rng);
     let options = GpuEngineOptions {
         max_chunk_rows,
         ..GpuEngineOptions::default()

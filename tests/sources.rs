@@ -171,7 +171,7 @@ fn the_prefetcher_streams_from_generators_and_files() {
     use gradflow::schedule::Prefetcher;
     let g = Synthetic::teacher(1000, 5, 3).seed(8);
     let ds = g.dataset().unwrap();
-    let plan = epoch_plan(3, 1, 1000, 64, true, false).unwrap();
+    let plan = std::sync::Arc::new(epoch_plan(3, 1, 1000, 64, true, false).unwrap());
     std::thread::scope(|s| {
         let mut from_gen = Prefetcher::spawn(s, &g, 2).unwrap();
         let mut from_ds = Prefetcher::spawn(s, &ds, 3).unwrap();
@@ -199,7 +199,7 @@ fn the_prefetcher_streams_from_generators_and_files() {
         },
     )
     .unwrap();
-    let plan = epoch_plan(0, 0, 4, 4, false, false).unwrap();
+    let plan = std::sync::Arc::new(epoch_plan(0, 0, 4, 4, false, false).unwrap());
     std::thread::scope(|s| {
         let mut feed = Prefetcher::spawn(s, &file, 2).unwrap();
         feed.begin_epoch(&plan);

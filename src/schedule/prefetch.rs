@@ -46,7 +46,7 @@ struct Job {
 /// use gradflow::data::{epoch_plan, Synthetic};
 /// use gradflow::schedule::Prefetcher;
 /// let data = Synthetic::linear(10, 2).seed(1).dataset()?;
-/// let plan = epoch_plan(7, 0, 10, 4, true, false)?;
+/// let plan = std::sync::Arc::new(epoch_plan(7, 0, 10, 4, true, false)?);
 /// std::thread::scope(|s| -> gradflow::Result<()> {
 ///     let mut feed = Prefetcher::spawn(s, &data, 2)?;
 ///     feed.begin_epoch(&plan);
@@ -119,11 +119,11 @@ impl Prefetcher {
 
     /// Starts gathering the batches of `plan`; batches of an earlier epoch not taken
     /// yet are dropped.
-    pub fn begin_epoch(&mut self, plan: &EpochPlan) {
+    pub fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) {
         self.epoch += 1;
         let job = Job {
             id: self.epoch,
-            plan: Arc::new(plan.clone()),
+            plan: Arc::clone(plan), // shared, not copied: the order is n × 4 bytes
         };
         // A worker that is gone is reported by `next`.
         let _ = self.jobs.send(job);

@@ -1,5 +1,6 @@
 //! The GPU session, and verify mode: the CPU twin rerunning GPU steps.
 
+use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
@@ -116,7 +117,7 @@ impl Session for GpuSession<'_> {
         self.backend.clone()
     }
 
-    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()> {
+    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
         match &mut self.feed {
             Some(feed) => {
                 feed.begin_epoch(plan);

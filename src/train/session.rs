@@ -11,6 +11,7 @@
 //! which is how the last finite parameters survive a divergence. On the GPU this is a
 //! flag on the device that the update kernels read; on the CPU it is a branch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::data::{Batch, EpochPlan};
@@ -46,7 +47,7 @@ pub(crate) trait Session {
     /// Backend name for the report (`cpu`, or the GPU adapter).
     fn backend(&self) -> String;
     /// Starts an epoch that reads its rows as `plan` says.
-    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()>;
+    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()>;
     /// Queues one step on positions `batch.start .. + batch.len` of the epoch order.
     /// A halted session ignores further steps.
     fn step(&mut self, batch: Batch, lr: f64) -> Result<()>;
@@ -112,7 +113,7 @@ impl HaltRule {
 /// The CPU session: runs each step at once with the reference kernels.
 pub(crate) struct CpuSession<'a> {
     engine: CpuEngine<'a, f32>,
-    order: Option<Vec<u32>>,
+    plan: Option<Arc<EpochPlan>>,
     rule: HaltRule,
     pending: Synced,
     halted: bool,
@@ -122,7 +123,7 @@ impl<'a> CpuSession<'a> {
     pub fn new(engine: CpuEngine<'a, f32>, tol: Option<f64>) -> Self {
         CpuSession {
             engine,
-            order: None,
+            plan: None,
             rule: HaltRule::new(tol),
             pending: Synced::default(),
             halted: false,
@@ -135,8 +136,8 @@ impl Session for CpuSession<'_> {
         "cpu".into()
     }
 
-    fn begin_epoch(&mut self, plan: &EpochPlan) -> Result<()> {
-        self.order = plan.order().map(<[u32]>::to_vec);
+    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
+        self.plan = Some(Arc::clone(plan));
         Ok(())
     }
 
@@ -144,7 +145,7 @@ impl Session for CpuSession<'_> {
         if self.halted {
             return Ok(());
         }
-        let rows = match &self.order {
+        let rows = match self.plan.as_deref().and_then(EpochPlan::order) {
             Some(order) => Rows::Gather(&order[batch.start..batch.start + batch.len]),
             None => Rows::Range {
                 start: batch.start,

@@ -276,14 +276,14 @@ impl Trainer {
             }
         };
         for epoch in 0..cfg.epochs {
-            let plan = epoch_plan(
+            let plan = Arc::new(epoch_plan(
                 cfg.seed,
                 epoch,
                 n,
                 cfg.batch_size,
                 cfg.shuffle,
                 cfg.drop_last,
-            )?;
+            )?);
             session.begin_epoch(&plan)?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             let mut synced = Synced::default();
