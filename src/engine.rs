@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::cpu::{self, Real, loss::LossKind};
-use crate::data::Targets;
+use crate::data::{BatchTargets, TargetKind, Targets};
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
 
@@ -51,7 +51,7 @@ impl<'r> Rows<'r> {
 enum EngineTargets<'a, T: Clone> {
     None,
     Real(Cow<'a, [T]>),
-    Labels(&'a [u32]),
+    Labels(Cow<'a, [u32]>),
 }
 
 /// Runs a model's [`Program`] on the CPU in precision `T`.
@@ -83,7 +83,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         let targets = match targets {
             None => EngineTargets::None,
             Some(Targets::Real(y)) => EngineTargets::Real(T::from_f32_slice(y)),
-            Some(Targets::Classes { labels, .. }) => EngineTargets::Labels(labels),
+            Some(Targets::Classes { labels, .. }) => EngineTargets::Labels(Cow::Borrowed(labels)),
         };
         CpuEngine {
             program,
@@ -94,6 +94,81 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             targets,
             cap,
         }
+    }
+
+    /// An engine that holds no dataset: each batch (or group of consecutive batches) is
+    /// copied in by [`CpuEngine::load`], then read as rows `0 ..` of what was loaded. This
+    /// is how the CPU trains from a generator or a file, and how verify mode reruns a
+    /// gathered batch.
+    ///
+    /// ```
+    /// use gradflow::data::{BatchTargets, Synthetic, TargetKind};
+    /// use gradflow::engine::{CpuEngine, Rows};
+    /// use gradflow::model::{LinearRegression, Model};
+    /// let data = Synthetic::linear(4, 2).dataset()?;
+    /// let program = LinearRegression::new().spec_for(&data)?.program();
+    /// let mut engine = CpuEngine::<f32>::for_batches(program, 2, TargetKind::Real, 4);
+    /// engine.load(&[1.0, 2.0, 3.0, 4.0], BatchTargets::Real(&[3.0, 7.0]))?;
+    /// let loss = engine.step(Rows::Range { start: 0, len: 2 }, 0.1)?;
+    /// assert_eq!(loss, (9.0 + 49.0) / 2.0 / 2.0); // zero parameters: ½·mean(y²)
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn for_batches(program: Program, p: usize, kind: TargetKind, cap: usize) -> Self {
+        let targets = match kind {
+            TargetKind::Real => EngineTargets::Real(Cow::Owned(Vec::new())),
+            TargetKind::Labels => EngineTargets::Labels(Cow::Owned(Vec::new())),
+        };
+        let mut engine = Self::new(program, &[], p, None, cap);
+        engine.targets = targets;
+        engine
+    }
+
+    /// Copies rows into the engine (`x`: rows × p, one target per row), replacing what it
+    /// read before; rows `0 .. rows` are then addressable.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `x` is not whole rows of p, the target count differs
+    /// from the rows, or the targets are of another kind than the engine's.
+    pub fn load(&mut self, x: &[f32], targets: BatchTargets<'_>) -> Result<()> {
+        let rows = x.len() / self.p.max(1);
+        let kind_matches = matches!(
+            (&self.targets, targets),
+            (EngineTargets::Real(_), BatchTargets::Real(_))
+                | (EngineTargets::Labels(_), BatchTargets::Labels(_))
+        );
+        if x.len() % self.p.max(1) != 0 || targets.len() != rows || !kind_matches {
+            return Err(Error::ShapeMismatch {
+                what: "loaded batch",
+                expected: format!(
+                    "rows × {} features and one target per row, of the engine's kind",
+                    self.p
+                ),
+                got: format!(
+                    "{} values and {} {:?} targets",
+                    x.len(),
+                    targets.len(),
+                    targets.kind()
+                ),
+            });
+        }
+        let dst = self.x.to_mut();
+        dst.clear();
+        dst.extend(x.iter().map(|&v| T::of(f64::from(v))));
+        match (&mut self.targets, targets) {
+            (EngineTargets::Real(y), BatchTargets::Real(src)) => {
+                let y = y.to_mut();
+                y.clear();
+                y.extend(src.iter().map(|&v| T::of(f64::from(v))));
+            }
+            (EngineTargets::Labels(l), BatchTargets::Labels(src)) => {
+                let l = l.to_mut();
+                l.clear();
+                l.extend_from_slice(src);
+            }
+            _ => unreachable!("kinds checked above"),
+        }
+        self.n = rows;
+        Ok(())
     }
 
     /// The program being run.

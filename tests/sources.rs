@@ -163,26 +163,47 @@ fn generators_are_sources_of_their_own_rows() {
     assert_eq!((a, ya), (b, yb));
 }
 
-/// The prefetcher streams from any source: a generator's batches equal the batches of its
-/// materialised dataset under the same plan, and a bad file row surfaces as an error.
+/// The prefetcher streams from any source: a generator's batches, gathered 3 to a group,
+/// equal the batches of its materialised dataset gathered one by one under the same plan
+/// (16 batches: groups of 3, 3, 3, 3, 3, 1), and a bad file row surfaces as an error.
 #[test]
 fn the_prefetcher_streams_from_generators_and_files() {
     use gradflow::data::epoch_plan;
-    use gradflow::schedule::Prefetcher;
+    use gradflow::schedule::{HostBatch, HostTargets, Prefetcher};
     let g = Synthetic::teacher(1000, 5, 3).seed(8);
     let ds = g.dataset().unwrap();
     let plan = std::sync::Arc::new(epoch_plan(3, 1, 1000, 64, true, false).unwrap());
     std::thread::scope(|s| {
-        let mut from_gen = Prefetcher::spawn(s, &g, 2).unwrap();
-        let mut from_ds = Prefetcher::spawn(s, &ds, 3).unwrap();
+        let mut from_gen = Prefetcher::spawn(s, &g, 2, 3).unwrap();
+        let mut from_ds = Prefetcher::spawn(s, &ds, 3, 1).unwrap();
         from_gen.begin_epoch(&plan);
         from_ds.begin_epoch(&plan);
+        let mut group = None;
+        let mut counts = Vec::new();
         for batch in plan.batches() {
-            let (a, b) = (from_gen.next(batch).unwrap(), from_ds.next(batch).unwrap());
-            assert_eq!((&a.x, &a.targets), (&b.x, &b.targets));
-            from_gen.recycle(a);
+            if !group.as_ref().is_some_and(|g: &HostBatch| g.holds(batch)) {
+                if let Some(done) = group.take() {
+                    from_gen.recycle(done);
+                }
+                let next = from_gen.next(batch).unwrap();
+                counts.push(next.count);
+                group = Some(next);
+            }
+            let a = group.as_ref().unwrap();
+            let b = from_ds.next(batch).unwrap();
+            assert_eq!((b.first, b.count, b.rows()), (batch.index, 1, batch.len));
+            let (at, p) = (a.offset(batch), 5);
+            assert_eq!(&a.x[at * p..(at + batch.len) * p], &b.x[..]);
+            let HostTargets::Labels(la) = &a.targets else {
+                panic!("teacher data are labelled")
+            };
+            assert_eq!(
+                b.targets,
+                HostTargets::Labels(la[at..at + batch.len].to_vec())
+            );
             from_ds.recycle(b);
         }
+        assert_eq!(counts, [3, 3, 3, 3, 3, 1]);
     });
     let path = write_npy(
         "bad-label.npy",
@@ -201,7 +222,7 @@ fn the_prefetcher_streams_from_generators_and_files() {
     .unwrap();
     let plan = std::sync::Arc::new(epoch_plan(0, 0, 4, 4, false, false).unwrap());
     std::thread::scope(|s| {
-        let mut feed = Prefetcher::spawn(s, &file, 2).unwrap();
+        let mut feed = Prefetcher::spawn(s, &file, 2, 1).unwrap();
         feed.begin_epoch(&plan);
         let err = feed.next(plan.batches().next().unwrap()).unwrap_err();
         assert!(

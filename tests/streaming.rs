@@ -29,7 +29,7 @@ fn three_ways<M: Model + Clone>(name: &str, model: &M, data: &Dataset, cfg: Trai
     let (st, rs) = fit(model, data, gpu_cfg.mode(Mode::Streaming));
     assert_eq!(
         (rc.mode.as_str(), rr.mode.as_str(), rs.mode.as_str()),
-        ("cpu", "resident", "streaming")
+        ("in-memory", "resident", "streaming")
     );
     assert_eq!(rc.steps, rr.steps);
     assert_eq!(rc.steps, rs.steps);

@@ -8,6 +8,6 @@ mod synthetic;
 
 pub(crate) use dataset::check_finite;
 pub use dataset::{Dataset, Targets};
-pub use plan::{Batch, EpochPlan, epoch_plan};
-pub use source::{FileTargets, MappedFile, RowSource, windowed_order};
+pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, windowed_order};
+pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};

@@ -101,22 +101,74 @@ impl EpochPlan {
     }
 }
 
+/// How an epoch orders its rows.
+///
+/// `bool` converts: `true` is [`Shuffle::Full`], `false` is [`Shuffle::Off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shuffle {
+    /// Rows in stored order, every epoch.
+    Off,
+    /// A fresh uniform permutation of all n rows every epoch (the default).
+    #[default]
+    Full,
+    /// The out-of-core order of [`windowed_order`]: shuffled chunks of `chunk_rows`
+    /// consecutive rows, rows shuffled within windows of `window_chunks` chunks. For a
+    /// memory-mapped file larger than RAM, where a full permutation would make every read
+    /// a page fault.
+    Windowed {
+        /// Consecutive rows per chunk (≥ 1).
+        chunk_rows: usize,
+        /// Chunks whose rows are shuffled together (≥ 1).
+        window_chunks: usize,
+    },
+}
+
+impl From<bool> for Shuffle {
+    fn from(shuffle: bool) -> Self {
+        if shuffle { Shuffle::Full } else { Shuffle::Off }
+    }
+}
+
+impl Shuffle {
+    /// Checks the window sizes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a zero `chunk_rows` or `window_chunks`.
+    pub fn validate(self) -> Result<()> {
+        if let Shuffle::Windowed {
+            chunk_rows,
+            window_chunks,
+        } = self
+        {
+            if chunk_rows == 0 {
+                return Err(Error::param("chunk_rows", 0, "must be ≥ 1"));
+            }
+            if window_chunks == 0 {
+                return Err(Error::param("window_chunks", 0, "must be ≥ 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The batches of epoch `epoch` of a run with this `seed`.
 ///
-/// The permutation depends only on `(seed, epoch, n)`, so a run can start at any epoch
-/// (resume) and every backend sees the same order.
+/// The order depends only on `(seed, epoch, n)` and `shuffle`, so a run can start at any
+/// epoch (resume) and every backend and data source sees the same batches.
 ///
 /// # Errors
-/// [`Error::Empty`] for `n = 0`; [`Error::InvalidParameter`] for `batch_size = 0` or
-/// `n` beyond `u32::MAX` (row indices are 32-bit on the device).
+/// [`Error::Empty`] for `n = 0`; [`Error::InvalidParameter`] for `batch_size = 0`, a zero
+/// window size, or `n` beyond `u32::MAX` (row indices are 32-bit on the device).
 pub fn epoch_plan(
     seed: u64,
     epoch: usize,
     n: usize,
     batch_size: usize,
-    shuffle: bool,
+    shuffle: impl Into<Shuffle>,
     drop_last: bool,
 ) -> Result<EpochPlan> {
+    let shuffle = shuffle.into();
+    shuffle.validate()?;
     if n == 0 {
         return Err(Error::Empty {
             what: "epoch plan",
@@ -139,19 +191,86 @@ pub fn epoch_plan(
     } else {
         n.div_ceil(batch_size)
     };
-    let order = shuffle.then(|| {
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        // A fresh stream per epoch, from (seed, epoch) only.
-        let stream = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_add(1);
-        order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(stream));
-        order
-    });
+    let order = match shuffle {
+        Shuffle::Off => None,
+        Shuffle::Full => {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            // A fresh stream per epoch, from (seed, epoch) only.
+            let stream = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64).wrapping_add(1);
+            order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(stream));
+            Some(order)
+        }
+        Shuffle::Windowed {
+            chunk_rows,
+            window_chunks,
+        } => Some(windowed_order(seed, epoch, n, chunk_rows, window_chunks)?),
+    };
     Ok(EpochPlan {
         order,
         n,
         batch_size,
         batches,
     })
+}
+
+/// The out-of-core epoch order for a source too large for random reads.
+///
+/// 1. The rows are cut into chunks of `chunk_rows` consecutive rows (the last may be short).
+/// 2. The chunk order is shuffled.
+/// 3. Consecutive shuffled chunks are grouped into windows of `window_chunks` chunks, and
+///    the rows of each window are shuffled together.
+///
+/// Reading a window touches `window_chunks` contiguous runs of the file, so the reads stay
+/// sequential. **What it gives up** against a full permutation: rows of one chunk always
+/// land in the same window, so a batch mixes rows from at most `window_chunks` chunks, and
+/// two rows of one chunk are never more than a window apart in the epoch. Rows that are
+/// ordered in the file (sorted by date or by label) therefore stay partly grouped; a larger
+/// window trades memory for randomness, and `window_chunks ≥ n / chunk_rows` is a full
+/// permutation. Like [`epoch_plan`], the order depends only on `(seed, epoch, n)` and
+/// the two sizes.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a zero size; [`Error::Empty`] for n = 0; n beyond
+/// `u32::MAX`.
+pub fn windowed_order(
+    seed: u64,
+    epoch: usize,
+    n: usize,
+    chunk_rows: usize,
+    window_chunks: usize,
+) -> Result<Vec<u32>> {
+    if n == 0 {
+        return Err(Error::Empty {
+            what: "windowed order",
+            detail: "n = 0 rows".into(),
+        });
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::param(
+            "n",
+            n,
+            "must be ≤ 4294967295 (row indices are u32)",
+        ));
+    }
+    if chunk_rows == 0 {
+        return Err(Error::param("chunk_rows", 0, "must be ≥ 1"));
+    }
+    if window_chunks == 0 {
+        return Err(Error::param("window_chunks", 0, "must be ≥ 1"));
+    }
+    let stream = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (epoch as u64).wrapping_add(0x5EED);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream);
+    let mut chunks: Vec<usize> = (0..n.div_ceil(chunk_rows)).collect();
+    chunks.shuffle(&mut rng);
+    let mut order = Vec::with_capacity(n);
+    for window in chunks.chunks(window_chunks) {
+        let start = order.len();
+        for &c in window {
+            order.extend((c * chunk_rows..((c + 1) * chunk_rows).min(n)).map(|r| r as u32));
+        }
+        order[start..].shuffle(&mut rng);
+    }
+    Ok(order)
 }
 
 #[cfg(test)]
@@ -196,5 +315,30 @@ mod tests {
             epoch_plan(0, 0, 5, 0, true, false),
             Err(Error::InvalidParameter { .. })
         ));
+    }
+    #[test]
+    fn windowed_order_is_a_permutation_that_keeps_chunks_in_windows() {
+        let (n, chunk, window) = (1003, 50, 4);
+        let order = windowed_order(7, 2, n, chunk, window).unwrap();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+        // Walk the order closing a segment as soon as every chunk begun in it is complete:
+        // segments nest inside the true windows, so none may span more than `window` chunks.
+        let size = |c: u32| ((c as usize + 1) * chunk).min(n) - c as usize * chunk;
+        let (mut open, mut left) = (std::collections::BTreeSet::new(), 0usize);
+        for &r in &order {
+            let c = r / chunk as u32;
+            if open.insert(c) {
+                left += size(c);
+                assert!(open.len() <= window, "a window spans chunks {open:?}");
+            }
+            left -= 1;
+            if left == 0 {
+                open.clear();
+            }
+        }
+        assert_ne!(order, windowed_order(7, 3, n, chunk, window).unwrap());
+        assert_eq!(order, windowed_order(7, 2, n, chunk, window).unwrap());
     }
 }

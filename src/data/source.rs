@@ -11,18 +11,15 @@
 //!
 //! For the first two, a streaming epoch can read a full random permutation, exactly the
 //! order a resident or CPU run uses ([`super::epoch_plan`]). A file larger than RAM cannot
-//! afford random reads: [`windowed_order`] gives the documented out-of-core order instead.
+//! afford random reads: [`Shuffle::Windowed`](super::Shuffle) gives the documented out-of-core
+//! order instead.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_xoshiro::Xoshiro256PlusPlus;
-
 use super::{Dataset, RowTargets, Synthetic, Targets};
 use crate::error::{Error, Result};
+use memmap2::Mmap;
 
 /// Anything a scheduler can gather batch rows from.
 pub trait RowSource: Send + Sync {
@@ -38,6 +35,124 @@ pub trait RowSource: Send + Sync {
     /// [`Error::ShapeMismatch`] for buffers of the wrong size or a row ≥ n; the source's
     /// own errors for bad content (a non-finite value, a label out of range, an I/O fault).
     fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()>;
+
+    /// The whole source as an in-memory [`Dataset`], when it is one: the trainer then
+    /// reads it in place instead of gathering batches.
+    fn in_memory(&self) -> Option<&Dataset> {
+        None
+    }
+
+    /// What kind of target each row has.
+    fn target_kind(&self) -> TargetKind {
+        match self.classes() {
+            None => TargetKind::Real,
+            Some(_) => TargetKind::Labels,
+        }
+    }
+
+    /// The targets in words, for messages (`class labels with 3 classes`).
+    fn describe_targets(&self) -> String {
+        match self.classes() {
+            None => "real-valued targets".to_string(),
+            Some(classes) => format!("class labels with {classes} classes"),
+        }
+    }
+}
+
+/// What a source's targets are, without the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// One real value per row.
+    Real,
+    /// One class label per row.
+    Labels,
+}
+
+impl TargetKind {
+    /// The kind of `targets`.
+    pub fn of(targets: &Targets) -> Self {
+        match targets {
+            Targets::Real(_) => TargetKind::Real,
+            Targets::Classes { .. } => TargetKind::Labels,
+        }
+    }
+}
+
+/// One batch's targets, read-only: what a gathered batch hands to an engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BatchTargets<'a> {
+    /// Real values.
+    Real(&'a [f32]),
+    /// Class labels.
+    Labels(&'a [u32]),
+}
+
+impl BatchTargets<'_> {
+    /// Rows.
+    pub fn len(&self) -> usize {
+        match self {
+            BatchTargets::Real(y) => y.len(),
+            BatchTargets::Labels(l) => l.len(),
+        }
+    }
+
+    /// `true` for no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Real or labels.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            BatchTargets::Real(_) => TargetKind::Real,
+            BatchTargets::Labels(_) => TargetKind::Labels,
+        }
+    }
+}
+
+impl Dataset {
+    /// Gathers every row of `source` into memory, in stored order (to train resident on
+    /// a device, or to keep a generator's rows).
+    ///
+    /// ```
+    /// use gradflow::data::{Dataset, Synthetic};
+    /// let gen = Synthetic::blobs(100, 3, 4).seed(9);
+    /// assert_eq!(Dataset::from_source(&gen)?, gen.dataset()?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The source's own errors (a bad row in a file); [`Error::InvalidParameter`] when
+    /// n × p values do not fit in memory's address space.
+    pub fn from_source(source: &(impl RowSource + ?Sized)) -> Result<Dataset> {
+        if let Some(data) = source.in_memory() {
+            return Ok(data.clone());
+        }
+        let (n, p) = (source.n(), source.p());
+        let len = n
+            .checked_mul(p)
+            .ok_or_else(|| Error::param("n × p", format!("{n} × {p}"), "overflows usize"))?;
+        let mut x = vec![0f32; len];
+        let mut targets = match source.classes() {
+            None => Targets::Real(vec![0f32; n]),
+            Some(classes) => Targets::Classes {
+                labels: vec![0u32; n],
+                classes,
+            },
+        };
+        // Blocks of rows keep the index list small.
+        const BLOCK: usize = 1 << 16;
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            let rows: Vec<u32> = (start as u32..end as u32).collect();
+            let out = match &mut targets {
+                Targets::Real(y) => RowTargets::Real(&mut y[start..end]),
+                Targets::Classes { labels, .. } => RowTargets::Classes(&mut labels[start..end]),
+            };
+            source.gather(&rows, &mut x[start * p..end * p], out)?;
+        }
+        Dataset::new(x, p, targets)
+    }
 }
 
 fn check_gather(
@@ -92,6 +207,12 @@ impl RowSource for Dataset {
     }
     fn classes(&self) -> Option<usize> {
         Dataset::classes(self)
+    }
+    fn in_memory(&self) -> Option<&Dataset> {
+        Some(self)
+    }
+    fn describe_targets(&self) -> String {
+        self.targets().describe()
     }
     fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
         let p = Dataset::p(self);
@@ -402,95 +523,9 @@ impl RowSource for MappedFile {
     }
 }
 
-/// The out-of-core epoch order for a source too large for random reads.
-///
-/// 1. The rows are cut into chunks of `chunk_rows` consecutive rows (the last may be short).
-/// 2. The chunk order is shuffled.
-/// 3. Consecutive shuffled chunks are grouped into windows of `window_chunks` chunks, and
-///    the rows of each window are shuffled together.
-///
-/// Reading a window touches `window_chunks` contiguous runs of the file, so the reads stay
-/// sequential. **What it gives up** against a full permutation: rows of one chunk always
-/// land in the same window, so a batch mixes rows from at most `window_chunks` chunks, and
-/// two rows of one chunk are never more than a window apart in the epoch. Rows that are
-/// ordered in the file (sorted by date or by label) therefore stay partly grouped; a larger
-/// window trades memory for randomness, and `window_chunks ≥ n / chunk_rows` is a full
-/// permutation. Like [`super::epoch_plan`], the order depends only on `(seed, epoch, n)` and
-/// the two sizes.
-///
-/// # Errors
-/// [`Error::InvalidParameter`] for a zero size; [`Error::Empty`] for n = 0; n beyond
-/// `u32::MAX`.
-pub fn windowed_order(
-    seed: u64,
-    epoch: usize,
-    n: usize,
-    chunk_rows: usize,
-    window_chunks: usize,
-) -> Result<Vec<u32>> {
-    if n == 0 {
-        return Err(Error::Empty {
-            what: "windowed order",
-            detail: "n = 0 rows".into(),
-        });
-    }
-    if n > u32::MAX as usize {
-        return Err(Error::param(
-            "n",
-            n,
-            "must be ≤ 4294967295 (row indices are u32)",
-        ));
-    }
-    if chunk_rows == 0 {
-        return Err(Error::param("chunk_rows", 0, "must be ≥ 1"));
-    }
-    if window_chunks == 0 {
-        return Err(Error::param("window_chunks", 0, "must be ≥ 1"));
-    }
-    let stream = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (epoch as u64).wrapping_add(0x5EED);
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream);
-    let mut chunks: Vec<usize> = (0..n.div_ceil(chunk_rows)).collect();
-    chunks.shuffle(&mut rng);
-    let mut order = Vec::with_capacity(n);
-    for window in chunks.chunks(window_chunks) {
-        let start = order.len();
-        for &c in window {
-            order.extend((c * chunk_rows..((c + 1) * chunk_rows).min(n)).map(|r| r as u32));
-        }
-        order[start..].shuffle(&mut rng);
-    }
-    Ok(order)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windowed_order_is_a_permutation_that_keeps_chunks_in_windows() {
-        let (n, chunk, window) = (1003, 50, 4);
-        let order = windowed_order(7, 2, n, chunk, window).unwrap();
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
-        // Walk the order closing a segment as soon as every chunk begun in it is complete:
-        // segments nest inside the true windows, so none may span more than `window` chunks.
-        let size = |c: u32| ((c as usize + 1) * chunk).min(n) - c as usize * chunk;
-        let (mut open, mut left) = (std::collections::BTreeSet::new(), 0usize);
-        for &r in &order {
-            let c = r / chunk as u32;
-            if open.insert(c) {
-                left += size(c);
-                assert!(open.len() <= window, "a window spans chunks {open:?}");
-            }
-            left -= 1;
-            if left == 0 {
-                open.clear();
-            }
-        }
-        assert_ne!(order, windowed_order(7, 3, n, chunk, window).unwrap());
-        assert_eq!(order, windowed_order(7, 2, n, chunk, window).unwrap());
-    }
 
     #[test]
     fn generator_gathers_the_rows_of_its_dataset() {

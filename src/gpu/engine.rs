@@ -38,7 +38,7 @@
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
-use crate::data::Targets;
+use crate::data::{TargetKind, Targets};
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
 
@@ -51,7 +51,7 @@ mod chunks;
 mod ring;
 use chunks::FeatureChunks;
 pub use chunks::resident_row_limit;
-pub use ring::{SlotTargets, TargetKind};
+pub use ring::RingShape;
 
 /// Knobs of a [`GpuEngine`]; the defaults suit training.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,7 +143,7 @@ impl Data {
 /// What the engine is built over.
 enum Source<'x> {
     Resident { x: &'x [f32], targets: &'x Targets },
-    Ring { depth: usize, targets: TargetKind },
+    Ring(RingShape),
 }
 
 /// Which rows one step reads.
@@ -151,8 +151,8 @@ enum Source<'x> {
 enum StepRows {
     /// `order[start ..]` of the resident data.
     Gather(u32),
-    /// Ring slot s, rows from 0.
-    Slot(usize),
+    /// Rows `offset ..` of ring slot `slot`.
+    Slot { slot: usize, offset: u32 },
 }
 
 enum OpKind {
@@ -280,9 +280,9 @@ impl GpuEngine {
         }
         let (kind, got) = match source {
             Source::Resident { targets, .. } => (TargetKind::of(targets), targets.describe()),
-            Source::Ring { targets, .. } => (targets, format!("{targets:?} targets")),
+            Source::Ring(shape) => (shape.targets, format!("{:?} targets", shape.targets)),
         };
-        kind.check(&program, got)?;
+        ring::check_kind(kind, &program, got)?;
         let (data, bytes_uploaded, loss_slots) = match source {
             Source::Resident { x, targets } => {
                 let n = x.len() / p;
@@ -308,7 +308,7 @@ impl GpuEngine {
                 let bytes = (x.len() as u64 + n as u64) * 4;
                 (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))
             }
-            Source::Ring { depth, .. } => {
+            Source::Ring(shape) => {
                 let Some(slots) = options.loss_slots else {
                     return Err(Error::param(
                         "loss_slots",
@@ -317,7 +317,7 @@ impl GpuEngine {
                     ));
                 };
                 (
-                    Data::Ring(ring::Ring::new(ctx, cap, p, depth, kind)?),
+                    Data::Ring(ring::Ring::new(ctx, shape.slot_rows, p, shape.depth, kind)?),
                     0,
                     slots,
                 )
@@ -670,6 +670,9 @@ impl GpuEngine {
             ring.upload(&ctx);
             Ok(ctx.queue().submit(steps))
         })?;
+        if let Data::Ring(slots) = &mut self.data {
+            slots.submitted(&index);
+        }
         self.last_submission = Some(index);
         Ok(())
     }
@@ -714,12 +717,13 @@ fn record_step(
     lr: f32,
     (slot, halting): (usize, Halting),
 ) -> Result<()> {
-    // Resident data are gathered through the order from `start`; a ring slot holds the
-    // batch's rows in order from row 0, so nothing is gathered.
-    let (view, a_rows, target_rows) = match rows {
-        StepRows::Gather(start) => (0, Some(start), TargetRows::Gather(start)),
-        StepRows::Slot(s) => (s, None, TargetRows::Range(0)),
+    // Resident data are gathered through the epoch order from `start`; a ring slot
+    // through its identity index from `offset`.
+    let (view, start) = match rows {
+        StepRows::Gather(start) => (0, start),
+        StepRows::Slot { slot, offset } => (slot, offset),
     };
+    let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
     for op in ops {
         let bound = op.at(view);
         match &op.op {

@@ -17,4 +17,4 @@ pub mod pipelines;
 pub mod readback;
 
 pub use context::{DeviceLimits, GpuContext, shared};
-pub use engine::{GpuEngine, GpuEngineOptions, SlotTargets, TargetKind, resident_row_limit};
+pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};

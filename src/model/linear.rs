@@ -3,7 +3,7 @@
 use super::normal_eq::{self, NormalSolution, Solve};
 use super::{Arch, Fitted, Init, Model, Spec, forward_output};
 use crate::cpu::loss::LossKind;
-use crate::data::Dataset;
+use crate::data::{Dataset, RowSource};
 use crate::error::{Error, Result};
 use crate::train::{Report, Trainer};
 
@@ -44,7 +44,7 @@ impl LinearRegression {
     ///
     /// # Errors
     /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
     }
 
@@ -93,12 +93,12 @@ impl Model for LinearRegression {
     fn name(&self) -> &'static str {
         "linear regression"
     }
-    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+    fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         if data.classes().is_some() {
             return Err(Error::TargetMismatch {
                 model: self.name(),
                 expected: "real-valued targets".into(),
-                got: data.targets().describe(),
+                got: data.describe_targets(),
             });
         }
         Ok(Spec {

@@ -3,7 +3,7 @@
 use super::{Arch, Fitted, Init, Model, Spec, forward_output, require_classes};
 use crate::cpu::activation::sigmoid;
 use crate::cpu::loss::LossKind;
-use crate::data::Dataset;
+use crate::data::RowSource;
 use crate::error::Result;
 use crate::train::{Report, Trainer};
 
@@ -43,7 +43,7 @@ impl LogisticRegression {
     ///
     /// # Errors
     /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
     }
 
@@ -98,7 +98,7 @@ impl Model for LogisticRegression {
     fn name(&self) -> &'static str {
         "logistic regression"
     }
-    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+    fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         require_classes(self.name(), data, true)?;
         Ok(Spec {
             arch: Arch::Glm {

@@ -2,7 +2,7 @@
 
 use super::{Arch, Fitted, Init, Model, Spec, predict_classes, predict_softmax, require_classes};
 use crate::cpu::activation::Activation;
-use crate::data::Dataset;
+use crate::data::RowSource;
 use crate::error::{Error, Result};
 use crate::train::{Report, Trainer};
 
@@ -65,7 +65,7 @@ impl Mlp {
     ///
     /// # Errors
     /// As [`Trainer::fit`]; [`Error::InvalidParameter`] for a hidden width of 0.
-    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
     }
 
@@ -90,7 +90,7 @@ impl Model for Mlp {
     fn name(&self) -> &'static str {
         "MLP"
     }
-    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+    fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         if self.hidden == 0 {
             return Err(Error::param("hidden", 0, "must be ≥ 1 unit"));
         }

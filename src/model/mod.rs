@@ -22,7 +22,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
-use crate::data::{Dataset, check_finite};
+use crate::data::{RowSource, check_finite};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
@@ -244,7 +244,7 @@ pub trait Model {
     ///
     /// # Errors
     /// [`Error::TargetMismatch`] when the targets do not suit the model.
-    fn spec_for(&self, data: &Dataset) -> Result<Spec>;
+    fn spec_for(&self, data: &dyn RowSource) -> Result<Spec>;
     /// The initialisation scheme.
     fn init(&self) -> Init;
     /// The fitted parameters, if any.
@@ -377,23 +377,27 @@ pub(crate) fn predict_softmax(
 }
 
 /// Checks that a classifier's dataset has class labels; returns the class count.
-pub(crate) fn require_classes(model: &'static str, data: &Dataset, binary: bool) -> Result<usize> {
+pub(crate) fn require_classes(
+    model: &'static str,
+    data: &dyn RowSource,
+    binary: bool,
+) -> Result<usize> {
     match data.classes() {
         None => Err(Error::TargetMismatch {
             model,
             expected: "class labels".into(),
-            got: data.targets().describe(),
+            got: data.describe_targets(),
         }),
         Some(k) if binary && k != 2 => Err(Error::TargetMismatch {
             model,
             expected: "class labels with exactly 2 classes (use softmax regression for more)"
                 .into(),
-            got: data.targets().describe(),
+            got: data.describe_targets(),
         }),
         Some(k) if k < 2 => Err(Error::TargetMismatch {
             model,
             expected: "class labels with at least 2 classes".into(),
-            got: data.targets().describe(),
+            got: data.describe_targets(),
         }),
         Some(k) => Ok(k),
     }

@@ -2,7 +2,7 @@
 
 use super::{Arch, Fitted, Init, Model, Spec, predict_classes, predict_softmax, require_classes};
 use crate::cpu::loss::LossKind;
-use crate::data::Dataset;
+use crate::data::RowSource;
 use crate::error::Result;
 use crate::train::{Report, Trainer};
 
@@ -41,7 +41,7 @@ impl SoftmaxRegression {
     ///
     /// # Errors
     /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &Dataset, trainer: &Trainer) -> Result<Report> {
+    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
     }
 
@@ -66,7 +66,7 @@ impl Model for SoftmaxRegression {
     fn name(&self) -> &'static str {
         "softmax regression"
     }
-    fn spec_for(&self, data: &Dataset) -> Result<Spec> {
+    fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         let k = require_classes(self.name(), data, false)?;
         Ok(Spec {
             arch: Arch::Glm {

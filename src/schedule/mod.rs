@@ -6,5 +6,7 @@
 //! gathered differs (here on the host, there by the kernels through the order).
 
 mod prefetch;
+mod stream;
 
 pub use prefetch::{HostBatch, HostTargets, Prefetcher};
+pub(crate) use stream::Stream;

@@ -1,16 +1,21 @@
 //! The worker thread and its ring of host buffers.
 //!
 //! `depth` host buffers circulate between two channels: the worker takes a free one,
-//! gathers the next batch of the epoch into it and sends it full; the consumer uploads
-//! it and hands it back. The worker can thus run at most `depth` batches ahead, and no
-//! buffer is allocated per batch.
+//! gathers the next *group* of the epoch's batches into it and sends it full; the consumer
+//! uploads it and hands it back. The worker can thus run at most `depth` groups ahead, and
+//! no buffer is allocated per batch.
+//!
+//! A group is `group` consecutive batches of the plan (the last group of an epoch may hold
+//! fewer): their rows are consecutive positions of the epoch order, so one buffer holds
+//! them back to back and one upload moves them. Small batches then cost one upload per
+//! group instead of one per batch.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, EpochPlan, RowSource, RowTargets};
+use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets};
 use crate::error::{Error, Result};
 
 /// One batch's targets on the host.
@@ -22,15 +27,32 @@ pub enum HostTargets {
     Labels(Vec<u32>),
 }
 
-/// One gathered batch: its rows' features (row-major) and targets, in plan order.
+impl HostTargets {
+    /// A read-only view.
+    pub fn view(&self) -> BatchTargets<'_> {
+        match self {
+            HostTargets::Real(y) => BatchTargets::Real(y),
+            HostTargets::Labels(l) => BatchTargets::Labels(l),
+        }
+    }
+}
+
+/// One gathered group of consecutive batches: their rows' features (row-major) and
+/// targets, in plan order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostBatch {
-    /// Features, `len × p`.
+    /// Features, `rows × p`.
     pub x: Vec<f32>,
     /// Targets, one per row.
     pub targets: HostTargets,
+    /// Index of the group's first batch in the epoch.
+    pub first: usize,
+    /// Batches in the group.
+    pub count: usize,
+    /// Position of the group's first row in the epoch order: batch `b` of the group is
+    /// rows `b.start − start ..` of `x`.
+    pub start: usize,
     epoch: u64,
-    index: usize,
     /// The source's error for this batch (a bad row in a file, say), handed to the consumer.
     error: Option<Error>,
 }
@@ -40,22 +62,43 @@ struct Job {
     plan: Arc<EpochPlan>,
 }
 
-/// Gathers batches ahead on a scoped worker thread.
+impl HostBatch {
+    /// Whether `batch` is one of this group's.
+    pub fn holds(&self, batch: Batch) -> bool {
+        (self.first..self.first + self.count).contains(&batch.index)
+    }
+
+    /// Row offset of `batch` within the group.
+    pub fn offset(&self, batch: Batch) -> usize {
+        batch.start - self.start
+    }
+
+    /// Rows gathered.
+    pub fn rows(&self) -> usize {
+        self.targets.view().len()
+    }
+}
+
+/// Gathers groups of batches ahead on a scoped worker thread.
 ///
 /// ```
 /// use gradflow::data::{epoch_plan, Synthetic};
 /// use gradflow::schedule::Prefetcher;
 /// let data = Synthetic::linear(10, 2).seed(1).dataset()?;
-/// let plan = std::sync::Arc::new(epoch_plan(7, 0, 10, 4, true, false)?);
+/// let plan = std::sync::Arc::new(epoch_plan(7, 0, 10, 4, true, false)?); // batches 4, 4, 2
 /// std::thread::scope(|s| -> gradflow::Result<()> {
-///     let mut feed = Prefetcher::spawn(s, &data, 2)?;
+///     let mut feed = Prefetcher::spawn(s, &data, 2, 2)?; // 2 buffers of 2 batches
 ///     feed.begin_epoch(&plan);
-///     for batch in plan.batches() {
-///         let b = feed.next(batch)?;
-///         let first = plan.rows(batch).next().unwrap() as usize;
-///         assert_eq!(&b.x[..2], data.row(first)); // the plan's rows, in its order
-///         feed.recycle(b);
-///     }
+///     let mut batches = plan.batches();
+///     let group = feed.next(batches.next().unwrap())?;
+///     assert_eq!((group.first, group.count, group.rows()), (0, 2, 8));
+///     let second = batches.next().unwrap();
+///     let row = plan.rows(second).next().unwrap() as usize;
+///     let at = group.offset(second) * 2; // p = 2
+///     assert_eq!(&group.x[at..at + 2], data.row(row)); // the plan's rows, in its order
+///     feed.recycle(group);
+///     let last = feed.next(batches.next().unwrap())?;
+///     assert_eq!((last.first, last.count, last.rows()), (2, 1, 2));
 ///     Ok(())
 /// })?;
 /// # Ok::<(), gradflow::Error>(())
@@ -76,18 +119,23 @@ impl std::fmt::Debug for Job {
 }
 
 impl Prefetcher {
-    /// Starts the worker on `scope`, with `depth` host buffers over `source`. The worker
-    /// ends when the `Prefetcher` is dropped.
+    /// Starts the worker on `scope`, with `depth` host buffers of `group` batches each
+    /// over `source`. The worker ends when the `Prefetcher` is dropped.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `depth < 2` (named `ring_depth`).
-    pub fn spawn<'scope, 'env, S: RowSource>(
+    /// [`Error::InvalidParameter`] for `depth < 2` (named `ring_depth`) or `group = 0`
+    /// (named `upload_batches`).
+    pub fn spawn<'scope, 'env, S: RowSource + ?Sized>(
         scope: &'scope Scope<'scope, 'env>,
         source: &'env S,
         depth: usize,
+        group: usize,
     ) -> Result<Self> {
         if depth < 2 {
             return Err(Error::param("ring_depth", depth, "must be ≥ 2"));
+        }
+        if group == 0 {
+            return Err(Error::param("upload_batches", 0, "must be ≥ 1"));
         }
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let (full_tx, full_rx) = mpsc::channel();
@@ -100,14 +148,16 @@ impl Prefetcher {
             let empty = HostBatch {
                 x: Vec::new(),
                 targets,
+                first: 0,
+                count: 0,
+                start: 0,
                 epoch: 0,
-                index: 0,
                 error: None,
             };
             // The receiver is alive: it was made above.
             let _ = free_tx.send(empty);
         }
-        scope.spawn(move || worker(source, &jobs_rx, &full_tx, &free_rx));
+        scope.spawn(move || worker(source, group, &jobs_rx, &full_tx, &free_rx));
         Ok(Prefetcher {
             jobs: jobs_tx,
             full: full_rx,
@@ -129,8 +179,8 @@ impl Prefetcher {
         let _ = self.jobs.send(job);
     }
 
-    /// The gathered rows of `batch` (waits for the worker; see [`Prefetcher::waited`]).
-    /// Batches must be taken in plan order.
+    /// The gathered group that starts with `batch` (waits for the worker; see
+    /// [`Prefetcher::waited`]). Groups must be taken in plan order.
     ///
     /// # Errors
     /// [`Error::Device`] when the worker has stopped (it panicked) or delivers batches
@@ -152,11 +202,11 @@ impl Prefetcher {
             if let Some(e) = b.error.take() {
                 return Err(e);
             }
-            if b.index != batch.index {
+            if b.first != batch.index {
                 return Err(Error::Device {
                     message: format!(
                         "streaming worker delivered batch {} where {} was due",
-                        b.index, batch.index
+                        b.first, batch.index
                     ),
                 });
             }
@@ -176,8 +226,9 @@ impl Prefetcher {
     }
 }
 
-fn worker<S: RowSource>(
+fn worker<S: RowSource + ?Sized>(
     source: &S,
+    group: usize,
     jobs: &Receiver<Job>,
     full: &Sender<HostBatch>,
     free: &Receiver<HostBatch>,
@@ -185,7 +236,8 @@ fn worker<S: RowSource>(
     let mut rows = Vec::new();
     let mut next = jobs.recv().ok();
     'jobs: while let Some(job) = next.take() {
-        for batch in job.plan.batches() {
+        let batches: Vec<Batch> = job.plan.batches().collect();
+        for batches in batches.chunks(group) {
             match jobs.try_recv() {
                 Ok(newer) => {
                     next = Some(newer);
@@ -194,10 +246,12 @@ fn worker<S: RowSource>(
                 Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
             }
-            // Blocks while `depth` batches are ahead: the consumer recycles them.
+            // Blocks while `depth` groups are ahead: the consumer recycles them.
             let Ok(mut b) = free.recv() else { return };
             rows.clear();
-            rows.extend(job.plan.rows(batch));
+            for &batch in batches {
+                rows.extend(job.plan.rows(batch));
+            }
             b.x.resize(rows.len() * source.p(), 0.0);
             let targets = match &mut b.targets {
                 HostTargets::Real(v) => {
@@ -211,7 +265,9 @@ fn worker<S: RowSource>(
             };
             b.error = source.gather(&rows, &mut b.x, targets).err();
             b.epoch = job.id;
-            b.index = batch.index;
+            b.first = batches[0].index;
+            b.count = batches.len();
+            b.start = batches[0].start;
             if full.send(b).is_err() {
                 return;
             }

@@ -1,5 +1,6 @@
 //! Training configuration, validated once when the [`Trainer`](super::Trainer) is built.
 
+use crate::data::Shuffle;
 use crate::error::{Error, Result};
 
 /// Hyper-parameters of a gradient-descent fit.
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 /// | `batch_size` | 32 | rows per update: 1 = stochastic GD, ≥ n = full-batch GD |
 /// | `learning_rate` | 0.1 | step size η (seed 000's default) |
 /// | `epochs` | 100 | passes over the data (seed 000's `max_iter`) |
-/// | `shuffle` | true | reshuffle the rows every epoch |
+/// | `shuffle` | `Full` | row order of each epoch: `Off`, `Full` (a fresh permutation), or `Windowed` (out-of-core; see [`Shuffle`]); `true`/`false` convert |
 /// | `seed` | 0 | seeds the shuffles and the initialisation |
 /// | `drop_last` | false | drop the last partial batch (the seeds' loop does; PyTorch does not by default) |
 /// | `tol` | None | seed 000's rule: stop when \|loss − previous batch loss\| < tol |
@@ -19,7 +20,8 @@ use crate::error::{Error, Result};
 /// | `verify` | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
 /// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
 /// | `device_budget` | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
-/// | `ring_depth` | 3 | streaming: batch slots in flight (≥ 2) |
+/// | `ring_depth` | 3 | streaming: slots in flight (≥ 2), each one group of batches |
+/// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
 ///
 /// # Example
 /// ```
@@ -38,8 +40,8 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Maximum number of epochs.
     pub epochs: usize,
-    /// Reshuffle every epoch.
-    pub shuffle: bool,
+    /// Row order of each epoch.
+    pub shuffle: Shuffle,
     /// Seed of shuffles and initialisation.
     pub seed: u64,
     /// Drop the last partial batch.
@@ -61,6 +63,8 @@ pub struct TrainConfig {
     pub device_budget: Option<u64>,
     /// Streaming: slots in flight on the device (and host buffers ahead).
     pub ring_depth: usize,
+    /// Streaming: consecutive batches per upload (None: automatic).
+    pub upload_batches: Option<usize>,
 }
 
 /// How a GPU fit holds the dataset.
@@ -141,7 +145,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             learning_rate: 0.1,
             epochs: 100,
-            shuffle: true,
+            shuffle: Shuffle::Full,
             seed: 0,
             drop_last: false,
             tol: None,
@@ -152,6 +156,7 @@ impl Default for TrainConfig {
             mode: Mode::Auto,
             device_budget: None,
             ring_depth: 3,
+            upload_batches: None,
         }
     }
 }
@@ -172,9 +177,18 @@ impl TrainConfig {
         self.epochs = v;
         self
     }
-    /// Sets `shuffle`.
-    pub fn shuffle(mut self, v: bool) -> Self {
-        self.shuffle = v;
+    /// Sets `shuffle`: a [`Shuffle`], or `true` / `false`.
+    ///
+    /// ```
+    /// use gradflow::{data::Shuffle, TrainConfig};
+    /// let in_order = TrainConfig::default().shuffle(false);
+    /// // A file larger than RAM: chunks of 4096 rows, shuffled within windows of 64 chunks.
+    /// let out_of_core = TrainConfig::default()
+    ///     .shuffle(Shuffle::Windowed { chunk_rows: 4096, window_chunks: 64 });
+    /// # assert!(in_order.validate().is_ok() && out_of_core.validate().is_ok());
+    /// ```
+    pub fn shuffle(mut self, v: impl Into<Shuffle>) -> Self {
+        self.shuffle = v.into();
         self
     }
     /// Sets `seed`.
@@ -229,6 +243,13 @@ impl TrainConfig {
         self.ring_depth = v;
         self
     }
+    /// Sets `upload_batches`: how many consecutive batches a streaming fit gathers and
+    /// uploads together (more: fewer, larger uploads and submissions; fewer: less memory
+    /// in flight).
+    pub fn upload_batches(mut self, v: usize) -> Self {
+        self.upload_batches = Some(v);
+        self
+    }
 
     /// Checks every field.
     ///
@@ -260,6 +281,10 @@ impl TrainConfig {
                 "must be ≥ 2 (one slot uploading while another is read)",
             ));
         }
+        if self.upload_batches == Some(0) {
+            return Err(Error::param("upload_batches", 0, "must be ≥ 1"));
+        }
+        self.shuffle.validate()?;
         if self.device_budget == Some(0) {
             return Err(Error::param("device_budget", 0, "must be ≥ 1 byte"));
         }

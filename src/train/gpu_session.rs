@@ -6,23 +6,26 @@ use std::time::{Duration, Instant};
 
 use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
-use crate::data::{Batch, Dataset, EpochPlan};
+use crate::data::{Batch, EpochPlan, RowSource, RowTargets, TargetKind, Targets};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, SlotTargets, TargetKind};
+use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
 use crate::program::Program;
-use crate::schedule::{HostTargets, Prefetcher};
+use crate::schedule::{HostTargets, Prefetcher, Stream};
 
 /// Trains on the device: steps are recorded and submitted in groups, losses and the halt
 /// flag are read back only at [`Session::sync`]. The data are resident, or streamed
-/// through the engine's ring by a [`Prefetcher`] (`feed`).
+/// through the engine's ring (`stream`): each group of batches the prefetcher gathers is
+/// written into ring slot `group number % depth`, its steps are recorded, and the group is
+/// submitted as soon as its last step is, so the device computes on it while the host
+/// takes the next group.
 pub(crate) struct GpuSession<'a> {
     engine: GpuEngine,
-    feed: Option<Prefetcher>,
+    stream: Option<Stream>,
     /// Time spent waiting for loss and halt readbacks.
     sync_wait: Duration,
     backend: String,
-    order: Vec<u32>,
+    plan: Option<Arc<EpochPlan>>,
     /// Steps queued in the current epoch (= loss slots used).
     queued: usize,
     /// Steps of the current epoch already returned by `sync`.
@@ -34,70 +37,80 @@ pub(crate) struct GpuSession<'a> {
     step: u64,
 }
 
+/// What a GPU session is checked against in verify mode: the CPU twin gathers the same
+/// rows from `source`.
+pub(crate) type VerifyWith<'a> = Option<(Verify, &'a dyn RowSource)>;
+
 impl<'a> GpuSession<'a> {
-    pub fn new(
+    /// A resident session over features `x` (n × p) and `targets`, uploaded once.
+    #[allow(clippy::too_many_arguments)] // the data, the batch cap and three knobs
+    pub fn resident(
         ctx: &GpuContext,
         program: Program,
-        data: &'a Dataset,
+        x: &[f32],
+        p: usize,
+        targets: &Targets,
         cap: usize,
         tol: Option<f64>,
-        verify: Option<Verify>,
+        verify: VerifyWith<'a>,
     ) -> Result<Self> {
         let options = GpuEngineOptions {
             tol: tol.map(|t| t as f32),
             ..GpuEngineOptions::default()
         };
-        let verifier = verify.map(|v| Verifier::new(&program, data, cap, v));
-        let engine = GpuEngine::with_options(
-            ctx,
-            program,
-            data.features(),
-            data.p(),
-            data.targets(),
-            cap,
-            options,
-        )?;
+        let verifier = verify.map(|(v, source)| Verifier::new(&program, source, cap, v));
+        let engine = GpuEngine::with_options(ctx, program, x, p, targets, cap, options)?;
         Ok(Self::with_engine(ctx, engine, None, verifier))
     }
 
-    /// A streaming session: a worker on `scope` gathers each epoch's batches ahead into
-    /// `depth` host buffers, uploaded into the engine's `depth` slots.
+    /// A streaming session: a worker on `scope` gathers each epoch's batches from
+    /// `source`, `group` batches at a time, into `depth` host buffers, uploaded into the
+    /// engine's `depth` slots.
     #[allow(clippy::too_many_arguments)] // the resident constructor's, plus the ring
     pub fn streaming<'s>(
         ctx: &GpuContext,
         program: Program,
-        data: &'a Dataset,
+        source: &'a dyn RowSource,
         cap: usize,
+        (depth, group): (usize, usize),
         tol: Option<f64>,
         verify: Option<Verify>,
-        depth: usize,
         scope: &'s Scope<'s, 'a>,
     ) -> Result<Self> {
         let options = GpuEngineOptions {
             tol: tol.map(|t| t as f32),
-            loss_slots: Some(data.n().div_ceil(cap)),
+            loss_slots: Some(source.n().div_ceil(cap)),
             ..GpuEngineOptions::default()
         };
-        let verifier = verify.map(|v| Verifier::new(&program, data, cap, v));
-        let kind = TargetKind::of(data.targets());
-        let engine = GpuEngine::ring(ctx, program, data.p(), kind, cap, depth, options)?;
-        let feed = Prefetcher::spawn(scope, data, depth)?;
-        Ok(Self::with_engine(ctx, engine, Some(feed), verifier))
+        let verifier = verify.map(|v| Verifier::new(&program, source, cap, v));
+        let shape = RingShape {
+            depth,
+            slot_rows: group * cap,
+            targets: source.target_kind(),
+        };
+        let engine = GpuEngine::ring(ctx, program, source.p(), cap, shape, options)?;
+        let feed = Prefetcher::spawn(scope, source, depth, group)?;
+        Ok(Self::with_engine(
+            ctx,
+            engine,
+            Some(Stream::new(feed)),
+            verifier,
+        ))
     }
 
     fn with_engine(
         ctx: &GpuContext,
         engine: GpuEngine,
-        feed: Option<Prefetcher>,
+        stream: Option<Stream>,
         verifier: Option<Verifier<'a>>,
     ) -> Self {
         let info = ctx.info();
         GpuSession {
             engine,
-            feed,
+            stream,
             sync_wait: Duration::ZERO,
             backend: format!("gpu: {} ({:?})", info.name, info.backend),
-            order: Vec::new(),
+            plan: None,
             queued: 0,
             synced: 0,
             previous: f64::INFINITY,
@@ -118,24 +131,23 @@ impl Session for GpuSession<'_> {
     }
 
     fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
-        match &mut self.feed {
-            Some(feed) => {
-                feed.begin_epoch(plan);
-                // Only verify mode reads the order on the host.
-                if self.verify.is_some() {
-                    self.order = plan.batches().flat_map(|b| plan.rows(b)).collect();
-                }
-            }
+        match &mut self.stream {
+            Some(stream) => stream.begin_epoch(plan),
             None => {
                 // Resident data are gathered through an order; unshuffled epochs read
                 // the identity.
-                self.order = match plan.order() {
-                    Some(o) => o.to_vec(),
-                    None => (0..self.engine_rows()).collect(),
+                let identity: Vec<u32>;
+                let order = match plan.order() {
+                    Some(o) => o,
+                    None => {
+                        identity = (0..self.engine.rows() as u32).collect();
+                        &identity
+                    }
                 };
-                self.engine.set_order(&self.order)?;
+                self.engine.set_order(order)?;
             }
         }
+        self.plan = Some(Arc::clone(plan));
         self.queued = 0;
         self.synced = 0;
         Ok(())
@@ -197,16 +209,13 @@ impl Session for GpuSession<'_> {
 
     fn traffic(&self) -> Traffic {
         Traffic {
-            mode: if self.feed.is_some() {
+            mode: if self.stream.is_some() {
                 "streaming"
             } else {
                 "resident"
             },
             bytes: self.engine.bytes_uploaded(),
-            upload_wait: self
-                .feed
-                .as_ref()
-                .map_or(Duration::ZERO, Prefetcher::waited),
+            upload_wait: self.stream.as_ref().map_or(Duration::ZERO, Stream::waited),
             gpu_wait: self.sync_wait + self.engine.gpu_wait(),
         }
     }
@@ -219,27 +228,29 @@ impl Session for GpuSession<'_> {
 }
 
 impl GpuSession<'_> {
-    fn engine_rows(&self) -> u32 {
-        self.engine.rows() as u32
-    }
-
-    /// One step on the engine: by position in the resident order, or uploaded into ring
-    /// slot `step % depth` first. The engine enforces the slot-reuse rule.
+    /// One step on the engine: by position in the resident order, or from the ring slot
+    /// that holds the batch's group (uploaded first when the batch starts a group). The
+    /// engine enforces the slot-reuse rule.
     fn engine_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
-        let Some(feed) = &mut self.feed else {
+        let Some(stream) = &mut self.stream else {
             return self.engine.step(batch.start, batch.len, lr, self.queued);
         };
-        let host = feed.next(batch)?;
-        let slot = (self.step % self.engine.ring_depth() as u64) as usize;
-        let targets = match &host.targets {
-            HostTargets::Real(y) => SlotTargets::Real(y),
-            HostTargets::Labels(l) => SlotTargets::Labels(l),
-        };
-        let written = self.engine.write_slot(slot, &host.x, targets);
-        // write_buffer has copied the rows: the buffer can be refilled.
-        feed.recycle(host);
-        written?;
-        self.engine.step_slot(slot, batch.len, lr, self.queued)
+        let depth = self.engine.ring_depth() as u64;
+        let engine = &mut self.engine;
+        let (group, offset) = stream.locate(batch, |number, host| {
+            // write_buffer copies the rows: the host buffer is recycled after this.
+            let slot = (number % depth) as usize;
+            engine.write_slot(slot, &host.x, host.targets.view())
+        })?;
+        let slot = (group % depth) as usize;
+        self.engine
+            .step_slot(slot, offset, batch.len, lr, self.queued)?;
+        if stream.ends_group(batch) {
+            // The group is recorded: the device starts on it while the host waits for
+            // the next one.
+            self.engine.flush()?;
+        }
+        Ok(())
     }
 
     /// One GPU step checked against the CPU twin started from the same parameters.
@@ -255,9 +266,14 @@ impl GpuSession<'_> {
 
     fn check_step(&mut self, v: &mut Verifier<'_>, batch: Batch, lr: f64) -> Result<()> {
         v.cpu.set_params(&self.engine.params()?)?;
-        // Copied: the step below borrows the whole session.
-        let batch_rows = self.order[batch.start..batch.start + batch.len].to_vec();
-        let rows = Rows::Gather(&batch_rows);
+        let plan = self.plan.as_deref().ok_or_else(|| Error::Device {
+            message: "verify mode: a step before the epoch began".into(),
+        })?;
+        v.load(plan, batch)?;
+        let rows = Rows::Range {
+            start: 0,
+            len: batch.len,
+        };
         v.cpu.forward(rows)?;
         let cpu_loss = v.cpu.loss(rows)?;
         self.engine_step(batch, lr)?;
@@ -287,26 +303,52 @@ impl GpuSession<'_> {
     }
 }
 
-/// The CPU twin of a GPU fit and the largest deviations seen so far.
+/// The CPU twin of a GPU fit and the largest deviations seen so far. It gathers each
+/// checked batch from the source itself, so it checks streamed and resident fits alike.
 struct Verifier<'a> {
-    cpu: CpuEngine<'a, f32>,
+    cpu: CpuEngine<'static, f32>,
+    source: &'a dyn RowSource,
+    rows: Vec<u32>,
+    x: Vec<f32>,
+    targets: HostTargets,
     config: Verify,
     deviations: Vec<Deviation>,
 }
 
 impl<'a> Verifier<'a> {
-    fn new(program: &Program, data: &'a Dataset, cap: usize, config: Verify) -> Self {
+    fn new(program: &Program, source: &'a dyn RowSource, cap: usize, config: Verify) -> Self {
+        let kind = source.target_kind();
         Verifier {
-            cpu: CpuEngine::new(
-                program.clone(),
-                data.features(),
-                data.p(),
-                Some(data.targets()),
-                cap,
-            ),
+            cpu: CpuEngine::for_batches(program.clone(), source.p(), kind, cap),
+            source,
+            rows: Vec::with_capacity(cap),
+            x: Vec::new(),
+            targets: match kind {
+                TargetKind::Real => HostTargets::Real(Vec::new()),
+                TargetKind::Labels => HostTargets::Labels(Vec::new()),
+            },
             config,
             deviations: Vec::new(),
         }
+    }
+
+    /// Gathers `batch`'s rows from the source into the CPU twin.
+    fn load(&mut self, plan: &EpochPlan, batch: Batch) -> Result<()> {
+        self.rows.clear();
+        self.rows.extend(plan.rows(batch));
+        self.x.resize(batch.len * self.source.p(), 0.0);
+        let out = match &mut self.targets {
+            HostTargets::Real(y) => {
+                y.resize(batch.len, 0.0);
+                RowTargets::Real(y)
+            }
+            HostTargets::Labels(l) => {
+                l.resize(batch.len, 0);
+                RowTargets::Classes(l)
+            }
+        };
+        self.source.gather(&self.rows, &mut self.x, out)?;
+        self.cpu.load(&self.x, self.targets.view())
     }
 
     /// Folds one tensor comparison into the report; an error past the tolerance

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::data::{Batch, EpochPlan};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::Result;
+use crate::schedule::{Prefetcher, Stream};
 
 /// Why a session stopped updating.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,12 +57,7 @@ pub(crate) trait Session {
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
     /// How the data are held, bytes sent to the device and the waits so far.
-    fn traffic(&self) -> Traffic {
-        Traffic {
-            mode: "cpu",
-            ..Traffic::default()
-        }
-    }
+    fn traffic(&self) -> Traffic;
     /// Verify mode's deviations so far (none for sessions that do not verify).
     fn deviations(&self) -> Vec<super::Deviation> {
         Vec::new()
@@ -110,23 +106,41 @@ impl HaltRule {
     }
 }
 
-/// The CPU session: runs each step at once with the reference kernels.
+/// The CPU session: runs each step at once with the reference kernels, on an in-memory
+/// dataset read in place or on groups of batches streamed from any other source.
 pub(crate) struct CpuSession<'a> {
     engine: CpuEngine<'a, f32>,
     plan: Option<Arc<EpochPlan>>,
+    /// Streaming: the engine holds one gathered group at a time.
+    stream: Option<Stream>,
     rule: HaltRule,
     pending: Synced,
     halted: bool,
 }
 
 impl<'a> CpuSession<'a> {
+    /// Over an engine that reads the whole dataset.
     pub fn new(engine: CpuEngine<'a, f32>, tol: Option<f64>) -> Self {
         CpuSession {
             engine,
             plan: None,
+            stream: None,
             rule: HaltRule::new(tol),
             pending: Synced::default(),
             halted: false,
+        }
+    }
+
+    /// Loads the parameters.
+    pub fn set_params(&mut self, params: &[Vec<f32>]) -> Result<()> {
+        self.engine.set_params(params)
+    }
+
+    /// Over a batch engine ([`CpuEngine::for_batches`]) fed by a prefetcher.
+    pub fn streaming(engine: CpuEngine<'a, f32>, feed: Prefetcher, tol: Option<f64>) -> Self {
+        CpuSession {
+            stream: Some(Stream::new(feed)),
+            ..Self::new(engine, tol)
         }
     }
 }
@@ -137,7 +151,10 @@ impl Session for CpuSession<'_> {
     }
 
     fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
-        self.plan = Some(Arc::clone(plan));
+        match &mut self.stream {
+            Some(stream) => stream.begin_epoch(plan),
+            None => self.plan = Some(Arc::clone(plan)),
+        }
         Ok(())
     }
 
@@ -145,11 +162,23 @@ impl Session for CpuSession<'_> {
         if self.halted {
             return Ok(());
         }
-        let rows = match self.plan.as_deref().and_then(EpochPlan::order) {
-            Some(order) => Rows::Gather(&order[batch.start..batch.start + batch.len]),
-            None => Rows::Range {
-                start: batch.start,
-                len: batch.len,
+        let rows = match &mut self.stream {
+            Some(stream) => {
+                let engine = &mut self.engine;
+                let (_, start) = stream.locate(batch, |_, group| {
+                    engine.load(&group.x, group.targets.view())
+                })?;
+                Rows::Range {
+                    start,
+                    len: batch.len,
+                }
+            }
+            None => match self.plan.as_deref().and_then(EpochPlan::order) {
+                Some(order) => Rows::Gather(&order[batch.start..batch.start + batch.len]),
+                None => Rows::Range {
+                    start: batch.start,
+                    len: batch.len,
+                },
             },
         };
         self.engine.forward(rows)?;
@@ -171,5 +200,17 @@ impl Session for CpuSession<'_> {
 
     fn params(&mut self) -> Result<Vec<Vec<f32>>> {
         Ok(self.engine.params())
+    }
+
+    fn traffic(&self) -> Traffic {
+        Traffic {
+            mode: if self.stream.is_some() {
+                "streaming"
+            } else {
+                "in-memory"
+            },
+            upload_wait: self.stream.as_ref().map_or(Duration::ZERO, Stream::waited),
+            ..Traffic::default()
+        }
     }
 }

@@ -7,12 +7,13 @@ use std::time::Instant;
 use super::gpu_session::GpuSession;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::{Backend, Mode, Progress, Report, StopReason, TrainConfig};
-use crate::data::{Dataset, epoch_plan};
+use crate::data::{Dataset, RowSource, epoch_plan};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, resident_row_limit};
 use crate::model::{Fitted, Model, init_params};
 use crate::program::Program;
+use crate::schedule::Prefetcher;
 
 /// Runs gradient descent on a model. Built from a [`TrainConfig`], which is validated
 /// once here, so a `Trainer` that exists is always valid.
@@ -105,15 +106,34 @@ impl Trainer {
 
     /// Fits `model` to `data` from a fresh initialisation and stores the parameters in it.
     ///
+    /// `data` is any [`RowSource`]: an in-memory [`Dataset`](crate::data::Dataset) (read
+    /// in place), a [`Synthetic`](crate::data::Synthetic) generator or a
+    /// [`MappedFile`](crate::data::MappedFile). A source that is not in memory is
+    /// *streamed*: a worker thread gathers each epoch's batches, in groups, while the
+    /// backend computes, so a generator of 10⁸ rows trains without ever being
+    /// materialised. (A GPU fit in [`Mode::Resident`], or in [`Mode::Auto`] when the data
+    /// fit the device budget, gathers such a source once and uploads it.)
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
+    /// let rows = Synthetic::linear(50_000, 8).seed(3); // made on the fly, never stored
+    /// let trainer = Trainer::new(TrainConfig::default().batch_size(256).epochs(2))?;
+    /// let report = trainer.fit(&mut LinearRegression::new(), &rows)?;
+    /// assert_eq!(report.mode, "streaming");
+    /// assert!(report.final_loss() < 0.01);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::TargetMismatch`] when the data do not suit the model; [`Error::InvalidParameter`]
     /// for a bad model setting (hidden width 0, a constant MLP init); [`Error::Diverged`] when
     /// the loss becomes NaN or infinite; the model then holds the last finite parameters
     /// (those of the step whose loss was non-finite, whose update is never applied, when
     /// they are finite; otherwise those at the end of the last complete epoch).
+    /// A streamed source's own errors (a bad row in a file) when its batch comes up.
     /// With [`Backend::Gpu`]: [`Error::NoAdapter`], [`Error::DeviceLimit`] for a dataset
     /// beyond one storage binding, [`Error::Device`]; in verify mode [`Error::VerifyMismatch`].
-    pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &Dataset) -> Result<Report> {
+    pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &dyn RowSource) -> Result<Report> {
         // A streaming fit gathers batches on a worker thread that borrows `data`: it
         // lives in this scope and ends when the session is dropped.
         std::thread::scope(|scope| self.fit_in(scope, model, data))
@@ -123,7 +143,7 @@ impl Trainer {
         &self,
         scope: &'s Scope<'s, 'a>,
         model: &mut M,
-        data: &'a Dataset,
+        data: &'a dyn RowSource,
     ) -> Result<Report> {
         let started = Instant::now();
         let spec = model.spec_for(data)?;
@@ -161,19 +181,35 @@ impl Trainer {
     fn session<'s, 'a>(
         &self,
         program: Program,
-        data: &'a Dataset,
+        data: &'a dyn RowSource,
         init: &[Vec<f32>],
         scope: &'s Scope<'s, 'a>,
     ) -> Result<Box<dyn Session + 'a>> {
         let cfg = &self.config;
         let cap = cfg.batch_size.min(data.n());
+        let (tol, depth) = (cfg.tol, cfg.ring_depth);
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
-            let (tol, verify) = (cfg.tol, cfg.verify);
-            let mut s = if self.streams(ctx, data, cap)? {
-                let depth = cfg.ring_depth;
-                GpuSession::streaming(ctx, program, data, cap, tol, verify, depth, scope)?
-            } else {
-                GpuSession::new(ctx, program, data, cap, tol, verify)?
+            let verify = cfg.verify;
+            let mut s = match self.placement(ctx, data, cap)? {
+                Placement::Streaming { group } => {
+                    let ring = (depth, group);
+                    GpuSession::streaming(ctx, program, data, cap, ring, tol, verify, scope)?
+                }
+                Placement::Resident => {
+                    let verify = verify.map(|v| (v, data));
+                    match data.in_memory() {
+                        Some(d) => {
+                            let (x, p, t) = (d.features(), d.p(), d.targets());
+                            GpuSession::resident(ctx, program, x, p, t, cap, tol, verify)?
+                        }
+                        // Gathered once for the upload, then dropped.
+                        None => {
+                            let d = Dataset::from_source(data)?;
+                            let (x, p, t) = (d.features(), d.p(), d.targets());
+                            GpuSession::resident(ctx, program, x, p, t, cap, tol, verify)?
+                        }
+                    }
+                }
             };
             s.set_params(init)?;
             Ok(Box::new(s))
@@ -190,23 +226,41 @@ impl Trainer {
             },
             Backend::Cpu => {}
         }
-        let mut engine = CpuEngine::<f32>::new(
-            program,
-            data.features(),
-            data.p(),
-            Some(data.targets()),
-            cap,
-        );
-        engine.set_params(init)?;
-        Ok(Box::new(CpuSession::new(engine, cfg.tol)))
+        let mut session = match data.in_memory() {
+            Some(d) => {
+                let x = d.features();
+                let engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap);
+                CpuSession::new(engine, tol)
+            }
+            None => {
+                let kind = data.target_kind();
+                let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap);
+                let group = self.upload_batches(data.p(), cap, u64::MAX);
+                let feed = Prefetcher::spawn(scope, data, depth, group)?;
+                CpuSession::streaming(engine, feed, tol)
+            }
+        };
+        session.set_params(init)?;
+        Ok(Box::new(session))
     }
 
-    /// Whether a GPU fit streams: as configured, or (`Mode::Auto`) when features +
-    /// targets exceed the device budget or 4 storage bindings.
+    /// Batches per streamed group: as configured, or about 4 MiB of rows (at most 32
+    /// batches), fewer when `ring_depth` groups would pass `budget` bytes.
+    fn upload_batches(&self, p: usize, cap: usize, budget: u64) -> usize {
+        let batch_bytes = (cap as u64) * (p as u64 + 1) * 4;
+        let auto = ((4u64 << 20) / batch_bytes).clamp(1, 32);
+        let fits = budget / (self.config.ring_depth as u64 * batch_bytes);
+        let group = self.config.upload_batches.map_or(auto, |g| g as u64);
+        group.min(fits).max(1) as usize
+    }
+
+    /// Whether a GPU fit holds the data resident or streams them: as configured, or
+    /// (`Mode::Auto`) streaming when features + targets exceed the device budget or 4
+    /// storage bindings.
     ///
     /// # Errors
-    /// [`Error::DeviceLimit`] when the streaming ring itself exceeds the budget.
-    fn streams(&self, ctx: &GpuContext, data: &Dataset, cap: usize) -> Result<bool> {
+    /// [`Error::DeviceLimit`] when even a ring of one batch per slot exceeds the budget.
+    fn placement(&self, ctx: &GpuContext, data: &dyn RowSource, cap: usize) -> Result<Placement> {
         let cfg = &self.config;
         let limits = ctx.limits();
         let budget = cfg.device_budget.unwrap_or_else(|| {
@@ -224,8 +278,11 @@ impl Trainer {
                 data.n() as u64 * row_bytes > budget || data.n() > resident_row_limit(ctx, data.p())
             }
         };
+        if !streams {
+            return Ok(Placement::Resident);
+        }
         let ring = (cfg.ring_depth as u64) * (cap as u64) * row_bytes;
-        if streams && ring > budget {
+        if ring > budget {
             return Err(Error::DeviceLimit {
                 what: "streaming ring bytes (ring_depth × batch rows × (p + 1) × 4) \
                        within device_budget",
@@ -233,7 +290,9 @@ impl Trainer {
                 limit: budget,
             });
         }
-        Ok(streams)
+        Ok(Placement::Streaming {
+            group: self.upload_batches(data.p(), cap, budget),
+        })
     }
 
     /// The epoch loop over any session. Returns the report and, separately, the error that
@@ -343,6 +402,14 @@ impl Trainer {
         }
         Ok((report, Ok(())))
     }
+}
+
+/// Where a GPU fit keeps its data.
+enum Placement {
+    /// Uploaded once.
+    Resident,
+    /// Through the ring, `group` batches per slot.
+    Streaming { group: usize },
 }
 
 fn all_finite(params: &[Vec<f32>]) -> bool {

@@ -1,90 +1,60 @@
-//! The streaming side of [`GpuEngine`]: a ring of `depth` batch slots that a host
-//! scheduler fills while the device computes on the others.
+//! The streaming side of [`GpuEngine`]: a ring of `depth` slots that a host scheduler
+//! fills while the device computes on the others.
 //!
-//! Each slot is a pair of buffers (features `cap × p`, targets `cap`); every op that
-//! reads features or targets was bound once per slot when the engine was built, so a
-//! step only picks the slot's bind groups. A slot holds its batch's rows in order, so
-//! the kernels read rows `0 .. len` without an index.
+//! Each slot is a pair of buffers (features `slot_rows × p`, targets `slot_rows`) holding
+//! one *group* of consecutive batches back to back, so that small batches cost one upload
+//! per group. Every op that reads features or targets was bound once per slot when the
+//! engine was built, so a step only picks the slot's bind groups. A step reads rows
+//! `offset .. offset + len` of its slot through a shared identity index (the kernels'
+//! gather path with `index[i] = i`), so no kernel needs a second addressing mode.
 //!
 //! **The reuse hazard.** `queue.write_buffer` is applied at the *next* `submit`, before
 //! that submission's command buffers. A write into slot s therefore must not happen
 //! while a step that reads slot s is recorded but unsubmitted: the new rows would
 //! overtake it. The rule kept here:
 //!
-//! 1. [`GpuEngine::step_slot`] submits its step at once, so no step is ever pending when
-//!    the next slot is written (and the write lands after every step already submitted,
-//!    in queue order);
-//! 2. [`GpuEngine::write_slot`] first waits until the submission that last read the slot
-//!    has *completed* (`device.poll` on its index). With `depth` slots the device keeps
-//!    `depth − 1` steps queued while the host waits, and the data held in flight stay
-//!    bounded by the ring instead of growing with wgpu's staging copies.
+//! 1. the engine remembers which slots the recorded, unsubmitted steps read; at each
+//!    submission it stamps those slots with the submission's index;
+//! 2. [`GpuEngine::write_slot`] submits first when a pending step reads the slot (so the
+//!    write lands after it, in queue order), then waits until the submission that last
+//!    read the slot has *completed* (`device.poll` on its index). With `depth` slots the
+//!    device keeps up to `depth − 1` groups queued while the host waits, and the data in
+//!    flight stay bounded by the ring instead of growing with wgpu's staging copies.
 //!
 //! The time spent in that wait is [`GpuEngine::gpu_wait`]: the host waiting for the GPU.
 
 use std::time::{Duration, Instant};
 
-use crate::data::Targets;
+use crate::cpu::loss::LossKind;
+use crate::data::{BatchTargets, TargetKind};
 use crate::error::{Error, Result};
 use crate::program::Program;
 
 use super::super::context::GpuContext;
 use super::{Data, GpuEngine, GpuEngineOptions, Source, StepRows, View};
-use crate::cpu::loss::LossKind;
 
-/// What a dataset's targets are, without the values: enough to build a ring engine.
+/// The shape of a streaming ring: `depth` slots of `slot_rows` rows each, and the kind of
+/// target a row carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    /// One real value per row.
-    Real,
-    /// One class label per row.
-    Labels,
+pub struct RingShape {
+    /// Slots (≥ 2: one uploading while another is read).
+    pub depth: usize,
+    /// Rows per slot: a group of consecutive batches (≥ the batch capacity).
+    pub slot_rows: usize,
+    /// Real targets or class labels.
+    pub targets: TargetKind,
 }
 
-impl TargetKind {
-    /// The kind of `targets`.
-    pub fn of(targets: &Targets) -> Self {
-        match targets {
-            Targets::Real(_) => TargetKind::Real,
-            Targets::Classes { .. } => TargetKind::Labels,
-        }
-    }
-
-    /// Whether the program's loss reads targets of this kind; `got` describes them.
-    pub(super) fn check(self, program: &Program, got: String) -> Result<()> {
-        match (program.loss, self) {
-            (LossKind::Mse, TargetKind::Real) if program.out_cols == 1 => Ok(()),
-            (LossKind::SigmoidBce | LossKind::SoftmaxCce, TargetKind::Labels) => Ok(()),
-            (kind, _) => Err(Error::TargetMismatch {
-                model: "GPU engine",
-                expected: format!("targets for {kind:?} with {} outputs", program.out_cols),
-                got,
-            }),
-        }
-    }
-}
-
-/// One batch's targets, for [`GpuEngine::write_slot`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SlotTargets<'a> {
-    /// Real values.
-    Real(&'a [f32]),
-    /// Class labels.
-    Labels(&'a [u32]),
-}
-
-impl SlotTargets<'_> {
-    fn len(&self) -> usize {
-        match self {
-            SlotTargets::Real(y) => y.len(),
-            SlotTargets::Labels(l) => l.len(),
-        }
-    }
-
-    fn kind(&self) -> TargetKind {
-        match self {
-            SlotTargets::Real(_) => TargetKind::Real,
-            SlotTargets::Labels(_) => TargetKind::Labels,
-        }
+/// Whether the program's loss reads targets of `kind`; `got` describes them.
+pub(super) fn check_kind(kind: TargetKind, program: &Program, got: String) -> Result<()> {
+    match (program.loss, kind) {
+        (LossKind::Mse, TargetKind::Real) if program.out_cols == 1 => Ok(()),
+        (LossKind::SigmoidBce | LossKind::SoftmaxCce, TargetKind::Labels) => Ok(()),
+        (loss, _) => Err(Error::TargetMismatch {
+            model: "GPU engine",
+            expected: format!("targets for {loss:?} with {} outputs", program.out_cols),
+            got,
+        }),
     }
 }
 
@@ -92,9 +62,14 @@ impl SlotTargets<'_> {
 pub(super) struct Ring {
     x: Vec<wgpu::Buffer>,
     t: Vec<wgpu::Buffer>,
+    /// `index[i] = i` for every row of a slot: steps read their rows through it.
+    identity: wgpu::Buffer,
+    slot_rows: usize,
     kind: TargetKind,
     /// Rows written into each slot (0: never written).
     rows: Vec<usize>,
+    /// Whether a recorded, unsubmitted step reads each slot.
+    pending: Vec<bool>,
     /// The submission that last read each slot.
     last_read: Vec<Option<wgpu::SubmissionIndex>>,
     gpu_wait: Duration,
@@ -103,7 +78,7 @@ pub(super) struct Ring {
 impl Ring {
     pub(super) fn new(
         ctx: &GpuContext,
-        cap: usize,
+        slot_rows: usize,
         p: usize,
         depth: usize,
         kind: TargetKind,
@@ -115,14 +90,20 @@ impl Ring {
                 "must be ≥ 2 (one slot uploading while another is read)",
             ));
         }
-        let features = cap
-            .checked_mul(p)
-            .ok_or_else(|| Error::param("batch rows × p", format!("{cap} × {p}"), "overflows"))?;
+        let features = slot_rows.checked_mul(p).ok_or_else(|| {
+            Error::param("slot rows × p", format!("{slot_rows} × {p}"), "overflows")
+        })?;
+        let rows = u32::try_from(slot_rows)
+            .map_err(|_| Error::param("slot rows", slot_rows, "must fit in u32"))?;
+        let identity: Vec<u32> = (0..rows).collect();
         let mut ring = Ring {
             x: Vec::with_capacity(depth),
             t: Vec::with_capacity(depth),
+            identity: ctx.upload("ring slot index", &identity)?,
+            slot_rows,
             kind,
             rows: vec![0; depth],
+            pending: vec![false; depth],
             last_read: vec![None; depth],
             gpu_wait: Duration::ZERO,
         };
@@ -130,12 +111,12 @@ impl Ring {
             ring.x
                 .push(ctx.storage(&format!("ring slot {s}: features"), features)?);
             ring.t
-                .push(ctx.storage(&format!("ring slot {s}: targets"), cap)?);
+                .push(ctx.storage(&format!("ring slot {s}: targets"), slot_rows)?);
         }
         Ok(ring)
     }
 
-    /// One view per slot: its features in one chunk, no index, its targets.
+    /// One view per slot: its features in one chunk, the identity index, its targets.
     pub(super) fn views(&self) -> Vec<View<'_>> {
         self.x
             .iter()
@@ -143,54 +124,72 @@ impl Ring {
             .map(|(x, t)| View {
                 features: vec![x],
                 rows_per_chunk: u32::MAX as usize,
-                index: None,
+                index: Some(&self.identity),
                 targets: t,
             })
             .collect()
     }
+
+    /// Marks `slot` as read by a recorded, unsubmitted step.
+    pub(super) fn read_pending(&mut self, slot: usize) {
+        self.pending[slot] = true;
+    }
+
+    /// Stamps the slots read by the steps just submitted with the submission's index.
+    pub(super) fn submitted(&mut self, index: &wgpu::SubmissionIndex) {
+        for (pending, last) in self.pending.iter_mut().zip(&mut self.last_read) {
+            if std::mem::take(pending) {
+                *last = Some(index.clone());
+            }
+        }
+    }
 }
 
 impl GpuEngine {
-    /// An engine that holds no dataset: `depth` slots of at most `cap` rows of `p`
+    /// An engine that holds no dataset: `depth` slots of `slot_rows` rows of `p`
     /// features and targets of kind `targets`, filled by [`GpuEngine::write_slot`] and
-    /// read by [`GpuEngine::step_slot`]. `options.loss_slots` must be set (the engine
-    /// does not know n).
+    /// read by [`GpuEngine::step_slot`], in batches of at most `cap` rows.
+    /// `options.loss_slots` must be set (the engine does not know n).
     ///
     /// ```no_run
-    /// use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions, SlotTargets, TargetKind};
+    /// use gradflow::data::{BatchTargets, TargetKind};
+    /// use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
     /// use gradflow::model::{LinearRegression, Model};
     /// # use gradflow::data::Synthetic;
     /// let ctx = GpuContext::new()?;
     /// let data = Synthetic::linear(8, 2).dataset()?;
     /// let program = LinearRegression::new().spec_for(&data)?.program();
-    /// let options = GpuEngineOptions { loss_slots: Some(1), ..Default::default() };
-    /// let mut engine = GpuEngine::ring(&ctx, program, 2, TargetKind::Real, 4, 2, options)?;
-    /// engine.write_slot(0, &[1.0, 2.0, 3.0, 4.0], SlotTargets::Real(&[1.0, 2.0]))?;
-    /// engine.step_slot(0, 2, 0.1, 0)?;
+    /// let options = GpuEngineOptions { loss_slots: Some(2), ..Default::default() };
+    /// let shape = RingShape { depth: 2, slot_rows: 4, targets: TargetKind::Real };
+    /// let mut engine = GpuEngine::ring(&ctx, program, 2, 2, shape, options)?;
+    /// // Two batches of 2 rows in slot 0, one upload.
+    /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    /// engine.write_slot(0, &x, BatchTargets::Real(&[1.0, 2.0, 3.0, 4.0]))?;
+    /// engine.step_slot(0, 0, 2, 0.1, 0)?;
+    /// engine.step_slot(0, 2, 2, 0.1, 1)?;
     /// # Ok::<(), gradflow::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `depth < 2` (named `ring_depth`), zero `cap` or
-    /// `p`, or no `loss_slots`; [`Error::TargetMismatch`]; [`Error::DeviceLimit`] when a
-    /// slot exceeds one storage binding; [`Error::Device`].
+    /// [`Error::InvalidParameter`] for `depth < 2` (named `ring_depth`), zero `cap`,
+    /// `p` or `slot_rows`, `slot_rows < cap`, or no `loss_slots`; [`Error::TargetMismatch`];
+    /// [`Error::DeviceLimit`] when a slot exceeds one storage binding; [`Error::Device`].
     pub fn ring(
         ctx: &GpuContext,
         program: Program,
         p: usize,
-        targets: TargetKind,
         cap: usize,
-        depth: usize,
+        shape: RingShape,
         options: GpuEngineOptions,
     ) -> Result<Self> {
-        Self::build(
-            ctx,
-            program,
-            p,
-            cap,
-            options,
-            Source::Ring { depth, targets },
-        )
+        if shape.slot_rows < cap {
+            return Err(Error::param(
+                "slot rows",
+                shape.slot_rows,
+                "must hold at least one batch (≥ the batch capacity)",
+            ));
+        }
+        Self::build(ctx, program, p, cap, options, Source::Ring(shape))
     }
 
     /// Slots of a ring engine (0 for resident data).
@@ -210,18 +209,19 @@ impl GpuEngine {
         }
     }
 
-    /// Writes one batch (`x`: rows × p, row-major, and one target per row) into `slot`,
-    /// once the last step that read the slot has completed (see the module docs).
+    /// Writes rows (`x`: rows × p, row-major, and one target per row) into `slot`, once
+    /// the last step that read the slot has completed (see the module docs).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] on a resident engine, for a slot beyond the ring, or
-    /// for 0 or more than `cap` rows; [`Error::ShapeMismatch`] when `x` is not whole rows
-    /// or the targets differ in count or kind; [`Error::Device`].
-    pub fn write_slot(&mut self, slot: usize, x: &[f32], targets: SlotTargets<'_>) -> Result<()> {
-        // A recorded step would be overtaken by the write: submit it first. (step_slot
-        // already submits each step; this keeps the rule local to the write.)
-        self.flush()?;
-        let (p, cap) = (self.p, self.cap);
+    /// for 0 or more than `slot_rows` rows; [`Error::ShapeMismatch`] when `x` is not whole
+    /// rows or the targets differ in count or kind; [`Error::Device`].
+    pub fn write_slot(&mut self, slot: usize, x: &[f32], targets: BatchTargets<'_>) -> Result<()> {
+        // A recorded step that reads the slot would be overtaken by the write: submit it.
+        if matches!(&self.data, Data::Ring(r) if r.pending.get(slot) == Some(&true)) {
+            self.flush()?;
+        }
+        let p = self.p;
         let Data::Ring(ring) = &mut self.data else {
             return Err(Error::param(
                 "write_slot",
@@ -245,11 +245,11 @@ impl GpuEngine {
                 ),
             });
         }
-        if rows == 0 || rows > cap {
+        if rows == 0 || rows > ring.slot_rows {
             return Err(Error::param(
                 "ring slot rows",
                 rows,
-                "must be between 1 and the engine's batch capacity",
+                "must be between 1 and the ring's slot_rows",
             ));
         }
         if let Some(index) = ring.last_read[slot].take() {
@@ -267,22 +267,30 @@ impl GpuEngine {
         }
         self.ctx.write(&ring.x[slot], x);
         match targets {
-            SlotTargets::Real(y) => self.ctx.write(&ring.t[slot], y),
-            SlotTargets::Labels(l) => self.ctx.write(&ring.t[slot], l),
+            BatchTargets::Real(y) => self.ctx.write(&ring.t[slot], y),
+            BatchTargets::Labels(l) => self.ctx.write(&ring.t[slot], l),
         }
         ring.rows[slot] = rows;
         self.bytes_uploaded += (x.len() + rows) as u64 * 4;
         Ok(())
     }
 
-    /// Records and submits one step on the first `len` rows of `slot`, writing its loss
-    /// to `loss_slot`.
+    /// Records one step on rows `offset .. offset + len` of `slot`, writing its loss to
+    /// `loss_slot`. It is submitted with the next [`GpuEngine::flush`] (or sooner, when a
+    /// write to the same slot needs it out of the way).
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] on a resident engine, for a slot beyond the ring, more
-    /// rows than were written to it, or a loss slot beyond [`GpuEngine::loss_slots`];
-    /// [`Error::Device`].
-    pub fn step_slot(&mut self, slot: usize, len: usize, lr: f64, loss_slot: usize) -> Result<()> {
+    /// [`Error::InvalidParameter`] on a resident engine, for a slot beyond the ring, rows
+    /// beyond those written to it, more rows than the batch capacity, or a loss slot
+    /// beyond [`GpuEngine::loss_slots`]; [`Error::Device`].
+    pub fn step_slot(
+        &mut self,
+        slot: usize,
+        offset: usize,
+        len: usize,
+        lr: f64,
+        loss_slot: usize,
+    ) -> Result<()> {
         let Data::Ring(ring) = &self.data else {
             return Err(Error::param(
                 "step_slot",
@@ -293,19 +301,17 @@ impl GpuEngine {
         if slot >= ring.x.len() {
             return Err(Error::param("ring slot", slot, "must be below ring_depth"));
         }
-        if len > ring.rows[slot] {
+        if offset + len > ring.rows[slot] {
             return Err(Error::param(
-                "batch rows",
-                len,
+                "slot offset + batch rows",
+                offset + len,
                 "must not exceed the rows written to the slot",
             ));
         }
-        self.record(StepRows::Slot(slot), len, lr, loss_slot)?;
-        // Submitted at once: the next write_slot can then never overtake this step.
-        self.flush()?;
-        let last = self.last_submission.clone();
+        let offset = offset as u32; // below slot_rows, which fits u32
+        self.record(StepRows::Slot { slot, offset }, len, lr, loss_slot)?;
         if let Data::Ring(ring) = &mut self.data {
-            ring.last_read[slot] = last;
+            ring.read_pending(slot);
         }
         Ok(())
     }
