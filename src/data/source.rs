@@ -116,8 +116,8 @@ impl Dataset {
     ///
     /// ```
     /// use gradflow::data::{Dataset, Synthetic};
-    /// let gen = Synthetic::blobs(100, 3, 4).seed(9);
-    /// assert_eq!(Dataset::from_source(&gen)?, gen.dataset()?);
+    /// let generator = Synthetic::blobs(100, 3, 4).seed(9);
+    /// assert_eq!(Dataset::from_source(&generator)?, generator.dataset()?);
     /// # Ok::<(), gradflow::Error>(())
     /// ```
     ///
