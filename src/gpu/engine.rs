@@ -29,25 +29,35 @@
 //! flag at the next sync ([`GpuEngine::halted_at`]).
 //!
 //! **Two ways to hold the data** (the private `Data` enum): *resident* (above), or a *ring* of `depth`
-//! slots of one batch each ([`GpuEngine::ring`], in `engine/ring.rs`), which a host
-//! scheduler fills batch by batch ([`GpuEngine::write_slot`]) when the dataset exceeds
-//! the device budget. Ops that read features or targets are bound once per view of the
-//! data (one resident view, or one per slot); everything else is shared.
+//! slots ([`GpuEngine::ring`], in `engine/ring.rs`), each holding a group of consecutive
+//! batches, which a host scheduler fills group by group ([`GpuEngine::write_slot`]) when
+//! the dataset exceeds the device budget or is not in memory. Ops that read features or
+//! targets are bound once per view of the data (one resident view, or one per slot);
+//! everything else is shared.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `engine.rs` | the types and the public API: parameters, orders, steps, readbacks |
+//! | `engine/build.rs` | construction: data upload, buffers, every op bound once |
+//! | `engine/record.rs` | recording a step's dispatches, submitting |
+//! | `engine/chunks.rs` | resident features split over up to 4 storage bindings |
+//! | `engine/ring.rs` | the streaming ring and its slot-reuse rule |
 //!
 //! **Upload hazard.** Queued writes (`set_order`, `set_params`) land before the *next*
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
-use crate::data::{TargetKind, Targets};
+use crate::data::Targets;
 use crate::error::{Error, Result};
-use crate::program::{BufId, Op, Program, Src};
+use crate::program::{BufId, Op, Program};
 
 use super::context::GpuContext;
-use super::kernels::{self, Bound, Halting, ParamRing, TargetRows};
-use super::pipelines::Kernel;
+use super::kernels::{Bound, Halting, ParamRing};
 use super::readback;
 
+mod build;
 mod chunks;
+mod record;
 mod ring;
 use chunks::FeatureChunks;
 pub use chunks::resident_row_limit;
@@ -260,195 +270,6 @@ impl GpuEngine {
         )
     }
 
-    /// Checks the arguments, puts the data on the device, binds every op once.
-    fn build(
-        ctx: &GpuContext,
-        program: Program,
-        p: usize,
-        cap: usize,
-        options: GpuEngineOptions,
-        source: Source<'_>,
-    ) -> Result<Self> {
-        if cap == 0 {
-            return Err(Error::param("batch capacity", cap, "must be ≥ 1"));
-        }
-        if p == 0 {
-            return Err(Error::param("features per row p", p, "must be ≥ 1"));
-        }
-        if options.steps_per_submit == 0 {
-            return Err(Error::param("steps_per_submit", 0, "must be ≥ 1"));
-        }
-        let (kind, got) = match source {
-            Source::Resident { targets, .. } => (TargetKind::of(targets), targets.describe()),
-            Source::Ring(shape) => (shape.targets, format!("{:?} targets", shape.targets)),
-        };
-        ring::check_kind(kind, &program, got)?;
-        let (data, bytes_uploaded, loss_slots) = match source {
-            Source::Resident { x, targets } => {
-                let n = x.len() / p;
-                if targets.len() != n {
-                    return Err(Error::ShapeMismatch {
-                        what: "targets",
-                        expected: format!("{n} rows, as the features"),
-                        got: format!("{} rows", targets.len()),
-                    });
-                }
-                let tgt = match targets {
-                    Targets::Real(y) => ctx.upload("targets", y)?,
-                    Targets::Classes { labels, .. } => ctx.upload("labels", labels)?,
-                };
-                let chunks = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
-                let data = Data::Resident {
-                    n,
-                    chunks,
-                    targets: tgt,
-                    order: ctx.storage("epoch order", n)?,
-                    order_len: 0,
-                };
-                let bytes = (x.len() as u64 + n as u64) * 4;
-                (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))
-            }
-            Source::Ring(shape) => {
-                let Some(slots) = options.loss_slots else {
-                    return Err(Error::param(
-                        "loss_slots",
-                        "None",
-                        "must be set for a ring engine (it does not know n)",
-                    ));
-                };
-                (
-                    Data::Ring(ring::Ring::new(ctx, shape.slot_rows, p, shape.depth, kind)?),
-                    0,
-                    slots,
-                )
-            }
-        };
-        let bufs = program
-            .bufs
-            .iter()
-            .map(|b| ctx.storage(&b.name, b.len(cap)))
-            .collect::<Result<Vec<_>>>()?;
-        let loss_slots = loss_slots.max(1);
-        let losses = ctx.storage("losses", loss_slots)?;
-        let halt = ctx.upload("halt flag", &[0u32; 4])?;
-        let ops_per_step =
-            program.forward.len() + 1 + program.backward.len() + program.params.len();
-        let ring = ParamRing::new(ctx, ops_per_step * options.steps_per_submit)?;
-
-        // Bind every op once (ops reading the data once per view); warm its pipeline so
-        // that no step builds anything.
-        let views = data.views();
-        let mut ops = Vec::with_capacity(ops_per_step);
-        let buf = |id: BufId| &bufs[id.0];
-        for op in program.forward.iter().chain(&program.backward) {
-            let (bound, kernel) = match *op {
-                Op::Matmul {
-                    layout, a, b, c, ..
-                } => {
-                    let bound = match a {
-                        Src::Features => views
-                            .iter()
-                            .map(|v| {
-                                kernels::bind_matmul_chunked(
-                                    ctx,
-                                    &ring,
-                                    &v.features,
-                                    v.rows_per_chunk,
-                                    v.index,
-                                    buf(b),
-                                    buf(c),
-                                )
-                            })
-                            .collect::<Result<Vec<_>>>()?,
-                        Src::Buf(a) => vec![kernels::bind_matmul(
-                            ctx,
-                            &ring,
-                            buf(a),
-                            None,
-                            buf(b),
-                            buf(c),
-                        )?],
-                    };
-                    (bound, Kernel::Matmul(layout))
-                }
-                Op::BiasAdd { z, bias, .. } => (
-                    vec![kernels::bind_bias_add(ctx, &ring, buf(z), buf(bias))?],
-                    Kernel::BiasAdd,
-                ),
-                Op::Activate { f, z, a, .. } => (
-                    vec![kernels::bind_activation(ctx, &ring, buf(z), buf(a))?],
-                    Kernel::Activate(f),
-                ),
-                Op::ActivateBackward { f, a, grad, .. } => (
-                    vec![kernels::bind_activation(ctx, &ring, buf(a), buf(grad))?],
-                    Kernel::ActivateBackward(f),
-                ),
-                Op::ColSums { x, out, .. } => (
-                    vec![kernels::bind_col_sums(ctx, &ring, buf(x), buf(out))?],
-                    Kernel::ColSums,
-                ),
-            };
-            ctx.pipelines().get(kernel);
-            ops.push(BoundOp {
-                op: OpKind::Program(op.clone()),
-                bound,
-            });
-        }
-        // Order of recording: forward, loss, backward, updates.
-        let n_fwd = program.forward.len();
-        let loss = views
-            .iter()
-            .map(|v| {
-                kernels::bind_loss(
-                    ctx,
-                    &ring,
-                    buf(program.output),
-                    v.targets,
-                    v.index,
-                    buf(program.delta),
-                    &losses,
-                    Some(&halt),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        ctx.pipelines().get(Kernel::Loss(program.loss));
-        ops.insert(
-            n_fwd,
-            BoundOp {
-                op: OpKind::Loss,
-                bound: loss,
-            },
-        );
-        for (i, d) in program.params.iter().enumerate() {
-            let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad), Some(&halt))?;
-            ops.push(BoundOp {
-                op: OpKind::Sgd(i),
-                bound: vec![bound],
-            });
-        }
-        ctx.pipelines().get(Kernel::Sgd);
-        drop(views);
-        Ok(GpuEngine {
-            ctx: ctx.clone(),
-            program,
-            cap,
-            p,
-            bufs,
-            data,
-            losses,
-            loss_slots,
-            halt,
-            halting: options.tol.map_or(Halting::NonFinite, Halting::Tolerance),
-            ring,
-            ops,
-            pending: Vec::new(),
-            steps_pending: 0,
-            steps_per_submit: options.steps_per_submit,
-            last_submission: None,
-            bytes_uploaded,
-        })
-    }
-
     /// The program being run.
     pub fn program(&self) -> &Program {
         &self.program
@@ -598,85 +419,6 @@ impl GpuEngine {
         self.record(StepRows::Gather(start32), len, lr, loss_slot)
     }
 
-    /// Records one step of `len` rows read by `rows`; the checks every step makes.
-    fn record(&mut self, rows: StepRows, len: usize, lr: f64, loss_slot: usize) -> Result<()> {
-        if len == 0 || len > self.cap {
-            return Err(Error::param(
-                "batch rows",
-                len,
-                "must be between 1 and the engine's batch capacity",
-            ));
-        }
-        if loss_slot >= self.loss_slots {
-            return Err(Error::param(
-                "loss slot",
-                loss_slot,
-                "must be below the engine's loss_slots",
-            ));
-        }
-        if self.ring.free() < self.ops.len() {
-            self.flush()?;
-        }
-        // Each step is its own command buffer, so a step that fails to record is dropped
-        // alone; the recorded ones still share one submission.
-        let mark = self.ring.mark();
-        let mut enc = self
-            .ctx
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("gradflow step"),
-            });
-        let recorded = {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gradflow step"),
-                timestamp_writes: None,
-            });
-            record_step(
-                &self.ctx,
-                &mut pass,
-                &mut self.ring,
-                &self.ops,
-                &self.program,
-                (rows, len),
-                lr as f32,
-                (loss_slot, self.halting),
-            )
-        };
-        if let Err(e) = recorded {
-            self.ring.rewind(mark);
-            return Err(e);
-        }
-        self.pending.push(enc.finish());
-        self.steps_pending += 1;
-        if self.steps_pending >= self.steps_per_submit {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Submits the recorded steps.
-    ///
-    /// # Errors
-    /// [`Error::Device`] for a wgpu error in the recorded work.
-    pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.steps_pending = 0;
-        let steps = std::mem::take(&mut self.pending);
-        let ctx = self.ctx.clone();
-        let ring = &mut self.ring;
-        let index = ctx.scoped("submitting training steps", || {
-            ring.upload(&ctx);
-            Ok(ctx.queue().submit(steps))
-        })?;
-        if let Data::Ring(slots) = &mut self.data {
-            slots.submitted(&index);
-        }
-        self.last_submission = Some(index);
-        Ok(())
-    }
-
     /// The losses of slots `0 .. count` (waits for pending steps).
     ///
     /// # Errors
@@ -704,76 +446,4 @@ impl GpuEngine {
         let h = readback::read::<u32>(&self.ctx, &self.halt, 2)?;
         Ok((h[0] != 0).then_some(h[1] as usize))
     }
-}
-
-#[allow(clippy::too_many_arguments)] // one step's context, passed apart to split borrows
-fn record_step(
-    ctx: &GpuContext,
-    pass: &mut wgpu::ComputePass<'_>,
-    ring: &mut ParamRing,
-    ops: &[BoundOp],
-    program: &Program,
-    (rows, m): (StepRows, usize),
-    lr: f32,
-    (slot, halting): (usize, Halting),
-) -> Result<()> {
-    // Resident data are gathered through the epoch order from `start`; a ring slot
-    // through its identity index from `offset`.
-    let (view, start) = match rows {
-        StepRows::Gather(start) => (0, start),
-        StepRows::Slot { slot, offset } => (slot, offset),
-    };
-    let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
-    for op in ops {
-        let bound = op.at(view);
-        match &op.op {
-            OpKind::Program(Op::Matmul {
-                layout,
-                m: dm,
-                k: dk,
-                n: dn,
-                a,
-                ..
-            }) => {
-                let rows = if *a == Src::Features { a_rows } else { None };
-                kernels::matmul(
-                    ctx,
-                    pass,
-                    ring,
-                    bound,
-                    *layout,
-                    (dm.eval(m), dk.eval(m), dn.eval(m)),
-                    rows,
-                )?
-            }
-            OpKind::Program(Op::BiasAdd { cols, .. }) => {
-                kernels::bias_add(ctx, pass, ring, bound, m, *cols)?
-            }
-            OpKind::Program(Op::Activate { f, cols, .. }) => {
-                kernels::activate(ctx, pass, ring, bound, *f, m * cols)?
-            }
-            OpKind::Program(Op::ActivateBackward { f, cols, .. }) => {
-                kernels::activate_backward(ctx, pass, ring, bound, *f, m * cols)?
-            }
-            OpKind::Program(Op::ColSums { cols, .. }) => {
-                kernels::col_sums(ctx, pass, ring, bound, m, *cols)?
-            }
-            OpKind::Loss => kernels::loss(
-                ctx,
-                pass,
-                ring,
-                bound,
-                program.loss,
-                target_rows,
-                (m, program.out_cols),
-                slot as u32,
-                halting,
-            )?,
-            OpKind::Sgd(i) => {
-                let d = &program.params[*i];
-                kernels::sgd(ctx, pass, ring, bound, d.rows * d.cols, lr)?
-            }
-        }
-    }
-    Ok(())
 }

@@ -11,6 +11,7 @@
 //! group instead of one per batch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -110,6 +111,8 @@ pub struct Prefetcher {
     free: Sender<HostBatch>,
     epoch: u64,
     waited: Duration,
+    /// Nanoseconds the worker has spent in `RowSource::gather`.
+    gathering: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -157,13 +160,16 @@ impl Prefetcher {
             // The receiver is alive: it was made above.
             let _ = free_tx.send(empty);
         }
-        scope.spawn(move || worker(source, group, &jobs_rx, &full_tx, &free_rx));
+        let gathering = Arc::new(AtomicU64::new(0));
+        let busy = Arc::clone(&gathering);
+        scope.spawn(move || worker(source, group, &busy, &jobs_rx, &full_tx, &free_rx));
         Ok(Prefetcher {
             jobs: jobs_tx,
             full: full_rx,
             free: free_tx,
             epoch: 0,
             waited: Duration::ZERO,
+            gathering,
         })
     }
 
@@ -224,11 +230,18 @@ impl Prefetcher {
     pub fn waited(&self) -> Duration {
         self.waited
     }
+
+    /// Time the worker has spent gathering rows from the source: with
+    /// [`Prefetcher::waited`], how much of the gathering was hidden behind compute.
+    pub fn gathering(&self) -> Duration {
+        Duration::from_nanos(self.gathering.load(Ordering::Relaxed))
+    }
 }
 
 fn worker<S: RowSource + ?Sized>(
     source: &S,
     group: usize,
+    busy: &AtomicU64,
     jobs: &Receiver<Job>,
     full: &Sender<HostBatch>,
     free: &Receiver<HostBatch>,
@@ -263,7 +276,9 @@ fn worker<S: RowSource + ?Sized>(
                     RowTargets::Classes(v)
                 }
             };
+            let started = Instant::now();
             b.error = source.gather(&rows, &mut b.x, targets).err();
+            busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             b.epoch = job.id;
             b.first = batches[0].index;
             b.count = batches.len();

@@ -80,4 +80,9 @@ impl Stream {
     pub fn waited(&self) -> Duration {
         self.feed.waited()
     }
+
+    /// Time the worker spent gathering.
+    pub fn gathering(&self) -> Duration {
+        self.feed.gathering()
+    }
 }

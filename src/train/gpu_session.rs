@@ -216,6 +216,10 @@ impl Session for GpuSession<'_> {
             },
             bytes: self.engine.bytes_uploaded(),
             upload_wait: self.stream.as_ref().map_or(Duration::ZERO, Stream::waited),
+            gather: self
+                .stream
+                .as_ref()
+                .map_or(Duration::ZERO, Stream::gathering),
             gpu_wait: self.sync_wait + self.engine.gpu_wait(),
         }
     }

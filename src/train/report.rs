@@ -37,11 +37,14 @@ pub struct Report {
     pub wall: Duration,
     /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
     pub verify: Vec<Deviation>,
-    /// How the data were held: `cpu`, `resident` or `streaming`.
+    /// How the data were held: `in-memory` (CPU, read in place), `resident` (GPU,
+    /// uploaded once) or `streaming` (gathered batch group by group, either backend).
     pub mode: String,
     /// Data bytes written to the device: the resident dataset and every epoch's order,
     /// or every streamed batch (parameters not counted).
     pub bytes_to_device: u64,
+    /// Streaming: time the worker thread spent gathering rows (reading the source).
+    pub gather_time: Duration,
     /// Overlap, upload side: time the host waited for the streaming worker to gather a
     /// batch (the device starved of data).
     pub upload_wait: Duration,
@@ -86,5 +89,38 @@ impl Report {
     /// Throughput: rows processed per second of wall time.
     pub fn samples_per_sec(&self) -> f64 {
         self.samples as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The overlap figure of a streaming fit: how much of the shorter of the two
+    /// activities — the worker gathering rows (`gather_time`) and the backend computing
+    /// (`wall − upload_wait`) — ran concurrently with the other:
+    ///
+    /// `overlap = (gather_time − upload_wait) / min(gather_time, wall − upload_wait)`
+    ///
+    /// 1 means perfect pipelining (the fit took as long as the slower activity alone); 0
+    /// means none (the backend waited for every gather, as if the two ran in turn). `None`
+    /// when nothing was gathered (in-memory and resident fits).
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
+    /// let rows = Synthetic::linear(20_000, 16).seed(1);
+    /// let report = Trainer::new(TrainConfig::default().batch_size(500).epochs(1))?
+    ///     .fit(&mut LinearRegression::new(), &rows)?;
+    /// let overlap = report.overlap().expect("a generator is streamed");
+    /// assert!((0.0..=1.0).contains(&overlap));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn overlap(&self) -> Option<f64> {
+        let gather = self.gather_time.as_secs_f64();
+        let wait = self.upload_wait.as_secs_f64();
+        let compute = self.wall.as_secs_f64() - wait;
+        let shorter = gather.min(compute);
+        (gather > 0.0).then(|| {
+            if shorter <= 0.0 {
+                0.0
+            } else {
+                ((gather - wait) / shorter).clamp(0.0, 1.0)
+            }
+        })
     }
 }

@@ -69,6 +69,7 @@ pub(crate) trait Session {
 pub(crate) struct Traffic {
     pub mode: &'static str,
     pub bytes: u64,
+    pub gather: Duration,
     pub upload_wait: Duration,
     pub gpu_wait: Duration,
 }
@@ -210,6 +211,10 @@ impl Session for CpuSession<'_> {
                 "in-memory"
             },
             upload_wait: self.stream.as_ref().map_or(Duration::ZERO, Stream::waited),
+            gather: self
+                .stream
+                .as_ref()
+                .map_or(Duration::ZERO, Stream::gathering),
             ..Traffic::default()
         }
     }

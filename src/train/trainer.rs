@@ -171,6 +171,7 @@ impl Trainer {
         let traffic = session.traffic();
         report.mode = traffic.mode.to_string();
         report.bytes_to_device = traffic.bytes;
+        report.gather_time = traffic.gather;
         report.upload_wait = traffic.upload_wait;
         report.gpu_wait = traffic.gpu_wait;
         report.wall = started.elapsed();
@@ -318,6 +319,7 @@ impl Trainer {
             verify: Vec::new(),
             mode: String::new(),
             bytes_to_device: 0,
+            gather_time: std::time::Duration::ZERO,
             upload_wait: std::time::Duration::ZERO,
             gpu_wait: std::time::Duration::ZERO,
         };

@@ -1,0 +1,204 @@
+//! Building a [`GpuEngine`]: the data on the device, one buffer per program buffer, and
+//! every op bound once (ops that read the data once per view of it), so that no step
+//! creates anything.
+
+use crate::data::{TargetKind, Targets};
+use crate::error::{Error, Result};
+use crate::program::{BufId, Op, Program, Src};
+
+use super::super::context::GpuContext;
+use super::super::kernels::{self, Halting, ParamRing};
+use super::super::pipelines::Kernel;
+use super::chunks::FeatureChunks;
+use super::{BoundOp, Data, GpuEngine, GpuEngineOptions, OpKind, Source, ring};
+
+impl GpuEngine {
+    /// Checks the arguments, puts the data on the device, binds every op once.
+    pub(super) fn build(
+        ctx: &GpuContext,
+        program: Program,
+        p: usize,
+        cap: usize,
+        options: GpuEngineOptions,
+        source: Source<'_>,
+    ) -> Result<Self> {
+        if cap == 0 {
+            return Err(Error::param("batch capacity", cap, "must be ≥ 1"));
+        }
+        if p == 0 {
+            return Err(Error::param("features per row p", p, "must be ≥ 1"));
+        }
+        if options.steps_per_submit == 0 {
+            return Err(Error::param("steps_per_submit", 0, "must be ≥ 1"));
+        }
+        let (kind, got) = match source {
+            Source::Resident { targets, .. } => (TargetKind::of(targets), targets.describe()),
+            Source::Ring(shape) => (shape.targets, format!("{:?} targets", shape.targets)),
+        };
+        ring::check_kind(kind, &program, got)?;
+        let (data, bytes_uploaded, loss_slots) = match source {
+            Source::Resident { x, targets } => {
+                let n = x.len() / p;
+                if targets.len() != n {
+                    return Err(Error::ShapeMismatch {
+                        what: "targets",
+                        expected: format!("{n} rows, as the features"),
+                        got: format!("{} rows", targets.len()),
+                    });
+                }
+                let tgt = match targets {
+                    Targets::Real(y) => ctx.upload("targets", y)?,
+                    Targets::Classes { labels, .. } => ctx.upload("labels", labels)?,
+                };
+                let chunks = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
+                let data = Data::Resident {
+                    n,
+                    chunks,
+                    targets: tgt,
+                    order: ctx.storage("epoch order", n)?,
+                    order_len: 0,
+                };
+                let bytes = (x.len() as u64 + n as u64) * 4;
+                (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))
+            }
+            Source::Ring(shape) => {
+                let Some(slots) = options.loss_slots else {
+                    return Err(Error::param(
+                        "loss_slots",
+                        "None",
+                        "must be set for a ring engine (it does not know n)",
+                    ));
+                };
+                (
+                    Data::Ring(ring::Ring::new(ctx, shape.slot_rows, p, shape.depth, kind)?),
+                    0,
+                    slots,
+                )
+            }
+        };
+        let bufs = program
+            .bufs
+            .iter()
+            .map(|b| ctx.storage(&b.name, b.len(cap)))
+            .collect::<Result<Vec<_>>>()?;
+        let loss_slots = loss_slots.max(1);
+        let losses = ctx.storage("losses", loss_slots)?;
+        let halt = ctx.upload("halt flag", &[0u32; 4])?;
+        let ops_per_step =
+            program.forward.len() + 1 + program.backward.len() + program.params.len();
+        let ring = ParamRing::new(ctx, ops_per_step * options.steps_per_submit)?;
+
+        // Bind every op once (ops reading the data once per view); warm its pipeline so
+        // that no step builds anything.
+        let views = data.views();
+        let mut ops = Vec::with_capacity(ops_per_step);
+        let buf = |id: BufId| &bufs[id.0];
+        for op in program.forward.iter().chain(&program.backward) {
+            let (bound, kernel) = match *op {
+                Op::Matmul {
+                    layout, a, b, c, ..
+                } => {
+                    let bound = match a {
+                        Src::Features => views
+                            .iter()
+                            .map(|v| {
+                                kernels::bind_matmul_chunked(
+                                    ctx,
+                                    &ring,
+                                    &v.features,
+                                    v.rows_per_chunk,
+                                    v.index,
+                                    buf(b),
+                                    buf(c),
+                                )
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                        Src::Buf(a) => vec![kernels::bind_matmul(
+                            ctx,
+                            &ring,
+                            buf(a),
+                            None,
+                            buf(b),
+                            buf(c),
+                        )?],
+                    };
+                    (bound, Kernel::Matmul(layout))
+                }
+                Op::BiasAdd { z, bias, .. } => (
+                    vec![kernels::bind_bias_add(ctx, &ring, buf(z), buf(bias))?],
+                    Kernel::BiasAdd,
+                ),
+                Op::Activate { f, z, a, .. } => (
+                    vec![kernels::bind_activation(ctx, &ring, buf(z), buf(a))?],
+                    Kernel::Activate(f),
+                ),
+                Op::ActivateBackward { f, a, grad, .. } => (
+                    vec![kernels::bind_activation(ctx, &ring, buf(a), buf(grad))?],
+                    Kernel::ActivateBackward(f),
+                ),
+                Op::ColSums { x, out, .. } => (
+                    vec![kernels::bind_col_sums(ctx, &ring, buf(x), buf(out))?],
+                    Kernel::ColSums,
+                ),
+            };
+            ctx.pipelines().get(kernel);
+            ops.push(BoundOp {
+                op: OpKind::Program(op.clone()),
+                bound,
+            });
+        }
+        // Order of recording: forward, loss, backward, updates.
+        let n_fwd = program.forward.len();
+        let loss = views
+            .iter()
+            .map(|v| {
+                kernels::bind_loss(
+                    ctx,
+                    &ring,
+                    buf(program.output),
+                    v.targets,
+                    v.index,
+                    buf(program.delta),
+                    &losses,
+                    Some(&halt),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ctx.pipelines().get(Kernel::Loss(program.loss));
+        ops.insert(
+            n_fwd,
+            BoundOp {
+                op: OpKind::Loss,
+                bound: loss,
+            },
+        );
+        for (i, d) in program.params.iter().enumerate() {
+            let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad), Some(&halt))?;
+            ops.push(BoundOp {
+                op: OpKind::Sgd(i),
+                bound: vec![bound],
+            });
+        }
+        ctx.pipelines().get(Kernel::Sgd);
+        drop(views);
+        Ok(GpuEngine {
+            ctx: ctx.clone(),
+            program,
+            cap,
+            p,
+            bufs,
+            data,
+            losses,
+            loss_slots,
+            halt,
+            halting: options.tol.map_or(Halting::NonFinite, Halting::Tolerance),
+            ring,
+            ops,
+            pending: Vec::new(),
+            steps_pending: 0,
+            steps_per_submit: options.steps_per_submit,
+            last_submission: None,
+            bytes_uploaded,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! Recording steps and submitting them: one compute pass per step, many steps per
+//! submission.
+
+use crate::error::{Error, Result};
+use crate::program::{Op, Program, Src};
+
+use super::super::context::GpuContext;
+use super::super::kernels::{self, Halting, ParamRing, TargetRows};
+use super::{BoundOp, Data, GpuEngine, OpKind, StepRows};
+
+impl GpuEngine {
+    /// Records one step of `len` rows read by `rows`; the checks every step makes.
+    pub(super) fn record(
+        &mut self,
+        rows: StepRows,
+        len: usize,
+        lr: f64,
+        loss_slot: usize,
+    ) -> Result<()> {
+        if len == 0 || len > self.cap {
+            return Err(Error::param(
+                "batch rows",
+                len,
+                "must be between 1 and the engine's batch capacity",
+            ));
+        }
+        if loss_slot >= self.loss_slots {
+            return Err(Error::param(
+                "loss slot",
+                loss_slot,
+                "must be below the engine's loss_slots",
+            ));
+        }
+        if self.ring.free() < self.ops.len() {
+            self.flush()?;
+        }
+        // Each step is its own command buffer, so a step that fails to record is dropped
+        // alone; the recorded ones still share one submission.
+        let mark = self.ring.mark();
+        let mut enc = self
+            .ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gradflow step"),
+            });
+        let recorded = {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gradflow step"),
+                timestamp_writes: None,
+            });
+            record_step(
+                &self.ctx,
+                &mut pass,
+                &mut self.ring,
+                &self.ops,
+                &self.program,
+                (rows, len),
+                lr as f32,
+                (loss_slot, self.halting),
+            )
+        };
+        if let Err(e) = recorded {
+            self.ring.rewind(mark);
+            return Err(e);
+        }
+        self.pending.push(enc.finish());
+        self.steps_pending += 1;
+        if self.steps_pending >= self.steps_per_submit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Submits the recorded steps.
+    ///
+    /// # Errors
+    /// [`Error::Device`] for a wgpu error in the recorded work.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.steps_pending = 0;
+        let steps = std::mem::take(&mut self.pending);
+        let ctx = self.ctx.clone();
+        let ring = &mut self.ring;
+        let index = ctx.scoped("submitting training steps", || {
+            ring.upload(&ctx);
+            Ok(ctx.queue().submit(steps))
+        })?;
+        if let Data::Ring(slots) = &mut self.data {
+            slots.submitted(&index);
+        }
+        self.last_submission = Some(index);
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one step's context, passed apart to split borrows
+fn record_step(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    ops: &[BoundOp],
+    program: &Program,
+    (rows, m): (StepRows, usize),
+    lr: f32,
+    (slot, halting): (usize, Halting),
+) -> Result<()> {
+    // Resident data are gathered through the epoch order from `start`; a ring slot
+    // through its identity index from `offset`.
+    let (view, start) = match rows {
+        StepRows::Gather(start) => (0, start),
+        StepRows::Slot { slot, offset } => (slot, offset),
+    };
+    let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
+    for op in ops {
+        let bound = op.at(view);
+        match &op.op {
+            OpKind::Program(Op::Matmul {
+                layout,
+                m: dm,
+                k: dk,
+                n: dn,
+                a,
+                ..
+            }) => {
+                let rows = if *a == Src::Features { a_rows } else { None };
+                kernels::matmul(
+                    ctx,
+                    pass,
+                    ring,
+                    bound,
+                    *layout,
+                    (dm.eval(m), dk.eval(m), dn.eval(m)),
+                    rows,
+                )?
+            }
+            OpKind::Program(Op::BiasAdd { cols, .. }) => {
+                kernels::bias_add(ctx, pass, ring, bound, m, *cols)?
+            }
+            OpKind::Program(Op::Activate { f, cols, .. }) => {
+                kernels::activate(ctx, pass, ring, bound, *f, m * cols)?
+            }
+            OpKind::Program(Op::ActivateBackward { f, cols, .. }) => {
+                kernels::activate_backward(ctx, pass, ring, bound, *f, m * cols)?
+            }
+            OpKind::Program(Op::ColSums { cols, .. }) => {
+                kernels::col_sums(ctx, pass, ring, bound, m, *cols)?
+            }
+            OpKind::Loss => kernels::loss(
+                ctx,
+                pass,
+                ring,
+                bound,
+                program.loss,
+                target_rows,
+                (m, program.out_cols),
+                slot as u32,
+                halting,
+            )?,
+            OpKind::Sgd(i) => {
+                let d = &program.params[*i];
+                kernels::sgd(ctx, pass, ring, bound, d.rows * d.cols, lr)?
+            }
+        }
+    }
+    Ok(())
+}
