@@ -321,3 +321,30 @@ fn progress_and_ring_budget() {
         .unwrap_err();
     assert!(matches!(err, Error::DeviceLimit { .. }), "{err}");
 }
+
+/// A streamed batch lives in one storage binding: a batch larger than the adapter's
+/// binding is refused before anything is gathered, with the limit and a hint.
+#[test]
+fn a_batch_beyond_one_binding_is_refused() {
+    let Some(ctx) = gpu("a_batch_beyond_one_binding_is_refused") else {
+        return;
+    };
+    let binding = ctx.limits().max_storage_buffer_binding_size;
+    let rows = (binding / (64 * 4) + 1) as usize; // one row past the binding
+    let generator = Synthetic::linear(rows, 64); // never gathered: the check comes first
+    let cfg = TrainConfig::default()
+        .batch_size(rows)
+        .epochs(1)
+        .backend(Backend::Gpu)
+        .mode(Mode::Streaming);
+    let err = Trainer::new(cfg)
+        .unwrap()
+        .with_gpu(ctx)
+        .fit(&mut LinearRegression::new(), &generator)
+        .unwrap_err();
+    match &err {
+        Error::DeviceLimit { limit, .. } => assert_eq!(*limit, binding),
+        other => panic!("expected DeviceLimit, got {other}"),
+    }
+    assert!(err.to_string().contains("smaller batch_size"), "{err}");
+}

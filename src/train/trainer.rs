@@ -236,7 +236,7 @@ impl Trainer {
             None => {
                 let kind = data.target_kind();
                 let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap);
-                let group = self.upload_batches(data.p(), cap, u64::MAX);
+                let group = self.upload_batches(data.p(), cap, u64::MAX, u64::MAX);
                 let feed = Prefetcher::spawn(scope, data, depth, group)?;
                 CpuSession::streaming(engine, feed, tol)
             }
@@ -246,11 +246,13 @@ impl Trainer {
     }
 
     /// Batches per streamed group: as configured, or about 4 MiB of rows (at most 32
-    /// batches), fewer when `ring_depth` groups would pass `budget` bytes.
-    fn upload_batches(&self, p: usize, cap: usize, budget: u64) -> usize {
+    /// batches); fewer when `ring_depth` groups would pass `budget` bytes or one group's
+    /// features would pass `slot_limit` bytes (one storage binding).
+    fn upload_batches(&self, p: usize, cap: usize, budget: u64, slot_limit: u64) -> usize {
         let batch_bytes = (cap as u64) * (p as u64 + 1) * 4;
         let auto = ((4u64 << 20) / batch_bytes).clamp(1, 32);
-        let fits = budget / (self.config.ring_depth as u64 * batch_bytes);
+        let fits = (budget / (self.config.ring_depth as u64 * batch_bytes))
+            .min(slot_limit / ((cap as u64) * (p as u64) * 4).max(1));
         let group = self.config.upload_batches.map_or(auto, |g| g as u64);
         group.min(fits).max(1) as usize
     }
@@ -282,6 +284,19 @@ impl Trainer {
         if !streams {
             return Ok(Placement::Resident);
         }
+        // A slot's features are one storage binding: a batch must fit in one. (Full-batch
+        // descent over data beyond the device would need gradients accumulated over
+        // chunks, which gradflow does not do.)
+        let binding = limits.max_storage_buffer_binding_size;
+        let batch_features = (cap as u64) * (data.p() as u64) * 4;
+        if batch_features > binding {
+            return Err(Error::DeviceLimit {
+                what: "one streamed batch's features (batch rows × p × 4) within one \
+                       storage binding: use a smaller batch_size",
+                requested: batch_features,
+                limit: binding,
+            });
+        }
         let ring = (cfg.ring_depth as u64) * (cap as u64) * row_bytes;
         if ring > budget {
             return Err(Error::DeviceLimit {
@@ -292,7 +307,7 @@ impl Trainer {
             });
         }
         Ok(Placement::Streaming {
-            group: self.upload_batches(data.p(), cap, budget),
+            group: self.upload_batches(data.p(), cap, budget, binding),
         })
     }
 
