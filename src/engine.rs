@@ -110,7 +110,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// let mut engine = CpuEngine::<f32>::for_batches(program, 2, TargetKind::Real, 4);
     /// engine.load(&[1.0, 2.0, 3.0, 4.0], BatchTargets::Real(&[3.0, 7.0]))?;
     /// let loss = engine.step(Rows::Range { start: 0, len: 2 }, 0.1)?;
-    /// assert_eq!(loss, (9.0 + 49.0) / 2.0 / 2.0); // zero parameters: ½·mean(y²)
+    /// assert_eq!(loss, (9.0 + 49.0) / 2.0); // zero parameters: mean(y²), as in seed 000
     /// # Ok::<(), gradflow::Error>(())
     /// ```
     pub fn for_batches(program: Program, p: usize, kind: TargetKind, cap: usize) -> Self {
