@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use crate::cpu::update::{Rule, StepScalars};
 use crate::cpu::{self, Real, loss::LossKind};
 use crate::data::{BatchTargets, TargetKind, Targets};
 use crate::error::{Error, Result};
@@ -63,6 +64,8 @@ pub struct CpuEngine<'a, T: Real> {
     n: usize,
     targets: EngineTargets<'a, T>,
     cap: usize,
+    /// Optimizer state per parameter (see [`crate::cpu::update`]), made at the first update.
+    state: Vec<[Vec<T>; 2]>,
 }
 
 impl<'a, T: Real> CpuEngine<'a, T> {
@@ -93,6 +96,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             n: x.len() / p.max(1),
             targets,
             cap,
+            state: Vec::new(),
         }
     }
 
@@ -299,6 +303,56 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         }
     }
 
+    /// One optimizer step on every parameter with `rule` and the step's scalars
+    /// (penalties apply to weights only). The state (velocities, moments) lives in the
+    /// engine, zero at first.
+    pub fn update(&mut self, rule: Rule, step: &StepScalars) {
+        self.ensure_state();
+        for (d, [s1, s2]) in self.program.params.iter().zip(&mut self.state) {
+            let s = step.of(d.is_bias);
+            let grad = std::mem::take(&mut self.bufs[d.grad.0]);
+            cpu::update::apply(rule, &mut self.bufs[d.value.0], &grad, s1, s2, &s.of());
+            self.bufs[d.grad.0] = grad;
+        }
+    }
+
+    /// The optimizer state, in [`Program::params`] order, two tensors each (zeros before
+    /// the first [`CpuEngine::update`]).
+    pub fn optimizer_state(&mut self) -> Vec<[Vec<f32>; 2]> {
+        self.ensure_state();
+        self.state
+            .iter()
+            .map(|[a, b]| [to_f32(a), to_f32(b)])
+            .collect()
+    }
+
+    /// Restores the optimizer state (as [`CpuEngine::optimizer_state`] returned it).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the count or a length differs from the program.
+    pub fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()> {
+        self.program.check_state(state)?;
+        let of = |v: &Vec<f32>| v.iter().map(|&x| T::of(f64::from(x))).collect();
+        self.state = state.iter().map(|[a, b]| [of(a), of(b)]).collect();
+        Ok(())
+    }
+
+    fn ensure_state(&mut self) {
+        if self.state.len() != self.program.params.len() {
+            self.state = self
+                .program
+                .params
+                .iter()
+                .map(|d| {
+                    [
+                        vec![T::zero(); d.rows * d.cols],
+                        vec![T::zero(); d.rows * d.cols],
+                    ]
+                })
+                .collect();
+        }
+    }
+
     /// Forward, loss, backward and SGD update on one batch; returns the batch loss
     /// (computed before the update, as in the seeds' loop).
     ///
@@ -383,4 +437,8 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             }
         }
     }
+}
+
+fn to_f32<T: Real>(v: &[T]) -> Vec<f32> {
+    v.iter().map(|x| x.f64() as f32).collect()
 }

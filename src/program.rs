@@ -168,6 +168,34 @@ pub struct Program {
 }
 
 impl Program {
+    /// Checks optimizer state against the parameters: two tensors per parameter, each
+    /// as long as it.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] naming the lengths expected and given.
+    pub fn check_state(&self, state: &[[Vec<f32>; 2]]) -> Result<()> {
+        let lens: Vec<usize> = self.params.iter().map(|d| d.rows * d.cols).collect();
+        let ok = state.len() == lens.len()
+            && state
+                .iter()
+                .zip(&lens)
+                .all(|([a, b], &len)| a.len() == len && b.len() == len);
+        if ok {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            what: "optimizer state",
+            expected: format!("two tensors per parameter, of lengths {lens:?}"),
+            got: format!(
+                "{:?}",
+                state
+                    .iter()
+                    .map(|[a, b]| (a.len(), b.len()))
+                    .collect::<Vec<_>>()
+            ),
+        })
+    }
+
     /// Checks that `values` holds one tensor per [`ParamDecl`], each `rows × cols` long: the
     /// one check every engine's `set_params` makes.
     ///

@@ -8,6 +8,7 @@ mod common;
 
 use common::{Rng, assert_close, fresh_gpu, gpu};
 use gradflow::Error;
+use gradflow::cpu::update::{Rule, Scalars};
 use gradflow::cpu::{self, activation::Activation, loss::LossKind, matmul::Layout};
 use gradflow::gpu::GpuContext;
 use gradflow::gpu::kernels::{self, Halting, ParamRing, TargetRows};
@@ -497,30 +498,87 @@ fn col_sums_match_cpu() {
     }
 }
 
+/// Every optimizer rule, with and without the penalties, two steps in a row (the state
+/// carried from the first into the second), GPU against the CPU twin in f32 and against
+/// the f64 oracle.
 #[test]
-fn sgd_matches_cpu() {
-    let Some(ctx) = gpu("sgd_matches_cpu") else {
+fn updates_match_cpu() {
+    let Some(ctx) = gpu("updates_match_cpu") else {
         return;
     };
+    let rules = [
+        Rule::Sgd,
+        Rule::Momentum { nesterov: false },
+        Rule::Momentum { nesterov: true },
+        Rule::Adam,
+        Rule::AdaGrad,
+    ];
     let mut rng = Rng::new(8);
-    for &len in &SIZES {
-        let p = rng.vec(len, -3.0, 3.0);
-        let g = rng.vec(len, -3.0, 3.0);
-        let mut want = p.clone();
-        cpu::update::sgd(&mut want, &g, 0.1);
-        let mut ring = ParamRing::new(&ctx, 1).expect("ring");
-        let (gp, gg) = (
-            ctx.upload("p", &p).expect("p"),
-            ctx.upload("g", &g).expect("g"),
-        );
-        let bound = kernels::bind_sgd(&ctx, &ring, &gp, &gg, None).expect("bind");
-        kernels::submit(&ctx, &mut ring, |pa, r| {
-            kernels::sgd(&ctx, pa, r, &bound, len, 0.1)
-        })
-        .expect("sgd");
-        let got = read_f32(&ctx, &gp, len).expect("read");
-        // p − lr·g: a fused multiply-add may round once instead of twice (1 ulp).
-        assert_close(&format!("sgd {len}"), &got, &want, 2.0 * f32::EPSILON, 1e-7);
+    for rule in rules {
+        for (l2, l1) in [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.2, 0.4)] {
+            for &len in &SIZES {
+                let p = rng.vec(len, -3.0, 3.0);
+                let grads = [rng.vec(len, -3.0, 3.0), rng.vec(len, -3.0, 3.0)];
+                let scalars = |t: i32| Scalars {
+                    lr: 0.1,
+                    l2,
+                    l1,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    c1: 1.0 / (1.0 - 0.9f64.powi(t)),
+                    c2: 1.0 / (1.0 - 0.999f64.powi(t)),
+                };
+                // The CPU twin in f32 and the f64 oracle.
+                let (mut want, mut w1, mut w2) = (p.clone(), vec![0f32; len], vec![0f32; len]);
+                let mut exact: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+                let (mut e1, mut e2) = (vec![0f64; len], vec![0f64; len]);
+                for (t, g) in grads.iter().enumerate() {
+                    let s = scalars(t as i32 + 1);
+                    cpu::update::apply(rule, &mut want, g, &mut w1, &mut w2, &s.of());
+                    let g64: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
+                    cpu::update::apply(rule, &mut exact, &g64, &mut e1, &mut e2, &s);
+                }
+                let mut ring = ParamRing::new(&ctx, 2).expect("ring");
+                let gp = ctx.upload("p", &p).expect("p");
+                let gg = [
+                    ctx.upload("g0", &grads[0]).expect("g"),
+                    ctx.upload("g1", &grads[1]).expect("g"),
+                ];
+                let s1 = ctx.upload("s1", &vec![0f32; len]).expect("s1");
+                let s2 = ctx.upload("s2", &vec![0f32; len]).expect("s2");
+                let bound = gg.each_ref().map(|g| {
+                    kernels::bind_update(&ctx, &ring, &gp, g, None, [&s1, &s2]).expect("bind")
+                });
+                kernels::submit(&ctx, &mut ring, |pa, r| {
+                    for (t, b) in bound.iter().enumerate() {
+                        let s = scalars(t as i32 + 1).of::<f32>();
+                        kernels::update(&ctx, pa, r, b, rule, len, &s)?;
+                    }
+                    Ok(())
+                })
+                .expect("update");
+                let got = read_f32(&ctx, &gp, len).expect("read");
+                let what = format!("{rule:?} l2 {l2} l1 {l1}, {len} values");
+                // A few roundings apart (fused multiply-adds, sqrt): rtol 1e-5.
+                assert_close(&what, &got, &want, 1e-5, 1e-6);
+                // Against f64: a result near 0 comes from cancelling operands up to |θ| = 3
+                // (plus lr-sized steps), so its error scales with them, not with itself:
+                // atol = a few f32 ulps of 3.
+                let exact: Vec<f32> = exact.iter().map(|&v| v as f32).collect();
+                assert_close(
+                    &format!("{what} vs f64"),
+                    &got,
+                    &exact,
+                    1e-5,
+                    3.0 * 4.0 * f32::EPSILON,
+                );
+                let state = read_f32(&ctx, &s1, len).expect("read");
+                assert_close(&format!("{what}: state 1"), &state, &w1, 1e-5, 1e-6);
+                let state = read_f32(&ctx, &s2, len).expect("read");
+                assert_close(&format!("{what}: state 2"), &state, &w2, 1e-5, 1e-6);
+            }
+        }
     }
 }
 
@@ -594,7 +652,9 @@ fn pipeline_cache_fills_once() {
         let sm = kernels::bind_softmax_rows(ctx, &ring, &x, &z).expect("bind");
         let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s, None).expect("bind");
         let cs = kernels::bind_col_sums(ctx, &ring, &x, &z).expect("bind");
-        let sg = kernels::bind_sgd(ctx, &ring, &z, &y, None).expect("bind");
+        let s1 = ctx.upload("s1", &[0.0f32; 64]).expect("s1");
+        let s2 = ctx.upload("s2", &[0.0f32; 64]).expect("s2");
+        let sg = kernels::bind_update(ctx, &ring, &z, &y, None, [&s1, &s2]).expect("bind");
         kernels::submit(ctx, &mut ring, |p, r| {
             for layout in [Layout::NN, Layout::TN, Layout::NT] {
                 kernels::matmul(ctx, p, r, &mm, layout, (8, 8, 8), None)?;
@@ -615,7 +675,7 @@ fn pipeline_cache_fills_once() {
                 Halting::Off,
             )?;
             kernels::col_sums(ctx, p, r, &cs, 8, 8)?;
-            kernels::sgd(ctx, p, r, &sg, 64, 0.1)
+            kernels::update(ctx, p, r, &sg, Rule::Sgd, 64, &Scalars::sgd(0.1))
         })
         .expect("submit");
         read_f32(ctx, &z, 64).expect("read");

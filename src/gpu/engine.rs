@@ -17,7 +17,7 @@
 //! | forward ops | features (gathered) → `output` |
 //! | fused loss | `output`, targets (gathered) → `delta`, loss slot s |
 //! | backward ops | `delta` → every gradient |
-//! | SGD, one per parameter | `θ −= lr · ∂L/∂θ`, skipped once the halt flag is set |
+//! | an update per parameter | the optimizer's step ([`Rule`]), skipped once the halt flag is set |
 //!
 //! Steps accumulate in one encoder and are submitted together, every
 //! [`GpuEngineOptions::steps_per_submit`] steps or at [`GpuEngine::flush`]. The losses are
@@ -47,6 +47,7 @@
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
+use crate::cpu::update::{Rule, StepScalars};
 use crate::data::Targets;
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program};
@@ -74,6 +75,8 @@ pub struct GpuEngineOptions {
     /// Seed 000's stopping rule, decided on the device: halt when
     /// |loss − previous loss| < tol. A non-finite loss always halts.
     pub tol: Option<f32>,
+    /// The optimizer's update rule (its scalars come with each step).
+    pub rule: Rule,
     /// Test-only: caps the rows of a feature chunk below what the binding limit allows,
     /// so that tests exercise chunking on small data (`None`: the device's limit).
     #[doc(hidden)]
@@ -86,6 +89,7 @@ impl Default for GpuEngineOptions {
             steps_per_submit: 32,
             loss_slots: None,
             tol: None,
+            rule: Rule::Sgd,
             max_chunk_rows: None,
         }
     }
@@ -170,14 +174,17 @@ enum OpKind {
     Program(Op),
     /// The fused loss.
     Loss,
-    /// SGD on parameter `i`.
-    Sgd(usize),
+    /// The optimizer step on parameter `i`.
+    Update(usize),
 }
 
 /// Runs a model's [`Program`] on the GPU, with the dataset resident on the device
 /// ([`GpuEngine::new`]) or streamed through a ring of batch slots ([`GpuEngine::ring`]).
 pub struct GpuEngine {
     ctx: GpuContext,
+    rule: Rule,
+    /// Optimizer state per parameter (see [`crate::cpu::update::Rule`]).
+    state: Vec<[wgpu::Buffer; 2]>,
     program: Program,
     cap: usize,
     p: usize,
@@ -270,6 +277,11 @@ impl GpuEngine {
         )
     }
 
+    /// The optimizer's update rule.
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
     /// The program being run.
     pub fn program(&self) -> &Program {
         &self.program
@@ -335,6 +347,41 @@ impl GpuEngine {
             .collect()
     }
 
+    /// The optimizer state, two tensors per parameter in [`Program::params`] order (waits
+    /// for pending steps): what a checkpoint keeps besides the parameters.
+    ///
+    /// # Errors
+    /// [`Error::Device`].
+    pub fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>> {
+        self.flush()?;
+        self.program
+            .params
+            .iter()
+            .zip(&self.state)
+            .map(|(d, [a, b])| {
+                let len = d.rows * d.cols;
+                Ok([
+                    readback::read_f32(&self.ctx, a, len)?,
+                    readback::read_f32(&self.ctx, b, len)?,
+                ])
+            })
+            .collect()
+    }
+
+    /// Restores the optimizer state (as [`GpuEngine::optimizer_state`] returned it).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the count or a length differs from the program.
+    pub fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()> {
+        self.program.check_state(state)?;
+        self.flush()?;
+        for ([a, b], [va, vb]) in self.state.iter().zip(state) {
+            self.ctx.write(a, va);
+            self.ctx.write(b, vb);
+        }
+        Ok(())
+    }
+
     /// Buffer `id` as it is now on the device (verify mode compares it with the CPU's).
     ///
     /// # Errors
@@ -389,14 +436,21 @@ impl GpuEngine {
         }
     }
 
-    /// Records one step on the batch `order[start .. start + len]` with learning rate
-    /// `lr`, writing its loss (before the update) to slot `loss_slot`.
+    /// Records one step on the batch `order[start .. start + len]` with the update's
+    /// scalars (a learning rate alone means plain SGD at that rate), writing its loss
+    /// (before the update) to slot `loss_slot`.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for an empty or too large batch, a batch beyond the
     /// order, a slot beyond [`GpuEngine::loss_slots`], or a ring engine (use
     /// [`GpuEngine::step_slot`]); [`Error::Device`].
-    pub fn step(&mut self, start: usize, len: usize, lr: f64, loss_slot: usize) -> Result<()> {
+    pub fn step(
+        &mut self,
+        start: usize,
+        len: usize,
+        update: impl Into<StepScalars>,
+        loss_slot: usize,
+    ) -> Result<()> {
         let order_len = match &self.data {
             Data::Resident { order_len, .. } => *order_len,
             Data::Ring(_) => {
@@ -416,7 +470,7 @@ impl GpuEngine {
         }
         let start32 = u32::try_from(start)
             .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
-        self.record(StepRows::Gather(start32), len, lr, loss_slot)
+        self.record(StepRows::Gather(start32), len, &update.into(), loss_slot)
     }
 
     /// The losses of slots `0 .. count` (waits for pending steps).

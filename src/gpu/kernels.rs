@@ -16,13 +16,14 @@
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
+use crate::cpu::update::{Rule, Scalars};
 use crate::error::{Error, Result};
 
 use super::context::GpuContext;
 use super::pipelines::{Family, Kernel};
 
 /// Bytes of every parameter block (the largest WGSL `Params` struct).
-const PARAM_BYTES: u64 = 32;
+const PARAM_BYTES: u64 = 48;
 
 /// Per-dispatch parameters: a uniform buffer of slots addressed by dynamic offsets.
 #[derive(Debug)]
@@ -39,7 +40,9 @@ impl ParamRing {
     /// # Errors
     /// [`Error::DeviceLimit`] when the ring exceeds the device's buffer size.
     pub fn new(ctx: &GpuContext, slots: usize) -> Result<Self> {
-        let stride = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(PARAM_BYTES);
+        // Dynamic offsets must be multiples of the alignment: the block rounded up to it.
+        let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(1);
+        let stride = PARAM_BYTES.div_ceil(align) * align;
         let slots = slots.max(1);
         let size = stride.saturating_mul(slots as u64);
         if size > ctx.limits().max_buffer_size {
@@ -312,22 +315,25 @@ pub fn bind_col_sums(
     bind(ctx, ring, Family::Reduce, &[x, out])
 }
 
-/// Binds an update of `param` from `grad`, skipped once the optional `halt` flag is set.
+/// Binds an update of `param` from `grad` with optimizer state `s1`, `s2` (two distinct
+/// buffers as long as `param`, zero at first; see [`crate::cpu::update::Rule`] for what
+/// each rule keeps there), skipped once the optional `halt` flag is set.
 ///
 /// # Errors
 /// As [`bind_matmul`].
-pub fn bind_sgd(
+pub fn bind_update(
     ctx: &GpuContext,
     ring: &ParamRing,
     param: &wgpu::Buffer,
     grad: &wgpu::Buffer,
     halt: Option<&wgpu::Buffer>,
+    [s1, s2]: [&wgpu::Buffer; 2],
 ) -> Result<Bound> {
     bind(
         ctx,
         ring,
         Family::Update,
-        &[param, grad, halt.unwrap_or(ctx.dummy())],
+        &[param, grad, halt.unwrap_or(ctx.dummy()), s1, s2],
     )
 }
 
@@ -378,9 +384,17 @@ pub enum Halting {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SgdParams {
+struct UpdateParams {
     len: u32,
     lr: f32,
+    l2: f32,
+    l1: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    c1: f32,
+    c2: f32,
+    nesterov: u32,
     pad: [u32; 2],
 }
 
@@ -763,28 +777,44 @@ pub fn col_sums(
     dispatch(ctx, pass, ring, Kernel::ColSums, bound, &params, grid)
 }
 
-/// Records `param −= lr · grad` over `len` values, the twin of [`crate::cpu::update::sgd`].
+/// Records one optimizer step over `len` values, the twin of
+/// [`crate::cpu::update::apply`].
 ///
 /// # Errors
 /// As [`matmul`].
-pub fn sgd(
+pub fn update(
     ctx: &GpuContext,
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
     bound: &Bound,
+    rule: Rule,
     len: usize,
-    lr: f32,
+    s: &Scalars<f32>,
 ) -> Result<()> {
     check_family(bound, Family::Update)?;
     let grid = grid_1d(ctx, (len as u64).div_ceil(256))?;
-    check_len(bound, 0, "sgd param", len as u64)?;
-    check_len(bound, 1, "sgd grad", len as u64)?;
-    let params = SgdParams {
-        len: to_u32("sgd len", len as u64)?,
-        lr,
+    for (i, what) in [
+        (0, "update param"),
+        (1, "update grad"),
+        (3, "update state 1"),
+        (4, "update state 2"),
+    ] {
+        check_len(bound, i, what, len as u64)?;
+    }
+    let params = UpdateParams {
+        len: to_u32("update len", len as u64)?,
+        lr: s.lr,
+        l2: s.l2,
+        l1: s.l1,
+        beta1: s.beta1,
+        beta2: s.beta2,
+        eps: s.eps,
+        c1: s.c1,
+        c2: s.c2,
+        nesterov: u32::from(matches!(rule, Rule::Momentum { nesterov: true })),
         pad: [0; 2],
     };
-    dispatch(ctx, pass, ring, Kernel::Sgd, bound, &params, grid)
+    dispatch(ctx, pass, ring, Kernel::Update(rule), bound, &params, grid)
 }
 
 /// Records the dispatches of `record` into one compute pass, uploads the ring and submits,

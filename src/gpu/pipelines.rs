@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
+use crate::cpu::update::Rule;
 
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +62,7 @@ impl Family {
             // default of 8 per stage).
             Family::Matmul => &[false, false, true, false, false, false, false],
             Family::Bias => &[true, false],
-            Family::Update => &[true, false, false],
+            Family::Update => &[true, false, false, true, true],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
             Family::Loss => &[false, false, true, false, true, true],
         }
@@ -85,8 +86,8 @@ pub enum Kernel {
     Loss(LossKind),
     /// Column sums.
     ColSums,
-    /// Plain SGD.
-    Sgd,
+    /// A parameter update (an optimizer step).
+    Update(Rule),
 }
 
 impl Kernel {
@@ -99,7 +100,7 @@ impl Kernel {
             Kernel::SoftmaxRows => Family::Softmax,
             Kernel::Loss(_) => Family::Loss,
             Kernel::ColSums => Family::Reduce,
-            Kernel::Sgd => Family::Update,
+            Kernel::Update(_) => Family::Update,
         }
     }
 
@@ -116,7 +117,10 @@ impl Kernel {
             Kernel::Loss(LossKind::SigmoidBce) => "sigmoid_bce",
             Kernel::Loss(LossKind::SoftmaxCce) => "softmax_cce",
             Kernel::ColSums => "col_sums",
-            Kernel::Sgd => "sgd",
+            Kernel::Update(Rule::Sgd) => "sgd",
+            Kernel::Update(Rule::Momentum { .. }) => "momentum",
+            Kernel::Update(Rule::Adam) => "adam",
+            Kernel::Update(Rule::AdaGrad) => "adagrad",
         }
     }
 

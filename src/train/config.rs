@@ -1,5 +1,6 @@
 //! Training configuration, validated once when the [`Trainer`](super::Trainer) is built.
 
+use super::optim::{Optimizer, Penalty, Schedule};
 use crate::data::Shuffle;
 use crate::error::{Error, Result};
 
@@ -21,6 +22,10 @@ use crate::error::{Error, Result};
 /// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
 /// | `device_budget` | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
 /// | `ring_depth` | 3 | streaming: slots in flight (≥ 2), each one group of batches |
+/// | `optimizer` | `Sgd` | `Sgd`, `Momentum`, `Adam`, `AdaGrad` (see [`Optimizer`]) |
+/// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
+/// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
+/// | `no_improvement` | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`) |
 /// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
 ///
 /// # Example
@@ -65,6 +70,30 @@ pub struct TrainConfig {
     pub ring_depth: usize,
     /// Streaming: consecutive batches per upload (None: automatic).
     pub upload_batches: Option<usize>,
+    /// How gradients become updates.
+    pub optimizer: Optimizer,
+    /// Penalty on the weights.
+    pub penalty: Penalty,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Stop on a plateau of the epoch loss.
+    pub no_improvement: Option<NoImprovement>,
+}
+
+/// scikit-learn's `n_iter_no_change` rule: stop when `epochs` consecutive epochs each fail
+/// to bring the epoch loss below the best so far minus `tol`.
+///
+/// ```
+/// use gradflow::{NoImprovement, TrainConfig};
+/// let cfg = TrainConfig::default().no_improvement(NoImprovement { epochs: 5, tol: 1e-3 });
+/// assert!(cfg.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoImprovement {
+    /// Epochs without improvement before stopping (≥ 1; scikit-learn's 5).
+    pub epochs: usize,
+    /// Improvement that counts (≥ 0; scikit-learn's 1e-3).
+    pub tol: f64,
 }
 
 /// How a GPU fit holds the dataset.
@@ -157,6 +186,10 @@ impl Default for TrainConfig {
             device_budget: None,
             ring_depth: 3,
             upload_batches: None,
+            optimizer: Optimizer::Sgd,
+            penalty: Penalty::None,
+            schedule: Schedule::Constant,
+            no_improvement: None,
         }
     }
 }
@@ -243,6 +276,26 @@ impl TrainConfig {
         self.ring_depth = v;
         self
     }
+    /// Sets `optimizer`.
+    pub fn optimizer(mut self, v: Optimizer) -> Self {
+        self.optimizer = v;
+        self
+    }
+    /// Sets `penalty`.
+    pub fn penalty(mut self, v: Penalty) -> Self {
+        self.penalty = v;
+        self
+    }
+    /// Sets `schedule`.
+    pub fn schedule(mut self, v: Schedule) -> Self {
+        self.schedule = v;
+        self
+    }
+    /// Sets `no_improvement`.
+    pub fn no_improvement(mut self, v: NoImprovement) -> Self {
+        self.no_improvement = Some(v);
+        self
+    }
     /// Sets `upload_batches`: how many consecutive batches a streaming fit gathers and
     /// uploads together (more: fewer, larger uploads and submissions; fewer: less memory
     /// in flight).
@@ -285,6 +338,21 @@ impl TrainConfig {
             return Err(Error::param("upload_batches", 0, "must be ≥ 1"));
         }
         self.shuffle.validate()?;
+        self.optimizer.validate()?;
+        self.penalty.validate()?;
+        self.schedule.validate(self.learning_rate)?;
+        if let Some(NoImprovement { epochs, tol }) = self.no_improvement {
+            if epochs == 0 {
+                return Err(Error::param("no_improvement.epochs", 0, "must be ≥ 1"));
+            }
+            if !(tol.is_finite() && tol >= 0.0) {
+                return Err(Error::param(
+                    "no_improvement.tol",
+                    tol,
+                    "must be finite and ≥ 0",
+                ));
+            }
+        }
         if self.device_budget == Some(0) {
             return Err(Error::param("device_budget", 0, "must be ≥ 1 byte"));
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
+use crate::cpu::update::StepScalars;
 use crate::data::{Batch, EpochPlan, RowSource, RowTargets, TargetKind, Targets};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
@@ -43,7 +44,7 @@ pub(crate) type VerifyWith<'a> = Option<(Verify, &'a dyn RowSource)>;
 
 impl<'a> GpuSession<'a> {
     /// A resident session over features `x` (n × p) and `targets`, uploaded once.
-    #[allow(clippy::too_many_arguments)] // the data, the batch cap and three knobs
+    #[allow(clippy::too_many_arguments)] // the data, the batch cap and the knobs
     pub fn resident(
         ctx: &GpuContext,
         program: Program,
@@ -51,13 +52,9 @@ impl<'a> GpuSession<'a> {
         p: usize,
         targets: &Targets,
         cap: usize,
-        tol: Option<f64>,
+        options: GpuEngineOptions,
         verify: VerifyWith<'a>,
     ) -> Result<Self> {
-        let options = GpuEngineOptions {
-            tol: tol.map(|t| t as f32),
-            ..GpuEngineOptions::default()
-        };
         let verifier = verify.map(|(v, source)| Verifier::new(&program, source, cap, v));
         let engine = GpuEngine::with_options(ctx, program, x, p, targets, cap, options)?;
         Ok(Self::with_engine(ctx, engine, None, verifier))
@@ -73,14 +70,13 @@ impl<'a> GpuSession<'a> {
         source: &'a dyn RowSource,
         cap: usize,
         (depth, group): (usize, usize),
-        tol: Option<f64>,
+        options: GpuEngineOptions,
         verify: Option<Verify>,
         scope: &'s Scope<'s, 'a>,
     ) -> Result<Self> {
         let options = GpuEngineOptions {
-            tol: tol.map(|t| t as f32),
             loss_slots: Some(source.n().div_ceil(cap)),
-            ..GpuEngineOptions::default()
+            ..options
         };
         let verifier = verify.map(|v| Verifier::new(&program, source, cap, v));
         let shape = RingShape {
@@ -153,7 +149,7 @@ impl Session for GpuSession<'_> {
         Ok(())
     }
 
-    fn step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
         if self.halted {
             return Ok(());
         }
@@ -162,9 +158,9 @@ impl Session for GpuSession<'_> {
             .as_ref()
             .is_some_and(|v| self.step % v.config.every as u64 == 0);
         if due {
-            self.verified_step(batch, lr)?;
+            self.verified_step(batch, update)?;
         } else {
-            self.engine_step(batch, lr)?;
+            self.engine_step(batch, update)?;
         }
         self.queued += 1;
         self.step += 1;
@@ -235,9 +231,11 @@ impl GpuSession<'_> {
     /// One step on the engine: by position in the resident order, or from the ring slot
     /// that holds the batch's group (uploaded first when the batch starts a group). The
     /// engine enforces the slot-reuse rule.
-    fn engine_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+    fn engine_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
         let Some(stream) = &mut self.stream else {
-            return self.engine.step(batch.start, batch.len, lr, self.queued);
+            return self
+                .engine
+                .step(batch.start, batch.len, *update, self.queued);
         };
         let depth = self.engine.ring_depth() as u64;
         let engine = &mut self.engine;
@@ -248,7 +246,7 @@ impl GpuSession<'_> {
         })?;
         let slot = (group % depth) as usize;
         self.engine
-            .step_slot(slot, offset, batch.len, lr, self.queued)?;
+            .step_slot(slot, offset, batch.len, *update, self.queued)?;
         if stream.ends_group(batch) {
             // The group is recorded: the device starts on it while the host waits for
             // the next one.
@@ -258,18 +256,24 @@ impl GpuSession<'_> {
     }
 
     /// One GPU step checked against the CPU twin started from the same parameters.
-    fn verified_step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+    fn verified_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
         // Taken out for the step, so that the engine and the verifier borrow apart.
         let Some(mut v) = self.verify.take() else {
-            return self.engine_step(batch, lr);
+            return self.engine_step(batch, update);
         };
-        let checked = self.check_step(&mut v, batch, lr);
+        let checked = self.check_step(&mut v, batch, update);
         self.verify = Some(v);
         checked
     }
 
-    fn check_step(&mut self, v: &mut Verifier<'_>, batch: Batch, lr: f64) -> Result<()> {
+    fn check_step(
+        &mut self,
+        v: &mut Verifier<'_>,
+        batch: Batch,
+        update: &StepScalars,
+    ) -> Result<()> {
         v.cpu.set_params(&self.engine.params()?)?;
+        v.cpu.set_optimizer_state(&self.engine.optimizer_state()?)?;
         let plan = self.plan.as_deref().ok_or_else(|| Error::Device {
             message: "verify mode: a step before the epoch began".into(),
         })?;
@@ -280,13 +284,13 @@ impl GpuSession<'_> {
         };
         v.cpu.forward(rows)?;
         let cpu_loss = v.cpu.loss(rows)?;
-        self.engine_step(batch, lr)?;
+        self.engine_step(batch, update)?;
         if !cpu_loss.is_finite() {
             return Ok(()); // the halt flag reports it; nothing to compare
         }
         v.cpu.backward(rows)?;
         let cpu_grads: Vec<Vec<f32>> = v.cpu.grads().into_iter().map(<[f32]>::to_vec).collect();
-        v.cpu.sgd(lr);
+        v.cpu.update(self.engine.rule(), update);
         let gpu_loss = self.engine.read_losses(self.queued + 1)?[self.queued];
         v.compare(self.step, "loss", &[gpu_loss], &[cpu_loss as f32])?;
         let params = v.cpu.program().params.clone();

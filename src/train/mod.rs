@@ -2,10 +2,12 @@
 
 mod config;
 mod gpu_session;
+mod optim;
 mod report;
 mod session;
 mod trainer;
 
-pub use config::{Backend, Mode, TrainConfig, Verify};
+pub use config::{Backend, Mode, NoImprovement, TrainConfig, Verify};
+pub use optim::{Optimizer, Penalty, Schedule, Stepper};
 pub use report::{Deviation, Progress, Report, StopReason};
 pub use trainer::Trainer;

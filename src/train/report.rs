@@ -14,6 +14,13 @@ pub enum StopReason {
         /// The loss change that was below tol.
         delta: f64,
     },
+    /// The epoch loss stopped improving ([`NoImprovement`](super::NoImprovement)).
+    NoImprovement {
+        /// The epoch (0-based) after which the fit stopped.
+        epoch: usize,
+        /// The best epoch loss.
+        best: f64,
+    },
 }
 
 /// The outcome of a fit.
@@ -25,6 +32,8 @@ pub struct Report {
     pub backend: String,
     /// Mean batch loss per epoch (weighted by batch size), one entry per epoch run.
     pub epoch_losses: Vec<f64>,
+    /// The learning rate of each epoch's last update (the schedule at work).
+    pub epoch_lrs: Vec<f64>,
     /// Every batch loss, when `record_steps` was set.
     pub step_losses: Vec<f64>,
     /// Updates applied.

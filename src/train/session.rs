@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cpu::update::{Rule, StepScalars};
 use crate::data::{Batch, EpochPlan};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::Result;
@@ -49,9 +50,9 @@ pub(crate) trait Session {
     fn backend(&self) -> String;
     /// Starts an epoch that reads its rows as `plan` says.
     fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()>;
-    /// Queues one step on positions `batch.start .. + batch.len` of the epoch order.
-    /// A halted session ignores further steps.
-    fn step(&mut self, batch: Batch, lr: f64) -> Result<()>;
+    /// Queues one step on positions `batch.start .. + batch.len` of the epoch order, with
+    /// the update's scalars. A halted session ignores further steps.
+    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()>;
     /// Waits for the queued steps and returns their losses.
     fn sync(&mut self) -> Result<Synced>;
     /// Current parameters.
@@ -111,6 +112,7 @@ impl HaltRule {
 /// dataset read in place or on groups of batches streamed from any other source.
 pub(crate) struct CpuSession<'a> {
     engine: CpuEngine<'a, f32>,
+    update: Rule,
     plan: Option<Arc<EpochPlan>>,
     /// Streaming: the engine holds one gathered group at a time.
     stream: Option<Stream>,
@@ -120,10 +122,11 @@ pub(crate) struct CpuSession<'a> {
 }
 
 impl<'a> CpuSession<'a> {
-    /// Over an engine that reads the whole dataset.
-    pub fn new(engine: CpuEngine<'a, f32>, tol: Option<f64>) -> Self {
+    /// Over an engine that reads the whole dataset, updating by `rule`.
+    pub fn new(engine: CpuEngine<'a, f32>, rule: Rule, tol: Option<f64>) -> Self {
         CpuSession {
             engine,
+            update: rule,
             plan: None,
             stream: None,
             rule: HaltRule::new(tol),
@@ -138,10 +141,15 @@ impl<'a> CpuSession<'a> {
     }
 
     /// Over a batch engine ([`CpuEngine::for_batches`]) fed by a prefetcher.
-    pub fn streaming(engine: CpuEngine<'a, f32>, feed: Prefetcher, tol: Option<f64>) -> Self {
+    pub fn streaming(
+        engine: CpuEngine<'a, f32>,
+        feed: Prefetcher,
+        rule: Rule,
+        tol: Option<f64>,
+    ) -> Self {
         CpuSession {
             stream: Some(Stream::new(feed)),
-            ..Self::new(engine, tol)
+            ..Self::new(engine, rule, tol)
         }
     }
 }
@@ -159,7 +167,7 @@ impl Session for CpuSession<'_> {
         Ok(())
     }
 
-    fn step(&mut self, batch: Batch, lr: f64) -> Result<()> {
+    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
         if self.halted {
             return Ok(());
         }
@@ -191,7 +199,7 @@ impl Session for CpuSession<'_> {
             return Ok(());
         }
         self.engine.backward(rows)?;
-        self.engine.sgd(lr);
+        self.engine.update(self.update, update);
         Ok(())
     }
 

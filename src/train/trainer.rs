@@ -5,12 +5,13 @@ use std::thread::Scope;
 use std::time::Instant;
 
 use super::gpu_session::GpuSession;
+use super::optim::Stepper;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::{Backend, Mode, Progress, Report, StopReason, TrainConfig};
 use crate::data::{Dataset, RowSource, epoch_plan};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
-use crate::gpu::{self, GpuContext, resident_row_limit};
+use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
 use crate::model::{Fitted, Model, init_params};
 use crate::program::Program;
 use crate::schedule::Prefetcher;
@@ -188,9 +189,14 @@ impl Trainer {
     ) -> Result<Box<dyn Session + 'a>> {
         let cfg = &self.config;
         let cap = cfg.batch_size.min(data.n());
-        let (tol, depth) = (cfg.tol, cfg.ring_depth);
+        let (tol, depth, rule) = (cfg.tol, cfg.ring_depth, cfg.optimizer.rule());
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
             let verify = cfg.verify;
+            let tol = GpuEngineOptions {
+                tol: tol.map(|t| t as f32),
+                rule,
+                ..GpuEngineOptions::default()
+            };
             let mut s = match self.placement(ctx, data, cap)? {
                 Placement::Streaming { group } => {
                     let ring = (depth, group);
@@ -231,14 +237,14 @@ impl Trainer {
             Some(d) => {
                 let x = d.features();
                 let engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap);
-                CpuSession::new(engine, tol)
+                CpuSession::new(engine, rule, tol)
             }
             None => {
                 let kind = data.target_kind();
                 let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap);
                 let group = self.upload_batches(data.p(), cap, u64::MAX, u64::MAX);
                 let feed = Prefetcher::spawn(scope, data, depth, group)?;
-                CpuSession::streaming(engine, feed, tol)
+                CpuSession::streaming(engine, feed, rule, tol)
             }
         };
         session.set_params(init)?;
@@ -326,6 +332,7 @@ impl Trainer {
             model,
             backend: session.backend(),
             epoch_losses: Vec::new(),
+            epoch_lrs: Vec::new(),
             step_losses: Vec::new(),
             steps: 0,
             samples: 0,
@@ -351,6 +358,9 @@ impl Trainer {
                 });
             }
         };
+        let mut stepper = Stepper::new(cfg.optimizer, cfg.penalty, cfg.schedule, cfg.learning_rate);
+        // scikit-learn's n_iter_no_change: the best epoch loss and the epochs since.
+        let (mut best, mut stale) = (f64::INFINITY, 0usize);
         for epoch in 0..cfg.epochs {
             let plan = Arc::new(epoch_plan(
                 cfg.seed,
@@ -363,8 +373,10 @@ impl Trainer {
             session.begin_epoch(&plan)?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             let mut synced = Synced::default();
+            let mut lr = cfg.learning_rate;
             for batch in plan.batches() {
-                session.step(batch, cfg.learning_rate)?;
+                lr = stepper.lr(epoch, cfg.epochs, sizes.len());
+                session.step(batch, &stepper.next(lr))?;
                 let every = cfg.loss_every.unwrap_or(usize::MAX);
                 let due = (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len();
                 if due {
@@ -390,6 +402,7 @@ impl Trainer {
             report.samples += rows as u64;
             if rows > 0 {
                 report.epoch_losses.push(loss_sum / rows as f64);
+                report.epoch_lrs.push(lr);
             }
             match synced.halt {
                 None => {
@@ -397,6 +410,20 @@ impl Trainer {
                     let params = session.params()?;
                     if all_finite(&params) {
                         *snapshot = params;
+                    }
+                    let loss = report.final_loss();
+                    stepper.end_epoch(loss);
+                    if let Some(rule) = cfg.no_improvement {
+                        if loss < best - rule.tol {
+                            stale = 0;
+                        } else {
+                            stale += 1;
+                        }
+                        best = best.min(loss);
+                        if stale >= rule.epochs {
+                            report.stop = StopReason::NoImprovement { epoch, best };
+                            break;
+                        }
                     }
                 }
                 Some((_, Halt::Tolerance { delta })) => {

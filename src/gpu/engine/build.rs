@@ -172,17 +172,33 @@ impl GpuEngine {
                 bound: loss,
             },
         );
-        for (i, d) in program.params.iter().enumerate() {
-            let bound = kernels::bind_sgd(ctx, &ring, buf(d.value), buf(d.grad), Some(&halt))?;
+        // Two optimizer state tensors per parameter, zero at first (wgpu zeroes new
+        // buffers), whatever the rule: the bindings never change.
+        let state = program
+            .params
+            .iter()
+            .map(|d| {
+                let len = d.rows * d.cols;
+                Ok([
+                    ctx.storage(&format!("{} state 1", d.name), len)?,
+                    ctx.storage(&format!("{} state 2", d.name), len)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (i, (d, [s1, s2])) in program.params.iter().zip(&state).enumerate() {
+            let (value, grad) = (buf(d.value), buf(d.grad));
+            let bound = kernels::bind_update(ctx, &ring, value, grad, Some(&halt), [s1, s2])?;
             ops.push(BoundOp {
-                op: OpKind::Sgd(i),
+                op: OpKind::Update(i),
                 bound: vec![bound],
             });
         }
-        ctx.pipelines().get(Kernel::Sgd);
+        ctx.pipelines().get(Kernel::Update(options.rule));
         drop(views);
         Ok(GpuEngine {
             ctx: ctx.clone(),
+            rule: options.rule,
+            state,
             program,
             cap,
             p,

@@ -1,6 +1,7 @@
 //! Recording steps and submitting them: one compute pass per step, many steps per
 //! submission.
 
+use crate::cpu::update::{Rule, StepScalars};
 use crate::error::{Error, Result};
 use crate::program::{Op, Program, Src};
 
@@ -14,7 +15,7 @@ impl GpuEngine {
         &mut self,
         rows: StepRows,
         len: usize,
-        lr: f64,
+        update: &StepScalars,
         loss_slot: usize,
     ) -> Result<()> {
         if len == 0 || len > self.cap {
@@ -55,7 +56,7 @@ impl GpuEngine {
                 &self.ops,
                 &self.program,
                 (rows, len),
-                lr as f32,
+                (self.rule, update),
                 (loss_slot, self.halting),
             )
         };
@@ -103,7 +104,7 @@ fn record_step(
     ops: &[BoundOp],
     program: &Program,
     (rows, m): (StepRows, usize),
-    lr: f32,
+    (rule, update): (Rule, &StepScalars),
     (slot, halting): (usize, Halting),
 ) -> Result<()> {
     // Resident data are gathered through the epoch order from `start`; a ring slot
@@ -158,9 +159,10 @@ fn record_step(
                 slot as u32,
                 halting,
             )?,
-            OpKind::Sgd(i) => {
+            OpKind::Update(i) => {
                 let d = &program.params[*i];
-                kernels::sgd(ctx, pass, ring, bound, d.rows * d.cols, lr)?
+                let s = update.of(d.is_bias).of::<f32>();
+                kernels::update(ctx, pass, ring, bound, rule, d.rows * d.cols, &s)?
             }
         }
     }

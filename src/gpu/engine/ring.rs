@@ -26,6 +26,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cpu::loss::LossKind;
+use crate::cpu::update::StepScalars;
 use crate::data::{BatchTargets, TargetKind};
 use crate::error::{Error, Result};
 use crate::program::Program;
@@ -288,7 +289,7 @@ impl GpuEngine {
         slot: usize,
         offset: usize,
         len: usize,
-        lr: f64,
+        update: impl Into<StepScalars>,
         loss_slot: usize,
     ) -> Result<()> {
         let Data::Ring(ring) = &self.data else {
@@ -309,7 +310,12 @@ impl GpuEngine {
             ));
         }
         let offset = offset as u32; // below slot_rows, which fits u32
-        self.record(StepRows::Slot { slot, offset }, len, lr, loss_slot)?;
+        self.record(
+            StepRows::Slot { slot, offset },
+            len,
+            &update.into(),
+            loss_slot,
+        )?;
         if let Data::Ring(ring) = &mut self.data {
             ring.read_pending(slot);
         }
