@@ -246,3 +246,35 @@ fn seed_init_is_available_and_mlp_rejects_constant_init() {
         .unwrap_err();
     assert!(err.to_string().contains("random init"), "{err}");
 }
+
+/// `score` is scikit-learn's: R² for regression, accuracy for classifiers; a model asked
+/// to score the other kind of target says so.
+#[test]
+fn score_is_r2_or_accuracy() {
+    let trainer = Trainer::new(TrainConfig::default().batch_size(32).epochs(5)).unwrap();
+    let reg = Synthetic::linear(400, 3).seed(1).dataset().unwrap();
+    let mut lin = LinearRegression::new();
+    lin.fit(&reg, &trainer).unwrap();
+    let Targets::Real(y) = reg.targets() else {
+        unreachable!()
+    };
+    let r2 = gradflow::metrics::r2(&lin.predict(reg.features()).unwrap(), y).unwrap();
+    assert_eq!(lin.score(&reg).unwrap(), r2);
+    assert!(r2 > 0.99);
+    let cls = Synthetic::blobs(400, 3, 3).seed(2).dataset().unwrap();
+    let mut soft = SoftmaxRegression::new();
+    soft.fit(&cls, &trainer).unwrap();
+    let Targets::Classes { labels, .. } = cls.targets() else {
+        unreachable!()
+    };
+    let acc = gradflow::metrics::accuracy(&soft.predict(cls.features()).unwrap(), labels).unwrap();
+    assert_eq!(soft.score(&cls).unwrap(), acc);
+    assert!(matches!(
+        soft.score(&reg),
+        Err(gradflow::Error::TargetMismatch { .. })
+    ));
+    assert!(matches!(
+        lin.score(&cls),
+        Err(gradflow::Error::TargetMismatch { .. })
+    ));
+}

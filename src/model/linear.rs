@@ -3,7 +3,7 @@
 use super::normal_eq::{self, NormalSolution, Solve};
 use super::{Arch, Fitted, Init, Model, Spec, forward_output};
 use crate::cpu::loss::LossKind;
-use crate::data::{Dataset, RowSource};
+use crate::data::{Dataset, RowSource, Targets};
 use crate::error::{Error, Result};
 use crate::train::{Report, Trainer};
 
@@ -68,6 +68,22 @@ impl LinearRegression {
             params: vec![w, vec![sol.bias as f32]],
         });
         Ok(sol)
+    }
+
+    /// scikit-learn's `score`: R² of the predictions on `data`.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`]; [`Error::TargetMismatch`] for labelled data; the feature
+    /// count errors of `predict`.
+    pub fn score(&self, data: &Dataset) -> Result<f64> {
+        let Targets::Real(y) = data.targets() else {
+            return Err(Error::TargetMismatch {
+                model: self.name(),
+                expected: "real-valued targets".into(),
+                got: data.targets().describe(),
+            });
+        };
+        crate::metrics::r2(&self.predict(data.features())?, y)
     }
 
     /// Predictions for the rows of `x` (row-major, p values per row).

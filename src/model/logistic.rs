@@ -1,9 +1,9 @@
 //! Binary logistic regression (seed 000's exercise).
 
-use super::{Arch, Fitted, Init, Model, Spec, forward_output, require_classes};
+use super::{Arch, Fitted, Init, Model, Spec, accuracy_on, forward_output, require_classes};
 use crate::cpu::activation::sigmoid;
 use crate::cpu::loss::LossKind;
-use crate::data::RowSource;
+use crate::data::{Dataset, RowSource};
 use crate::error::Result;
 use crate::train::{Report, Trainer};
 
@@ -53,6 +53,15 @@ impl LogisticRegression {
     /// [`crate::Error::NotFitted`], or shape and finiteness errors for bad input.
     pub fn decision_function(&self, x: &[f32]) -> Result<Vec<f32>> {
         forward_output(self.name(), self.fitted.as_ref(), x)
+    }
+
+    /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`]; [`Error::TargetMismatch`] for real targets; the feature
+    /// count errors of `predict`.
+    pub fn score(&self, data: &Dataset) -> Result<f64> {
+        accuracy_on(self.name(), data, |x| self.predict(x))
     }
 
     /// Predicted labels (0 or 1): 1 where `σ(z) > 0.5`.

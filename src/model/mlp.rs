@@ -1,8 +1,10 @@
 //! The 2-layer MLP of seed 001.
 
-use super::{Arch, Fitted, Init, Model, Spec, predict_classes, predict_softmax, require_classes};
+use super::{
+    Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
+};
 use crate::cpu::activation::Activation;
-use crate::data::RowSource;
+use crate::data::{Dataset, RowSource};
 use crate::error::{Error, Result};
 use crate::train::{Report, Trainer};
 
@@ -67,6 +69,15 @@ impl Mlp {
     /// As [`Trainer::fit`]; [`Error::InvalidParameter`] for a hidden width of 0.
     pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
+    }
+
+    /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`]; [`Error::TargetMismatch`] for real targets; the feature
+    /// count errors of `predict`.
+    pub fn score(&self, data: &Dataset) -> Result<f64> {
+        accuracy_on(self.name(), data, |x| self.predict(x))
     }
 
     /// Predicted class of each row.

@@ -22,7 +22,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
-use crate::data::{RowSource, check_finite};
+use crate::data::{Dataset, RowSource, Targets, check_finite};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
@@ -377,6 +377,22 @@ pub(crate) fn predict_softmax(
 }
 
 /// Checks that a classifier's dataset has class labels; returns the class count.
+/// A classifier's `score`: the accuracy of `predict` on `data`'s features.
+pub(crate) fn accuracy_on(
+    model: &'static str,
+    data: &Dataset,
+    predict: impl FnOnce(&[f32]) -> Result<Vec<u32>>,
+) -> Result<f64> {
+    let Targets::Classes { labels, .. } = data.targets() else {
+        return Err(Error::TargetMismatch {
+            model,
+            expected: "class labels".into(),
+            got: data.targets().describe(),
+        });
+    };
+    crate::metrics::accuracy(&predict(data.features())?, labels)
+}
+
 pub(crate) fn require_classes(
     model: &'static str,
     data: &dyn RowSource,

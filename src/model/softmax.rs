@@ -1,8 +1,10 @@
 //! Multinomial (softmax) regression.
 
-use super::{Arch, Fitted, Init, Model, Spec, predict_classes, predict_softmax, require_classes};
+use super::{
+    Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
+};
 use crate::cpu::loss::LossKind;
-use crate::data::RowSource;
+use crate::data::{Dataset, RowSource};
 use crate::error::Result;
 use crate::train::{Report, Trainer};
 
@@ -43,6 +45,15 @@ impl SoftmaxRegression {
     /// As [`Trainer::fit`].
     pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
         trainer.fit(self, data)
+    }
+
+    /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`]; [`Error::TargetMismatch`] for real targets; the feature
+    /// count errors of `predict`.
+    pub fn score(&self, data: &Dataset) -> Result<f64> {
+        accuracy_on(self.name(), data, |x| self.predict(x))
     }
 
     /// Predicted class of each row (arg-max of the logits).
