@@ -56,7 +56,7 @@ fn kernels(c: &mut Criterion) {
     let mut dz = vec![0f32; m * 10];
     g.throughput(Throughput::Elements(m as u64));
     g.bench_function("softmax + CCE 256×10", |bench| {
-        bench.iter(|| loss::softmax_cce(black_box(&z), &labels, None, m, 10, &mut dz))
+        bench.iter(|| loss::softmax_cce(black_box(&z), &labels, None, m, 10, &mut dz, None))
     });
     g.finish();
 }

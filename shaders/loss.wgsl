@@ -10,6 +10,9 @@
 // or in order from row `idx_off` when `use_idx = 0`. Real targets are stored as f32 bits
 // in the same u32 binding as labels, so one layout serves every loss.
 //
+// Weights (`use_w = 1`): row t's loss and gradient are scaled by w[t], read like its
+// target; the mean still divides by m (scikit-learn's sample_weight × class_weight).
+//
 // The batch loss is reduced on the device by ONE workgroup: invocation t handles rows
 // t, t + WG, … in order, then a fixed tree reduction; the mean lands in losses[slot].
 // No atomics, so the loss repeats bit for bit.
@@ -36,7 +39,7 @@ struct Params {
     slot: u32,
     halt_mode: u32,
     tol: f32,
-    _pad0: u32,
+    use_w: u32,
 }
 
 const WG: u32 = 256u;
@@ -48,6 +51,7 @@ const WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read> idx: array<u32>;
 @group(0) @binding(5) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(6) var<storage, read_write> halt: array<u32>;
+@group(0) @binding(7) var<storage, read> w: array<f32>;
 
 var<workgroup> part: array<f32, WG>;
 
@@ -56,6 +60,13 @@ fn target_row(r: u32) -> u32 {
         return idx[P.idx_off + r];
     }
     return P.idx_off + r;
+}
+
+fn weight(t: u32) -> f32 {
+    if (P.use_w == 1u) {
+        return w[t];
+    }
+    return 1.0;
 }
 
 fn sigmoid(v: f32) -> f32 {
@@ -100,10 +111,11 @@ fn mse(@builtin(local_invocation_id) lid: vec3<u32>) {
     var acc = 0.0;
     for (var r = lid.x; r < P.m; r += WG) {
         let t = target_row(r);
+        let wr = weight(t);
         for (var j = 0u; j < P.cols; j++) {
             let diff = z[r * P.cols + j] - bitcast<f32>(targets[t * P.cols + j]);
-            acc += diff * diff;
-            dz[r * P.cols + j] = scale * diff;
+            acc += wr * diff * diff;
+            dz[r * P.cols + j] = scale * wr * diff;
         }
     }
     finish(lid.x, acc);
@@ -114,11 +126,13 @@ fn sigmoid_bce(@builtin(local_invocation_id) lid: vec3<u32>) {
     let inv_m = 1.0 / f32(P.m);
     var acc = 0.0;
     for (var r = lid.x; r < P.m; r += WG) {
-        let y = f32(targets[target_row(r)]);
+        let t = target_row(r);
+        let y = f32(targets[t]);
+        let wr = weight(t);
         let v = z[r];
         // softplus(v) − y v, from the logit: finite for any finite v.
-        acc += max(v, 0.0) - y * v + log(1.0 + exp(-abs(v)));
-        dz[r] = (sigmoid(v) - y) * inv_m;
+        acc += wr * (max(v, 0.0) - y * v + log(1.0 + exp(-abs(v))));
+        dz[r] = wr * (sigmoid(v) - y) * inv_m;
     }
     finish(lid.x, acc);
 }
@@ -128,7 +142,9 @@ fn softmax_cce(@builtin(local_invocation_id) lid: vec3<u32>) {
     let inv_m = 1.0 / f32(P.m);
     var acc = 0.0;
     for (var r = lid.x; r < P.m; r += WG) {
-        let label = targets[target_row(r)];
+        let t = target_row(r);
+        let label = targets[t];
+        let wr = weight(t);
         let base = r * P.cols;
         var mx = z[base];
         for (var j = 1u; j < P.cols; j++) {
@@ -139,10 +155,10 @@ fn softmax_cce(@builtin(local_invocation_id) lid: vec3<u32>) {
             denom += exp(z[base + j] - mx);
         }
         let lse = mx + log(denom);
-        acc += lse - z[base + label];
+        acc += wr * (lse - z[base + label]);
         for (var j = 0u; j < P.cols; j++) {
             let p = exp(z[base + j] - lse);
-            dz[base + j] = (p - select(0.0, 1.0, j == label)) * inv_m;
+            dz[base + j] = wr * (p - select(0.0, 1.0, j == label)) * inv_m;
         }
     }
     finish(lid.x, acc);

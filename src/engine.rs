@@ -64,6 +64,8 @@ pub struct CpuEngine<'a, T: Real> {
     n: usize,
     targets: EngineTargets<'a, T>,
     cap: usize,
+    /// Row weights for the loss, read like the targets (`None`: every row weighs 1).
+    weights: Option<Cow<'a, [f32]>>,
     /// Optimizer state per parameter (see [`crate::cpu::update`]), made at the first update.
     state: Vec<[Vec<T>; 2]>,
 }
@@ -96,8 +98,15 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             n: x.len() / p.max(1),
             targets,
             cap,
+            weights: None,
             state: Vec::new(),
         }
+    }
+
+    /// Weighs row `i`'s loss and gradient by `weights[i]` (see [`crate::cpu::loss`]).
+    pub fn with_weights(mut self, weights: Cow<'a, [f32]>) -> Self {
+        self.weights = Some(weights);
+        self
     }
 
     /// An engine that holds no dataset: each batch (or group of consecutive batches) is
@@ -112,7 +121,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// let data = Synthetic::linear(4, 2).dataset()?;
     /// let program = LinearRegression::new().spec_for(&data)?.program();
     /// let mut engine = CpuEngine::<f32>::for_batches(program, 2, TargetKind::Real, 4);
-    /// engine.load(&[1.0, 2.0, 3.0, 4.0], BatchTargets::Real(&[3.0, 7.0]))?;
+    /// engine.load(&[1.0, 2.0, 3.0, 4.0], BatchTargets::Real(&[3.0, 7.0]), None)?;
     /// let loss = engine.step(Rows::Range { start: 0, len: 2 }, 0.1)?;
     /// assert_eq!(loss, (9.0 + 49.0) / 2.0); // zero parameters: mean(y²), as in seed 000
     /// # Ok::<(), gradflow::Error>(())
@@ -127,14 +136,27 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         engine
     }
 
-    /// Copies rows into the engine (`x`: rows × p, one target per row), replacing what it
-    /// read before; rows `0 .. rows` are then addressable.
+    /// Copies rows into the engine (`x`: rows × p, one target per row, and optionally one
+    /// weight per row), replacing what it read before; rows `0 .. rows` are then
+    /// addressable.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] when `x` is not whole rows of p, the target count differs
-    /// from the rows, or the targets are of another kind than the engine's.
-    pub fn load(&mut self, x: &[f32], targets: BatchTargets<'_>) -> Result<()> {
+    /// [`Error::ShapeMismatch`] when `x` is not whole rows of p, the target or weight
+    /// count differs from the rows, or the targets are of another kind than the engine's.
+    pub fn load(
+        &mut self,
+        x: &[f32],
+        targets: BatchTargets<'_>,
+        weights: Option<&[f32]>,
+    ) -> Result<()> {
         let rows = x.len() / self.p.max(1);
+        if weights.is_some_and(|w| w.len() != rows) {
+            return Err(Error::ShapeMismatch {
+                what: "loaded batch weights",
+                expected: format!("one per row: {rows}"),
+                got: weights.map_or(0, <[f32]>::len).to_string(),
+            });
+        }
         let kind_matches = matches!(
             (&self.targets, targets),
             (EngineTargets::Real(_), BatchTargets::Real(_))
@@ -170,6 +192,17 @@ impl<'a, T: Real> CpuEngine<'a, T> {
                 l.extend_from_slice(src);
             }
             _ => unreachable!("kinds checked above"),
+        }
+        match weights {
+            Some(w) => {
+                let dst = self
+                    .weights
+                    .get_or_insert_with(|| Cow::Owned(Vec::new()))
+                    .to_mut();
+                dst.clear();
+                dst.extend_from_slice(w);
+            }
+            None => self.weights = None,
         }
         self.n = rows;
         Ok(())
@@ -256,18 +289,20 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         let (m, cols) = (rows.len(), self.program.out_cols);
         let mut dz = std::mem::take(&mut self.bufs[self.program.delta.0]);
         let z = &self.bufs[self.program.output.0];
+        // Weights are read like the targets: one per row, through the same view.
+        let w = self.weights.as_deref().map(|w| rows.view(w, 1).0);
         let loss = match (self.program.loss, &self.targets) {
             (LossKind::Mse, EngineTargets::Real(y)) => {
                 let (y, idx) = rows.view(y, cols);
-                cpu::loss::mse(z, y, idx, m, cols, &mut dz)
+                cpu::loss::mse(z, y, idx, m, cols, &mut dz, w)
             }
             (LossKind::SigmoidBce, EngineTargets::Labels(l)) => {
                 let (l, idx) = rows.view(l, 1);
-                cpu::loss::sigmoid_bce(z, l, idx, m, &mut dz)
+                cpu::loss::sigmoid_bce(z, l, idx, m, &mut dz, w)
             }
             (LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
                 let (l, idx) = rows.view(l, 1);
-                cpu::loss::softmax_cce(z, l, idx, m, cols, &mut dz)
+                cpu::loss::softmax_cce(z, l, idx, m, cols, &mut dz, w)
             }
             (kind, _) => {
                 self.bufs[self.program.delta.0] = dz;

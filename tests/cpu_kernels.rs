@@ -89,7 +89,7 @@ fn softmax_and_cce_stay_finite_at_extreme_logits() {
     assert_eq!(&p[..3], &[1.0, 0.0, 0.0]);
     assert!(p.iter().all(|v| v.is_finite()));
     let mut dz = [0f32; 6];
-    let l = loss::softmax_cce(&z, &[1, 0], None, 2, 3, &mut dz);
+    let l = loss::softmax_cce(&z, &[1, 0], None, 2, 3, &mut dz, None);
     // Row 0: lse = 1000, loss = 1000 − (−1000) = 2000; row 1: lse ≈ 89.3133, loss ≈ 1.3133.
     assert!(
         (l - (2000.0 + (89.0 + (1.0 + (-1f64).exp()).ln() - 88.0)) / 2.0).abs() < 1e-4,
@@ -107,6 +107,7 @@ fn bce_is_exact_for_large_logits() {
         None,
         4,
         &mut dz,
+        None,
     );
     // Right answers cost e^-100 ≈ 0; wrong ones cost 100 each.
     assert!((l - 50.0).abs() < 1e-9, "{l}");
@@ -160,7 +161,20 @@ fn column_sums_and_mse_gradient() {
         2,
         1,
         &mut dz,
+        None,
     );
     assert_eq!(l, (4.0 + 4.0) / 2.0);
     assert_eq!(dz, [-2.0, 2.0]);
+    // Weights read through the same index: row 0 (target 2) weighs 3, row 1 weighs 0.5.
+    let l = loss::mse(
+        &[1.0f32, 2.0],
+        &[10.0, 0.0, 3.0],
+        Some(&[2, 1]),
+        2,
+        1,
+        &mut dz,
+        Some(&[9.0, 0.5, 3.0]),
+    );
+    assert_eq!(l, (3.0 * 4.0 + 0.5 * 4.0) / 2.0);
+    assert_eq!(dz, [-6.0, 1.0]);
 }

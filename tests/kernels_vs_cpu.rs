@@ -366,28 +366,30 @@ fn softmax_matches_cpu() {
     }
 }
 
-/// Loss inputs: output `z` (m × cols), targets as u32 words (f32 bits for MSE), CPU δ
-/// and loss.
+/// Loss inputs: output `z` (m × cols), targets as u32 words (f32 bits for MSE), optional
+/// row weights in [0, 3) read like the targets, CPU δ and loss.
 fn check_loss(
     ctx: &GpuContext,
     rng: &mut Rng,
     kind: LossKind,
-    m: usize,
-    cols: usize,
+    (m, cols): (usize, usize),
     gather: bool,
+    weighted: bool,
 ) {
     let n_rows = m + 9; // the dataset: more rows than the batch
     let z = rng.vec(m * cols, -6.0, 6.0);
+    let w = rng.vec(n_rows, 0.0, 3.0);
     let lead = 2usize;
     let idx: Vec<u32> = (0..lead + m).map(|_| rng.below(n_rows as u32)).collect();
     let start = 4usize; // Range batches start here
     let rows_cpu: Option<&[u32]> = gather.then(|| &idx[lead..]);
+    let w_cpu = weighted.then(|| if gather { &w[..] } else { &w[start..] });
     let mut want_dz = vec![0f32; m * cols];
     let (words, want_loss): (Vec<u32>, f64) = match kind {
         LossKind::Mse => {
             let y = rng.vec(n_rows * cols, -6.0, 6.0);
             let ys = if gather { &y[..] } else { &y[start * cols..] };
-            let l = cpu::loss::mse(&z, ys, rows_cpu, m, cols, &mut want_dz);
+            let l = cpu::loss::mse(&z, ys, rows_cpu, m, cols, &mut want_dz, w_cpu);
             (y.iter().map(|v| v.to_bits()).collect(), l)
         }
         LossKind::SigmoidBce | LossKind::SoftmaxCce => {
@@ -403,9 +405,9 @@ fn check_loss(
                 &labels[start..]
             };
             let l = if kind == LossKind::SigmoidBce {
-                cpu::loss::sigmoid_bce(&z, ls, rows_cpu, m, &mut want_dz)
+                cpu::loss::sigmoid_bce(&z, ls, rows_cpu, m, &mut want_dz, w_cpu)
             } else {
-                cpu::loss::softmax_cce(&z, ls, rows_cpu, m, cols, &mut want_dz)
+                cpu::loss::softmax_cce(&z, ls, rows_cpu, m, cols, &mut want_dz, w_cpu)
             };
             (labels, l)
         }
@@ -416,8 +418,10 @@ fn check_loss(
     let gi = ctx.upload("idx", &idx).expect("idx");
     let gdz = poison(ctx, m * cols);
     let losses = poison(ctx, 4);
+    let gw = ctx.upload("weights", &w).expect("w");
+    let gw = weighted.then_some(&gw);
     let bound =
-        kernels::bind_loss(ctx, &ring, &gz, &gt, Some(&gi), &gdz, &losses, None).expect("bind");
+        kernels::bind_loss(ctx, &ring, &gz, &gt, Some(&gi), &gdz, &losses, None, gw).expect("bind");
     let rows = if gather {
         TargetRows::Gather(lead as u32)
     } else {
@@ -427,11 +431,11 @@ fn check_loss(
         kernels::loss(ctx, p, r, &bound, kind, rows, (m, cols), 2, Halting::Off)
     })
     .expect("loss");
-    let what = format!("{kind:?} {m}×{cols} gather={gather}");
+    let what = format!("{kind:?} {m}×{cols} gather={gather} weighted={weighted}");
     let got_dz = read_f32(ctx, &gdz, m * cols).expect("read");
     // δ = (p − y)/m (or 2(z − y)/m) is a difference of f32 values of size ≤ `scale`: its
-    // rounding error is absolute, a few 2⁻²⁴·scale, then divided by m.
-    let scale = if kind == LossKind::Mse { 12.0 } else { 1.0 };
+    // rounding error is absolute, a few 2⁻²⁴·scale, then divided by m (times a weight < 3).
+    let scale = if kind == LossKind::Mse { 12.0 } else { 1.0 } * if weighted { 3.0 } else { 1.0 };
     let atol = 4.0 * f32::EPSILON * scale / m as f32;
     assert_close(&format!("{what} δ"), &got_dz, &want_dz, RTOL, atol);
     let got_loss = read_f32(ctx, &losses, 4).expect("read");
@@ -462,8 +466,9 @@ fn losses_match_cpu() {
                 LossKind::SigmoidBce => 1,
                 _ => [1, 7, 3, 10, 4][i],
             };
-            check_loss(&ctx, &mut rng, kind, m, cols, false);
-            check_loss(&ctx, &mut rng, kind, m, cols, true);
+            for (gather, weighted) in [(false, false), (true, false), (false, true), (true, true)] {
+                check_loss(&ctx, &mut rng, kind, (m, cols), gather, weighted);
+            }
         }
     }
 }
@@ -605,8 +610,8 @@ fn repeated_dispatch_is_bit_identical() {
         let gdz = poison(&ctx, m * n);
         let losses = poison(&ctx, 1);
         let mm = kernels::bind_matmul(&ctx, &ring, &ga, None, &gb, &gc).expect("bind");
-        let lo =
-            kernels::bind_loss(&ctx, &ring, &gc, &gl, None, &gdz, &losses, None).expect("bind");
+        let lo = kernels::bind_loss(&ctx, &ring, &gc, &gl, None, &gdz, &losses, None, None)
+            .expect("bind");
         kernels::submit(&ctx, &mut ring, |p, r| {
             kernels::matmul(&ctx, p, r, &mm, Layout::TN, (m, k, n), None)?;
             kernels::loss(
@@ -650,7 +655,7 @@ fn pipeline_cache_fills_once() {
         let bi = kernels::bind_bias_add(ctx, &ring, &z, &y).expect("bind");
         let ac = kernels::bind_activation(ctx, &ring, &x, &z).expect("bind");
         let sm = kernels::bind_softmax_rows(ctx, &ring, &x, &z).expect("bind");
-        let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s, None).expect("bind");
+        let lo = kernels::bind_loss(ctx, &ring, &x, &l, None, &z, &s, None, None).expect("bind");
         let cs = kernels::bind_col_sums(ctx, &ring, &x, &z).expect("bind");
         let s1 = ctx.upload("s1", &[0.0f32; 64]).expect("s1");
         let s2 = ctx.upload("s2", &[0.0f32; 64]).expect("s2");

@@ -56,7 +56,7 @@ fn first_batch_gradients_and_update_by_kernel() {
     gradflow::cpu::bias::bias_add(&mut yhat, 3, 1, &b);
     assert_eq!(yhat, [3.0, 4.0, 2.0]);
     let mut dz = [0f32; 3];
-    loss::mse(&yhat, y, None, 3, 1, &mut dz);
+    loss::mse(&yhat, y, None, 3, 1, &mut dz, None);
     let (mut gw, mut gb) = ([0f32; 2], [0f32; 1]);
     matmul::matmul(
         matmul::Layout::TN,

@@ -5,9 +5,11 @@ mod dataset;
 mod plan;
 mod source;
 mod synthetic;
+mod weights;
 
 pub(crate) use dataset::check_finite;
 pub use dataset::{Dataset, Targets};
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, windowed_order};
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};
+pub use weights::{ClassWeight, RowWeights};

@@ -119,6 +119,8 @@ enum Data {
         n: usize,
         chunks: FeatureChunks,
         targets: wgpu::Buffer,
+        /// Row weights for the loss, when given.
+        weights: Option<wgpu::Buffer>,
         order: wgpu::Buffer,
         order_len: usize,
     },
@@ -133,6 +135,7 @@ struct View<'a> {
     rows_per_chunk: usize,
     index: Option<&'a wgpu::Buffer>,
     targets: &'a wgpu::Buffer,
+    weights: Option<&'a wgpu::Buffer>,
 }
 
 impl Data {
@@ -141,6 +144,7 @@ impl Data {
             Data::Resident {
                 chunks,
                 targets,
+                weights,
                 order,
                 ..
             } => vec![View {
@@ -148,6 +152,7 @@ impl Data {
                 rows_per_chunk: chunks.rows_per_chunk,
                 index: Some(order),
                 targets,
+                weights: weights.as_ref(),
             }],
             Data::Ring(r) => r.views(),
         }
@@ -156,7 +161,11 @@ impl Data {
 
 /// What the engine is built over.
 enum Source<'x> {
-    Resident { x: &'x [f32], targets: &'x Targets },
+    Resident {
+        x: &'x [f32],
+        targets: &'x Targets,
+        weights: Option<&'x [f32]>,
+    },
     Ring(RingShape),
 }
 
@@ -273,8 +282,44 @@ impl GpuEngine {
             p,
             cap,
             options,
-            Source::Resident { x, targets },
+            Source::Resident {
+                x,
+                targets,
+                weights: None,
+            },
         )
+    }
+
+    /// As [`GpuEngine::with_options`], with row weights for the loss (one per row, read
+    /// like the targets; see [`crate::cpu::loss`]).
+    ///
+    /// # Errors
+    /// As [`GpuEngine::with_options`]; [`Error::ShapeMismatch`] when the weights are not
+    /// one per row.
+    #[allow(clippy::too_many_arguments)] // the dataset's parts, the cap and the options
+    pub fn weighted(
+        ctx: &GpuContext,
+        program: Program,
+        x: &[f32],
+        p: usize,
+        targets: &Targets,
+        weights: &[f32],
+        cap: usize,
+        options: GpuEngineOptions,
+    ) -> Result<Self> {
+        if p == 0 || x.len() % p != 0 || weights.len() * p != x.len() {
+            return Err(Error::ShapeMismatch {
+                what: "features and weights",
+                expected: format!("n × p values with p = {p} ≥ 1, and n weights"),
+                got: format!("{} values, {} weights", x.len(), weights.len()),
+            });
+        }
+        let source = Source::Resident {
+            x,
+            targets,
+            weights: Some(weights),
+        };
+        Self::build(ctx, program, p, cap, options, source)
     }
 
     /// The optimizer's update rule.

@@ -115,6 +115,8 @@ pub struct Bound {
     /// number of chunks; unused by the other families.
     chunk_rows: u32,
     chunks: usize,
+    /// A loss bound with row weights.
+    weighted: bool,
 }
 
 /// Most buffers a matmul's A may be split into (bindings `a`, `a1`, `a2`, `a3`).
@@ -161,6 +163,7 @@ fn bind(
         lens: bufs.iter().map(|b| b.size() / 4).collect(),
         chunk_rows: u32::MAX,
         chunks: 1,
+        weighted: false,
     })
 }
 
@@ -271,8 +274,9 @@ pub fn bind_softmax_rows(
 }
 
 /// Binds a fused loss: output `z`, `targets` (f32 values or u32 labels), the gradient
-/// `dz`, the optional gather index of the target rows, the `losses` slots and the optional
-/// halt flag (4 × u32, see `shaders/loss.wgsl`) that training uses.
+/// `dz`, the optional gather index of the target rows, the `losses` slots, the optional
+/// halt flag (4 × u32, see `shaders/loss.wgsl`) that training uses, and optional row
+/// weights (one f32 per target row, read like the targets).
 ///
 /// # Errors
 /// As [`bind_matmul`].
@@ -286,8 +290,9 @@ pub fn bind_loss(
     dz: &wgpu::Buffer,
     losses: &wgpu::Buffer,
     halt: Option<&wgpu::Buffer>,
+    weights: Option<&wgpu::Buffer>,
 ) -> Result<Bound> {
-    bind(
+    let mut bound = bind(
         ctx,
         ring,
         Family::Loss,
@@ -298,8 +303,11 @@ pub fn bind_loss(
             rows.unwrap_or(ctx.dummy()),
             losses,
             halt.unwrap_or(ctx.scratch()),
+            weights.unwrap_or(ctx.dummy()),
         ],
-    )
+    )?;
+    bound.weighted = weights.is_some();
+    Ok(bound)
 }
 
 /// Binds `out = 1ᵀ x`.
@@ -368,7 +376,7 @@ struct LossParams {
     slot: u32,
     halt_mode: u32,
     tol: f32,
-    pad: u32,
+    use_w: u32,
 }
 
 /// Whether a loss dispatch decides to halt training (see `shaders/loss.wgsl`).
@@ -723,6 +731,9 @@ pub fn loss(
                 "loss targets",
                 (u64::from(start) + m as u64) * t_cols,
             )?;
+            if bound.weighted {
+                check_len(bound, 6, "loss weights", u64::from(start) + m as u64)?;
+            }
             (0, start)
         }
         TargetRows::Gather(off) => {
@@ -749,7 +760,7 @@ pub fn loss(
         } else {
             0.0
         },
-        pad: 0,
+        use_w: u32::from(bound.weighted),
     };
     if halting != Halting::Off {
         check_len(bound, 5, "loss halt flag", 4)?;

@@ -64,7 +64,7 @@ impl Family {
             Family::Bias => &[true, false],
             Family::Update => &[true, false, false, true, true],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
-            Family::Loss => &[false, false, true, false, true, true],
+            Family::Loss => &[false, false, true, false, true, true, false],
         }
     }
 }

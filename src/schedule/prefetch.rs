@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets};
+use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets, RowWeights};
 use crate::error::{Error, Result};
 
 /// One batch's targets on the host.
@@ -46,6 +46,8 @@ pub struct HostBatch {
     pub x: Vec<f32>,
     /// Targets, one per row.
     pub targets: HostTargets,
+    /// Loss weights, one per row (empty when rows are unweighted).
+    pub weights: Vec<f32>,
     /// Index of the group's first batch in the epoch.
     pub first: usize,
     /// Batches in the group.
@@ -72,6 +74,11 @@ impl HostBatch {
     /// Row offset of `batch` within the group.
     pub fn offset(&self, batch: Batch) -> usize {
         batch.start - self.start
+    }
+
+    /// The rows' loss weights, when the rows are weighted.
+    pub fn row_weights(&self) -> Option<&[f32]> {
+        (!self.weights.is_empty()).then_some(&self.weights[..])
     }
 
     /// Rows gathered.
@@ -134,6 +141,21 @@ impl Prefetcher {
         depth: usize,
         group: usize,
     ) -> Result<Self> {
+        Self::weighted(scope, source, None, depth, group)
+    }
+
+    /// As [`Prefetcher::spawn`], with each row's loss weight gathered beside it
+    /// ([`HostBatch::weights`]).
+    ///
+    /// # Errors
+    /// As [`Prefetcher::spawn`].
+    pub fn weighted<'scope, 'env, S: RowSource + ?Sized>(
+        scope: &'scope Scope<'scope, 'env>,
+        source: &'env S,
+        weights: Option<&'env RowWeights<'env>>,
+        depth: usize,
+        group: usize,
+    ) -> Result<Self> {
         if depth < 2 {
             return Err(Error::param("ring_depth", depth, "must be ≥ 2"));
         }
@@ -151,6 +173,7 @@ impl Prefetcher {
             let empty = HostBatch {
                 x: Vec::new(),
                 targets,
+                weights: Vec::new(),
                 first: 0,
                 count: 0,
                 start: 0,
@@ -162,7 +185,15 @@ impl Prefetcher {
         }
         let gathering = Arc::new(AtomicU64::new(0));
         let busy = Arc::clone(&gathering);
-        scope.spawn(move || worker(source, group, &busy, &jobs_rx, &full_tx, &free_rx));
+        scope.spawn(move || {
+            let gather = Gather {
+                source,
+                weights,
+                group,
+                busy: &busy,
+            };
+            worker(&gather, &jobs_rx, &full_tx, &free_rx);
+        });
         Ok(Prefetcher {
             jobs: jobs_tx,
             full: full_rx,
@@ -238,10 +269,16 @@ impl Prefetcher {
     }
 }
 
-fn worker<S: RowSource + ?Sized>(
-    source: &S,
+/// What the worker gathers from, and where it counts its time.
+struct Gather<'a, S: ?Sized> {
+    source: &'a S,
+    weights: Option<&'a RowWeights<'a>>,
     group: usize,
-    busy: &AtomicU64,
+    busy: &'a AtomicU64,
+}
+
+fn worker<S: RowSource + ?Sized>(
+    g: &Gather<'_, S>,
     jobs: &Receiver<Job>,
     full: &Sender<HostBatch>,
     free: &Receiver<HostBatch>,
@@ -250,7 +287,7 @@ fn worker<S: RowSource + ?Sized>(
     let mut next = jobs.recv().ok();
     'jobs: while let Some(job) = next.take() {
         let batches: Vec<Batch> = job.plan.batches().collect();
-        for batches in batches.chunks(group) {
+        for batches in batches.chunks(g.group) {
             match jobs.try_recv() {
                 Ok(newer) => {
                     next = Some(newer);
@@ -265,7 +302,7 @@ fn worker<S: RowSource + ?Sized>(
             for &batch in batches {
                 rows.extend(job.plan.rows(batch));
             }
-            b.x.resize(rows.len() * source.p(), 0.0);
+            b.x.resize(rows.len() * g.source.p(), 0.0);
             let targets = match &mut b.targets {
                 HostTargets::Real(v) => {
                     v.resize(rows.len(), 0.0);
@@ -277,8 +314,16 @@ fn worker<S: RowSource + ?Sized>(
                 }
             };
             let started = Instant::now();
-            b.error = source.gather(&rows, &mut b.x, targets).err();
-            busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            b.error = g.source.gather(&rows, &mut b.x, targets).err();
+            if let Some(w) = g.weights {
+                let labels = match &b.targets {
+                    HostTargets::Labels(l) => Some(&l[..]),
+                    HostTargets::Real(_) => None,
+                };
+                w.fill(&rows, labels, &mut b.weights);
+            }
+            g.busy
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             b.epoch = job.id;
             b.first = batches[0].index;
             b.count = batches.len();

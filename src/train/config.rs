@@ -1,7 +1,7 @@
 //! Training configuration, validated once when the [`Trainer`](super::Trainer) is built.
 
 use super::optim::{Optimizer, Penalty, Schedule};
-use crate::data::Shuffle;
+use crate::data::{ClassWeight, Shuffle};
 use crate::error::{Error, Result};
 
 /// Hyper-parameters of a gradient-descent fit.
@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 /// | `optimizer` | `Sgd` | `Sgd`, `Momentum`, `Adam`, `AdaGrad` (see [`Optimizer`]) |
 /// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
 /// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
+/// | `class_weight` | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
 /// | `no_improvement` | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`) |
 /// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
 ///
@@ -78,6 +79,8 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Stop on a plateau of the epoch loss.
     pub no_improvement: Option<NoImprovement>,
+    /// Per-class loss weights (classifiers).
+    pub class_weight: Option<ClassWeight>,
 }
 
 /// scikit-learn's `n_iter_no_change` rule: stop when `epochs` consecutive epochs each fail
@@ -190,6 +193,7 @@ impl Default for TrainConfig {
             penalty: Penalty::None,
             schedule: Schedule::Constant,
             no_improvement: None,
+            class_weight: None,
         }
     }
 }
@@ -289,6 +293,11 @@ impl TrainConfig {
     /// Sets `schedule`.
     pub fn schedule(mut self, v: Schedule) -> Self {
         self.schedule = v;
+        self
+    }
+    /// Sets `class_weight`.
+    pub fn class_weight(mut self, v: ClassWeight) -> Self {
+        self.class_weight = Some(v);
         self
     }
     /// Sets `no_improvement`.

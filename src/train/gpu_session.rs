@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
 use crate::cpu::update::StepScalars;
-use crate::data::{Batch, EpochPlan, RowSource, RowTargets, TargetKind, Targets};
+use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowTargets, RowWeights, TargetKind};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
@@ -39,24 +39,25 @@ pub(crate) struct GpuSession<'a> {
 }
 
 /// What a GPU session is checked against in verify mode: the CPU twin gathers the same
-/// rows from `source`.
-pub(crate) type VerifyWith<'a> = Option<(Verify, &'a dyn RowSource)>;
+/// rows (and weights) from `source`.
+pub(crate) type VerifyWith<'a> = Option<(Verify, &'a dyn RowSource, Option<&'a RowWeights<'a>>)>;
 
 impl<'a> GpuSession<'a> {
-    /// A resident session over features `x` (n × p) and `targets`, uploaded once.
-    #[allow(clippy::too_many_arguments)] // the data, the batch cap and the knobs
+    /// A resident session over `data` (and its rows' weights), uploaded once.
     pub fn resident(
         ctx: &GpuContext,
         program: Program,
-        x: &[f32],
-        p: usize,
-        targets: &Targets,
+        (data, weights): (&Dataset, Option<&RowWeights<'_>>),
         cap: usize,
         options: GpuEngineOptions,
         verify: VerifyWith<'a>,
     ) -> Result<Self> {
-        let verifier = verify.map(|(v, source)| Verifier::new(&program, source, cap, v));
-        let engine = GpuEngine::with_options(ctx, program, x, p, targets, cap, options)?;
+        let verifier = verify.map(|(v, source, w)| Verifier::new(&program, source, w, cap, v));
+        let (x, p, t) = (data.features(), data.p(), data.targets());
+        let engine = match weights {
+            Some(w) => GpuEngine::weighted(ctx, program, x, p, t, &w.all(t), cap, options)?,
+            None => GpuEngine::with_options(ctx, program, x, p, t, cap, options)?,
+        };
         Ok(Self::with_engine(ctx, engine, None, verifier))
     }
 
@@ -67,7 +68,7 @@ impl<'a> GpuSession<'a> {
     pub fn streaming<'s>(
         ctx: &GpuContext,
         program: Program,
-        source: &'a dyn RowSource,
+        (source, weights): (&'a dyn RowSource, Option<&'a RowWeights<'a>>),
         cap: usize,
         (depth, group): (usize, usize),
         options: GpuEngineOptions,
@@ -78,14 +79,15 @@ impl<'a> GpuSession<'a> {
             loss_slots: Some(source.n().div_ceil(cap)),
             ..options
         };
-        let verifier = verify.map(|v| Verifier::new(&program, source, cap, v));
+        let verifier = verify.map(|v| Verifier::new(&program, source, weights, cap, v));
         let shape = RingShape {
             depth,
             slot_rows: group * cap,
             targets: source.target_kind(),
+            weighted: weights.is_some(),
         };
         let engine = GpuEngine::ring(ctx, program, source.p(), cap, shape, options)?;
-        let feed = Prefetcher::spawn(scope, source, depth, group)?;
+        let feed = Prefetcher::weighted(scope, source, weights, depth, group)?;
         Ok(Self::with_engine(
             ctx,
             engine,
@@ -242,7 +244,7 @@ impl GpuSession<'_> {
         let (group, offset) = stream.locate(batch, |number, host| {
             // write_buffer copies the rows: the host buffer is recycled after this.
             let slot = (number % depth) as usize;
-            engine.write_slot(slot, &host.x, host.targets.view())
+            engine.write_slot(slot, &host.x, host.targets.view(), host.row_weights())
         })?;
         let slot = (group % depth) as usize;
         self.engine
@@ -316,6 +318,8 @@ impl GpuSession<'_> {
 struct Verifier<'a> {
     cpu: CpuEngine<'static, f32>,
     source: &'a dyn RowSource,
+    row_weights: Option<&'a RowWeights<'a>>,
+    weights: Vec<f32>,
     rows: Vec<u32>,
     x: Vec<f32>,
     targets: HostTargets,
@@ -324,11 +328,19 @@ struct Verifier<'a> {
 }
 
 impl<'a> Verifier<'a> {
-    fn new(program: &Program, source: &'a dyn RowSource, cap: usize, config: Verify) -> Self {
+    fn new(
+        program: &Program,
+        source: &'a dyn RowSource,
+        row_weights: Option<&'a RowWeights<'a>>,
+        cap: usize,
+        config: Verify,
+    ) -> Self {
         let kind = source.target_kind();
         Verifier {
             cpu: CpuEngine::for_batches(program.clone(), source.p(), kind, cap),
             source,
+            row_weights,
+            weights: Vec::new(),
             rows: Vec::with_capacity(cap),
             x: Vec::new(),
             targets: match kind {
@@ -356,7 +368,18 @@ impl<'a> Verifier<'a> {
             }
         };
         self.source.gather(&self.rows, &mut self.x, out)?;
-        self.cpu.load(&self.x, self.targets.view())
+        let weights = match self.row_weights {
+            Some(w) => {
+                let labels = match &self.targets {
+                    HostTargets::Labels(l) => Some(&l[..]),
+                    HostTargets::Real(_) => None,
+                };
+                w.fill(&self.rows, labels, &mut self.weights);
+                Some(&self.weights[..])
+            }
+            None => None,
+        };
+        self.cpu.load(&self.x, self.targets.view(), weights)
     }
 
     /// Folds one tensor comparison into the report; an error past the tolerance

@@ -175,7 +175,7 @@ impl Session for CpuSession<'_> {
             Some(stream) => {
                 let engine = &mut self.engine;
                 let (_, start) = stream.locate(batch, |_, group| {
-                    engine.load(&group.x, group.targets.view())
+                    engine.load(&group.x, group.targets.view(), group.row_weights())
                 })?;
                 Rows::Range {
                     start,

@@ -1,5 +1,6 @@
 //! The training loop.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Instant;
@@ -8,7 +9,7 @@ use super::gpu_session::GpuSession;
 use super::optim::Stepper;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::{Backend, Mode, Progress, Report, StopReason, TrainConfig};
-use crate::data::{Dataset, RowSource, epoch_plan};
+use crate::data::{Dataset, RowSource, RowWeights, epoch_plan};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
@@ -135,26 +136,55 @@ impl Trainer {
     /// With [`Backend::Gpu`]: [`Error::NoAdapter`], [`Error::DeviceLimit`] for a dataset
     /// beyond one storage binding, [`Error::Device`]; in verify mode [`Error::VerifyMismatch`].
     pub fn fit<M: Model + ?Sized>(&self, model: &mut M, data: &dyn RowSource) -> Result<Report> {
+        self.fit_weighted(model, data, None)
+    }
+
+    /// As [`Trainer::fit`], with scikit-learn's `sample_weight`: row `i`'s loss and
+    /// gradient are scaled by `sample_weight[i]` (times its class weight when
+    /// [`TrainConfig::class_weight`] is set), on either backend.
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LogisticRegression, TrainConfig, Trainer};
+    /// let data = Synthetic::logistic(1000, 4).seed(2).dataset()?;
+    /// let weights: Vec<f32> = (0..1000).map(|i| if i % 2 == 0 { 2.0 } else { 0.5 }).collect();
+    /// let trainer = Trainer::new(TrainConfig::default().epochs(3))?;
+    /// let report = trainer.fit_weighted(&mut LogisticRegression::new(), &data, Some(&weights))?;
+    /// assert!(report.final_loss().is_finite());
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`Error::ShapeMismatch`] when the weights are not one per
+    /// row; [`Error::InvalidParameter`] for a negative or non-finite weight, all-zero
+    /// weights, or class weights on a regression.
+    pub fn fit_weighted<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: &dyn RowSource,
+        sample_weight: Option<&[f32]>,
+    ) -> Result<Report> {
+        let weights =
+            RowWeights::new(data, sample_weight, self.config.class_weight.as_ref())?.into_option();
         // A streaming fit gathers batches on a worker thread that borrows `data`: it
         // lives in this scope and ends when the session is dropped.
-        std::thread::scope(|scope| self.fit_in(scope, model, data))
+        std::thread::scope(|scope| self.fit_in(scope, model, (data, weights.as_ref())))
     }
 
     fn fit_in<'s, 'a, M: Model + ?Sized>(
         &self,
         scope: &'s Scope<'s, 'a>,
         model: &mut M,
-        data: &'a dyn RowSource,
+        data: Weighted<'a>,
     ) -> Result<Report> {
         let started = Instant::now();
-        let spec = model.spec_for(data)?;
+        let spec = model.spec_for(data.0)?;
         let init = init_params(&spec, model.init(), self.config.seed)?;
         let mut session = self.session(spec.program(), data, &init, scope)?;
         let mut snapshot = init;
         let (mut report, ended) = self.run(
             session.as_mut(),
             model.name(),
-            data.n(),
+            data.0.n(),
             started,
             &mut snapshot,
         )?;
@@ -183,7 +213,7 @@ impl Trainer {
     fn session<'s, 'a>(
         &self,
         program: Program,
-        data: &'a dyn RowSource,
+        (data, weights): Weighted<'a>,
         init: &[Vec<f32>],
         scope: &'s Scope<'s, 'a>,
     ) -> Result<Box<dyn Session + 'a>> {
@@ -199,21 +229,21 @@ impl Trainer {
             };
             let mut s = match self.placement(ctx, data, cap)? {
                 Placement::Streaming { group } => {
-                    let ring = (depth, group);
-                    GpuSession::streaming(ctx, program, data, cap, ring, tol, verify, scope)?
+                    let (ring, source) = ((depth, group), (data, weights));
+                    GpuSession::streaming(ctx, program, source, cap, ring, tol, verify, scope)?
                 }
                 Placement::Resident => {
-                    let verify = verify.map(|v| (v, data));
+                    let verify = verify.map(|v| (v, data, weights));
                     match data.in_memory() {
                         Some(d) => {
-                            let (x, p, t) = (d.features(), d.p(), d.targets());
-                            GpuSession::resident(ctx, program, x, p, t, cap, tol, verify)?
+                            let d = (d, weights);
+                            GpuSession::resident(ctx, program, d, cap, tol, verify)?
                         }
                         // Gathered once for the upload, then dropped.
                         None => {
                             let d = Dataset::from_source(data)?;
-                            let (x, p, t) = (d.features(), d.p(), d.targets());
-                            GpuSession::resident(ctx, program, x, p, t, cap, tol, verify)?
+                            let d = (&d, weights);
+                            GpuSession::resident(ctx, program, d, cap, tol, verify)?
                         }
                     }
                 }
@@ -236,14 +266,17 @@ impl Trainer {
         let mut session = match data.in_memory() {
             Some(d) => {
                 let x = d.features();
-                let engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap);
+                let mut engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap);
+                if let Some(w) = weights {
+                    engine = engine.with_weights(Cow::Owned(w.all(d.targets())));
+                }
                 CpuSession::new(engine, rule, tol)
             }
             None => {
                 let kind = data.target_kind();
                 let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap);
                 let group = self.upload_batches(data.p(), cap, u64::MAX, u64::MAX);
-                let feed = Prefetcher::spawn(scope, data, depth, group)?;
+                let feed = Prefetcher::weighted(scope, data, weights, depth, group)?;
                 CpuSession::streaming(engine, feed, rule, tol)
             }
         };
@@ -447,6 +480,9 @@ impl Trainer {
         Ok((report, Ok(())))
     }
 }
+
+/// A source and its rows' weights, if any.
+type Weighted<'a> = (&'a dyn RowSource, Option<&'a RowWeights<'a>>);
 
 /// Where a GPU fit keeps its data.
 enum Placement {

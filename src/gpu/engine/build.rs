@@ -37,7 +37,11 @@ impl GpuEngine {
         };
         ring::check_kind(kind, &program, got)?;
         let (data, bytes_uploaded, loss_slots) = match source {
-            Source::Resident { x, targets } => {
+            Source::Resident {
+                x,
+                targets,
+                weights,
+            } => {
                 let n = x.len() / p;
                 if targets.len() != n {
                     return Err(Error::ShapeMismatch {
@@ -51,14 +55,17 @@ impl GpuEngine {
                     Targets::Classes { labels, .. } => ctx.upload("labels", labels)?,
                 };
                 let chunks = FeatureChunks::upload(ctx, x, p, options.max_chunk_rows)?;
+                let weights = weights.map(|w| ctx.upload("row weights", w)).transpose()?;
+                let weight_values = weights.as_ref().map_or(0, |_| n as u64);
                 let data = Data::Resident {
                     n,
                     chunks,
                     targets: tgt,
+                    weights,
                     order: ctx.storage("epoch order", n)?,
                     order_len: 0,
                 };
-                let bytes = (x.len() as u64 + n as u64) * 4;
+                let bytes = (x.len() as u64 + n as u64 + weight_values) * 4;
                 (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))
             }
             Source::Ring(shape) => {
@@ -69,11 +76,7 @@ impl GpuEngine {
                         "must be set for a ring engine (it does not know n)",
                     ));
                 };
-                (
-                    Data::Ring(ring::Ring::new(ctx, shape.slot_rows, p, shape.depth, kind)?),
-                    0,
-                    slots,
-                )
+                (Data::Ring(ring::Ring::new(ctx, shape, p)?), 0, slots)
             }
         };
         let bufs = program
@@ -161,6 +164,7 @@ impl GpuEngine {
                     buf(program.delta),
                     &losses,
                     Some(&halt),
+                    v.weights,
                 )
             })
             .collect::<Result<Vec<_>>>()?;

@@ -44,6 +44,8 @@ pub struct RingShape {
     pub slot_rows: usize,
     /// Real targets or class labels.
     pub targets: TargetKind,
+    /// Whether each row carries a loss weight (written with the rows).
+    pub weighted: bool,
 }
 
 /// Whether the program's loss reads targets of `kind`; `got` describes them.
@@ -63,6 +65,8 @@ pub(super) fn check_kind(kind: TargetKind, program: &Program, got: String) -> Re
 pub(super) struct Ring {
     x: Vec<wgpu::Buffer>,
     t: Vec<wgpu::Buffer>,
+    /// Row weights per slot, for a weighted ring (else empty).
+    w: Vec<wgpu::Buffer>,
     /// `index[i] = i` for every row of a slot: steps read their rows through it.
     identity: wgpu::Buffer,
     slot_rows: usize,
@@ -77,13 +81,13 @@ pub(super) struct Ring {
 }
 
 impl Ring {
-    pub(super) fn new(
-        ctx: &GpuContext,
-        slot_rows: usize,
-        p: usize,
-        depth: usize,
-        kind: TargetKind,
-    ) -> Result<Self> {
+    pub(super) fn new(ctx: &GpuContext, shape: RingShape, p: usize) -> Result<Self> {
+        let RingShape {
+            depth,
+            slot_rows,
+            targets: kind,
+            weighted,
+        } = shape;
         if depth < 2 {
             return Err(Error::param(
                 "ring_depth",
@@ -100,6 +104,7 @@ impl Ring {
         let mut ring = Ring {
             x: Vec::with_capacity(depth),
             t: Vec::with_capacity(depth),
+            w: Vec::new(),
             identity: ctx.upload("ring slot index", &identity)?,
             slot_rows,
             kind,
@@ -113,6 +118,10 @@ impl Ring {
                 .push(ctx.storage(&format!("ring slot {s}: features"), features)?);
             ring.t
                 .push(ctx.storage(&format!("ring slot {s}: targets"), slot_rows)?);
+            if weighted {
+                ring.w
+                    .push(ctx.storage(&format!("ring slot {s}: weights"), slot_rows)?);
+            }
         }
         Ok(ring)
     }
@@ -122,11 +131,13 @@ impl Ring {
         self.x
             .iter()
             .zip(&self.t)
-            .map(|(x, t)| View {
+            .enumerate()
+            .map(|(s, (x, t))| View {
                 features: vec![x],
                 rows_per_chunk: u32::MAX as usize,
                 index: Some(&self.identity),
                 targets: t,
+                weights: self.w.get(s),
             })
             .collect()
     }
@@ -161,11 +172,11 @@ impl GpuEngine {
     /// let data = Synthetic::linear(8, 2).dataset()?;
     /// let program = LinearRegression::new().spec_for(&data)?.program();
     /// let options = GpuEngineOptions { loss_slots: Some(2), ..Default::default() };
-    /// let shape = RingShape { depth: 2, slot_rows: 4, targets: TargetKind::Real };
+    /// let shape = RingShape { depth: 2, slot_rows: 4, targets: TargetKind::Real, weighted: false };
     /// let mut engine = GpuEngine::ring(&ctx, program, 2, 2, shape, options)?;
     /// // Two batches of 2 rows in slot 0, one upload.
     /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
-    /// engine.write_slot(0, &x, BatchTargets::Real(&[1.0, 2.0, 3.0, 4.0]))?;
+    /// engine.write_slot(0, &x, BatchTargets::Real(&[1.0, 2.0, 3.0, 4.0]), None)?;
     /// engine.step_slot(0, 0, 2, 0.1, 0)?;
     /// engine.step_slot(0, 2, 2, 0.1, 1)?;
     /// # Ok::<(), gradflow::Error>(())
@@ -210,14 +221,22 @@ impl GpuEngine {
         }
     }
 
-    /// Writes rows (`x`: rows × p, row-major, and one target per row) into `slot`, once
-    /// the last step that read the slot has completed (see the module docs).
+    /// Writes rows (`x`: rows × p, row-major, one target per row, and one weight per row
+    /// for a weighted ring) into `slot`, once the last step that read the slot has
+    /// completed (see the module docs).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] on a resident engine, for a slot beyond the ring, or
     /// for 0 or more than `slot_rows` rows; [`Error::ShapeMismatch`] when `x` is not whole
-    /// rows or the targets differ in count or kind; [`Error::Device`].
-    pub fn write_slot(&mut self, slot: usize, x: &[f32], targets: BatchTargets<'_>) -> Result<()> {
+    /// rows, the targets differ in count or kind, or weights are missing, extra or not one
+    /// per row; [`Error::Device`].
+    pub fn write_slot(
+        &mut self,
+        slot: usize,
+        x: &[f32],
+        targets: BatchTargets<'_>,
+        weights: Option<&[f32]>,
+    ) -> Result<()> {
         // A recorded step that reads the slot would be overtaken by the write: submit it.
         if matches!(&self.data, Data::Ring(r) if r.pending.get(slot) == Some(&true)) {
             self.flush()?;
@@ -246,6 +265,21 @@ impl GpuEngine {
                 ),
             });
         }
+        let weights_fit = match weights {
+            Some(w) => !ring.w.is_empty() && w.len() == rows,
+            None => ring.w.is_empty(),
+        };
+        if !weights_fit {
+            return Err(Error::ShapeMismatch {
+                what: "ring slot weights",
+                expected: if ring.w.is_empty() {
+                    "none (the ring is unweighted)".into()
+                } else {
+                    format!("one per row: {rows}")
+                },
+                got: weights.map_or("none".into(), |w| w.len().to_string()),
+            });
+        }
         if rows == 0 || rows > ring.slot_rows {
             return Err(Error::param(
                 "ring slot rows",
@@ -270,6 +304,10 @@ impl GpuEngine {
         match targets {
             BatchTargets::Real(y) => self.ctx.write(&ring.t[slot], y),
             BatchTargets::Labels(l) => self.ctx.write(&ring.t[slot], l),
+        }
+        if let Some(w) = weights {
+            self.ctx.write(&ring.w[slot], w);
+            self.bytes_uploaded += rows as u64 * 4;
         }
         ring.rows[slot] = rows;
         self.bytes_uploaded += (x.len() + rows) as u64 * 4;
