@@ -256,3 +256,62 @@ fn verify_mode_checks_adam_steps() {
     );
     assert!(r.verify.iter().all(|d| d.checks == 6), "{:?}", r.verify); // steps 0, 7, …, 35
 }
+
+/// Early stopping: a seeded tenth of the rows is held out; an MLP with too large a rate
+/// on noisy labels overfits, its held-out loss turns up, the fit stops `patience` epochs
+/// after the best one, and the model keeps the best epoch's parameters (its held-out loss
+/// is the best one recorded). GPU and CPU see the same split and stop at the same epoch.
+#[test]
+fn early_stopping_keeps_the_best_epoch() {
+    use gradflow::EarlyStopping;
+    // 300 rows of a sampled (noisy) teacher: easy to overfit with 64 hidden units.
+    let data = Synthetic::teacher(300, 10, 3).seed(12).dataset().unwrap();
+    let rule = EarlyStopping {
+        validation_fraction: 0.2,
+        patience: 3,
+        tol: 0.0,
+    };
+    let cfg = TrainConfig::default()
+        .batch_size(16)
+        .learning_rate(0.5)
+        .epochs(300)
+        .seed(4)
+        .early_stopping(rule);
+    let mut mlp = Mlp::new(64);
+    let r = mlp.fit(&data, &Trainer::new(cfg.clone()).unwrap()).unwrap();
+    let StopReason::EarlyStopping {
+        epoch,
+        best_epoch,
+        best,
+    } = r.stop
+    else {
+        panic!("expected early stopping, got {:?}", r.stop)
+    };
+    assert_eq!(
+        epoch,
+        best_epoch + rule.patience,
+        "{:?}",
+        r.validation_losses
+    );
+    assert_eq!(r.validation_losses.len(), epoch + 1);
+    let min = r
+        .validation_losses
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!((best, r.validation_losses[best_epoch]), (min, min));
+    // 240 training rows per epoch: ⌈240 / 16⌉ = 15 updates.
+    assert_eq!(r.samples, 240 * (epoch as u64 + 1));
+    assert_eq!(r.steps, 15 * (epoch as u64 + 1));
+    if gpu("early_stopping_keeps_the_best_epoch").is_some() {
+        let mut g = Mlp::new(64);
+        let rg = g
+            .fit(&data, &Trainer::new(cfg.backend(Backend::Gpu)).unwrap())
+            .unwrap();
+        assert_eq!(rg.validation_losses.len(), r.validation_losses.len());
+        let (a, b) = (&g.fitted().unwrap().params, &mlp.fitted().unwrap().params);
+        for (t, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_close(&format!("best params, tensor {t}"), x, y, 1e-3, 1e-4);
+        }
+    }
+}

@@ -9,7 +9,7 @@ mod weights;
 
 pub(crate) use dataset::check_finite;
 pub use dataset::{Dataset, Targets};
-pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, windowed_order};
+pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};
 pub use weights::{ClassWeight, RowWeights};

@@ -213,6 +213,37 @@ pub fn epoch_plan(
     })
 }
 
+/// The batches of epoch `epoch` over a subset of the rows: [`epoch_plan`] over
+/// `rows.len()` positions, each position then naming `rows[position]`. This is how a fit
+/// trains on everything but a held-out validation set, with the same shuffling rules.
+///
+/// ```
+/// use gradflow::data::epoch_plan_over;
+/// let plan = epoch_plan_over(1, 0, &[10, 20, 30, 40, 50], 2, true, false)?;
+/// let mut seen: Vec<u32> = plan.batches().flat_map(|b| plan.rows(b)).collect();
+/// seen.sort();
+/// assert_eq!(seen, [10, 20, 30, 40, 50]);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`epoch_plan`] with n = `rows.len()`.
+pub fn epoch_plan_over(
+    seed: u64,
+    epoch: usize,
+    rows: &[u32],
+    batch_size: usize,
+    shuffle: impl Into<Shuffle>,
+    drop_last: bool,
+) -> Result<EpochPlan> {
+    let mut plan = epoch_plan(seed, epoch, rows.len(), batch_size, shuffle, drop_last)?;
+    plan.order = Some(match plan.order.take() {
+        Some(positions) => positions.iter().map(|&i| rows[i as usize]).collect(),
+        None => rows.to_vec(),
+    });
+    Ok(plan)
+}
+
 /// The out-of-core epoch order for a source too large for random reads.
 ///
 /// 1. The rows are cut into chunks of `chunk_rows` consecutive rows (the last may be short).

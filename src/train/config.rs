@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 /// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
 /// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
 /// | `class_weight` | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
+/// | `early_stopping` | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |
 /// | `no_improvement` | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`) |
 /// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
 ///
@@ -81,6 +82,39 @@ pub struct TrainConfig {
     pub no_improvement: Option<NoImprovement>,
     /// Per-class loss weights (classifiers).
     pub class_weight: Option<ClassWeight>,
+    /// Early stopping on held-out rows.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// scikit-learn's `early_stopping=True`: `validation_fraction` of the rows (a seeded
+/// choice) are held out of training; after each epoch their loss is measured with the
+/// CPU reference kernels; the fit stops after `patience` epochs without an improvement
+/// of at least `tol`, and the model keeps the parameters of its best epoch.
+///
+/// ```
+/// use gradflow::{EarlyStopping, TrainConfig};
+/// let cfg = TrainConfig::default().early_stopping(EarlyStopping::default());
+/// assert_eq!(cfg.early_stopping.unwrap().validation_fraction, 0.1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStopping {
+    /// Share of the rows held out, in (0, 1).
+    pub validation_fraction: f64,
+    /// Epochs without improvement before stopping (≥ 1).
+    pub patience: usize,
+    /// Improvement of the validation loss that counts (≥ 0).
+    pub tol: f64,
+}
+
+impl Default for EarlyStopping {
+    /// scikit-learn's `SGDClassifier` defaults: 0.1, 5, 1e-3.
+    fn default() -> Self {
+        EarlyStopping {
+            validation_fraction: 0.1,
+            patience: 5,
+            tol: 1e-3,
+        }
+    }
 }
 
 /// scikit-learn's `n_iter_no_change` rule: stop when `epochs` consecutive epochs each fail
@@ -194,6 +228,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             no_improvement: None,
             class_weight: None,
+            early_stopping: None,
         }
     }
 }
@@ -295,6 +330,11 @@ impl TrainConfig {
         self.schedule = v;
         self
     }
+    /// Sets `early_stopping`.
+    pub fn early_stopping(mut self, v: EarlyStopping) -> Self {
+        self.early_stopping = Some(v);
+        self
+    }
     /// Sets `class_weight`.
     pub fn class_weight(mut self, v: ClassWeight) -> Self {
         self.class_weight = Some(v);
@@ -350,6 +390,25 @@ impl TrainConfig {
         self.optimizer.validate()?;
         self.penalty.validate()?;
         self.schedule.validate(self.learning_rate)?;
+        if let Some(e) = self.early_stopping {
+            if !(e.validation_fraction > 0.0 && e.validation_fraction < 1.0) {
+                return Err(Error::param(
+                    "validation_fraction",
+                    e.validation_fraction,
+                    "must be in (0, 1)",
+                ));
+            }
+            if e.patience == 0 {
+                return Err(Error::param("patience", 0, "must be ≥ 1 epoch"));
+            }
+            if !(e.tol.is_finite() && e.tol >= 0.0) {
+                return Err(Error::param(
+                    "early_stopping.tol",
+                    e.tol,
+                    "must be finite and ≥ 0",
+                ));
+            }
+        }
         if let Some(NoImprovement { epochs, tol }) = self.no_improvement {
             if epochs == 0 {
                 return Err(Error::param("no_improvement.epochs", 0, "must be ≥ 1"));

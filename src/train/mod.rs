@@ -6,8 +6,9 @@ mod optim;
 mod report;
 mod session;
 mod trainer;
+mod validation;
 
-pub use config::{Backend, Mode, NoImprovement, TrainConfig, Verify};
+pub use config::{Backend, EarlyStopping, Mode, NoImprovement, TrainConfig, Verify};
 pub use optim::{Optimizer, Penalty, Schedule, Stepper};
 pub use report::{Deviation, Progress, Report, StopReason};
 pub use trainer::Trainer;

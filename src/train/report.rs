@@ -14,6 +14,16 @@ pub enum StopReason {
         /// The loss change that was below tol.
         delta: f64,
     },
+    /// The held-out loss stopped improving ([`EarlyStopping`](super::EarlyStopping)); the
+    /// model holds the parameters of `best_epoch`.
+    EarlyStopping {
+        /// The epoch (0-based) after which the fit stopped.
+        epoch: usize,
+        /// The epoch whose parameters were kept.
+        best_epoch: usize,
+        /// Its validation loss.
+        best: f64,
+    },
     /// The epoch loss stopped improving ([`NoImprovement`](super::NoImprovement)).
     NoImprovement {
         /// The epoch (0-based) after which the fit stopped.
@@ -34,6 +44,8 @@ pub struct Report {
     pub epoch_losses: Vec<f64>,
     /// The learning rate of each epoch's last update (the schedule at work).
     pub epoch_lrs: Vec<f64>,
+    /// Early stopping: the held-out loss after each epoch (empty otherwise).
+    pub validation_losses: Vec<f64>,
     /// Every batch loss, when `record_steps` was set.
     pub step_losses: Vec<f64>,
     /// Updates applied.

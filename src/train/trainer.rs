@@ -8,8 +8,9 @@ use std::time::Instant;
 use super::gpu_session::GpuSession;
 use super::optim::Stepper;
 use super::session::{CpuSession, Halt, Session, Synced};
-use super::{Backend, Mode, Progress, Report, StopReason, TrainConfig};
-use crate::data::{Dataset, RowSource, RowWeights, epoch_plan};
+use super::validation::Holdout;
+use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig};
+use crate::data::{Dataset, RowSource, RowWeights, epoch_plan, epoch_plan_over};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
@@ -179,23 +180,36 @@ impl Trainer {
         let started = Instant::now();
         let spec = model.spec_for(data.0)?;
         let init = init_params(&spec, model.init(), self.config.seed)?;
+        let mut holdout = match self.config.early_stopping {
+            Some(e) => Some(Holdout::new(
+                data.0,
+                &spec.program(),
+                e.validation_fraction,
+                self.config.seed,
+            )?),
+            None => None,
+        };
         let mut session = self.session(spec.program(), data, &init, scope)?;
         let mut snapshot = init;
+        let rule = self.config.early_stopping.unwrap_or_default();
+        let mut watch = holdout.as_mut().map(|h| Watch::new(h, rule));
         let (mut report, ended) = self.run(
             session.as_mut(),
             model.name(),
             data.0.n(),
             started,
             &mut snapshot,
+            watch.as_mut(),
         )?;
         // Stored whether or not the fit ended in an error. A halted session holds the
         // parameters of its last applied update; after a divergence those may already be
-        // infinite, and then the last epoch's finite snapshot is kept instead.
+        // infinite, and then the last epoch's finite snapshot is kept instead. Early
+        // stopping keeps its best epoch's.
         let params = session.params()?;
-        let params = if all_finite(&params) {
-            params
-        } else {
-            snapshot
+        let params = match watch.and_then(|w| w.best_params) {
+            Some(best) => best,
+            None if all_finite(&params) => params,
+            None => snapshot,
         };
         model.set_fitted(Fitted { spec, params });
         report.verify = session.deviations();
@@ -359,13 +373,16 @@ impl Trainer {
         n: usize,
         started: Instant,
         snapshot: &mut Vec<Vec<f32>>,
+        mut watch: Option<&mut Watch<'_>>,
     ) -> Result<(Report, Result<()>)> {
         let cfg = &self.config;
+        let train_rows = watch.as_ref().map(|w| w.holdout.train_rows.clone());
         let mut report = Report {
             model,
             backend: session.backend(),
             epoch_losses: Vec::new(),
             epoch_lrs: Vec::new(),
+            validation_losses: Vec::new(),
             step_losses: Vec::new(),
             steps: 0,
             samples: 0,
@@ -395,14 +412,12 @@ impl Trainer {
         // scikit-learn's n_iter_no_change: the best epoch loss and the epochs since.
         let (mut best, mut stale) = (f64::INFINITY, 0usize);
         for epoch in 0..cfg.epochs {
-            let plan = Arc::new(epoch_plan(
-                cfg.seed,
-                epoch,
-                n,
-                cfg.batch_size,
-                cfg.shuffle,
-                cfg.drop_last,
-            )?);
+            let (seed, batch, shuffle, drop) =
+                (cfg.seed, cfg.batch_size, cfg.shuffle, cfg.drop_last);
+            let plan = Arc::new(match &train_rows {
+                Some(rows) => epoch_plan_over(seed, epoch, rows, batch, shuffle, drop)?,
+                None => epoch_plan(seed, epoch, n, batch, shuffle, drop)?,
+            });
             session.begin_epoch(&plan)?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             let mut synced = Synced::default();
@@ -441,6 +456,18 @@ impl Trainer {
                 None => {
                     // One small readback per epoch: the fallback if a later step diverges.
                     let params = session.params()?;
+                    if let Some(w) = watch.as_deref_mut() {
+                        let (loss, stop) = w.epoch(&params)?;
+                        report.validation_losses.push(loss);
+                        if stop {
+                            report.stop = StopReason::EarlyStopping {
+                                epoch,
+                                best_epoch: w.best_epoch,
+                                best: w.best,
+                            };
+                            break;
+                        }
+                    }
                     if all_finite(&params) {
                         *snapshot = params;
                     }
@@ -478,6 +505,53 @@ impl Trainer {
             }
         }
         Ok((report, Ok(())))
+    }
+}
+
+/// Early stopping's bookkeeping: the held-out rows, the best validation loss and the
+/// parameters that reached it.
+struct Watch<'h> {
+    holdout: &'h mut Holdout,
+    patience: usize,
+    tol: f64,
+    best: f64,
+    best_epoch: usize,
+    best_params: Option<Vec<Vec<f32>>>,
+    stale: usize,
+    epoch: usize,
+}
+
+impl<'h> Watch<'h> {
+    fn new(holdout: &'h mut Holdout, rule: EarlyStopping) -> Self {
+        Watch {
+            holdout,
+            patience: rule.patience,
+            tol: rule.tol,
+            best: f64::INFINITY,
+            best_epoch: 0,
+            best_params: None,
+            stale: 0,
+            epoch: 0,
+        }
+    }
+
+    /// Scores an epoch's parameters; returns the validation loss and whether to stop.
+    fn epoch(&mut self, params: &[Vec<f32>]) -> Result<(f64, bool)> {
+        let loss = self.holdout.loss(params)?;
+        // Only an improvement by tol resets the patience, but any better loss (a NaN
+        // never is) names the parameters to keep.
+        if loss < self.best - self.tol {
+            self.stale = 0;
+        } else {
+            self.stale += 1;
+        }
+        if loss < self.best {
+            self.best = loss;
+            self.best_epoch = self.epoch;
+            self.best_params = Some(params.to_vec());
+        }
+        self.epoch += 1;
+        Ok((loss, self.stale >= self.patience))
     }
 }
 

@@ -1,0 +1,96 @@
+//! Early stopping on a held-out validation set (scikit-learn's `early_stopping=True`).
+//!
+//! A seeded share of the rows is set aside before training; the rest are trained on with
+//! the usual epoch plans ([`crate::data::epoch_plan_over`]). After every epoch the CPU
+//! reference kernels evaluate the loss of the current parameters on the held-out rows;
+//! the best parameters are kept, and the fit ends after `patience` epochs without an
+//! improvement of at least `tol`, handing back the best parameters, not the last.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::data::{RowSource, RowTargets, TargetKind};
+use crate::engine::{CpuEngine, Rows};
+use crate::error::{Error, Result};
+use crate::program::Program;
+use crate::schedule::HostTargets;
+
+/// Rows evaluated per forward pass (bounds the activation buffers).
+const CHUNK: usize = 4096;
+
+/// The held-out rows, gathered once, and the engine that scores them.
+pub(crate) struct Holdout {
+    /// The rows trained on, in stored order.
+    pub train_rows: Vec<u32>,
+    engine: CpuEngine<'static, f32>,
+    n: usize,
+}
+
+impl Holdout {
+    /// Splits `source` with `seed`: `⌈fraction · n⌉` validation rows, at least one on
+    /// each side.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the split leaves either side empty; the source's
+    /// errors while gathering the validation rows.
+    pub fn new(
+        source: &dyn RowSource,
+        program: &Program,
+        fraction: f64,
+        seed: u64,
+    ) -> Result<Self> {
+        let n = source.n();
+        let held = ((fraction * n as f64).ceil() as usize).max(1);
+        if held >= n {
+            return Err(Error::param(
+                "validation_fraction",
+                format!("{fraction} of {n} rows ({held} held out)"),
+                "must leave rows to train on",
+            ));
+        }
+        let mut rows: Vec<u32> = (0..n as u32).collect();
+        // Its own stream: the split does not move when the shuffles or the init change.
+        let stream = seed ^ 0x7661_6C69_6461_7465; // "validate"
+        rows.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(stream));
+        let (valid, train) = rows.split_at_mut(held);
+        valid.sort_unstable();
+        train.sort_unstable();
+        let p = source.p();
+        let mut x = vec![0f32; held * p];
+        let targets = match source.target_kind() {
+            TargetKind::Real => HostTargets::Real(vec![0.0; held]),
+            TargetKind::Labels => HostTargets::Labels(vec![0; held]),
+        };
+        let mut targets = targets;
+        let out = match &mut targets {
+            HostTargets::Real(y) => RowTargets::Real(y),
+            HostTargets::Labels(l) => RowTargets::Classes(l),
+        };
+        source.gather(valid, &mut x, out)?;
+        let cap = held.min(CHUNK);
+        let mut engine = CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap);
+        engine.load(&x, targets.view(), None)?;
+        Ok(Holdout {
+            train_rows: train.to_vec(),
+            engine,
+            n: held,
+        })
+    }
+
+    /// The mean loss of `params` on the held-out rows.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for parameters of another program.
+    pub fn loss(&mut self, params: &[Vec<f32>]) -> Result<f64> {
+        self.engine.set_params(params)?;
+        let mut total = 0.0;
+        for start in (0..self.n).step_by(CHUNK) {
+            let len = CHUNK.min(self.n - start);
+            let rows = Rows::Range { start, len };
+            self.engine.forward(rows)?;
+            total += self.engine.loss(rows)? * len as f64;
+        }
+        Ok(total / self.n as f64)
+    }
+}
