@@ -63,10 +63,7 @@ impl LinearRegression {
             p: data.p(),
         };
         let w = sol.weights.iter().map(|&v| v as f32).collect();
-        self.fitted = Some(Fitted {
-            spec,
-            params: vec![w, vec![sol.bias as f32]],
-        });
+        self.fitted = Some(Fitted::new(spec, vec![w, vec![sol.bias as f32]]));
         Ok(sol)
     }
 

@@ -26,6 +26,7 @@ use crate::data::{Dataset, RowSource, Targets, check_finite};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
+use crate::train::TrainState;
 
 /// The architecture of a model, independent of its parameter values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,13 +228,28 @@ pub enum Init {
     HeUniform,
 }
 
-/// A fitted model's architecture and parameter values.
+/// A fitted model's architecture and parameter values, and the training state that lets
+/// a fit go on ([`Trainer::partial_fit`](crate::Trainer::partial_fit)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
     /// Architecture and input width.
     pub spec: Spec,
     /// Parameter values in [`Program::params`] order, each row-major.
     pub params: Vec<Vec<f32>>,
+    /// Epochs done, updates, optimizer state (`None` for a model not trained by
+    /// gradient descent, such as the normal equations' solution).
+    pub state: Option<TrainState>,
+}
+
+impl Fitted {
+    /// Parameters without training state.
+    pub fn new(spec: Spec, params: Vec<Vec<f32>>) -> Self {
+        Fitted {
+            spec,
+            params,
+            state: None,
+        }
+    }
 }
 
 /// What the [`Trainer`](crate::Trainer) needs from a model.

@@ -205,6 +205,14 @@ impl Session for GpuSession<'_> {
         self.engine.params()
     }
 
+    fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>> {
+        self.engine.optimizer_state()
+    }
+
+    fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()> {
+        self.engine.set_optimizer_state(state)
+    }
+
     fn traffic(&self) -> Traffic {
         Traffic {
             mode: if self.stream.is_some() {

@@ -5,10 +5,12 @@ mod gpu_session;
 mod optim;
 mod report;
 mod session;
+mod state;
 mod trainer;
 mod validation;
 
 pub use config::{Backend, EarlyStopping, Mode, NoImprovement, TrainConfig, Verify};
-pub use optim::{Optimizer, Penalty, Schedule, Stepper};
+pub use optim::{Optimizer, Penalty, Schedule};
 pub use report::{Deviation, Progress, Report, StopReason};
+pub use state::TrainState;
 pub use trainer::Trainer;

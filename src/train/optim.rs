@@ -6,6 +6,7 @@
 //! update kernels read (`cpu::update::apply` and its WGSL twin), so CPU and GPU apply the
 //! same arithmetic.
 
+use super::TrainState;
 use crate::cpu::update::{Rule, Scalars, StepScalars};
 use crate::error::{Error, Result};
 
@@ -296,7 +297,7 @@ impl Schedule {
 /// position. Together with the engines' optimizer tensors it is everything a resumed fit
 /// needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stepper {
+pub(crate) struct Stepper {
     optimizer: Optimizer,
     penalty: Penalty,
     schedule: Schedule,
@@ -308,15 +309,21 @@ pub struct Stepper {
 }
 
 impl Stepper {
-    /// A stepper at update 0.
-    pub fn new(optimizer: Optimizer, penalty: Penalty, schedule: Schedule, lr0: f64) -> Self {
+    /// A stepper that goes on from `state` (its update count and adaptive schedule).
+    pub fn resume(
+        optimizer: Optimizer,
+        penalty: Penalty,
+        schedule: Schedule,
+        lr0: f64,
+        state: &TrainState,
+    ) -> Self {
         Stepper {
             optimizer,
             penalty,
             schedule,
             lr0,
-            t: 0,
-            adaptive: (1.0, f64::INFINITY, 0),
+            t: state.updates,
+            adaptive: state.adaptive,
         }
     }
 
@@ -371,6 +378,12 @@ impl Stepper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Stepper {
+        fn new(optimizer: Optimizer, penalty: Penalty, schedule: Schedule, lr0: f64) -> Self {
+            Self::resume(optimizer, penalty, schedule, lr0, &TrainState::default())
+        }
+    }
 
     #[test]
     fn schedules_by_hand() {

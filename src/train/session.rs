@@ -57,6 +57,10 @@ pub(crate) trait Session {
     fn sync(&mut self) -> Result<Synced>;
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
+    /// The optimizer's state tensors (two per parameter).
+    fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>>;
+    /// Restores the optimizer's state tensors.
+    fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()>;
     /// How the data are held, bytes sent to the device and the waits so far.
     fn traffic(&self) -> Traffic;
     /// Verify mode's deviations so far (none for sessions that do not verify).
@@ -209,6 +213,14 @@ impl Session for CpuSession<'_> {
 
     fn params(&mut self) -> Result<Vec<Vec<f32>>> {
         Ok(self.engine.params())
+    }
+
+    fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>> {
+        Ok(self.engine.optimizer_state())
+    }
+
+    fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()> {
+        self.engine.set_optimizer_state(state)
     }
 
     fn traffic(&self) -> Traffic {

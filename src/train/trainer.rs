@@ -9,7 +9,7 @@ use super::gpu_session::GpuSession;
 use super::optim::Stepper;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::validation::Holdout;
-use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig};
+use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig, TrainState};
 use crate::data::{Dataset, RowSource, RowWeights, epoch_plan, epoch_plan_over};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
@@ -164,11 +164,66 @@ impl Trainer {
         data: &dyn RowSource,
         sample_weight: Option<&[f32]>,
     ) -> Result<Report> {
+        self.train(model, data, sample_weight, false)
+    }
+
+    /// Trains `model` for `epochs` more epochs, going on from where its last fit stopped
+    /// (scikit-learn's `partial_fit` and `warm_start`, but keeping the optimizer's state
+    /// *and* the schedule's position): the parameters, Adam's moments or the momentum
+    /// velocities, the update count and the epoch count all carry over, so two calls of
+    /// 2 epochs equal one fit of 4 — bit for bit on the CPU. An unfitted model is fitted
+    /// from scratch.
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::{Model, Mlp}, Optimizer, TrainConfig, Trainer};
+    /// let data = Synthetic::blobs(300, 2, 3).seed(1).dataset()?;
+    /// let cfg = TrainConfig::default().optimizer(Optimizer::adam()).learning_rate(0.01);
+    /// let (mut once, mut twice) = (Mlp::new(8), Mlp::new(8));
+    /// Trainer::new(cfg.clone().epochs(4))?.fit(&mut once, &data)?;
+    /// let two = Trainer::new(cfg.epochs(2))?;
+    /// two.partial_fit(&mut twice, &data)?;
+    /// two.partial_fit(&mut twice, &data)?;
+    /// assert_eq!(once.fitted().unwrap().params, twice.fitted().unwrap().params);
+    /// assert_eq!(twice.fitted().unwrap().state.as_ref().unwrap().epochs_done, 4);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`Error::ShapeMismatch`] when the fitted model's architecture
+    /// does not suit `data` (another feature or class count).
+    pub fn partial_fit<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: &dyn RowSource,
+    ) -> Result<Report> {
+        self.train(model, data, None, true)
+    }
+
+    /// As [`Trainer::partial_fit`], with sample weights (see [`Trainer::fit_weighted`]).
+    ///
+    /// # Errors
+    /// As [`Trainer::partial_fit`] and [`Trainer::fit_weighted`].
+    pub fn partial_fit_weighted<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: &dyn RowSource,
+        sample_weight: Option<&[f32]>,
+    ) -> Result<Report> {
+        self.train(model, data, sample_weight, true)
+    }
+
+    fn train<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: &dyn RowSource,
+        sample_weight: Option<&[f32]>,
+        resume: bool,
+    ) -> Result<Report> {
         let weights =
             RowWeights::new(data, sample_weight, self.config.class_weight.as_ref())?.into_option();
         // A streaming fit gathers batches on a worker thread that borrows `data`: it
         // lives in this scope and ends when the session is dropped.
-        std::thread::scope(|scope| self.fit_in(scope, model, (data, weights.as_ref())))
+        std::thread::scope(|scope| self.fit_in(scope, model, (data, weights.as_ref()), resume))
     }
 
     fn fit_in<'s, 'a, M: Model + ?Sized>(
@@ -176,10 +231,25 @@ impl Trainer {
         scope: &'s Scope<'s, 'a>,
         model: &mut M,
         data: Weighted<'a>,
+        resume: bool,
     ) -> Result<Report> {
         let started = Instant::now();
+        let cfg = &self.config;
         let spec = model.spec_for(data.0)?;
-        let init = init_params(&spec, model.init(), self.config.seed)?;
+        let (init, state) = match model.fitted().filter(|_| resume) {
+            Some(f) if f.spec == spec => (f.params.clone(), f.state.clone().unwrap_or_default()),
+            Some(f) => {
+                return Err(Error::ShapeMismatch {
+                    what: "partial_fit: the fitted model against the data",
+                    expected: format!("{:?}", f.spec),
+                    got: format!("{spec:?}"),
+                });
+            }
+            None => (
+                init_params(&spec, model.init(), cfg.seed)?,
+                TrainState::default(),
+            ),
+        };
         let mut holdout = match self.config.early_stopping {
             Some(e) => Some(Holdout::new(
                 data.0,
@@ -190,14 +260,23 @@ impl Trainer {
             None => None,
         };
         let mut session = self.session(spec.program(), data, &init, scope)?;
+        if !state.optimizer.is_empty() {
+            session.set_optimizer_state(&state.optimizer)?;
+        }
+        let mut stepper = Stepper::resume(
+            cfg.optimizer,
+            cfg.penalty,
+            cfg.schedule,
+            cfg.learning_rate,
+            &state,
+        );
         let mut snapshot = init;
         let rule = self.config.early_stopping.unwrap_or_default();
         let mut watch = holdout.as_mut().map(|h| Watch::new(h, rule));
         let (mut report, ended) = self.run(
             session.as_mut(),
-            model.name(),
-            data.0.n(),
-            started,
+            (model.name(), data.0.n(), started),
+            (&mut stepper, state.epochs_done),
             &mut snapshot,
             watch.as_mut(),
         )?;
@@ -211,7 +290,17 @@ impl Trainer {
             None if all_finite(&params) => params,
             None => snapshot,
         };
-        model.set_fitted(Fitted { spec, params });
+        let state = TrainState {
+            epochs_done: state.epochs_done + report.epoch_losses.len(),
+            updates: state.updates + report.steps,
+            adaptive: stepper.adaptive,
+            optimizer: session.optimizer_state()?,
+        };
+        model.set_fitted(Fitted {
+            spec,
+            params,
+            state: Some(state),
+        });
         report.verify = session.deviations();
         let traffic = session.traffic();
         report.mode = traffic.mode.to_string();
@@ -369,9 +458,8 @@ impl Trainer {
     fn run(
         &self,
         session: &mut dyn Session,
-        model: &'static str,
-        n: usize,
-        started: Instant,
+        (model, n, started): (&'static str, usize, Instant),
+        (stepper, first_epoch): (&mut Stepper, usize),
         snapshot: &mut Vec<Vec<f32>>,
         mut watch: Option<&mut Watch<'_>>,
     ) -> Result<(Report, Result<()>)> {
@@ -408,10 +496,10 @@ impl Trainer {
                 });
             }
         };
-        let mut stepper = Stepper::new(cfg.optimizer, cfg.penalty, cfg.schedule, cfg.learning_rate);
         // scikit-learn's n_iter_no_change: the best epoch loss and the epochs since.
         let (mut best, mut stale) = (f64::INFINITY, 0usize);
-        for epoch in 0..cfg.epochs {
+        let horizon = first_epoch + cfg.epochs;
+        for epoch in first_epoch..horizon {
             let (seed, batch, shuffle, drop) =
                 (cfg.seed, cfg.batch_size, cfg.shuffle, cfg.drop_last);
             let plan = Arc::new(match &train_rows {
@@ -423,7 +511,7 @@ impl Trainer {
             let mut synced = Synced::default();
             let mut lr = cfg.learning_rate;
             for batch in plan.batches() {
-                lr = stepper.lr(epoch, cfg.epochs, sizes.len());
+                lr = stepper.lr(epoch, horizon, sizes.len());
                 session.step(batch, &stepper.next(lr))?;
                 let every = cfg.loss_every.unwrap_or(usize::MAX);
                 let due = (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len();
@@ -457,7 +545,7 @@ impl Trainer {
                     // One small readback per epoch: the fallback if a later step diverges.
                     let params = session.params()?;
                     if let Some(w) = watch.as_deref_mut() {
-                        let (loss, stop) = w.epoch(&params)?;
+                        let (loss, stop) = w.epoch(&params, epoch)?;
                         report.validation_losses.push(loss);
                         if stop {
                             report.stop = StopReason::EarlyStopping {
@@ -518,7 +606,6 @@ struct Watch<'h> {
     best_epoch: usize,
     best_params: Option<Vec<Vec<f32>>>,
     stale: usize,
-    epoch: usize,
 }
 
 impl<'h> Watch<'h> {
@@ -531,12 +618,11 @@ impl<'h> Watch<'h> {
             best_epoch: 0,
             best_params: None,
             stale: 0,
-            epoch: 0,
         }
     }
 
-    /// Scores an epoch's parameters; returns the validation loss and whether to stop.
-    fn epoch(&mut self, params: &[Vec<f32>]) -> Result<(f64, bool)> {
+    /// Scores epoch `epoch`'s parameters; returns the validation loss and whether to stop.
+    fn epoch(&mut self, params: &[Vec<f32>], epoch: usize) -> Result<(f64, bool)> {
         let loss = self.holdout.loss(params)?;
         // Only an improvement by tol resets the patience, but any better loss (a NaN
         // never is) names the parameters to keep.
@@ -547,10 +633,9 @@ impl<'h> Watch<'h> {
         }
         if loss < self.best {
             self.best = loss;
-            self.best_epoch = self.epoch;
+            self.best_epoch = epoch;
             self.best_params = Some(params.to_vec());
         }
-        self.epoch += 1;
         Ok((loss, self.stale >= self.patience))
     }
 }
