@@ -3,6 +3,7 @@
 
 mod dataset;
 mod plan;
+mod scale;
 mod source;
 mod synthetic;
 mod weights;
@@ -10,6 +11,7 @@ mod weights;
 pub(crate) use dataset::check_finite;
 pub use dataset::{Dataset, Targets};
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
+pub use scale::{Standardized, Standardizer};
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};
 pub use weights::{ClassWeight, RowWeights};

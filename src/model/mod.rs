@@ -22,7 +22,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::cpu::activation::Activation;
 use crate::cpu::loss::LossKind;
 use crate::cpu::matmul::Layout;
-use crate::data::{Dataset, RowSource, Targets, check_finite};
+use crate::data::{Dataset, RowSource, Standardizer, Targets, check_finite};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
@@ -239,6 +239,9 @@ pub struct Fitted {
     /// Epochs done, updates, optimizer state (`None` for a model not trained by
     /// gradient descent, such as the normal equations' solution).
     pub state: Option<TrainState>,
+    /// The feature standardisation the parameters expect, applied to every input before
+    /// the forward pass (`None`: raw features).
+    pub scaler: Option<Standardizer>,
 }
 
 impl Fitted {
@@ -248,6 +251,7 @@ impl Fitted {
             spec,
             params,
             state: None,
+            scaler: None,
         }
     }
 }
@@ -345,6 +349,14 @@ pub(crate) fn forward_output(
         });
     }
     check_finite("features", x, p)?;
+    let scaled;
+    let x = match &fitted.scaler {
+        Some(s) => {
+            scaled = s.transform(x);
+            &scaled[..]
+        }
+        None => x,
+    };
     let n = x.len() / p;
     let program = fitted.spec.program();
     let (out_id, k) = (program.output, program.out_cols);

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 /// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
 /// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
 /// | `class_weight` | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
+/// | `standardize` | false | fit mean 0 / variance 1 per feature on the training data, train on it, keep it with the model for predictions |
 /// | `early_stopping` | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |
 /// | `no_improvement` | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`) |
 /// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
@@ -84,6 +85,8 @@ pub struct TrainConfig {
     pub class_weight: Option<ClassWeight>,
     /// Early stopping on held-out rows.
     pub early_stopping: Option<EarlyStopping>,
+    /// Standardise the features (see [`Standardizer`](crate::data::Standardizer)).
+    pub standardize: bool,
 }
 
 /// scikit-learn's `early_stopping=True`: `validation_fraction` of the rows (a seeded
@@ -229,6 +232,7 @@ impl Default for TrainConfig {
             no_improvement: None,
             class_weight: None,
             early_stopping: None,
+            standardize: false,
         }
     }
 }
@@ -328,6 +332,14 @@ impl TrainConfig {
     /// Sets `schedule`.
     pub fn schedule(mut self, v: Schedule) -> Self {
         self.schedule = v;
+        self
+    }
+    /// Sets `standardize`: the trainer fits a
+    /// [`Standardizer`](crate::data::Standardizer) on the data (a `partial_fit` keeps the
+    /// model's), trains on standardised features, and stores it in the model, whose
+    /// predictions then standardise their inputs the same way.
+    pub fn standardize(mut self, v: bool) -> Self {
+        self.standardize = v;
         self
     }
     /// Sets `early_stopping`.

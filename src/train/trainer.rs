@@ -10,7 +10,9 @@ use super::optim::Stepper;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::validation::Holdout;
 use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig, TrainState};
-use crate::data::{Dataset, RowSource, RowWeights, epoch_plan, epoch_plan_over};
+use crate::data::{
+    Dataset, RowSource, RowWeights, Standardized, Standardizer, epoch_plan, epoch_plan_over,
+};
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
@@ -221,9 +223,45 @@ impl Trainer {
     ) -> Result<Report> {
         let weights =
             RowWeights::new(data, sample_weight, self.config.class_weight.as_ref())?.into_option();
-        // A streaming fit gathers batches on a worker thread that borrows `data`: it
-        // lives in this scope and ends when the session is dropped.
-        std::thread::scope(|scope| self.fit_in(scope, model, (data, weights.as_ref()), resume))
+        if !self.config.standardize {
+            return self.scoped(model, (data, weights.as_ref()), resume, None);
+        }
+        // A going-on fit keeps the scaler its parameters were trained with.
+        let kept = model
+            .fitted()
+            .filter(|_| resume)
+            .and_then(|f| f.scaler.clone());
+        let scaler = match kept {
+            Some(s) => s,
+            None => Standardizer::fit(data)?,
+        };
+        match data.in_memory() {
+            // In memory: a standardised copy keeps the in-place fast paths.
+            Some(d) => {
+                let scaled = scaler.dataset(d)?;
+                self.scoped(model, (&scaled, weights.as_ref()), resume, Some(scaler))
+            }
+            None => {
+                let view = Standardized {
+                    source: data,
+                    scaler: &scaler,
+                };
+                let kept = scaler.clone();
+                self.scoped(model, (&view, weights.as_ref()), resume, Some(kept))
+            }
+        }
+    }
+
+    /// Runs a fit in a thread scope: a streaming fit gathers batches on a worker thread
+    /// that borrows the data; it ends with the scope, when the session is dropped.
+    fn scoped<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: Weighted<'_>,
+        resume: bool,
+        scaler: Option<Standardizer>,
+    ) -> Result<Report> {
+        std::thread::scope(|scope| self.fit_in(scope, model, data, resume, scaler))
     }
 
     fn fit_in<'s, 'a, M: Model + ?Sized>(
@@ -232,6 +270,7 @@ impl Trainer {
         model: &mut M,
         data: Weighted<'a>,
         resume: bool,
+        scaler: Option<Standardizer>,
     ) -> Result<Report> {
         let started = Instant::now();
         let cfg = &self.config;
@@ -300,6 +339,7 @@ impl Trainer {
             spec,
             params,
             state: Some(state),
+            scaler,
         });
         report.verify = session.deviations();
         let traffic = session.traffic();
