@@ -27,6 +27,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "ndarray")]
+pub mod array;
 pub mod cpu;
 pub mod data;
 pub mod engine;
