@@ -4,7 +4,7 @@
 use gradflow::Error;
 use gradflow::array::{PredictArray, PredictProbaArray, dataset_labels, dataset_real};
 use gradflow::data::{Synthetic, Targets};
-use gradflow::model::{Mlp, Model};
+use gradflow::model::Mlp;
 use gradflow::{TrainConfig, Trainer};
 use ndarray::{Array1, Array2, ShapeBuilder};
 
