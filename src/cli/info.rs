@@ -39,7 +39,7 @@ pub fn run(_args: &InfoArgs) -> Result<(), CliError> {
             "      max buffer {} · max storage binding {} · workgroups per dimension {} · \
              workgroup memory {}",
             bytes(l.max_buffer_size),
-            bytes(u64::from(l.max_storage_buffer_binding_size)),
+            bytes(l.max_storage_buffer_binding_size),
             l.max_compute_workgroups_per_dimension,
             bytes(u64::from(l.max_compute_workgroup_storage_size))
         );
