@@ -253,8 +253,8 @@ pub struct CsvFeatures {
 /// std::fs::write(&path, "a,b,y\n1,2,0\n3,4,1\n")?;
 /// let f = csv::read_features(&path, 2, Some(&Column::Name("y".into())), None)?;
 /// assert_eq!((f.n, f.p, f.x), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
-/// let err = csv::read_features(&path, 3, None, None).unwrap_err();
-/// assert!(err.to_string().contains("3 feature columns"), "{err}");
+/// let err = csv::read_features(&path, 4, None, None).unwrap_err(); // no target given: 3 columns
+/// assert!(err.to_string().contains("3 feature columns, but the model was trained on 4"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
