@@ -24,6 +24,7 @@
 //! The modules follow the data's path: [`data`] (datasets, synthetic generators, the
 //! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
 //! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
+//! [`io`] reads CSV and `.npy` data and saves and loads fitted models.
 
 #![warn(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod engine;
 mod error;
 pub mod gpu;
 pub mod gradcheck;
+pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod program;

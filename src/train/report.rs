@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// Why training stopped.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Why training stopped. Serialises (JSON) as `{"reason": "tolerance", "step": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
     /// All configured epochs ran.
     MaxEpochs,
@@ -31,6 +32,30 @@ pub enum StopReason {
         /// The best epoch loss.
         best: f64,
     },
+}
+
+impl std::fmt::Display for StopReason {
+    /// One phrase: `all epochs ran`, `stopped by tol at step 125 (|Δloss| = 7.30e-9)`, …
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StopReason::MaxEpochs => write!(f, "all epochs ran"),
+            StopReason::Tolerance { step, delta } => {
+                write!(f, "stopped by tol at step {step} (|Δloss| = {delta:.2e})")
+            }
+            StopReason::EarlyStopping {
+                epoch,
+                best_epoch,
+                best,
+            } => write!(
+                f,
+                "early stopping after epoch {epoch}: kept epoch {best_epoch} (held-out loss {best:.4e})"
+            ),
+            StopReason::NoImprovement { epoch, best } => write!(
+                f,
+                "no improvement: stopped after epoch {epoch} (best loss {best:.4e})"
+            ),
+        }
+    }
 }
 
 /// The outcome of a fit.

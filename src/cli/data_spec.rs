@@ -1,0 +1,216 @@
+//! `--data`: a synthetic spec, a `.csv` file or a `.npy` file, loaded into a `Dataset`.
+//!
+//! A synthetic spec is `synthetic:KIND` with optional `?key=value&…`:
+//!
+//! | kind | data | keys (defaults) |
+//! |---|---|---|
+//! | `linear` | `y = x·w* + b* + noise·ε` | `n` (1000), `p` (8), `seed`, `noise` (0.01) |
+//! | `logistic` | 2 classes, `P(y=1) = σ(x·w* + b*)` | `n`, `p`, `seed` |
+//! | `blobs` (or `softmax`) | Gaussian blobs | `n`, `p`, `k` (3), `seed` |
+//! | `teacher` | labels of a random tanh network | `n`, `p`, `k` (3), `seed`, `hidden` (32), `argmax` (false: sampled labels) |
+//! | `rings` | concentric rings in the first two features | `n`, `p` (2), `k` (2), `seed`, `noise` (0.1) |
+//!
+//! `seed` defaults to `--seed`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gradflow::data::{Dataset, Synthetic};
+use gradflow::io::model::DataColumns;
+use gradflow::io::{Column, CsvOptions, ModelKind, TargetKind, csv, npy};
+
+use super::CliError;
+
+/// What `--data` names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSpec {
+    /// A generator.
+    Synthetic(Synthetic),
+    /// A CSV file.
+    Csv(PathBuf),
+    /// A `.npy` file.
+    Npy(PathBuf),
+}
+
+/// The grammar, for hints.
+const GRAMMAR: &str = "expected synthetic:KIND?key=value&… (KIND: linear, logistic, blobs, \
+                       teacher, rings; keys: n, p, k, seed, noise, hidden, argmax), a .csv \
+                       file or a .npy file";
+
+impl DataSpec {
+    /// Parses `--data`; `seed` is the default generator seed.
+    ///
+    /// # Errors
+    /// A usage error naming the part that is wrong and what was expected.
+    pub fn parse(text: &str, seed: u64) -> Result<Self, CliError> {
+        if let Some(rest) = text.strip_prefix("synthetic:") {
+            return parse_synthetic(text, rest, seed).map(DataSpec::Synthetic);
+        }
+        let path = PathBuf::from(text);
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_lowercase)
+        {
+            Some(e) if e == "csv" => Ok(DataSpec::Csv(path)),
+            Some(e) if e == "npy" => Ok(DataSpec::Npy(path)),
+            _ => Err(CliError::usage(
+                format!("--data {text}: not a synthetic spec, a .csv file or a .npy file"),
+                GRAMMAR,
+            )),
+        }
+    }
+}
+
+fn parse_synthetic(text: &str, rest: &str, seed: u64) -> Result<Synthetic, CliError> {
+    let bad = |what: String| CliError::usage(format!("--data {text}: {what}"), GRAMMAR);
+    let (kind, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("\"{pair}\" is not key=value")))?;
+        if keys.iter().any(|(seen, _)| *seen == k) {
+            return Err(bad(format!("key \"{k}\" is given twice")));
+        }
+        keys.push((k, v));
+    }
+    let get = |key: &str| keys.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let int = |key: &str, default: usize| -> Result<usize, CliError> {
+        get(key).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| bad(format!("{key}={v}: expected a whole number ≥ 0")))
+        })
+    };
+    let allowed: &[&str] = match kind {
+        "linear" => &["n", "p", "seed", "noise"],
+        "logistic" => &["n", "p", "seed"],
+        "blobs" | "softmax" => &["n", "p", "k", "seed"],
+        "teacher" => &["n", "p", "k", "seed", "hidden", "argmax"],
+        "rings" => &["n", "p", "k", "seed", "noise"],
+        other => {
+            return Err(bad(format!(
+                "unknown kind \"{other}\": expected linear, logistic, blobs (or softmax), \
+                 teacher or rings"
+            )));
+        }
+    };
+    if let Some((k, _)) = keys.iter().find(|(k, _)| !allowed.contains(k)) {
+        return Err(bad(format!(
+            "key \"{k}\" does not apply to {kind} data (its keys: {})",
+            allowed.join(", ")
+        )));
+    }
+    let n = int("n", 1000)?;
+    let p = int("p", if kind == "rings" { 2 } else { 8 })?;
+    let k = int("k", if kind == "rings" { 2 } else { 3 })?;
+    let mut g = match kind {
+        "linear" => Synthetic::linear(n, p),
+        "logistic" => Synthetic::logistic(n, p),
+        "blobs" | "softmax" => Synthetic::blobs(n, p, k),
+        "teacher" => Synthetic::teacher(n, p, k).teacher_hidden(int("hidden", 32)?),
+        _ => Synthetic::rings(n, p, k),
+    };
+    let seed = match get("seed") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(format!("seed={v}: expected a whole number ≥ 0")))?,
+        None => seed,
+    };
+    g = g.seed(seed);
+    if let Some(v) = get("noise") {
+        let noise: f32 = v
+            .parse()
+            .map_err(|_| bad(format!("noise={v}: expected a number ≥ 0")))?;
+        g = g.noise(noise);
+    }
+    match get("argmax") {
+        None | Some("false" | "0") => {}
+        Some("true" | "1") => g = g.deterministic(),
+        Some(v) => return Err(bad(format!("argmax={v}: expected true or false"))),
+    }
+    g.validate()
+        .map_err(|e| CliError::usage(format!("--data {text}: {e}"), GRAMMAR))?;
+    Ok(g)
+}
+
+/// A dataset ready to train on, with what a saved model keeps of it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The data.
+    pub dataset: Dataset,
+    /// Class names (files only).
+    pub labels: Option<Vec<String>>,
+    /// The file's columns (files only).
+    pub columns: DataColumns,
+    /// Seconds spent making or reading the data.
+    pub seconds: f64,
+}
+
+/// Makes or reads the data for `model`: class labels for classifiers, real targets for
+/// linear regression.
+///
+/// # Errors
+/// A usage error for `--target` with synthetic data; the reader's errors (file, line,
+/// column, value).
+pub fn load(
+    spec: &DataSpec,
+    target: Option<&Column>,
+    model: ModelKind,
+) -> Result<Loaded, CliError> {
+    let started = Instant::now();
+    let kind = if model.is_classifier() {
+        TargetKind::Classes
+    } else {
+        TargetKind::Real
+    };
+    let (dataset, labels, columns) = match spec {
+        DataSpec::Synthetic(g) => {
+            if let Some(t) = target {
+                return Err(CliError::usage(
+                    format!("--target {t}: synthetic data has no columns to choose from"),
+                    "--target applies to .csv and .npy files",
+                ));
+            }
+            (g.dataset()?, None, DataColumns::default())
+        }
+        DataSpec::Csv(path) => {
+            let mut options = CsvOptions {
+                target: target.cloned(),
+                ..CsvOptions::default()
+            };
+            options.kind = kind;
+            let data = csv::read(path, &options)?;
+            let columns = DataColumns {
+                features: data.feature_names(),
+                target: data.target_name().map(str::to_string),
+                target_column: Some(data.target_column),
+            };
+            (data.dataset, data.labels, columns)
+        }
+        DataSpec::Npy(path) => {
+            let data = npy::read(path, target, kind)?;
+            let columns = DataColumns {
+                target_column: Some(data.target_column),
+                ..DataColumns::default()
+            };
+            (data.dataset, data.labels, columns)
+        }
+    };
+    Ok(Loaded {
+        dataset,
+        labels,
+        columns,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The default data of `gradcheck` for each model: small, and of the kind it takes.
+pub fn small_default(model: ModelKind) -> &'static str {
+    match model {
+        ModelKind::Linear => "synthetic:linear?n=64&p=5",
+        ModelKind::Logistic => "synthetic:logistic?n=64&p=5",
+        ModelKind::Softmax => "synthetic:blobs?n=64&p=5&k=3",
+        ModelKind::Mlp => "synthetic:blobs?n=64&p=4&k=3",
+    }
+}

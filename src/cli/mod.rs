@@ -1,0 +1,249 @@
+//! The `gradflow` command: argument parsing (clap derive), one module per subcommand, and
+//! the one way errors reach the user — `gradflow: error: …` on one line, a `hint:` line
+//! where one helps, exit code 2 for usage errors (as clap) and 1 for everything else.
+
+mod data_spec;
+mod demo;
+mod gradcheck;
+mod info;
+mod plot;
+mod predict;
+mod progress;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gradflow::cpu::activation::Activation;
+use gradflow::io::ModelKind;
+use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+
+/// Gradient-descent training on the GPU (wgpu) and the CPU, each checked against the other.
+///
+/// With no subcommand, runs the demo: four models on seeded synthetic data.
+#[derive(Debug, Parser)]
+#[command(name = "gradflow", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model on synthetic data, a CSV or a .npy file; print (or --json) its scores.
+    Train(train::TrainArgs),
+    /// Predict with a saved model: a CSV of features in, a CSV of predictions out.
+    Predict(predict::PredictArgs),
+    /// Check a model's analytic gradients against finite differences, per tensor.
+    Gradcheck(gradcheck::GradcheckArgs),
+    /// List the GPU adapters, the one gradflow would choose, and its limits.
+    Info(info::InfoArgs),
+    // `bench` (the CPU-vs-GPU report of `gradflow::bench`) is wired in here once that
+    // module lands: a `Bench(bench::BenchArgs)` variant and its arm in `run`.
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// What the subcommand reports.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        None => Ok(demo::demo()?),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Gradcheck(args)) => gradcheck::run(&args),
+        Some(Command::Info(args)) => info::run(&args),
+    }
+}
+
+/// Prints a clap error our way (one line and a usage hint) or, for `--help` and
+/// `--version`, as clap does; returns clap's exit code (2 for usage errors, 0 for help).
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(code);
+    }
+    // clap's text: "error: …" and its detail lines, a blank line, tips, "Usage: …".
+    let text = e.to_string();
+    let message = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let usage = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(str::trim);
+    let tip = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: "))
+        .map(str::trim);
+    eprintln!("gradflow: error: {message}");
+    match usage {
+        Some(u) if tip.is_some() => {
+            eprintln!("hint: {}; usage: {u}", tip.unwrap_or_default());
+        }
+        Some(u) => eprintln!("hint: usage: {u} (more with --help)"),
+        None => eprintln!("hint: see gradflow --help"),
+    }
+    ExitCode::from(code)
+}
+
+/// An error as the command prints it.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    hint: Option<String>,
+    /// A usage error (bad or conflicting arguments): exit code 2.
+    usage: bool,
+}
+
+impl CliError {
+    /// A usage error: the arguments are wrong (exit code 2).
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: Some(hint.into()),
+            usage: true,
+        }
+    }
+
+    /// A failure with a hint (exit code 1).
+    pub fn failed(message: impl Into<String>, hint: Option<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint,
+            usage: false,
+        }
+    }
+
+    /// Replaces the hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prints the error (one line, then the hint) and gives the exit code.
+    pub fn report(&self) -> ExitCode {
+        // One line, whatever the message holds.
+        eprintln!("gradflow: error: {}", self.message.replace('\n', " "));
+        if let Some(h) = &self.hint {
+            eprintln!("hint: {h}");
+        }
+        ExitCode::from(if self.usage { 2 } else { 1 })
+    }
+}
+
+impl From<gradflow::Error> for CliError {
+    fn from(e: gradflow::Error) -> Self {
+        use gradflow::Error as E;
+        let hint = match &e {
+            E::Io { .. } => Some("check the path and its permissions".to_string()),
+            E::NoAdapter { .. } => Some(
+                "`gradflow info` lists the adapters wgpu finds; `--backend cpu` trains without one"
+                    .into(),
+            ),
+            E::TargetMismatch { .. } => Some(
+                "linear regression takes real targets; logistic (2 classes), softmax and mlp \
+                 take class labels"
+                    .into(),
+            ),
+            E::DeviceLimit { .. } => {
+                Some("try a smaller --batch-size, a smaller model, or --backend cpu".into())
+            }
+            E::InvalidParameter { .. } => Some("see gradflow train --help".into()),
+            _ => None,
+        };
+        CliError {
+            message: e.to_string(),
+            hint,
+            usage: false,
+        }
+    }
+}
+
+/// `--model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// Linear regression (real targets).
+    Linear,
+    /// Binary logistic regression (2 classes).
+    Logistic,
+    /// Softmax regression (2 or more classes).
+    Softmax,
+    /// 2-layer MLP with a softmax output (2 or more classes).
+    Mlp,
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(m: ModelArg) -> Self {
+        match m {
+            ModelArg::Linear => ModelKind::Linear,
+            ModelArg::Logistic => ModelKind::Logistic,
+            ModelArg::Softmax => ModelKind::Softmax,
+            ModelArg::Mlp => ModelKind::Mlp,
+        }
+    }
+}
+
+/// `--activation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    /// The logistic function (the seeds' choice).
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Rectified linear unit.
+    Relu,
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(a: ActivationArg) -> Self {
+        match a {
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Relu => Activation::Relu,
+        }
+    }
+}
+
+/// Hidden width when `--hidden` is not given.
+pub const DEFAULT_HIDDEN: usize = 32;
+
+/// The model `--model`, `--hidden` and `--activation` describe.
+///
+/// # Errors
+/// A usage error for `--hidden` or `--activation` with a model other than mlp.
+pub fn build_model(
+    model: ModelArg,
+    hidden: Option<usize>,
+    activation: Option<ActivationArg>,
+) -> Result<Box<dyn Model>, CliError> {
+    if model != ModelArg::Mlp && (hidden.is_some() || activation.is_some()) {
+        return Err(CliError::usage(
+            format!(
+                "--hidden and --activation apply to --model mlp, not to --model {}",
+                ModelKind::from(model).name()
+            ),
+            "drop them, or use --model mlp",
+        ));
+    }
+    Ok(match model {
+        ModelArg::Linear => Box::new(LinearRegression::new()),
+        ModelArg::Logistic => Box::new(LogisticRegression::new()),
+        ModelArg::Softmax => Box::new(SoftmaxRegression::new()),
+        ModelArg::Mlp => Box::new(
+            Mlp::new(hidden.unwrap_or(DEFAULT_HIDDEN))
+                .with_activation(activation.map_or(Activation::Sigmoid, Activation::from)),
+        ),
+    })
+}

@@ -1,0 +1,729 @@
+//! CSV files in and out, through the `csv` crate.
+//!
+//! **Reading a dataset** ([`read`]): every column but the target is a feature and must be a
+//! finite number; the target column is the last one unless named ([`Column::Name`], which
+//! needs a header) or numbered from 0 ([`Column::Index`]). For regression
+//! ([`TargetKind::Real`]) the target is a number; for a classifier
+//! ([`TargetKind::Classes`]) it is any text, and the distinct values become classes
+//! `0..k` in sorted order — numerically when every label is a number (`2` before `10`),
+//! else as strings — with the names returned in [`CsvData::labels`] so that a saved model
+//! can give them back.
+//!
+//! **Header detection**: unless [`CsvOptions::header`] says otherwise, the first row is a
+//! header when it has a non-numeric cell in a column whose next row is numeric, or when
+//! every one of its cells is non-numeric (the test of Python's `csv.Sniffer`, kept simple).
+//! So `x1,x2,label` over `0.5,1.5,cat` is a header, and `0.5,1.5,cat` over `0.7,1.1,dog`
+//! is data.
+//!
+//! **Errors** name the file, the line (counted from 1, as an editor does), the column
+//! (numbered from 0, as `--target` does, with its header name) and the value found.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use csv::{ReaderBuilder, StringRecord, Trim};
+
+use super::model::Prediction;
+use super::{io_error, write_atomic};
+use crate::data::{Dataset, Targets};
+use crate::error::{Error, Result};
+
+/// Which column of a file holds the target.
+///
+/// `"3".parse::<Column>()` is [`Column::Index`] (numbered from 0); anything else is a
+/// [`Column::Name`].
+///
+/// ```
+/// use gradflow::io::Column;
+/// assert_eq!("2".parse::<Column>()?, Column::Index(2));
+/// assert_eq!("species".parse::<Column>()?, Column::Name("species".into()));
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// The column with this header name.
+    Name(String),
+    /// The column at this position, counted from 0.
+    Index(usize),
+}
+
+impl FromStr for Column {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::param(
+                "target column",
+                "\"\"",
+                "must be a column name or an index counted from 0",
+            ));
+        }
+        Ok(match s.parse::<usize>() {
+            Ok(i) => Column::Index(i),
+            Err(_) => Column::Name(s.to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Name(n) => write!(f, "\"{n}\""),
+            Column::Index(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// How the target column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetKind {
+    /// A real number per row (regression).
+    #[default]
+    Real,
+    /// A class label per row, any text (classification).
+    Classes,
+}
+
+/// How [`read`] reads a file.
+///
+/// ```
+/// use gradflow::io::{Column, CsvOptions};
+/// let opts = CsvOptions::default().target(Column::Name("species".into())).classes();
+/// assert_eq!(opts.header, None); // detected
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// The target column; `None`: the last one.
+    pub target: Option<Column>,
+    /// How the target is read.
+    pub kind: TargetKind,
+    /// Whether the first row is a header; `None`: detect it.
+    pub header: Option<bool>,
+}
+
+impl CsvOptions {
+    /// Sets the target column.
+    pub fn target(mut self, column: Column) -> Self {
+        self.target = Some(column);
+        self
+    }
+    /// Reads the target as class labels.
+    pub fn classes(mut self) -> Self {
+        self.kind = TargetKind::Classes;
+        self
+    }
+    /// Says whether the first row is a header instead of detecting it.
+    pub fn header(mut self, has_header: bool) -> Self {
+        self.header = Some(has_header);
+        self
+    }
+}
+
+/// A dataset read from a CSV file, with what is needed to read more files like it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvData {
+    /// The features (every column but the target, in file order) and targets.
+    pub dataset: Dataset,
+    /// The header's column names, when the file has a header.
+    pub header: Option<Vec<String>>,
+    /// The target's position in the file, counted from 0.
+    pub target_column: usize,
+    /// Classifiers: the name of each class, `labels[c]` for class `c`.
+    pub labels: Option<Vec<String>>,
+}
+
+impl CsvData {
+    /// The feature columns' names, when the file has a header.
+    pub fn feature_names(&self) -> Option<Vec<String>> {
+        self.header.as_ref().map(|h| {
+            h.iter()
+                .enumerate()
+                .filter(|&(j, _)| j != self.target_column)
+                .map(|(_, n)| n.clone())
+                .collect()
+        })
+    }
+
+    /// The target column's name, when the file has a header.
+    pub fn target_name(&self) -> Option<&str> {
+        self.header.as_ref().map(|h| h[self.target_column].as_str())
+    }
+}
+
+/// Reads a CSV file into a [`Dataset`]; see the [module documentation](self) for the rules.
+///
+/// # Example
+/// ```
+/// use gradflow::io::{csv, Column, CsvOptions};
+/// let path = std::env::temp_dir().join("gradflow-doc-iris.csv");
+/// std::fs::write(&path, "length,width,species\n1.4,0.2,setosa\n4.7,1.4,versicolor\n1.3,0.2,setosa\n")?;
+/// let data = csv::read(&path, &CsvOptions::default().target(Column::Name("species".into())).classes())?;
+/// assert_eq!((data.dataset.n(), data.dataset.p()), (3, 2));
+/// assert_eq!(data.labels.as_deref(), Some(&["setosa".to_string(), "versicolor".into()][..]));
+/// assert_eq!(data.feature_names(), Some(vec!["length".to_string(), "width".into()]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::BadFile`] naming the line, column
+/// and value for an empty file, fewer than two columns, a row with another number of
+/// fields than the first, a cell that is not a finite number, a target column that does
+/// not exist (or a name without a header).
+pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
+    let path = path.as_ref();
+    let mut table = Table::open(path, options.header)?;
+    let cols = table.cols;
+    if cols < 2 {
+        return Err(table.bad(format!(
+            "{cols} column: a dataset needs at least 2 (one feature and the target)"
+        )));
+    }
+    let target = table.resolve(options.target.as_ref())?;
+    let (mut x, mut real, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(rec) = table.next()? {
+        let line = line_of(&rec);
+        for (j, cell) in rec.iter().enumerate() {
+            if j != target {
+                x.push(table.number(cell, line, j)?);
+            } else if options.kind == TargetKind::Real {
+                real.push(table.number(cell, line, j)?);
+            } else if cell.is_empty() {
+                return Err(table.bad(format!(
+                    "line {line}, column {}: empty class label",
+                    table.column_name(j)
+                )));
+            } else {
+                names.push(cell.to_string());
+            }
+        }
+    }
+    let n = x.len() / (cols - 1);
+    if n == 0 {
+        return Err(table.bad("no data rows after the header".into()));
+    }
+    let (targets, labels) = match options.kind {
+        TargetKind::Real => (Targets::Real(real), None),
+        TargetKind::Classes => {
+            let (ids, labels) = class_map(&names);
+            let classes = labels.len();
+            (
+                Targets::Classes {
+                    labels: ids,
+                    classes,
+                },
+                Some(labels),
+            )
+        }
+    };
+    Ok(CsvData {
+        dataset: Dataset::new(x, cols - 1, targets)?,
+        header: table.header,
+        target_column: target,
+        labels,
+    })
+}
+
+/// Feature rows read from a CSV file for prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvFeatures {
+    /// Row-major features, `n × p`.
+    pub x: Vec<f32>,
+    /// Rows.
+    pub n: usize,
+    /// Feature columns.
+    pub p: usize,
+    /// The header's names, when the file has a header.
+    pub header: Option<Vec<String>>,
+    /// The target column that was found in the file and skipped, if any.
+    pub skipped: Option<usize>,
+}
+
+/// Reads the feature rows of a CSV file for a model trained on `p` features; every column
+/// must be a finite number.
+///
+/// `target` is the model's target column (from its training file): it is skipped when
+/// the file has it too — by name when `target` is a name and the file has a header with
+/// that name, by position when `target` is an index and the file has `p + 1` columns (the
+/// training layout). So the training file itself can be given to predict.
+///
+/// # Example
+/// ```
+/// use gradflow::io::{csv, Column};
+/// let path = std::env::temp_dir().join("gradflow-doc-features.csv");
+/// std::fs::write(&path, "a,b,y\n1,2,0\n3,4,1\n")?;
+/// let f = csv::read_features(&path, 2, Some(&Column::Name("y".into())), None)?;
+/// assert_eq!((f.n, f.p, f.x), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
+/// let err = csv::read_features(&path, 4, None, None).unwrap_err(); // no target given: 3 columns
+/// assert!(err.to_string().contains("3 feature columns, but the model was trained on 4"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`read`]; [`Error::BadFile`] saying both numbers when the file's feature count is
+/// not `p`.
+pub fn read_features(
+    path: impl AsRef<Path>,
+    p: usize,
+    target: Option<&Column>,
+    header: Option<bool>,
+) -> Result<CsvFeatures> {
+    let path = path.as_ref();
+    let mut table = Table::open(path, header)?;
+    let skipped = match target {
+        Some(Column::Name(name)) => table
+            .header
+            .as_ref()
+            .and_then(|h| h.iter().position(|c| c == name)),
+        Some(&Column::Index(i)) if table.cols == p + 1 && i < table.cols => Some(i),
+        _ => None,
+    };
+    let found = table.cols - usize::from(skipped.is_some());
+    if found != p {
+        let what = match skipped {
+            Some(j) => format!(
+                "{found} feature columns (after skipping the target column {})",
+                table.column_name(j)
+            ),
+            None => format!("{found} feature columns"),
+        };
+        return Err(table.bad(format!(
+            "{what}, but the model was trained on {p} feature columns"
+        )));
+    }
+    let mut x = Vec::new();
+    while let Some(rec) = table.next()? {
+        let line = line_of(&rec);
+        for (j, cell) in rec.iter().enumerate() {
+            if Some(j) != skipped {
+                x.push(table.number(cell, line, j)?);
+            }
+        }
+    }
+    if x.is_empty() {
+        return Err(table.bad("no data rows after the header".into()));
+    }
+    Ok(CsvFeatures {
+        n: x.len() / p,
+        x,
+        p,
+        header: table.header,
+        skipped,
+    })
+}
+
+/// Writes predictions as CSV, atomically (see [`SavedModel::save`](super::SavedModel::save)).
+///
+/// Columns: `prediction` — the value for regression, the class name for a classifier
+/// (`labels[c]`, or the class number when `labels` is `None`); with `proba`, one more
+/// column per class, `p_<name>`, holding its probability.
+///
+/// # Example
+/// ```
+/// use gradflow::io::{csv, Prediction};
+/// let path = std::env::temp_dir().join("gradflow-doc-preds.csv");
+/// let pred = Prediction::Classes { classes: vec![1, 0], proba: vec![0.1, 0.9, 0.8, 0.2], k: 2 };
+/// csv::write_predictions(&path, &pred, Some(&["cat".into(), "dog".into()]), true)?;
+/// assert_eq!(std::fs::read_to_string(&path)?, "prediction,p_cat,p_dog\ndog,0.1,0.9\ncat,0.8,0.2\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written; [`Error::ShapeMismatch`] when `labels`
+/// does not have one name per class.
+pub fn write_predictions(
+    path: impl AsRef<Path>,
+    prediction: &Prediction,
+    labels: Option<&[String]>,
+    proba: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = predictions_csv(prediction, labels, proba)?;
+    write_atomic(path, &bytes)
+}
+
+/// The CSV text of [`write_predictions`], for writing elsewhere (standard output).
+///
+/// # Errors
+/// As [`write_predictions`], but no I/O error.
+pub fn predictions_csv(
+    prediction: &Prediction,
+    labels: Option<&[String]>,
+    proba: bool,
+) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| Error::Io {
+        path: "predictions".into(),
+        message: e.to_string(),
+    };
+    match prediction {
+        Prediction::Real(y) => {
+            w.write_record(["prediction"]).map_err(io)?;
+            for v in y {
+                w.write_record([v.to_string()]).map_err(io)?;
+            }
+        }
+        Prediction::Classes {
+            classes,
+            proba: p,
+            k,
+        } => {
+            if let Some(l) = labels {
+                if l.len() != *k {
+                    return Err(Error::ShapeMismatch {
+                        what: "class labels",
+                        expected: format!("{k} names, one per class"),
+                        got: format!("{} names", l.len()),
+                    });
+                }
+            }
+            let name = |c: usize| labels.map_or_else(|| c.to_string(), |l| l[c].clone());
+            let mut head = vec!["prediction".to_string()];
+            if proba {
+                head.extend((0..*k).map(|c| format!("p_{}", name(c))));
+            }
+            w.write_record(&head).map_err(io)?;
+            for (i, &c) in classes.iter().enumerate() {
+                let mut row = vec![name(c as usize)];
+                if proba {
+                    row.extend(p[i * k..(i + 1) * k].iter().map(f32::to_string));
+                }
+                w.write_record(&row).map_err(io)?;
+            }
+        }
+    }
+    w.into_inner().map_err(|e| Error::Io {
+        path: "predictions".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Maps class names to `0..k` in sorted order: numerically when every name is a number,
+/// else as strings. Returns the id of each row and the name of each class.
+pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut distinct: Vec<&String> = names.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let numbers: Option<Vec<f64>> = distinct
+        .iter()
+        .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    if let Some(nums) = numbers {
+        let mut pairs: Vec<(f64, &String)> = nums.into_iter().zip(distinct).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        distinct = pairs.into_iter().map(|(_, s)| s).collect();
+    }
+    let index: std::collections::HashMap<&String, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
+    let ids = names.iter().map(|s| index[s]).collect();
+    (ids, distinct.into_iter().cloned().collect())
+}
+
+fn line_of(rec: &StringRecord) -> u64 {
+    rec.position().map_or(0, csv::Position::line)
+}
+
+fn is_number(s: &str) -> bool {
+    s.parse::<f64>().is_ok()
+}
+
+/// The first row is a header when it has a non-numeric cell over a numeric one, or when
+/// all its cells are non-numeric.
+fn looks_like_header(first: &StringRecord, second: Option<&StringRecord>) -> bool {
+    if first.iter().all(|c| !is_number(c)) {
+        return true;
+    }
+    second.is_some_and(|second| {
+        first
+            .iter()
+            .zip(second.iter())
+            .any(|(a, b)| !is_number(a) && is_number(b))
+    })
+}
+
+/// A CSV file being read: its header (if any), its column count, and the rows not yet
+/// returned.
+struct Table<'p> {
+    path: &'p Path,
+    header: Option<Vec<String>>,
+    cols: usize,
+    /// Rows read ahead while detecting the header.
+    pending: std::vec::IntoIter<StringRecord>,
+    records: csv::StringRecordsIntoIter<std::fs::File>,
+}
+
+impl<'p> Table<'p> {
+    fn open(path: &'p Path, header: Option<bool>) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+        let mut records = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(Trim::All)
+            .from_reader(file)
+            .into_records();
+        let first = match records.next() {
+            None => return Err(bad(path, "empty file: no rows".into())),
+            Some(r) => r.map_err(|e| csv_error(path, &e))?,
+        };
+        let second = records
+            .next()
+            .transpose()
+            .map_err(|e| csv_error(path, &e))?;
+        let cols = first.len();
+        let has_header = header.unwrap_or_else(|| looks_like_header(&first, second.as_ref()));
+        let (header, pending): (_, Vec<StringRecord>) = if has_header {
+            (
+                Some(first.iter().map(str::to_string).collect()),
+                second.into_iter().collect(),
+            )
+        } else {
+            (None, [first].into_iter().chain(second).collect())
+        };
+        Ok(Table {
+            path,
+            header,
+            cols,
+            pending: pending.into_iter(),
+            records,
+        })
+    }
+
+    /// The next data row, checked for its field count.
+    fn next(&mut self) -> Result<Option<StringRecord>> {
+        let rec = match self.pending.next() {
+            Some(r) => r,
+            None => match self.records.next() {
+                None => return Ok(None),
+                Some(r) => r.map_err(|e| self.csv_error(&e))?,
+            },
+        };
+        if rec.len() != self.cols {
+            let of = if self.header.is_some() {
+                "the header"
+            } else {
+                "the first row"
+            };
+            return Err(self.bad(format!(
+                "line {}: {} fields, but {of} has {} (ragged rows)",
+                line_of(&rec),
+                rec.len(),
+                self.cols
+            )));
+        }
+        Ok(Some(rec))
+    }
+
+    /// The target column's index.
+    fn resolve(&self, target: Option<&Column>) -> Result<usize> {
+        match target {
+            None => Ok(self.cols - 1),
+            Some(&Column::Index(i)) if i < self.cols => Ok(i),
+            Some(&Column::Index(i)) => Err(self.bad(format!(
+                "target column {i} does not exist: the file has {} columns, numbered 0 to {}",
+                self.cols,
+                self.cols - 1
+            ))),
+            Some(Column::Name(name)) => match &self.header {
+                None => Err(self.bad(format!(
+                    "target column \"{name}\" cannot be found: the file has no header row; \
+                     give the column's index (0 to {}) instead",
+                    self.cols - 1
+                ))),
+                Some(h) => h.iter().position(|c| c == name).ok_or_else(|| {
+                    self.bad(format!(
+                        "no target column \"{name}\": the header has {}",
+                        h.iter()
+                            .map(|c| format!("\"{c}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }),
+            },
+        }
+    }
+
+    /// A finite number from `cell`.
+    fn number(&self, cell: &str, line: u64, col: usize) -> Result<f32> {
+        let at = || format!("line {line}, column {}", self.column_name(col));
+        if cell.is_empty() {
+            return Err(self.bad(format!("{}: empty cell, expected a number", at())));
+        }
+        match cell.parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(v) => Err(self.bad(format!(
+                "{}: {v} is not a finite number (every value must be finite)",
+                at()
+            ))),
+            Err(_) => Err(self.bad(format!("{}: \"{cell}\" is not a number", at()))),
+        }
+    }
+
+    /// `2 ("width")` with a header, `2` without.
+    fn column_name(&self, col: usize) -> String {
+        match &self.header {
+            Some(h) => format!("{col} (\"{}\")", h[col]),
+            None => col.to_string(),
+        }
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        bad(self.path, reason)
+    }
+
+    fn csv_error(&self, e: &csv::Error) -> Error {
+        csv_error(self.path, e)
+    }
+}
+
+fn bad(path: &Path, reason: String) -> Error {
+    Error::BadFile {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+fn csv_error(path: &Path, e: &csv::Error) -> Error {
+    let at = e
+        .position()
+        .map_or(String::new(), |p| format!("line {}: ", p.line()));
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io_error(path, io),
+        csv::ErrorKind::Utf8 { .. } => bad(path, format!("{at}not UTF-8 text")),
+        _ => bad(path, format!("{at}{e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn err(text: &str, options: &CsvOptions) -> String {
+        let (_d, path) = file(text);
+        read(&path, options).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn header_detected_and_string_labels_sorted() {
+        let (_d, path) = file("a, b ,kind\n1,2,dog\n3,4,cat\n5,6,dog\n");
+        let data = read(&path, &CsvOptions::default().classes()).unwrap();
+        assert_eq!(data.header.as_deref().unwrap(), ["a", "b", "kind"]);
+        assert_eq!(data.labels.as_deref().unwrap(), ["cat", "dog"]);
+        assert_eq!(
+            data.dataset.targets(),
+            &Targets::Classes {
+                labels: vec![1, 0, 1],
+                classes: 2
+            }
+        );
+        assert_eq!(data.dataset.features(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(data.target_name(), Some("kind"));
+    }
+
+    #[test]
+    fn no_header_when_the_first_row_is_data_even_with_string_labels() {
+        let (_d, path) = file("1,2,dog\n3,4,cat\n");
+        let data = read(&path, &CsvOptions::default().classes()).unwrap();
+        assert_eq!(data.header, None);
+        assert_eq!(data.dataset.n(), 2);
+    }
+
+    #[test]
+    fn numeric_labels_sort_as_numbers() {
+        let (ids, names) = class_map(&["10".into(), "2".into(), "1".into(), "2".into()]);
+        assert_eq!(names, ["1", "2", "10"]);
+        assert_eq!(ids, [2, 1, 0, 1]);
+    }
+
+    #[test]
+    fn target_by_index_and_name_with_real_values() {
+        let (_d, path) = file("y,x1,x2\n0.5,1,2\n1.5,3,4\n");
+        for opts in [
+            CsvOptions::default().target(Column::Index(0)),
+            CsvOptions::default().target(Column::Name("y".into())),
+        ] {
+            let data = read(&path, &opts).unwrap();
+            assert_eq!(data.dataset.targets(), &Targets::Real(vec![0.5, 1.5]));
+            assert_eq!(data.dataset.features(), [1.0, 2.0, 3.0, 4.0]);
+            assert_eq!(data.feature_names().unwrap(), ["x1", "x2"]);
+        }
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_value() {
+        let none = CsvOptions::default();
+        let m = err("a,b,y\n1,2,3\n4,5\n", &none);
+        assert!(
+            m.contains("data.csv: line 3: 2 fields, but the header has 3"),
+            "{m}"
+        );
+        let m = err("a,b,y\n1,2,3\n4,abc,6\n", &none);
+        assert!(
+            m.contains("line 3, column 1 (\"b\"): \"abc\" is not a number"),
+            "{m}"
+        );
+        let m = err("1,2,3\n4,inf,6\n", &none);
+        assert!(
+            m.contains("line 2, column 1: inf is not a finite number"),
+            "{m}"
+        );
+        let m = err("1,,3\n", &none);
+        assert!(m.contains("line 1, column 1: empty cell"), "{m}");
+        let m = err("", &none);
+        assert!(m.ends_with("data.csv: empty file: no rows"), "{m}");
+        let m = err("a,b,y\n", &none);
+        assert!(m.contains("no data rows after the header"), "{m}");
+        let m = err(
+            "a,b,y\n1,2,3\n",
+            &CsvOptions::default().target(Column::Name("z".into())),
+        );
+        assert!(
+            m.contains("no target column \"z\": the header has \"a\", \"b\", \"y\""),
+            "{m}"
+        );
+        let m = err(
+            "1,2,3\n",
+            &CsvOptions::default().target(Column::Name("y".into())),
+        );
+        assert!(m.contains("no header row"), "{m}");
+        let m = err("1,2,3\n", &CsvOptions::default().target(Column::Index(3)));
+        assert!(m.contains("target column 3 does not exist"), "{m}");
+        let m = err("1\n2\n", &none);
+        assert!(m.contains("1 column: a dataset needs at least 2"), "{m}");
+    }
+
+    #[test]
+    fn features_skip_the_target_and_check_the_count() {
+        let (_d, path) = file("a,b,y\n1,2,cat\n3,4,dog\n");
+        let name = Column::Name("y".into());
+        let f = read_features(&path, 2, Some(&name), None).unwrap();
+        assert_eq!(
+            (f.n, f.skipped, f.x),
+            (2, Some(2), vec![1.0, 2.0, 3.0, 4.0])
+        );
+        let (_d2, path2) = file("1,2,0\n3,4,1\n");
+        let f = read_features(&path2, 2, Some(&Column::Index(2)), None).unwrap();
+        assert_eq!(f.x, [1.0, 2.0, 3.0, 4.0]);
+        let m = read_features(&path2, 4, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("3 feature columns, but the model was trained on 4"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn predictions_for_regression_have_a_header_and_one_row_each() {
+        let text = predictions_csv(&Prediction::Real(vec![1.5, -2.0]), None, false).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), "prediction\n1.5\n-2\n");
+    }
+}

@@ -1,0 +1,626 @@
+//! The `gradflow` binary, run as a user runs it: every subcommand on small data, a CSV
+//! round trip (train → save → predict), and bad input that must give one error line, a
+//! hint at most, and a non-zero exit code — never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// The binary, run in `dir`.
+fn gradflow(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradflow"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A seeded generator (SplitMix64-style LCG is enough: the data only need to be fixed).
+fn noise(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    ((*state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+}
+
+/// Three well-separated 2-D clusters named cat, dog and fox, with a header: any sensible
+/// linear classifier gets above 95 % of them right.
+fn animals_csv(dir: &Path, rows: usize) -> (PathBuf, Vec<String>) {
+    let mut s = 7u64;
+    let mut text = String::from("height,weight,kind\n");
+    let mut truth = Vec::new();
+    let centres = [("cat", 0.0, 0.0), ("dog", 4.0, 4.0), ("fox", 0.0, 5.0)];
+    for i in 0..rows {
+        let (name, cx, cy) = centres[i % 3];
+        let (x, y) = (cx + noise(&mut s), cy + noise(&mut s));
+        text.push_str(&format!("{x:.4},{y:.4},{name}\n"));
+        truth.push(name.to_string());
+    }
+    (write(dir, "animals.csv", &text), truth)
+}
+
+/// Asserts a failed run: exit `code`, nothing on stdout, and on stderr one
+/// `gradflow: error:` line containing `needle`, optionally followed by one `hint:` line.
+fn fails_with(assert: assert_cmd::assert::Assert, code: i32, needle: &str) {
+    let out = assert.get_output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        !lines.is_empty() && lines.len() <= 2,
+        "expected an error line and at most a hint: {stderr}"
+    );
+    assert!(lines[0].starts_with("gradflow: error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "{needle:?} not in {stderr}");
+    if let Some(hint) = lines.get(1) {
+        assert!(hint.starts_with("hint: "), "{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn json(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(out)
+        )
+    })
+}
+
+#[test]
+fn train_on_synthetic_data_prints_one_json_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradflow(dir.path())
+        .args([
+            "train",
+            "--model",
+            "linear",
+            "--data",
+            "synthetic:linear?n=2000&p=4&seed=3",
+        ])
+        .args([
+            "--epochs",
+            "5",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "32",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let s = json(&out.stdout);
+    assert_eq!(s["model"], "linear");
+    assert_eq!(
+        (s["rows"].as_u64(), s["features"].as_u64()),
+        (Some(2000), Some(4))
+    );
+    assert_eq!(s["classes"], Value::Null);
+    assert_eq!(
+        (s["backend"].as_str(), s["mode"].as_str()),
+        (Some("cpu"), Some("in-memory"))
+    );
+    assert_eq!(s["adapter"], Value::Null);
+    assert_eq!(s["bytes_to_device"], 0);
+    assert_eq!(s["stop"]["reason"], "max_epochs");
+    // ⌈2000 / 32⌉ = 63 batches per epoch (the last partial batch is trained on).
+    assert_eq!(s["steps"], 5 * 63);
+    assert_eq!(s["samples"], 5 * 2000);
+    let losses: Vec<f64> = s["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 5);
+    assert!(
+        losses[4] < losses[0] / 10.0,
+        "loss did not fall: {losses:?}"
+    );
+    // Noise σ = 0.01 on targets of variance ≈ p = 4: R² near 1 once converged.
+    assert!(s["metrics"]["r2"].as_f64().unwrap() > 0.99, "{s}");
+    assert!(s["metrics"]["mse"].as_f64().unwrap() < 0.01, "{s}");
+    assert!(s["timings"]["samples_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(s["timings"]["train_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn train_prints_metrics_for_people() {
+    let dir = tempfile::tempdir().unwrap();
+    gradflow(dir.path())
+        .args([
+            "train",
+            "--model",
+            "softmax",
+            "--data",
+            "synthetic:blobs?n=600&p=3&k=4",
+        ])
+        .args(["--epochs", "3"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("softmax regression on synthetic:blobs?n=600&p=3&k=4")
+                .and(predicate::str::contains(
+                    "(600 rows × 3 features, 4 classes)",
+                ))
+                .and(predicate::str::contains("accuracy"))
+                .and(predicate::str::contains("samples/s"))
+                .and(predicate::str::contains("mode in-memory")),
+        );
+}
+
+#[test]
+fn csv_round_trip_with_string_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, truth) = animals_csv(dir.path(), 300);
+    for model in ["softmax", "mlp"] {
+        let saved = format!("{model}.json");
+        gradflow(dir.path())
+            .args(["train", "--model", model, "--data"])
+            .arg(&csv)
+            .args([
+                "--target", "kind", "--epochs", "30", "--lr", "0.5", "--save", &saved,
+            ])
+            .assert()
+            .success();
+        let file: Value = json(&std::fs::read(dir.path().join(&saved)).unwrap());
+        assert_eq!(file["format"], "gradflow-model");
+        assert_eq!(file["version"], 1);
+        assert_eq!(file["labels"], serde_json::json!(["cat", "dog", "fox"]));
+        assert_eq!(file["data"]["target"], "kind");
+
+        // Predict on the training file itself: the target column is skipped by name.
+        let preds = format!("{model}-preds.csv");
+        gradflow(dir.path())
+            .args(["predict", "--model", &saved, "--data"])
+            .arg(&csv)
+            .args(["--out", &preds, "--proba"])
+            .assert()
+            .success();
+        let text = std::fs::read_to_string(dir.path().join(&preds)).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("prediction,p_cat,p_dog,p_fox"));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), truth.len());
+        let mut right = 0;
+        for (row, want) in rows.iter().zip(&truth) {
+            let cells: Vec<&str> = row.split(',').collect();
+            let p: f64 = cells[1..].iter().map(|c| c.parse::<f64>().unwrap()).sum();
+            assert!((p - 1.0).abs() < 1e-5, "probabilities sum to {p}: {row}");
+            right += usize::from(cells[0] == want);
+        }
+        let acc = right as f64 / truth.len() as f64;
+        assert!(acc > 0.95, "{model}: accuracy {acc} on separable clusters");
+    }
+}
+
+#[test]
+fn logistic_round_trip_without_header_and_target_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    // Label in column 0 ("no"/"yes"), then two features, both near +1 for yes and −1 for no.
+    let mut s = 11u64;
+    let mut text = String::new();
+    let mut truth = Vec::new();
+    for i in 0..200 {
+        let side = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let (a, b) = (side + noise(&mut s), side + noise(&mut s));
+        let label = if side > 0.0 { "yes" } else { "no" };
+        text.push_str(&format!("{label},{a:.4},{b:.4}\n"));
+        truth.push(label);
+    }
+    let csv = write(dir.path(), "yesno.csv", &text);
+    gradflow(dir.path())
+        .args(["train", "--model", "logistic", "--data"])
+        .arg(&csv)
+        .args([
+            "--target", "0", "--epochs", "20", "--lr", "0.5", "--save", "yn.json",
+        ])
+        .assert()
+        .success();
+    // Same layout (p + 1 columns): the target column 0 is skipped by position.
+    let out = gradflow(dir.path())
+        .args(["predict", "--model", "yn.json", "--data"])
+        .arg(&csv)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("prediction"));
+    let got: Vec<&str> = lines.collect();
+    // Noise is uniform in ±0.5 around ±1: every feature keeps its side, so a correct fit is exact.
+    assert_eq!(got, truth);
+}
+
+#[test]
+fn plot_writes_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    gradflow(dir.path())
+        .args([
+            "train",
+            "--model",
+            "logistic",
+            "--data",
+            "synthetic:logistic?n=500&p=3",
+        ])
+        .args(["--epochs", "4", "--plot", "loss.png", "--json"])
+        .assert()
+        .success();
+    let png = std::fs::read(dir.path().join("loss.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 1000,
+        "suspiciously small PNG: {} bytes",
+        png.len()
+    );
+}
+
+#[test]
+fn gradcheck_reports_every_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    gradflow(dir.path())
+        .args([
+            "gradcheck",
+            "--model",
+            "mlp",
+            "--hidden",
+            "5",
+            "--activation",
+            "tanh",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("| W1 ")
+                .and(predicate::str::contains("| b1 "))
+                .and(predicate::str::contains("| W2 "))
+                .and(predicate::str::contains("| b2 "))
+                .and(predicate::str::contains("4 × 5"))
+                .and(predicate::str::contains("FAIL").not()),
+        );
+    gradflow(dir.path())
+        .args([
+            "gradcheck",
+            "--model",
+            "linear",
+            "--data",
+            "synthetic:linear?n=40&p=3",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| W ").and(predicate::str::contains("| b ")));
+}
+
+#[test]
+fn info_lists_adapters_and_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradflow(dir.path())
+        .arg("info")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GRADFLOW_ADAPTER"), "{text}");
+    match common::gpu("info_lists_adapters_and_the_choice") {
+        Some(ctx) => {
+            let name = &ctx.info().name;
+            assert!(text.contains(&format!("chosen: {name}")), "{text}");
+            assert!(text.contains("max storage binding"), "{text}");
+            assert!(text.contains("workgroups per dimension"), "{text}");
+        }
+        None => assert!(text.contains("chosen: none"), "{text}"),
+    }
+}
+
+#[test]
+fn train_on_the_gpu_with_verify() {
+    let Some(_) = common::gpu("train_on_the_gpu_with_verify") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = gradflow(dir.path())
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--hidden",
+            "8",
+            "--data",
+            "synthetic:blobs?n=300&p=4",
+        ])
+        .args([
+            "--epochs",
+            "2",
+            "--backend",
+            "gpu",
+            "--verify",
+            "3",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let s = json(&out.stdout);
+    assert_eq!(s["backend"], "gpu");
+    assert!(s["adapter"].is_string(), "{s}");
+    assert_eq!(s["mode"], "resident");
+    assert!(s["bytes_to_device"].as_u64().unwrap() > 0);
+    let verify = s["verify"].as_array().unwrap();
+    assert!(!verify.is_empty());
+    for d in verify {
+        // Verify mode's own tolerance is rtol 1e-4 relative to magnitude; the run would
+        // have failed past it, so each tensor's checks must have happened.
+        assert!(d["checks"].as_u64().unwrap() > 0, "{d}");
+    }
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = "synthetic:linear?n=100&p=2";
+    fails_with(
+        gradflow(d)
+            .args(["train", "--model", "bogus", "--data", data])
+            .assert(),
+        2,
+        "invalid value 'bogus' for '--model <MODEL>'",
+    );
+    fails_with(
+        gradflow(d)
+            .args([
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                data,
+                "--batch-size",
+                "0",
+            ])
+            .assert(),
+        2,
+        "batch_size 0: must be ≥ 1",
+    );
+    fails_with(
+        gradflow(d)
+            .args([
+                "train", "--model", "linear", "--data", data, "--verify", "2",
+            ])
+            .assert(),
+        2,
+        "verify with backend cpu",
+    );
+    fails_with(
+        gradflow(d)
+            .args([
+                "train", "--model", "linear", "--data", data, "--hidden", "4",
+            ])
+            .assert(),
+        2,
+        "--hidden and --activation apply to --model mlp",
+    );
+    fails_with(
+        gradflow(d)
+            .args([
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                "synthetic:linear?q=3",
+            ])
+            .assert(),
+        2,
+        "key \"q\" does not apply to linear data",
+    );
+    fails_with(
+        gradflow(d)
+            .args(["train", "--model", "linear", "--data", "data.txt"])
+            .assert(),
+        2,
+        "not a synthetic spec, a .csv file or a .npy file",
+    );
+    fails_with(
+        gradflow(d).args(["train", "--data", data]).assert(),
+        2,
+        "--model",
+    );
+}
+
+#[test]
+fn bad_data_fails_with_the_file_line_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = |file: &str| {
+        gradflow(d)
+            .args(["train", "--model", "linear", "--data", file])
+            .assert()
+    };
+    fails_with(train("missing.csv"), 1, "missing.csv: No such file");
+    write(d, "ragged.csv", "a,b,y\n1,2,3\n4,5\n");
+    fails_with(
+        train("ragged.csv"),
+        1,
+        "ragged.csv: line 3: 2 fields, but the header has 3",
+    );
+    write(d, "text.csv", "a,b,y\n1,abc,3\n");
+    fails_with(
+        train("text.csv"),
+        1,
+        "text.csv: line 2, column 1 (\"b\"): \"abc\" is not a number",
+    );
+    write(d, "empty.csv", "");
+    fails_with(train("empty.csv"), 1, "empty.csv: empty file");
+    write(d, "labels.csv", "a,y\n1,cat\n2,dog\n");
+    fails_with(train("labels.csv"), 1, "\"cat\" is not a number");
+    fails_with(
+        gradflow(d)
+            .args([
+                "train",
+                "--model",
+                "softmax",
+                "--data",
+                "labels.csv",
+                "--target",
+                "z",
+            ])
+            .assert(),
+        1,
+        "no target column \"z\"",
+    );
+    fails_with(
+        gradflow(d)
+            .args([
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                "synthetic:linear?n=200&p=3",
+            ])
+            .args(["--lr", "100"])
+            .assert(),
+        1,
+        "training diverged",
+    );
+}
+
+#[test]
+fn bad_model_files_and_feature_counts_fail_at_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (csv, _) = animals_csv(d, 60);
+    gradflow(d)
+        .args(["train", "--model", "softmax", "--data"])
+        .arg(&csv)
+        .args(["--epochs", "2", "--save", "m.json"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(d.join("m.json")).unwrap();
+    let predict = |model: &str, data: &str| {
+        gradflow(d)
+            .args([
+                "predict", "--model", model, "--data", data, "--out", "p.csv",
+            ])
+            .assert()
+    };
+    write(
+        d,
+        "v2.json",
+        &text.replacen("\"version\": 1", "\"version\": 2", 1),
+    );
+    fails_with(
+        predict("v2.json", "animals.csv"),
+        1,
+        "v2.json: model file version 2 is not supported",
+    );
+    write(d, "cut.json", &text[..text.len() * 2 / 3]);
+    fails_with(
+        predict("cut.json", "animals.csv"),
+        1,
+        "cut.json: not valid JSON (truncated or corrupt?)",
+    );
+    write(d, "other.json", "{\"format\": \"onnx\", \"version\": 1}");
+    fails_with(
+        predict("other.json", "animals.csv"),
+        1,
+        "not a gradflow model file",
+    );
+    write(d, "three.csv", "1,2,3\n4,5,6\n");
+    fails_with(
+        predict("m.json", "three.csv"),
+        1,
+        "three.csv: 3 feature columns, but the model was trained on 2 feature columns",
+    );
+    fails_with(
+        predict("absent.json", "animals.csv"),
+        1,
+        "absent.json: No such file",
+    );
+    assert!(!d.join("p.csv").exists(), "no output is written on failure");
+}
+
+/// A `.npy` file holding a C-ordered `<f8` array of `rows × cols`.
+fn npy_f64(dir: &Path, name: &str, cols: usize, values: &[f64]) -> PathBuf {
+    let mut header = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {cols}), }}",
+        values.len() / cols
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in values {
+        bytes.extend(v.to_le_bytes());
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn train_on_an_npy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Label (7 or 9: mapped to classes 0 and 1) first, then two features on its side.
+    let mut s = 5u64;
+    let mut values = Vec::new();
+    for i in 0..100 {
+        let (label, side) = if i % 2 == 0 { (9.0, 1.0) } else { (7.0, -1.0) };
+        values.extend([label, side + noise(&mut s), side + noise(&mut s)]);
+    }
+    npy_f64(dir.path(), "xy.npy", 3, &values);
+    let out = gradflow(dir.path())
+        .args([
+            "train", "--model", "logistic", "--data", "xy.npy", "--target", "0",
+        ])
+        .args(["--epochs", "10", "--lr", "0.5", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let s = json(&out);
+    assert_eq!(
+        (s["rows"].as_u64(), s["features"].as_u64()),
+        (Some(100), Some(2))
+    );
+    assert_eq!(s["classes"], 2);
+    // Features within ±0.5 of ±1: linearly separable, so every row is right.
+    assert_eq!(s["metrics"]["accuracy"], 1.0);
+    values[0] = 0.5;
+    npy_f64(dir.path(), "frac.npy", 3, &values);
+    fails_with(
+        gradflow(dir.path())
+            .args([
+                "train", "--model", "logistic", "--data", "frac.npy", "--target", "0",
+            ])
+            .assert(),
+        1,
+        "frac.npy: row 0, column 0: 0.5 is not a whole number",
+    );
+}
