@@ -24,9 +24,11 @@
 //! The modules follow the data's path: [`data`] (datasets, synthetic generators, the
 //! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
 //! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
+//! [`bench`] times the models on both backends (the benchmark workloads and the demo).
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod engine;
