@@ -11,7 +11,7 @@ use super::fit::{self, Fit, Kind, Quality, loss_rel_diff, losses_agree, prefix};
 use crate::cpu::activation::Activation;
 use crate::data::{Dataset, Synthetic};
 use crate::error::{Error, Result};
-use crate::gpu::{self, GpuContext};
+use crate::gpu::GpuContext;
 use crate::model::normal_eq::{self, Method, Solve};
 use crate::{Backend, TrainConfig, Trainer};
 
@@ -25,7 +25,8 @@ pub const PROBE_STEPS: usize = 16;
 /// | `scale` | 1 | row multiplier (1: 10⁶ rows for linear and logistic, 2·10⁵ for softmax and the MLP) |
 /// | `gpu_budget` | 60 s | GPU training time the four GPU fits may take together; slower adapters get fewer rows |
 /// | `backends` | both | `Cpu`, `Gpu` or `Both` |
-/// | `gpu` | None | the GPU context (None: [`gpu::shared`], the best adapter) |
+/// | `adapter` | None | open the adapter whose name or backend contains this (as `GRADFLOW_ADAPTER`) |
+/// | `gpu` | None | the GPU context (overrides `adapter`; neither: [`gpu::shared`](crate::gpu::shared), the best adapter) |
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Row multiplier.
@@ -34,7 +35,9 @@ pub struct DemoOptions {
     pub gpu_budget: Duration,
     /// Which backends run.
     pub backends: Backends,
-    /// The GPU (None: the process-wide best adapter).
+    /// The adapter to open, by a part of its name or its backend (None: the best one).
+    pub adapter: Option<String>,
+    /// The GPU (overrides `adapter`; neither: the process-wide best adapter).
     pub gpu: Option<GpuContext>,
 }
 
@@ -44,6 +47,7 @@ impl Default for DemoOptions {
             scale: 1.0,
             gpu_budget: Duration::from_secs(60),
             backends: Backends::Both,
+            adapter: None,
             gpu: None,
         }
     }
@@ -63,6 +67,11 @@ impl DemoOptions {
     /// Sets `backends`.
     pub fn backends(mut self, v: Backends) -> Self {
         self.backends = v;
+        self
+    }
+    /// Opens the adapter whose name or backend contains `filter`.
+    pub fn adapter(mut self, filter: &str) -> Self {
+        self.adapter = Some(filter.into());
         self
     }
     /// Runs the GPU side on `ctx`.
@@ -225,7 +234,7 @@ pub fn demo(out: &mut dyn Write, opts: DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
     let mut w = Out(out);
     let gpu = if opts.backends.gpu() {
-        Some(opts.gpu.clone().map_or_else(gpu::shared, Ok))
+        Some(super::context(opts.gpu.as_ref(), opts.adapter.as_deref()))
     } else {
         None
     };
@@ -468,45 +477,72 @@ fn row(model: &str, backend: &str, rows: usize, f: &Fit) -> DemoRow {
 }
 
 fn table(w: &mut Out<'_>, rows: &[DemoRow]) -> Result<()> {
-    w.line(&format!(
-        "| {:<21} | {:<7} | {:<44} | {:>9} | {:>6} | {:>10} | {:<16} | {:>7} | {:>10} | {:>8} | {:<18} |",
-        "model",
-        "backend",
-        "adapter",
-        "rows",
-        "epochs",
-        "final loss",
-        "accuracy or R²",
-        "time s",
-        "samples/s",
-        "speed-up",
-        "GPU = CPU?"
-    ))?;
-    w.line(&format!(
-        "|{:-<23}|{:-<9}|{:-<46}|{:->11}|{:->8}|{:->12}|{:-<18}|{:->9}|{:->12}|{:->10}|{:-<20}|",
-        "", "", "", "", "", "", "", "", "", "", ""
-    ))?;
-    for r in rows {
-        let speedup = r.speedup.map_or(String::new(), |s| format!("{s:.3}×"));
-        let agree = match (r.agrees, r.loss_rel_diff) {
-            (Some(true), Some(d)) => format!("yes ({d:.1e})"),
-            (Some(false), Some(d)) => format!("NO ({d:.1e})"),
-            _ => String::new(),
-        };
-        w.line(&format!(
-            "| {:<21} | {:<7} | {:<44} | {:>9} | {:>6} | {:>10.4e} | {:<16} | {:>7.2} | {:>10.0} | {:>8} | {:<18} |",
-            r.model,
-            r.backend,
-            r.adapter,
-            thousands(r.rows),
-            r.epochs,
-            r.final_loss,
-            r.quality.to_string(),
-            r.wall_s,
-            r.samples_per_sec,
-            speedup,
-            agree
-        ))?;
+    // (header, right-aligned) per column; widths follow the longest cell.
+    let head = [
+        ("model", false),
+        ("backend", false),
+        ("adapter", false),
+        ("rows", true),
+        ("epochs", true),
+        ("final loss", true),
+        ("accuracy or R²", false),
+        ("time s", true),
+        ("samples/s", true),
+        ("GPU speed-up", true),
+        ("GPU = CPU?", false),
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.model.clone(),
+                r.backend.clone(),
+                r.adapter.clone(),
+                thousands(r.rows),
+                r.epochs.to_string(),
+                format!("{:.4e}", r.final_loss),
+                r.quality.to_string(),
+                format!("{:.2}", r.wall_s),
+                thousands(r.samples_per_sec.round() as usize),
+                r.speedup.map_or(String::new(), |s| format!("{s:.3}×")),
+                match (r.agrees, r.loss_rel_diff) {
+                    (Some(true), Some(d)) => format!("yes ({d:.1e})"),
+                    (Some(false), Some(d)) => format!("NO ({d:.1e})"),
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .chain([head[i].0.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..head.len()).map(width).collect();
+    let fmt_row = |values: Vec<&str>| {
+        let mut line = String::from("|");
+        for ((v, &(_, right)), &wd) in values.iter().zip(&head).zip(&widths) {
+            let pad = " ".repeat(wd - v.chars().count());
+            if right {
+                line += &format!(" {pad}{v} |");
+            } else {
+                line += &format!(" {v}{pad} |");
+            }
+        }
+        line
+    };
+    w.line(&fmt_row(head.iter().map(|h| h.0).collect()))?;
+    let mut rule = String::from("|");
+    for (&(_, right), &wd) in head.iter().zip(&widths) {
+        rule += &"-".repeat(wd + 1);
+        rule += if right { ":|" } else { "-|" };
+    }
+    w.line(&rule)?;
+    for c in &cells {
+        w.line(&fmt_row(c.iter().map(String::as_str).collect()))?;
     }
     Ok(())
 }

@@ -39,7 +39,16 @@ pub use run::{
 pub use workload::Workload;
 
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{self, GpuContext};
+
+/// `ctx` when given, else the adapter `filter` names, else the process-wide best one.
+fn context(ctx: Option<&GpuContext>, filter: Option<&str>) -> Result<GpuContext> {
+    match (ctx, filter) {
+        (Some(ctx), _) => Ok(ctx.clone()),
+        (None, Some(f)) => GpuContext::with_adapter(Some(f)),
+        (None, None) => gpu::shared(),
+    }
+}
 
 /// The row multiplier of quick mode: W1 on 10,000 rows, W3 on 2,000.
 pub const QUICK_SCALE: f64 = 0.01;
@@ -89,7 +98,8 @@ impl std::str::FromStr for Backends {
 /// | `workloads` | all | the workloads to run (empty: all) |
 /// | `scale` | 1 | row multiplier (on top of quick's) |
 /// | `repeats` | 3 (quick: 1) | most timed runs per point; the median is reported |
-/// | `gpu` | None | the GPU context (None: [`gpu::shared`](crate::gpu::shared), the best adapter) |
+/// | `adapter` | None | open the adapter whose name or backend contains this (as `GRADFLOW_ADAPTER`) |
+/// | `gpu` | None | the GPU context (overrides `adapter`; neither: [`gpu::shared`](crate::gpu::shared), the best adapter) |
 ///
 /// ```
 /// use gradflow::bench::{Backends, BenchOptions};
@@ -112,7 +122,9 @@ pub struct BenchOptions {
     pub scale: f64,
     /// Most timed runs per point.
     pub repeats: usize,
-    /// The GPU to run on (None: the process-wide best adapter).
+    /// The adapter to open, by a part of its name or its backend (None: the best one).
+    pub adapter: Option<String>,
+    /// The GPU to run on (overrides `adapter`; neither: the process-wide best adapter).
     pub gpu: Option<GpuContext>,
 }
 
@@ -125,6 +137,7 @@ impl Default for BenchOptions {
             workloads: Vec::new(),
             scale: 1.0,
             repeats: 3,
+            adapter: None,
             gpu: None,
         }
     }
@@ -164,10 +177,23 @@ impl BenchOptions {
         self.repeats = v;
         self
     }
+    /// Opens the adapter whose name or backend contains `filter`.
+    pub fn adapter(mut self, filter: &str) -> Self {
+        self.adapter = Some(filter.into());
+        self
+    }
     /// Runs the GPU side on `ctx`.
     pub fn gpu(mut self, ctx: GpuContext) -> Self {
         self.gpu = Some(ctx);
         self
+    }
+
+    /// The GPU context the options name.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when there is none; [`Error::Device`].
+    pub fn context(&self) -> Result<GpuContext> {
+        context(self.gpu.as_ref(), self.adapter.as_deref())
     }
 
     /// The row multiplier in effect: `scale`, times [`QUICK_SCALE`] in quick mode.

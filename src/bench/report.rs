@@ -131,9 +131,11 @@ impl BenchRow {
 }
 
 impl BenchReport {
-    /// The crossover of each workload with a GPU row, from its rows: sweep rows when the
-    /// sweep ran, else the workload's own batch.
-    pub(crate) fn compute_crossovers(&mut self) {
+    /// Recomputes [`BenchReport::crossovers`] from the rows: for each workload with a GPU
+    /// row, [`crossover_batch`] over the points measured on both backends (the sweep's
+    /// points when the sweep ran, else the workload's own batch). [`run`](super::run)
+    /// calls it; call it again after editing the rows.
+    pub fn update_crossovers(&mut self) {
         let mut out = Vec::new();
         for w in Workload::ALL {
             let rows: Vec<&BenchRow> = self

@@ -9,7 +9,7 @@ use super::workload::{DataKind, Workload};
 use super::{BenchOptions, QUICK_SCALE};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
-use crate::gpu::{self, GpuContext};
+use crate::gpu::GpuContext;
 use crate::metrics::{mse, r2};
 use crate::model::LinearRegression;
 use crate::model::normal_eq::{Method, Solve};
@@ -78,10 +78,7 @@ pub fn run(opts: &BenchOptions, log: &mut dyn Write) -> Result<BenchReport> {
         .into_iter()
         .filter(|w| opts.workloads.is_empty() || opts.workloads.contains(w))
         .collect();
-    let gpu: Option<Result<GpuContext>> = opts
-        .backends
-        .gpu()
-        .then(|| opts.gpu.clone().map_or_else(gpu::shared, Ok));
+    let gpu: Option<Result<GpuContext>> = opts.backends.gpu().then(|| opts.context());
     let mut report = BenchReport {
         quick: opts.quick,
         sweep: opts.sweep,
@@ -144,7 +141,7 @@ pub fn run(opts: &BenchOptions, log: &mut dyn Write) -> Result<BenchReport> {
         cache = Some((w.data_kind(), data));
     }
     report.rows.sort_by_key(|r| (r.workload, r.sweep));
-    report.compute_crossovers();
+    report.update_crossovers();
     report.notes = notes(opts, &report, scale);
     Ok(report)
 }
