@@ -17,7 +17,7 @@ use gradflow::data::{Dataset, Synthetic, epoch_plan};
 use gradflow::engine::{CpuEngine, Rows};
 use gradflow::gpu::{GpuContext, GpuEngine};
 use gradflow::model::{
-    Init, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, init_params,
+    LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, init_params,
 };
 use gradflow::program::Program;
 
@@ -103,11 +103,13 @@ fn gpu_steps(c: &mut Criterion) {
             return;
         }
     };
-    let adapter = ctx.info().name.clone();
+    eprintln!(
+        "GPU training steps on {} ({:?})",
+        ctx.info().name,
+        ctx.info().backend
+    );
     for (size, p, batch, hidden) in sizes() {
-        let mut g = c.benchmark_group(format!(
-            "GPU training steps ({adapter}), {size} (p={p}, batch {batch})"
-        ));
+        let mut g = c.benchmark_group(format!("GPU training steps, {size} (p={p}, batch {batch})"));
         configure(&mut g);
         g.throughput(Throughput::Elements((STEPS * batch) as u64));
         for (name, program, init, data) in cases(p, hidden) {

@@ -24,7 +24,7 @@
 //! The modules follow the data's path: [`data`] (datasets, synthetic generators, the
 //! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
 //! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
-//! [`bench`] times the models on both backends (the benchmark workloads and the demo).
+//! [`bench`](mod@bench) times the models on both backends (the benchmark workloads and the demo).
 
 #![warn(missing_docs)]
 

@@ -28,7 +28,7 @@ mod report;
 mod run;
 mod workload;
 
-pub use demo::{DemoOptions, DemoReport, DemoRow, NormalCheck, demo};
+pub use demo::{DemoOptions, DemoReport, DemoRow, NormalCheck, PROBE_STEPS, demo};
 pub use fit::{EVAL_ROWS, LOSS_ATOL, LOSS_RTOL, Metric, Quality, loss_rel_diff, losses_agree};
 #[cfg(feature = "cli")]
 pub use plot::plot;
@@ -99,7 +99,7 @@ impl std::str::FromStr for Backends {
 /// | `scale` | 1 | row multiplier (on top of quick's) |
 /// | `repeats` | 3 (quick: 1) | most timed runs per point; the median is reported |
 /// | `adapter` | None | open the adapter whose name or backend contains this (as `GRADFLOW_ADAPTER`) |
-/// | `gpu` | None | the GPU context (overrides `adapter`; neither: [`gpu::shared`](crate::gpu::shared), the best adapter) |
+/// | `gpu` | None | the GPU context (overrides `adapter`; neither: [`gpu::shared`], the best adapter) |
 ///
 /// ```
 /// use gradflow::bench::{Backends, BenchOptions};
