@@ -284,6 +284,11 @@ fn time_fits(
 ) -> Result<Measured> {
     let w = point.workload;
     let mut config = w.config(point.batch, point.epochs);
+    // Linear scaling rule below the workload's batch: W1's lr 0.05 at batch 1 would be
+    // unstable (lr · 2‖x‖² ≈ 6 > 2) and the point would end in a divergence, not a speed.
+    if let Some(b0) = w.batch().filter(|&b0| point.sweep && point.batch < b0) {
+        config.learning_rate *= point.batch as f64 / b0 as f64;
+    }
     let mut trainer = Trainer::new(config.clone())?;
     if let Some(ctx) = ctx {
         config = config.backend(Backend::Gpu);
@@ -413,7 +418,8 @@ fn notes(opts: &BenchOptions, report: &BenchReport, scale: f64) -> Vec<String> {
              workload's rows and at most {cap} steps, so small batches run on fewer rows (batch \
              1: {cap} rows, 1 epoch); full batch runs min(epochs, {SWEEP_FULL_ITERS}) \
              iterations; batch sizes ≥ n are left out. The rows × epochs column gives each \
-             point's size.",
+             point's size. Below the workload's batch size the learning rate is scaled by \
+             batch / 256 (linear scaling rule), so that batch 1 stays stable.",
             SWEEP_BATCHES
                 .iter()
                 .map(usize::to_string)
