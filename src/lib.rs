@@ -25,11 +25,13 @@
 //! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
 //! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
 //! [`io`] reads CSV and `.npy` data and saves and loads fitted models.
+//! [`bench`](mod@bench) times the models on both backends (the benchmark workloads and the demo).
 
 #![warn(missing_docs)]
 
 #[cfg(feature = "ndarray")]
 pub mod array;
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod engine;

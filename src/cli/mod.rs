@@ -2,6 +2,7 @@
 //! the one way errors reach the user — `gradflow: error: …` on one line, a `hint:` line
 //! where one helps, exit code 2 for usage errors (as clap) and 1 for everything else.
 
+mod bench;
 mod data_spec;
 mod demo;
 mod gradcheck;
@@ -38,8 +39,8 @@ enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// List the GPU adapters, the one gradflow would choose, and its limits.
     Info(info::InfoArgs),
-    // `bench` (the CPU-vs-GPU report of `gradflow::bench`) is wired in here once that
-    // module lands: a `Bench(bench::BenchArgs)` variant and its arm in `run`.
+    /// Time the workloads W1–W5 on the CPU and the GPU: table, JSON, plot, crossover.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -48,11 +49,12 @@ enum Command {
 /// What the subcommand reports.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        None => Ok(demo::demo()?),
+        None => demo::demo(),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Info(args)) => info::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     }
 }
 

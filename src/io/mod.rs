@@ -33,9 +33,16 @@ pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> Error {
 /// which is flushed to disk (`fsync`) and then renamed over `path`. On any failure the
 /// temporary file is removed and `path` is untouched.
 ///
+/// ```
+/// let path = std::env::temp_dir().join("gradflow-doc-atomic.txt");
+/// gradflow::io::write_atomic(&path, b"all or nothing")?;
+/// assert_eq!(std::fs::read(&path)?, b"all or nothing");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`Error::Io`] naming the file when the directory is not writable or the disk is full.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
