@@ -7,6 +7,7 @@ mod data_spec;
 mod demo;
 mod gradcheck;
 mod info;
+mod knobs;
 mod plot;
 mod predict;
 mod progress;
@@ -32,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a model on synthetic data, a CSV or a .npy file; print (or --json) its scores.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Predict with a saved model: a CSV of features in, a CSV of predictions out.
     Predict(predict::PredictArgs),
     /// Check a model's analytic gradients against finite differences, per tensor.

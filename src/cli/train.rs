@@ -12,6 +12,7 @@ use gradflow::{Backend, Report, StopReason, TrainConfig, Trainer, Verify};
 use serde::Serialize;
 
 use super::data_spec::{self, DataSpec};
+use super::knobs::KnobArgs;
 use super::progress::{self, human};
 use super::{ActivationArg, CliError, ModelArg, build_model, plot};
 
@@ -68,6 +69,12 @@ pub struct TrainArgs {
     /// Print one JSON summary on standard output, and nothing else there.
     #[arg(long)]
     json: bool,
+    /// Go on from a saved model (a checkpoint): its parameters, optimizer state, epoch
+    /// count and scaler; --epochs more epochs (--model must match).
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: KnobArgs,
 }
 
 /// `--backend`.
@@ -150,9 +157,15 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let loaded = data_spec::load(&spec, target.as_ref(), kind)?;
     let data = &loaded.dataset;
 
+    if let Some(path) = &args.resume {
+        resume(model.as_mut(), kind, path, loaded.labels.as_deref())?;
+    }
     let bar = progress::epoch_bar(config.epochs);
     let trainer = Trainer::new(config.clone())?.with_progress(progress::callback(bar.clone()));
-    let fitted = trainer.fit(model.as_mut(), data);
+    let fitted = match args.resume {
+        Some(_) => trainer.partial_fit(model.as_mut(), data),
+        None => trainer.fit(model.as_mut(), data),
+    };
     bar.finish_and_clear();
     let report = fitted.map_err(|e| {
         let hint = match &e {
@@ -192,6 +205,40 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Loads a checkpoint into `model`: the same kind of model, and the same class names.
+fn resume(
+    model: &mut dyn gradflow::model::Model,
+    kind: ModelKind,
+    path: &std::path::Path,
+    labels: Option<&[String]>,
+) -> Result<(), CliError> {
+    let saved = SavedModel::load(path)?;
+    if saved.kind() != kind {
+        return Err(CliError::usage(
+            format!(
+                "--resume {}: a {} model, but --model is {}",
+                path.display(),
+                saved.kind().name(),
+                kind.name()
+            ),
+            format!("use --model {}", saved.kind().name()),
+        ));
+    }
+    if let (Some(theirs), Some(ours)) = (saved.labels(), labels) {
+        if theirs != ours {
+            return Err(CliError::failed(
+                format!(
+                    "--resume {}: the model's classes {theirs:?} differ from the data's {ours:?}",
+                    path.display()
+                ),
+                None,
+            ));
+        }
+    }
+    model.set_fitted(saved.fitted().clone());
+    Ok(())
+}
+
 /// The training configuration of the flags.
 fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
     let backend = match args.backend {
@@ -211,6 +258,7 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
             ..Verify::default()
         });
     }
+    let config = args.knobs.apply(config)?;
     // Checked here, before any data is made, so that a bad flag fails at once.
     config.validate().map_err(|e| {
         let flag = match &e {
@@ -219,6 +267,20 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
                 "learning_rate" => "--lr",
                 "epochs" => "--epochs",
                 n if n.starts_with("verify") => "--verify",
+                "momentum" => "--momentum",
+                "beta1" => "--beta1",
+                "beta2" => "--beta2",
+                "eps" => "--eps",
+                "penalty alpha" => "--alpha",
+                "l1_ratio" => "--l1-ratio",
+                "power" => "--power-t",
+                "every" => "--step-every",
+                "gamma" => "--gamma",
+                "min_lr" => "--min-lr",
+                "validation_fraction" => "--validation-fraction",
+                "patience" => "--patience",
+                "no_improvement.epochs" => "--n-iter-no-change",
+                "tol" | "no_improvement.tol" | "early_stopping.tol" => "--stop-tol",
                 _ => "",
             },
             _ => "",
