@@ -58,7 +58,7 @@ impl LogisticRegression {
     /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
     ///
     /// # Errors
-    /// [`Error::NotFitted`]; [`Error::TargetMismatch`] for real targets; the feature
+    /// [`crate::Error::NotFitted`]; [`crate::Error::TargetMismatch`] for real targets; the feature
     /// count errors of `predict`.
     pub fn score(&self, data: &Dataset) -> Result<f64> {
         accuracy_on(self.name(), data, |x| self.predict(x))
