@@ -283,3 +283,96 @@ fn bench_writes_its_table_report_and_plot() {
     let png = std::fs::read(dir.path().join("b.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// `--sample-weight`: a weight column is read, not trained on as a feature, kept out of
+/// predictions, and works: 40 % of the rows carry flipped labels with weight 0, and the
+/// weighted fit predicts the true labels where the unweighted one is pulled off.
+#[test]
+fn sample_weight_column_silences_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 5u64;
+    let mut u = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    // The same rows twice: with the trust column, and without it (for the unweighted fit).
+    let (mut weighted_csv, mut plain_csv) = (
+        String::from("x,y,trust,label\n"),
+        String::from("x,y,label\n"),
+    );
+    let mut truth = Vec::new();
+    for i in 0..1000 {
+        let (x, y) = (4.0 * u() - 2.0, 4.0 * u() - 2.0);
+        let clean = if x + y > 0.0 { "up" } else { "down" };
+        let noisy = i % 5 < 2;
+        let (label, trust) = match (noisy, clean) {
+            (true, "up") => ("down", 0),
+            (true, _) => ("up", 0),
+            (false, _) => (clean, 1),
+        };
+        truth.push(clean);
+        weighted_csv.push_str(&format!("{x:.4},{y:.4},{trust},{label}\n"));
+        plain_csv.push_str(&format!("{x:.4},{y:.4},{label}\n"));
+    }
+    std::fs::write(dir.path().join("noisy.csv"), weighted_csv).unwrap();
+    std::fs::write(dir.path().join("plain.csv"), plain_csv).unwrap();
+    let train = |data: &str, extra: &[&str], save: &str| {
+        let out = gradflow(dir.path())
+            .args([
+                "train", "--model", "logistic", "--data", data, "--target", "label",
+            ])
+            .args(["--epochs", "20", "--json", "--save", save])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_of(&out.stdout)
+    };
+    let weighted = train("noisy.csv", &["--sample-weight", "trust"], "w.json");
+    assert_eq!(weighted["features"], 2, "the weight column is no feature");
+    train("plain.csv", &[], "p.json");
+    // Predicting on the training file skips both the target and the weight column.
+    let true_accuracy = |model: &str, data: &str| {
+        let out = gradflow(dir.path())
+            .args(["predict", "--model", model, "--data", data])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let right = text
+            .lines()
+            .skip(1)
+            .zip(&truth)
+            .filter(|(p, t)| p == *t)
+            .count();
+        right as f64 / truth.len() as f64
+    };
+    let with = true_accuracy("w.json", "noisy.csv");
+    let without = true_accuracy("p.json", "plain.csv");
+    eprintln!("accuracy on the true labels: weighted {with:.3}, unweighted {without:.3}");
+    assert!(with > 0.95, "{with}");
+    assert!(with > without + 0.05, "{with} vs {without}");
+    // Synthetic data have no columns to weigh.
+    let out = gradflow(dir.path())
+        .args([
+            "train",
+            "--model",
+            "linear",
+            "--data",
+            "synthetic:linear?n=10&p=2",
+        ])
+        .args(["--sample-weight", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

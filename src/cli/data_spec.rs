@@ -143,6 +143,8 @@ pub struct Loaded {
     pub labels: Option<Vec<String>>,
     /// The file's columns (files only).
     pub columns: DataColumns,
+    /// Sample weights (a CSV's weight column).
+    pub weights: Option<Vec<f32>>,
     /// Seconds spent making or reading the data.
     pub seconds: f64,
 }
@@ -156,15 +158,22 @@ pub struct Loaded {
 pub fn load(
     spec: &DataSpec,
     target: Option<&Column>,
+    weight: Option<&Column>,
     model: ModelKind,
 ) -> Result<Loaded, CliError> {
+    if let (Some(w), false) = (weight, matches!(spec, DataSpec::Csv(_))) {
+        return Err(CliError::usage(
+            format!("--sample-weight {w}: only a .csv file has a weight column"),
+            "put the weights in a column of a .csv file",
+        ));
+    }
     let started = Instant::now();
     let kind = if model.is_classifier() {
         TargetKind::Classes
     } else {
         TargetKind::Real
     };
-    let (dataset, labels, columns) = match spec {
+    let (dataset, labels, columns, weights) = match spec {
         DataSpec::Synthetic(g) => {
             if let Some(t) = target {
                 return Err(CliError::usage(
@@ -172,11 +181,12 @@ pub fn load(
                     "--target applies to .csv and .npy files",
                 ));
             }
-            (g.dataset()?, None, DataColumns::default())
+            (g.dataset()?, None, DataColumns::default(), None)
         }
         DataSpec::Csv(path) => {
             let mut options = CsvOptions {
                 target: target.cloned(),
+                weight: weight.cloned(),
                 ..CsvOptions::default()
             };
             options.kind = kind;
@@ -185,8 +195,10 @@ pub fn load(
                 features: data.feature_names(),
                 target: data.target_name().map(str::to_string),
                 target_column: Some(data.target_column),
+                weight: data.weight_name().map(str::to_string),
+                weight_column: data.weight_column,
             };
-            (data.dataset, data.labels, columns)
+            (data.dataset, data.labels, columns, data.weights)
         }
         DataSpec::Npy(path) => {
             let data = npy::read(path, target, kind)?;
@@ -194,13 +206,14 @@ pub fn load(
                 target_column: Some(data.target_column),
                 ..DataColumns::default()
             };
-            (data.dataset, data.labels, columns)
+            (data.dataset, data.labels, columns, None)
         }
     };
     Ok(Loaded {
         dataset,
         labels,
         columns,
+        weights,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

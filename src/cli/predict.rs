@@ -53,13 +53,21 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
             "give a .csv file of feature rows",
         ));
     }
+    // The training file's columns that are not features: the target and the weights.
     let columns = &model.columns;
-    let target = match (&columns.target, columns.target_column) {
+    let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
         (Some(name), _) => Some(Column::Name(name.clone())),
         (None, Some(i)) => Some(Column::Index(i)),
         (None, None) => None,
     };
-    let features = csv::read_features(&args.data, model.p(), target.as_ref(), None)?;
+    let skip: Vec<Column> = [
+        column(&columns.target, columns.target_column),
+        column(&columns.weight, columns.weight_column),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let features = csv::read_features(&args.data, model.p(), &skip, None)?;
     let prediction = model.predict(&features.x)?;
     match &args.out {
         Some(path) => {

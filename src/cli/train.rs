@@ -69,6 +69,10 @@ pub struct TrainArgs {
     /// Print one JSON summary on standard output, and nothing else there.
     #[arg(long)]
     json: bool,
+    /// A .csv column of sample weights (a header name, or an index from 0): each row's loss
+    /// and gradient are scaled by it; it is not a feature.
+    #[arg(long, value_name = "COL")]
+    sample_weight: Option<String>,
     /// Go on from a saved model (a checkpoint): its parameters, optimizer state, epoch
     /// count and scaler; --epochs more epochs (--model must match).
     #[arg(long, value_name = "FILE")]
@@ -154,7 +158,12 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .as_deref()
         .map(str::parse::<Column>)
         .transpose()?;
-    let loaded = data_spec::load(&spec, target.as_ref(), kind)?;
+    let weight = args
+        .sample_weight
+        .as_deref()
+        .map(str::parse::<Column>)
+        .transpose()?;
+    let loaded = data_spec::load(&spec, target.as_ref(), weight.as_ref(), kind)?;
     let data = &loaded.dataset;
 
     if let Some(path) = &args.resume {
@@ -162,9 +171,10 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     }
     let bar = progress::epoch_bar(config.epochs);
     let trainer = Trainer::new(config.clone())?.with_progress(progress::callback(bar.clone()));
+    let weights = loaded.weights.as_deref();
     let fitted = match args.resume {
-        Some(_) => trainer.partial_fit(model.as_mut(), data),
-        None => trainer.fit(model.as_mut(), data),
+        Some(_) => trainer.partial_fit_weighted(model.as_mut(), data, weights),
+        None => trainer.fit_weighted(model.as_mut(), data, weights),
     };
     bar.finish_and_clear();
     let report = fitted.map_err(|e| {

@@ -99,6 +99,8 @@ pub struct CsvOptions {
     pub kind: TargetKind,
     /// Whether the first row is a header; `None`: detect it.
     pub header: Option<bool>,
+    /// A column of sample weights (neither a feature nor the target); `None`: unweighted.
+    pub weight: Option<Column>,
 }
 
 impl CsvOptions {
@@ -117,6 +119,11 @@ impl CsvOptions {
         self.header = Some(has_header);
         self
     }
+    /// Reads sample weights from this column.
+    pub fn weight(mut self, column: Column) -> Self {
+        self.weight = Some(column);
+        self
+    }
 }
 
 /// A dataset read from a CSV file, with what is needed to read more files like it.
@@ -130,6 +137,10 @@ pub struct CsvData {
     pub target_column: usize,
     /// Classifiers: the name of each class, `labels[c]` for class `c`.
     pub labels: Option<Vec<String>>,
+    /// The sample-weight column's position, when one was read.
+    pub weight_column: Option<usize>,
+    /// The sample weights, one per row, when a weight column was read.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl CsvData {
@@ -138,10 +149,16 @@ impl CsvData {
         self.header.as_ref().map(|h| {
             h.iter()
                 .enumerate()
-                .filter(|&(j, _)| j != self.target_column)
+                .filter(|&(j, _)| j != self.target_column && Some(j) != self.weight_column)
                 .map(|(_, n)| n.clone())
                 .collect()
         })
+    }
+
+    /// The sample-weight column's name, when the file has a header and one was read.
+    pub fn weight_name(&self) -> Option<&str> {
+        let j = self.weight_column?;
+        self.header.as_ref().map(|h| h[j].as_str())
     }
 
     /// The target column's name, when the file has a header.
@@ -178,12 +195,34 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
             "{cols} column: a dataset needs at least 2 (one feature and the target)"
         )));
     }
-    let target = table.resolve(options.target.as_ref())?;
-    let (mut x, mut real, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    let target = table.resolve(options.target.as_ref(), "target")?;
+    let weight = match &options.weight {
+        Some(c) => {
+            let w = table.resolve(Some(c), "weight")?;
+            if w == target {
+                return Err(table.bad(format!(
+                    "the weight column {} is the target column",
+                    table.column_name(w)
+                )));
+            }
+            if cols < 3 {
+                return Err(table.bad(format!(
+                    "{cols} columns: with a weight column a dataset needs at least 3"
+                )));
+            }
+            Some(w)
+        }
+        None => None,
+    };
+    let p = cols - 1 - usize::from(weight.is_some());
+    let (mut x, mut real, mut names, mut weights) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     while let Some(rec) = table.next()? {
         let line = line_of(&rec);
         for (j, cell) in rec.iter().enumerate() {
-            if j != target {
+            if Some(j) == weight {
+                weights.push(table.number(cell, line, j)?);
+            } else if j != target {
                 x.push(table.number(cell, line, j)?);
             } else if options.kind == TargetKind::Real {
                 real.push(table.number(cell, line, j)?);
@@ -197,7 +236,7 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
             }
         }
     }
-    let n = x.len() / (cols - 1);
+    let n = x.len() / p;
     if n == 0 {
         return Err(table.bad("no data rows after the header".into()));
     }
@@ -216,10 +255,12 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
         }
     };
     Ok(CsvData {
-        dataset: Dataset::new(x, cols - 1, targets)?,
+        dataset: Dataset::new(x, p, targets)?,
         header: table.header,
         target_column: target,
         labels,
+        weight_column: weight,
+        weights: weight.map(|_| weights),
     })
 }
 
@@ -234,26 +275,27 @@ pub struct CsvFeatures {
     pub p: usize,
     /// The header's names, when the file has a header.
     pub header: Option<Vec<String>>,
-    /// The target column that was found in the file and skipped, if any.
-    pub skipped: Option<usize>,
+    /// The training file's non-feature columns (target, weights) found and skipped.
+    pub skipped: Vec<usize>,
 }
 
 /// Reads the feature rows of a CSV file for a model trained on `p` features; every column
 /// must be a finite number.
 ///
-/// `target` is the model's target column (from its training file): it is skipped when
-/// the file has it too — by name when `target` is a name and the file has a header with
-/// that name, by position when `target` is an index and the file has `p + 1` columns (the
-/// training layout). So the training file itself can be given to predict.
+/// `skip` holds the training file's columns that are not features (the target, and the
+/// sample weights if any): each is skipped when the file has it too — by name when it is
+/// a name and the file has a header with that name, by position when it is an index and
+/// the file has `p + skip.len()` columns (the training layout). So the training file
+/// itself can be given to predict.
 ///
 /// # Example
 /// ```
 /// use gradflow::io::{csv, Column};
 /// let path = std::env::temp_dir().join("gradflow-doc-features.csv");
 /// std::fs::write(&path, "a,b,y\n1,2,0\n3,4,1\n")?;
-/// let f = csv::read_features(&path, 2, Some(&Column::Name("y".into())), None)?;
+/// let f = csv::read_features(&path, 2, &[Column::Name("y".into())], None)?;
 /// assert_eq!((f.n, f.p, f.x), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
-/// let err = csv::read_features(&path, 4, None, None).unwrap_err(); // no target given: 3 columns
+/// let err = csv::read_features(&path, 4, &[], None).unwrap_err(); // nothing skipped: 3 columns
 /// assert!(err.to_string().contains("3 feature columns, but the model was trained on 4"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -264,27 +306,33 @@ pub struct CsvFeatures {
 pub fn read_features(
     path: impl AsRef<Path>,
     p: usize,
-    target: Option<&Column>,
+    skip: &[Column],
     header: Option<bool>,
 ) -> Result<CsvFeatures> {
     let path = path.as_ref();
     let mut table = Table::open(path, header)?;
-    let skipped = match target {
-        Some(Column::Name(name)) => table
-            .header
-            .as_ref()
-            .and_then(|h| h.iter().position(|c| c == name)),
-        Some(&Column::Index(i)) if table.cols == p + 1 && i < table.cols => Some(i),
-        _ => None,
-    };
-    let found = table.cols - usize::from(skipped.is_some());
+    let training_layout = table.cols == p + skip.len();
+    let skipped: Vec<usize> = skip
+        .iter()
+        .filter_map(|c| match c {
+            Column::Name(name) => table
+                .header
+                .as_ref()
+                .and_then(|h| h.iter().position(|n| n == name)),
+            &Column::Index(i) if training_layout && i < table.cols => Some(i),
+            Column::Index(_) => None,
+        })
+        .collect();
+    let found = table.cols - skipped.len();
     if found != p {
-        let what = match skipped {
-            Some(j) => format!(
-                "{found} feature columns (after skipping the target column {})",
-                table.column_name(j)
-            ),
-            None => format!("{found} feature columns"),
+        let what = if skipped.is_empty() {
+            format!("{found} feature columns")
+        } else {
+            let names: Vec<String> = skipped.iter().map(|&j| table.column_name(j)).collect();
+            format!(
+                "{found} feature columns (after skipping {})",
+                names.join(" and ")
+            )
         };
         return Err(table.bad(format!(
             "{what}, but the model was trained on {p} feature columns"
@@ -294,7 +342,7 @@ pub fn read_features(
     while let Some(rec) = table.next()? {
         let line = line_of(&rec);
         for (j, cell) in rec.iter().enumerate() {
-            if Some(j) != skipped {
+            if !skipped.contains(&j) {
                 x.push(table.number(cell, line, j)?);
             }
         }
@@ -516,24 +564,25 @@ impl<'p> Table<'p> {
     }
 
     /// The target column's index.
-    fn resolve(&self, target: Option<&Column>) -> Result<usize> {
-        match target {
+    /// The position of the `what` column (`target`, `weight`); the last one for `None`.
+    fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
+        match column {
             None => Ok(self.cols - 1),
             Some(&Column::Index(i)) if i < self.cols => Ok(i),
             Some(&Column::Index(i)) => Err(self.bad(format!(
-                "target column {i} does not exist: the file has {} columns, numbered 0 to {}",
+                "{what} column {i} does not exist: the file has {} columns, numbered 0 to {}",
                 self.cols,
                 self.cols - 1
             ))),
             Some(Column::Name(name)) => match &self.header {
                 None => Err(self.bad(format!(
-                    "target column \"{name}\" cannot be found: the file has no header row; \
+                    "{what} column \"{name}\" cannot be found: the file has no header row; \
                      give the column's index (0 to {}) instead",
                     self.cols - 1
                 ))),
                 Some(h) => h.iter().position(|c| c == name).ok_or_else(|| {
                     self.bad(format!(
-                        "no target column \"{name}\": the header has {}",
+                        "no {what} column \"{name}\": the header has {}",
                         h.iter()
                             .map(|c| format!("\"{c}\""))
                             .collect::<Vec<_>>()
@@ -704,17 +753,15 @@ mod tests {
     fn features_skip_the_target_and_check_the_count() {
         let (_d, path) = file("a,b,y\n1,2,cat\n3,4,dog\n");
         let name = Column::Name("y".into());
-        let f = read_features(&path, 2, Some(&name), None).unwrap();
+        let f = read_features(&path, 2, std::slice::from_ref(&name), None).unwrap();
         assert_eq!(
             (f.n, f.skipped, f.x),
-            (2, Some(2), vec![1.0, 2.0, 3.0, 4.0])
+            (2, vec![2], vec![1.0, 2.0, 3.0, 4.0])
         );
         let (_d2, path2) = file("1,2,0\n3,4,1\n");
-        let f = read_features(&path2, 2, Some(&Column::Index(2)), None).unwrap();
+        let f = read_features(&path2, 2, &[Column::Index(2)], None).unwrap();
         assert_eq!(f.x, [1.0, 2.0, 3.0, 4.0]);
-        let m = read_features(&path2, 4, None, None)
-            .unwrap_err()
-            .to_string();
+        let m = read_features(&path2, 4, &[], None).unwrap_err().to_string();
         assert!(
             m.contains("3 feature columns, but the model was trained on 4"),
             "{m}"

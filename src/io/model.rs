@@ -31,7 +31,7 @@
 //! | `spec` | `inputs` (features p), `outputs` (1, or the classes k); MLP only: `hidden`, `activation` (`sigmoid`, `tanh`, `relu`) |
 //! | `params` | every parameter tensor in the model's order (`W`, `b`; MLP `W1`, `b1`, `W2`, `b2`), `shape` `[rows, cols]`, `values` row-major f32 |
 //! | `labels` | optional: classifiers' class names, `labels[c]` for class `c` |
-//! | `data` | optional: the training file's feature names, target name and target column (from 0) |
+//! | `data` | optional: the training file's feature names, target name and target column (from 0), and the sample-weight column's name and position when one was used (predict skips it) |
 //! | `trained` | optional, informational: how the model was trained ([`TrainSummary`]) |
 //! | `scaler` | optional: the standardisation the parameters expect (`mean`, `scale`, one per input); predictions apply it |
 //! | `state` | optional: what a fit needs to go on exactly ([`TrainState`]): epochs done, updates, the adaptive schedule (divisor, best loss or `null` for none yet, epochs since), and two optimizer tensors per parameter. A checkpoint: `partial_fit` on the loaded model equals the uninterrupted fit |
@@ -224,6 +224,12 @@ pub struct DataColumns {
     /// The target column's position in the training file, from 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_column: Option<usize>,
+    /// The sample-weight column's name, when the model was trained with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
+    /// The sample-weight column's position in the training file, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_column: Option<usize>,
 }
 
 /// A fitted model with what a model file holds besides its parameters.
