@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use gradflow::data::{Dataset, Targets};
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
-use gradflow::metrics::{accuracy, mse, r2};
+use gradflow::metrics::{ClassReport, accuracy, log_loss, mae, mse, r2};
 use gradflow::{Backend, Report, StopReason, TrainConfig, Trainer, Verify};
 use serde::Serialize;
 
@@ -314,9 +314,15 @@ fn metrics(saved: &SavedModel, data: &Dataset) -> Result<BTreeMap<String, f64>, 
         (Prediction::Real(pred), Targets::Real(y)) => {
             out.insert("r2".into(), r2(&pred, y)?);
             out.insert("mse".into(), mse(&pred, y)?);
+            out.insert("mae".into(), mae(&pred, y)?);
         }
-        (Prediction::Classes { classes, .. }, Targets::Classes { labels, .. }) => {
+        (Prediction::Classes { classes, proba, k }, Targets::Classes { labels, .. }) => {
             out.insert("accuracy".into(), accuracy(&classes, labels)?);
+            out.insert("log_loss".into(), log_loss(&proba, labels, k)?);
+            let (precision, recall, f1) = ClassReport::new(&classes, labels, k)?.macro_avg();
+            out.insert("precision_macro".into(), precision);
+            out.insert("recall_macro".into(), recall);
+            out.insert("f1_macro".into(), f1);
         }
         _ => unreachable!("the model was fitted on these targets"),
     }
