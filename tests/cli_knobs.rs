@@ -76,9 +76,12 @@ fn accuracy(dir: &Path, lr: &str, extra: &[&str]) -> f64 {
         assert!(err.contains("diverged"), "{err}");
         return 0.0;
     }
-    json_of(&out.stdout)["metrics"]["accuracy"]
-        .as_f64()
-        .unwrap()
+    let metrics = &json_of(&out.stdout)["metrics"];
+    // A classifier's summary carries scikit-learn's classification scores.
+    for key in ["log_loss", "precision_macro", "recall_macro", "f1_macro"] {
+        assert!(metrics[key].is_number(), "{key} missing: {metrics}");
+    }
+    metrics["accuracy"].as_f64().unwrap()
 }
 
 /// Raw features defeat plain gradient descent; standardising (saved with the model) with
