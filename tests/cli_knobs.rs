@@ -17,6 +17,17 @@ fn json_of(out: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
+/// Runs the binary in `dir` with `args`, asserts success, returns its standard output.
+fn succeeds(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = gradflow(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "gradflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Houses: floor area in square feet (500–4000), rooms (1–6), age in years (0–100) and a
 /// price band named `cheap`, `mid` or `dear` — features three orders of magnitude apart,
 /// string labels, 1 in 10 labels flipped. The band follows a linear score of the
@@ -122,16 +133,11 @@ fn real_looking_csv_needs_the_knobs() {
     let model: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("houses.json")).unwrap()).unwrap();
     assert_eq!(model["scaler"]["mean"].as_array().unwrap().len(), 3);
-    let out = gradflow(dir.path())
-        .args(["predict", "--model", "houses.json", "--data", "houses.csv"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        dir.path(),
+        &["predict", "--model", "houses.json", "--data", "houses.csv"],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     let truth: Vec<String> = std::fs::read_to_string(dir.path().join("houses.csv"))
         .unwrap()
         .lines()
@@ -175,18 +181,7 @@ fn resume_from_a_saved_model_equals_one_run() {
         "--gamma",
         "0.7",
     ];
-    let run = |extra: &[&str]| {
-        let out = gradflow(dir.path())
-            .args(base)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |extra: &[&str]| succeeds(dir.path(), &[&base[..], extra].concat());
     run(&["--epochs", "4", "--save", "once.json"]);
     run(&["--epochs", "2", "--save", "half.json"]);
     run(&[
@@ -261,21 +256,20 @@ fn bad_knobs_are_usage_errors() {
 #[test]
 fn bench_writes_its_table_report_and_plot() {
     let dir = tempfile::tempdir().unwrap();
-    let out = gradflow(dir.path())
-        .args([
-            "bench",
-            "--quick",
-            "--backend",
-            "cpu",
-            "--workloads",
-            "W1,W5",
-        ])
-        .args(["--json", "b.json", "--plot", "b.png"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let table = String::from_utf8_lossy(&out.stdout);
+    let args = [
+        "bench",
+        "--quick",
+        "--backend",
+        "cpu",
+        "--workloads",
+        "W1,W5",
+        "--json",
+        "b.json",
+        "--plot",
+        "b.png",
+    ];
+    let out = succeeds(dir.path(), &args);
+    let table = String::from_utf8_lossy(&out);
     assert!(
         table.contains("| W1 |") && table.contains("| W5 |"),
         "{table}"
@@ -322,36 +316,19 @@ fn sample_weight_column_silences_bad_rows() {
     std::fs::write(dir.path().join("noisy.csv"), weighted_csv).unwrap();
     std::fs::write(dir.path().join("plain.csv"), plain_csv).unwrap();
     let train = |data: &str, extra: &[&str], save: &str| {
-        let out = gradflow(dir.path())
-            .args([
-                "train", "--model", "logistic", "--data", data, "--target", "label",
-            ])
-            .args(["--epochs", "20", "--json", "--save", save])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json_of(&out.stdout)
+        let args = [
+            "train", "--model", "logistic", "--data", data, "--target", "label", "--epochs", "20",
+            "--json", "--save", save,
+        ];
+        json_of(&succeeds(dir.path(), &[&args[..], extra].concat()))
     };
     let weighted = train("noisy.csv", &["--sample-weight", "trust"], "w.json");
     assert_eq!(weighted["features"], 2, "the weight column is no feature");
     train("plain.csv", &[], "p.json");
     // Predicting on the training file skips both the target and the weight column.
     let true_accuracy = |model: &str, data: &str| {
-        let out = gradflow(dir.path())
-            .args(["predict", "--model", model, "--data", data])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let out = succeeds(dir.path(), &["predict", "--model", model, "--data", data]);
+        let text = String::from_utf8_lossy(&out).to_string();
         let right = text
             .lines()
             .skip(1)
