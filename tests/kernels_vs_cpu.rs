@@ -723,3 +723,41 @@ fn shapes_beyond_device_limits_are_errors() {
     .expect_err("buffers too short");
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
 }
+
+// Property tests: the pairs above on random shapes and values, not only the chosen ones.
+// Few cases each (every case is a device round trip on a software adapter); a failure
+// prints the shrunk shape and seed.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn prop_matmul_agrees_on_random_shapes(
+        layout in 0usize..3,
+        m in 1usize..90,
+        k in 1usize..90,
+        n in 1usize..90,
+        gather: bool,
+        seed: u64,
+    ) {
+        if let Some(ctx) = gpu("prop_matmul_agrees_on_random_shapes") {
+            let layout = [Layout::NN, Layout::TN, Layout::NT][layout];
+            check_matmul(&ctx, &mut Rng::new(seed), layout, m, k, n, gather);
+        }
+    }
+
+    #[test]
+    fn prop_losses_agree_on_random_batches(
+        kind in 0usize..3,
+        m in 1usize..300,
+        cols in 2usize..12,
+        gather: bool,
+        weighted: bool,
+        seed: u64,
+    ) {
+        if let Some(ctx) = gpu("prop_losses_agree_on_random_batches") {
+            let kind = [LossKind::Mse, LossKind::SigmoidBce, LossKind::SoftmaxCce][kind];
+            let cols = if kind == LossKind::SigmoidBce { 1 } else { cols };
+            check_loss(&ctx, &mut Rng::new(seed), kind, (m, cols), gather, weighted);
+        }
+    }
+}
