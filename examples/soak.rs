@@ -45,7 +45,12 @@ fn main() -> gradflow::Result<()> {
             let mut seen = samples.lock().unwrap_or_else(|e| e.into_inner());
             if seen.last() != Some(&p.epoch) {
                 seen.push(p.epoch);
-                println!("epoch {:>5}: RSS {:>8} kB, loss {:.3e}", p.epoch, rss_kb(), p.loss);
+                println!(
+                    "epoch {:>5}: RSS {:>8} kB, loss {:.3e}",
+                    p.epoch,
+                    rss_kb(),
+                    p.loss
+                );
             }
         }
     });

@@ -47,6 +47,8 @@ struct Inner {
     scratch: wgpu::Buffer,
     /// The first error that no error scope caught, reported by [`GpuContext::check`].
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Set by the device-lost callback: every later check fails with it.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -135,6 +137,17 @@ impl GpuContext {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
+        // A lost device (driver reset, GPU removed, destroyed) is final: remembered, and
+        // reported by every later check instead of failing somewhere inside wgpu.
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = flag.lock() {
+                slot.get_or_insert_with(|| {
+                    format!("the GPU device was lost ({reason:?}): {message}")
+                });
+            }
+        });
         let limits = DeviceLimits {
             max_storage_buffer_binding_size: wl.max_storage_buffer_binding_size,
             max_buffer_size: wl.max_buffer_size,
@@ -168,6 +181,7 @@ impl GpuContext {
                 dummy,
                 scratch,
                 uncaptured,
+                lost,
             }),
         })
     }
@@ -235,6 +249,8 @@ impl GpuContext {
     /// # Errors
     /// [`Error::Device`] for a caught wgpu error, or one no scope caught earlier.
     pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        // Nothing is recorded on a device known to be lost.
+        self.check()?;
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -250,11 +266,16 @@ impl GpuContext {
         out
     }
 
-    /// Reports (once) an error that no error scope caught.
+    /// Reports a lost device (always, once lost), or (once) an error that no error scope
+    /// caught.
     ///
     /// # Errors
-    /// [`Error::Device`] with that error's message.
+    /// [`Error::Device`] with the loss's or that error's message.
     pub fn check(&self) -> Result<()> {
+        let lost = self.inner.lost.lock().ok().and_then(|s| s.clone());
+        if let Some(message) = lost {
+            return Err(Error::Device { message });
+        }
         let taken = self.inner.uncaptured.lock().ok().and_then(|mut s| s.take());
         match taken {
             Some(message) => Err(Error::Device { message }),
