@@ -185,3 +185,113 @@ fn batch_larger_than_n_is_full_batch_not_an_error() {
         .unwrap();
     assert_eq!(report.steps, 2);
 }
+
+/// Bad files, one table: each is refused with `Error::BadFile` (or `Io`) whose message
+/// names what is wrong — never a panic, never a half-read dataset.
+#[test]
+fn bad_files_are_refused_with_the_reason() {
+    use gradflow::io::{Column, CsvOptions, SavedModel, csv, npy};
+    let dir = std::env::temp_dir().join(format!("gradflow-bad-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let reg = CsvOptions::default();
+    let cls = CsvOptions::default().classes();
+    let csv_cases: [(&str, &[u8], CsvOptions, &str); 9] = [
+        ("empty.csv", b"", reg.clone(), "empty"),
+        ("header-only.csv", b"a,b,y\n", reg.clone(), "no data rows"),
+        ("one-column.csv", b"1\n2\n", reg.clone(), "at least 2"),
+        ("ragged.csv", b"a,b,y\n1,2,3\n4,5\n", reg.clone(), "line 3"),
+        ("text.csv", b"a,b,y\n1,2,3\n4,five,6\n", reg.clone(), "five"),
+        ("nan.csv", b"a,b,y\n1,2,3\n4,NaN,6\n", reg.clone(), "NaN"),
+        ("inf-target.csv", b"a,b,y\n1,2,inf\n", reg.clone(), "inf"),
+        (
+            "no-target.csv",
+            b"a,b,y\n1,2,3\n",
+            reg.target(Column::Name("price".into())),
+            "no target column \"price\"",
+        ),
+        (
+            "empty-label.csv",
+            b"a,b,y\n1,2,cat\n3,4,\n",
+            cls,
+            "empty class label",
+        ),
+    ];
+    let mut cases = 0;
+    for (name, bytes, options, needle) in csv_cases {
+        let path = write(name, bytes);
+        let err = csv::read(&path, &options).unwrap_err();
+        assert!(
+            matches!(err, Error::BadFile { .. }),
+            "{name}: {err:?} is not BadFile"
+        );
+        assert!(
+            err.to_string().contains(needle),
+            "{name}: {err} lacks {needle:?}"
+        );
+        cases += 1;
+    }
+    // .npy: not an array file, the wrong dtype, the wrong rank, truncated data.
+    let npy_header = |descr: &str, shape: &str| {
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let pad = 64 - (10 + dict.len() + 1) % 64;
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&((dict.len() + pad + 1) as u16).to_le_bytes());
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes.extend(std::iter::repeat_n(b' ', pad));
+        bytes.push(b'\n');
+        bytes
+    };
+    let npy_cases: [(&str, Vec<u8>, &str); 4] = [
+        ("text.npy", b"a,b\n1,2\n".to_vec(), "not a .npy file"),
+        ("ints.npy", npy_header("<i8", "(2, 2)"), "<i8"),
+        ("flat.npy", npy_header("<f4", "(4,)"), "not 2-D"),
+        ("short.npy", npy_header("<f4", "(10, 3)"), "truncated"),
+    ];
+    for (name, bytes, needle) in npy_cases {
+        let path = write(name, &bytes);
+        let err = npy::read(&path, None, gradflow::io::TargetKind::Real).unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "{name}: {err} lacks {needle:?}"
+        );
+        cases += 1;
+    }
+    // Model files: missing, not JSON, truncated, another format, another version.
+    let model_cases: [(&str, &[u8], &str); 4] = [
+        ("garbage.json", b"\x00\x01 not json", "not valid JSON"),
+        (
+            "truncated.json",
+            br#"{"format": "gradflow-model", "version": 1, "model": "lin"#,
+            "not valid JSON",
+        ),
+        (
+            "other.json",
+            br#"{"format": "keras", "version": 1}"#,
+            "not a gradflow model file",
+        ),
+        (
+            "future.json",
+            br#"{"format": "gradflow-model", "version": 7}"#,
+            "version 7 is not supported",
+        ),
+    ];
+    for (name, bytes, needle) in model_cases {
+        let path = write(name, bytes);
+        let err = SavedModel::load(&path).unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "{name}: {err} lacks {needle:?}"
+        );
+        cases += 1;
+    }
+    let err = SavedModel::load(dir.join("missing.json")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    cases += 1;
+    assert_eq!(cases, 18);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
