@@ -6,6 +6,7 @@
 //! narrow valley: a rate small enough for the large feature barely moves the small one.
 //! Standardising first makes one rate fit all.
 
+use super::source::scan_blocks;
 use super::{Dataset, RowSource, RowTargets};
 use crate::error::Result;
 
@@ -37,7 +38,7 @@ impl Standardizer {
     /// # Errors
     /// The source's own errors while reading.
     pub fn fit(source: &(impl RowSource + ?Sized)) -> Result<Self> {
-        let (n, p) = (source.n(), source.p());
+        let p = source.p();
         let (mut count, mut mean, mut m2) = (0f64, vec![0f64; p], vec![0f64; p]);
         let mut merge = |block: &[f32]| {
             let rows = (block.len() / p) as f64;
@@ -54,22 +55,8 @@ impl Standardizer {
         };
         match source.in_memory() {
             Some(d) => d.features().chunks(BLOCK * p).for_each(&mut merge),
-            None => {
-                // Targets are read (the interface gathers whole rows) and dropped.
-                let (mut x, mut y, mut labels) =
-                    (vec![0f32; BLOCK * p], vec![0f32; BLOCK], vec![0u32; BLOCK]);
-                for start in (0..n).step_by(BLOCK) {
-                    let end = (start + BLOCK).min(n);
-                    let rows: Vec<u32> = (start as u32..end as u32).collect();
-                    let len = end - start;
-                    let out = match source.classes() {
-                        None => RowTargets::Real(&mut y[..len]),
-                        Some(_) => RowTargets::Classes(&mut labels[..len]),
-                    };
-                    source.gather(&rows, &mut x[..len * p], out)?;
-                    merge(&x[..len * p]);
-                }
-            }
+            // The targets are read too (the interface gathers whole rows) and ignored.
+            None => scan_blocks(source, BLOCK, |x, _| merge(x))?,
         }
         let scale = m2
             .iter()

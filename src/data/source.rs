@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Dataset, RowTargets, Synthetic, Targets};
 use crate::error::{Error, Result};
+use crate::schedule::HostTargets;
 use memmap2::Mmap;
 
 /// Anything a scheduler can gather batch rows from.
@@ -153,6 +154,27 @@ impl Dataset {
         }
         Dataset::new(x, p, targets)
     }
+}
+
+/// Reads every row of `source` in stored order, `block` rows at a time, and hands each
+/// block's features (`rows × p`) and targets to `f`: one pass over a source that may not
+/// fit in memory, with one block's buffers.
+pub(crate) fn scan_blocks(
+    source: &(impl RowSource + ?Sized),
+    block: usize,
+    mut f: impl FnMut(&[f32], &HostTargets),
+) -> Result<()> {
+    let (n, p) = (source.n(), source.p());
+    let mut x = vec![0f32; block * p];
+    let mut targets = HostTargets::empty(source.target_kind());
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let rows: Vec<u32> = (start as u32..end as u32).collect();
+        let len = end - start;
+        source.gather(&rows, &mut x[..len * p], targets.rows_mut(len))?;
+        f(&x[..len * p], &targets);
+    }
+    Ok(())
 }
 
 fn check_gather(

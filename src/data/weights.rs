@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 
-use super::{RowSource, RowTargets, Targets};
+use super::source::scan_blocks;
+use super::{RowSource, Targets};
 use crate::error::{Error, Result};
 
 /// Class weights, scikit-learn's `class_weight`.
@@ -163,16 +164,10 @@ fn label_counts(source: &(impl RowSource + ?Sized), k: usize) -> Result<Vec<u64>
         labels.iter().for_each(|&l| counts[l as usize] += 1);
         return Ok(counts);
     }
-    const BLOCK: usize = 1 << 16;
-    let (n, p) = (source.n(), source.p());
-    let (mut x, mut labels) = (vec![0f32; BLOCK * p], vec![0u32; BLOCK]);
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let rows: Vec<u32> = (start as u32..end as u32).collect();
-        let len = end - start;
-        let out = RowTargets::Classes(&mut labels[..len]);
-        source.gather(&rows, &mut x[..len * p], out)?;
-        labels[..len].iter().for_each(|&l| counts[l as usize] += 1);
-    }
+    scan_blocks(source, 1 << 16, |_, targets| {
+        for &l in targets.labels().unwrap_or_default() {
+            counts[l as usize] += 1;
+        }
+    })?;
     Ok(counts)
 }

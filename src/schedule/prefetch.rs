@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets, RowWeights};
+use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets, RowWeights, TargetKind};
 use crate::error::{Error, Result};
 
 /// One batch's targets on the host.
@@ -29,6 +29,36 @@ pub enum HostTargets {
 }
 
 impl HostTargets {
+    /// Empty targets of `kind`.
+    pub fn empty(kind: TargetKind) -> Self {
+        match kind {
+            TargetKind::Real => HostTargets::Real(Vec::new()),
+            TargetKind::Labels => HostTargets::Labels(Vec::new()),
+        }
+    }
+
+    /// Resizes to `len` rows and lends them to [`RowSource::gather`] to fill.
+    pub fn rows_mut(&mut self, len: usize) -> RowTargets<'_> {
+        match self {
+            HostTargets::Real(y) => {
+                y.resize(len, 0.0);
+                RowTargets::Real(y)
+            }
+            HostTargets::Labels(l) => {
+                l.resize(len, 0);
+                RowTargets::Classes(l)
+            }
+        }
+    }
+
+    /// The labels, for classifiers.
+    pub fn labels(&self) -> Option<&[u32]> {
+        match self {
+            HostTargets::Labels(l) => Some(l),
+            HostTargets::Real(_) => None,
+        }
+    }
+
     /// A read-only view.
     pub fn view(&self) -> BatchTargets<'_> {
         match self {
@@ -166,13 +196,9 @@ impl Prefetcher {
         let (full_tx, full_rx) = mpsc::channel();
         let (free_tx, free_rx) = mpsc::channel();
         for _ in 0..depth {
-            let targets = match source.classes() {
-                None => HostTargets::Real(Vec::new()),
-                Some(_) => HostTargets::Labels(Vec::new()),
-            };
             let empty = HostBatch {
                 x: Vec::new(),
-                targets,
+                targets: HostTargets::empty(source.target_kind()),
                 weights: Vec::new(),
                 first: 0,
                 count: 0,
@@ -303,24 +329,13 @@ fn worker<S: RowSource + ?Sized>(
                 rows.extend(job.plan.rows(batch));
             }
             b.x.resize(rows.len() * g.source.p(), 0.0);
-            let targets = match &mut b.targets {
-                HostTargets::Real(v) => {
-                    v.resize(rows.len(), 0.0);
-                    RowTargets::Real(v)
-                }
-                HostTargets::Labels(v) => {
-                    v.resize(rows.len(), 0);
-                    RowTargets::Classes(v)
-                }
-            };
             let started = Instant::now();
-            b.error = g.source.gather(&rows, &mut b.x, targets).err();
+            b.error = g
+                .source
+                .gather(&rows, &mut b.x, b.targets.rows_mut(rows.len()))
+                .err();
             if let Some(w) = g.weights {
-                let labels = match &b.targets {
-                    HostTargets::Labels(l) => Some(&l[..]),
-                    HostTargets::Real(_) => None,
-                };
-                w.fill(&rows, labels, &mut b.weights);
+                w.fill(&rows, b.targets.labels(), &mut b.weights);
             }
             g.busy
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
 use crate::cpu::update::StepScalars;
-use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowTargets, RowWeights, TargetKind};
+use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowWeights};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
@@ -351,10 +351,7 @@ impl<'a> Verifier<'a> {
             weights: Vec::new(),
             rows: Vec::with_capacity(cap),
             x: Vec::new(),
-            targets: match kind {
-                TargetKind::Real => HostTargets::Real(Vec::new()),
-                TargetKind::Labels => HostTargets::Labels(Vec::new()),
-            },
+            targets: HostTargets::empty(kind),
             config,
             deviations: Vec::new(),
         }
@@ -365,24 +362,11 @@ impl<'a> Verifier<'a> {
         self.rows.clear();
         self.rows.extend(plan.rows(batch));
         self.x.resize(batch.len * self.source.p(), 0.0);
-        let out = match &mut self.targets {
-            HostTargets::Real(y) => {
-                y.resize(batch.len, 0.0);
-                RowTargets::Real(y)
-            }
-            HostTargets::Labels(l) => {
-                l.resize(batch.len, 0);
-                RowTargets::Classes(l)
-            }
-        };
+        let out = self.targets.rows_mut(batch.len);
         self.source.gather(&self.rows, &mut self.x, out)?;
         let weights = match self.row_weights {
             Some(w) => {
-                let labels = match &self.targets {
-                    HostTargets::Labels(l) => Some(&l[..]),
-                    HostTargets::Real(_) => None,
-                };
-                w.fill(&self.rows, labels, &mut self.weights);
+                w.fill(&self.rows, self.targets.labels(), &mut self.weights);
                 Some(&self.weights[..])
             }
             None => None,

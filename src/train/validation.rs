@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::data::{RowSource, RowTargets, TargetKind};
+use crate::data::RowSource;
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::Program;
@@ -58,16 +58,8 @@ impl Holdout {
         train.sort_unstable();
         let p = source.p();
         let mut x = vec![0f32; held * p];
-        let targets = match source.target_kind() {
-            TargetKind::Real => HostTargets::Real(vec![0.0; held]),
-            TargetKind::Labels => HostTargets::Labels(vec![0; held]),
-        };
-        let mut targets = targets;
-        let out = match &mut targets {
-            HostTargets::Real(y) => RowTargets::Real(y),
-            HostTargets::Labels(l) => RowTargets::Classes(l),
-        };
-        source.gather(valid, &mut x, out)?;
+        let mut targets = HostTargets::empty(source.target_kind());
+        source.gather(valid, &mut x, targets.rows_mut(held))?;
         let cap = held.min(CHUNK);
         let mut engine = CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap);
         engine.load(&x, targets.view(), None)?;
