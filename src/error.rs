@@ -183,6 +183,24 @@ pub enum Error {
         atol: f64,
     },
 
+    /// Host memory could not hold what was asked for (a dataset materialised whole).
+    ///
+    /// Recover with fewer rows, or by training from the source itself (a [`Synthetic`]
+    /// generator or a [`MappedFile`] streams through the trainer without being held whole).
+    ///
+    /// [`Synthetic`]: crate::data::Synthetic
+    /// [`MappedFile`]: crate::data::MappedFile
+    #[error(
+        "{what}: {bytes} bytes cannot be allocated in host memory; use fewer rows, or train \
+         from the source without materialising it (streaming)"
+    )]
+    OutOfMemory {
+        /// What was being allocated (`synthetic dataset features`).
+        what: &'static str,
+        /// The size asked for.
+        bytes: u128,
+    },
+
     /// A file could not be opened, read or mapped.
     #[error("{path}: {message}")]
     Io {

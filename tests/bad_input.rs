@@ -174,6 +174,32 @@ fn epoch_plan_inputs() {
     assert!(msg(epoch_plan(0, 0, 0, 4, true, false)).contains("n = 0"));
 }
 
+/// Sizes the user chooses but no machine holds: n · p overflowing, and n · p values beyond
+/// what the allocator gives, are errors that name the size, never an abort.
+#[test]
+fn sizes_beyond_memory_are_errors() {
+    let huge = Synthetic::linear(usize::MAX / 2, 4);
+    let m = msg(huge.dataset());
+    assert!(m.contains("n · p to fit in memory"), "{m}");
+    let m = msg(Dataset::from_source(&huge));
+    assert!(m.contains("overflows usize"), "{m}");
+    // 4 · 10¹⁸ bytes: fits usize, exceeds any address space.
+    let beyond = Synthetic::linear(1_000_000_000_000, 1_000_000);
+    for err in [
+        beyond.dataset().unwrap_err(),
+        Dataset::from_source(&beyond).unwrap_err(),
+    ] {
+        match &err {
+            Error::OutOfMemory { bytes, .. } => assert_eq!(*bytes, 4_000_000_000_000_000_000),
+            other => panic!("expected OutOfMemory, got {other}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("cannot be allocated in host memory")
+        );
+    }
+}
+
 #[test]
 fn batch_larger_than_n_is_full_batch_not_an_error() {
     let data = Synthetic::linear(7, 2).dataset().unwrap();

@@ -51,3 +51,76 @@ fn a_buffer_beyond_the_device_is_refused() {
         other => panic!("expected DeviceLimit, got {other}"),
     }
 }
+
+/// A source that cannot be resident on the device is refused before it is gathered: the
+/// error is immediate, not after terabytes of rows were generated.
+#[test]
+fn a_resident_source_beyond_the_device_is_refused_before_gathering() {
+    let Some(ctx) = fresh_gpu("a_resident_source_beyond_the_device_is_refused_before_gathering")
+    else {
+        return;
+    };
+    // 10⁹ rows × 1024 features: 4 TB, far beyond any device's four bindings.
+    let source = Synthetic::linear(1_000_000_000, 1024);
+    let trainer = Trainer::new(
+        TrainConfig::default()
+            .backend(Backend::Gpu)
+            .mode(gradflow::Mode::Resident),
+    )
+    .unwrap()
+    .with_gpu(ctx);
+    let started = std::time::Instant::now();
+    let err = trainer
+        .fit(&mut LinearRegression::new(), &source)
+        .unwrap_err();
+    match &err {
+        Error::DeviceLimit {
+            what,
+            requested,
+            limit,
+        } => {
+            assert_eq!(*requested, 1_000_000_000);
+            assert!(limit < requested);
+            assert!(what.contains("Mode::Streaming"), "{err}");
+        }
+        other => panic!("expected DeviceLimit, got {other}"),
+    }
+    assert!(started.elapsed().as_secs() < 5, "it gathered first");
+}
+
+/// A shader that does not validate is an `Error::Device` naming the operation, inside a
+/// scope; outside one, the uncaptured-error handler keeps it for the next check instead
+/// of letting wgpu panic.
+#[test]
+fn shader_validation_errors_are_errors() {
+    let Some(ctx) = fresh_gpu("shader_validation_errors_are_errors") else {
+        return;
+    };
+    let bad = wgpu::ShaderModuleDescriptor {
+        label: Some("broken"),
+        source: wgpu::ShaderSource::Wgsl("@compute @workgroup_size(64) fn main( {".into()),
+    };
+    let err = ctx
+        .scoped("compiling a broken shader", || {
+            let _ = ctx.device().create_shader_module(bad.clone());
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Device { .. }), "{err}");
+    assert!(
+        err.to_string().contains("compiling a broken shader"),
+        "{err}"
+    );
+    // Unscoped: remembered, reported once by the next check, and the context works on.
+    let _ = ctx.device().create_shader_module(bad);
+    let _ = ctx.device().poll(wgpu::PollType::wait_indefinitely());
+    let err = ctx.check().unwrap_err();
+    assert!(matches!(err, Error::Device { .. }), "{err}");
+    ctx.check().unwrap();
+    let data = Synthetic::linear(200, 3).seed(2).dataset().unwrap();
+    Trainer::new(TrainConfig::default().epochs(1).backend(Backend::Gpu))
+        .unwrap()
+        .with_gpu(ctx)
+        .fit(&mut LinearRegression::new(), &data)
+        .unwrap();
+}

@@ -174,6 +174,19 @@ impl Dataset {
 }
 
 /// Checks that every value is finite; `cols` only shapes the row/column in the message.
+/// `len` zeroed values, or [`Error::OutOfMemory`] naming `what` when the allocator says
+/// no: a dataset sized by the user (`n × p` of a generator, a file's header) must fail as
+/// an error, not abort the process. Zeroed pages come from the allocator lazily, as with
+/// `vec![0; len]`.
+pub(crate) fn zeroed<T: bytemuck::Zeroable>(len: usize, what: &'static str) -> Result<Vec<T>> {
+    bytemuck::allocation::try_zeroed_slice_box(len)
+        .map(Vec::from)
+        .map_err(|()| Error::OutOfMemory {
+            what,
+            bytes: len as u128 * std::mem::size_of::<T>() as u128,
+        })
+}
+
 pub(crate) fn check_finite(what: &'static str, v: &[f32], cols: usize) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
         None => Ok(()),

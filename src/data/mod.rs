@@ -2,14 +2,15 @@
 //! [`RowSource`]s streaming reads from (in memory, a generator, a memory-mapped file).
 
 mod dataset;
+mod npy_header;
 mod plan;
 mod scale;
 mod source;
 mod synthetic;
 mod weights;
 
-pub(crate) use dataset::check_finite;
 pub use dataset::{Dataset, Targets};
+pub(crate) use dataset::{check_finite, zeroed};
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
 pub use scale::{Standardized, Standardizer};
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};

@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, RowTargets, Synthetic, Targets};
+use super::{Dataset, RowTargets, Synthetic, Targets, npy_header, zeroed};
 use crate::error::{Error, Result};
 use crate::schedule::HostTargets;
 use memmap2::Mmap;
@@ -124,7 +124,8 @@ impl Dataset {
     ///
     /// # Errors
     /// The source's own errors (a bad row in a file); [`Error::InvalidParameter`] when
-    /// n × p values do not fit in memory's address space.
+    /// n × p values do not fit in memory's address space, [`Error::OutOfMemory`] when the
+    /// allocator cannot give them.
     pub fn from_source(source: &(impl RowSource + ?Sized)) -> Result<Dataset> {
         if let Some(data) = source.in_memory() {
             return Ok(data.clone());
@@ -133,11 +134,11 @@ impl Dataset {
         let len = n
             .checked_mul(p)
             .ok_or_else(|| Error::param("n × p", format!("{n} × {p}"), "overflows usize"))?;
-        let mut x = vec![0f32; len];
+        let mut x = zeroed(len, "gathered features")?;
         let mut targets = match source.classes() {
-            None => Targets::Real(vec![0f32; n]),
+            None => Targets::Real(zeroed(n, "gathered targets")?),
             Some(classes) => Targets::Classes {
-                labels: vec![0u32; n],
+                labels: zeroed(n, "gathered labels")?,
                 classes,
             },
         };
@@ -348,45 +349,40 @@ impl MappedFile {
     pub fn npy(path: impl AsRef<Path>, targets: FileTargets) -> Result<Self> {
         let path = path.as_ref();
         let map = map(path)?;
-        let mut reader = &map[..];
-        let header = npyz::NpyHeader::from_reader(&mut reader).map_err(|e| Error::BadFile {
-            path: path.display().to_string(),
-            reason: format!("not a .npy file: {e}"),
-        })?;
-        let offset = map.len() - reader.len();
         let bad = |reason: String| Error::BadFile {
             path: path.display().to_string(),
             reason,
         };
-        let element = match header.dtype() {
-            npyz::DType::Plain(t) if t.to_string() == "<f4" => Element::F32,
-            npyz::DType::Plain(t) if t.to_string() == "<f8" => Element::F64,
-            other => {
-                return Err(bad(format!(
-                    "dtype {} is not <f4 or <f8",
-                    other.descr().trim_matches('\'')
-                )));
-            }
+        let header =
+            npy_header::parse(&map).map_err(|why| bad(format!("not a .npy file: {why}")))?;
+        let offset = header.data_offset;
+        let element = match header.descr.as_str() {
+            "<f4" => Element::F32,
+            "<f8" => Element::F64,
+            other => return Err(bad(format!("dtype {other} is not <f4 or <f8"))),
         };
-        if header.order() != npyz::Order::C {
+        if header.fortran_order {
             return Err(bad(
                 "Fortran-ordered array: save it in C order (np.ascontiguousarray)".into(),
             ));
         }
-        let [n, cols] = header.shape() else {
+        let [n, cols] = header.shape[..] else {
             return Err(bad(format!(
                 "shape {:?} is not 2-D (rows × columns)",
-                header.shape()
+                header.shape
             )));
         };
-        let (n, cols) = (*n as usize, *cols as usize);
-        let width = if element == Element::F32 { 4 } else { 8 };
-        if map.len() - offset < n * cols * width {
+        let width: u128 = if element == Element::F32 { 4 } else { 8 };
+        // The header's shape is the file's word, not a size to trust: in u128 the product
+        // of two u64 and a width cannot overflow.
+        let data = map.len().saturating_sub(offset);
+        if (data as u128) < u128::from(n) * u128::from(cols) * width {
             return Err(bad(format!(
-                "truncated: {} data bytes for a {n} × {cols} array",
-                map.len() - offset
+                "truncated: {data} data bytes for a {n} × {cols} array"
             )));
         }
+        // Both now fit in usize: their product is at most the file's length.
+        let (n, cols) = (n as usize, cols as usize);
         Self::new(path, map, offset, element, n, cols, targets)
     }
 

@@ -15,7 +15,7 @@ use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use super::dataset::{Dataset, Targets};
+use super::dataset::{Dataset, Targets, zeroed};
 use crate::error::{Error, Result};
 
 type Rng = Xoshiro256PlusPlus;
@@ -337,7 +337,9 @@ impl Synthetic {
     /// 10⁷ × 64 rows take a few seconds on two cores.
     ///
     /// # Errors
-    /// As [`Synthetic::validate`]; [`Error::ShapeMismatch`] when n · p overflows.
+    /// As [`Synthetic::validate`]; [`Error::ShapeMismatch`] when n · p overflows;
+    /// [`Error::OutOfMemory`] when the allocator cannot give n · p values (stream the
+    /// generator instead: `Trainer::fit` takes it as a source).
     pub fn dataset(&self) -> Result<Dataset> {
         self.validate()?;
         let len = self
@@ -348,15 +350,15 @@ impl Synthetic {
                 expected: "n · p to fit in memory".into(),
                 got: format!("{} × {}", self.n, self.p),
             })?;
-        let mut x = vec![0f32; len];
+        let mut x = zeroed(len, "synthetic dataset features")?;
         let targets = match self.classes() {
             None => {
-                let mut y = vec![0f32; self.n];
+                let mut y = zeroed(self.n, "synthetic dataset targets")?;
                 self.fill_rows(0, &mut x, RowTargets::Real(&mut y))?;
                 Targets::Real(y)
             }
             Some(classes) => {
-                let mut labels = vec![0u32; self.n];
+                let mut labels = zeroed(self.n, "synthetic dataset labels")?;
                 self.fill_rows(0, &mut x, RowTargets::Classes(&mut labels))?;
                 Targets::Classes { labels, classes }
             }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::csv::{Column, TargetKind, class_map};
-use crate::data::{Dataset, FileTargets, MappedFile, RowSource, RowTargets, Targets};
+use crate::data::{Dataset, FileTargets, MappedFile, RowSource, RowTargets, Targets, zeroed};
 use crate::error::{Error, Result};
 
 /// A dataset read from a `.npy` file.
@@ -83,8 +83,8 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
     })?)
         .collect();
     let p = file.p();
-    let mut x = vec![0f32; n * p];
-    let mut y = vec![0f32; n];
+    let mut x = zeroed(n * p, "the .npy file's features")?;
+    let mut y = zeroed(n, "the .npy file's targets")?;
     file.gather(&rows, &mut x, RowTargets::Real(&mut y))
         .map_err(|e| match e {
             Error::NonFinite { row, col, value, .. } => bad(format!(

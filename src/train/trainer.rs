@@ -464,6 +464,17 @@ impl Trainer {
             }
         };
         if !streams {
+            // Checked before a source that is not in memory is gathered for the upload:
+            // rows beyond the device are refused here, not after gigabytes were made.
+            let limit = resident_row_limit(ctx, data.p());
+            if data.n() > limit {
+                return Err(Error::DeviceLimit {
+                    what: "resident rows (features in at most 4 storage bindings): use \
+                           Mode::Streaming or Mode::Auto",
+                    requested: data.n() as u64,
+                    limit: limit as u64,
+                });
+            }
             return Ok(Placement::Resident);
         }
         // A slot's features are one storage binding: a batch must fit in one. (Full-batch
