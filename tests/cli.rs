@@ -2,26 +2,15 @@
 //! round trip (train → save → predict), and bad input that must give one error line, a
 //! hint at most, and a non-zero exit code — never a panic.
 
+mod cli_common;
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-/// The binary, run in `dir`.
-fn gradflow(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradflow"));
-    cmd.current_dir(dir);
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use cli_common::{fails_with, gradflow, json, write};
 
 /// A seeded generator (SplitMix64-style LCG is enough: the data only need to be fixed).
 fn noise(state: &mut u64) -> f64 {
@@ -45,39 +34,6 @@ fn animals_csv(dir: &Path, rows: usize) -> (PathBuf, Vec<String>) {
         truth.push(name.to_string());
     }
     (write(dir, "animals.csv", &text), truth)
-}
-
-/// Asserts a failed run: exit `code`, nothing on stdout, and on stderr one
-/// `gradflow: error:` line containing `needle`, optionally followed by one `hint:` line.
-fn fails_with(assert: assert_cmd::assert::Assert, code: i32, needle: &str) {
-    let out = assert.get_output();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert!(
-        !lines.is_empty() && lines.len() <= 2,
-        "expected an error line and at most a hint: {stderr}"
-    );
-    assert!(lines[0].starts_with("gradflow: error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "{needle:?} not in {stderr}");
-    if let Some(hint) = lines.get(1) {
-        assert!(hint.starts_with("hint: "), "{stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-fn json(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}",
-            String::from_utf8_lossy(out)
-        )
-    })
 }
 
 #[test]
@@ -376,190 +332,6 @@ fn train_on_the_gpu_with_verify() {
         // have failed past it, so each tensor's checks must have happened.
         assert!(d["checks"].as_u64().unwrap() > 0, "{d}");
     }
-}
-
-#[test]
-fn bad_flags_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = "synthetic:linear?n=100&p=2";
-    fails_with(
-        gradflow(d)
-            .args(["train", "--model", "bogus", "--data", data])
-            .assert(),
-        2,
-        "invalid value 'bogus' for '--model <MODEL>'",
-    );
-    fails_with(
-        gradflow(d)
-            .args([
-                "train",
-                "--model",
-                "linear",
-                "--data",
-                data,
-                "--batch-size",
-                "0",
-            ])
-            .assert(),
-        2,
-        "batch_size 0: must be ≥ 1",
-    );
-    fails_with(
-        gradflow(d)
-            .args([
-                "train", "--model", "linear", "--data", data, "--verify", "2",
-            ])
-            .assert(),
-        2,
-        "verify with backend cpu",
-    );
-    fails_with(
-        gradflow(d)
-            .args([
-                "train", "--model", "linear", "--data", data, "--hidden", "4",
-            ])
-            .assert(),
-        2,
-        "--hidden and --activation apply to --model mlp",
-    );
-    fails_with(
-        gradflow(d)
-            .args([
-                "train",
-                "--model",
-                "linear",
-                "--data",
-                "synthetic:linear?q=3",
-            ])
-            .assert(),
-        2,
-        "key \"q\" does not apply to linear data",
-    );
-    fails_with(
-        gradflow(d)
-            .args(["train", "--model", "linear", "--data", "data.txt"])
-            .assert(),
-        2,
-        "not a synthetic spec, a .csv file or a .npy file",
-    );
-    fails_with(
-        gradflow(d).args(["train", "--data", data]).assert(),
-        2,
-        "--model",
-    );
-}
-
-#[test]
-fn bad_data_fails_with_the_file_line_and_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let train = |file: &str| {
-        gradflow(d)
-            .args(["train", "--model", "linear", "--data", file])
-            .assert()
-    };
-    fails_with(train("missing.csv"), 1, "missing.csv: No such file");
-    write(d, "ragged.csv", "a,b,y\n1,2,3\n4,5\n");
-    fails_with(
-        train("ragged.csv"),
-        1,
-        "ragged.csv: line 3: 2 fields, but the header has 3",
-    );
-    write(d, "text.csv", "a,b,y\n1,abc,3\n");
-    fails_with(
-        train("text.csv"),
-        1,
-        "text.csv: line 2, column 1 (\"b\"): \"abc\" is not a number",
-    );
-    write(d, "empty.csv", "");
-    fails_with(train("empty.csv"), 1, "empty.csv: empty file");
-    write(d, "labels.csv", "a,y\n1,cat\n2,dog\n");
-    fails_with(train("labels.csv"), 1, "\"cat\" is not a number");
-    fails_with(
-        gradflow(d)
-            .args([
-                "train",
-                "--model",
-                "softmax",
-                "--data",
-                "labels.csv",
-                "--target",
-                "z",
-            ])
-            .assert(),
-        1,
-        "no target column \"z\"",
-    );
-    fails_with(
-        gradflow(d)
-            .args([
-                "train",
-                "--model",
-                "linear",
-                "--data",
-                "synthetic:linear?n=200&p=3",
-            ])
-            .args(["--lr", "100"])
-            .assert(),
-        1,
-        "training diverged",
-    );
-}
-
-#[test]
-fn bad_model_files_and_feature_counts_fail_at_predict() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (csv, _) = animals_csv(d, 60);
-    gradflow(d)
-        .args(["train", "--model", "softmax", "--data"])
-        .arg(&csv)
-        .args(["--epochs", "2", "--save", "m.json"])
-        .assert()
-        .success();
-    let text = std::fs::read_to_string(d.join("m.json")).unwrap();
-    let predict = |model: &str, data: &str| {
-        gradflow(d)
-            .args([
-                "predict", "--model", model, "--data", data, "--out", "p.csv",
-            ])
-            .assert()
-    };
-    write(
-        d,
-        "v2.json",
-        &text.replacen("\"version\": 1", "\"version\": 2", 1),
-    );
-    fails_with(
-        predict("v2.json", "animals.csv"),
-        1,
-        "v2.json: model file version 2 is not supported",
-    );
-    write(d, "cut.json", &text[..text.len() * 2 / 3]);
-    fails_with(
-        predict("cut.json", "animals.csv"),
-        1,
-        "cut.json: not valid JSON (truncated or corrupt?)",
-    );
-    write(d, "other.json", "{\"format\": \"onnx\", \"version\": 1}");
-    fails_with(
-        predict("other.json", "animals.csv"),
-        1,
-        "not a gradflow model file",
-    );
-    write(d, "three.csv", "1,2,3\n4,5,6\n");
-    fails_with(
-        predict("m.json", "three.csv"),
-        1,
-        "three.csv: 3 feature columns, but the model was trained on 2 feature columns",
-    );
-    fails_with(
-        predict("absent.json", "animals.csv"),
-        1,
-        "absent.json: No such file",
-    );
-    assert!(!d.join("p.csv").exists(), "no output is written on failure");
 }
 
 /// A `.npy` file holding a C-ordered `<f8` array of `rows × cols`.

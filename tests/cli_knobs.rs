@@ -3,30 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod cli_common;
+
 use serde_json::Value;
 
-fn gradflow(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradflow"));
-    cmd.current_dir(dir);
-    cmd
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
-}
-
-/// Runs the binary in `dir` with `args`, asserts success, returns its standard output.
-fn succeeds(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = gradflow(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "gradflow {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use cli_common::{gradflow, json, succeeds};
 
 /// Houses: floor area in square feet (500–4000), rooms (1–6), age in years (0–100) and a
 /// price band named `cheap`, `mid` or `dear` — features three orders of magnitude apart,
@@ -87,7 +68,7 @@ fn accuracy(dir: &Path, lr: &str, extra: &[&str]) -> f64 {
         assert!(err.contains("diverged"), "{err}");
         return 0.0;
     }
-    let metrics = &json_of(&out.stdout)["metrics"];
+    let metrics = &json(&out.stdout)["metrics"];
     // A classifier's summary carries scikit-learn's classification scores.
     for key in ["log_loss", "precision_macro", "recall_macro", "f1_macro"] {
         assert!(metrics[key].is_number(), "{key} missing: {metrics}");
@@ -320,7 +301,7 @@ fn sample_weight_column_silences_bad_rows() {
             "train", "--model", "logistic", "--data", data, "--target", "label", "--epochs", "20",
             "--json", "--save", save,
         ];
-        json_of(&succeeds(dir.path(), &[&args[..], extra].concat()))
+        json(&succeeds(dir.path(), &[&args[..], extra].concat()))
     };
     let weighted = train("noisy.csv", &["--sample-weight", "trust"], "w.json");
     assert_eq!(weighted["features"], 2, "the weight column is no feature");
