@@ -6,8 +6,9 @@
 
 use std::borrow::Cow;
 
+use crate::cpu::fast::glm::{Batch, Glm, GlmTargets};
 use crate::cpu::update::{Rule, StepScalars};
-use crate::cpu::{self, Real, loss::LossKind};
+use crate::cpu::{self, Real, fast, loss::LossKind};
 use crate::data::{BatchTargets, TargetKind, Targets};
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
@@ -49,6 +50,17 @@ impl<'r> Rows<'r> {
     }
 }
 
+/// Which kernels a [`CpuEngine`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CpuKernels {
+    /// The fast `f32` kernels of [`crate::cpu::fast`]: fused GLM passes, sgemm, threads
+    /// for large batches. What CPU training uses unless told otherwise.
+    #[default]
+    Fast,
+    /// The reference kernels of [`crate::cpu`] (sums in `f64`, plain loops): the oracle.
+    Reference,
+}
+
 enum EngineTargets<'a, T: Clone> {
     None,
     Real(Cow<'a, [T]>),
@@ -68,6 +80,12 @@ pub struct CpuEngine<'a, T: Real> {
     weights: Option<Cow<'a, [f32]>>,
     /// Optimizer state per parameter (see [`crate::cpu::update`]), made at the first update.
     state: Vec<[Vec<T>; 2]>,
+    /// Which kernels run; [`CpuKernels::Fast`] applies to `f32` engines only.
+    kernels: CpuKernels,
+    /// Fast kernels: a shuffled batch's feature rows, gathered once per step for sgemm.
+    gathered: Vec<f32>,
+    /// The index list `gathered` holds the rows of (address and length), set by `forward`.
+    gathered_for: Option<(usize, usize)>,
 }
 
 impl<'a, T: Real> CpuEngine<'a, T> {
@@ -100,7 +118,23 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             cap,
             weights: None,
             state: Vec::new(),
+            kernels: CpuKernels::Reference,
+            gathered: Vec::new(),
+            gathered_for: None,
         }
+    }
+
+    /// Runs with `kernels` (engines start with [`CpuKernels::Reference`]; the trainer asks
+    /// for [`TrainConfig::cpu_kernels`](crate::TrainConfig::cpu_kernels)). An `f64`
+    /// engine always runs the reference kernels.
+    pub fn with_kernels(mut self, kernels: CpuKernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    /// Whether the fast kernels run: asked for, and `T` is `f32`.
+    fn fast(&self) -> bool {
+        self.kernels == CpuKernels::Fast && T::as_f32(&self.x).is_some()
     }
 
     /// Weighs row `i`'s loss and gradient by `weights[i]` (see [`crate::cpu::loss`]).
@@ -177,6 +211,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
                 ),
             });
         }
+        self.gathered_for = None;
         let dst = self.x.to_mut();
         dst.clear();
         dst.extend(x.iter().map(|&v| T::of(f64::from(v))));
@@ -273,6 +308,9 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// row index is out of range.
     pub fn forward(&mut self, rows: Rows<'_>) -> Result<()> {
         self.check_rows(rows)?;
+        if self.fast() {
+            self.gather(rows);
+        }
         let ops = std::mem::take(&mut self.program.forward);
         ops.iter().for_each(|op| self.run(op, rows));
         self.program.forward = ops;
@@ -287,6 +325,21 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     pub fn loss(&mut self, rows: Rows<'_>) -> Result<f64> {
         self.check_rows(rows)?;
         let (m, cols) = (rows.len(), self.program.out_cols);
+        if self.fast() {
+            let (out, delta) = (self.program.output.0, self.program.delta.0);
+            let mut dz = std::mem::take(&mut self.bufs[delta]);
+            let sum = match self.batch(rows) {
+                Ok(batch) => {
+                    let d = &mut f32s_mut(&mut dz)[..m * cols];
+                    d.copy_from_slice(&f32s(&self.bufs[out])[..m * cols]);
+                    Ok(batch.loss_in_place(0, m, cols, d))
+                }
+                Err(e) => Err(e),
+            };
+            self.bufs[delta] = dz;
+            let sum = sum?;
+            return Ok(sum / m as f64);
+        }
         let mut dz = std::mem::take(&mut self.bufs[self.program.delta.0]);
         let z = &self.bufs[self.program.output.0];
         // Weights are read like the targets: one per row, through the same view.
@@ -323,10 +376,104 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// As [`CpuEngine::forward`].
     pub fn backward(&mut self, rows: Rows<'_>) -> Result<()> {
         self.check_rows(rows)?;
+        if self.fast() && !self.is_gathered(rows) {
+            self.gather(rows);
+        }
         let ops = std::mem::take(&mut self.program.backward);
         ops.iter().for_each(|op| self.run(op, rows));
         self.program.backward = ops;
         Ok(())
+    }
+
+    /// The loss of the batch and every parameter's gradient at the current parameters:
+    /// [`CpuEngine::forward`], [`CpuEngine::loss`] and [`CpuEngine::backward`] in one call,
+    /// which the fast kernels run as one fused pass for a GLM (the output and δ buffers
+    /// are then not written). Training calls this; verify mode and the gradient check call
+    /// the three parts, to compare each tensor.
+    ///
+    /// # Errors
+    /// As [`CpuEngine::forward`] and [`CpuEngine::loss`].
+    pub fn loss_and_grads(&mut self, rows: Rows<'_>) -> Result<f64> {
+        match self.program.as_glm().filter(|_| self.fast()) {
+            Some(glm) => {
+                self.check_rows(rows)?;
+                let mut gw = std::mem::take(&mut self.bufs[glm.grad_w.0]);
+                let mut gb = std::mem::take(&mut self.bufs[glm.grad_b.0]);
+                let loss = self.batch(rows).map(|batch| {
+                    let pass = Glm {
+                        x: f32s(&self.x),
+                        p: self.p,
+                        batch,
+                        w: f32s(&self.bufs[glm.w.0]),
+                        b: f32s(&self.bufs[glm.b.0]),
+                    };
+                    pass.loss_and_grads(f32s_mut(&mut gw), f32s_mut(&mut gb))
+                });
+                self.bufs[glm.grad_w.0] = gw;
+                self.bufs[glm.grad_b.0] = gb;
+                loss
+            }
+            None => {
+                self.forward(rows)?;
+                let loss = self.loss(rows)?;
+                self.backward(rows)?;
+                Ok(loss)
+            }
+        }
+    }
+
+    /// Fast kernels: asks the CPU to start loading feature rows `idx` (the first rows of
+    /// the next shuffled batch), so that the next step does not begin with a stall.
+    pub fn prefetch(&self, idx: &[u32]) {
+        if self.fast() {
+            let x = f32s(&self.x);
+            for &r in idx {
+                if let Some(row) = x.get(r as usize * self.p..(r as usize + 1) * self.p) {
+                    fast::prefetch(row);
+                }
+            }
+        }
+    }
+
+    /// The fast kernels' view of a batch's targets, weights and loss.
+    fn batch<'r>(&'r self, rows: Rows<'r>) -> Result<Batch<'r>> {
+        let targets = match (self.program.loss, &self.targets) {
+            (LossKind::Mse, EngineTargets::Real(y)) => GlmTargets::Real(f32s(y)),
+            (LossKind::SigmoidBce | LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
+                GlmTargets::Labels(l)
+            }
+            (kind, _) => {
+                return Err(Error::TargetMismatch {
+                    model: "engine",
+                    expected: format!("targets for {kind:?}"),
+                    got: "none of that kind".into(),
+                });
+            }
+        };
+        Ok(Batch {
+            rows,
+            targets,
+            weights: self.weights.as_deref(),
+            loss: self.program.loss,
+        })
+    }
+
+    /// Fast kernels: copies a shuffled batch's feature rows into `gathered`.
+    fn gather(&mut self, rows: Rows<'_>) {
+        if let Rows::Gather(idx) = rows {
+            let x = f32s(&self.x);
+            self.gathered.resize(idx.len() * self.p, 0.0);
+            fast::ops::gather(x, self.p, idx, &mut self.gathered);
+            self.gathered_for = Some((idx.as_ptr() as usize, idx.len()));
+        }
+    }
+
+    /// Whether `gathered` holds `rows` (always, for rows read in place).
+    fn is_gathered(&self, rows: Rows<'_>) -> bool {
+        match rows {
+            Rows::Range { .. } => true,
+            Rows::Gather(idx) => self.gathered_for == Some((idx.as_ptr() as usize, idx.len())),
+        }
     }
 
     /// Plain SGD on every parameter: `θ −= lr · ∂L/∂θ`.
@@ -425,6 +572,9 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     }
 
     fn run(&mut self, op: &Op, rows: Rows<'_>) {
+        if self.fast() {
+            return self.run_fast(op, rows);
+        }
         let m = rows.len();
         match *op {
             Op::Matmul {
@@ -472,6 +622,60 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             }
         }
     }
+}
+
+impl<T: Real> CpuEngine<'_, T> {
+    /// [`CpuEngine::run`] with the fast kernels (an `f32` engine).
+    fn run_fast(&mut self, op: &Op, rows: Rows<'_>) {
+        let m = rows.len();
+        let written = match *op {
+            Op::Matmul { c, .. } => c,
+            Op::BiasAdd { z, .. } => z,
+            Op::Activate { a, .. } => a,
+            Op::ActivateBackward { grad, .. } => grad,
+            Op::ColSums { out, .. } => out,
+        };
+        let mut out = std::mem::take(&mut self.bufs[written.0]);
+        let o = f32s_mut(&mut out);
+        let buf = |id: BufId| f32s(&self.bufs[id.0]);
+        match *op {
+            Op::Matmul {
+                layout,
+                m: dm,
+                k: dk,
+                n: dn,
+                a,
+                b,
+                ..
+            } => {
+                let a = match (a, rows) {
+                    (Src::Features, Rows::Gather(_)) => &self.gathered[..],
+                    (Src::Features, Rows::Range { start, .. }) => &f32s(&self.x)[start * self.p..],
+                    (Src::Buf(a), _) => buf(a),
+                };
+                fast::ops::matmul(layout, dm.eval(m), dk.eval(m), dn.eval(m), a, buf(b), o);
+            }
+            Op::BiasAdd { cols, bias, .. } => fast::ops::bias_add(o, m, cols, buf(bias)),
+            Op::Activate { f, z, cols, .. } => {
+                fast::ops::activate(f, &buf(z)[..m * cols], &mut o[..m * cols]);
+            }
+            Op::ActivateBackward { f, a, cols, .. } => {
+                fast::ops::activate_backward(f, &buf(a)[..m * cols], &mut o[..m * cols]);
+            }
+            Op::ColSums { x, cols, .. } => fast::ops::col_sums(buf(x), m, cols, o),
+        }
+        self.bufs[written.0] = out;
+    }
+}
+
+/// An `f32` engine's values (the fast kernels run only where [`CpuEngine::fast`] holds).
+fn f32s<T: Real>(v: &[T]) -> &[f32] {
+    T::as_f32(v).expect("the fast kernels run on f32 engines only")
+}
+
+/// As [`f32s`], mutably.
+fn f32s_mut<T: Real>(v: &mut [T]) -> &mut [f32] {
+    T::as_f32_mut(v).expect("the fast kernels run on f32 engines only")
 }
 
 fn to_f32<T: Real>(v: &[T]) -> Vec<f32> {

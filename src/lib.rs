@@ -47,8 +47,8 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use train::{
-    Backend, Deviation, EarlyStopping, Mode, NoImprovement, Optimizer, Penalty, Progress, Report,
-    Schedule, StopReason, TrainConfig, Trainer, Verify,
+    Backend, CpuKernels, Deviation, EarlyStopping, Mode, NoImprovement, Optimizer, Penalty,
+    Progress, Report, Schedule, StopReason, TrainConfig, Trainer, Verify,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -15,6 +15,7 @@
 
 pub mod activation;
 pub mod bias;
+pub mod fast;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
@@ -32,6 +33,10 @@ pub trait Real: num_traits::Float + Debug + Default + Send + Sync + 'static {
     fn f64(self) -> f64;
     /// Views `f32` data in this type: borrowed for `f32`, converted for `f64`.
     fn from_f32_slice(v: &[f32]) -> Cow<'_, [Self]>;
+    /// The same values as `f32`, when this type is `f32` (the [`fast`] kernels' type).
+    fn as_f32(v: &[Self]) -> Option<&[f32]>;
+    /// As [`Real::as_f32`], mutably.
+    fn as_f32_mut(v: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f32 {
@@ -44,6 +49,12 @@ impl Real for f32 {
     fn from_f32_slice(v: &[f32]) -> Cow<'_, [Self]> {
         Cow::Borrowed(v)
     }
+    fn as_f32(v: &[Self]) -> Option<&[f32]> {
+        Some(v)
+    }
+    fn as_f32_mut(v: &mut [Self]) -> Option<&mut [f32]> {
+        Some(v)
+    }
 }
 
 impl Real for f64 {
@@ -55,5 +66,11 @@ impl Real for f64 {
     }
     fn from_f32_slice(v: &[f32]) -> Cow<'_, [Self]> {
         Cow::Owned(v.iter().map(|&x| f64::from(x)).collect())
+    }
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }

@@ -2,6 +2,7 @@
 
 use super::optim::{Optimizer, Penalty, Schedule};
 use crate::data::{ClassWeight, Shuffle};
+pub use crate::engine::CpuKernels;
 use crate::error::{Error, Result};
 
 /// Hyper-parameters of a gradient-descent fit.
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 /// | `tol` | None | seed 000's rule: stop when \|loss − previous batch loss\| < tol |
 /// | `record_steps` | false | keep every batch loss in the report, not only epoch means |
 /// | `backend` | `Cpu` | where to train: `Cpu`, `Gpu`, or `Auto` (GPU when an adapter exists) |
+/// | `cpu_kernels` | `Fast` | the CPU's kernels: `Fast` (fused `f32`, sgemm, threads) or `Reference` (the `f64`-summing oracle; see [`CpuKernels`]) |
 /// | `loss_every` | None | read the loss back every k steps (None: once per epoch) |
 /// | `verify` | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
 /// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
@@ -60,6 +62,8 @@ pub struct TrainConfig {
     pub record_steps: bool,
     /// Where to train.
     pub backend: Backend,
+    /// Which kernels the CPU backend runs.
+    pub cpu_kernels: CpuKernels,
     /// Read the loss back every k steps (None: once per epoch). Only the GPU waits for
     /// it; smaller k means more synchronisation, not different results.
     pub loss_every: Option<usize>,
@@ -220,6 +224,7 @@ impl Default for TrainConfig {
             tol: None,
             record_steps: false,
             backend: Backend::Cpu,
+            cpu_kernels: CpuKernels::Fast,
             loss_every: None,
             verify: None,
             mode: Mode::Auto,
@@ -301,6 +306,12 @@ impl TrainConfig {
     /// Sets `verify`.
     pub fn verify(mut self, v: Verify) -> Self {
         self.verify = Some(v);
+        self
+    }
+
+    /// Sets `cpu_kernels`.
+    pub fn cpu_kernels(mut self, v: CpuKernels) -> Self {
+        self.cpu_kernels = v;
         self
     }
 

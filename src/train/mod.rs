@@ -9,7 +9,7 @@ mod state;
 mod trainer;
 mod validation;
 
-pub use config::{Backend, EarlyStopping, Mode, NoImprovement, TrainConfig, Verify};
+pub use config::{Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, TrainConfig, Verify};
 pub use optim::{Optimizer, Penalty, Schedule};
 pub use report::{Deviation, Progress, Report, StopReason};
 pub use state::TrainState;

@@ -20,6 +20,10 @@ use crate::engine::{CpuEngine, Rows};
 use crate::error::Result;
 use crate::schedule::{Prefetcher, Stream};
 
+/// Rows of the next shuffled batch the CPU session prefetches after each step (the fused
+/// GLM pass prefetches the rest of a batch as it goes).
+const PREFETCH_ROWS: usize = crate::cpu::fast::glm::PREFETCH_AHEAD;
+
 /// Why a session stopped updating.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Halt {
@@ -112,7 +116,7 @@ impl HaltRule {
     }
 }
 
-/// The CPU session: runs each step at once with the reference kernels, on an in-memory
+/// The CPU session: runs each step at once (with the engine's kernels), on an in-memory
 /// dataset read in place or on groups of batches streamed from any other source.
 pub(crate) struct CpuSession<'a> {
     engine: CpuEngine<'a, f32>,
@@ -194,16 +198,21 @@ impl Session for CpuSession<'_> {
                 },
             },
         };
-        self.engine.forward(rows)?;
-        let loss = self.engine.loss(rows)?;
+        // The gradients are computed with the loss (one fused pass on the fast kernels)
+        // and simply not applied when the loss halts the fit.
+        let loss = self.engine.loss_and_grads(rows)?;
         self.pending.losses.push(loss);
         if let Some(halt) = self.rule.check(loss) {
             self.pending.halt = Some((self.pending.losses.len() - 1, halt));
             self.halted = true;
             return Ok(());
         }
-        self.engine.backward(rows)?;
         self.engine.update(self.update, update);
+        if let Some(order) = self.plan.as_deref().and_then(EpochPlan::order) {
+            let next = (batch.start + batch.len).min(order.len());
+            self.engine
+                .prefetch(&order[next..(next + PREFETCH_ROWS).min(order.len())]);
+        }
         Ok(())
     }
 

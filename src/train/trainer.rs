@@ -409,7 +409,8 @@ impl Trainer {
         let mut session = match data.in_memory() {
             Some(d) => {
                 let x = d.features();
-                let mut engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap);
+                let mut engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap)
+                    .with_kernels(cfg.cpu_kernels);
                 if let Some(w) = weights {
                     engine = engine.with_weights(Cow::Owned(w.all(d.targets())));
                 }
@@ -417,7 +418,8 @@ impl Trainer {
             }
             None => {
                 let kind = data.target_kind();
-                let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap);
+                let engine = CpuEngine::<f32>::for_batches(program, data.p(), kind, cap)
+                    .with_kernels(cfg.cpu_kernels);
                 let group = self.upload_batches(data.p(), cap, u64::MAX, u64::MAX);
                 let feed = Prefetcher::weighted(scope, data, weights, depth, group)?;
                 CpuSession::streaming(engine, feed, rule, tol)

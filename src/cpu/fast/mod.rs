@@ -1,0 +1,112 @@
+//! The fast CPU kernels: what `Backend::Cpu` trains with by default.
+//!
+//! The reference kernels in [`crate::cpu`] are written for exactness (sums in `f64`, plain
+//! loops) and stay the oracle: verify mode, the gradient check and the tests compare
+//! against them. These are written for speed, in `f32` throughout, and agree with the
+//! reference within `f32` rounding (`tests/fast_cpu.rs` checks every kernel and whole fits
+//! on awkward shapes):
+//!
+//! - [`glm`]: linear, logistic and softmax regression as **one fused pass** over a batch's
+//!   rows (z = x·W + b, the loss and δ, then Xᵀδ while the rows are still in L1), reading a
+//!   shuffled batch in place with software prefetch, and splitting a large batch (full-batch
+//!   descent) over threads in fixed blocks whose partial gradients are added in order, so
+//!   the result does not depend on the thread count;
+//! - [`ops`]: every [`Op`](crate::program::Op) of a [`Program`](crate::program::Program)
+//!   (the MLP), with matrix products by `matrixmultiply`'s sgemm and activations and
+//!   losses on vectorisable `f32` math ([`math`]);
+//! - the hot loops are compiled twice, for x86-64's baseline and for AVX2 + FMA, and the
+//!   second is chosen at run time on CPUs that have it ([`multiversion`]).
+
+pub mod glm;
+pub mod math;
+pub mod ops;
+
+/// Whether this CPU runs the AVX2 + FMA versions (checked once; cached by std).
+#[inline]
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines a function whose body is compiled twice: for the baseline target and, on
+/// x86-64, with AVX2 and FMA enabled; each call runs the second where the CPU has them.
+/// The body must be plain safe code; what it gains is LLVM's vectorisation at 8 lanes.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if $crate::cpu::fast::has_avx2_fma() {
+                    // SAFETY: the CPU has the features `avx2` was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// `Σ a[i] · b[i]` with two 8-lane partial sums (one AVX register each, so that the loop
+/// vectorises and two multiply-adds are in flight), added in a fixed order.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 8;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (mut s0, mut s1) = ([0f32; L], [0f32; L]);
+    let (ac, bc) = (a.chunks_exact(2 * L), b.chunks_exact(2 * L));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..L {
+            s0[l] += x[l] * y[l];
+            s1[l] += x[L + l] * y[L + l];
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in ar.iter().zip(br) {
+        tail += x * y;
+    }
+    for l in 0..L {
+        s0[l] += s1[l];
+    }
+    let q = [s0[0] + s0[4], s0[1] + s0[5], s0[2] + s0[6], s0[3] + s0[7]];
+    (q[0] + q[2]) + (q[1] + q[3]) + tail
+}
+
+/// `y[i] += alpha · x[i]`.
+#[inline(always)]
+pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// Asks for `row`'s cache lines ahead of their use (a hint; a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: prefetching is a hint that never faults; the address is inside `row`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}

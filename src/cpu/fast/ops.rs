@@ -1,0 +1,125 @@
+//! Fast `f32` versions of the program's ops (the twins of [`crate::cpu`]'s matmul, bias,
+//! activation and column-sum kernels), for models that do not take the fused GLM pass.
+
+use super::{math, multiversion};
+use crate::cpu::activation::Activation;
+use crate::cpu::matmul::Layout;
+
+/// `c = op(a) · op(b)` (m × n, overwritten) by `matrixmultiply`'s sgemm; layouts and
+/// storage as [`crate::cpu::matmul::matmul`], with `a` contiguous (a shuffled batch is
+/// gathered first).
+///
+/// # Example
+/// ```
+/// use gradflow::cpu::fast::ops::matmul;
+/// use gradflow::cpu::matmul::Layout;
+/// let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [5.0f32, 6.0, 7.0, 8.0]);
+/// let mut c = [0f32; 4];
+/// matmul(Layout::NN, 2, 2, 2, &a, &b, &mut c);
+/// assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+/// matmul(Layout::TN, 2, 2, 2, &a, &b, &mut c); // aᵀ b
+/// assert_eq!(c, [26.0, 30.0, 38.0, 44.0]);
+/// matmul(Layout::NT, 2, 2, 2, &a, &b, &mut c); // a bᵀ
+/// assert_eq!(c, [17.0, 23.0, 39.0, 53.0]);
+/// ```
+///
+/// # Panics
+/// When a slice is shorter than its shape says (a bug in the caller, which sizes every
+/// buffer from the program).
+pub fn matmul(layout: Layout, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = match layout {
+        Layout::NN | Layout::NT => (k, 1),
+        // A is stored k × m.
+        Layout::TN => (1, m),
+    };
+    let (rsb, csb) = match layout {
+        Layout::NN | Layout::TN => (n, 1),
+        // B is stored n × k.
+        Layout::NT => (1, k),
+    };
+    // SAFETY: the asserts above bound every element sgemm reads (row/column strides of
+    // the layouts above within m·k, k·n) and writes (m·n); beta = 0 means c is only
+    // written, and `a`, `b` and `c` are distinct borrows.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// Copies rows `idx[r]` of `x` (`p` values each) to row `r` of `out`.
+pub fn gather(x: &[f32], p: usize, idx: &[u32], out: &mut [f32]) {
+    for (dst, &s) in out.chunks_exact_mut(p).zip(idx) {
+        let s = s as usize;
+        dst.copy_from_slice(&x[s * p..(s + 1) * p]);
+    }
+}
+
+/// `z[i, :] += bias` over `m` rows.
+pub fn bias_add(z: &mut [f32], m: usize, cols: usize, bias: &[f32]) {
+    for row in z[..m * cols].chunks_exact_mut(cols) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i] = f(z[i])`.
+    pub fn activate(f: Activation, z: &[f32], out: &mut [f32]) {
+        match f {
+            Activation::Sigmoid => {
+                for (o, &v) in out.iter_mut().zip(z) {
+                    *o = math::sigmoid(v);
+                }
+            }
+            // libm's tanhf: the fast exp would lose relative accuracy near 0.
+            Activation::Tanh => out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.tanh()),
+            Activation::Relu => out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.max(0.0)),
+        }
+    }
+}
+
+multiversion! {
+    /// `grad[i] *= f′` from the forward output `a[i]`.
+    pub fn activate_backward(f: Activation, a: &[f32], grad: &mut [f32]) {
+        match f {
+            Activation::Sigmoid => grad.iter_mut().zip(a).for_each(|(g, &y)| *g *= y * (1.0 - y)),
+            Activation::Tanh => grad.iter_mut().zip(a).for_each(|(g, &y)| *g *= 1.0 - y * y),
+            Activation::Relu => grad
+                .iter_mut()
+                .zip(a)
+                .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
+        }
+    }
+}
+
+multiversion! {
+    /// `out = 1ᵀ x` over `m` rows of `cols`.
+    pub fn col_sums(x: &[f32], m: usize, cols: usize, out: &mut [f32]) {
+        let out = &mut out[..cols];
+        out.fill(0.0);
+        for row in x[..m * cols].chunks_exact(cols) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The fast CPU kernels (`gradflow::cpu::fast`, what CPU training runs by default) against
+//! the reference kernels (the `f64`-summing oracle) on awkward shapes: the fused GLM pass
+//! (every loss, one and several outputs, gathered and in-place rows, weights, batches
+//! that cross the chunk size and the thread split), every op of the MLP, and whole fits.
+//! Then what speed must not change: the thread count, streaming against in-memory.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::{Rng, assert_close};
+use gradflow::cpu::activation::Activation;
+use gradflow::cpu::fast;
+use gradflow::cpu::loss::LossKind;
+use gradflow::cpu::matmul::{Layout, matmul};
+use gradflow::data::{Dataset, Synthetic, Targets};
+use gradflow::engine::{CpuEngine, CpuKernels, Rows};
+use gradflow::model::{
+    Arch, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec,
+};
+use gradflow::{CpuKernels as Kernels, TrainConfig, Trainer};
+
+/// A dataset of `n` rows for `loss`: real targets with `k` columns' worth of rows for MSE
+/// (the engine reads k values per row), labels in 0..k (0..2 for BCE) otherwise.
+fn data(rng: &mut Rng, n: usize, p: usize, loss: LossKind, k: usize) -> Dataset {
+    let x = rng.vec(n * p, -2.0, 2.0);
+    let targets = match loss {
+        LossKind::Mse if k == 1 => Targets::Real(rng.vec(n, -3.0, 3.0)),
+        LossKind::Mse => unreachable!("MSE models have one output"),
+        LossKind::SigmoidBce => Targets::Classes {
+            labels: (0..n).map(|_| rng.below(2)).collect(),
+            classes: 2,
+        },
+        LossKind::SoftmaxCce => Targets::Classes {
+            labels: (0..n).map(|_| rng.below(k as u32)).collect(),
+            classes: k,
+        },
+    };
+    Dataset::new(x, p, targets).unwrap()
+}
+
+/// Loss and gradients of one batch on both kernel sets, from the same random parameters.
+fn both(
+    spec: Spec,
+    d: &Dataset,
+    rows: Rows<'_>,
+    weights: Option<&[f32]>,
+    rng: &mut Rng,
+) -> [(f64, Vec<Vec<f32>>); 2] {
+    let program = spec.program();
+    let params: Vec<Vec<f32>> = program
+        .params
+        .iter()
+        .map(|p| rng.vec(p.rows * p.cols, -0.7, 0.7))
+        .collect();
+    [CpuKernels::Fast, CpuKernels::Reference].map(|kernels| {
+        let mut engine = CpuEngine::<f32>::new(
+            program.clone(),
+            d.features(),
+            d.p(),
+            Some(d.targets()),
+            rows.len().max(1),
+        )
+        .with_kernels(kernels);
+        if let Some(w) = weights {
+            engine = engine.with_weights(Cow::Borrowed(w));
+        }
+        engine.set_params(&params).unwrap();
+        let loss = engine.loss_and_grads(rows).unwrap();
+        (loss, engine.grads().iter().map(|g| g.to_vec()).collect())
+    })
+}
+
+fn compare(what: &str, fast: &(f64, Vec<Vec<f32>>), reference: &(f64, Vec<Vec<f32>>)) {
+    let (lf, lr) = (fast.0, reference.0);
+    assert!(
+        (lf - lr).abs() <= 2e-6 * lr.abs().max(1.0),
+        "{what}: loss fast {lf} vs reference {lr}"
+    );
+    for (i, (f, r)) in fast.1.iter().zip(&reference.1).enumerate() {
+        // A gradient is a mean of many rows' terms and may cancel to far below them (a
+        // bias gradient of a softmax): f32's error is relative to the terms, which are
+        // O(1) here, so the absolute floor is 1e-5 of the tensor's largest entry or 1.
+        let scale = r.iter().fold(1f32, |m, v| m.max(v.abs()));
+        assert_close(&format!("{what}: grad {i}"), f, r, 1e-4, 1e-5 * scale);
+    }
+}
+
+#[test]
+fn fused_glm_pass_equals_the_reference_kernels() {
+    let mut rng = Rng::new(7);
+    let cases = [
+        (LossKind::Mse, 1),
+        (LossKind::SigmoidBce, 1),
+        (LossKind::SoftmaxCce, 2),
+        (LossKind::SoftmaxCce, 7),
+    ];
+    let n = 40_000;
+    let mut checked = 0;
+    for (loss, k) in cases {
+        for p in [1, 3, 17, 64, 65] {
+            let d = data(&mut rng, n, p, loss, k);
+            let weights = rng.vec(n, 0.0, 3.0);
+            let order: Vec<u32> = (0..n as u32).rev().map(|i| (i * 7919) % n as u32).collect();
+            // 1 row, a chunk ± 1, the two-thread split ± 1, and past the block split.
+            for m in [1, 63, 64, 65, 255, 256, 257, 1000, 2 * 16_384 + 5] {
+                for gathered in [false, true] {
+                    let rows = if gathered {
+                        Rows::Gather(&order[..m])
+                    } else {
+                        Rows::Range {
+                            start: n - m,
+                            len: m,
+                        }
+                    };
+                    for w in [None, Some(&weights[..])] {
+                        let spec = Spec {
+                            arch: Arch::Glm { loss, outputs: k },
+                            p,
+                        };
+                        let [f, r] = both(spec, &d, rows, w, &mut rng);
+                        let what = format!(
+                            "{loss:?} k={k} p={p} m={m} gathered={gathered} weighted={}",
+                            w.is_some()
+                        );
+                        compare(&what, &f, &r);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 5 * 9 * 2 * 2);
+}
+
+#[test]
+fn fast_mlp_step_equals_the_reference_kernels() {
+    let mut rng = Rng::new(8);
+    let n = 700;
+    for activation in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+        for (p, hidden, k) in [(1, 1, 2), (5, 33, 3), (64, 256, 10), (13, 7, 11)] {
+            let d = data(&mut rng, n, p, LossKind::SoftmaxCce, k);
+            let order: Vec<u32> = (0..n as u32).map(|i| (i * 331) % n as u32).collect();
+            let weights = rng.vec(n, 0.5, 2.0);
+            let spec = Spec {
+                arch: Arch::Mlp {
+                    hidden,
+                    activation,
+                    classes: k,
+                },
+                p,
+            };
+            for m in [1, 17, 256, 700] {
+                for rows in [Rows::Gather(&order[..m]), Rows::Range { start: 0, len: m }] {
+                    for w in [None, Some(&weights[..])] {
+                        let [f, r] = both(spec, &d, rows, w, &mut rng);
+                        let what = format!("{activation:?} {p}-{hidden}-{k} m={m} {rows:?}");
+                        compare(&what, &f, &r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_matmul_equals_the_reference_in_every_layout() {
+    let mut rng = Rng::new(9);
+    for layout in [Layout::NN, Layout::TN, Layout::NT] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 13, 5),
+            (64, 256, 10),
+            (33, 1, 65),
+            (1, 300, 2),
+        ] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let (mut cf, mut cr) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            fast::ops::matmul(layout, m, k, n, &a, &b, &mut cf);
+            matmul(layout, m, k, n, &a, None, &b, &mut cr);
+            assert_close(&format!("{layout:?} {m}×{k}×{n}"), &cf, &cr, 1e-5, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn fast_activations_and_sums_equal_the_reference() {
+    let mut rng = Rng::new(10);
+    let z = rng.vec(1037, -30.0, 30.0);
+    for f in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+        let (mut af, mut ar) = (vec![0f32; z.len()], vec![0f32; z.len()]);
+        fast::ops::activate(f, &z, &mut af);
+        gradflow::cpu::activation::activate(f, &z, &mut ar);
+        assert_close(&format!("{f:?}"), &af, &ar, 1e-6, 1e-37);
+        let g = rng.vec(z.len(), -1.0, 1.0);
+        let (mut gf, mut gr) = (g.clone(), g);
+        fast::ops::activate_backward(f, &ar, &mut gf);
+        gradflow::cpu::activation::activate_backward(f, &ar, &mut gr);
+        assert_close(&format!("{f:?}′"), &gf, &gr, 0.0, 0.0);
+    }
+    let x = rng.vec(61 * 9, -1.0, 1.0);
+    let (mut sf, mut sr) = (vec![0f32; 9], vec![0f32; 9]);
+    fast::ops::col_sums(&x, 61, 9, &mut sf);
+    gradflow::cpu::reduce::col_sums(&x, 61, 9, &mut sr);
+    assert_close("col sums", &sf, &sr, 1e-5, 1e-6);
+}
+
+/// Whole fits: the fast kernels reach the reference's parameters and losses within f32
+/// rounding, step after step, for every model (SGD and Adam).
+#[test]
+fn fast_fits_track_the_reference_fits() {
+    let fit = |model: &mut dyn Model, data: &Dataset, kernels: Kernels, adam: bool| {
+        let mut cfg = TrainConfig::default()
+            .batch_size(50)
+            .epochs(3)
+            .learning_rate(if adam { 0.01 } else { 0.1 })
+            .seed(3)
+            .record_steps(true)
+            .cpu_kernels(kernels);
+        if adam {
+            cfg = cfg.optimizer(gradflow::Optimizer::adam());
+        }
+        let report = Trainer::new(cfg).unwrap().fit(model, data).unwrap();
+        (report.step_losses, model.fitted().unwrap().params.clone())
+    };
+    let linear = Synthetic::linear(1000, 9).seed(1).dataset().unwrap();
+    let logistic = Synthetic::logistic(1000, 9).seed(2).dataset().unwrap();
+    let blobs = Synthetic::blobs(1000, 9, 4).seed(3).dataset().unwrap();
+    type Make = Box<dyn Fn() -> Box<dyn Model>>;
+    let cases: Vec<(&str, Make, &Dataset)> = vec![
+        (
+            "linear",
+            Box::new(|| Box::new(LinearRegression::new())),
+            &linear,
+        ),
+        (
+            "logistic",
+            Box::new(|| Box::new(LogisticRegression::new())),
+            &logistic,
+        ),
+        (
+            "softmax",
+            Box::new(|| Box::new(SoftmaxRegression::new())),
+            &blobs,
+        ),
+        ("mlp", Box::new(|| Box::new(Mlp::new(16))), &blobs),
+    ];
+    for (name, make, data) in cases {
+        for adam in [false, true] {
+            let (lf, pf) = fit(make().as_mut(), data, Kernels::Fast, adam);
+            let (lr, pr) = fit(make().as_mut(), data, Kernels::Reference, adam);
+            assert_eq!(lf.len(), lr.len());
+            for (s, (a, b)) in lf.iter().zip(&lr).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1e-3),
+                    "{name} adam={adam} step {s}: fast {a} vs reference {b}"
+                );
+            }
+            for (a, b) in pf.iter().zip(&pr) {
+                assert_close(&format!("{name} adam={adam} params"), a, b, 1e-3, 1e-4);
+            }
+        }
+    }
+}
+
+/// The thread count does not change a result: a full-batch step (split into blocks) on
+/// one thread and on two is bit for bit the same, and streaming a generator equals
+/// training on its rows in memory.
+#[test]
+fn speed_does_not_change_results() {
+    let data = Synthetic::linear(3 * 16_384 + 11, 20)
+        .seed(4)
+        .dataset()
+        .unwrap();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut model = LinearRegression::new();
+                let cfg = TrainConfig::default()
+                    .batch_size(usize::MAX)
+                    .epochs(3)
+                    .learning_rate(0.05)
+                    .shuffle(false);
+                Trainer::new(cfg).unwrap().fit(&mut model, &data).unwrap();
+                model.fitted().unwrap().params.clone()
+            })
+    };
+    assert_eq!(run(1), run(2), "one thread and two differ");
+
+    let source = Synthetic::teacher(3000, 12, 5).seed(6);
+    let fit = |from_memory: bool| {
+        let mut model = Mlp::new(24);
+        let trainer = Trainer::new(TrainConfig::default().batch_size(64).epochs(2)).unwrap();
+        if from_memory {
+            trainer.fit(&mut model, &source.dataset().unwrap()).unwrap();
+        } else {
+            trainer.fit(&mut model, &source).unwrap();
+        }
+        model.fitted().unwrap().params.clone()
+    };
+    assert_eq!(fit(true), fit(false), "streamed and in-memory fits differ");
+}
