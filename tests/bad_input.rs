@@ -315,9 +315,21 @@ fn bad_files_are_refused_with_the_reason() {
         );
         cases += 1;
     }
+    // Found by the model fuzzer: an optimizer state beyond f32's range read as infinity,
+    // and the file then saved could not be read back.
+    let err = SavedModel::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_regressions/model/state-beyond-f32.json"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("optimizer tensor 2 holds inf"),
+        "{err}"
+    );
+    cases += 1;
     let err = SavedModel::load(dir.join("missing.json")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
     cases += 1;
-    assert_eq!(cases, 18);
+    assert_eq!(cases, 19);
     std::fs::remove_dir_all(&dir).unwrap();
 }

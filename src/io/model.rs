@@ -526,6 +526,26 @@ impl SavedModel {
             None => None,
         };
         let state = file.state.take().map(StateFile::state);
+        if let Some(st) = &state {
+            // What JSON cannot hold back (an f32 beyond its range reads as infinity, and
+            // would be written as null) and what no fit produces.
+            let (divisor, best, _) = st.adaptive;
+            if !(divisor.is_finite() && divisor > 0.0) || best.is_nan() || best == f64::NEG_INFINITY
+            {
+                return Err(bad(format!(
+                    "\"state\": the adaptive schedule's divisor {divisor} and best loss {best} \
+                     must be finite (the divisor > 0)"
+                )));
+            }
+            for (i, pair) in st.optimizer.iter().enumerate() {
+                if let Some(v) = pair.iter().flatten().find(|v| !v.is_finite()) {
+                    return Err(bad(format!(
+                        "\"state\": optimizer tensor {i} holds {v}: every value must be a \
+                         finite f32"
+                    )));
+                }
+            }
+        }
         let fitted = Fitted {
             spec,
             params,
