@@ -1,6 +1,6 @@
 //! Linear regression (seed 000).
 
-use super::normal_eq::{self, NormalSolution, Solve};
+use super::normal_eq::{self, NormalSolution, Precision, Solve};
 use super::{Arch, Fitted, Init, Model, Spec, forward_output};
 use crate::cpu::loss::LossKind;
 use crate::data::{Dataset, RowSource, Targets};
@@ -54,7 +54,20 @@ impl LinearRegression {
     /// # Errors
     /// As [`normal_eq::solve`].
     pub fn fit_normal(&mut self, data: &Dataset, solve: Solve) -> Result<NormalSolution> {
-        let sol = normal_eq::solve(data, solve)?;
+        self.fit_normal_with(data, solve, Precision::Exact)
+    }
+
+    /// [`LinearRegression::fit_normal`] with a choice of [`Precision`] for `XᵀX`.
+    ///
+    /// # Errors
+    /// As [`normal_eq::solve`].
+    pub fn fit_normal_with(
+        &mut self,
+        data: &Dataset,
+        solve: Solve,
+        precision: Precision,
+    ) -> Result<NormalSolution> {
+        let sol = normal_eq::solve_with(data, solve, precision)?;
         let spec = Spec {
             arch: Arch::Glm {
                 loss: LossKind::Mse,
