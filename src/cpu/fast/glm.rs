@@ -24,8 +24,6 @@ use crate::engine::Rows;
 pub const CHUNK: usize = 64;
 /// How many rows ahead of the one being read a shuffled batch prefetches.
 pub const PREFETCH_AHEAD: usize = 16;
-/// A batch of at least twice this many rows is split over two threads.
-pub const SPLIT: usize = 128;
 /// Rows per thread task in a large batch.
 pub const BLOCK: usize = 16_384;
 
@@ -230,15 +228,10 @@ impl Glm<'_> {
                 wt[j * p + l] = self.w[l * k + j];
             }
         }
-        // Blocks of BLOCK rows for a large batch; a mini-batch of at least 2 · SPLIT rows
-        // in two halves (on a cut between chunks), so that both cores read rows.
-        let size = if m >= 2 * BLOCK {
-            BLOCK
-        } else if m >= 2 * SPLIT {
-            (m / 2).next_multiple_of(CHUNK)
-        } else {
-            m
-        };
+        // Blocks of BLOCK rows for a large batch. A mini-batch stays on one thread: handing
+        // half of a 256-row batch to another costs more than it saves (measured: W1 at
+        // 9.7 M rows/s split against 20 M whole, BENCHMARKS.md).
+        let size = if m >= 2 * BLOCK { BLOCK } else { m };
         let blocks = m.div_ceil(size);
         let (loss, gwt, gbias) = if blocks == 1 {
             let mut gwt = vec![0f32; k * p];

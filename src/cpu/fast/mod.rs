@@ -14,8 +14,9 @@
 //! - [`ops`]: every [`Op`](crate::program::Op) of a [`Program`](crate::program::Program)
 //!   (the MLP), with matrix products by `matrixmultiply`'s sgemm and activations and
 //!   losses on vectorisable `f32` math ([`math`]);
-//! - the hot loops are compiled twice, for x86-64's baseline and for AVX2 + FMA, and the
-//!   second is chosen at run time on CPUs that have it ([`multiversion`]).
+//! - the hot loops are compiled three times, for x86-64's baseline, AVX2 + FMA and
+//!   AVX-512, and the widest the CPU has is chosen at run time (`multiversion!`); they
+//!   give the same results on all three.
 
 pub mod glm;
 pub mod math;
@@ -34,9 +35,26 @@ pub fn has_avx2_fma() -> bool {
     }
 }
 
-/// Defines a function whose body is compiled twice: for the baseline target and, on
-/// x86-64, with AVX2 and FMA enabled; each call runs the second where the CPU has them.
-/// The body must be plain safe code; what it gains is LLVM's vectorisation at 8 lanes.
+/// Whether this CPU runs the AVX-512 versions (AVX-512 F, VL, with AVX2 and FMA).
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines a function whose body is compiled three times: for the baseline target and,
+/// on x86-64, with AVX2 + FMA and with AVX-512 enabled; each call runs the widest the CPU
+/// has. The body must be plain safe code; what it gains is LLVM's vectorisation at 8 or
+/// 16 lanes. The body never uses `mul_add`, so no version contracts a multiply and an
+/// add: all three round alike and give the same results.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -45,9 +63,17 @@ macro_rules! multiversion {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
+                }
+                if $crate::cpu::fast::has_avx512() {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
                 }
                 if $crate::cpu::fast::has_avx2_fma() {
                     // SAFETY: the CPU has the features `avx2` was compiled for.

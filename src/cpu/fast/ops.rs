@@ -72,14 +72,8 @@ pub fn gather(x: &[f32], p: usize, idx: &[u32], out: &mut [f32]) {
     }
 }
 
-/// `z[i, :] += bias` over `m` rows.
-pub fn bias_add(z: &mut [f32], m: usize, cols: usize, bias: &[f32]) {
-    for row in z[..m * cols].chunks_exact_mut(cols) {
-        for (v, &b) in row.iter_mut().zip(bias) {
-            *v += b;
-        }
-    }
-}
+// Plain `for` loops below, no closures: a closure is a function of its own, compiled
+// without the AVX2 of the `multiversion!` body it would sit in.
 
 multiversion! {
     /// `out[i] = f(z[i])`.
@@ -91,8 +85,16 @@ multiversion! {
                 }
             }
             // libm's tanhf: the fast exp would lose relative accuracy near 0.
-            Activation::Tanh => out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.tanh()),
-            Activation::Relu => out.iter_mut().zip(z).for_each(|(o, &v)| *o = v.max(0.0)),
+            Activation::Tanh => {
+                for (o, &v) in out.iter_mut().zip(z) {
+                    *o = v.tanh();
+                }
+            }
+            Activation::Relu => {
+                for (o, &v) in out.iter_mut().zip(z) {
+                    *o = v.max(0.0);
+                }
+            }
         }
     }
 }
@@ -101,12 +103,34 @@ multiversion! {
     /// `grad[i] *= f′` from the forward output `a[i]`.
     pub fn activate_backward(f: Activation, a: &[f32], grad: &mut [f32]) {
         match f {
-            Activation::Sigmoid => grad.iter_mut().zip(a).for_each(|(g, &y)| *g *= y * (1.0 - y)),
-            Activation::Tanh => grad.iter_mut().zip(a).for_each(|(g, &y)| *g *= 1.0 - y * y),
-            Activation::Relu => grad
-                .iter_mut()
-                .zip(a)
-                .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
+            Activation::Sigmoid => {
+                for (g, &y) in grad.iter_mut().zip(a) {
+                    *g *= y * (1.0 - y);
+                }
+            }
+            Activation::Tanh => {
+                for (g, &y) in grad.iter_mut().zip(a) {
+                    *g *= 1.0 - y * y;
+                }
+            }
+            Activation::Relu => {
+                for (g, &y) in grad.iter_mut().zip(a) {
+                    if y <= 0.0 {
+                        *g = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `z[i, :] += bias` over `m` rows.
+    pub fn bias_add(z: &mut [f32], m: usize, cols: usize, bias: &[f32]) {
+        for row in z[..m * cols].chunks_exact_mut(cols) {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
         }
     }
 }
@@ -115,7 +139,9 @@ multiversion! {
     /// `out = 1ᵀ x` over `m` rows of `cols`.
     pub fn col_sums(x: &[f32], m: usize, cols: usize, out: &mut [f32]) {
         let out = &mut out[..cols];
-        out.fill(0.0);
+        for o in out.iter_mut() {
+            *o = 0.0;
+        }
         for row in x[..m * cols].chunks_exact(cols) {
             for (o, &v) in out.iter_mut().zip(row) {
                 *o += v;
