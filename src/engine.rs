@@ -196,7 +196,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             (EngineTargets::Real(_), BatchTargets::Real(_))
                 | (EngineTargets::Labels(_), BatchTargets::Labels(_))
         );
-        if x.len() % self.p.max(1) != 0 || targets.len() != rows || !kind_matches {
+        if !x.len().is_multiple_of(self.p.max(1)) || targets.len() != rows || !kind_matches {
             return Err(Error::ShapeMismatch {
                 what: "loaded batch",
                 expected: format!(

@@ -301,9 +301,20 @@ fn time_fits(
     }
     let wall = median(&mut walls).as_secs_f64().max(1e-9);
     let r = &first.report;
+    // A GPU fit's launch overhead: dispatches per step, submissions per epoch.
+    let mode = if r.dispatches > 0 {
+        format!(
+            "{}, {:.1} dispatches/step, {:.1} submissions/epoch",
+            r.mode,
+            r.dispatches as f64 / r.steps.max(1) as f64,
+            r.submissions as f64 / r.epoch_losses.len().max(1) as f64
+        )
+    } else {
+        r.mode.clone()
+    };
     Ok(Measured {
         adapter: r.backend.clone(),
-        mode: r.mode.clone(),
+        mode,
         steps: r.steps,
         runs: walls.len(),
         wall_s: wall,

@@ -234,16 +234,16 @@ fn resume(
             format!("use --model {}", saved.kind().name()),
         ));
     }
-    if let (Some(theirs), Some(ours)) = (saved.labels(), labels) {
-        if theirs != ours {
-            return Err(CliError::failed(
-                format!(
-                    "--resume {}: the model's classes {theirs:?} differ from the data's {ours:?}",
-                    path.display()
-                ),
-                None,
-            ));
-        }
+    if let (Some(theirs), Some(ours)) = (saved.labels(), labels)
+        && theirs != ours
+    {
+        return Err(CliError::failed(
+            format!(
+                "--resume {}: the model's classes {theirs:?} differ from the data's {ours:?}",
+                path.display()
+            ),
+            None,
+        ));
     }
     model.set_fitted(saved.fitted().clone());
     Ok(())

@@ -210,7 +210,7 @@ mod tests {
 
     fn file(dict: &str) -> Vec<u8> {
         let mut header = dict.as_bytes().to_vec();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(b' ');
         }
         header.push(b'\n');

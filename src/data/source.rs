@@ -431,10 +431,10 @@ impl MappedFile {
                 "must be below the file's column count",
             ));
         }
-        if let FileTargets::Classes { classes, .. } = targets {
-            if classes < 2 {
-                return Err(Error::param("classes", classes, "must be ≥ 2"));
-            }
+        if let FileTargets::Classes { classes, .. } = targets
+            && classes < 2
+        {
+            return Err(Error::param("classes", classes, "must be ≥ 2"));
         }
         if n == 0 {
             return Err(Error::Empty {

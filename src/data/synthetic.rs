@@ -253,10 +253,10 @@ impl Synthetic {
         if !(self.noise.is_finite() && self.noise >= 0.0) {
             return Err(Error::param("noise", self.noise, "must be finite and ≥ 0"));
         }
-        if let Some(c) = self.classes() {
-            if c < 2 {
-                return Err(Error::param("classes", c, "must be ≥ 2"));
-            }
+        if let Some(c) = self.classes()
+            && c < 2
+        {
+            return Err(Error::param("classes", c, "must be ≥ 2"));
         }
         match self.kind {
             Kind::Rings { .. } if self.p < 2 => {
@@ -284,10 +284,10 @@ impl Synthetic {
             }
             super::dataset::check_finite("synthetic weights", w, 1)?;
         }
-        if let Some(b) = self.bias {
-            if !b.is_finite() {
-                return Err(Error::param("bias", b, "must be finite"));
-            }
+        if let Some(b) = self.bias
+            && !b.is_finite()
+        {
+            return Err(Error::param("bias", b, "must be finite"));
         }
         Ok(())
     }

@@ -210,6 +210,9 @@ pub struct GpuEngine {
     steps_per_submit: usize,
     last_submission: Option<wgpu::SubmissionIndex>,
     bytes_uploaded: u64,
+    /// Dispatches recorded and submissions made so far (the bench reports them).
+    dispatches: u64,
+    submissions: u64,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -269,7 +272,7 @@ impl GpuEngine {
         cap: usize,
         options: GpuEngineOptions,
     ) -> Result<Self> {
-        if p == 0 || x.len() % p != 0 {
+        if p == 0 || !x.len().is_multiple_of(p) {
             return Err(Error::ShapeMismatch {
                 what: "features",
                 expected: format!("n × p values with p = {p} ≥ 1"),
@@ -307,7 +310,7 @@ impl GpuEngine {
         cap: usize,
         options: GpuEngineOptions,
     ) -> Result<Self> {
-        if p == 0 || x.len() % p != 0 || weights.len() * p != x.len() {
+        if p == 0 || !x.len().is_multiple_of(p) || weights.len() * p != x.len() {
             return Err(Error::ShapeMismatch {
                 what: "features and weights",
                 expected: format!("n × p values with p = {p} ≥ 1, and n weights"),
@@ -363,6 +366,12 @@ impl GpuEngine {
     /// so far; parameters and per-dispatch constants are not counted.
     pub fn bytes_uploaded(&self) -> u64 {
         self.bytes_uploaded
+    }
+
+    /// Compute dispatches recorded and queue submissions made so far (steps and
+    /// submissions: the launch overhead a step pays).
+    pub fn launches(&self) -> (u64, u64) {
+        (self.dispatches, self.submissions)
     }
 
     /// Sets every parameter from `values` (in [`Program::params`] order).

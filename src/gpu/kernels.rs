@@ -90,6 +90,11 @@ impl ParamRing {
         self.staged.len()
     }
 
+    /// Dispatches recorded since `mark` (each takes one parameter block).
+    pub fn since(&self, mark: usize) -> usize {
+        (self.staged.len() - mark) / self.stride as usize
+    }
+
     /// Forgets the blocks pushed since `mark` (their dispatches were never submitted).
     pub fn rewind(&mut self, mark: usize) {
         self.staged.truncate(mark);

@@ -415,14 +415,14 @@ pub fn predictions_csv(
             proba: p,
             k,
         } => {
-            if let Some(l) = labels {
-                if l.len() != *k {
-                    return Err(Error::ShapeMismatch {
-                        what: "class labels",
-                        expected: format!("{k} names, one per class"),
-                        got: format!("{} names", l.len()),
-                    });
-                }
+            if let Some(l) = labels
+                && l.len() != *k
+            {
+                return Err(Error::ShapeMismatch {
+                    what: "class labels",
+                    expected: format!("{k} names, one per class"),
+                    got: format!("{} names", l.len()),
+                });
             }
             let name = |c: usize| labels.map_or_else(|| c.to_string(), |l| l[c].clone());
             let mut head = vec!["prediction".to_string()];

@@ -341,7 +341,7 @@ pub(crate) fn forward_output(
             detail: "0 rows".into(),
         });
     }
-    if x.len() % p != 0 {
+    if !x.len().is_multiple_of(p) {
         return Err(Error::ShapeMismatch {
             what: "prediction input",
             expected: format!("a multiple of the model's p = {p} features per row"),

@@ -48,10 +48,10 @@ impl Stream {
         batch: Batch,
         load: impl FnOnce(u64, &HostBatch) -> Result<()>,
     ) -> Result<(u64, usize)> {
-        if let Some(g) = self.current {
-            if (g.first..g.first + g.count).contains(&batch.index) {
-                return Ok((g.number, batch.start - g.start));
-            }
+        if let Some(g) = self.current
+            && (g.first..g.first + g.count).contains(&batch.index)
+        {
+            return Ok((g.number, batch.start - g.start));
         }
         self.current = None;
         let host = self.feed.next(batch)?;

@@ -394,10 +394,10 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::param("epochs", 0, "must be ≥ 1"));
         }
-        if let Some(tol) = self.tol {
-            if !(tol.is_finite() && tol >= 0.0) {
-                return Err(Error::param("tol", tol, "must be finite and ≥ 0"));
-            }
+        if let Some(tol) = self.tol
+            && !(tol.is_finite() && tol >= 0.0)
+        {
+            return Err(Error::param("tol", tol, "must be finite and ≥ 0"));
         }
         if self.ring_depth < 2 {
             return Err(Error::param(

@@ -158,7 +158,7 @@ impl Session for GpuSession<'_> {
         let due = self
             .verify
             .as_ref()
-            .is_some_and(|v| self.step % v.config.every as u64 == 0);
+            .is_some_and(|v| self.step.is_multiple_of(v.config.every as u64));
         if due {
             self.verified_step(batch, update)?;
         } else {
@@ -179,22 +179,22 @@ impl Session for GpuSession<'_> {
         self.sync_wait += waited.elapsed();
         let mut losses: Vec<f64> = all[self.synced..].iter().map(|&l| f64::from(l)).collect();
         let mut halt = None;
-        if let Some(slot) = halted_at {
-            if slot >= self.synced {
-                let i = slot - self.synced;
-                losses.truncate(i + 1);
-                let loss = losses[i];
-                let before = if i > 0 { losses[i - 1] } else { self.previous };
-                let reason = if loss.is_finite() {
-                    Halt::Tolerance {
-                        delta: (loss - before).abs(),
-                    }
-                } else {
-                    Halt::NonFinite { loss }
-                };
-                halt = Some((i, reason));
-                self.halted = true;
-            }
+        if let Some(slot) = halted_at
+            && slot >= self.synced
+        {
+            let i = slot - self.synced;
+            losses.truncate(i + 1);
+            let loss = losses[i];
+            let before = if i > 0 { losses[i - 1] } else { self.previous };
+            let reason = if loss.is_finite() {
+                Halt::Tolerance {
+                    delta: (loss - before).abs(),
+                }
+            } else {
+                Halt::NonFinite { loss }
+            };
+            halt = Some((i, reason));
+            self.halted = true;
         }
         self.previous = losses.last().copied().unwrap_or(self.previous);
         self.synced = self.queued;
@@ -221,6 +221,8 @@ impl Session for GpuSession<'_> {
                 "resident"
             },
             bytes: self.engine.bytes_uploaded(),
+            dispatches: self.engine.launches().0,
+            submissions: self.engine.launches().1,
             upload_wait: self.stream.as_ref().map_or(Duration::ZERO, Stream::waited),
             gather: self
                 .stream

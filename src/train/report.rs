@@ -89,6 +89,11 @@ pub struct Report {
     /// Data bytes written to the device: the resident dataset and every epoch's order,
     /// or every streamed batch (parameters not counted).
     pub bytes_to_device: u64,
+    /// GPU: compute dispatches recorded (a step's ops, including the fused loss and one
+    /// update per parameter); 0 on the CPU.
+    pub dispatches: u64,
+    /// GPU: queue submissions (many steps each; 0 on the CPU).
+    pub submissions: u64,
     /// Streaming: time the worker thread spent gathering rows (reading the source).
     pub gather_time: Duration,
     /// Overlap, upload side: time the host waited for the streaming worker to gather a

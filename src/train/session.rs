@@ -78,6 +78,9 @@ pub(crate) trait Session {
 pub(crate) struct Traffic {
     pub mode: &'static str,
     pub bytes: u64,
+    /// GPU: compute dispatches and queue submissions.
+    pub dispatches: u64,
+    pub submissions: u64,
     pub gather: Duration,
     pub upload_wait: Duration,
     pub gpu_wait: Duration,

@@ -345,6 +345,8 @@ impl Trainer {
         let traffic = session.traffic();
         report.mode = traffic.mode.to_string();
         report.bytes_to_device = traffic.bytes;
+        report.dispatches = traffic.dispatches;
+        report.submissions = traffic.submissions;
         report.gather_time = traffic.gather;
         report.upload_wait = traffic.upload_wait;
         report.gpu_wait = traffic.gpu_wait;
@@ -532,6 +534,8 @@ impl Trainer {
             verify: Vec::new(),
             mode: String::new(),
             bytes_to_device: 0,
+            dispatches: 0,
+            submissions: 0,
             gather_time: std::time::Duration::ZERO,
             upload_wait: std::time::Duration::ZERO,
             gpu_wait: std::time::Duration::ZERO,

@@ -219,6 +219,8 @@ impl GpuEngine {
             steps_per_submit: options.steps_per_submit,
             last_submission: None,
             bytes_uploaded,
+            dispatches: 0,
+            submissions: 0,
         })
     }
 }

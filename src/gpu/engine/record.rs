@@ -64,6 +64,7 @@ impl GpuEngine {
             self.ring.rewind(mark);
             return Err(e);
         }
+        self.dispatches += self.ring.since(mark) as u64;
         self.pending.push(enc.finish());
         self.steps_pending += 1;
         if self.steps_pending >= self.steps_per_submit {
@@ -92,6 +93,7 @@ impl GpuEngine {
             slots.submitted(&index);
         }
         self.last_submission = Some(index);
+        self.submissions += 1;
         Ok(())
     }
 }

@@ -253,7 +253,7 @@ impl GpuEngine {
             return Err(Error::param("ring slot", slot, "must be below ring_depth"));
         }
         let rows = x.len() / p;
-        if x.len() % p != 0 || targets.len() != rows || targets.kind() != ring.kind {
+        if !x.len().is_multiple_of(p) || targets.len() != rows || targets.kind() != ring.kind {
             return Err(Error::ShapeMismatch {
                 what: "ring slot batch",
                 expected: format!("rows × {p} features and one {:?} target per row", ring.kind),
