@@ -165,6 +165,8 @@ pub struct Program {
     pub delta: BufId,
     /// `delta` → every parameter's gradient.
     pub backward: Vec<Op>,
+    /// Set by the model for a GLM program (see [`Program::as_glm`]).
+    pub(crate) glm: Option<GlmBufs>,
 }
 
 /// The buffers of a generalised linear model's program, as [`Program::as_glm`] finds them.
@@ -177,53 +179,11 @@ pub(crate) struct GlmBufs {
 }
 
 impl Program {
-    /// The GLM's buffers when this program is exactly `z = X W + b`, a loss on z, then
-    /// `∂W = Xᵀ δ`, `∂b = 1ᵀ δ` (linear, logistic and softmax regression): the shape the
-    /// fast CPU engine runs as one fused pass.
+    /// The GLM's buffers when [`Spec::program`](crate::model::Spec::program) built this
+    /// program for a generalised linear model (`z = X W + b`, a loss on z, `∂W = Xᵀ δ`,
+    /// `∂b = 1ᵀ δ`): the shape the fast CPU engine runs as one fused pass.
     pub(crate) fn as_glm(&self) -> Option<GlmBufs> {
-        let [w, b] = &self.params[..] else {
-            return None;
-        };
-        let (p, k) = (w.rows, w.cols);
-        let forward = [
-            Op::Matmul {
-                layout: Layout::NN,
-                m: Dim::Batch,
-                k: Dim::Fixed(p),
-                n: Dim::Fixed(k),
-                a: Src::Features,
-                b: w.value,
-                c: self.output,
-            },
-            Op::BiasAdd {
-                z: self.output,
-                cols: k,
-                bias: b.value,
-            },
-        ];
-        let backward = [
-            Op::Matmul {
-                layout: Layout::TN,
-                m: Dim::Fixed(p),
-                k: Dim::Batch,
-                n: Dim::Fixed(k),
-                a: Src::Features,
-                b: self.delta,
-                c: w.grad,
-            },
-            Op::ColSums {
-                x: self.delta,
-                cols: k,
-                out: b.grad,
-            },
-        ];
-        (self.forward == forward && self.backward == backward && (b.rows, b.cols) == (1, k))
-            .then_some(GlmBufs {
-                w: w.value,
-                b: b.value,
-                grad_w: w.grad,
-                grad_b: b.grad,
-            })
+        self.glm
     }
 
     /// Checks optimizer state against the parameters: two tensors per parameter, each
@@ -346,6 +306,7 @@ impl ProgramBuilder {
             loss,
             delta,
             backward,
+            glm: None,
         }
     }
 }

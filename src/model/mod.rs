@@ -25,7 +25,7 @@ use crate::cpu::matmul::Layout;
 use crate::data::{Dataset, RowSource, Standardizer, Targets, check_finite};
 use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
-use crate::program::{Dim, Op, Program, ProgramBuilder, Src};
+use crate::program::{Dim, GlmBufs, Op, Program, ProgramBuilder, Src};
 use crate::train::TrainState;
 
 /// The architecture of a model, independent of its parameter values.
@@ -99,7 +99,14 @@ impl Spec {
                         out: gb,
                     },
                 ];
-                b.finish(forward, z, k, loss, dz, backward)
+                let mut program = b.finish(forward, z, k, loss, dz, backward);
+                program.glm = Some(GlmBufs {
+                    w,
+                    b: bias,
+                    grad_w: gw,
+                    grad_b: gb,
+                });
+                program
             }
             Arch::Mlp {
                 hidden: h,
@@ -444,5 +451,42 @@ pub(crate) fn require_classes(
             got: data.describe_targets(),
         }),
         Some(k) => Ok(k),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast CPU engine's fused pass is chosen by `Program::as_glm`: every GLM's program
+    /// must say it is one (with its own parameter buffers), and the MLP's must not.
+    #[test]
+    fn glm_programs_say_so() {
+        for (loss, outputs) in [
+            (LossKind::Mse, 1),
+            (LossKind::SigmoidBce, 1),
+            (LossKind::SoftmaxCce, 4),
+        ] {
+            let program = Spec {
+                arch: Arch::Glm { loss, outputs },
+                p: 3,
+            }
+            .program();
+            let glm = program.as_glm().expect("a GLM program");
+            let (w, b) = (&program.params[0], &program.params[1]);
+            assert_eq!(
+                (glm.w, glm.b, glm.grad_w, glm.grad_b),
+                (w.value, b.value, w.grad, b.grad)
+            );
+        }
+        let mlp = Spec {
+            arch: Arch::Mlp {
+                hidden: 4,
+                activation: Activation::Sigmoid,
+                classes: 3,
+            },
+            p: 3,
+        };
+        assert!(mlp.program().as_glm().is_none());
     }
 }
