@@ -304,7 +304,7 @@ fn time_fits(
     // A GPU fit's launch overhead: dispatches per step, submissions per epoch.
     let mode = if r.dispatches > 0 {
         format!(
-            "{}, {:.1} dispatches/step, {:.1} submissions/epoch",
+            "{}, {:.3} dispatches/step, {:.1} submissions/epoch",
             r.mode,
             r.dispatches as f64 / r.steps.max(1) as f64,
             r.submissions as f64 / r.epoch_losses.len().max(1) as f64

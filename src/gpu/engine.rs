@@ -47,13 +47,14 @@
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
+use crate::cpu::loss::LossKind;
 use crate::cpu::update::{Rule, StepScalars};
 use crate::data::Targets;
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program};
 
 use super::context::GpuContext;
-use super::kernels::{Bound, Halting, ParamRing};
+use super::kernels::{self, Bound, Halting, ParamRing};
 use super::readback;
 
 mod build;
@@ -77,6 +78,11 @@ pub struct GpuEngineOptions {
     pub tol: Option<f32>,
     /// The optimizer's update rule (its scalars come with each step).
     pub rule: Rule,
+    /// Run a one-output GLM's steps (linear regression, logistic regression) many to a
+    /// dispatch, the weights in workgroup memory (`shaders/glm_epoch.wgsl`), where the
+    /// engine can: resident data in one binding, no row weights, plain SGD, p ≤ 1024.
+    /// Elsewhere (and for steps with a penalty) the ops run one dispatch each.
+    pub fuse_glm: bool,
     /// Test-only: caps the rows of a feature chunk below what the binding limit allows,
     /// so that tests exercise chunking on small data (`None`: the device's limit).
     #[doc(hidden)]
@@ -90,6 +96,7 @@ impl Default for GpuEngineOptions {
             loss_slots: None,
             tol: None,
             rule: Rule::Sgd,
+            fuse_glm: false,
             max_chunk_rows: None,
         }
     }
@@ -213,6 +220,18 @@ pub struct GpuEngine {
     /// Dispatches recorded and submissions made so far (the bench reports them).
     dispatches: u64,
     submissions: u64,
+    /// The many-step GLM path, when [`GpuEngineOptions::fuse_glm`] applies.
+    fused: Option<Fused>,
+}
+
+/// The many-step GLM path: steps queue here and reach the device as one dispatch of
+/// `shaders/glm_epoch.wgsl` at the next flush.
+struct Fused {
+    bound: Bound,
+    steps: wgpu::Buffer,
+    capacity: usize,
+    pending: Vec<kernels::GlmStep>,
+    kind: LossKind,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -524,7 +543,11 @@ impl GpuEngine {
         }
         let start32 = u32::try_from(start)
             .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
-        self.record(StepRows::Gather(start32), len, &update.into(), loss_slot)
+        let update = update.into();
+        if self.fused.is_some() {
+            return self.queue_fused(start32, len, &update, loss_slot);
+        }
+        self.record(StepRows::Gather(start32), len, &update, loss_slot)
     }
 
     /// The losses of slots `0 .. count` (waits for pending steps).

@@ -315,6 +315,133 @@ pub fn bind_loss(
     Ok(bound)
 }
 
+/// Binds the many-step GLM kernel (`shaders/glm_epoch.wgsl`): the resident features and
+/// targets, the epoch order, the step list, the parameters `w` and `b` (read and written),
+/// the loss slots and the halt flag.
+///
+/// # Errors
+/// As [`bind_matmul`].
+#[allow(clippy::too_many_arguments)] // one buffer per binding of the kernel
+pub fn bind_glm_epoch(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    x: &wgpu::Buffer,
+    targets: &wgpu::Buffer,
+    order: &wgpu::Buffer,
+    steps: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    losses: &wgpu::Buffer,
+    halt: &wgpu::Buffer,
+) -> Result<Bound> {
+    bind(
+        ctx,
+        ring,
+        Family::GlmEpoch,
+        &[x, targets, order, steps, w, b, losses, halt],
+    )
+}
+
+/// One step of the many-step GLM kernel: where its batch starts in the epoch order, its
+/// rows, its learning rate and its loss slot (the shader's `Step`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GlmStep {
+    /// First position in the epoch order.
+    pub start: u32,
+    /// Rows.
+    pub len: u32,
+    /// Learning rate.
+    pub lr: f32,
+    /// Loss slot.
+    pub slot: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GlmEpochParams {
+    p: u32,
+    first: u32,
+    n_steps: u32,
+    halt_mode: u32,
+    tol: f32,
+}
+
+/// The largest `p` the many-step GLM kernel holds in workgroup memory.
+pub const GLM_EPOCH_MAX_P: usize = 1024;
+
+/// Steps per dispatch of the many-step GLM kernel. Mesa's llvmpipe (lavapipe) computes
+/// wrong results once one dispatch has run a few hundred steps (measured: from step 195
+/// at p = 64, 138 at p = 200, 242 at p = 8, with the learning rate 0 — the loops' work,
+/// not the data, triggers it; consistent with its cap on loop iterations), so a dispatch
+/// takes a bounded number of steps and a submission many dispatches.
+pub const GLM_STEPS_PER_DISPATCH: usize = 16;
+
+/// Records steps `first .. first + n_steps` of the bound step list as one dispatch of one
+/// workgroup (`kind`: MSE or sigmoid + BCE).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for another loss or `p` beyond [`GLM_EPOCH_MAX_P`];
+/// [`Error::ShapeMismatch`] for a step list or parameters shorter than asked.
+#[allow(clippy::too_many_arguments)] // the launcher's context, as every launcher's
+pub fn glm_epoch(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    kind: LossKind,
+    p: usize,
+    (first, n_steps): (usize, usize),
+    halting: Halting,
+) -> Result<()> {
+    check_family(bound, Family::GlmEpoch)?;
+    if kind == LossKind::SoftmaxCce {
+        return Err(Error::param(
+            "many-step GLM loss",
+            "softmax_cce",
+            "must be MSE or sigmoid + BCE (one output)",
+        ));
+    }
+    if p == 0 || p > GLM_EPOCH_MAX_P {
+        return Err(Error::param(
+            "many-step GLM features p",
+            p,
+            "must be between 1 and 1024",
+        ));
+    }
+    check_len(
+        bound,
+        3,
+        "many-step GLM step list",
+        4 * (first + n_steps) as u64,
+    )?;
+    check_len(bound, 4, "many-step GLM weights", p as u64)?;
+    let (halt_mode, tol) = match halting {
+        Halting::Off => (0, 0.0),
+        Halting::NonFinite => (1, 0.0),
+        Halting::Tolerance(t) => (2, t),
+    };
+    let count = |v: usize| {
+        u32::try_from(v).map_err(|_| Error::param("many-step GLM steps", v, "must fit in u32"))
+    };
+    let params = GlmEpochParams {
+        p: p as u32,
+        first: count(first)?,
+        n_steps: count(n_steps)?,
+        halt_mode,
+        tol,
+    };
+    dispatch(
+        ctx,
+        pass,
+        ring,
+        Kernel::GlmEpoch(kind),
+        bound,
+        &params,
+        (1, 1),
+    )
+}
+
 /// Binds `out = 1ᵀ x`.
 ///
 /// # Errors

@@ -10,6 +10,7 @@
 //! | loss | `loss.wgsl` | z (r), targets (r), dz (rw), idx (r), losses (rw) |
 //! | reduce | `reduce.wgsl` | x (r), out (rw) |
 //! | update | `update.wgsl` | param (rw), grad (r) |
+//! | glm epoch | `glm_epoch.wgsl` | x (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
 //!
 //! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
 //! a [`ParamRing`](super::kernels::ParamRing).
@@ -40,6 +41,8 @@ pub enum Family {
     Reduce,
     /// `update.wgsl`.
     Update,
+    /// `glm_epoch.wgsl`.
+    GlmEpoch,
 }
 
 impl Family {
@@ -52,6 +55,7 @@ impl Family {
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Update => include_str!("../../shaders/update.wgsl"),
+            Family::GlmEpoch => include_str!("../../shaders/glm_epoch.wgsl"),
         }
     }
 
@@ -65,6 +69,7 @@ impl Family {
             Family::Update => &[true, false, false, true, true],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
             Family::Loss => &[false, false, true, false, true, true, false],
+            Family::GlmEpoch => &[false, false, false, false, true, true, true, true],
         }
     }
 }
@@ -88,6 +93,8 @@ pub enum Kernel {
     ColSums,
     /// A parameter update (an optimizer step).
     Update(Rule),
+    /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch.
+    GlmEpoch(LossKind),
 }
 
 impl Kernel {
@@ -101,6 +108,7 @@ impl Kernel {
             Kernel::Loss(_) => Family::Loss,
             Kernel::ColSums => Family::Reduce,
             Kernel::Update(_) => Family::Update,
+            Kernel::GlmEpoch(_) => Family::GlmEpoch,
         }
     }
 
@@ -121,6 +129,7 @@ impl Kernel {
             Kernel::Update(Rule::Momentum { .. }) => "momentum",
             Kernel::Update(Rule::Adam) => "adam",
             Kernel::Update(Rule::AdaGrad) => "adagrad",
+            Kernel::GlmEpoch(_) => "glm_epoch",
         }
     }
 
@@ -132,6 +141,8 @@ impl Kernel {
                 Activation::Tanh => &[("ACT", 1.0)],
                 Activation::Relu => &[("ACT", 2.0)],
             },
+            Kernel::GlmEpoch(LossKind::SigmoidBce) => &[("LOSS", 1.0)],
+            Kernel::GlmEpoch(_) => &[("LOSS", 0.0)],
             _ => &[],
         }
     }

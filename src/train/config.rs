@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 /// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
 /// | `device_budget` | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
 /// | `ring_depth` | 3 | streaming: slots in flight (≥ 2), each one group of batches |
+/// | `fuse_steps` | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; `false`: one dispatch per op |
 /// | `optimizer` | `Sgd` | `Sgd`, `Momentum`, `Adam`, `AdaGrad` (see [`Optimizer`]) |
 /// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
 /// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
@@ -75,6 +76,8 @@ pub struct TrainConfig {
     pub device_budget: Option<u64>,
     /// Streaming: slots in flight on the device (and host buffers ahead).
     pub ring_depth: usize,
+    /// GPU: many SGD steps of a linear or logistic regression to one dispatch.
+    pub fuse_steps: bool,
     /// Streaming: consecutive batches per upload (None: automatic).
     pub upload_batches: Option<usize>,
     /// How gradients become updates.
@@ -230,6 +233,7 @@ impl Default for TrainConfig {
             mode: Mode::Auto,
             device_budget: None,
             ring_depth: 3,
+            fuse_steps: true,
             upload_batches: None,
             optimizer: Optimizer::Sgd,
             penalty: Penalty::None,
@@ -323,6 +327,11 @@ impl TrainConfig {
     /// Sets `device_budget` in bytes.
     pub fn device_budget(mut self, bytes: u64) -> Self {
         self.device_budget = Some(bytes);
+        self
+    }
+    /// Sets `fuse_steps`.
+    pub fn fuse_steps(mut self, v: bool) -> Self {
+        self.fuse_steps = v;
         self
     }
     /// Sets `ring_depth`.

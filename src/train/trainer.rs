@@ -6,10 +6,11 @@ use std::thread::Scope;
 use std::time::Instant;
 
 use super::gpu_session::GpuSession;
-use super::optim::Stepper;
+use super::optim::{Penalty, Stepper};
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::validation::Holdout;
 use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig, TrainState};
+use crate::cpu::update::Rule;
 use crate::data::{
     Dataset, RowSource, RowWeights, Standardized, Standardizer, epoch_plan, epoch_plan_over,
 };
@@ -370,6 +371,11 @@ impl Trainer {
             let tol = GpuEngineOptions {
                 tol: tol.map(|t| t as f32),
                 rule,
+                // The engine takes it where the data and model allow (see the option).
+                fuse_glm: cfg.fuse_steps
+                    && verify.is_none()
+                    && cfg.penalty == Penalty::None
+                    && rule == Rule::Sgd,
                 ..GpuEngineOptions::default()
             };
             let mut s = match self.placement(ctx, data, cap)? {

@@ -10,7 +10,9 @@ use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::chunks::FeatureChunks;
-use super::{BoundOp, Data, GpuEngine, GpuEngineOptions, OpKind, Source, ring};
+use super::{BoundOp, Data, Fused, GpuEngine, GpuEngineOptions, OpKind, Source, ring};
+use crate::cpu::loss::LossKind;
+use crate::cpu::update::Rule;
 
 impl GpuEngine {
     /// Checks the arguments, puts the data on the device, binds every op once.
@@ -198,6 +200,13 @@ impl GpuEngine {
             });
         }
         ctx.pipelines().get(Kernel::Update(options.rule));
+        let fused = match (&data, views.first()) {
+            (Data::Resident { order, .. }, Some(view)) if options.fuse_glm => {
+                let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
+                fused_glm(ctx, &ring, view, order, loss_slots, args)?
+            }
+            _ => None,
+        };
         drop(views);
         Ok(GpuEngine {
             ctx: ctx.clone(),
@@ -221,6 +230,59 @@ impl GpuEngine {
             bytes_uploaded,
             dispatches: 0,
             submissions: 0,
+            fused,
         })
     }
+}
+
+/// The many-step GLM path for this engine, when it applies: a one-output GLM (MSE or
+/// sigmoid + BCE), plain SGD, p ≤ [`kernels::GLM_EPOCH_MAX_P`], features in one binding,
+/// no row weights. Its step list holds one epoch's loss slots.
+#[allow(clippy::type_complexity)] // the engine's parts the kernel binds, passed apart
+fn fused_glm(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    view: &super::View<'_>,
+    order: &wgpu::Buffer,
+    loss_slots: usize,
+    (program, p, rule, bufs, losses, halt): (
+        &Program,
+        usize,
+        Rule,
+        &[wgpu::Buffer],
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+    ),
+) -> Result<Option<Fused>> {
+    let Some(glm) = program.as_glm() else {
+        return Ok(None);
+    };
+    let one_output = program.out_cols == 1 && program.loss != LossKind::SoftmaxCce;
+    let fits = p <= kernels::GLM_EPOCH_MAX_P && view.features.len() == 1;
+    if !(one_output && fits && rule == Rule::Sgd && view.weights.is_none()) {
+        return Ok(None);
+    }
+    let steps = ctx.storage("glm steps", 4 * loss_slots)?;
+    let bound = kernels::bind_glm_epoch(
+        ctx,
+        ring,
+        view.features[0],
+        view.targets,
+        order,
+        &steps,
+        &bufs[glm.w.0],
+        &bufs[glm.b.0],
+        losses,
+        halt,
+    )?;
+    ctx.pipelines().get(Kernel::GlmEpoch(program.loss));
+    // One parameter block per dispatch: a queue of steps must fit the ring's blocks.
+    let capacity = loss_slots.min(ring.free() * kernels::GLM_STEPS_PER_DISPATCH);
+    Ok(Some(Fused {
+        bound,
+        steps,
+        capacity,
+        pending: Vec::with_capacity(loss_slots),
+        kind: program.loss,
+    }))
 }

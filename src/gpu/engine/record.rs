@@ -73,11 +73,99 @@ impl GpuEngine {
         Ok(())
     }
 
+    /// Queues a step for the many-step GLM kernel (the engine has [`Fused`]); the queue
+    /// goes to the device as one dispatch when it holds an epoch's slots, or at the next
+    /// flush.
+    pub(super) fn queue_fused(
+        &mut self,
+        start: u32,
+        len: usize,
+        update: &StepScalars,
+        loss_slot: usize,
+    ) -> Result<()> {
+        if len == 0 || len > self.cap {
+            return Err(Error::param(
+                "batch rows",
+                len,
+                "must be between 1 and the engine's batch capacity",
+            ));
+        }
+        if loss_slot >= self.loss_slots {
+            return Err(Error::param(
+                "loss slot",
+                loss_slot,
+                "must be below the engine's loss_slots",
+            ));
+        }
+        let (w, b) = (update.of(false).of::<f32>(), update.of(true).of::<f32>());
+        if w.l1 != 0.0 || w.l2 != 0.0 || w.lr != b.lr {
+            return Err(Error::param(
+                "many-step GLM update",
+                format!("l1 {} l2 {}", w.l1, w.l2),
+                "must be plain SGD without a penalty (build the engine without fuse_glm)",
+            ));
+        }
+        let Some(fused) = &mut self.fused else {
+            unreachable!("queue_fused is called on engines with the fused path only")
+        };
+        fused.pending.push(kernels::GlmStep {
+            start,
+            len: len as u32,
+            lr: w.lr,
+            slot: loss_slot as u32,
+        });
+        if fused.pending.len() == fused.capacity {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records the queued many-step GLM steps as one dispatch.
+    fn record_fused(&mut self) -> Result<()> {
+        let Some(fused) = &mut self.fused else {
+            return Ok(());
+        };
+        if fused.pending.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
+        ctx.write(&fused.steps, &fused.pending);
+        let mut enc = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gradflow glm steps"),
+            });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gradflow glm steps"),
+                timestamp_writes: None,
+            });
+            for first in (0..fused.pending.len()).step_by(kernels::GLM_STEPS_PER_DISPATCH) {
+                let count = kernels::GLM_STEPS_PER_DISPATCH.min(fused.pending.len() - first);
+                kernels::glm_epoch(
+                    &ctx,
+                    &mut pass,
+                    &mut self.ring,
+                    &fused.bound,
+                    fused.kind,
+                    self.p,
+                    (first, count),
+                    self.halting,
+                )?;
+                self.dispatches += 1;
+            }
+        }
+        fused.pending.clear();
+        self.pending.push(enc.finish());
+        Ok(())
+    }
+
     /// Submits the recorded steps.
     ///
     /// # Errors
     /// [`Error::Device`] for a wgpu error in the recorded work.
     pub fn flush(&mut self) -> Result<()> {
+        self.record_fused()?;
         if self.pending.is_empty() {
             return Ok(());
         }

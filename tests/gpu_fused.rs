@@ -1,0 +1,251 @@
+//! The many-step GLM kernel (`shaders/glm_epoch.wgsl`: linear and logistic regression's
+//! SGD steps sixteen to a dispatch, the weights in workgroup memory) against the CPU
+//! reference kernels and against the one-dispatch-per-op path, on awkward shapes; where
+//! it applies and where it must not; halting; repeatability.
+
+mod common;
+
+use common::{assert_close, gpu};
+use gradflow::cpu::loss::LossKind;
+use gradflow::data::{Dataset, Synthetic};
+use gradflow::model::{Init, LinearRegression, LogisticRegression, Model};
+use gradflow::{
+    Backend, CpuKernels, Error, Optimizer, Penalty, Report, Schedule, TrainConfig, Trainer,
+};
+
+/// Step losses and final parameters of one fit.
+fn fit(model: &mut dyn Model, data: &Dataset, cfg: TrainConfig) -> (Report, Vec<Vec<f32>>) {
+    let report = Trainer::new(cfg.record_steps(true))
+        .unwrap()
+        .fit(model, data)
+        .unwrap();
+    (report, model.fitted().unwrap().params.clone())
+}
+
+fn make(loss: LossKind) -> Box<dyn Model> {
+    match loss {
+        LossKind::Mse => Box::new(LinearRegression::new()),
+        _ => Box::new(LogisticRegression::new()),
+    }
+}
+
+fn data(loss: LossKind, n: usize, p: usize, seed: u64) -> Dataset {
+    match loss {
+        LossKind::Mse => Synthetic::linear(n, p).seed(seed).dataset().unwrap(),
+        _ => Synthetic::logistic(n, p).seed(seed).dataset().unwrap(),
+    }
+}
+
+/// Every step's loss and the final parameters equal the CPU reference's within f32
+/// rounding, and the per-op GPU path's: p across the invocation count (1, 3, 255, 256,
+/// 257, 1000), batches of 1 row, a partial chunk, exactly one chunk and several chunks,
+/// partial last batches, shuffled and in order, several dispatches per epoch.
+#[test]
+fn fused_steps_equal_the_reference_and_the_per_op_path() {
+    if gpu("fused_steps_equal_the_reference_and_the_per_op_path").is_none() {
+        return;
+    }
+    let mut cases = 0;
+    for loss in [LossKind::Mse, LossKind::SigmoidBce] {
+        for (p, batch, n) in [
+            (1, 1, 40),
+            (3, 100, 1030),
+            (64, 256, 5000),
+            (255, 300, 1300),
+            (256, 1000, 2500),
+            (257, 7, 300),
+            (1000, 64, 400),
+        ] {
+            let d = data(loss, n, p, p as u64);
+            // A stable rate for every p: about 1 / p for unit-variance features.
+            let lr = if loss == LossKind::Mse {
+                0.4 / p as f64
+            } else {
+                1.0 / p as f64
+            };
+            for shuffle in [true, false] {
+                let cfg = TrainConfig::default()
+                    .batch_size(batch)
+                    .learning_rate(lr.min(0.1))
+                    .epochs(3)
+                    .seed(5)
+                    .shuffle(shuffle);
+                let what = format!("{loss:?} p={p} batch={batch} n={n} shuffle={shuffle}");
+                let (cpu, cpu_params) = fit(
+                    make(loss).as_mut(),
+                    &d,
+                    cfg.clone().cpu_kernels(CpuKernels::Reference),
+                );
+                let (fused, fused_params) =
+                    fit(make(loss).as_mut(), &d, cfg.clone().backend(Backend::Gpu));
+                let (per_op, per_op_params) = fit(
+                    make(loss).as_mut(),
+                    &d,
+                    cfg.backend(Backend::Gpu).fuse_steps(false),
+                );
+                assert!(
+                    fused.dispatches < fused.steps,
+                    "{what}: not fused ({} dispatches for {} steps)",
+                    fused.dispatches,
+                    fused.steps
+                );
+                assert_eq!(per_op.dispatches, 7 * per_op.steps, "{what}");
+                let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+                let cpu_losses = f32s(&cpu.step_losses);
+                assert_close(
+                    &format!("{what}: losses vs CPU"),
+                    &f32s(&fused.step_losses),
+                    &cpu_losses,
+                    1e-4,
+                    1e-6,
+                );
+                assert_close(
+                    &format!("{what}: losses vs per-op"),
+                    &f32s(&fused.step_losses),
+                    &f32s(&per_op.step_losses),
+                    1e-4,
+                    1e-6,
+                );
+                for (i, (f, c)) in fused_params.iter().zip(&cpu_params).enumerate() {
+                    assert_close(&format!("{what}: param {i}"), f, c, 1e-3, 1e-5);
+                    assert_close(
+                        &format!("{what}: param {i} vs per-op"),
+                        f,
+                        &per_op_params[i],
+                        1e-3,
+                        1e-5,
+                    );
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 28);
+}
+
+/// An epoch of more steps than one submission's parameter blocks hold (3,600 steps of two
+/// rows: queued steps are flushed mid-epoch), and a fit that repeats bit for bit.
+#[test]
+fn long_epochs_and_repeats() {
+    if gpu("long_epochs_and_repeats").is_none() {
+        return;
+    }
+    let d = Synthetic::linear(7200, 2).seed(9).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(2)
+        .learning_rate(0.01)
+        .epochs(1)
+        .seed(2);
+    let (cpu, _) = fit(&mut LinearRegression::new(), &d, cfg.clone());
+    let gpu_cfg = cfg.backend(Backend::Gpu);
+    let (a, pa) = fit(&mut LinearRegression::new(), &d, gpu_cfg.clone());
+    let (b, pb) = fit(&mut LinearRegression::new(), &d, gpu_cfg);
+    assert_eq!(a.steps, 3600);
+    assert!(a.submissions >= 2, "{} submissions", a.submissions);
+    assert_eq!(
+        (a.step_losses.clone(), pa),
+        (b.step_losses, pb),
+        "not repeatable"
+    );
+    let rel = (a.final_loss() - cpu.final_loss()).abs() / cpu.final_loss();
+    assert!(rel < 1e-4, "{} vs {}", a.final_loss(), cpu.final_loss());
+}
+
+/// What the kernel does not do runs one dispatch per op: Adam, a penalty, row weights,
+/// p beyond 1024; a schedule's rates are the per-step rates of the fused steps.
+#[test]
+fn fusion_applies_only_where_it_is_exact() {
+    if gpu("fusion_applies_only_where_it_is_exact").is_none() {
+        return;
+    }
+    let d = Synthetic::linear(600, 4).seed(1).dataset().unwrap();
+    let base = TrainConfig::default()
+        .batch_size(50)
+        .epochs(2)
+        .backend(Backend::Gpu);
+    let per_step = |cfg: TrainConfig, data: &Dataset, weights: Option<Vec<f32>>| {
+        let trainer = Trainer::new(cfg).unwrap();
+        let mut m = LinearRegression::new();
+        let r = match weights {
+            Some(w) => trainer.fit_weighted(&mut m, data, Some(&w[..])).unwrap(),
+            None => trainer.fit(&mut m, data).unwrap(),
+        };
+        r.dispatches as f64 / r.steps as f64
+    };
+    assert!(per_step(base.clone(), &d, None) < 1.0);
+    let unfused = [
+        base.clone().optimizer(Optimizer::adam()),
+        base.clone().penalty(Penalty::L2(1e-3)),
+    ];
+    for cfg in unfused {
+        assert_eq!(per_step(cfg, &d, None), 7.0);
+    }
+    assert_eq!(per_step(base.clone(), &d, Some(vec![2.0; 600])), 7.0);
+    let wide = Synthetic::linear(100, 1025).seed(2).dataset().unwrap();
+    assert_eq!(per_step(base.clone().learning_rate(1e-4), &wide, None), 7.0);
+    // A decaying rate: the fused steps read each step's own rate.
+    let cfg = base
+        .schedule(Schedule::InvScaling { power: 0.5 })
+        .record_steps(true);
+    let (cpu, _) = fit(
+        &mut LinearRegression::new(),
+        &d,
+        cfg.clone().backend(Backend::Cpu),
+    );
+    let (fused, _) = fit(&mut LinearRegression::new(), &d, cfg);
+    let rel = (fused.final_loss() - cpu.final_loss()).abs() / cpu.final_loss();
+    assert!(rel < 1e-4, "{} vs {}", fused.final_loss(), cpu.final_loss());
+}
+
+/// A divergent rate halts the fused steps at the CPU's step, with finite parameters kept;
+/// the seeds' tol rule halts them at the CPU's step too.
+#[test]
+fn fused_steps_halt_like_the_cpu() {
+    if gpu("fused_steps_halt_like_the_cpu").is_none() {
+        return;
+    }
+    let d = Synthetic::linear(500, 8).seed(1).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(10)
+        .learning_rate(5.0)
+        .epochs(50);
+    let step = |backend: Backend| {
+        let mut m = LinearRegression::new();
+        let err = Trainer::new(cfg.clone().backend(backend))
+            .unwrap()
+            .fit(&mut m, &d)
+            .unwrap_err();
+        assert!(m.weights().unwrap().iter().all(|v| v.is_finite()));
+        match err {
+            Error::Diverged { step, .. } => step,
+            other => panic!("expected Diverged, got {other}"),
+        }
+    };
+    let (g, c) = (step(Backend::Gpu), step(Backend::Cpu));
+    assert!(g.abs_diff(c) <= 1, "GPU halted at {g}, CPU at {c}");
+
+    let tol = TrainConfig::default()
+        .batch_size(3)
+        .learning_rate(0.1)
+        .epochs(1000)
+        .tol(1e-6)
+        .shuffle(false);
+    let seeds = Synthetic::linear(30, 2)
+        .seed(4)
+        .noise(0.0)
+        .dataset()
+        .unwrap();
+    let run = |backend: Backend| {
+        let mut m = LinearRegression::new().with_init(Init::Ones);
+        let r = Trainer::new(tol.clone().backend(backend))
+            .unwrap()
+            .fit(&mut m, &seeds)
+            .unwrap();
+        (r.steps, r.stop)
+    };
+    let (g, c) = (run(Backend::Gpu), run(Backend::Cpu));
+    assert!(
+        g.0.abs_diff(c.0) <= 1,
+        "GPU stopped after {g:?}, CPU after {c:?}"
+    );
+}
