@@ -21,6 +21,8 @@
 
 struct Params {
     p: u32,
+    // Rows per feature chunk (x0 … x3: a resident X beyond one storage binding).
+    chunk_rows: u32,
     // Steps first .. first + n_steps of the list.
     first: u32,
     n_steps: u32,
@@ -44,14 +46,17 @@ const PER: u32 = 4u;
 override LOSS: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<u32>;
-@group(0) @binding(3) var<storage, read> order: array<u32>;
-@group(0) @binding(4) var<storage, read> steps: array<Step>;
-@group(0) @binding(5) var<storage, read_write> w: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b: array<f32>;
-@group(0) @binding(7) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(8) var<storage, read_write> halt: array<u32>;
+@group(0) @binding(1) var<storage, read> x0: array<f32>;
+@group(0) @binding(2) var<storage, read> x1: array<f32>;
+@group(0) @binding(3) var<storage, read> x2: array<f32>;
+@group(0) @binding(4) var<storage, read> x3: array<f32>;
+@group(0) @binding(5) var<storage, read> targets: array<u32>;
+@group(0) @binding(6) var<storage, read> order: array<u32>;
+@group(0) @binding(7) var<storage, read> steps: array<Step>;
+@group(0) @binding(8) var<storage, read_write> w: array<f32>;
+@group(0) @binding(9) var<storage, read_write> b: array<f32>;
+@group(0) @binding(10) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(11) var<storage, read_write> halt: array<u32>;
 
 var<workgroup> wv: array<f32, MAX_P>;
 var<workgroup> bias: f32;
@@ -64,6 +69,18 @@ var<workgroup> gsum: array<f32, WG>;
 var<workgroup> u_start: u32;
 var<workgroup> u_len: u32;
 var<workgroup> u_stop: u32;
+
+// Feature l of row `row`, from the chunk that holds the row.
+fn xat(row: u32, l: u32) -> f32 {
+    let c = row / P.chunk_rows;
+    let i = (row - c * P.chunk_rows) * P.p + l;
+    switch c {
+        case 0u: { return x0[i]; }
+        case 1u: { return x1[i]; }
+        case 2u: { return x2[i]; }
+        default: { return x3[i]; }
+    }
+}
 
 fn sigmoid(v: f32) -> f32 {
     if (v >= 0.0) {
@@ -108,9 +125,8 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
             if (r < len) {
                 row = order[start + r];
                 var z = b0;
-                let base = row * p;
                 for (var l = 0u; l < p; l++) {
-                    z += x[base + l] * wv[l];
+                    z += xat(row, l) * wv[l];
                 }
                 let t = targets[row];
                 if (LOSS == 0u) {
@@ -138,7 +154,7 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
                 var acc = 0.0;
                 if (k < groups) {
                     for (var i = k; i < rows; i += groups) {
-                        acc += delta[i] * x[rowid[i] * p + l];
+                        acc += delta[i] * xat(rowid[i], l);
                     }
                 }
                 gsum[lid] = acc;
@@ -153,11 +169,10 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
             } else {
                 for (var i = 0u; i < rows; i++) {
                     let di = delta[i];
-                    let base = rowid[i] * p;
                     for (var q = 0u; q < PER; q++) {
                         let l = lid + q * WG;
                         if (l < p) {
-                            g[q] += di * x[base + l];
+                            g[q] += di * xat(rowid[i], l);
                         }
                     }
                 }

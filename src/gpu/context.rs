@@ -28,6 +28,8 @@ pub struct DeviceLimits {
     pub max_compute_workgroup_storage_size: u32,
     /// Alignment of dynamic uniform offsets, bytes (the parameter ring's slot stride).
     pub min_uniform_buffer_offset_alignment: u32,
+    /// Storage buffers one shader may bind (the many-step GLM kernel binds 11).
+    pub max_storage_buffers_per_shader_stage: u32,
 }
 
 /// An open GPU device with its queue and pipeline cache. Cheap to clone (shared).
@@ -154,6 +156,7 @@ impl GpuContext {
             max_compute_workgroups_per_dimension: wl.max_compute_workgroups_per_dimension,
             max_compute_workgroup_storage_size: wl.max_compute_workgroup_storage_size,
             min_uniform_buffer_offset_alignment: wl.min_uniform_buffer_offset_alignment,
+            max_storage_buffers_per_shader_stage: wl.max_storage_buffers_per_shader_stage,
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused optional input"),

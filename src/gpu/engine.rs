@@ -80,7 +80,8 @@ pub struct GpuEngineOptions {
     pub rule: Rule,
     /// Run a one-output GLM's steps (linear regression, logistic regression) many to a
     /// dispatch, the weights in workgroup memory (`shaders/glm_epoch.wgsl`), where the
-    /// engine can: resident data in one binding, no row weights, plain SGD, p ≤ 1024.
+    /// engine can: resident data, no row weights, plain SGD, p ≤ 1024, a device that
+    /// allows 11 storage bindings per shader.
     /// Elsewhere (and for steps with a penalty) the ops run one dispatch each.
     pub fuse_glm: bool,
     /// Test-only: caps the rows of a feature chunk below what the binding limit allows,

@@ -315,17 +315,18 @@ pub fn bind_loss(
     Ok(bound)
 }
 
-/// Binds the many-step GLM kernel (`shaders/glm_epoch.wgsl`): the resident features and
-/// targets, the epoch order, the step list, the parameters `w` and `b` (read and written),
-/// the loss slots and the halt flag.
+/// Binds the many-step GLM kernel (`shaders/glm_epoch.wgsl`): the resident features (up
+/// to [`MAX_A_CHUNKS`] chunks of `chunk_rows` whole rows), the targets, the epoch order,
+/// the step list, the parameters `w` and `b` (read and written), the loss slots and the
+/// halt flag.
 ///
 /// # Errors
-/// As [`bind_matmul`].
+/// As [`bind_matmul`]; [`Error::InvalidParameter`] for no chunk or too many.
 #[allow(clippy::too_many_arguments)] // one buffer per binding of the kernel
 pub fn bind_glm_epoch(
     ctx: &GpuContext,
     ring: &ParamRing,
-    x: &wgpu::Buffer,
+    (x, chunk_rows): (&[&wgpu::Buffer], usize),
     targets: &wgpu::Buffer,
     order: &wgpu::Buffer,
     steps: &wgpu::Buffer,
@@ -334,12 +335,35 @@ pub fn bind_glm_epoch(
     losses: &wgpu::Buffer,
     halt: &wgpu::Buffer,
 ) -> Result<Bound> {
-    bind(
+    if x.is_empty() || x.len() > MAX_A_CHUNKS {
+        return Err(Error::param(
+            "many-step GLM feature chunks",
+            x.len(),
+            "must be between 1 and 4",
+        ));
+    }
+    let chunk = |i: usize| x.get(i).copied().unwrap_or(ctx.dummy());
+    let mut bound = bind(
         ctx,
         ring,
         Family::GlmEpoch,
-        &[x, targets, order, steps, w, b, losses, halt],
-    )
+        &[
+            chunk(0),
+            chunk(1),
+            chunk(2),
+            chunk(3),
+            targets,
+            order,
+            steps,
+            w,
+            b,
+            losses,
+            halt,
+        ],
+    )?;
+    bound.chunk_rows = u32::try_from(chunk_rows).unwrap_or(u32::MAX);
+    bound.chunks = x.len();
+    Ok(bound)
 }
 
 /// One step of the many-step GLM kernel: where its batch starts in the epoch order, its
@@ -361,6 +385,7 @@ pub struct GlmStep {
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct GlmEpochParams {
     p: u32,
+    chunk_rows: u32,
     first: u32,
     n_steps: u32,
     halt_mode: u32,
@@ -411,11 +436,11 @@ pub fn glm_epoch(
     }
     check_len(
         bound,
-        3,
+        6,
         "many-step GLM step list",
         4 * (first + n_steps) as u64,
     )?;
-    check_len(bound, 4, "many-step GLM weights", p as u64)?;
+    check_len(bound, 7, "many-step GLM weights", p as u64)?;
     let (halt_mode, tol) = match halting {
         Halting::Off => (0, 0.0),
         Halting::NonFinite => (1, 0.0),
@@ -426,6 +451,7 @@ pub fn glm_epoch(
     };
     let params = GlmEpochParams {
         p: p as u32,
+        chunk_rows: bound.chunk_rows,
         first: count(first)?,
         n_steps: count(n_steps)?,
         halt_mode,

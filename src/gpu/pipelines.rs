@@ -10,7 +10,7 @@
 //! | loss | `loss.wgsl` | z (r), targets (r), dz (rw), idx (r), losses (rw) |
 //! | reduce | `reduce.wgsl` | x (r), out (rw) |
 //! | update | `update.wgsl` | param (rw), grad (r) |
-//! | glm epoch | `glm_epoch.wgsl` | x (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
+//! | glm epoch | `glm_epoch.wgsl` | x0–x3 (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
 //!
 //! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
 //! a [`ParamRing`](super::kernels::ParamRing).
@@ -69,7 +69,10 @@ impl Family {
             Family::Update => &[true, false, false, true, true],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
             Family::Loss => &[false, false, true, false, true, true, false],
-            Family::GlmEpoch => &[false, false, false, false, true, true, true, true],
+            // 11 storage bindings: only on devices that allow them (the engine checks).
+            Family::GlmEpoch => &[
+                false, false, false, false, false, false, false, true, true, true, true,
+            ],
         }
     }
 }

@@ -236,8 +236,9 @@ impl GpuEngine {
 }
 
 /// The many-step GLM path for this engine, when it applies: a one-output GLM (MSE or
-/// sigmoid + BCE), plain SGD, p ≤ [`kernels::GLM_EPOCH_MAX_P`], features in one binding,
-/// no row weights. Its step list holds one epoch's loss slots.
+/// sigmoid + BCE), plain SGD, p ≤ [`kernels::GLM_EPOCH_MAX_P`], no row weights, on a
+/// device that allows the kernel's 11 storage bindings. Its step list holds one epoch's
+/// loss slots (at most what one submission's parameter blocks can launch).
 #[allow(clippy::type_complexity)] // the engine's parts the kernel binds, passed apart
 fn fused_glm(
     ctx: &GpuContext,
@@ -258,7 +259,8 @@ fn fused_glm(
         return Ok(None);
     };
     let one_output = program.out_cols == 1 && program.loss != LossKind::SoftmaxCce;
-    let fits = p <= kernels::GLM_EPOCH_MAX_P && view.features.len() == 1;
+    let bindings = ctx.limits().max_storage_buffers_per_shader_stage;
+    let fits = p <= kernels::GLM_EPOCH_MAX_P && bindings >= 11;
     if !(one_output && fits && rule == Rule::Sgd && view.weights.is_none()) {
         return Ok(None);
     }
@@ -266,7 +268,7 @@ fn fused_glm(
     let bound = kernels::bind_glm_epoch(
         ctx,
         ring,
-        view.features[0],
+        (&view.features, view.rows_per_chunk),
         view.targets,
         order,
         &steps,
