@@ -10,14 +10,8 @@ use super::super::kernels::{self, Halting, ParamRing, TargetRows};
 use super::{BoundOp, Data, GpuEngine, OpKind, StepRows};
 
 impl GpuEngine {
-    /// Records one step of `len` rows read by `rows`; the checks every step makes.
-    pub(super) fn record(
-        &mut self,
-        rows: StepRows,
-        len: usize,
-        update: &StepScalars,
-        loss_slot: usize,
-    ) -> Result<()> {
+    /// The checks every step makes, fused or not.
+    fn check_step(&self, len: usize, loss_slot: usize) -> Result<()> {
         if len == 0 || len > self.cap {
             return Err(Error::param(
                 "batch rows",
@@ -32,6 +26,18 @@ impl GpuEngine {
                 "must be below the engine's loss_slots",
             ));
         }
+        Ok(())
+    }
+
+    /// Records one step of `len` rows read by `rows`; the checks every step makes.
+    pub(super) fn record(
+        &mut self,
+        rows: StepRows,
+        len: usize,
+        update: &StepScalars,
+        loss_slot: usize,
+    ) -> Result<()> {
+        self.check_step(len, loss_slot)?;
         if self.ring.free() < self.ops.len() {
             self.flush()?;
         }
@@ -83,20 +89,7 @@ impl GpuEngine {
         update: &StepScalars,
         loss_slot: usize,
     ) -> Result<()> {
-        if len == 0 || len > self.cap {
-            return Err(Error::param(
-                "batch rows",
-                len,
-                "must be between 1 and the engine's batch capacity",
-            ));
-        }
-        if loss_slot >= self.loss_slots {
-            return Err(Error::param(
-                "loss slot",
-                loss_slot,
-                "must be below the engine's loss_slots",
-            ));
-        }
+        self.check_step(len, loss_slot)?;
         let (w, b) = (update.of(false).of::<f32>(), update.of(true).of::<f32>());
         if w.l1 != 0.0 || w.l2 != 0.0 || w.lr != b.lr {
             return Err(Error::param(
