@@ -86,31 +86,32 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// `Σ a[i] · b[i]` with two 8-lane partial sums (one AVX register each, so that the loop
-/// vectorises and two multiply-adds are in flight), added in a fixed order.
+/// `Σ a[i] · b[i]` with 8 partial sums (one AVX register: the loop vectorises), added in a
+/// fixed order.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     const L: usize = 8;
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let (mut s0, mut s1) = ([0f32; L], [0f32; L]);
-    let (ac, bc) = (a.chunks_exact(2 * L), b.chunks_exact(2 * L));
+    let mut acc = [0f32; L];
+    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (x, y) in ac.zip(bc) {
+        let x: &[f32; L] = x.try_into().expect("chunks of L");
+        let y: &[f32; L] = y.try_into().expect("chunks of L");
         for l in 0..L {
-            s0[l] += x[l] * y[l];
-            s1[l] += x[L + l] * y[L + l];
+            acc[l] += x[l] * y[l];
         }
     }
     let mut tail = 0f32;
     for (x, y) in ar.iter().zip(br) {
         tail += x * y;
     }
-    for l in 0..L {
-        s0[l] += s1[l];
+    let mut sum = tail;
+    for v in acc {
+        sum += v;
     }
-    let q = [s0[0] + s0[4], s0[1] + s0[5], s0[2] + s0[6], s0[3] + s0[7]];
-    (q[0] + q[2]) + (q[1] + q[3]) + tail
+    sum
 }
 
 /// `y[i] += alpha · x[i]`.
