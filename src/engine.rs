@@ -328,17 +328,14 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         if self.fast() {
             let (out, delta) = (self.program.output.0, self.program.delta.0);
             let mut dz = std::mem::take(&mut self.bufs[delta]);
-            let sum = match self.batch(rows) {
-                Ok(batch) => {
-                    let d = &mut f32s_mut(&mut dz)[..m * cols];
-                    d.copy_from_slice(&f32s(&self.bufs[out])[..m * cols]);
-                    Ok(batch.loss_in_place(0, m, cols, d))
-                }
-                Err(e) => Err(e),
-            };
+            // δ starts as a copy of z and becomes ∂L/∂z in place.
+            let sum = self.batch(rows).map(|batch| {
+                let d = &mut f32s_mut(&mut dz)[..m * cols];
+                d.copy_from_slice(&f32s(&self.bufs[out])[..m * cols]);
+                batch.loss_in_place(0, m, cols, d)
+            });
             self.bufs[delta] = dz;
-            let sum = sum?;
-            return Ok(sum / m as f64);
+            return Ok(sum? / m as f64);
         }
         let mut dz = std::mem::take(&mut self.bufs[self.program.delta.0]);
         let z = &self.bufs[self.program.output.0];

@@ -29,7 +29,7 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Records one step of `len` rows read by `rows`; the checks every step makes.
+    /// Records one step of `len` rows read by `rows` (one dispatch per op).
     pub(super) fn record(
         &mut self,
         rows: StepRows,
@@ -80,8 +80,8 @@ impl GpuEngine {
     }
 
     /// Queues a step for the many-step GLM kernel (the engine has [`Fused`]); the queue
-    /// goes to the device as one dispatch when it holds an epoch's slots, or at the next
-    /// flush.
+    /// goes to the device, in one submission, when it is full (an epoch's slots, or what
+    /// the parameter ring can launch) or at the next flush.
     pub(super) fn queue_fused(
         &mut self,
         start: u32,
@@ -113,7 +113,8 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Records the queued many-step GLM steps as one dispatch.
+    /// Records the queued many-step GLM steps as dispatches of
+    /// [`kernels::GLM_STEPS_PER_DISPATCH`] steps in one compute pass.
     fn record_fused(&mut self) -> Result<()> {
         let Some(fused) = &mut self.fused else {
             return Ok(());
