@@ -264,8 +264,8 @@ fn fast_fits_track_the_reference_fits() {
     }
 }
 
-/// The thread count does not change a result: a full-batch step (split into blocks) on
-/// one thread and on two is bit for bit the same, and streaming a generator equals
+/// The thread count does not change a result: a full-batch step (split into blocks) and a
+/// mini-batch step (split into halves) on one thread and on two are bit for bit the same, and streaming a generator equals
 /// training on its rows in memory.
 #[test]
 fn speed_does_not_change_results() {
@@ -273,7 +273,8 @@ fn speed_does_not_change_results() {
         .seed(4)
         .dataset()
         .unwrap();
-    let run = |threads: usize| {
+    // Full batch (blocks on rayon) and mini-batches (halves on the team), shuffled or not.
+    let run = |threads: usize, batch: usize, shuffle: bool| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -281,15 +282,21 @@ fn speed_does_not_change_results() {
             .install(|| {
                 let mut model = LinearRegression::new();
                 let cfg = TrainConfig::default()
-                    .batch_size(usize::MAX)
+                    .batch_size(batch)
                     .epochs(3)
                     .learning_rate(0.05)
-                    .shuffle(false);
+                    .shuffle(shuffle);
                 Trainer::new(cfg).unwrap().fit(&mut model, &data).unwrap();
                 model.fitted().unwrap().params.clone()
             })
     };
-    assert_eq!(run(1), run(2), "one thread and two differ");
+    for (batch, shuffle) in [(usize::MAX, false), (256, true), (257, false), (129, true)] {
+        assert_eq!(
+            run(1, batch, shuffle),
+            run(2, batch, shuffle),
+            "one thread and two differ at batch {batch}, shuffle {shuffle}"
+        );
+    }
 
     let source = Synthetic::teacher(3000, 12, 5).seed(6);
     let fit = |from_memory: bool| {

@@ -10,13 +10,18 @@
 //! A batch of at least `2 · BLOCK` rows (full-batch descent) is split into blocks of
 //! [`BLOCK`] rows on rayon's threads; each block's partial gradient is summed in `f32` and
 //! the blocks are added in `f64`, in block order: the same result on any number of threads.
+//! A mini-batch of at least `2 · CHUNK` rows is split into two halves on the
+//! [`team`](super::team), whose hand-off is fast enough for a 10 µs step; the second
+//! half's gradient is added to the first's, on one thread or two alike.
 //!
 //! The loss and δ are those of [`crate::cpu::loss`] (weights, `2/N` for MSE, `1/N` for the
 //! cross-entropies), in `f32` with [`super::math`]'s `exp`/`ln`.
 
 use rayon::prelude::*;
 
-use super::{axpy, dot, math, multiversion, prefetch};
+use std::sync::{Mutex, PoisonError};
+
+use super::{axpy, dot, math, multiversion, prefetch, team};
 use crate::cpu::loss::LossKind;
 use crate::engine::Rows;
 
@@ -228,43 +233,15 @@ impl Glm<'_> {
                 wt[j * p + l] = self.w[l * k + j];
             }
         }
-        // Blocks of BLOCK rows for a large batch. A mini-batch stays on one thread: handing
-        // half of a 256-row batch to another costs more than it saves (measured: W1 at
-        // 9.7 M rows/s split against 20 M whole, BENCHMARKS.md).
-        let size = if m >= 2 * BLOCK { BLOCK } else { m };
-        let blocks = m.div_ceil(size);
-        let (loss, gwt, gbias) = if blocks == 1 {
+        let (loss, gwt, gbias) = if m >= 2 * BLOCK {
+            self.blocks(&wt)
+        } else if m >= 2 * CHUNK {
+            self.halves(&wt)
+        } else {
             let mut gwt = vec![0f32; k * p];
             let mut gbias = vec![0f32; k];
             let loss = block(self, &wt, 0, m, &mut gwt, &mut gbias);
             (loss, gwt, gbias)
-        } else {
-            let parts: Vec<(f64, Vec<f32>, Vec<f32>)> = (0..blocks)
-                .into_par_iter()
-                .map(|i| {
-                    let (r0, r1) = (i * size, ((i + 1) * size).min(m));
-                    let mut gwt = vec![0f32; k * p];
-                    let mut gbias = vec![0f32; k];
-                    let loss = block(self, &wt, r0, r1, &mut gwt, &mut gbias);
-                    (loss, gwt, gbias)
-                })
-                .collect();
-            // In block order, in f64: independent of how rayon scheduled the blocks.
-            let mut loss = 0f64;
-            let mut gwt = vec![0f64; k * p];
-            let mut gbias = vec![0f64; k];
-            for (l, gw_part, gb_part) in &parts {
-                loss += l;
-                gwt.iter_mut()
-                    .zip(gw_part)
-                    .for_each(|(a, &b)| *a += f64::from(b));
-                gbias
-                    .iter_mut()
-                    .zip(gb_part)
-                    .for_each(|(a, &b)| *a += f64::from(b));
-            }
-            let round = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
-            (loss, round(gwt), round(gbias))
         };
         for l in 0..p {
             for j in 0..k {
@@ -273,6 +250,63 @@ impl Glm<'_> {
         }
         gb[..k].copy_from_slice(&gbias);
         loss / m as f64
+    }
+}
+
+impl Glm<'_> {
+    /// A large batch in blocks of [`BLOCK`] rows on rayon's threads, their partial
+    /// gradients added in `f64` in block order: independent of how rayon scheduled them.
+    fn blocks(&self, wt: &[f32]) -> (f64, Vec<f32>, Vec<f32>) {
+        let (p, k, m) = (self.p, self.k(), self.batch.rows.len());
+        let blocks = m.div_ceil(BLOCK);
+        let parts: Vec<(f64, Vec<f32>, Vec<f32>)> = (0..blocks)
+            .into_par_iter()
+            .map(|i| {
+                let (r0, r1) = (i * BLOCK, ((i + 1) * BLOCK).min(m));
+                let mut gwt = vec![0f32; k * p];
+                let mut gbias = vec![0f32; k];
+                let loss = block(self, wt, r0, r1, &mut gwt, &mut gbias);
+                (loss, gwt, gbias)
+            })
+            .collect();
+        let mut loss = 0f64;
+        let mut gwt = vec![0f64; k * p];
+        let mut gbias = vec![0f64; k];
+        for (l, gw_part, gb_part) in &parts {
+            loss += l;
+            gwt.iter_mut()
+                .zip(gw_part)
+                .for_each(|(a, &b)| *a += f64::from(b));
+            gbias
+                .iter_mut()
+                .zip(gb_part)
+                .for_each(|(a, &b)| *a += f64::from(b));
+        }
+        let round = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+        (loss, round(gwt), round(gbias))
+    }
+
+    /// A mini-batch in two halves (the first a whole number of chunks) on the
+    /// [`team`](super::team), the second half's gradient added to the first's: the same
+    /// sums whether one thread runs both or two run one each. A 256-row step is about
+    /// 10 µs, too short for rayon's hand-off; the team's is well under one.
+    fn halves(&self, wt: &[f32]) -> (f64, Vec<f32>, Vec<f32>) {
+        let (p, k, m) = (self.p, self.k(), self.batch.rows.len());
+        let mid = (m / 2).div_ceil(CHUNK) * CHUNK;
+        let out: [Mutex<(f64, Vec<f32>, Vec<f32>)>; 2] =
+            std::array::from_fn(|_| Mutex::new((0.0, vec![0f32; k * p], vec![0f32; k])));
+        team::for_each(2, &|h| {
+            let (r0, r1) = if h == 0 { (0, mid) } else { (mid, m) };
+            let mut part = out[h].lock().unwrap_or_else(PoisonError::into_inner);
+            let (loss, gwt, gbias) = &mut *part;
+            *loss = block(self, wt, r0, r1, gwt, gbias);
+        });
+        let [first, second] = out.map(|o| o.into_inner().unwrap_or_else(PoisonError::into_inner));
+        let (mut loss, mut gwt, mut gbias) = first;
+        loss += second.0;
+        gwt.iter_mut().zip(&second.1).for_each(|(a, b)| *a += b);
+        gbias.iter_mut().zip(&second.2).for_each(|(a, b)| *a += b);
+        (loss, gwt, gbias)
     }
 }
 
@@ -291,9 +325,16 @@ multiversion! {
         let mut z = vec![0f32; CHUNK * k];
         let mut loss = 0f64;
         let row = |s: usize| &glm.x[s * p..(s + 1) * p];
+        let gathered = matches!(glm.batch.rows, Rows::Gather(_));
+        if gathered {
+            // The rows the loop below would have asked for before its first: the session
+            // prefetches only the first rows of a batch, not those of its second half.
+            for r in r0..(r0 + PREFETCH_AHEAD).min(r1) {
+                prefetch(row(glm.batch.source(r)));
+            }
+        }
         for c in (r0..r1).step_by(CHUNK) {
             let len = CHUNK.min(r1 - c);
-            let gathered = matches!(glm.batch.rows, Rows::Gather(_));
             for i in 0..len {
                 // A shuffled batch: ask for the row PREFETCH_AHEAD places on, so that a
                 // few rows are always in flight (more would only queue in the CPU).

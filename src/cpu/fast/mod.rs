@@ -21,6 +21,7 @@
 pub mod glm;
 pub mod math;
 pub mod ops;
+pub mod team;
 
 /// Whether this CPU runs the AVX2 + FMA versions (checked once; cached by std).
 #[inline]
