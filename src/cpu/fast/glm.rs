@@ -253,13 +253,16 @@ impl Glm<'_> {
     }
 }
 
+/// A part of a batch's result: its summed loss and its gradients (Wᵀ-shaped, and b's).
+type Part = (f64, Vec<f32>, Vec<f32>);
+
 impl Glm<'_> {
     /// A large batch in blocks of [`BLOCK`] rows on rayon's threads, their partial
     /// gradients added in `f64` in block order: independent of how rayon scheduled them.
-    fn blocks(&self, wt: &[f32]) -> (f64, Vec<f32>, Vec<f32>) {
+    fn blocks(&self, wt: &[f32]) -> Part {
         let (p, k, m) = (self.p, self.k(), self.batch.rows.len());
         let blocks = m.div_ceil(BLOCK);
-        let parts: Vec<(f64, Vec<f32>, Vec<f32>)> = (0..blocks)
+        let parts: Vec<Part> = (0..blocks)
             .into_par_iter()
             .map(|i| {
                 let (r0, r1) = (i * BLOCK, ((i + 1) * BLOCK).min(m));
@@ -290,10 +293,10 @@ impl Glm<'_> {
     /// [`team`](super::team), the second half's gradient added to the first's: the same
     /// sums whether one thread runs both or two run one each. A 256-row step is about
     /// 10 µs, too short for rayon's hand-off; the team's is well under one.
-    fn halves(&self, wt: &[f32]) -> (f64, Vec<f32>, Vec<f32>) {
+    fn halves(&self, wt: &[f32]) -> Part {
         let (p, k, m) = (self.p, self.k(), self.batch.rows.len());
         let mid = (m / 2).div_ceil(CHUNK) * CHUNK;
-        let out: [Mutex<(f64, Vec<f32>, Vec<f32>)>; 2] =
+        let out: [Mutex<Part>; 2] =
             std::array::from_fn(|_| Mutex::new((0.0, vec![0f32; k * p], vec![0f32; k])));
         team::for_each(2, &|h| {
             let (r0, r1) = if h == 0 { (0, mid) } else { (mid, m) };

@@ -110,7 +110,7 @@ impl Team {
         while s.done.load(Ordering::Acquire) < self.workers.len() {
             spins += 1;
             // A worker descheduled by an oversubscribed machine: let it run.
-            if spins % 1024 == 0 && started.elapsed() > SPIN {
+            if spins.is_multiple_of(1024) && started.elapsed() > SPIN {
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -149,7 +149,7 @@ fn work(s: &Shared, w: usize) {
                 break;
             }
             spins += 1;
-            if spins % 256 == 0 && started.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && started.elapsed() > SPIN {
                 s.sleeping[w].store(true, Ordering::SeqCst);
                 if s.generation.load(Ordering::SeqCst) == seen && !s.stop.load(Ordering::SeqCst) {
                     thread::park();
