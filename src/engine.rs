@@ -5,6 +5,7 @@
 //! copied. In `f64` (the gradient check) they are converted once.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::cpu::fast::glm::{Batch, Glm, GlmTargets};
 use crate::cpu::update::{Rule, StepScalars};
@@ -332,7 +333,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             let sum = self.batch(rows).map(|batch| {
                 let d = &mut f32s_mut(&mut dz)[..m * cols];
                 d.copy_from_slice(&f32s(&self.bufs[out])[..m * cols]);
-                batch.loss_in_place(0, m, cols, d)
+                fast::glm::batch_loss(&batch, cols, d)
             });
             self.bufs[delta] = dz;
             return Ok(sum? / m as f64);
@@ -650,18 +651,70 @@ impl<T: Real> CpuEngine<'_, T> {
                     (Src::Features, Rows::Range { start, .. }) => &f32s(&self.x)[start * self.p..],
                     (Src::Buf(a), _) => buf(a),
                 };
-                fast::ops::matmul(layout, dm.eval(m), dk.eval(m), dn.eval(m), a, buf(b), o);
+                let (mm, kk, nn) = (dm.eval(m), dk.eval(m), dn.eval(m));
+                let (b, o) = (buf(b), &mut o[..mm * nn]);
+                if mm * kk * nn >= SPLIT_WORK && mm >= 16 {
+                    // By rows of the product, at a multiple of 8 (sgemm's row tiles).
+                    let mid = (mm / 2).next_multiple_of(8);
+                    fast::team::split_in_two(o, mid * nn, &|h, part| {
+                        let rows = if h == 0 { 0..mid } else { mid..mm };
+                        fast::ops::matmul_rows(layout, mm, kk, nn, a, b, rows, part);
+                    });
+                } else {
+                    fast::ops::matmul(layout, mm, kk, nn, a, b, o);
+                }
             }
-            Op::BiasAdd { cols, bias, .. } => fast::ops::bias_add(o, m, cols, buf(bias)),
+            Op::BiasAdd { cols, bias, .. } => {
+                let bias = buf(bias);
+                by_rows(&mut o[..m * cols], m, cols, &|rows, z| {
+                    fast::ops::bias_add(z, rows.len(), cols, bias);
+                });
+            }
             Op::Activate { f, z, cols, .. } => {
-                fast::ops::activate(f, &buf(z)[..m * cols], &mut o[..m * cols]);
+                let z = buf(z);
+                by_rows(&mut o[..m * cols], m, cols, &|rows, part| {
+                    fast::ops::activate(f, &z[rows.start * cols..rows.end * cols], part);
+                });
             }
             Op::ActivateBackward { f, a, cols, .. } => {
-                fast::ops::activate_backward(f, &buf(a)[..m * cols], &mut o[..m * cols]);
+                let a = buf(a);
+                by_rows(&mut o[..m * cols], m, cols, &|rows, part| {
+                    let a = &a[rows.start * cols..rows.end * cols];
+                    fast::ops::activate_backward(f, a, part);
+                });
             }
-            Op::ColSums { x, cols, .. } => fast::ops::col_sums(buf(x), m, cols, o),
+            Op::ColSums { x, cols, .. } => {
+                let x = buf(x);
+                if m * cols >= SPLIT_WORK && cols >= 16 {
+                    let mid = cols / 2;
+                    fast::team::split_in_two(&mut o[..cols], mid, &|h, part| {
+                        let of = if h == 0 { 0..mid } else { mid..cols };
+                        fast::ops::col_sums_of(x, m, cols, of, part);
+                    });
+                } else {
+                    fast::ops::col_sums(x, m, cols, o);
+                }
+            }
         }
         self.bufs[written.0] = out;
+    }
+}
+
+/// Work (multiply-adds, or elements) from which a fast op is split over the two members
+/// of the [`team`](fast::team): upwards of a microsecond of arithmetic (65,536
+/// multiply-adds at ~100 GFLOP/s; as many sigmoids take longer), against a 0.2 µs hand-off.
+const SPLIT_WORK: usize = 1 << 16;
+
+/// Runs `f(rows, out_rows)` over an `m × cols` output: as two halves of rows on the team
+/// when it is large enough, else whole. An elementwise op gives the same bits either way.
+fn by_rows(out: &mut [f32], m: usize, cols: usize, f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync)) {
+    if m * cols >= SPLIT_WORK && m >= 2 {
+        let mid = m / 2;
+        fast::team::split_in_two(out, mid * cols, &|h, part| {
+            f(if h == 0 { 0..mid } else { mid..m }, part);
+        });
+    } else {
+        f(0..m, out);
     }
 }
 

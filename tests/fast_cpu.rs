@@ -173,6 +173,8 @@ fn fast_matmul_equals_the_reference_in_every_layout() {
             (64, 256, 10),
             (33, 1, 65),
             (1, 300, 2),
+            (256, 64, 256),
+            (250, 257, 11),
         ] {
             let a = rng.vec(m * k, -1.0, 1.0);
             let b = rng.vec(k * n, -1.0, 1.0);
@@ -180,6 +182,14 @@ fn fast_matmul_equals_the_reference_in_every_layout() {
             fast::ops::matmul(layout, m, k, n, &a, &b, &mut cf);
             matmul(layout, m, k, n, &a, None, &b, &mut cr);
             assert_close(&format!("{layout:?} {m}×{k}×{n}"), &cf, &cr, 1e-5, 1e-5);
+            // Any split by rows (as the team splits a product) gives the whole's bits.
+            for mid in [0, 1, m / 2, m.saturating_sub(1), m] {
+                let mut cs = vec![f32::NAN; m * n];
+                let (top, bottom) = cs.split_at_mut(mid * n);
+                fast::ops::matmul_rows(layout, m, k, n, &a, &b, 0..mid, top);
+                fast::ops::matmul_rows(layout, m, k, n, &a, &b, mid..m, bottom);
+                assert_eq!(cs, cf, "{layout:?} {m}×{k}×{n} split at row {mid}");
+            }
         }
     }
 }
@@ -204,6 +214,11 @@ fn fast_activations_and_sums_equal_the_reference() {
     fast::ops::col_sums(&x, 61, 9, &mut sf);
     gradflow::cpu::reduce::col_sums(&x, 61, 9, &mut sr);
     assert_close("col sums", &sf, &sr, 1e-5, 1e-6);
+    let mut split = vec![0f32; 9];
+    let (left, right) = split.split_at_mut(4);
+    fast::ops::col_sums_of(&x, 61, 9, 0..4, left);
+    fast::ops::col_sums_of(&x, 61, 9, 4..9, right);
+    assert_eq!(split, sf, "col sums split by columns");
 }
 
 /// Whole fits: the fast kernels reach the reference's parameters and losses within f32
@@ -297,6 +312,26 @@ fn speed_does_not_change_results() {
             "one thread and two differ at batch {batch}, shuffle {shuffle}"
         );
     }
+
+    // The MLP's products, activations and column sums split by rows or columns over the
+    // team (hidden 256 at batch 256 is past every op's threshold; the tail batch is not).
+    let teacher = Synthetic::teacher(2000, 40, 5).seed(8).dataset().unwrap();
+    let mlp = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut model = Mlp::new(256);
+                let cfg = TrainConfig::default().batch_size(256).epochs(2);
+                Trainer::new(cfg)
+                    .unwrap()
+                    .fit(&mut model, &teacher)
+                    .unwrap();
+                model.fitted().unwrap().params.clone()
+            })
+    };
+    assert_eq!(mlp(1), mlp(2), "the MLP on one thread and two differ");
 
     let source = Synthetic::teacher(3000, 12, 5).seed(6);
     let fit = |from_memory: bool| {

@@ -146,18 +146,38 @@ impl Batch<'_> {
                 for i in 0..n {
                     let label = labels[self.source(c + i)] as usize;
                     let zr = &mut z[i * k..(i + 1) * k];
-                    let lse = log_sum_exp(zr);
-                    terms[i] = w[i] * (lse - zr[label]);
-                    for (j, v) in zr.iter_mut().enumerate() {
-                        let onehot = if j == label { 1.0 } else { 0.0 };
-                        *v = w[i] * (math::exp(*v - lse) - onehot) * scale;
+                    // One exponential per output: e = e^(z − max) serves the sum (the
+                    // loss is ln Σe − (z_label − max)) and softmax = e / Σe.
+                    let mut max = f32::NEG_INFINITY;
+                    for &v in zr.iter() {
+                        max = max.max(v);
                     }
+                    let shifted = zr[label] - max;
+                    let mut total = 0f32;
+                    for v in zr.iter_mut() {
+                        *v = math::exp(*v - max);
+                        total += *v;
+                    }
+                    terms[i] = w[i] * (math::ln(total) - shifted);
+                    let f = w[i] * scale / total;
+                    for v in zr.iter_mut() {
+                        *v *= f;
+                    }
+                    zr[label] -= w[i] * scale;
                 }
             }
             // The engine pairs each loss with its targets' kind before calling.
             _ => unreachable!("a loss and its targets are checked to match"),
         }
         sum(&terms[..n])
+    }
+}
+
+multiversion! {
+    /// [`Batch::loss_in_place`] over a whole batch, compiled wide: the entry for a model
+    /// whose output comes from other ops (the MLP), where no fused pass inlines it.
+    pub fn batch_loss(batch: &Batch<'_>, k: usize, z: &mut [f32]) -> f64 {
+        batch.loss_in_place(0, batch.rows.len(), k, z)
     }
 }
 
@@ -362,12 +382,4 @@ multiversion! {
         }
         loss
     }
-}
-
-/// ln Σ eᶻ with the maximum subtracted (finite for any finite z).
-#[inline(always)]
-pub(crate) fn log_sum_exp(z: &[f32]) -> f32 {
-    let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let sum: f32 = z.iter().map(|&v| math::exp(v - max)).sum();
-    max + math::ln(sum)
 }

@@ -27,8 +27,41 @@ use crate::cpu::matmul::Layout;
 /// When a slice is shorter than its shape says (a bug in the caller, which sizes every
 /// buffer from the program).
 pub fn matmul(layout: Layout, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
+    assert!(c.len() >= m * n);
+    matmul_rows(layout, m, k, n, a, b, 0..m, &mut c[..m * n]);
+}
+
+/// Rows `rows` of [`matmul`]'s product, written to `c` (`rows.len() × n`). Each element is
+/// the same sum as in the whole product (sgemm's order over `k` does not depend on which
+/// rows it computes), so a product split by rows over threads gives the same bits.
+///
+/// # Example
+/// ```
+/// use gradflow::cpu::fast::ops::matmul_rows;
+/// use gradflow::cpu::matmul::Layout;
+/// let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [5.0f32, 6.0, 7.0, 8.0]);
+/// let mut second = [0f32; 2];
+/// matmul_rows(Layout::NN, 2, 2, 2, &a, &b, 1..2, &mut second);
+/// assert_eq!(second, [43.0, 50.0]);
+/// ```
+///
+/// # Panics
+/// When a slice is shorter than its shape says, or `rows` goes past `m`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_rows(
+    layout: Layout,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    rows: std::ops::Range<usize>,
+    c: &mut [f32],
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && rows.end <= m && rows.start <= rows.end);
+    let mr = rows.len();
+    assert!(c.len() >= mr * n);
+    if mr == 0 || n == 0 {
         return;
     }
     let (rsa, csa) = match layout {
@@ -41,16 +74,16 @@ pub fn matmul(layout: Layout, m: usize, k: usize, n: usize, a: &[f32], b: &[f32]
         // B is stored n × k.
         Layout::NT => (1, k),
     };
-    // SAFETY: the asserts above bound every element sgemm reads (row/column strides of
-    // the layouts above within m·k, k·n) and writes (m·n); beta = 0 means c is only
-    // written, and `a`, `b` and `c` are distinct borrows.
+    // SAFETY: the asserts above bound every element sgemm reads (rows `rows` of op(a),
+    // at row stride `rsa` and column stride `csa` within m·k; op(b) within k·n) and writes
+    // (mr·n); beta = 0 means c is only written, and `a`, `b` and `c` are distinct borrows.
     unsafe {
         matrixmultiply::sgemm(
-            m,
+            mr,
             k,
             n,
             1.0,
-            a.as_ptr(),
+            a.as_ptr().add(rows.start * rsa),
             rsa as isize,
             csa as isize,
             b.as_ptr(),
@@ -135,15 +168,21 @@ multiversion! {
     }
 }
 
+/// `out = 1ᵀ x` over `m` rows of `cols`.
+pub fn col_sums(x: &[f32], m: usize, cols: usize, out: &mut [f32]) {
+    col_sums_of(x, m, cols, 0..cols, &mut out[..cols]);
+}
+
 multiversion! {
-    /// `out = 1ᵀ x` over `m` rows of `cols`.
-    pub fn col_sums(x: &[f32], m: usize, cols: usize, out: &mut [f32]) {
-        let out = &mut out[..cols];
+    /// Columns `of` of [`col_sums`], written to `out` (`of.len()` values): each sum in the
+    /// same order as in the whole, so the columns can be split over threads.
+    pub fn col_sums_of(x: &[f32], m: usize, cols: usize, of: std::ops::Range<usize>, out: &mut [f32]) {
+        let out = &mut out[..of.len()];
         for o in out.iter_mut() {
             *o = 0.0;
         }
         for row in x[..m * cols].chunks_exact(cols) {
-            for (o, &v) in out.iter_mut().zip(row) {
+            for (o, &v) in out.iter_mut().zip(&row[of.clone()]) {
                 *o += v;
             }
         }

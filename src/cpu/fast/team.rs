@@ -212,6 +212,31 @@ pub fn for_each(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     (0..parts).for_each(f);
 }
 
+/// Runs `f(0, &mut out[..mid])` and `f(1, &mut out[mid..])` as the two parts of one
+/// [`for_each`] job: an output split in two for two threads.
+///
+/// # Example
+/// ```
+/// use gradflow::cpu::fast::team;
+/// let mut v = vec![0u32; 5];
+/// team::split_in_two(&mut v, 2, &|part, half| half.iter_mut().for_each(|x| *x = part as u32 + 1));
+/// assert_eq!(v, [1, 1, 2, 2, 2]);
+/// ```
+///
+/// # Panics
+/// When `mid > out.len()`.
+pub fn split_in_two<T: Send>(out: &mut [T], mid: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let (first, second) = out.split_at_mut(mid);
+    let halves = [Mutex::new(first), Mutex::new(second)];
+    for_each(2, &|i| {
+        // Each part locks only its own half, once: never contended.
+        let mut half = halves[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(i, &mut half);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
