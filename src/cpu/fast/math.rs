@@ -16,7 +16,8 @@ const ROUNDER: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUNDER) - ROUNDER;
+    let t = x * LOG2E + ROUNDER;
+    let n = t - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -25,8 +26,11 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    // 2ⁿ from the exponent bits; n ∈ [−126, 127] after the clamp.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ from the exponent bits; n ∈ [−126, 127] after the clamp. t's low mantissa bits
+    // hold 2²² + n (t is in [2²³, 2²⁴), where the unit in the last place is 1), so the
+    // low 9 bits of t's bits + 127 are n + 127: integer arithmetic that vectorises, where
+    // `n as i32` (a saturating conversion) is done lane by lane.
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     e * scale
 }
 
