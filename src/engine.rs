@@ -652,17 +652,7 @@ impl<T: Real> CpuEngine<'_, T> {
                     (Src::Buf(a), _) => buf(a),
                 };
                 let (mm, kk, nn) = (dm.eval(m), dk.eval(m), dn.eval(m));
-                let (b, o) = (buf(b), &mut o[..mm * nn]);
-                if mm * kk * nn >= SPLIT_WORK && mm >= 16 {
-                    // By rows of the product, at a multiple of 8 (sgemm's row tiles).
-                    let mid = (mm / 2).next_multiple_of(8);
-                    fast::team::split_in_two(o, mid * nn, &|h, part| {
-                        let rows = if h == 0 { 0..mid } else { mid..mm };
-                        fast::ops::matmul_rows(layout, mm, kk, nn, a, b, rows, part);
-                    });
-                } else {
-                    fast::ops::matmul(layout, mm, kk, nn, a, b, o);
-                }
+                fast::ops::matmul_split(layout, mm, kk, nn, a, buf(b), o);
             }
             Op::BiasAdd { cols, bias, .. } => {
                 let bias = buf(bias);
@@ -700,9 +690,8 @@ impl<T: Real> CpuEngine<'_, T> {
     }
 }
 
-/// Work (multiply-adds, or elements) from which a fast op is split over the two members
-/// of the [`team`](fast::team): upwards of a microsecond of arithmetic (65,536
-/// multiply-adds at ~100 GFLOP/s; as many sigmoids take longer), against a 0.2 µs hand-off.
+/// Elements from which an elementwise op or a column sum is split over the two members of
+/// the [`team`](fast::team): a few microseconds of work, against a 0.2 µs hand-off.
 const SPLIT_WORK: usize = 1 << 16;
 
 /// Runs `f(rows, out_rows)` over an `m × cols` output: as two halves of rows on the team

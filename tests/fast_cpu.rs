@@ -163,6 +163,13 @@ fn fast_mlp_step_equals_the_reference_kernels() {
     }
 }
 
+fn two_threads() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn fast_matmul_equals_the_reference_in_every_layout() {
     let mut rng = Rng::new(9);
@@ -175,6 +182,8 @@ fn fast_matmul_equals_the_reference_in_every_layout() {
             (1, 300, 2),
             (256, 64, 256),
             (250, 257, 11),
+            (64, 256, 256),
+            (17, 300, 129),
         ] {
             let a = rng.vec(m * k, -1.0, 1.0);
             let b = rng.vec(k * n, -1.0, 1.0);
@@ -190,6 +199,10 @@ fn fast_matmul_equals_the_reference_in_every_layout() {
                 fast::ops::matmul_rows(layout, m, k, n, &a, &b, mid..m, bottom);
                 assert_eq!(cs, cf, "{layout:?} {m}×{k}×{n} split at row {mid}");
             }
+            // The team's split (by rows or by columns, on two threads) likewise.
+            let mut ct = vec![f32::NAN; m * n];
+            two_threads().install(|| fast::ops::matmul_split(layout, m, k, n, &a, &b, &mut ct));
+            assert_eq!(ct, cf, "{layout:?} {m}×{k}×{n} split over the team");
         }
     }
 }
