@@ -6,13 +6,19 @@
 // | matmul_tn | k × m | k × n |
 // | matmul_nt | m × k | n × k |
 //
-// Each workgroup computes a TILE × TILE block of C; the k dimension is walked in tiles
-// staged through workgroup memory. Every invocation sums its element over k in increasing
-// order, so the result does not depend on the grid and repeats bit for bit.
+// Each invocation computes a BLOCK × BLOCK block of C in registers (four vec4 rows), an
+// 8 × 8 workgroup a 32 × 32 block; no workgroup memory and no barriers. Operands are read
+// straight from storage: every value read is used BLOCK times from registers, and the
+// rest of the reuse comes from the caches, which is what a CPU adapter (llvmpipe, where a
+// barrier switches between the workgroup's SIMD batches) and a GPU's L1 both do well.
+//
+// Summation order, fixed whatever the grid: over k in tiles of TILE, each tile summed on
+// its own in increasing k and then added to the running sum, so results repeat bit for
+// bit.
 //
 // Row gather: with `use_idx = 1`, stored row r of A is read from row idx[idx_off + r] of
-// `a` (the shuffled batch read in place). Out-of-range tile elements load 0, so any shape
-// works, multiples of the tile or not.
+// `a` (the shuffled batch read in place). Rows and columns past m and n are clamped on
+// read and not stored, so any shape works.
 //
 // Chunked A: a resident dataset larger than one storage binding is split into up to four
 // buffers of whole rows, `a` (chunk 0) and `a1`..`a3`, of `rows_per_chunk` rows each (the
@@ -31,7 +37,10 @@ struct Params {
     _pad2: u32,
 }
 
+// k values summed apart before joining the running sum (the summation order).
 const TILE: u32 = 16u;
+// Rows and columns of C per invocation; a workgroup is 8 × 8 invocations.
+const BLOCK: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -42,9 +51,6 @@ const TILE: u32 = 16u;
 @group(0) @binding(6) var<storage, read> a2: array<f32>;
 @group(0) @binding(7) var<storage, read> a3: array<f32>;
 
-var<workgroup> ta: array<array<f32, TILE>, TILE>;
-var<workgroup> tb: array<array<f32, TILE>, TILE>;
-
 // Stored row r of A, through the gather index when there is one.
 fn a_row(r: u32) -> u32 {
     if (P.use_idx == 1u) {
@@ -53,95 +59,137 @@ fn a_row(r: u32) -> u32 {
     return r;
 }
 
-// Element `col` of A's row `row` (rows `len` values long), from the chunk holding it.
-fn a_at(row: u32, len: u32, col: u32) -> f32 {
+// Where A's stored row `r` (through the gather, `len` values long) starts: its chunk and
+// the offset of its first value in that chunk.
+fn a_ref(r: u32, len: u32) -> vec2<u32> {
+    let row = a_row(r);
     let chunk = row / P.rows_per_chunk;
-    let at = (row - chunk * P.rows_per_chunk) * len + col;
-    switch chunk {
-        case 0u: { return a[at]; }
-        case 1u: { return a1[at]; }
-        case 2u: { return a2[at]; }
-        default: { return a3[at]; }
+    return vec2<u32>(chunk, (row - chunk * P.rows_per_chunk) * len);
+}
+
+fn a_read(at: vec2<u32>, off: u32) -> f32 {
+    switch at.x {
+        case 0u: { return a[at.y + off]; }
+        case 1u: { return a1[at.y + off]; }
+        case 2u: { return a2[at.y + off]; }
+        default: { return a3[at.y + off]; }
     }
 }
 
-// op(A)[i, l] for each layout (caller checks i < m, l < k).
-fn a_nn(i: u32, l: u32) -> f32 { return a_at(a_row(i), P.k, l); }
-fn a_tn(i: u32, l: u32) -> f32 { return a_at(a_row(l), P.m, i); }
-// op(B)[l, j].
-fn b_nn(l: u32, j: u32) -> f32 { return b[l * P.n + j]; }
-fn b_nt(l: u32, j: u32) -> f32 { return b[j * P.k + l]; }
-
-// One k-tile's contribution to c[i, j], from the staged tiles.
-fn tile_dot(ly: u32, lx: u32) -> f32 {
-    var acc = 0.0;
-    for (var t = 0u; t < TILE; t++) {
-        acc += ta[ly][t] * tb[t][lx];
-    }
-    return acc;
+// op(B)[l, j0 .. j0 + 4], columns past n clamped (their results are not stored).
+fn b_nn4(l: u32, j0: u32) -> vec4<f32> {
+    let r = l * P.n;
+    let last = P.n - 1u;
+    return vec4<f32>(b[r + min(j0, last)], b[r + min(j0 + 1u, last)], b[r + min(j0 + 2u, last)], b[r + min(j0 + 3u, last)]);
 }
 
-fn store(i: u32, j: u32, acc: f32) {
-    if (i < P.m && j < P.n) {
-        c[i * P.n + j] = acc;
-    }
+fn b_nt4(l: u32, j0: u32) -> vec4<f32> {
+    let last = P.n - 1u;
+    return vec4<f32>(b[min(j0, last) * P.k + l], b[min(j0 + 1u, last) * P.k + l], b[min(j0 + 2u, last) * P.k + l], b[min(j0 + 3u, last) * P.k + l]);
 }
 
-@compute @workgroup_size(16, 16)
-fn matmul_nn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = wg.y * TILE + lid.y;
-    let j = wg.x * TILE + lid.x;
-    var acc = 0.0;
+fn store_row(i: u32, j0: u32, v: vec4<f32>) {
+    if (i >= P.m) {
+        return;
+    }
+    let r = i * P.n;
+    c[r + j0] = v.x;
+    if (j0 + 1u < P.n) { c[r + j0 + 1u] = v.y; }
+    if (j0 + 2u < P.n) { c[r + j0 + 2u] = v.z; }
+    if (j0 + 3u < P.n) { c[r + j0 + 3u] = v.w; }
+}
+
+fn store(i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
+    store_row(i0, j0, c0);
+    store_row(i0 + 1u, j0, c1);
+    store_row(i0 + 2u, j0, c2);
+    store_row(i0 + 3u, j0, c3);
+}
+
+// NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
+// found once; `transposed_b` picks B's layout.
+fn matmul_rows_of_a(gid: vec3<u32>, transposed_b: bool) {
+    let i0 = gid.y * BLOCK;
+    let j0 = gid.x * BLOCK;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
+    }
+    let last = P.m - 1u;
+    let r0 = a_ref(i0, P.k);
+    let r1 = a_ref(min(i0 + 1u, last), P.k);
+    let r2 = a_ref(min(i0 + 2u, last), P.k);
+    let r3 = a_ref(min(i0 + 3u, last), P.k);
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
     for (var l0 = 0u; l0 < P.k; l0 += TILE) {
-        // Tile of op(A): rows i0.., cols l0..; tile of op(B): rows l0.., cols j0...
-        let la = l0 + lid.x;
-        let lb = l0 + lid.y;
-        ta[lid.y][lid.x] = select(0.0, a_nn(min(i, P.m - 1u), min(la, P.k - 1u)), i < P.m && la < P.k);
-        tb[lid.y][lid.x] = select(0.0, b_nn(min(lb, P.k - 1u), min(j, P.n - 1u)), lb < P.k && j < P.n);
-        workgroupBarrier();
-        acc += tile_dot(lid.y, lid.x);
-        workgroupBarrier();
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
+        var t2 = vec4<f32>(0.0);
+        var t3 = vec4<f32>(0.0);
+        let l1 = min(l0 + TILE, P.k);
+        for (var l = l0; l < l1; l++) {
+            var bv: vec4<f32>;
+            if (transposed_b) {
+                bv = b_nt4(l, j0);
+            } else {
+                bv = b_nn4(l, j0);
+            }
+            t0 += a_read(r0, l) * bv;
+            t1 += a_read(r1, l) * bv;
+            t2 += a_read(r2, l) * bv;
+            t3 += a_read(r3, l) * bv;
+        }
+        c0 += t0;
+        c1 += t1;
+        c2 += t2;
+        c3 += t3;
     }
-    store(i, j, acc);
+    store(i0, j0, c0, c1, c2, c3);
 }
 
-@compute @workgroup_size(16, 16)
-fn matmul_tn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = wg.x * TILE + lid.x;
-    let i = wg.y * TILE + lid.y;
-    let i0 = wg.y * TILE;
-    var acc = 0.0;
-    for (var l0 = 0u; l0 < P.k; l0 += TILE) {
-        // A is stored k × m: let lid.x walk A's stored columns (i) so that neighbouring
-        // invocations read neighbouring addresses, and store the tile transposed.
-        let ia = i0 + lid.x;
-        let la = l0 + lid.y;
-        ta[lid.x][lid.y] = select(0.0, a_tn(min(ia, P.m - 1u), min(la, P.k - 1u)), ia < P.m && la < P.k);
-        let lb = l0 + lid.y;
-        tb[lid.y][lid.x] = select(0.0, b_nn(min(lb, P.k - 1u), min(j, P.n - 1u)), lb < P.k && j < P.n);
-        workgroupBarrier();
-        acc += tile_dot(lid.y, lid.x);
-        workgroupBarrier();
-    }
-    store(i, j, acc);
+@compute @workgroup_size(8, 8)
+fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    matmul_rows_of_a(gid, false);
 }
 
-@compute @workgroup_size(16, 16)
-fn matmul_nt(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = wg.y * TILE + lid.y;
-    let j = wg.x * TILE + lid.x;
-    let j0 = wg.x * TILE;
-    var acc = 0.0;
-    for (var l0 = 0u; l0 < P.k; l0 += TILE) {
-        let la = l0 + lid.x;
-        ta[lid.y][lid.x] = select(0.0, a_nn(min(i, P.m - 1u), min(la, P.k - 1u)), i < P.m && la < P.k);
-        // B is stored n × k: lid.x walks k (contiguous), the tile is stored transposed.
-        let jb = j0 + lid.y;
-        let lb = l0 + lid.x;
-        tb[lid.x][lid.y] = select(0.0, b_nt(min(lb, P.k - 1u), min(jb, P.n - 1u)), lb < P.k && jb < P.n);
-        workgroupBarrier();
-        acc += tile_dot(lid.y, lid.x);
-        workgroupBarrier();
+@compute @workgroup_size(8, 8)
+fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
+    matmul_rows_of_a(gid, true);
+}
+
+// TN: A is stored k × m, so op(A)[i0 .. i0 + 4, l] are four neighbours in stored row l.
+@compute @workgroup_size(8, 8)
+fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i0 = gid.y * BLOCK;
+    let j0 = gid.x * BLOCK;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
     }
-    store(i, j, acc);
+    let last = P.m - 1u;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    for (var l0 = 0u; l0 < P.k; l0 += TILE) {
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
+        var t2 = vec4<f32>(0.0);
+        var t3 = vec4<f32>(0.0);
+        let l1 = min(l0 + TILE, P.k);
+        for (var l = l0; l < l1; l++) {
+            let at = a_ref(l, P.m);
+            let bv = b_nn4(l, j0);
+            t0 += a_read(at, i0) * bv;
+            t1 += a_read(at, min(i0 + 1u, last)) * bv;
+            t2 += a_read(at, min(i0 + 2u, last)) * bv;
+            t3 += a_read(at, min(i0 + 3u, last)) * bv;
+        }
+        c0 += t0;
+        c1 += t1;
+        c2 += t2;
+        c3 += t3;
+    }
+    store(i0, j0, c0, c1, c2, c3);
 }

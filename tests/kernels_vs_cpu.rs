@@ -710,7 +710,7 @@ fn shapes_beyond_device_limits_are_errors() {
     let mut ring = ParamRing::new(&ctx, 2).expect("ring");
     let x = ctx.upload("x", &[1.0f32; 16]).expect("x");
     let mm = kernels::bind_matmul(&ctx, &ring, &x, None, &x, &x).expect("bind");
-    let rows = (limits.max_compute_workgroups_per_dimension as usize + 1) * 16;
+    let rows = (limits.max_compute_workgroups_per_dimension as usize + 1) * kernels::MATMUL_BLOCK;
     let err = kernels::submit(&ctx, &mut ring, |p, r| {
         kernels::matmul(&ctx, p, r, &mm, Layout::NN, (rows, 1, 1), None)
     })

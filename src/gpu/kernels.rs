@@ -676,6 +676,10 @@ fn dispatch<T: bytemuck::Pod>(
     Ok(())
 }
 
+/// Rows and columns of C one matmul workgroup computes: 8 × 8 invocations of 4 × 4
+/// each (`shaders/matmul.wgsl`).
+pub const MATMUL_BLOCK: usize = 32;
+
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
 ///
 /// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
@@ -696,10 +700,17 @@ pub fn matmul(
     a_rows: Option<u32>,
 ) -> Result<()> {
     check_family(bound, Family::Matmul)?;
-    const TILE: u64 = 16;
     let (m64, k64, n64) = (m as u64, k as u64, n as u64);
-    let gx = check_dim(ctx, "matmul workgroups along n", n64.div_ceil(TILE))?;
-    let gy = check_dim(ctx, "matmul workgroups along m", m64.div_ceil(TILE))?;
+    let gx = check_dim(
+        ctx,
+        "matmul workgroups along n",
+        n64.div_ceil(MATMUL_BLOCK as u64),
+    )?;
+    let gy = check_dim(
+        ctx,
+        "matmul workgroups along m",
+        m64.div_ceil(MATMUL_BLOCK as u64),
+    )?;
     if m == 0 || k == 0 || n == 0 {
         return Err(Error::param(
             "matmul shape",
