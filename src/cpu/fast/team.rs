@@ -188,7 +188,7 @@ fn work(s: &Shared, w: usize) {
 /// let sums: Vec<Mutex<u64>> = (0..2).map(|_| Mutex::new(0)).collect();
 /// team::for_each(2, &|i| *sums[i].lock().unwrap() = (i as u64 * 100..(i as u64 + 1) * 100).sum());
 /// let total: u64 = sums.iter().map(|s| *s.lock().unwrap()).sum();
-/// assert_eq!(total, (0..200).sum());
+/// assert_eq!(total, (0..200u64).sum::<u64>());
 /// ```
 pub fn for_each(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     static TEAM: OnceLock<Mutex<Team>> = OnceLock::new();
