@@ -761,3 +761,21 @@ proptest::proptest! {
         }
     }
 }
+
+/// Long sums: llvmpipe stops an invocation's loops after 65,535 iterations in all, which
+/// cut a full batch's Xᵀδ short from k ≈ 60,000 (wrong sums, no error). The kernel's loop
+/// runs once per 16 values of k, and the host splits k into dispatches of
+/// `MATMUL_K_PER_DISPATCH` that continue each other's sums.
+#[test]
+fn long_sums_are_not_cut_short() {
+    let Some(ctx) = gpu("long_sums_are_not_cut_short") else {
+        return;
+    };
+    let mut rng = Rng::new(3);
+    check_matmul(&ctx, &mut rng, Layout::TN, 64, 100_000, 1, false);
+    check_matmul(&ctx, &mut rng, Layout::NT, 5, 70_001, 2, true);
+    // Past one dispatch's stretch of k (2¹⁹), within one 128 MiB binding.
+    let k = kernels::MATMUL_K_PER_DISPATCH + 1000;
+    check_matmul(&ctx, &mut rng, Layout::TN, 8, k, 3, false);
+    check_matmul(&ctx, &mut rng, Layout::NN, 3, k, 1, true);
+}

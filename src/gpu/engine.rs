@@ -231,6 +231,8 @@ struct Fused {
     bound: Bound,
     steps: wgpu::Buffer,
     capacity: usize,
+    /// Steps one dispatch runs ([`kernels::glm_steps_per_dispatch`] of the batch size).
+    per_dispatch: usize,
     pending: Vec<kernels::GlmStep>,
     kind: LossKind,
 }

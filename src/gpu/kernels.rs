@@ -398,9 +398,36 @@ pub const GLM_EPOCH_MAX_P: usize = 1024;
 /// Steps per dispatch of the many-step GLM kernel. Mesa's llvmpipe (lavapipe) computes
 /// wrong results once one dispatch has run a few hundred steps (measured: from step 195
 /// at p = 64, 138 at p = 200, 242 at p = 8, with the learning rate 0 — the loops' work,
-/// not the data, triggers it; consistent with its cap on loop iterations), so a dispatch
-/// takes a bounded number of steps and a submission many dispatches.
+/// not the data, triggers it): its loop limiter stops an invocation's loops after 65,535
+/// iterations in all, counted over every loop of the invocation (the matmul kernel hit the
+/// same wall at k ≈ 60,000, see [`MATMUL_K_PER_DISPATCH`]). So a dispatch takes a bounded
+/// number of steps and a submission many dispatches.
 pub const GLM_STEPS_PER_DISPATCH: usize = 16;
+
+/// Rows one dispatch of the many-step GLM kernel walks at most: sixteen 256-row steps,
+/// the regime its tests cover on llvmpipe. A larger batch takes fewer steps a dispatch.
+pub const GLM_ROWS_PER_DISPATCH: usize = GLM_STEPS_PER_DISPATCH * 256;
+
+/// The largest batch the many-step GLM kernel takes. One workgroup walks a step's rows,
+/// so a large batch is better spread over the device by the per-op path; and a single
+/// step of 10⁶ rows (full-batch W4) in one dispatch runs past llvmpipe's loop limit (it
+/// ended at loss 9.8e-3 against the CPU's 2.3e-3; the per-op path agrees).
+pub const GLM_EPOCH_MAX_BATCH: usize = GLM_ROWS_PER_DISPATCH;
+
+/// Steps per dispatch of the many-step GLM kernel for batches of up to `batch` rows:
+/// [`GLM_STEPS_PER_DISPATCH`] for batches up to 256 rows, fewer for larger ones, so that a
+/// dispatch walks at most [`GLM_ROWS_PER_DISPATCH`] rows.
+///
+/// # Example
+/// ```
+/// use gradflow::gpu::kernels::glm_steps_per_dispatch;
+/// assert_eq!(glm_steps_per_dispatch(256), 16);
+/// assert_eq!(glm_steps_per_dispatch(1000), 4);
+/// assert_eq!(glm_steps_per_dispatch(4096), 1);
+/// ```
+pub fn glm_steps_per_dispatch(batch: usize) -> usize {
+    (GLM_ROWS_PER_DISPATCH / batch.max(1)).clamp(1, GLM_STEPS_PER_DISPATCH)
+}
 
 /// Records steps `first .. first + n_steps` of the bound step list as one dispatch of one
 /// workgroup (`kind`: MSE or sigmoid + BCE).
@@ -513,7 +540,9 @@ struct MatmulParams {
     idx_off: u32,
     /// Rows per chunk of A (`u32::MAX`: one buffer).
     rows_per_chunk: u32,
-    pad: [u32; 2],
+    /// The stretch of k one dispatch sums.
+    k_begin: u32,
+    k_end: u32,
 }
 
 #[repr(C)]
@@ -680,6 +709,12 @@ fn dispatch<T: bytemuck::Pod>(
 /// each (`shaders/matmul.wgsl`).
 pub const MATMUL_BLOCK: usize = 32;
 
+/// The most values of k one matmul dispatch sums. llvmpipe stops an invocation's loops
+/// after 65,535 iterations in all (Mesa's loop limiter), and the kernel's loop runs once
+/// per 16 values of k; a longer product (Xᵀδ of a full batch past 2¹⁹ rows) takes several
+/// dispatches, each continuing the last one's sums: the same bits as one.
+pub const MATMUL_K_PER_DISPATCH: usize = 1 << 19;
+
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
 ///
 /// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
@@ -734,24 +769,34 @@ pub fn matmul(
     }
     check_len(bound, 1, "matmul B", b_len)?;
     check_len(bound, 2, "matmul C", m64 * n64)?;
-    let params = MatmulParams {
+    let base = MatmulParams {
         m: to_u32("matmul m", m64)?,
         k: to_u32("matmul k", k64)?,
         n: to_u32("matmul n", n64)?,
         use_idx: u32::from(a_rows.is_some()),
         idx_off: a_rows.unwrap_or(0),
         rows_per_chunk: bound.chunk_rows,
-        pad: [0; 2],
+        k_begin: 0,
+        k_end: 0,
     };
-    dispatch(
-        ctx,
-        pass,
-        ring,
-        Kernel::Matmul(layout),
-        bound,
-        &params,
-        (gx, gy),
-    )
+    // Long sums in several dispatches, each continuing the last one's running sums.
+    for k_begin in (0..k).step_by(MATMUL_K_PER_DISPATCH) {
+        let params = MatmulParams {
+            k_begin: k_begin as u32,
+            k_end: (k_begin + MATMUL_K_PER_DISPATCH).min(k) as u32,
+            ..base
+        };
+        dispatch(
+            ctx,
+            pass,
+            ring,
+            Kernel::Matmul(layout),
+            bound,
+            &params,
+            (gx, gy),
+        )?;
+    }
+    Ok(())
 }
 
 fn elementwise_params(rows: usize, cols: usize) -> Result<(ShapeParams, u64)> {

@@ -203,7 +203,7 @@ impl GpuEngine {
         let fused = match (&data, views.first()) {
             (Data::Resident { order, .. }, Some(view)) if options.fuse_glm => {
                 let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
-                fused_glm(ctx, &ring, view, order, loss_slots, args)?
+                fused_glm(ctx, &ring, view, order, (loss_slots, cap), args)?
             }
             _ => None,
         };
@@ -236,8 +236,9 @@ impl GpuEngine {
 }
 
 /// The many-step GLM path for this engine, when it applies: a one-output GLM (MSE or
-/// sigmoid + BCE), plain SGD, p ≤ [`kernels::GLM_EPOCH_MAX_P`], no row weights, on a
-/// device that allows the kernel's 11 storage bindings. Its step list holds one epoch's
+/// sigmoid + BCE), plain SGD, p ≤ [`kernels::GLM_EPOCH_MAX_P`], batches of at most
+/// [`kernels::GLM_EPOCH_MAX_BATCH`] rows (`cap`), no row weights, on a device that allows
+/// the kernel's 11 storage bindings. Its step list holds one epoch's
 /// loss slots (at most what one submission's parameter blocks can launch).
 #[allow(clippy::type_complexity)] // the engine's parts the kernel binds, passed apart
 fn fused_glm(
@@ -245,7 +246,7 @@ fn fused_glm(
     ring: &ParamRing,
     view: &super::View<'_>,
     order: &wgpu::Buffer,
-    loss_slots: usize,
+    (loss_slots, cap): (usize, usize),
     (program, p, rule, bufs, losses, halt): (
         &Program,
         usize,
@@ -260,7 +261,8 @@ fn fused_glm(
     };
     let one_output = program.out_cols == 1 && program.loss != LossKind::SoftmaxCce;
     let bindings = ctx.limits().max_storage_buffers_per_shader_stage;
-    let fits = p <= kernels::GLM_EPOCH_MAX_P && bindings >= 11;
+    let fits =
+        p <= kernels::GLM_EPOCH_MAX_P && cap <= kernels::GLM_EPOCH_MAX_BATCH && bindings >= 11;
     if !(one_output && fits && rule == Rule::Sgd && view.weights.is_none()) {
         return Ok(None);
     }
@@ -279,11 +281,13 @@ fn fused_glm(
     )?;
     ctx.pipelines().get(Kernel::GlmEpoch(program.loss));
     // One parameter block per dispatch: a queue of steps must fit the ring's blocks.
-    let capacity = loss_slots.min(ring.free() * kernels::GLM_STEPS_PER_DISPATCH);
+    let per_dispatch = kernels::glm_steps_per_dispatch(cap);
+    let capacity = loss_slots.min(ring.free() * per_dispatch);
     Ok(Some(Fused {
         bound,
         steps,
         capacity,
+        per_dispatch,
         pending: Vec::with_capacity(loss_slots),
         kind: program.loss,
     }))

@@ -114,7 +114,7 @@ impl GpuEngine {
     }
 
     /// Records the queued many-step GLM steps as dispatches of
-    /// [`kernels::GLM_STEPS_PER_DISPATCH`] steps in one compute pass.
+    /// [`kernels::glm_steps_per_dispatch`] steps in one compute pass.
     fn record_fused(&mut self) -> Result<()> {
         let Some(fused) = &mut self.fused else {
             return Ok(());
@@ -134,8 +134,8 @@ impl GpuEngine {
                 label: Some("gradflow glm steps"),
                 timestamp_writes: None,
             });
-            for first in (0..fused.pending.len()).step_by(kernels::GLM_STEPS_PER_DISPATCH) {
-                let count = kernels::GLM_STEPS_PER_DISPATCH.min(fused.pending.len() - first);
+            for first in (0..fused.pending.len()).step_by(fused.per_dispatch) {
+                let count = fused.per_dispatch.min(fused.pending.len() - first);
                 kernels::glm_epoch(
                     &ctx,
                     &mut pass,
