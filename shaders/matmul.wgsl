@@ -101,152 +101,123 @@ fn store_row(i: u32, j0: u32, v: vec4<f32>) {
     if (j0 + 3u < P.n) { c[r + j0 + 3u] = v.w; }
 }
 
-// A BLOCK × BLOCK block of C: one vec4 per row.
-struct Block {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-}
-
-fn zero_block() -> Block {
-    return Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-}
-
-// t + a ⊗ bv: one k's products for the block (a: op(A)'s four rows, bv: op(B)'s four
-// columns).
-fn add_outer(t: Block, a: vec4<f32>, bv: vec4<f32>) -> Block {
-    return Block(t.r0 + a.x * bv, t.r1 + a.y * bv, t.r2 + a.z * bv, t.r3 + a.w * bv);
-}
-
-fn add_block(c: Block, t: Block) -> Block {
-    return Block(c.r0 + t.r0, c.r1 + t.r1, c.r2 + t.r2, c.r3 + t.r3);
-}
-
-fn store(i0: u32, j0: u32, c: Block) {
-    store_row(i0, j0, c.r0);
-    store_row(i0 + 1u, j0, c.r1);
-    store_row(i0 + 2u, j0, c.r2);
-    store_row(i0 + 3u, j0, c.r3);
-}
-
-// Where the block's four rows of A start (NN, NT: fixed for the whole sum), and how to
-// read op(A)[i0 .. i0 + 4, l] and op(B)[l, j0 .. j0 + 4] for each form.
-struct Rows {
-    r0: vec2<u32>,
-    r1: vec2<u32>,
-    r2: vec2<u32>,
-    r3: vec2<u32>,
-}
-
-fn rows_of_a(i0: u32) -> Rows {
-    let last = P.m - 1u;
-    return Rows(a_ref(i0, P.k), a_ref(min(i0 + 1u, last), P.k), a_ref(min(i0 + 2u, last), P.k), a_ref(min(i0 + 3u, last), P.k));
-}
-
-fn a_rows4(rows: Rows, l: u32) -> vec4<f32> {
-    return vec4<f32>(a_read(rows.r0, l), a_read(rows.r1, l), a_read(rows.r2, l), a_read(rows.r3, l));
-}
-
-fn a_tn4(i0: u32, l: u32) -> vec4<f32> {
-    let at = a_ref(l, P.m);
-    let last = P.m - 1u;
-    return vec4<f32>(a_read(at, i0), a_read(at, min(i0 + 1u, last)), a_read(at, min(i0 + 2u, last)), a_read(at, min(i0 + 3u, last)));
-}
-
-// One k's products for each form.
-fn k_step(form: u32, rows: Rows, i0: u32, j0: u32, l: u32, t: Block) -> Block {
-    switch form {
-        case 0u: { return add_outer(t, a_rows4(rows, l), b_nn4(l, j0)); }
-        case 1u: { return add_outer(t, a_tn4(i0, l), b_nn4(l, j0)); }
-        default: { return add_outer(t, a_rows4(rows, l), b_nt4(l, j0)); }
-    }
-}
-
-// One whole k-tile (TILE = 16 values of k) summed on its own, written out: no loop.
-//
-// llvmpipe stops every loop of an invocation once 65,535 iterations have run in all
-// (Mesa's loop limiter, one budget per invocation): a loop over the tile's 16 values
-// inside the loop over tiles spends it 17 times faster, and a full-batch Xᵀδ over
-// k = 10⁶ rows was cut short (wrong sums from k ≈ 60,000 on). Written out, only the loop
-// over tiles counts, and the host splits k into dispatches of at most
-// `MATMUL_K_PER_DISPATCH` (each continuing the sums of the last, so the bits are those of
-// one pass).
-fn tile(form: u32, rows: Rows, i0: u32, j0: u32, l0: u32) -> Block {
-    var t = zero_block();
-    t = k_step(form, rows, i0, j0, l0 + 0u, t);
-    t = k_step(form, rows, i0, j0, l0 + 1u, t);
-    t = k_step(form, rows, i0, j0, l0 + 2u, t);
-    t = k_step(form, rows, i0, j0, l0 + 3u, t);
-    t = k_step(form, rows, i0, j0, l0 + 4u, t);
-    t = k_step(form, rows, i0, j0, l0 + 5u, t);
-    t = k_step(form, rows, i0, j0, l0 + 6u, t);
-    t = k_step(form, rows, i0, j0, l0 + 7u, t);
-    t = k_step(form, rows, i0, j0, l0 + 8u, t);
-    t = k_step(form, rows, i0, j0, l0 + 9u, t);
-    t = k_step(form, rows, i0, j0, l0 + 10u, t);
-    t = k_step(form, rows, i0, j0, l0 + 11u, t);
-    t = k_step(form, rows, i0, j0, l0 + 12u, t);
-    t = k_step(form, rows, i0, j0, l0 + 13u, t);
-    t = k_step(form, rows, i0, j0, l0 + 14u, t);
-    t = k_step(form, rows, i0, j0, l0 + 15u, t);
-    return t;
-}
-
-// The block at (i0, j0) as far as it is summed (rows and columns past C's read clamped).
+// The block's running sums in C (rows and columns past C's read clamped, never stored),
+// for a dispatch that continues the sums of the one before.
 fn load_row(i: u32, j0: u32) -> vec4<f32> {
     let r = min(i, P.m - 1u) * P.n;
     let last = P.n - 1u;
     return vec4<f32>(c[r + j0], c[r + min(j0 + 1u, last)], c[r + min(j0 + 2u, last)], c[r + min(j0 + 3u, last)]);
 }
 
-fn load(i0: u32, j0: u32) -> Block {
-    return Block(load_row(i0, j0), load_row(i0 + 1u, j0), load_row(i0 + 2u, j0), load_row(i0 + 3u, j0));
+fn store(i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
+    store_row(i0, j0, c0);
+    store_row(i0 + 1u, j0, c1);
+    store_row(i0 + 2u, j0, c2);
+    store_row(i0 + 3u, j0, c3);
 }
 
-// The block at (i0, j0) over k_begin .. k_end: the whole k-tiles, then the last partial
-// tile.
-fn block_at(form: u32, i0: u32, j0: u32) {
-    var rows: Rows;
-    if (form != 1u) {
-        rows = rows_of_a(i0);
+// Each kernel sums k over k_begin .. k_end in tiles of TILE (the last one partial), each
+// tile on its own and then added to the running sums. llvmpipe stops an invocation's
+// loops after 65,535 iterations in all (Mesa's loop limiter), and these loops run about
+// k_end − k_begin + (k_end − k_begin) / TILE times, so the host keeps a dispatch's stretch
+// of k to `MATMUL_K_PER_DISPATCH` (2¹⁵) and splits longer sums over several.
+
+// NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
+// found once; `transposed_b` picks B's layout.
+fn matmul_rows_of_a(gid: vec3<u32>, transposed_b: bool) {
+    let i0 = gid.y * BLOCK;
+    let j0 = gid.x * BLOCK;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
     }
-    var c = zero_block();
+    let last = P.m - 1u;
+    let r0 = a_ref(i0, P.k);
+    let r1 = a_ref(min(i0 + 1u, last), P.k);
+    let r2 = a_ref(min(i0 + 2u, last), P.k);
+    let r3 = a_ref(min(i0 + 3u, last), P.k);
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
     if (P.k_begin > 0u) {
-        c = load(i0, j0);
+        c0 = load_row(i0, j0);
+        c1 = load_row(i0 + 1u, j0);
+        c2 = load_row(i0 + 2u, j0);
+        c3 = load_row(i0 + 3u, j0);
     }
-    let whole = P.k_end / TILE * TILE;
-    for (var l0 = P.k_begin; l0 < whole; l0 += TILE) {
-        c = add_block(c, tile(form, rows, i0, j0, l0));
-    }
-    if (whole < P.k_end) {
-        var t = zero_block();
-        for (var l = whole; l < P.k_end; l++) {
-            t = k_step(form, rows, i0, j0, l, t);
+    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
+        var t2 = vec4<f32>(0.0);
+        var t3 = vec4<f32>(0.0);
+        let l1 = min(l0 + TILE, P.k_end);
+        for (var l = l0; l < l1; l++) {
+            var bv: vec4<f32>;
+            if (transposed_b) {
+                bv = b_nt4(l, j0);
+            } else {
+                bv = b_nn4(l, j0);
+            }
+            t0 += a_read(r0, l) * bv;
+            t1 += a_read(r1, l) * bv;
+            t2 += a_read(r2, l) * bv;
+            t3 += a_read(r3, l) * bv;
         }
-        c = add_block(c, t);
+        c0 += t0;
+        c1 += t1;
+        c2 += t2;
+        c3 += t3;
     }
-    store(i0, j0, c);
+    store(i0, j0, c0, c1, c2, c3);
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.y * BLOCK < P.m && gid.x * BLOCK < P.n) {
-        block_at(0u, gid.y * BLOCK, gid.x * BLOCK);
-    }
+    matmul_rows_of_a(gid, false);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
+    matmul_rows_of_a(gid, true);
 }
 
 // TN: A is stored k × m, so op(A)[i0 .. i0 + 4, l] are four neighbours in stored row l.
 @compute @workgroup_size(8, 8)
 fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.y * BLOCK < P.m && gid.x * BLOCK < P.n) {
-        block_at(1u, gid.y * BLOCK, gid.x * BLOCK);
+    let i0 = gid.y * BLOCK;
+    let j0 = gid.x * BLOCK;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
     }
-}
-
-@compute @workgroup_size(8, 8)
-fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.y * BLOCK < P.m && gid.x * BLOCK < P.n) {
-        block_at(2u, gid.y * BLOCK, gid.x * BLOCK);
+    let last = P.m - 1u;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    if (P.k_begin > 0u) {
+        c0 = load_row(i0, j0);
+        c1 = load_row(i0 + 1u, j0);
+        c2 = load_row(i0 + 2u, j0);
+        c3 = load_row(i0 + 3u, j0);
     }
+    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
+        var t2 = vec4<f32>(0.0);
+        var t3 = vec4<f32>(0.0);
+        let l1 = min(l0 + TILE, P.k_end);
+        for (var l = l0; l < l1; l++) {
+            let at = a_ref(l, P.m);
+            let bv = b_nn4(l, j0);
+            t0 += a_read(at, i0) * bv;
+            t1 += a_read(at, min(i0 + 1u, last)) * bv;
+            t2 += a_read(at, min(i0 + 2u, last)) * bv;
+            t3 += a_read(at, min(i0 + 3u, last)) * bv;
+        }
+        c0 += t0;
+        c1 += t1;
+        c2 += t2;
+        c3 += t3;
+    }
+    store(i0, j0, c0, c1, c2, c3);
 }

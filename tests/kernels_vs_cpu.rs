@@ -60,7 +60,7 @@ fn check_matmul(
     let idx_cpu = gather.then(|| &idx[lead..]);
     cpu::matmul::matmul(layout, m, k, n, &a, idx_cpu, &b, &mut want);
 
-    let mut ring = ParamRing::new(ctx, 4).expect("ring");
+    let mut ring = ParamRing::new(ctx, kernels::matmul_dispatches(k).max(4)).expect("ring");
     let (ga, gb, gc) = (
         ctx.upload("a", &a).expect("a"),
         ctx.upload("b", &b).expect("b"),
@@ -161,7 +161,7 @@ fn check_matmul_chunked(
     let idx_cpu = gather.then(|| &idx[lead..]);
     cpu::matmul::matmul(layout, m, k, n, &a, idx_cpu, &b, &mut want);
 
-    let mut ring = ParamRing::new(ctx, 4).expect("ring");
+    let mut ring = ParamRing::new(ctx, kernels::matmul_dispatches(k).max(4)).expect("ring");
     let parts: Vec<wgpu::Buffer> = a
         .chunks(rpc * a_row_len)
         .map(|part| ctx.upload("a chunk", part).expect("a chunk"))
@@ -763,9 +763,8 @@ proptest::proptest! {
 }
 
 /// Long sums: llvmpipe stops an invocation's loops after 65,535 iterations in all, which
-/// cut a full batch's Xᵀδ short from k ≈ 60,000 (wrong sums, no error). The kernel's loop
-/// runs once per 16 values of k, and the host splits k into dispatches of
-/// `MATMUL_K_PER_DISPATCH` that continue each other's sums.
+/// cut a full batch's Xᵀδ short from k ≈ 60,000 (wrong sums, no error). The host splits k
+/// into dispatches of `MATMUL_K_PER_DISPATCH` that continue each other's sums.
 #[test]
 fn long_sums_are_not_cut_short() {
     let Some(ctx) = gpu("long_sums_are_not_cut_short") else {
@@ -774,8 +773,8 @@ fn long_sums_are_not_cut_short() {
     let mut rng = Rng::new(3);
     check_matmul(&ctx, &mut rng, Layout::TN, 64, 100_000, 1, false);
     check_matmul(&ctx, &mut rng, Layout::NT, 5, 70_001, 2, true);
-    // Past one dispatch's stretch of k (2¹⁹), within one 128 MiB binding.
-    let k = kernels::MATMUL_K_PER_DISPATCH + 1000;
+    // Several dispatches' stretches of k, the last partial, within one 128 MiB binding.
+    let k = 16 * kernels::MATMUL_K_PER_DISPATCH + 1000;
     check_matmul(&ctx, &mut rng, Layout::TN, 8, k, 3, false);
     check_matmul(&ctx, &mut rng, Layout::NN, 3, k, 1, true);
 }

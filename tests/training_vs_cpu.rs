@@ -61,6 +61,33 @@ fn full_fits_end_at_the_same_loss() {
     assert_eq!(cpu.predict(x).unwrap(), gpu.predict(x).unwrap());
 }
 
+/// Full-batch descent over more rows than one matmul dispatch sums (llvmpipe's loop
+/// limit: `kernels::MATMUL_K_PER_DISPATCH`), so Xᵀδ takes several dispatches a step and
+/// past the many-step kernel's largest batch: the GPU ends at the CPU's loss.
+#[test]
+fn full_batches_past_one_dispatch_agree() {
+    if gpu("full_batches_past_one_dispatch_agree").is_none() {
+        return;
+    }
+    let n = 2 * gradflow::gpu::kernels::MATMUL_K_PER_DISPATCH + 123;
+    let data = Synthetic::linear(n, 5).seed(4).dataset().unwrap();
+    let cfg = TrainConfig::default()
+        .batch_size(usize::MAX)
+        .learning_rate(0.1)
+        .epochs(20);
+    let (_, _, c, g) = fit_both(&LinearRegression::new(), &data, cfg.clone());
+    assert!(
+        (c - g).abs() <= 1e-4 * c.abs(),
+        "linear: cpu {c} vs gpu {g}"
+    );
+    let data = Synthetic::logistic(n, 5).seed(5).dataset().unwrap();
+    let (_, _, c, g) = fit_both(&LogisticRegression::new(), &data, cfg);
+    assert!(
+        (c - g).abs() <= 1e-4 * c.abs(),
+        "logistic: cpu {c} vs gpu {g}"
+    );
+}
+
 /// Seed 000's loop on the GPU: the tol rule is decided on the device, before the update.
 #[test]
 fn seed_loop_on_the_gpu() {

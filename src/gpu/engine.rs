@@ -216,6 +216,8 @@ pub struct GpuEngine {
     pending: Vec<wgpu::CommandBuffer>,
     steps_pending: usize,
     steps_per_submit: usize,
+    /// Parameter blocks one step takes at most (a long matmul takes several).
+    dispatches_per_step: usize,
     last_submission: Option<wgpu::SubmissionIndex>,
     bytes_uploaded: u64,
     /// Dispatches recorded and submissions made so far (the bench reports them).

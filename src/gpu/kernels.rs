@@ -710,10 +710,17 @@ fn dispatch<T: bytemuck::Pod>(
 pub const MATMUL_BLOCK: usize = 32;
 
 /// The most values of k one matmul dispatch sums. llvmpipe stops an invocation's loops
-/// after 65,535 iterations in all (Mesa's loop limiter), and the kernel's loop runs once
-/// per 16 values of k; a longer product (Xᵀδ of a full batch past 2¹⁹ rows) takes several
-/// dispatches, each continuing the last one's sums: the same bits as one.
-pub const MATMUL_K_PER_DISPATCH: usize = 1 << 19;
+/// after 65,535 iterations in all (Mesa's loop limiter, counted over every loop of the
+/// invocation), and the kernel's loops run about k · 17/16 times: a full batch's Xᵀδ over
+/// 10⁶ rows in one dispatch gave wrong sums, with no error, from k ≈ 60,000. A longer
+/// product takes several dispatches, each continuing the last one's sums (the same bits
+/// as one pass; on a GPU without the limit the split costs a few launches).
+pub const MATMUL_K_PER_DISPATCH: usize = 1 << 15;
+
+/// Dispatches (and parameter blocks) [`matmul`] records for a sum over `k`.
+pub fn matmul_dispatches(k: usize) -> usize {
+    k.div_ceil(MATMUL_K_PER_DISPATCH).max(1)
+}
 
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
 ///

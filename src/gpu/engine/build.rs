@@ -91,7 +91,20 @@ impl GpuEngine {
         let halt = ctx.upload("halt flag", &[0u32; 4])?;
         let ops_per_step =
             program.forward.len() + 1 + program.backward.len() + program.params.len();
-        let ring = ParamRing::new(ctx, ops_per_step * options.steps_per_submit)?;
+        // Dispatches (parameter blocks) a step records at most: a long matmul sum is
+        // several (`kernels::MATMUL_K_PER_DISPATCH`).
+        let dispatches_per_step = program
+            .forward
+            .iter()
+            .chain(&program.backward)
+            .map(|op| match op {
+                Op::Matmul { k, .. } => kernels::matmul_dispatches(k.eval(cap)),
+                _ => 1,
+            })
+            .sum::<usize>()
+            + 1
+            + program.params.len();
+        let ring = ParamRing::new(ctx, dispatches_per_step * options.steps_per_submit)?;
 
         // Bind every op once (ops reading the data once per view); warm its pipeline so
         // that no step builds anything.
@@ -226,6 +239,7 @@ impl GpuEngine {
             pending: Vec::new(),
             steps_pending: 0,
             steps_per_submit: options.steps_per_submit,
+            dispatches_per_step,
             last_submission: None,
             bytes_uploaded,
             dispatches: 0,

@@ -38,7 +38,7 @@ impl GpuEngine {
         loss_slot: usize,
     ) -> Result<()> {
         self.check_step(len, loss_slot)?;
-        if self.ring.free() < self.ops.len() {
+        if self.ring.free() < self.dispatches_per_step {
             self.flush()?;
         }
         // Each step is its own command buffer, so a step that fails to record is dropped
