@@ -122,19 +122,28 @@ fn store(i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4
 // k_end − k_begin + (k_end − k_begin) / TILE times, so the host keeps a dispatch's stretch
 // of k to `MATMUL_K_PER_DISPATCH` (2¹⁵) and splits longer sums over several.
 
-// NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
-// found once; `transposed_b` picks B's layout.
-fn matmul_rows_of_a(gid: vec3<u32>, transposed_b: bool) {
+// The block of C at invocation `gid`, for `form` 0 (NN), 1 (TN) or 2 (NT), a constant at
+// each entry point.
+fn block_sum(gid: vec3<u32>, form: u32) {
     let i0 = gid.y * BLOCK;
     let j0 = gid.x * BLOCK;
     if (i0 >= P.m || j0 >= P.n) {
         return;
     }
     let last = P.m - 1u;
-    let r0 = a_ref(i0, P.k);
-    let r1 = a_ref(min(i0 + 1u, last), P.k);
-    let r2 = a_ref(min(i0 + 2u, last), P.k);
-    let r3 = a_ref(min(i0 + 3u, last), P.k);
+    // NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
+    // found once. TN: A is stored k × m, and op(A)[i0 .. i0 + 4, l] are four neighbours
+    // in stored row l, found for each l.
+    var r0 = vec2<u32>(0u);
+    var r1 = vec2<u32>(0u);
+    var r2 = vec2<u32>(0u);
+    var r3 = vec2<u32>(0u);
+    if (form != 1u) {
+        r0 = a_ref(i0, P.k);
+        r1 = a_ref(min(i0 + 1u, last), P.k);
+        r2 = a_ref(min(i0 + 2u, last), P.k);
+        r3 = a_ref(min(i0 + 3u, last), P.k);
+    }
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -152,16 +161,23 @@ fn matmul_rows_of_a(gid: vec3<u32>, transposed_b: bool) {
         var t3 = vec4<f32>(0.0);
         let l1 = min(l0 + TILE, P.k_end);
         for (var l = l0; l < l1; l++) {
+            var av: vec4<f32>;
+            if (form == 1u) {
+                let at = a_ref(l, P.m);
+                av = vec4<f32>(a_read(at, i0), a_read(at, min(i0 + 1u, last)), a_read(at, min(i0 + 2u, last)), a_read(at, min(i0 + 3u, last)));
+            } else {
+                av = vec4<f32>(a_read(r0, l), a_read(r1, l), a_read(r2, l), a_read(r3, l));
+            }
             var bv: vec4<f32>;
-            if (transposed_b) {
+            if (form == 2u) {
                 bv = b_nt4(l, j0);
             } else {
                 bv = b_nn4(l, j0);
             }
-            t0 += a_read(r0, l) * bv;
-            t1 += a_read(r1, l) * bv;
-            t2 += a_read(r2, l) * bv;
-            t3 += a_read(r3, l) * bv;
+            t0 += av.x * bv;
+            t1 += av.y * bv;
+            t2 += av.z * bv;
+            t3 += av.w * bv;
         }
         c0 += t0;
         c1 += t1;
@@ -173,51 +189,15 @@ fn matmul_rows_of_a(gid: vec3<u32>, transposed_b: bool) {
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    matmul_rows_of_a(gid, false);
+    block_sum(gid, 0u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum(gid, 1u);
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
-    matmul_rows_of_a(gid, true);
-}
-
-// TN: A is stored k × m, so op(A)[i0 .. i0 + 4, l] are four neighbours in stored row l.
-@compute @workgroup_size(8, 8)
-fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i0 = gid.y * BLOCK;
-    let j0 = gid.x * BLOCK;
-    if (i0 >= P.m || j0 >= P.n) {
-        return;
-    }
-    let last = P.m - 1u;
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
-    if (P.k_begin > 0u) {
-        c0 = load_row(i0, j0);
-        c1 = load_row(i0 + 1u, j0);
-        c2 = load_row(i0 + 2u, j0);
-        c3 = load_row(i0 + 3u, j0);
-    }
-    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
-        var t0 = vec4<f32>(0.0);
-        var t1 = vec4<f32>(0.0);
-        var t2 = vec4<f32>(0.0);
-        var t3 = vec4<f32>(0.0);
-        let l1 = min(l0 + TILE, P.k_end);
-        for (var l = l0; l < l1; l++) {
-            let at = a_ref(l, P.m);
-            let bv = b_nn4(l, j0);
-            t0 += a_read(at, i0) * bv;
-            t1 += a_read(at, min(i0 + 1u, last)) * bv;
-            t2 += a_read(at, min(i0 + 2u, last)) * bv;
-            t3 += a_read(at, min(i0 + 3u, last)) * bv;
-        }
-        c0 += t0;
-        c1 += t1;
-        c2 += t2;
-        c3 += t3;
-    }
-    store(i0, j0, c0, c1, c2, c3);
+    block_sum(gid, 2u);
 }

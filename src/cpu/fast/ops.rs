@@ -61,7 +61,7 @@ pub fn matmul_rows(
     assert!(a.len() >= m * k && b.len() >= k * n && rows.end <= m && rows.start <= rows.end);
     assert!(c.len() >= rows.len() * n);
     // SAFETY: the asserts above bound every element read (rows `rows` of op(a), op(b)) and
-    // written (`c`'s mr · n, at row stride n); `c` is a distinct, exclusive borrow.
+    // written (`c`'s rows.len() · n, at row stride n); `c` is a distinct, exclusive borrow.
     unsafe { sgemm_block(layout, m, k, n, a, b, rows, 0..n, c.as_mut_ptr(), n) };
 }
 
