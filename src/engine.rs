@@ -675,7 +675,7 @@ impl<T: Real> CpuEngine<'_, T> {
             }
             Op::ColSums { x, cols, .. } => {
                 let x = buf(x);
-                if m * cols >= SPLIT_WORK && cols >= 16 {
+                if m * cols >= SPLIT_ELEMENTS && cols >= 16 {
                     let mid = cols / 2;
                     fast::team::split_in_two(&mut o[..cols], mid, &|h, part| {
                         let of = if h == 0 { 0..mid } else { mid..cols };
@@ -692,12 +692,12 @@ impl<T: Real> CpuEngine<'_, T> {
 
 /// Elements from which an elementwise op or a column sum is split over the two members of
 /// the [`team`](fast::team): a few microseconds of work, against a 0.2 µs hand-off.
-const SPLIT_WORK: usize = 1 << 16;
+const SPLIT_ELEMENTS: usize = 1 << 16;
 
 /// Runs `f(rows, out_rows)` over an `m × cols` output: as two halves of rows on the team
 /// when it is large enough, else whole. An elementwise op gives the same bits either way.
 fn by_rows(out: &mut [f32], m: usize, cols: usize, f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync)) {
-    if m * cols >= SPLIT_WORK && m >= 2 {
+    if m * cols >= SPLIT_ELEMENTS && m >= 2 {
         let mid = m / 2;
         fast::team::split_in_two(out, mid * cols, &|h, part| {
             f(if h == 0 { 0..mid } else { mid..m }, part);

@@ -31,7 +31,7 @@ pub const CHUNK: usize = 64;
 pub const PREFETCH_AHEAD: usize = 16;
 /// How far ahead rows read in order are prefetched, in bytes: the hardware prefetcher
 /// alone fell behind the fused pass's read–compute–reread pattern (W4, full batch: 9.7 →
-/// 7.6 ms an iteration with 4 KiB ahead, 7.4 with 8 KiB; 16 and 32 KiB no better).
+/// 7.9 ms an iteration with 4 KiB ahead, 7.4 with 8 KiB; 16 and 32 KiB no better).
 pub const PREFETCH_AHEAD_BYTES: usize = 8192;
 /// Rows per thread task in a large batch.
 pub const BLOCK: usize = 16_384;

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 /// How long a worker spins for the next job before it parks.
 pub const SPIN: Duration = Duration::from_micros(200);
 
-/// The most members the team has (the caller and three workers): the mini-batch jobs
-/// have two parts, and more threads only add hand-off cost.
-const MAX_MEMBERS: usize = 4;
+/// The most members the team has (the caller and one worker): every job of the fast
+/// kernels has two parts, and a member without a part would still have to report in.
+const MAX_MEMBERS: usize = 2;
 
 /// A job: part `i` of it is `f(i)`.
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
@@ -179,7 +179,7 @@ fn work(s: &Shared, w: usize) {
 /// Runs `f(0) … f(parts − 1)`, spread over the process's team when it is free, and
 /// returns when every part has run. Each part must write only its own output: the result
 /// is then the same on any number of threads. The team has as many members as rayon has
-/// threads (at most four), so a rayon pool of one thread runs every part on the caller.
+/// threads (at most two), so a rayon pool of one thread runs every part on the caller.
 ///
 /// # Example
 /// ```
