@@ -11,7 +11,7 @@
 //! [`BLOCK`] rows on rayon's threads; each block's partial gradient is summed in `f32` and
 //! the blocks are added in `f64`, in block order: the same result on any number of threads.
 //! A mini-batch of at least `2 · CHUNK` rows is split into two halves on the
-//! [`team`](super::team), whose hand-off is fast enough for a 10 µs step; the second
+//! [`team`], whose hand-off is fast enough for a 10 µs step; the second
 //! half's gradient is added to the first's, on one thread or two alike.
 //!
 //! The loss and δ are those of [`crate::cpu::loss`] (weights, `2/N` for MSE, `1/N` for the
