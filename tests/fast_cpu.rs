@@ -18,7 +18,7 @@ use gradflow::engine::{CpuEngine, CpuKernels, Rows};
 use gradflow::model::{
     Arch, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec,
 };
-use gradflow::{CpuKernels as Kernels, TrainConfig, Trainer};
+use gradflow::{CpuKernels as Kernels, Optimizer, TrainConfig, Trainer};
 
 /// A dataset of `n` rows for `loss`: real targets with `k` columns' worth of rows for MSE
 /// (the engine reads k values per row), labels in 0..k (0..2 for BCE) otherwise.
@@ -329,14 +329,18 @@ fn speed_does_not_change_results() {
     // The MLP's products, activations and column sums split by rows or columns over the
     // team (hidden 256 at batch 256 is past every op's threshold; the tail batch is not).
     let teacher = Synthetic::teacher(2000, 40, 5).seed(8).dataset().unwrap();
-    let mlp = |threads: usize| {
+    // The update too, for SGD and for Adam's two state tensors (11,781 parameters).
+    let mlp = |threads: usize, optimizer: Optimizer| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap()
             .install(|| {
                 let mut model = Mlp::new(256);
-                let cfg = TrainConfig::default().batch_size(256).epochs(2);
+                let cfg = TrainConfig::default()
+                    .batch_size(256)
+                    .epochs(2)
+                    .optimizer(optimizer);
                 Trainer::new(cfg)
                     .unwrap()
                     .fit(&mut model, &teacher)
@@ -344,7 +348,13 @@ fn speed_does_not_change_results() {
                 model.fitted().unwrap().params.clone()
             })
     };
-    assert_eq!(mlp(1), mlp(2), "the MLP on one thread and two differ");
+    for optimizer in [Optimizer::Sgd, Optimizer::adam()] {
+        assert_eq!(
+            mlp(1, optimizer),
+            mlp(2, optimizer),
+            "the MLP on one thread and two differ ({optimizer:?})"
+        );
+    }
 
     let source = Synthetic::teacher(3000, 12, 5).seed(6);
     let fit = |from_memory: bool| {
