@@ -175,11 +175,33 @@ unsafe fn sgemm_block(
     }
 }
 
-/// Copies rows `idx[r]` of `x` (`p` values each) to row `r` of `out`.
+/// Copies rows `idx[r]` of `x` (`p` values each) to row `r` of `out`, asking for each row
+/// [`PREFETCH_AHEAD`](super::glm::PREFETCH_AHEAD) rows before it is copied (scattered rows
+/// are latency-bound), the two halves on the [`team`](super::team) from 128 rows.
 pub fn gather(x: &[f32], p: usize, idx: &[u32], out: &mut [f32]) {
-    for (dst, &s) in out.chunks_exact_mut(p).zip(idx) {
-        let s = s as usize;
-        dst.copy_from_slice(&x[s * p..(s + 1) * p]);
+    let out = &mut out[..idx.len() * p];
+    if idx.len() >= 128 && p > 0 {
+        let mid = idx.len() / 2;
+        super::team::split_in_two(out, mid * p, &|h, part| {
+            let rows = if h == 0 { &idx[..mid] } else { &idx[mid..] };
+            gather_rows(x, p, rows, part);
+        });
+    } else {
+        gather_rows(x, p, idx, out);
+    }
+}
+
+fn gather_rows(x: &[f32], p: usize, idx: &[u32], out: &mut [f32]) {
+    let ahead = super::glm::PREFETCH_AHEAD;
+    let row = |s: u32| &x[s as usize * p..(s as usize + 1) * p];
+    for &s in idx.iter().take(ahead) {
+        super::prefetch(row(s));
+    }
+    for (r, (dst, &s)) in out.chunks_exact_mut(p.max(1)).zip(idx).enumerate() {
+        if let Some(&next) = idx.get(r + ahead) {
+            super::prefetch(row(next));
+        }
+        dst.copy_from_slice(row(s));
     }
 }
 
