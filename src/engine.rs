@@ -725,26 +725,11 @@ impl<T: Real> CpuEngine<'_, T> {
                     fast::ops::activate_backward(f, a, part);
                 });
             }
-            Op::ColSums { x, cols, .. } => {
-                let x = buf(x);
-                if m * cols >= SPLIT_ELEMENTS && cols >= 16 {
-                    let mid = cols / 2;
-                    fast::team::split_in_two(&mut o[..cols], mid, &|h, part| {
-                        let of = if h == 0 { 0..mid } else { mid..cols };
-                        fast::ops::col_sums_of(x, m, cols, of, part);
-                    });
-                } else {
-                    fast::ops::col_sums(x, m, cols, o);
-                }
-            }
+            Op::ColSums { x, cols, .. } => fast::ops::col_sums(buf(x), m, cols, o),
         }
         self.bufs[written.0] = out;
     }
 }
-
-/// Elements from which an elementwise op or a column sum is split over the two members of
-/// the [`team`](fast::team): a few microseconds of work, against a 0.2 µs hand-off.
-const SPLIT_ELEMENTS: usize = 1 << 16;
 
 /// Parameters from which the update is split over the team (a few µs of work).
 const UPDATE_SPLIT: usize = 1 << 13;
@@ -752,7 +737,7 @@ const UPDATE_SPLIT: usize = 1 << 13;
 /// Runs `f(rows, out_rows)` over an `m × cols` output: as two halves of rows on the team
 /// when it is large enough, else whole. An elementwise op gives the same bits either way.
 fn by_rows(out: &mut [f32], m: usize, cols: usize, f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync)) {
-    if m * cols >= SPLIT_ELEMENTS && m >= 2 {
+    if m * cols >= fast::ops::SPLIT_ELEMENTS && m >= 2 {
         let mid = m / 2;
         fast::team::split_in_two(out, mid * cols, &|h, part| {
             f(if h == 0 { 0..mid } else { mid..m }, part);

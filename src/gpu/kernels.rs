@@ -710,8 +710,9 @@ fn dispatch<T: bytemuck::Pod>(
 pub const MATMUL_BLOCK: usize = 32;
 
 /// The most values of k one matmul dispatch sums. llvmpipe stops an invocation's loops
-/// after 65,535 iterations in all (Mesa's loop limiter, counted over every loop of the
-/// invocation), and the kernel's loops run about k · 17/16 times: a full batch's Xᵀδ over
+/// after 65,535 iterations in all (Mesa's loop limiter: `gallivm/lp_bld_ir_common.c` sets
+/// one `loop_limiter` to `LP_MAX_TGSI_LOOP_ITERATIONS` per shader and every loop's back
+/// edge decrements it), and the kernel's loops run about k · 17/16 times: a full batch's Xᵀδ over
 /// 10⁶ rows in one dispatch gave wrong sums, with no error, from k ≈ 60,000. A longer
 /// product takes several dispatches, each continuing the last one's sums (the same bits
 /// as one pass; on a GPU without the limit the split costs a few launches).
@@ -726,10 +727,13 @@ pub fn matmul_dispatches(k: usize) -> usize {
 ///
 /// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
 /// bound in chunks ([`bind_matmul_chunked`]) is read across them; its chunks are checked
-/// to hold whole rows of this shape's row length.
+/// to hold whole rows of this shape's row length. A sum over more than
+/// [`MATMUL_K_PER_DISPATCH`] values of k is [`matmul_dispatches`] dispatches, each taking
+/// a block of the parameter ring.
 ///
 /// # Errors
-/// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension;
+/// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension or the ring
+/// has too few free blocks;
 /// [`Error::ShapeMismatch`] when a bound buffer is too short for the shape.
 #[allow(clippy::too_many_arguments)] // the BLAS shape, as the CPU twin
 pub fn matmul(

@@ -66,7 +66,8 @@ pub fn matmul_rows(
 }
 
 /// Products from this many multiply-adds up are split over the [`team`](super::team):
-/// upwards of half a microsecond of arithmetic at ~200 GFLOP/s, against a 0.2 µs hand-off.
+/// upwards of half a microsecond of arithmetic at ~200 GFLOP/s, against a 0.2 µs hand-off
+/// (set from that estimate, not tuned).
 pub const SPLIT_WORK: usize = 1 << 16;
 
 /// [`matmul`], split in two over the [`team`](super::team) when it is large enough: by
@@ -268,9 +269,25 @@ multiversion! {
     }
 }
 
-/// `out = 1ᵀ x` over `m` rows of `cols`.
+/// Elements from which an elementwise op or a column sum is split over the two members of
+/// the [`team`](super::team): several microseconds of work (65,536 sigmoids take ~14 µs,
+/// as many bias additions ~2.5 µs), against a 0.2 µs hand-off. Set from those figures,
+/// not tuned.
+pub const SPLIT_ELEMENTS: usize = 1 << 16;
+
+/// `out = 1ᵀ x` over `m` rows of `cols`; from [`SPLIT_ELEMENTS`] values and 16 columns, the
+/// two halves of the columns on the [`team`](super::team) (each sum in the same order).
 pub fn col_sums(x: &[f32], m: usize, cols: usize, out: &mut [f32]) {
-    col_sums_of(x, m, cols, 0..cols, &mut out[..cols]);
+    let out = &mut out[..cols];
+    if m * cols >= SPLIT_ELEMENTS && cols >= 16 {
+        let mid = cols / 2;
+        super::team::split_in_two(out, mid, &|h, part| {
+            let of = if h == 0 { 0..mid } else { mid..cols };
+            col_sums_of(x, m, cols, of, part);
+        });
+    } else {
+        col_sums_of(x, m, cols, 0..cols, out);
+    }
 }
 
 multiversion! {
