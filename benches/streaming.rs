@@ -39,7 +39,7 @@ fn main() -> gradflow::Result<()> {
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let sources: [(&str, &dyn RowSource); 2] = [("dataset", &data), ("generator", &generator)];
     for &batch in batches {
-        let cfg = TrainConfig::default()
+        let cfg = TrainConfig::sgd()
             .batch_size(batch)
             .learning_rate(0.05)
             .epochs(1)

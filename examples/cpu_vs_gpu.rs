@@ -43,7 +43,7 @@ fn main() -> gradflow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(256)
         .learning_rate(0.05)
         .epochs(2)

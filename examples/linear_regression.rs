@@ -52,7 +52,7 @@ fn main() -> gradflow::Result<()> {
     );
 
     // lr_gradient_descent(X, y, batch_size=3, max_iter=1000): w = 1, b = 0, η = 0.1, tol = 1e-8.
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(3)
         .learning_rate(0.1)
         .epochs(1000)

@@ -17,7 +17,7 @@ fn main() -> gradflow::Result<()> {
         unreachable!("logistic data are labelled")
     };
     // Batch gradient descent: one update per epoch on all rows (batch_size ≥ n).
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(data.n())
         .learning_rate(2.0)
         .epochs(100);

@@ -23,7 +23,7 @@ fn main() -> gradflow::Result<()> {
     }
 
     let trainer = Trainer::new(
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(16)
             .learning_rate(1.0)
             .epochs(80)

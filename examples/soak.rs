@@ -30,7 +30,7 @@ fn main() -> gradflow::Result<()> {
     let backend: Backend = args.next().as_deref().unwrap_or("gpu").parse()?;
     let rows: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let generator = Synthetic::linear(rows, 32).seed(3);
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.01)
         .epochs(epochs)

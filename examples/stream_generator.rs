@@ -18,7 +18,7 @@ fn main() -> gradflow::Result<()> {
     let batch: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let p = 64;
     let generator = Synthetic::linear(rows, p).seed(1);
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(batch)
         .learning_rate(0.1)
         .epochs(1)

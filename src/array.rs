@@ -10,7 +10,7 @@
 //! let y: Array1<f32> = x.rows().into_iter().map(|r| 2.0 * r[0] - r[1] + 0.5).collect();
 //! let data = dataset_real(x.view(), y.view())?;
 //! let mut model = LinearRegression::new();
-//! model.fit(&data, &Trainer::new(TrainConfig::default().batch_size(4).epochs(2000))?)?;
+//! model.fit(&data, &Trainer::new(TrainConfig::sgd().batch_size(4).epochs(2000))?)?;
 //! let pred = model.predict_array(x.view())?;
 //! assert!((pred[2] - 1.5).abs() < 1e-3);
 //! # Ok::<(), gradflow::Error>(())

@@ -12,7 +12,7 @@
 //! use gradflow::{data::Synthetic, model::LinearRegression, metrics, TrainConfig, Trainer};
 //!
 //! let data = Synthetic::linear(10_000, 8).seed(42).dataset()?;
-//! let trainer = Trainer::new(TrainConfig::default().batch_size(64).learning_rate(0.05).epochs(5))?;
+//! let trainer = Trainer::new(TrainConfig::sgd().batch_size(64).learning_rate(0.05).epochs(5))?;
 //! let mut model = LinearRegression::new();
 //! let report = model.fit(&data, &trainer)?;
 //! let gradflow::data::Targets::Real(y) = data.targets() else { unreachable!() };
@@ -47,8 +47,9 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use train::{
-    Backend, CpuKernels, Deviation, EarlyStopping, Mode, NoImprovement, Optimizer, Penalty,
-    Progress, Report, Schedule, StopReason, TrainConfig, Trainer, Verify,
+    Backend, Choices, CpuKernels, Deviation, EarlyStopping, Mode, NoImprovement, Optimizer,
+    Penalty, Progress, RateFrom, Report, Schedule, Solver, StopReason, TrainConfig, Trainer,
+    Verify,
 };
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

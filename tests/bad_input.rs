@@ -76,28 +76,28 @@ fn labels_out_of_range_and_zero_classes() {
 fn invalid_hyper_parameters() {
     let cases = [
         (
-            TrainConfig::default().batch_size(0),
+            TrainConfig::sgd().batch_size(0),
             "batch_size 0: must be ≥ 1",
         ),
         (
-            TrainConfig::default().learning_rate(0.0),
+            TrainConfig::sgd().learning_rate(0.0),
             "learning_rate 0: must be finite and > 0",
         ),
         (
-            TrainConfig::default().learning_rate(-0.1),
+            TrainConfig::sgd().learning_rate(-0.1),
             "learning_rate -0.1: must be finite and > 0",
         ),
         (
-            TrainConfig::default().learning_rate(f64::NAN),
+            TrainConfig::sgd().learning_rate(f64::NAN),
             "learning_rate NaN: must be finite and > 0",
         ),
         (
-            TrainConfig::default().learning_rate(f64::INFINITY),
+            TrainConfig::sgd().learning_rate(f64::INFINITY),
             "learning_rate inf: must be finite and > 0",
         ),
-        (TrainConfig::default().epochs(0), "epochs 0: must be ≥ 1"),
+        (TrainConfig::sgd().epochs(0), "epochs 0: must be ≥ 1"),
         (
-            TrainConfig::default().tol(-1.0),
+            TrainConfig::sgd().tol(-1.0),
             "tol -1: must be finite and ≥ 0",
         ),
     ];
@@ -109,7 +109,7 @@ fn invalid_hyper_parameters() {
 #[test]
 fn hidden_width_zero() {
     let data = Synthetic::blobs(10, 2, 2).dataset().unwrap();
-    let trainer = Trainer::new(TrainConfig::default()).unwrap();
+    let trainer = Trainer::new(TrainConfig::sgd()).unwrap();
     assert_eq!(
         msg(Mlp::new(0).fit(&data, &trainer)),
         "hidden 0: must be ≥ 1 unit"
@@ -118,7 +118,7 @@ fn hidden_width_zero() {
 
 #[test]
 fn targets_that_do_not_suit_the_model() {
-    let trainer = Trainer::new(TrainConfig::default().epochs(1)).unwrap();
+    let trainer = Trainer::new(TrainConfig::sgd().epochs(1)).unwrap();
     let real = Synthetic::linear(10, 2).dataset().unwrap();
     let three = Synthetic::blobs(10, 2, 3).dataset().unwrap();
     let m = msg(LogisticRegression::new().fit(&real, &trainer));
@@ -152,10 +152,7 @@ fn predict_before_fit_and_with_the_wrong_width() {
     let data = Synthetic::linear(20, 3).dataset().unwrap();
     let mut model = LinearRegression::new();
     model
-        .fit(
-            &data,
-            &Trainer::new(TrainConfig::default().epochs(1)).unwrap(),
-        )
+        .fit(&data, &Trainer::new(TrainConfig::sgd().epochs(1)).unwrap())
         .unwrap();
     let m = msg(model.predict(&[1.0, 2.0]));
     assert!(m.contains("multiple of the model's p = 3"), "{m}");
@@ -206,7 +203,7 @@ fn batch_larger_than_n_is_full_batch_not_an_error() {
     let report = LinearRegression::new()
         .fit(
             &data,
-            &Trainer::new(TrainConfig::default().batch_size(1_000_000).epochs(2)).unwrap(),
+            &Trainer::new(TrainConfig::sgd().batch_size(1_000_000).epochs(2)).unwrap(),
         )
         .unwrap();
     assert_eq!(report.steps, 2);

@@ -54,6 +54,7 @@ fn train_on_synthetic_data_prints_one_json_summary() {
             "0.1",
             "--batch-size",
             "32",
+            "--no-stop",
             "--json",
         ])
         .assert()

@@ -17,7 +17,7 @@ fn concurrent_fits_equal_sequential_fits() {
     let blobs = Synthetic::teacher(2000, 8, 3).seed(1).dataset().unwrap();
     let lines = Synthetic::linear(3000, 6).seed(2).dataset().unwrap();
     let mlp_trainer = Trainer::new(
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(64)
             .epochs(3)
             .optimizer(Optimizer::adam())
@@ -28,7 +28,7 @@ fn concurrent_fits_equal_sequential_fits() {
     .with_gpu(ctx.clone());
     // The second one streams, so a worker thread, a ring and slot waits are in play too.
     let lin_trainer = Trainer::new(
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(32)
             .epochs(3)
             .learning_rate(0.05)

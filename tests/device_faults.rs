@@ -16,7 +16,7 @@ fn a_lost_device_is_an_error() {
         return;
     };
     let data = Synthetic::linear(500, 4).seed(1).dataset().unwrap();
-    let trainer = Trainer::new(TrainConfig::default().epochs(2).backend(Backend::Gpu))
+    let trainer = Trainer::new(TrainConfig::sgd().epochs(2).backend(Backend::Gpu))
         .unwrap()
         .with_gpu(ctx.clone());
     trainer.fit(&mut LinearRegression::new(), &data).unwrap();
@@ -63,7 +63,7 @@ fn a_resident_source_beyond_the_device_is_refused_before_gathering() {
     // 10⁹ rows × 1024 features: 4 TB, far beyond any device's four bindings.
     let source = Synthetic::linear(1_000_000_000, 1024);
     let trainer = Trainer::new(
-        TrainConfig::default()
+        TrainConfig::sgd()
             .backend(Backend::Gpu)
             .mode(gradflow::Mode::Resident),
     )
@@ -118,7 +118,7 @@ fn shader_validation_errors_are_errors() {
     assert!(matches!(err, Error::Device { .. }), "{err}");
     ctx.check().unwrap();
     let data = Synthetic::linear(200, 3).seed(2).dataset().unwrap();
-    Trainer::new(TrainConfig::default().epochs(1).backend(Backend::Gpu))
+    Trainer::new(TrainConfig::sgd().epochs(1).backend(Backend::Gpu))
         .unwrap()
         .with_gpu(ctx)
         .fit(&mut LinearRegression::new(), &data)

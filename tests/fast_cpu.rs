@@ -239,7 +239,7 @@ fn fast_activations_and_sums_equal_the_reference() {
 #[test]
 fn fast_fits_track_the_reference_fits() {
     let fit = |model: &mut dyn Model, data: &Dataset, kernels: Kernels, adam: bool| {
-        let mut cfg = TrainConfig::default()
+        let mut cfg = TrainConfig::sgd()
             .batch_size(50)
             .epochs(3)
             .learning_rate(if adam { 0.01 } else { 0.1 })
@@ -309,7 +309,7 @@ fn speed_does_not_change_results() {
             .unwrap()
             .install(|| {
                 let mut model = LinearRegression::new();
-                let cfg = TrainConfig::default()
+                let cfg = TrainConfig::sgd()
                     .batch_size(batch)
                     .epochs(3)
                     .learning_rate(0.05)
@@ -337,7 +337,7 @@ fn speed_does_not_change_results() {
             .unwrap()
             .install(|| {
                 let mut model = Mlp::new(256);
-                let cfg = TrainConfig::default()
+                let cfg = TrainConfig::sgd()
                     .batch_size(256)
                     .epochs(2)
                     .optimizer(optimizer);
@@ -359,7 +359,7 @@ fn speed_does_not_change_results() {
     let source = Synthetic::teacher(3000, 12, 5).seed(6);
     let fit = |from_memory: bool| {
         let mut model = Mlp::new(24);
-        let trainer = Trainer::new(TrainConfig::default().batch_size(64).epochs(2)).unwrap();
+        let trainer = Trainer::new(TrainConfig::sgd().batch_size(64).epochs(2)).unwrap();
         if from_memory {
             trainer.fit(&mut model, &source.dataset().unwrap()).unwrap();
         } else {

@@ -27,7 +27,7 @@ fn gl() -> Option<GpuContext> {
 fn models_train_through_the_gl_backend_like_on_the_cpu() {
     let Some(ctx) = gl() else { return };
     assert_eq!(ctx.info().backend, wgpu::Backend::Gl, "{:?}", ctx.info());
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.2)
         .epochs(3)

@@ -71,7 +71,7 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
                 1.0 / p as f64
             };
             for shuffle in [true, false] {
-                let cfg = TrainConfig::default()
+                let cfg = TrainConfig::sgd()
                     .batch_size(batch)
                     .learning_rate(lr.min(0.1))
                     .epochs(3)
@@ -138,7 +138,7 @@ fn long_epochs_and_repeats() {
         return;
     }
     let d = Synthetic::linear(7200, 2).seed(9).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(2)
         .learning_rate(0.01)
         .epochs(1)
@@ -166,7 +166,7 @@ fn fusion_applies_only_where_it_is_exact() {
         return;
     };
     let d = Synthetic::linear(600, 4).seed(1).dataset().unwrap();
-    let base = TrainConfig::default()
+    let base = TrainConfig::sgd()
         .batch_size(50)
         .epochs(2)
         .backend(Backend::Gpu);
@@ -232,7 +232,7 @@ fn fused_steps_halt_like_the_cpu() {
         return;
     }
     let d = Synthetic::linear(500, 8).seed(1).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(10)
         .learning_rate(5.0)
         .epochs(50);
@@ -251,7 +251,7 @@ fn fused_steps_halt_like_the_cpu() {
     let (g, c) = (step(Backend::Gpu), step(Backend::Cpu));
     assert!(g.abs_diff(c) <= 1, "GPU halted at {g}, CPU at {c}");
 
-    let tol = TrainConfig::default()
+    let tol = TrainConfig::sgd()
         .batch_size(3)
         .learning_rate(0.1)
         .epochs(1000)

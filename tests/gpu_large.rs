@@ -43,7 +43,7 @@ fn resident_dataset_above_one_binding_trains_on_the_gpu() {
     drop(engine);
     let fit = |backend: Backend| -> (Report, Vec<f32>) {
         let trainer = Trainer::new(
-            TrainConfig::default()
+            TrainConfig::sgd()
                 .batch_size(4096)
                 .learning_rate(0.1)
                 .epochs(1)

@@ -88,7 +88,7 @@ fn logistic_regression_matches_the_generating_model() {
         })
         .collect();
     let bayes_acc = accuracy(&bayes, labels(&data)).unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(usize::MAX)
         .learning_rate(1.0)
         .epochs(300);
@@ -108,7 +108,7 @@ fn logistic_regression_matches_the_generating_model() {
 #[test]
 fn mlp_learns_rings_that_softmax_regression_cannot() {
     let data = Synthetic::rings(3000, 2, 2).seed(5).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.5)
         .epochs(60)
@@ -132,7 +132,7 @@ fn mlp_learns_rings_that_softmax_regression_cannot() {
 #[test]
 fn sigmoid_mlp_learns_rings() {
     let data = Synthetic::rings(3000, 2, 2).seed(6).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(16)
         .learning_rate(1.0)
         .epochs(80)
@@ -147,7 +147,7 @@ fn sigmoid_mlp_learns_rings() {
 #[test]
 fn softmax_regression_separates_blobs_and_gives_probabilities() {
     let data = Synthetic::blobs(3000, 4, 5).seed(8).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.1)
         .epochs(20);
@@ -169,7 +169,7 @@ fn linear_regression_recovers_the_weights() {
     let Truth::Linear { weights, bias } = generator.truth().unwrap() else {
         unreachable!()
     };
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.02)
         .epochs(10);
@@ -198,7 +198,7 @@ fn fits_repeat_bit_for_bit() {
         let mut m = Mlp::new(8);
         m.fit(
             &data,
-            &Trainer::new(TrainConfig::default().epochs(3).seed(seed)).unwrap(),
+            &Trainer::new(TrainConfig::sgd().epochs(3).seed(seed)).unwrap(),
         )
         .unwrap();
         m.fitted().unwrap().params.clone()
@@ -215,20 +215,13 @@ fn full_batch_and_remainder_counts() {
             .fit(&data, &Trainer::new(cfg).unwrap())
             .unwrap()
     };
+    assert_eq!(run(TrainConfig::sgd().batch_size(1000).epochs(4)).steps, 4);
+    assert_eq!(run(TrainConfig::sgd().batch_size(3).epochs(2)).steps, 8);
     assert_eq!(
-        run(TrainConfig::default().batch_size(1000).epochs(4)).steps,
-        4
-    );
-    assert_eq!(run(TrainConfig::default().batch_size(3).epochs(2)).steps, 8);
-    assert_eq!(
-        run(TrainConfig::default()
-            .batch_size(3)
-            .epochs(2)
-            .drop_last(true))
-        .steps,
+        run(TrainConfig::sgd().batch_size(3).epochs(2).drop_last(true)).steps,
         6
     );
-    let r = run(TrainConfig::default()
+    let r = run(TrainConfig::sgd()
         .batch_size(3)
         .epochs(2)
         .record_steps(true));
@@ -239,7 +232,7 @@ fn full_batch_and_remainder_counts() {
 #[test]
 fn seed_init_is_available_and_mlp_rejects_constant_init() {
     let data = Synthetic::blobs(20, 2, 2).dataset().unwrap();
-    let trainer = Trainer::new(TrainConfig::default().epochs(1)).unwrap();
+    let trainer = Trainer::new(TrainConfig::sgd().epochs(1)).unwrap();
     let err = Mlp::new(4)
         .with_init(Init::Zeros)
         .fit(&data, &trainer)
@@ -251,7 +244,7 @@ fn seed_init_is_available_and_mlp_rejects_constant_init() {
 /// to score the other kind of target says so.
 #[test]
 fn score_is_r2_or_accuracy() {
-    let trainer = Trainer::new(TrainConfig::default().batch_size(32).epochs(5)).unwrap();
+    let trainer = Trainer::new(TrainConfig::sgd().batch_size(32).epochs(5)).unwrap();
     let reg = Synthetic::linear(400, 3).seed(1).dataset().unwrap();
     let mut lin = LinearRegression::new();
     lin.fit(&reg, &trainer).unwrap();

@@ -24,11 +24,8 @@ fn arrays_in_and_out() {
         dataset_labels(fortran.view(), Array1::from(labels.clone()).view(), 4).unwrap();
     assert_eq!(from_array, data);
     let mut mlp = Mlp::new(6);
-    mlp.fit(
-        &data,
-        &Trainer::new(TrainConfig::default().epochs(3)).unwrap(),
-    )
-    .unwrap();
+    mlp.fit(&data, &Trainer::new(TrainConfig::sgd().epochs(3)).unwrap())
+        .unwrap();
     let classes = mlp.predict_array(fortran.view()).unwrap();
     assert_eq!(classes.to_vec(), mlp.predict(data.features()).unwrap());
     let proba = mlp.predict_proba_array(x.view()).unwrap();

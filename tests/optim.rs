@@ -44,7 +44,7 @@ fn every_optimizer_and_penalty_agrees_across_backends() {
     };
     for (optimizer, lr) in optimizers {
         for penalty in penalties {
-            let cfg = TrainConfig::default()
+            let cfg = TrainConfig::sgd()
                 .batch_size(64)
                 .learning_rate(lr)
                 .epochs(2)
@@ -79,7 +79,7 @@ fn l1_zeroes_irrelevant_weights() {
     let x = noise.features().to_vec();
     let y: Vec<f32> = x.chunks(5).map(|r| 2.0 * r[0] + 0.5).collect();
     let data = Dataset::new(x, 5, Targets::Real(y)).unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.05)
         .epochs(20)
@@ -111,7 +111,7 @@ fn l1_zeroes_irrelevant_weights() {
 #[test]
 fn schedules_shape_the_learning_rate() {
     let data = Synthetic::linear(100, 3).seed(1).dataset().unwrap();
-    let base = TrainConfig::default()
+    let base = TrainConfig::sgd()
         .batch_size(10)
         .learning_rate(0.1)
         .epochs(4);
@@ -147,7 +147,7 @@ fn schedules_shape_the_learning_rate() {
 #[test]
 fn plateaus_stop_or_slow_the_fit() {
     let data = Synthetic::linear(500, 4).seed(7).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(50)
         .learning_rate(0.1)
         .epochs(200);
@@ -183,41 +183,38 @@ fn plateaus_stop_or_slow_the_fit() {
 fn bad_knobs_are_refused_with_their_values() {
     let bad = [
         (
-            TrainConfig::default().optimizer(Optimizer::momentum(1.0)),
+            TrainConfig::sgd().optimizer(Optimizer::momentum(1.0)),
             "momentum 1",
         ),
         (
-            TrainConfig::default().optimizer(Optimizer::Adam {
+            TrainConfig::sgd().optimizer(Optimizer::Adam {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 0.0,
             }),
             "eps 0",
         ),
+        (TrainConfig::sgd().penalty(Penalty::L2(-1.0)), "alpha -1"),
         (
-            TrainConfig::default().penalty(Penalty::L2(-1.0)),
-            "alpha -1",
-        ),
-        (
-            TrainConfig::default().penalty(Penalty::ElasticNet {
+            TrainConfig::sgd().penalty(Penalty::ElasticNet {
                 alpha: 0.1,
                 l1_ratio: 2.0,
             }),
             "l1_ratio 2",
         ),
         (
-            TrainConfig::default().schedule(Schedule::Step {
+            TrainConfig::sgd().schedule(Schedule::Step {
                 every: 0,
                 gamma: 0.5,
             }),
             "every 0",
         ),
         (
-            TrainConfig::default().schedule(Schedule::Cosine { min_lr: 1.0 }),
+            TrainConfig::sgd().schedule(Schedule::Cosine { min_lr: 1.0 }),
             "min_lr 1",
         ),
         (
-            TrainConfig::default().no_improvement(NoImprovement {
+            TrainConfig::sgd().no_improvement(NoImprovement {
                 epochs: 0,
                 tol: 0.0,
             }),
@@ -237,7 +234,7 @@ fn verify_mode_checks_adam_steps() {
         return;
     }
     let data = Synthetic::teacher(600, 6, 3).seed(9).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.01)
         .epochs(2)
@@ -271,7 +268,7 @@ fn early_stopping_keeps_the_best_epoch() {
         patience: 3,
         tol: 0.0,
     };
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(16)
         .learning_rate(0.5)
         .epochs(300)

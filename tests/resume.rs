@@ -10,7 +10,7 @@ use gradflow::model::{LinearRegression, Mlp, Model};
 use gradflow::{Backend, Error, Optimizer, Penalty, Schedule, TrainConfig, Trainer};
 
 fn cfg() -> TrainConfig {
-    TrainConfig::default()
+    TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.05)
         .seed(9)
@@ -89,7 +89,7 @@ fn warm_start_and_mismatched_data() {
     let mut model = LinearRegression::new();
     model.fit_normal(&data, Solve::Auto).unwrap();
     let exact = model.weights().unwrap().to_vec();
-    let trainer = Trainer::new(TrainConfig::default().learning_rate(0.01).epochs(1)).unwrap();
+    let trainer = Trainer::new(TrainConfig::sgd().learning_rate(0.01).epochs(1)).unwrap();
     let report = trainer.partial_fit(&mut model, &data).unwrap();
     // Starting at the optimum, one epoch of small steps stays near it.
     assert!(report.epoch_losses[0] < 2e-4, "{:?}", report.epoch_losses);

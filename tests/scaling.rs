@@ -21,7 +21,7 @@ fn features_on_wild_scales_train_only_when_standardised() {
     let Targets::Classes { labels, .. } = unit.targets() else {
         unreachable!()
     };
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .learning_rate(0.1)
         .epochs(10)
@@ -52,7 +52,7 @@ fn features_on_wild_scales_train_only_when_standardised() {
 #[test]
 fn streamed_and_in_memory_standardisation_agree() {
     let trainer = Trainer::new(
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(64)
             .epochs(2)
             .standardize(true),

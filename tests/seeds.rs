@@ -113,7 +113,7 @@ fn first_batch_through_the_model_program() {
 #[test]
 fn seed_loop_converges_to_the_truth() {
     let data = seed_example();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(3)
         .learning_rate(0.1)
         .epochs(1000)
@@ -144,7 +144,7 @@ fn seed_loop_converges_to_the_truth() {
 #[test]
 fn stochastic_gd_reaches_the_same_solution() {
     let data = seed_example();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(1)
         .learning_rate(0.1)
         .epochs(1000)
@@ -163,7 +163,7 @@ fn stochastic_gd_reaches_the_same_solution() {
 #[test]
 fn an_unstable_step_size_diverges_with_an_error() {
     let data = seed_example();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(1)
         .learning_rate(1.0)
         .epochs(2000);
@@ -207,7 +207,7 @@ fn normal_equations_match_gradient_descent_and_an_f64_oracle() {
         assert_abs_diff_eq!(*a, *b, epsilon = 1e-9);
     }
     // Full-batch GD to convergence: the minimiser is the same point.
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(usize::MAX)
         .learning_rate(0.2)
         .epochs(3000)

@@ -54,7 +54,7 @@ fn streaming_equals_resident_equals_cpu() {
     if gpu("streaming_equals_resident_equals_cpu").is_none() {
         return;
     }
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.05)
         .epochs(2)
@@ -73,7 +73,7 @@ fn dataset_far_beyond_the_budget_streams_and_converges() {
         return;
     }
     let data = Synthetic::linear(262_144, 64).seed(5).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(4096)
         .learning_rate(0.1)
         .epochs(1)
@@ -109,7 +109,7 @@ fn ring_reuse_hazard() {
     }
     let data = Synthetic::linear(300, 4).seed(9).dataset().unwrap();
     for (batch, group) in [(1, 1), (2, 4), (3, 7), (1, 7)] {
-        let mut cfg = TrainConfig::default()
+        let mut cfg = TrainConfig::sgd()
             .batch_size(batch)
             .learning_rate(0.01)
             .epochs(2)
@@ -140,18 +140,18 @@ fn ring_reuse_hazard() {
 
 #[test]
 fn config_validation_names_the_value() {
-    let err = Trainer::new(TrainConfig::default().ring_depth(1)).unwrap_err();
+    let err = Trainer::new(TrainConfig::sgd().ring_depth(1)).unwrap_err();
     assert!(matches!(err, Error::InvalidParameter { .. }));
     assert!(err.to_string().contains("ring_depth 1"), "{err}");
-    let err = Trainer::new(TrainConfig::default().device_budget(0)).unwrap_err();
+    let err = Trainer::new(TrainConfig::sgd().device_budget(0)).unwrap_err();
     assert!(err.to_string().contains("device_budget 0"), "{err}");
-    let err = Trainer::new(TrainConfig::default().upload_batches(0)).unwrap_err();
+    let err = Trainer::new(TrainConfig::sgd().upload_batches(0)).unwrap_err();
     assert!(err.to_string().contains("upload_batches 0"), "{err}");
     let windowless = Shuffle::Windowed {
         chunk_rows: 64,
         window_chunks: 0,
     };
-    let err = Trainer::new(TrainConfig::default().shuffle(windowless)).unwrap_err();
+    let err = Trainer::new(TrainConfig::sgd().shuffle(windowless)).unwrap_err();
     assert!(err.to_string().contains("window_chunks 0"), "{err}");
 }
 
@@ -162,7 +162,7 @@ fn config_validation_names_the_value() {
 fn generator_source_trains_like_its_dataset() {
     let generator = Synthetic::teacher(3000, 10, 3).seed(21);
     let data = generator.dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(50)
         .learning_rate(0.2)
         .epochs(2)
@@ -226,7 +226,7 @@ fn mapped_file_trains_with_the_windowed_order() {
         chunk_rows: 128,
         window_chunks: 4,
     };
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.05)
         .epochs(3)
@@ -259,7 +259,7 @@ fn mapped_file_trains_with_the_windowed_order() {
 #[test]
 fn ten_million_rows_from_a_generator() {
     let generator = Synthetic::linear(10_000_000, 64).seed(17);
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(1024)
         .learning_rate(0.1)
         .epochs(1)
@@ -304,7 +304,7 @@ fn progress_and_ring_budget() {
     let data = Synthetic::linear(1000, 8).seed(3).dataset().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(100)
         .epochs(2)
         .loss_every(5)
@@ -332,7 +332,7 @@ fn a_batch_beyond_one_binding_is_refused() {
     let binding = ctx.limits().max_storage_buffer_binding_size;
     let rows = (binding / (64 * 4) + 1) as usize; // one row past the binding
     let generator = Synthetic::linear(rows, 64); // never gathered: the check comes first
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(rows)
         .epochs(1)
         .backend(Backend::Gpu)

@@ -29,7 +29,7 @@ fn full_fits_end_at_the_same_loss() {
     if gpu("full_fits_end_at_the_same_loss").is_none() {
         return;
     }
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.1)
         .epochs(4)
@@ -71,7 +71,7 @@ fn full_batches_past_one_dispatch_agree() {
     }
     let n = 2 * gradflow::gpu::kernels::MATMUL_K_PER_DISPATCH + 123;
     let data = Synthetic::linear(n, 5).seed(4).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(usize::MAX)
         .learning_rate(0.1)
         .epochs(20);
@@ -99,7 +99,7 @@ fn seed_loop_on_the_gpu() {
         1.0, 2.0, -1.0, -0.5, 0.5, 1.2, 2.0, 1.0, -2.0, 3.0, -1.0, 1.0];
     let y = x.chunks(2).map(|r| 1.5 * r[0] + 1.5 * r[1] + 0.1).collect();
     let data = Dataset::new(x, 2, Targets::Real(y)).unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(3)
         .epochs(1000)
         .drop_last(true)
@@ -121,7 +121,7 @@ fn divergence_is_caught_on_the_gpu() {
         return;
     }
     let data = Synthetic::linear(500, 8).seed(1).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(10)
         .learning_rate(5.0)
         .epochs(50)
@@ -155,7 +155,7 @@ fn verify_mode_reports_and_catches_deviations() {
         return;
     }
     let data = Synthetic::teacher(300, 8, 3).seed(4).dataset().unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(32)
         .epochs(2)
         .backend(Backend::Gpu)
@@ -205,7 +205,7 @@ fn loss_readback_frequency_does_not_change_results() {
             .unwrap();
         (r.step_losses, m.weights().unwrap().to_vec())
     };
-    let base = TrainConfig::default().batch_size(50).epochs(3);
+    let base = TrainConfig::sgd().batch_size(50).epochs(3);
     assert_eq!(run(base.clone()), run(base.loss_every(7)));
 }
 
@@ -224,7 +224,7 @@ fn no_adapter_is_an_error_with_a_hint_and_auto_falls_back() {
     let report = LinearRegression::new()
         .fit(
             &data,
-            &Trainer::new(TrainConfig::default().backend(Backend::Auto).epochs(2)).unwrap(),
+            &Trainer::new(TrainConfig::sgd().backend(Backend::Auto).epochs(2)).unwrap(),
         )
         .unwrap();
     // With an adapter Auto trains there; without one it trains on the CPU. Either way it trains.

@@ -41,7 +41,7 @@ fn integer_weights_equal_duplicated_rows() {
     }
     let dup = Dataset::new(x, 3, Targets::Real(y)).unwrap();
     let cfg = |lr: f64| {
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(1000)
             .learning_rate(lr)
             .epochs(30)
@@ -80,7 +80,7 @@ fn balanced_class_weights_recover_the_rare_class() {
         },
     )
     .unwrap();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(64)
         .learning_rate(0.1)
         .epochs(10)
@@ -106,7 +106,7 @@ fn weighted_fits_agree_across_backends() {
     }
     let data = Synthetic::teacher(900, 6, 3).seed(3).dataset().unwrap();
     let w: Vec<f32> = (0..900).map(|i| 0.25 + (i % 7) as f32 * 0.3).collect();
-    let cfg = TrainConfig::default()
+    let cfg = TrainConfig::sgd()
         .batch_size(50)
         .learning_rate(0.3)
         .epochs(2)
@@ -138,7 +138,7 @@ fn weighted_fits_agree_across_backends() {
 fn bad_weights_say_what_is_wrong() {
     let reg = Synthetic::linear(10, 2).dataset().unwrap();
     let cls = Synthetic::blobs(10, 2, 2).dataset().unwrap();
-    let t = Trainer::new(TrainConfig::default().epochs(1)).unwrap();
+    let t = Trainer::new(TrainConfig::sgd().epochs(1)).unwrap();
     let fit = |data: &Dataset, w: &[f32]| {
         t.fit_weighted(&mut LinearRegression::new(), data, Some(w))
             .unwrap_err()
@@ -150,14 +150,13 @@ fn bad_weights_say_what_is_wrong() {
     assert!(e.to_string().contains("sample weight NaN"), "{e}");
     let e = fit(&reg, &[0.0; 10]);
     assert!(e.to_string().contains("all 0"), "{e}");
-    let balanced =
-        Trainer::new(TrainConfig::default().class_weight(ClassWeight::Balanced)).unwrap();
+    let balanced = Trainer::new(TrainConfig::sgd().class_weight(ClassWeight::Balanced)).unwrap();
     let e = balanced
         .fit(&mut LinearRegression::new(), &reg)
         .unwrap_err();
     assert!(e.to_string().contains("classifiers only"), "{e}");
     let given =
-        Trainer::new(TrainConfig::default().class_weight(ClassWeight::Given(vec![1.0]))).unwrap();
+        Trainer::new(TrainConfig::sgd().class_weight(ClassWeight::Given(vec![1.0]))).unwrap();
     let e = given.fit(&mut LogisticRegression::new(), &cls).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
 }

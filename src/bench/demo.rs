@@ -158,7 +158,7 @@ struct Spec {
 fn specs(scale: f64) -> Vec<Spec> {
     let rows = |n: f64| ((n * scale).round() as usize).max(super::MIN_ROWS);
     let cfg = |lr: f64, batch: usize, epochs: usize, seed: u64| {
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(batch)
             .learning_rate(lr)
             .epochs(epochs)
@@ -406,7 +406,7 @@ fn probe(s: &Spec, data: &Dataset, ctx: &GpuContext) -> Result<Plan> {
     fit::fit(s.kind, &*prefix(data, batch)?, &trainer)?;
     let probe = fit::fit(s.kind, &*prefix(data, PROBE_STEPS * batch)?, &trainer)?;
     let step_s = probe.wall.as_secs_f64() / probe.report.steps.max(1) as f64;
-    let steps = data.n().div_ceil(batch) * s.config.epochs;
+    let steps = data.n().div_ceil(batch) * s.config.epochs.unwrap_or(1);
     Ok(Plan {
         rows: data.n(),
         step_s,
@@ -432,7 +432,7 @@ fn scale_plans(
             continue;
         }
         let batch = s.config.batch_size;
-        let steps = (share / p.step_s / s.config.epochs as f64).floor() as usize;
+        let steps = (share / p.step_s / s.config.epochs.unwrap_or(1) as f64).floor() as usize;
         let rows = (steps * batch).clamp(4 * batch, p.rows);
         // Round to a readable count.
         let rows = if rows > 10_000 {

@@ -287,7 +287,9 @@ fn time_fits(
     // Linear scaling rule below the workload's batch: W1's lr 0.05 at batch 1 would be
     // unstable (lr · 2‖x‖² ≈ 6 > 2) and the point would end in a divergence, not a speed.
     if let Some(b0) = w.batch().filter(|&b0| point.sweep && point.batch < b0) {
-        config.learning_rate *= point.batch as f64 / b0 as f64;
+        config.learning_rate = config
+            .learning_rate
+            .map(|lr| lr * point.batch as f64 / b0 as f64);
     }
     let mut trainer = Trainer::new(config.clone())?;
     if let Some(ctx) = ctx {

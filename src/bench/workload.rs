@@ -152,7 +152,7 @@ impl Workload {
             // Full batch: every epoch is the same single batch; no shuffle needed.
             Workload::W4 | Workload::W5 => (0.05, 11, false),
         };
-        TrainConfig::default()
+        TrainConfig::sgd()
             .batch_size(batch)
             .learning_rate(lr)
             .epochs(epochs)

@@ -56,9 +56,10 @@ pub enum ScheduleArg {
 /// The knobs, flattened into `gradflow train`'s arguments.
 #[derive(Debug, Args)]
 pub struct KnobArgs {
-    /// How gradients become updates.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd, help_heading = "Training")]
-    optimizer: OptimizerArg,
+    /// How the mini-batch loop turns gradients into updates [default: adam for the MLP,
+    /// sgd for the linear models]. Setting it chooses the mini-batch loop.
+    #[arg(long, value_enum, help_heading = "Training")]
+    optimizer: Option<OptimizerArg>,
     /// Momentum μ of --optimizer momentum / nesterov.
     #[arg(
         long,
@@ -86,10 +87,11 @@ pub struct KnobArgs {
     /// Adam's and AdaGrad's ε [default: 1e-8 for Adam, 1e-10 for AdaGrad].
     #[arg(long, value_name = "X", help_heading = "Training")]
     eps: Option<f64>,
-    /// A penalty on the weights (never the biases).
-    #[arg(long, value_enum, default_value_t = PenaltyArg::None, help_heading = "Training")]
-    penalty: PenaltyArg,
-    /// The penalty's strength α.
+    /// A penalty on the weights (never the biases) [default: l2 with α = 1/n for logistic
+    /// and softmax regression (scikit-learn's C = 1), none otherwise].
+    #[arg(long, value_enum, help_heading = "Training")]
+    penalty: Option<PenaltyArg>,
+    /// The penalty's strength α (scikit-learn's C is 1 / (α n) for l2).
     #[arg(
         long,
         default_value_t = 1e-4,
@@ -153,27 +155,31 @@ pub struct KnobArgs {
     )]
     validation_fraction: f64,
     /// Stop when the epoch loss has not improved by --stop-tol for N epochs (scikit-learn's
-    /// n_iter_no_change).
+    /// n_iter_no_change) [default: 10].
     #[arg(long, value_name = "N", help_heading = "Stopping")]
     n_iter_no_change: Option<usize>,
+    /// Run every --epochs epoch of the mini-batch loop: no plateau rule, no L-BFGS
+    /// (early stopping, when asked for, still applies).
+    #[arg(long, help_heading = "Stopping", conflicts_with = "n_iter_no_change")]
+    no_stop: bool,
     /// Epochs without improvement for --early-stopping and --schedule adaptive.
     #[arg(long, default_value_t = 5, value_name = "N", help_heading = "Stopping")]
     patience: usize,
-    /// The improvement that counts, for every plateau rule.
-    #[arg(
-        long,
-        default_value_t = 1e-3,
-        value_name = "X",
-        help_heading = "Stopping"
-    )]
-    stop_tol: f64,
+    /// The tolerance of every stopping rule: the epoch loss's improvement that counts
+    /// (--n-iter-no-change, --early-stopping, --schedule adaptive) and L-BFGS's largest
+    /// gradient entry [default: 1e-4; 1e-3 for --early-stopping and --schedule adaptive].
+    #[arg(long, value_name = "X", help_heading = "Stopping")]
+    stop_tol: Option<f64>,
     /// Weigh each class's rows: `balanced`, or one weight per class (`1,2.5,1`).
     #[arg(long, value_name = "WEIGHTS", help_heading = "Data")]
     class_weight: Option<String>,
     /// Standardise the features (mean 0, variance 1, fitted on the training data and
-    /// saved with the model, which applies it at predict time).
-    #[arg(long, help_heading = "Data")]
+    /// saved with the model, which applies it at predict time): the default.
+    #[arg(long, help_heading = "Data", conflicts_with = "no_standardize")]
     standardize: bool,
+    /// Train on the raw features.
+    #[arg(long, help_heading = "Data")]
+    no_standardize: bool,
 }
 
 impl KnobArgs {
@@ -182,29 +188,8 @@ impl KnobArgs {
     /// # Errors
     /// A usage error for a class weight that is not a number.
     pub fn apply(&self, config: TrainConfig) -> Result<TrainConfig, CliError> {
-        let optimizer = match self.optimizer {
-            OptimizerArg::Sgd => Optimizer::Sgd,
-            OptimizerArg::Momentum => Optimizer::momentum(self.momentum),
-            OptimizerArg::Nesterov => Optimizer::nesterov(self.momentum),
-            OptimizerArg::Adam => Optimizer::Adam {
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps.unwrap_or(1e-8),
-            },
-            OptimizerArg::Adagrad => Optimizer::AdaGrad {
-                eps: self.eps.unwrap_or(1e-10),
-            },
-        };
-        let penalty = match self.penalty {
-            PenaltyArg::None => Penalty::None,
-            PenaltyArg::L2 => Penalty::L2(self.alpha),
-            PenaltyArg::L1 => Penalty::L1(self.alpha),
-            PenaltyArg::Elasticnet => Penalty::ElasticNet {
-                alpha: self.alpha,
-                l1_ratio: self.l1_ratio,
-            },
-        };
-        let schedule = match self.schedule {
+        let mut config = config.standardize(!self.no_standardize);
+        config.schedule = match self.schedule {
             ScheduleArg::Constant => Schedule::Constant,
             ScheduleArg::Invscaling => Schedule::InvScaling {
                 power: self.power_t,
@@ -219,31 +204,58 @@ impl KnobArgs {
             },
             ScheduleArg::Adaptive => Schedule::Adaptive {
                 patience: self.patience,
-                tol: self.stop_tol,
+                tol: self.stop_tol.unwrap_or(1e-3),
             },
         };
-        let mut config = config
-            .optimizer(optimizer)
-            .penalty(penalty)
-            .schedule(schedule)
-            .standardize(self.standardize);
+        if let Some(o) = self.optimizer {
+            config = config.optimizer(match o {
+                OptimizerArg::Sgd => Optimizer::Sgd,
+                OptimizerArg::Momentum => Optimizer::momentum(self.momentum),
+                OptimizerArg::Nesterov => Optimizer::nesterov(self.momentum),
+                OptimizerArg::Adam => Optimizer::Adam {
+                    beta1: self.beta1,
+                    beta2: self.beta2,
+                    eps: self.eps.unwrap_or(1e-8),
+                },
+                OptimizerArg::Adagrad => Optimizer::AdaGrad {
+                    eps: self.eps.unwrap_or(1e-10),
+                },
+            });
+        }
+        if let Some(p) = self.penalty {
+            config = config.penalty(match p {
+                PenaltyArg::None => Penalty::None,
+                PenaltyArg::L2 => Penalty::L2(self.alpha),
+                PenaltyArg::L1 => Penalty::L1(self.alpha),
+                PenaltyArg::Elasticnet => Penalty::ElasticNet {
+                    alpha: self.alpha,
+                    l1_ratio: self.l1_ratio,
+                },
+            });
+        }
         if self.early_stopping {
             config = config.early_stopping(EarlyStopping {
                 validation_fraction: self.validation_fraction,
                 patience: self.patience,
-                tol: self.stop_tol,
+                tol: self.stop_tol.unwrap_or(1e-3),
             });
         }
-        if let Some(epochs) = self.n_iter_no_change {
-            config = config.no_improvement(NoImprovement {
-                epochs,
-                tol: self.stop_tol,
-            });
-        }
+        config.no_improvement = (!self.no_stop).then(|| {
+            let d = NoImprovement::default();
+            NoImprovement {
+                epochs: self.n_iter_no_change.unwrap_or(d.epochs),
+                tol: self.stop_tol.unwrap_or(d.tol),
+            }
+        });
         if let Some(w) = &self.class_weight {
             config = config.class_weight(class_weight(w)?);
         }
         Ok(config)
+    }
+
+    /// The tolerance given with --stop-tol, if any (L-BFGS's when asked for by name).
+    pub fn stop_tol(&self) -> Option<f64> {
+        self.stop_tol
     }
 }
 

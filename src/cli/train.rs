@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use gradflow::data::{Dataset, Targets};
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
 use gradflow::metrics::{ClassReport, accuracy, log_loss, mae, mse, r2};
-use gradflow::{Backend, Report, StopReason, TrainConfig, Trainer, Verify};
+use gradflow::{Backend, Penalty, Report, Solver, StopReason, TrainConfig, Trainer, Verify};
 use serde::Serialize;
 
 use super::data_spec::{self, DataSpec};
@@ -18,10 +18,17 @@ use super::{ActivationArg, CliError, ModelArg, build_model, plot};
 
 /// `gradflow train`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  gradflow train --model linear --data 'synthetic:linear?n=1000000&p=64' --batch-size 256 --lr 0.05 --epochs 5
-  gradflow train --model softmax --data iris.csv --target species --epochs 200 --save iris.json --plot loss.png
-  gradflow train --model mlp --hidden 64 --activation tanh --data 'synthetic:rings?n=5000' --backend gpu --verify 100 --json")]
+#[command(
+    after_help = "With no training flags a fit converges by itself: features standardised, \
+L-BFGS for the linear models on data in memory, Adam for the MLP and for streamed data, \
+the epochs a maximum, a rate chosen from the data.
+
+Examples:
+  gradflow train --model logistic --data breast_cancer.csv --save bc.json
+  gradflow train --model softmax --data iris.csv --target species --plot loss.png
+  gradflow train --model linear --data 'synthetic:linear?n=1000000&p=64' --batch-size 256 --lr 0.05 --epochs 5 --no-stop
+  gradflow train --model mlp --hidden 64 --activation tanh --data 'synthetic:rings?n=5000' --backend gpu --verify 100 --json"
+)]
 pub struct TrainArgs {
     /// The model.
     #[arg(long, value_enum)]
@@ -34,15 +41,25 @@ pub struct TrainArgs {
     /// [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
-    /// Rows per update (1: stochastic GD; ≥ the row count: full-batch GD).
-    #[arg(long, default_value_t = 32, value_name = "N")]
-    batch_size: usize,
-    /// Passes over the data.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    epochs: usize,
-    /// Learning rate η.
-    #[arg(long, default_value_t = 0.1, value_name = "X")]
-    lr: f64,
+    /// full-batch L-BFGS (linear models, data in memory), the mini-batch loop (sgd), or
+    /// the choice auto makes: L-BFGS for the linear models on data in memory unless a
+    /// knob of the loop is given (--lr, --batch-size, --optimizer, --schedule,
+    /// --early-stopping, --no-stop, an l1 or elasticnet --penalty), the loop otherwise.
+    #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
+    solver: SolverArg,
+    /// Rows per update of the mini-batch loop (1: stochastic GD; ≥ the row count:
+    /// full-batch GD) [default: 32].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// The most passes over the data (L-BFGS: iterations); a stopping rule usually ends
+    /// the fit sooner [default: 1000 for the linear models; 200 for the MLP, or enough for
+    /// 20,000 updates on small data].
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Learning rate η of the mini-batch loop [default: chosen from the data, and backed
+    /// off if the loss diverges].
+    #[arg(long, value_name = "X")]
+    lr: Option<f64>,
     /// Seed of the shuffles, the initialisation and (unless the spec sets one) the
     /// synthetic data.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -81,10 +98,22 @@ pub struct TrainArgs {
     knobs: KnobArgs,
 }
 
+/// `--solver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverArg {
+    /// L-BFGS for the linear models on data in memory, the mini-batch loop otherwise.
+    Auto,
+    /// The mini-batch loop (--optimizer, --lr, --batch-size).
+    Sgd,
+    /// Full-batch L-BFGS (linear models; the MLP too, if asked).
+    Lbfgs,
+}
+
 /// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// The GPU when an adapter exists and the data fit it, else the CPU (with a notice).
+    /// A hardware GPU when one exists and the data fit it, else the CPU (with a notice);
+    /// a software adapter only when GRADFLOW_ADAPTER names it.
     Auto,
     /// The CPU reference kernels.
     Cpu,
@@ -107,6 +136,8 @@ struct Summary {
     epochs_run: usize,
     steps: u64,
     stop: StopReason,
+    converged: bool,
+    notes: Vec<String>,
     losses: Vec<f64>,
     metrics: BTreeMap<String, f64>,
     timings: Timings,
@@ -119,9 +150,21 @@ struct Summary {
 
 #[derive(Debug, Serialize)]
 struct ConfigSummary {
+    /// `lbfgs` or `sgd`.
+    solver: &'static str,
+    /// The mini-batch loop's optimizer (`null` for L-BFGS).
+    optimizer: Option<&'static str>,
     batch_size: usize,
-    learning_rate: f64,
+    /// The loop's rate (after any back-off; `null` for L-BFGS) and where it came from.
+    learning_rate: Option<f64>,
+    learning_rate_from: String,
+    backoffs: usize,
+    /// `none`, `l2`, `l1`, `elasticnet`, with α.
+    penalty: String,
+    alpha: f64,
+    /// The epoch (L-BFGS: iteration) cap.
     epochs: usize,
+    standardized: bool,
     seed: u64,
     verify_every: Option<usize>,
 }
@@ -169,7 +212,12 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(path) = &args.resume {
         resume(model.as_mut(), kind, path, loaded.labels.as_deref())?;
     }
-    let bar = progress::epoch_bar(config.epochs);
+    // The bar's length before the trainer has fixed the cap: the default one, or asked.
+    let cap = config.epochs.unwrap_or(match kind {
+        ModelKind::Mlp => gradflow::train::MLP_MAX_EPOCHS,
+        _ => gradflow::train::LINEAR_MAX_EPOCHS,
+    });
+    let bar = progress::epoch_bar(cap);
     let trainer = Trainer::new(config.clone())?.with_progress(progress::callback(bar.clone()));
     let weights = loaded.weights.as_deref();
     let fitted = match args.resume {
@@ -179,7 +227,14 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     bar.finish_and_clear();
     let report = fitted.map_err(|e| {
         let hint = match &e {
-            gradflow::Error::Diverged { .. } => Some("lower --lr".to_string()),
+            gradflow::Error::Diverged { .. } if args.lr.is_some() => {
+                Some("lower --lr, or leave it out to let gradflow choose".to_string())
+            }
+            gradflow::Error::Diverged { .. } => Some(
+                "the loss diverged even at rates backed off 4⁸-fold: check the data for \
+                 extreme values"
+                    .to_string(),
+            ),
             _ => None,
         };
         let mut err = CliError::from(e);
@@ -203,6 +258,12 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         let title = format!("{} on {}", report.model, args.data);
         plot::loss_curve(path, &report.epoch_losses, &title)?;
+    }
+    for note in &report.notes {
+        eprintln!("gradflow: {note}");
+    }
+    if !report.converged && config.no_improvement.is_some() {
+        eprintln!("gradflow: warning: {}", not_converged(&report));
     }
     let summary = summarise(args, &config, &loaded, &report, metrics, kind);
     if args.json {
@@ -256,19 +317,42 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
         BackendArg::Cpu => Backend::Cpu,
         BackendArg::Gpu => Backend::Gpu,
     };
-    let mut config = TrainConfig::default()
-        .batch_size(args.batch_size)
-        .epochs(args.epochs)
-        .learning_rate(args.lr)
-        .seed(args.seed)
-        .backend(backend);
+    let mut config = TrainConfig::default().seed(args.seed).backend(backend);
+    config.epochs = args.epochs;
+    config.learning_rate = args.lr;
+    if let Some(b) = args.batch_size {
+        config.batch_size = b;
+    }
+    let knobs = &args.knobs;
+    config.solver = match args.solver {
+        // An explicit batch size is a knob of the loop (the library cannot tell it from
+        // the default).
+        SolverArg::Auto if args.batch_size.is_some() => Solver::Sgd,
+        SolverArg::Auto => Solver::Auto,
+        SolverArg::Sgd => Solver::Sgd,
+        SolverArg::Lbfgs => {
+            let d = Solver::lbfgs();
+            let Solver::Lbfgs { memory, tol, .. } = d else {
+                unreachable!("Solver::lbfgs is L-BFGS")
+            };
+            Solver::Lbfgs {
+                memory,
+                max_iter: args.epochs.unwrap_or(gradflow::train::LINEAR_MAX_EPOCHS),
+                tol: knobs.stop_tol().unwrap_or(tol),
+            }
+        }
+    };
     if let Some(every) = args.verify {
         config = config.verify(Verify {
             every,
             ..Verify::default()
         });
     }
-    let config = args.knobs.apply(config)?;
+    let mut config = knobs.apply(config)?;
+    // --no-stop asks for exactly --epochs epochs, which only the loop runs.
+    if config.no_improvement.is_none() && config.solver == Solver::Auto {
+        config.solver = Solver::Sgd;
+    }
     // Checked here, before any data is made, so that a bad flag fails at once.
     config.validate().map_err(|e| {
         let flag = match &e {
@@ -278,6 +362,9 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
                 "epochs" => "--epochs",
                 n if n.starts_with("verify") => "--verify",
                 "momentum" => "--momentum",
+                n if n.starts_with("lbfgs") => "--epochs or --stop-tol",
+                "penalty" => "--penalty",
+                "early_stopping" => "--early-stopping",
                 "beta1" => "--beta1",
                 "beta2" => "--beta2",
                 "eps" => "--eps",
@@ -352,15 +439,24 @@ fn summarise(
         adapter,
         mode: report.mode.clone(),
         config: ConfigSummary {
+            solver: solver_name(report),
+            optimizer: report.choices.optimizer.map(|o| o.name()),
             batch_size: config.batch_size,
-            learning_rate: config.learning_rate,
-            epochs: config.epochs,
+            learning_rate: report.choices.learning_rate,
+            learning_rate_from: report.choices.rate_from.to_string(),
+            backoffs: report.choices.backoffs,
+            penalty: penalty_name(report.choices.penalty).to_string(),
+            alpha: penalty_alpha(report.choices.penalty),
+            epochs: report.choices.max_epochs,
+            standardized: config.standardize,
             seed: config.seed,
             verify_every: config.verify.map(|v| v.every),
         },
         epochs_run: report.epoch_losses.len(),
         steps: report.steps,
         stop: report.stop,
+        converged: report.converged,
+        notes: report.notes.clone(),
         losses: report.epoch_losses.clone(),
         metrics,
         timings: Timings {
@@ -387,6 +483,72 @@ fn summarise(
     }
 }
 
+/// `lbfgs` or `sgd`.
+fn solver_name(report: &Report) -> &'static str {
+    match report.choices.solver {
+        Solver::Lbfgs { .. } => "lbfgs",
+        _ => "sgd",
+    }
+}
+
+fn penalty_name(p: Penalty) -> &'static str {
+    match p {
+        Penalty::None => "none",
+        Penalty::L2(_) => "l2",
+        Penalty::L1(_) => "l1",
+        Penalty::ElasticNet { .. } => "elasticnet",
+    }
+}
+
+fn penalty_alpha(p: Penalty) -> f64 {
+    match p {
+        Penalty::None => 0.0,
+        Penalty::L2(a) | Penalty::L1(a) | Penalty::ElasticNet { alpha: a, .. } => a,
+    }
+}
+
+/// The warning of a fit that ended at its cap with its stopping rule unmet, with the
+/// command that would go further.
+fn not_converged(report: &Report) -> String {
+    let cap = report.choices.max_epochs;
+    let (what, more) = match report.choices.solver {
+        Solver::Lbfgs { .. } => ("iterations", "L-BFGS's gradient was still above --stop-tol"),
+        _ => (
+            "epochs",
+            "the loss was still improving by more than --stop-tol",
+        ),
+    };
+    let mut command = std::env::args().collect::<Vec<_>>();
+    // The same command with twice the cap.
+    if let Some(i) = command.iter().position(|a| a == "--epochs") {
+        command.drain(i..(i + 2).min(command.len()));
+    }
+    command.retain(|a| !a.starts_with("--epochs="));
+    let program = command.first().map_or("gradflow".to_string(), |p| {
+        std::path::Path::new(p)
+            .file_name()
+            .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
+    });
+    let rest: Vec<String> = command.iter().skip(1).map(|a| shell_word(a)).collect();
+    format!(
+        "did not converge in {cap} {what} ({more}); hint: {program} {} --epochs {}",
+        rest.join(" "),
+        cap * 2
+    )
+}
+
+/// `a` quoted for a POSIX shell when it needs it.
+fn shell_word(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
 fn print_human(s: &Summary, report: &Report) {
     let classes = s
         .classes
@@ -397,10 +559,45 @@ fn print_human(s: &Summary, report: &Report) {
     );
     println!("  backend   {} · mode {}", report.backend, s.mode);
     let stop = report.stop;
-    println!(
-        "  epochs    {} ({stop}) · {} steps · batch {} · lr {}",
-        s.epochs_run, s.steps, s.config.batch_size, s.config.learning_rate
-    );
+    let c = &s.config;
+    match report.choices.solver {
+        Solver::Lbfgs { memory, tol, .. } => {
+            println!("  solver    lbfgs (memory {memory}, tol {tol:e}) · {stop}");
+            println!(
+                "  evals     {} loss and gradient evaluations over all rows",
+                report.samples / s.rows.max(1) as u64
+            );
+        }
+        _ => {
+            println!(
+                "  solver    {} · {} epochs ({stop}) · {} steps · batch {}",
+                c.optimizer.unwrap_or("sgd"),
+                s.epochs_run,
+                s.steps,
+                c.batch_size
+            );
+            if let Some(lr) = c.learning_rate {
+                let backoffs = match c.backoffs {
+                    0 => String::new(),
+                    k => format!(", backed off {k}×"),
+                };
+                println!("  lr        {lr:.4e} ({}{backoffs})", c.learning_rate_from);
+            }
+        }
+    }
+    let standardized = if c.standardized {
+        "standardized"
+    } else {
+        "raw"
+    };
+    match report.choices.penalty {
+        Penalty::None => println!("  penalty   none · features {standardized}"),
+        p => println!(
+            "  penalty   {} α = {:.4e} · features {standardized}",
+            c.penalty,
+            penalty_alpha(p)
+        ),
+    }
     let first = s.losses.first().copied().unwrap_or(f64::NAN);
     println!("  loss      {first:.6e} → {:.6e}", report.final_loss());
     for (name, v) in &s.metrics {

@@ -552,7 +552,44 @@ impl GpuEngine {
         if self.fused.is_some() {
             return self.queue_fused(start32, len, &update, loss_slot);
         }
-        self.record(StepRows::Gather(start32), len, &update, loss_slot)
+        self.record(StepRows::Gather(start32), len, Some(&update), loss_slot)
+    }
+
+    /// The mean loss and every parameter's gradient (in [`Program::params`] order) over
+    /// the batch `order[start .. start + len]` at the current parameters, with no update:
+    /// what a full-batch solver evaluates. Only the loss and the gradients are read back.
+    ///
+    /// # Errors
+    /// As [`GpuEngine::step`], on an engine built without `fuse_glm`.
+    pub fn loss_and_grads(&mut self, start: usize, len: usize) -> Result<(f32, Vec<Vec<f32>>)> {
+        let order_len = match &self.data {
+            Data::Resident { order_len, .. } if self.fused.is_none() => *order_len,
+            _ => {
+                return Err(Error::param(
+                    "loss_and_grads",
+                    "on a ring or many-step engine",
+                    "needs resident data and an engine built without fuse_glm",
+                ));
+            }
+        };
+        if start + len > order_len {
+            return Err(Error::param(
+                "batch start + rows",
+                start + len,
+                "must not exceed the order's length (call set_order first)",
+            ));
+        }
+        let start32 = u32::try_from(start)
+            .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
+        self.record(StepRows::Gather(start32), len, None, 0)?;
+        let loss = self.read_losses(1)?[0];
+        let grads = self
+            .program
+            .params
+            .iter()
+            .map(|d| readback::read_f32(&self.ctx, &self.bufs[d.grad.0], d.rows * d.cols))
+            .collect::<Result<_>>()?;
+        Ok((loss, grads))
     }
 
     /// The losses of slots `0 .. count` (waits for pending steps).

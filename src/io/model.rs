@@ -139,10 +139,16 @@ pub struct TrainSummary {
     pub epochs: usize,
     /// Updates applied.
     pub steps: u64,
-    /// Batch size.
+    /// Batch size (the mini-batch loop's; L-BFGS reads every row per evaluation).
     pub batch_size: usize,
-    /// Learning rate.
-    pub learning_rate: f64,
+    /// The solver: `lbfgs` or `sgd` (the mini-batch loop).
+    pub solver: String,
+    /// The mini-batch loop's learning rate (after any back-off; `null` for L-BFGS).
+    pub learning_rate: Option<f64>,
+    /// Whether a convergence rule ended the fit (`false` when the epoch cap did).
+    pub converged: bool,
+    /// Why the fit stopped, in words.
+    pub stop: String,
     /// Seed of shuffles and initialisation.
     pub seed: u64,
     /// Backend and adapter (`cpu`, `gpu: NAME (Vulkan)`).
@@ -169,7 +175,13 @@ impl TrainSummary {
             epochs: report.epoch_losses.len(),
             steps: report.steps,
             batch_size: config.batch_size,
-            learning_rate: config.learning_rate,
+            solver: match report.choices.solver {
+                crate::train::Solver::Lbfgs { .. } => "lbfgs".into(),
+                _ => "sgd".into(),
+            },
+            learning_rate: report.choices.learning_rate,
+            converged: report.converged,
+            stop: report.stop.to_string(),
             seed: config.seed,
             backend: report.backend.clone(),
             final_loss: Some(report.final_loss()).filter(|v| v.is_finite()),
@@ -240,7 +252,7 @@ pub struct DataColumns {
 /// use gradflow::{TrainConfig, Trainer};
 /// let data = Synthetic::blobs(300, 2, 3).seed(1).dataset()?;
 /// let mut model = SoftmaxRegression::new();
-/// model.fit(&data, &Trainer::new(TrainConfig::default().epochs(5))?)?;
+/// model.fit(&data, &Trainer::new(TrainConfig::sgd().epochs(5))?)?;
 ///
 /// let path = std::env::temp_dir().join("gradflow-doc-model.json");
 /// SavedModel::from_model(&model)?
@@ -782,11 +794,8 @@ mod tests {
     fn fitted_mlp() -> (SavedModel, Vec<f32>) {
         let data = Synthetic::blobs(200, 3, 3).seed(4).dataset().unwrap();
         let mut mlp = Mlp::new(5).with_activation(Activation::Tanh);
-        mlp.fit(
-            &data,
-            &Trainer::new(TrainConfig::default().epochs(2)).unwrap(),
-        )
-        .unwrap();
+        mlp.fit(&data, &Trainer::new(TrainConfig::sgd().epochs(2)).unwrap())
+            .unwrap();
         let saved = SavedModel::from_model(&mlp)
             .unwrap()
             .with_labels(vec!["a".into(), "b".into(), "c".into()])

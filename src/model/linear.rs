@@ -14,7 +14,7 @@ use crate::train::{Report, Trainer};
 /// ```
 /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
 /// let data = Synthetic::linear(2_000, 3).seed(1).dataset()?;
-/// let trainer = Trainer::new(TrainConfig::default().batch_size(32).learning_rate(0.05).epochs(20))?;
+/// let trainer = Trainer::new(TrainConfig::sgd().batch_size(32).learning_rate(0.05).epochs(20))?;
 /// let mut model = LinearRegression::new();
 /// let report = model.fit(&data, &trainer)?;
 /// assert!(report.final_loss() < 1e-3);

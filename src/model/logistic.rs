@@ -14,7 +14,7 @@ use crate::train::{Report, Trainer};
 /// ```
 /// use gradflow::{data::Synthetic, model::LogisticRegression, TrainConfig, Trainer};
 /// let data = Synthetic::logistic(2_000, 4).seed(3).dataset()?;
-/// let trainer = Trainer::new(TrainConfig::default().batch_size(64).learning_rate(0.5).epochs(10))?;
+/// let trainer = Trainer::new(TrainConfig::sgd().batch_size(64).learning_rate(0.5).epochs(10))?;
 /// let mut model = LogisticRegression::new();
 /// model.fit(&data, &trainer)?;
 /// let proba = model.predict_proba(&data.features()[..8])?; // two rows

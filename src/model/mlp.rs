@@ -16,7 +16,7 @@ use crate::train::{Report, Trainer};
 /// ```
 /// use gradflow::{data::Synthetic, model::Mlp, TrainConfig, Trainer};
 /// let data = Synthetic::blobs(600, 2, 3).seed(2).dataset()?;
-/// let trainer = Trainer::new(TrainConfig::default().batch_size(32).learning_rate(0.5).epochs(5))?;
+/// let trainer = Trainer::new(TrainConfig::sgd().batch_size(32).learning_rate(0.5).epochs(5))?;
 /// let mut mlp = Mlp::new(16);
 /// mlp.fit(&data, &trainer)?;
 /// assert_eq!(mlp.predict(data.row(0))?.len(), 1);

@@ -15,7 +15,7 @@ use crate::train::{Report, Trainer};
 /// ```
 /// use gradflow::{data::Synthetic, model::SoftmaxRegression, TrainConfig, Trainer};
 /// let data = Synthetic::blobs(1_500, 2, 3).seed(5).dataset()?;
-/// let trainer = Trainer::new(TrainConfig::default().batch_size(50).learning_rate(0.1).epochs(20))?;
+/// let trainer = Trainer::new(TrainConfig::sgd().batch_size(50).learning_rate(0.1).epochs(20))?;
 /// let mut model = SoftmaxRegression::new();
 /// model.fit(&data, &trainer)?;
 /// assert_eq!(model.predict_proba(data.row(0))?.len(), 3);

@@ -5,52 +5,64 @@ use crate::data::{ClassWeight, Shuffle};
 pub use crate::engine::CpuKernels;
 use crate::error::{Error, Result};
 
-/// Hyper-parameters of a gradient-descent fit.
+/// Hyper-parameters of a fit.
 ///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `batch_size` | 32 | rows per update: 1 = stochastic GD, ≥ n = full-batch GD |
-/// | `learning_rate` | 0.1 | step size η (seed 000's default) |
-/// | `epochs` | 100 | passes over the data (seed 000's `max_iter`) |
-/// | `shuffle` | `Full` | row order of each epoch: `Off`, `Full` (a fresh permutation), or `Windowed` (out-of-core; see [`Shuffle`]); `true`/`false` convert |
-/// | `seed` | 0 | seeds the shuffles and the initialisation |
-/// | `drop_last` | false | drop the last partial batch (the seeds' loop does; PyTorch does not by default) |
-/// | `tol` | None | seed 000's rule: stop when \|loss − previous batch loss\| < tol |
-/// | `record_steps` | false | keep every batch loss in the report, not only epoch means |
-/// | `backend` | `Cpu` | where to train: `Cpu`, `Gpu`, or `Auto` (GPU when an adapter exists) |
-/// | `cpu_kernels` | `Fast` | the CPU's kernels: `Fast` (fused `f32`, sgemm, threads) or `Reference` (the `f64`-summing oracle; see [`CpuKernels`]) |
-/// | `loss_every` | None | read the loss back every k steps (None: once per epoch) |
-/// | `verify` | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
-/// | `mode` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
-/// | `device_budget` | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
-/// | `ring_depth` | 3 | streaming: slots in flight (≥ 2), each one group of batches |
-/// | `fuse_steps` | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; `false`: one dispatch per op |
-/// | `optimizer` | `Sgd` | `Sgd`, `Momentum`, `Adam`, `AdaGrad` (see [`Optimizer`]) |
-/// | `penalty` | `None` | `L2`, `L1`, `ElasticNet` on the weights (see [`Penalty`]) |
-/// | `schedule` | `Constant` | learning-rate schedule (see [`Schedule`]) |
-/// | `class_weight` | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
-/// | `standardize` | false | fit mean 0 / variance 1 per feature on the training data, train on it, keep it with the model for predictions |
-/// | `early_stopping` | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |
-/// | `no_improvement` | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`) |
-/// | `upload_batches` | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
+/// **Two starting points.** [`TrainConfig::default()`] leaves the choices that depend on
+/// the model and the data to the trainer, as scikit-learn's estimators do, so that a fit
+/// with no other setting converges to a good model; [`TrainConfig::sgd()`] is the plain
+/// mini-batch loop of the course notes (fixed rate 0.1, exactly `epochs` epochs, no
+/// scaling, no penalty), the one the seeds' examples and the benchmarks spell out.
+///
+/// | field | `default()` | `sgd()` | meaning |
+/// |---|---|---|---|
+/// | `solver` | `Auto` | `Sgd` | full-batch L-BFGS or the mini-batch loop (see [`Solver`]) |
+/// | `batch_size` | 32 | 32 | rows per update: 1 = stochastic GD, ≥ n = full-batch GD |
+/// | `learning_rate` | None | 0.1 | step size η; None: chosen from the data (see [`TrainConfig::learning_rate`]) |
+/// | `epochs` | None | 100 | the most passes over the data (L-BFGS: iterations); None: 1000 for the linear models, 200 for the MLP (more on small data: enough for 20,000 updates) |
+/// | `optimizer` | None | `Sgd` | None: Adam for the MLP, SGD for the linear models |
+/// | `penalty` | None | `None` | None: L2 with α = 1/n for logistic and softmax regression (scikit-learn's `C = 1`), none otherwise |
+/// | `standardize` | true | false | fit mean 0 / variance 1 per feature on the training data, train on it, keep it with the model for predictions |
+/// | `no_improvement` | 10 epochs, tol 10⁻⁴ | None | stop when the epoch loss stops improving (scikit-learn's `n_iter_no_change`); None: run every epoch |
+/// | `shuffle` | `Full` | `Full` | row order of each epoch: `Off`, `Full` (a fresh permutation), or `Windowed` (out-of-core; see [`Shuffle`]); `true`/`false` convert |
+/// | `seed` | 0 | 0 | seeds the shuffles and the initialisation |
+/// | `drop_last` | false | false | drop the last partial batch (the seeds' loop does; PyTorch does not by default) |
+/// | `tol` | None | None | seed 000's rule: stop when \|loss − previous batch loss\| < tol |
+/// | `record_steps` | false | false | keep every batch loss in the report, not only epoch means |
+/// | `backend` | `Cpu` | `Cpu` | where to train: `Cpu`, `Gpu`, or `Auto` (a hardware GPU when one exists) |
+/// | `cpu_kernels` | `Fast` | `Fast` | the CPU's kernels: `Fast` (fused `f32`, sgemm, threads) or `Reference` (the `f64`-summing oracle; see [`CpuKernels`]) |
+/// | `loss_every` | None | None | read the loss back every k steps (None: once per epoch) |
+/// | `verify` | None | None | rerun GPU steps on the CPU twin and compare (see [`Verify`]) |
+/// | `mode` | `Auto` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
+/// | `device_budget` | None | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
+/// | `ring_depth` | 3 | 3 | streaming: slots in flight (≥ 2), each one group of batches |
+/// | `fuse_steps` | true | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; `false`: one dispatch per op |
+/// | `schedule` | `Constant` | `Constant` | learning-rate schedule (see [`Schedule`]) |
+/// | `class_weight` | None | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
+/// | `early_stopping` | None | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |
+/// | `upload_batches` | None | None | streaming: batches gathered and uploaded together (None: about 4 MiB per upload, at most 32 batches) |
+///
+/// What the trainer chose for the fields left to it is in
+/// [`Report::choices`](super::Report::choices).
 ///
 /// # Example
 /// ```
 /// use gradflow::{TrainConfig, Trainer};
 /// // Seed 000's lr_gradient_descent(X, y, batch_size=3, max_iter=1000):
-/// let seed_loop = TrainConfig::default().batch_size(3).epochs(1000).drop_last(true).tol(1e-8);
+/// let seed_loop = TrainConfig::sgd().batch_size(3).epochs(1000).drop_last(true).tol(1e-8);
 /// assert!(Trainer::new(seed_loop).is_ok());
 /// let err = Trainer::new(TrainConfig::default().batch_size(0)).unwrap_err();
 /// assert_eq!(err.to_string(), "batch_size 0: must be ≥ 1");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// Full-batch L-BFGS, the mini-batch loop, or the trainer's choice.
+    pub solver: Solver,
     /// Rows per update.
     pub batch_size: usize,
-    /// Step size η.
-    pub learning_rate: f64,
-    /// Maximum number of epochs.
-    pub epochs: usize,
+    /// Step size η (None: chosen from the data).
+    pub learning_rate: Option<f64>,
+    /// The most epochs (None: the model's default).
+    pub epochs: Option<usize>,
     /// Row order of each epoch.
     pub shuffle: Shuffle,
     /// Seed of shuffles and initialisation.
@@ -80,10 +92,10 @@ pub struct TrainConfig {
     pub fuse_steps: bool,
     /// Streaming: consecutive batches per upload (None: automatic).
     pub upload_batches: Option<usize>,
-    /// How gradients become updates.
-    pub optimizer: Optimizer,
-    /// Penalty on the weights.
-    pub penalty: Penalty,
+    /// How gradients become updates (None: chosen per model).
+    pub optimizer: Option<Optimizer>,
+    /// Penalty on the weights (None: chosen per model).
+    pub penalty: Option<Penalty>,
     /// Learning-rate schedule.
     pub schedule: Schedule,
     /// Stop on a plateau of the epoch loss.
@@ -128,19 +140,127 @@ impl Default for EarlyStopping {
 }
 
 /// scikit-learn's `n_iter_no_change` rule: stop when `epochs` consecutive epochs each fail
-/// to bring the epoch loss below the best so far minus `tol`.
+/// to bring the epoch loss below the best so far by `tol · max(1, |best|)`.
+///
+/// The improvement is relative to the loss once the loss is above 1 (SciPy's `ftol`
+/// scaling), so a regression on targets in the thousands, whose squared error is in the
+/// millions, stops too; for losses up to 1 — every classifier's near its optimum — it is
+/// scikit-learn's absolute rule.
 ///
 /// ```
 /// use gradflow::{NoImprovement, TrainConfig};
-/// let cfg = TrainConfig::default().no_improvement(NoImprovement { epochs: 5, tol: 1e-3 });
+/// let cfg = TrainConfig::sgd().no_improvement(NoImprovement { epochs: 5, tol: 1e-3 });
 /// assert!(cfg.validate().is_ok());
+/// assert_eq!(NoImprovement::default(), NoImprovement { epochs: 10, tol: 1e-4 });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoImprovement {
-    /// Epochs without improvement before stopping (≥ 1; scikit-learn's 5).
+    /// Epochs without improvement before stopping (≥ 1).
     pub epochs: usize,
-    /// Improvement that counts (≥ 0; scikit-learn's 1e-3).
+    /// Improvement that counts (≥ 0).
     pub tol: f64,
+}
+
+impl Default for NoImprovement {
+    /// scikit-learn's `MLPClassifier` defaults: 10 epochs, tol 10⁻⁴.
+    fn default() -> Self {
+        NoImprovement {
+            epochs: 10,
+            tol: 1e-4,
+        }
+    }
+}
+
+impl NoImprovement {
+    /// Whether `loss` improves on `best` by the rule's margin.
+    pub fn improves(&self, loss: f64, best: f64) -> bool {
+        loss < best - self.tol * best.abs().max(1.0)
+    }
+}
+
+/// How the parameters are found.
+///
+/// `Auto` (the default) picks **full-batch L-BFGS** for linear, logistic and softmax
+/// regression on data in memory: their losses are convex and smooth, L-BFGS needs no
+/// learning rate and converges in tens of iterations to the optimum scikit-learn's
+/// `LogisticRegression` and `LinearRegression` find. It picks the **mini-batch loop**
+/// (`Sgd`, with the configured or chosen optimizer) for the MLP, for sources that are
+/// streamed (a generator, a memory-mapped file), and whenever the configuration sets a
+/// knob only the loop has: a learning rate, an optimizer, a schedule, early stopping,
+/// seed 000's `tol`, verify mode, or an L1 / elastic-net penalty (not smooth).
+///
+/// ```
+/// use gradflow::{Solver, TrainConfig};
+/// assert_eq!(TrainConfig::default().solver, Solver::Auto);
+/// let exact = TrainConfig::default().solver(Solver::Lbfgs { memory: 20, max_iter: 500, tol: 1e-8 });
+/// assert!(exact.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Solver {
+    /// L-BFGS for the linear models on in-memory data, the mini-batch loop otherwise.
+    #[default]
+    Auto,
+    /// The mini-batch loop: `batch_size`, `optimizer`, `learning_rate`, `schedule`.
+    Sgd,
+    /// Full-batch L-BFGS: loss and gradient over all rows per evaluation (on the CPU's
+    /// fast kernels, or on the device with only the loss and the gradient read back),
+    /// a strong-Wolfe line search, the penalty `None` or `L2`.
+    Lbfgs {
+        /// Correction pairs kept (SciPy's `maxcor`, 10).
+        memory: usize,
+        /// Iteration cap (scikit-learn's `max_iter`).
+        max_iter: usize,
+        /// Stop when the gradient's largest entry is ≤ tol (scikit-learn's `tol`, 10⁻⁴).
+        tol: f64,
+    },
+}
+
+impl Solver {
+    /// L-BFGS with SciPy's memory 10, 1000 iterations at most and scikit-learn's tol 10⁻⁴.
+    pub fn lbfgs() -> Self {
+        Solver::Lbfgs {
+            memory: 10,
+            max_iter: 1000,
+            tol: 1e-4,
+        }
+    }
+
+    /// Checks L-BFGS's settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for memory 0, max_iter 0, or a negative or non-finite tol.
+    pub fn validate(&self) -> Result<()> {
+        if let Solver::Lbfgs {
+            memory,
+            max_iter,
+            tol,
+        } = *self
+        {
+            if memory == 0 {
+                return Err(Error::param("lbfgs memory", 0, "must be ≥ 1"));
+            }
+            if max_iter == 0 {
+                return Err(Error::param("lbfgs max_iter", 0, "must be ≥ 1"));
+            }
+            if !(tol.is_finite() && tol >= 0.0) {
+                return Err(Error::param("lbfgs tol", tol, "must be finite and ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Solver {
+    type Err = Error;
+    /// `auto`, `sgd` or `lbfgs` (with [`Solver::lbfgs`]'s settings).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Solver::Auto),
+            "sgd" => Ok(Solver::Sgd),
+            "lbfgs" => Ok(Solver::lbfgs()),
+            _ => Err(Error::param("solver", s, "must be auto, sgd or lbfgs")),
+        }
+    }
 }
 
 /// How a GPU fit holds the dataset.
@@ -165,13 +285,15 @@ pub enum Mode {
 /// Where a fit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// The CPU reference kernels.
+    /// The CPU kernels.
     #[default]
     Cpu,
     /// The GPU (wgpu); an error when no adapter exists.
     Gpu,
-    /// The GPU when an adapter exists and the dataset fits it, else the CPU, with a
-    /// one-line notice on standard error saying so.
+    /// The GPU when a hardware adapter exists and the dataset fits it, else the CPU (the
+    /// reason in [`Report::notes`](super::Report::notes)). A software adapter (device type
+    /// `Cpu`: llvmpipe, lavapipe, WARP) runs the GPU kernels on the CPU's cores, far
+    /// slower than the CPU backend, so `Auto` skips it unless `GRADFLOW_ADAPTER` names it.
     Auto,
 }
 
@@ -216,11 +338,41 @@ impl Default for Verify {
 }
 
 impl Default for TrainConfig {
+    /// The trainer's choices: see the table on [`TrainConfig`].
     fn default() -> Self {
         TrainConfig {
+            solver: Solver::Auto,
+            learning_rate: None,
+            epochs: None,
+            optimizer: None,
+            penalty: None,
+            standardize: true,
+            no_improvement: Some(NoImprovement::default()),
+            ..TrainConfig::sgd()
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The plain mini-batch gradient-descent loop of the course notes: SGD at rate 0.1
+    /// for exactly 100 epochs (unless a stopping rule is set), batches of 32, no
+    /// standardisation, no penalty. Every setting is explicit, so a fit repeats the
+    /// notes' arithmetic step for step.
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LinearRegression, Optimizer, Solver, TrainConfig, Trainer};
+    /// let cfg = TrainConfig::sgd().epochs(3);
+    /// assert_eq!((cfg.solver, cfg.learning_rate, cfg.optimizer), (Solver::Sgd, Some(0.1), Some(Optimizer::Sgd)));
+    /// let report = Trainer::new(cfg)?.fit(&mut LinearRegression::new(), &Synthetic::linear(256, 4).dataset()?)?;
+    /// assert_eq!(report.epoch_losses.len(), 3);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn sgd() -> Self {
+        TrainConfig {
+            solver: Solver::Sgd,
             batch_size: 32,
-            learning_rate: 0.1,
-            epochs: 100,
+            learning_rate: Some(0.1),
+            epochs: Some(100),
             shuffle: Shuffle::Full,
             seed: 0,
             drop_last: false,
@@ -235,8 +387,8 @@ impl Default for TrainConfig {
             ring_depth: 3,
             fuse_steps: true,
             upload_batches: None,
-            optimizer: Optimizer::Sgd,
-            penalty: Penalty::None,
+            optimizer: Some(Optimizer::Sgd),
+            penalty: Some(Penalty::None),
             schedule: Schedule::Constant,
             no_improvement: None,
             class_weight: None,
@@ -244,22 +396,47 @@ impl Default for TrainConfig {
             standardize: false,
         }
     }
-}
 
-impl TrainConfig {
+    /// Sets `solver`.
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LogisticRegression, Solver, TrainConfig, Trainer};
+    /// let data = Synthetic::logistic(2_000, 8).seed(1).dataset()?;
+    /// let cfg = TrainConfig::default().solver(Solver::lbfgs());
+    /// let report = Trainer::new(cfg)?.fit(&mut LogisticRegression::new(), &data)?;
+    /// assert!(report.converged);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn solver(mut self, v: Solver) -> Self {
+        self.solver = v;
+        self
+    }
     /// Sets `batch_size`.
     pub fn batch_size(mut self, v: usize) -> Self {
         self.batch_size = v;
         self
     }
-    /// Sets `learning_rate`.
+    /// Sets `learning_rate`. Left unset, the trainer chooses it, so that no fit on
+    /// finite data diverges: for the linear models trained by SGD or momentum, 1 / L̂ with
+    /// L̂ the smoothness of the batch loss (a few power iterations for the largest
+    /// eigenvalue of X̃ᵀX̃ / n on up to 65,536 sampled rows, X̃ = [X 1], and the largest
+    /// row norm, combined for the batch size as in Gower et al. 2019, *SGD: general
+    /// analysis and improved rates*, Prop. 3.8, times the loss's curvature bound: 2 for
+    /// MSE, ¼ for the logistic loss, ½ for softmax); PyTorch's defaults for Adam (10⁻³)
+    /// and AdaGrad (10⁻²), whose steps are bounded by the rate; and for the MLP with SGD
+    /// the bound of its input layer. A chosen rate also backs off: should an epoch's loss
+    /// become non-finite or rise past twice the best epoch's, the fit returns to the last
+    /// good epoch's parameters and goes on at a quarter of the rate. An explicit rate is
+    /// used as given, and a divergence is then [`Error::Diverged`].
     pub fn learning_rate(mut self, v: f64) -> Self {
-        self.learning_rate = v;
+        self.learning_rate = Some(v);
         self
     }
-    /// Sets `epochs`.
+    /// Sets `epochs`: the most passes over the data (L-BFGS: iterations). A stopping rule
+    /// (`no_improvement`, `early_stopping`, `tol`) may end the fit sooner; without one,
+    /// exactly this many run.
     pub fn epochs(mut self, v: usize) -> Self {
-        self.epochs = v;
+        self.epochs = Some(v);
         self
     }
     /// Sets `shuffle`: a [`Shuffle`], or `true` / `false`.
@@ -341,12 +518,12 @@ impl TrainConfig {
     }
     /// Sets `optimizer`.
     pub fn optimizer(mut self, v: Optimizer) -> Self {
-        self.optimizer = v;
+        self.optimizer = Some(v);
         self
     }
     /// Sets `penalty`.
     pub fn penalty(mut self, v: Penalty) -> Self {
-        self.penalty = v;
+        self.penalty = Some(v);
         self
     }
     /// Sets `schedule`.
@@ -377,6 +554,12 @@ impl TrainConfig {
         self.no_improvement = Some(v);
         self
     }
+    /// Runs every epoch asked for: no `no_improvement` rule (`--no-stop`). Early stopping
+    /// and seed 000's `tol`, when set, still apply.
+    pub fn no_stop(mut self) -> Self {
+        self.no_improvement = None;
+        self
+    }
     /// Sets `upload_batches`: how many consecutive batches a streaming fit gathers and
     /// uploads together (more: fewer, larger uploads and submissions; fewer: less memory
     /// in flight).
@@ -393,16 +576,15 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::param("batch_size", 0, "must be ≥ 1"));
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::param(
-                "learning_rate",
-                self.learning_rate,
-                "must be finite and > 0",
-            ));
+        if let Some(lr) = self.learning_rate
+            && !(lr.is_finite() && lr > 0.0)
+        {
+            return Err(Error::param("learning_rate", lr, "must be finite and > 0"));
         }
-        if self.epochs == 0 {
+        if self.epochs == Some(0) {
             return Err(Error::param("epochs", 0, "must be ≥ 1"));
         }
+        self.solver.validate()?;
         if let Some(tol) = self.tol
             && !(tol.is_finite() && tol >= 0.0)
         {
@@ -419,9 +601,15 @@ impl TrainConfig {
             return Err(Error::param("upload_batches", 0, "must be ≥ 1"));
         }
         self.shuffle.validate()?;
-        self.optimizer.validate()?;
-        self.penalty.validate()?;
-        self.schedule.validate(self.learning_rate)?;
+        if let Some(o) = self.optimizer {
+            o.validate()?;
+        }
+        if let Some(p) = self.penalty {
+            p.validate()?;
+        }
+        // A chosen rate is checked against the schedule when it is chosen.
+        self.schedule
+            .validate(self.learning_rate.unwrap_or(f64::INFINITY))?;
         if let Some(e) = self.early_stopping {
             if !(e.validation_fraction > 0.0 && e.validation_fraction < 1.0) {
                 return Err(Error::param(

@@ -1,7 +1,10 @@
 //! Training: configuration, the trainer loop and its report.
 
+mod auto;
 mod config;
+mod full_batch;
 mod gpu_session;
+mod lbfgs;
 mod optim;
 mod report;
 mod session;
@@ -9,7 +12,10 @@ mod state;
 mod trainer;
 mod validation;
 
-pub use config::{Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, TrainConfig, Verify};
+pub use auto::{Choices, LINEAR_MAX_EPOCHS, MLP_MAX_EPOCHS, MLP_MIN_UPDATES, RateFrom};
+pub use config::{
+    Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, Solver, TrainConfig, Verify,
+};
 pub use optim::{Optimizer, Penalty, Schedule};
 pub use report::{Deviation, Progress, Report, StopReason};
 pub use state::TrainState;

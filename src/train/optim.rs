@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// use gradflow::{Optimizer, TrainConfig};
-/// let cfg = TrainConfig::default().optimizer(Optimizer::adam()).learning_rate(1e-3);
+/// let cfg = TrainConfig::sgd().optimizer(Optimizer::adam()).learning_rate(1e-3);
 /// assert!(cfg.validate().is_ok());
-/// assert!(TrainConfig::default().optimizer(Optimizer::momentum(1.5)).validate().is_err());
+/// assert!(TrainConfig::sgd().optimizer(Optimizer::momentum(1.5)).validate().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Optimizer {
@@ -75,6 +75,19 @@ impl Optimizer {
     /// AdaGrad with PyTorch's default ε = 1e-10.
     pub fn adagrad() -> Self {
         Optimizer::AdaGrad { eps: 1e-10 }
+    }
+
+    /// `sgd`, `momentum`, `nesterov`, `adam` or `adagrad`: the command's name for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum {
+                nesterov: false, ..
+            } => "momentum",
+            Optimizer::Momentum { nesterov: true, .. } => "nesterov",
+            Optimizer::Adam { .. } => "adam",
+            Optimizer::AdaGrad { .. } => "adagrad",
+        }
     }
 
     /// The kernel rule.
@@ -325,6 +338,11 @@ impl Stepper {
             t: state.updates,
             adaptive: state.adaptive,
         }
+    }
+
+    /// The same stepper going on at base rate `lr0` (a backed-off fit).
+    pub fn with_rate(self, lr0: f64) -> Self {
+        Stepper { lr0, ..self }
     }
 
     /// The learning rate of the next update, in epoch `epoch` of `epochs` with

@@ -2,12 +2,29 @@
 
 use std::time::Duration;
 
+use super::Choices;
+
 /// Why training stopped. Serialises (JSON) as `{"reason": "tolerance", "step": …}`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
-    /// All configured epochs ran.
+    /// All configured epochs ran (L-BFGS: its iteration cap).
     MaxEpochs,
+    /// L-BFGS: the gradient's largest entry fell to the tolerance.
+    Converged {
+        /// Iterations run.
+        iterations: usize,
+        /// ‖g‖∞ at the end (of the solver's objective; see [`crate::Solver::Lbfgs`]).
+        gradient: f64,
+    },
+    /// L-BFGS: no step lowers the loss any more at `f32` precision (the model holds the
+    /// best point found).
+    Stalled {
+        /// Iterations run.
+        iterations: usize,
+        /// ‖g‖∞ at the end.
+        gradient: f64,
+    },
     /// Seed 000's rule fired: `|loss − previous| < tol` at this step, before its update.
     Tolerance {
         /// Global step (0-based).
@@ -39,6 +56,20 @@ impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             StopReason::MaxEpochs => write!(f, "all epochs ran"),
+            StopReason::Converged {
+                iterations,
+                gradient,
+            } => write!(
+                f,
+                "converged in {iterations} iterations (max |gradient| {gradient:.2e})"
+            ),
+            StopReason::Stalled {
+                iterations,
+                gradient,
+            } => write!(
+                f,
+                "no further decrease at f32 precision after {iterations} iterations (max |gradient| {gradient:.2e})"
+            ),
             StopReason::Tolerance { step, delta } => {
                 write!(f, "stopped by tol at step {step} (|Δloss| = {delta:.2e})")
             }
@@ -79,6 +110,15 @@ pub struct Report {
     pub samples: u64,
     /// Why it stopped.
     pub stop: StopReason,
+    /// Whether the fit converged: a stopping rule (L-BFGS's gradient test, the epoch
+    /// loss's plateau, early stopping, seed 000's `tol`) ended it, rather than the epoch
+    /// cap. A fit asked to run a fixed number of epochs with no rule is `false`.
+    pub converged: bool,
+    /// The solver, optimizer, rate, penalty and epoch cap the fit ran with.
+    pub choices: Choices,
+    /// What the trainer decided on its own that a user should know (a backend fallback,
+    /// a rate backed off), one line each; the library never prints.
+    pub notes: Vec<String>,
     /// Wall time of the training loop (set-up included, data generation not).
     pub wall: Duration,
     /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
@@ -131,7 +171,77 @@ pub struct Deviation {
     pub checks: u64,
 }
 
+/// The lengths of a report's per-epoch records at one point of a fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Marks {
+    epochs: usize,
+    validation: usize,
+    step_losses: usize,
+    steps: u64,
+    samples: u64,
+}
+
 impl Report {
+    /// Where the report's records stand now.
+    pub(crate) fn marks(&self) -> Marks {
+        Marks {
+            epochs: self.epoch_losses.len(),
+            validation: self.validation_losses.len(),
+            step_losses: self.step_losses.len(),
+            steps: self.steps,
+            samples: self.samples,
+        }
+    }
+
+    /// Forgets what was recorded after `m` (the epochs a backed-off fit goes back over).
+    pub(crate) fn rewind(&mut self, m: Marks) {
+        self.epoch_losses.truncate(m.epochs);
+        self.epoch_lrs.truncate(m.epochs);
+        self.validation_losses.truncate(m.validation);
+        self.step_losses.truncate(m.step_losses);
+        self.steps = m.steps;
+        self.samples = m.samples;
+        self.stop = StopReason::MaxEpochs;
+    }
+
+    /// Copies a session's data movement into the report.
+    pub(crate) fn set_traffic(&mut self, t: super::session::Traffic) {
+        self.mode = t.mode.to_string();
+        self.bytes_to_device = t.bytes;
+        self.dispatches = t.dispatches;
+        self.submissions = t.submissions;
+        self.gather_time = t.gather;
+        self.upload_wait = t.upload_wait;
+        self.gpu_wait = t.gpu_wait;
+    }
+
+    /// An empty report for `model` on `backend`, before any epoch.
+    pub(crate) fn new(model: &'static str, backend: String, choices: Choices) -> Self {
+        Report {
+            model,
+            backend,
+            epoch_losses: Vec::new(),
+            epoch_lrs: Vec::new(),
+            validation_losses: Vec::new(),
+            step_losses: Vec::new(),
+            steps: 0,
+            samples: 0,
+            stop: StopReason::MaxEpochs,
+            converged: false,
+            choices,
+            notes: Vec::new(),
+            wall: Duration::ZERO,
+            verify: Vec::new(),
+            mode: String::new(),
+            bytes_to_device: 0,
+            dispatches: 0,
+            submissions: 0,
+            gather_time: Duration::ZERO,
+            upload_wait: Duration::ZERO,
+            gpu_wait: Duration::ZERO,
+        }
+    }
+
     /// The last epoch's mean loss (NaN when no epoch completed).
     pub fn final_loss(&self) -> f64 {
         self.epoch_losses.last().copied().unwrap_or(f64::NAN)
@@ -155,7 +265,7 @@ impl Report {
     /// ```
     /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
     /// let rows = Synthetic::linear(20_000, 16).seed(1);
-    /// let report = Trainer::new(TrainConfig::default().batch_size(500).epochs(1))?
+    /// let report = Trainer::new(TrainConfig::sgd().batch_size(500).epochs(1))?
     ///     .fit(&mut LinearRegression::new(), &rows)?;
     /// let overlap = report.overlap().expect("a generator is streamed");
     /// assert!((0.0..=1.0).contains(&overlap));

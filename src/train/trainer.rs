@@ -5,11 +5,17 @@ use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Instant;
 
+use super::full_batch::{self, Evaluator, SolveTargets};
 use super::gpu_session::GpuSession;
+use super::lbfgs::Settings;
 use super::optim::{Penalty, Stepper};
+use super::report::Marks;
 use super::session::{CpuSession, Halt, Session, Synced};
 use super::validation::Holdout;
-use super::{Backend, EarlyStopping, Mode, Progress, Report, StopReason, TrainConfig, TrainState};
+use super::{
+    Backend, Choices, EarlyStopping, Mode, Progress, RateFrom, Report, Solver, StopReason,
+    TrainConfig, TrainState, auto,
+};
 use crate::cpu::update::Rule;
 use crate::data::{
     Dataset, RowSource, RowWeights, Standardized, Standardizer, epoch_plan, epoch_plan_over,
@@ -17,7 +23,7 @@ use crate::data::{
 use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
-use crate::model::{Fitted, Model, init_params};
+use crate::model::{Fitted, Model, Spec, init_params};
 use crate::program::Program;
 use crate::schedule::Prefetcher;
 
@@ -31,7 +37,7 @@ use crate::schedule::Prefetcher;
 /// # Example
 /// ```
 /// use gradflow::{data::Synthetic, model::Mlp, TrainConfig, Trainer};
-/// let trainer = Trainer::new(TrainConfig::default().batch_size(16).epochs(3).seed(7))?;
+/// let trainer = Trainer::new(TrainConfig::sgd().batch_size(16).epochs(3).seed(7))?;
 /// let data = Synthetic::blobs(200, 2, 2).seed(1).dataset()?;
 /// let report = trainer.fit(&mut Mlp::new(8), &data)?;
 /// assert_eq!(report.epoch_losses.len(), 3);
@@ -78,7 +84,7 @@ impl Trainer {
     /// ```no_run
     /// use gradflow::{gpu::GpuContext, Backend, TrainConfig, Trainer};
     /// let gl = GpuContext::with_adapter(Some("gl"))?; // wgpu's OpenGL backend
-    /// let trainer = Trainer::new(TrainConfig::default().backend(Backend::Gpu))?.with_gpu(gl);
+    /// let trainer = Trainer::new(TrainConfig::sgd().backend(Backend::Gpu))?.with_gpu(gl);
     /// # Ok::<(), gradflow::Error>(())
     /// ```
     pub fn with_gpu(mut self, ctx: GpuContext) -> Self {
@@ -94,7 +100,7 @@ impl Trainer {
     /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = seen.clone();
-    /// let trainer = Trainer::new(TrainConfig::default().epochs(2))?
+    /// let trainer = Trainer::new(TrainConfig::sgd().epochs(2))?
     ///     .with_progress(move |p| log.lock().unwrap().push(p.steps));
     /// trainer.fit(&mut LinearRegression::new(), &Synthetic::linear(64, 2).dataset()?)?;
     /// assert_eq!(*seen.lock().unwrap(), [2, 4]); // one sync per epoch of 2 batches
@@ -123,7 +129,7 @@ impl Trainer {
     /// ```
     /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
     /// let rows = Synthetic::linear(50_000, 8).seed(3); // made on the fly, never stored
-    /// let trainer = Trainer::new(TrainConfig::default().batch_size(256).epochs(2))?;
+    /// let trainer = Trainer::new(TrainConfig::sgd().batch_size(256).epochs(2))?;
     /// let report = trainer.fit(&mut LinearRegression::new(), &rows)?;
     /// assert_eq!(report.mode, "streaming");
     /// assert!(report.final_loss() < 0.01);
@@ -151,7 +157,7 @@ impl Trainer {
     /// use gradflow::{data::Synthetic, model::LogisticRegression, TrainConfig, Trainer};
     /// let data = Synthetic::logistic(1000, 4).seed(2).dataset()?;
     /// let weights: Vec<f32> = (0..1000).map(|i| if i % 2 == 0 { 2.0 } else { 0.5 }).collect();
-    /// let trainer = Trainer::new(TrainConfig::default().epochs(3))?;
+    /// let trainer = Trainer::new(TrainConfig::sgd().epochs(3))?;
     /// let report = trainer.fit_weighted(&mut LogisticRegression::new(), &data, Some(&weights))?;
     /// assert!(report.final_loss().is_finite());
     /// # Ok::<(), gradflow::Error>(())
@@ -180,7 +186,7 @@ impl Trainer {
     /// ```
     /// use gradflow::{data::Synthetic, model::{Model, Mlp}, Optimizer, TrainConfig, Trainer};
     /// let data = Synthetic::blobs(300, 2, 3).seed(1).dataset()?;
-    /// let cfg = TrainConfig::default().optimizer(Optimizer::adam()).learning_rate(0.01);
+    /// let cfg = TrainConfig::sgd().optimizer(Optimizer::adam()).learning_rate(0.01);
     /// let (mut once, mut twice) = (Mlp::new(8), Mlp::new(8));
     /// Trainer::new(cfg.clone().epochs(4))?.fit(&mut once, &data)?;
     /// let two = Trainer::new(cfg.epochs(2))?;
@@ -290,50 +296,112 @@ impl Trainer {
                 TrainState::default(),
             ),
         };
-        let mut holdout = match self.config.early_stopping {
+        let mut choices = auto::resolve(cfg, &spec, data.0)?;
+        if let Solver::Lbfgs { .. } = choices.solver {
+            let fit = (spec, init, state, scaler);
+            return self.fit_full_batch(model, data, fit, choices, started);
+        }
+        auto::choose_rate(&mut choices, cfg, &spec, data.0, data.1)?;
+        let mut holdout = match cfg.early_stopping {
             Some(e) => Some(Holdout::new(
                 data.0,
                 &spec.program(),
                 e.validation_fraction,
-                self.config.seed,
+                cfg.seed,
             )?),
             None => None,
         };
-        let mut session = self.session(spec.program(), data, &init, scope)?;
+        let mut notes = Vec::new();
+        let mut session = self.session(spec.program(), data, &init, &choices, &mut notes, scope)?;
         if !state.optimizer.is_empty() {
             session.set_optimizer_state(&state.optimizer)?;
         }
-        let mut stepper = Stepper::resume(
-            cfg.optimizer,
-            cfg.penalty,
-            cfg.schedule,
-            cfg.learning_rate,
-            &state,
-        );
-        let mut snapshot = init;
-        let rule = self.config.early_stopping.unwrap_or_default();
+        let optimizer = choices.optimizer.unwrap_or_default();
+        let rate = choices.learning_rate.unwrap_or(0.1);
+        let stepper = Stepper::resume(optimizer, choices.penalty, cfg.schedule, rate, &state);
+        let mut report = Report::new(model.name(), session.backend(), choices);
+        report.notes = notes;
+        let rule = cfg.early_stopping.unwrap_or_default();
         let mut watch = holdout.as_mut().map(|h| Watch::new(h, rule));
-        let (mut report, ended) = self.run(
-            session.as_mut(),
-            (model.name(), data.0.n(), started),
-            (&mut stepper, state.epochs_done),
-            &mut snapshot,
-            watch.as_mut(),
-        )?;
+        // A chosen rate backs off; a given one is the user's to keep.
+        let backs_off = choices.rate_from != RateFrom::Given;
+        let mut at = Checkpoint {
+            epoch: state.epochs_done,
+            params: init,
+            optimizer: state.optimizer.clone(),
+            stepper,
+            plateau: (f64::INFINITY, 0),
+            marks: report.marks(),
+        };
+        let horizon = state.epochs_done + choices.max_epochs;
+        let ended = loop {
+            let mut stepper = at.stepper;
+            let outcome = self.run(
+                session.as_mut(),
+                (&mut report, started, data.0.n()),
+                (&mut stepper, horizon),
+                &mut at,
+                watch.as_mut(),
+                backs_off,
+            )?;
+            match outcome {
+                Ended::Done(ended) => break ended,
+                Ended::BackOff { epoch, loss, .. } if report.choices.backoffs < MAX_BACKOFFS => {
+                    // Back to the last good epoch, at a quarter of the rate, on a fresh
+                    // session (a halted one keeps its halt).
+                    let rate = report.choices.learning_rate.unwrap_or(rate) / 4.0;
+                    report.choices.backoffs += 1;
+                    report.choices.learning_rate = Some(rate);
+                    report.notes.push(format!(
+                        "epoch {epoch}: loss {loss:.4e} {} at rate {:.4e}: went back to epoch \
+                         {} and on at {rate:.4e}",
+                        if loss.is_finite() {
+                            "rose"
+                        } else {
+                            "was not finite"
+                        },
+                        rate * 4.0,
+                        at.epoch,
+                    ));
+                    report.rewind(at.marks);
+                    at.stepper = at.stepper.with_rate(rate);
+                    drop(session);
+                    session = self.session(
+                        spec.program(),
+                        data,
+                        &at.params,
+                        &report.choices,
+                        &mut Vec::new(),
+                        scope,
+                    )?;
+                    if !at.optimizer.is_empty() {
+                        session.set_optimizer_state(&at.optimizer)?;
+                    }
+                }
+                Ended::BackOff { step, epoch, loss } => {
+                    break Err(Error::Diverged {
+                        step,
+                        epoch,
+                        loss,
+                        learning_rate: report.choices.learning_rate.unwrap_or(rate),
+                    });
+                }
+            }
+        };
         // Stored whether or not the fit ended in an error. A halted session holds the
         // parameters of its last applied update; after a divergence those may already be
-        // infinite, and then the last epoch's finite snapshot is kept instead. Early
+        // infinite, and then the last epoch's finite checkpoint is kept instead. Early
         // stopping keeps its best epoch's.
         let params = session.params()?;
         let params = match watch.and_then(|w| w.best_params) {
             Some(best) => best,
             None if all_finite(&params) => params,
-            None => snapshot,
+            None => at.params,
         };
         let state = TrainState {
             epochs_done: state.epochs_done + report.epoch_losses.len(),
             updates: state.updates + report.steps,
-            adaptive: stepper.adaptive,
+            adaptive: at.stepper.adaptive,
             optimizer: session.optimizer_state()?,
         };
         model.set_fitted(Fitted {
@@ -342,30 +410,166 @@ impl Trainer {
             state: Some(state),
             scaler,
         });
+        report.converged = matches!(
+            report.stop,
+            StopReason::Tolerance { .. }
+                | StopReason::EarlyStopping { .. }
+                | StopReason::NoImprovement { .. }
+        );
         report.verify = session.deviations();
-        let traffic = session.traffic();
-        report.mode = traffic.mode.to_string();
-        report.bytes_to_device = traffic.bytes;
-        report.dispatches = traffic.dispatches;
-        report.submissions = traffic.submissions;
-        report.gather_time = traffic.gather;
-        report.upload_wait = traffic.upload_wait;
-        report.gpu_wait = traffic.gpu_wait;
+        report.set_traffic(session.traffic());
         report.wall = started.elapsed();
         ended.map(|()| report)
     }
 
-    /// The session for the configured backend, with the initial parameters loaded.
+    /// A full-batch L-BFGS fit (see [`super::full_batch`]): the data in memory, evaluated
+    /// on the CPU's fast kernels or resident on the device.
+    fn fit_full_batch<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        (data, weights): Weighted<'_>,
+        (spec, init, state, scaler): (Spec, Vec<Vec<f32>>, TrainState, Option<Standardizer>),
+        choices: Choices,
+        started: Instant,
+    ) -> Result<Report> {
+        let Solver::Lbfgs {
+            memory,
+            max_iter,
+            tol,
+        } = choices.solver
+        else {
+            unreachable!("called for L-BFGS fits only")
+        };
+        // `auto::resolve` picks L-BFGS only for data in memory.
+        let Some(dataset) = data.in_memory() else {
+            unreachable!("L-BFGS is chosen for in-memory data only")
+        };
+        let program = spec.program();
+        let solve_targets = SolveTargets::new(dataset.targets(), program.loss);
+        let mut notes = Vec::new();
+        let mut evaluator = match self.gpu_context(&mut notes)? {
+            Some(ctx) => {
+                let t = &solve_targets.targets;
+                match Evaluator::gpu(&ctx, program.clone(), dataset, t, weights) {
+                    Ok(e) => e,
+                    Err(e @ Error::DeviceLimit { .. }) if self.config.backend == Backend::Auto => {
+                        notes.push(format!("training on the CPU: {e}"));
+                        Evaluator::cpu(program.clone(), dataset, t, weights)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => Evaluator::cpu(program.clone(), dataset, &solve_targets.targets, weights),
+        };
+        let mut report = Report::new(model.name(), evaluator.backend(), choices);
+        report.notes = notes;
+        let settings = Settings {
+            memory,
+            max_iter,
+            tol,
+        };
+        let mut progress = |p: Progress| {
+            if let Some(f) = &self.progress {
+                f(p);
+            }
+        };
+        let n = dataset.n();
+        let solved = full_batch::solve(
+            &mut evaluator,
+            &program,
+            &solve_targets,
+            (n, &init),
+            settings,
+            choices.penalty,
+            &mut progress,
+        )?;
+        report.epoch_losses = solved.losses;
+        report.steps = solved.iterations as u64;
+        report.samples = (solved.evaluations * n) as u64;
+        report.stop = solved.stop;
+        report.converged = solved.converged;
+        // L-BFGS keeps no optimizer tensors between fits; a later mini-batch fit starts
+        // its optimizer afresh from these zeros (what a model file's state holds).
+        let optimizer = if state.optimizer.is_empty() {
+            program
+                .params
+                .iter()
+                .map(|d| {
+                    let zeros = vec![0f32; d.rows * d.cols];
+                    [zeros.clone(), zeros]
+                })
+                .collect()
+        } else {
+            state.optimizer
+        };
+        let state = TrainState {
+            epochs_done: state.epochs_done + solved.iterations,
+            updates: state.updates + solved.iterations as u64,
+            adaptive: state.adaptive,
+            optimizer,
+        };
+        model.set_fitted(Fitted {
+            spec,
+            params: solved.params,
+            state: Some(state),
+            scaler,
+        });
+        report.set_traffic(evaluator.traffic());
+        report.wall = started.elapsed();
+        Ok(report)
+    }
+
+    /// The GPU context to train on, or `None` for the CPU: `Backend::Gpu` insists on one;
+    /// `Backend::Auto` takes a hardware adapter, and a software one (device type `Cpu`)
+    /// only when `GRADFLOW_ADAPTER` names it, noting why when it falls back.
+    ///
+    /// # Errors
+    /// With `Backend::Gpu`: [`Error::NoAdapter`], [`Error::Device`].
+    fn gpu_context(&self, notes: &mut Vec<String>) -> Result<Option<GpuContext>> {
+        let context = || self.gpu.clone().map_or_else(gpu::shared, Ok);
+        match self.config.backend {
+            Backend::Cpu => Ok(None),
+            Backend::Gpu => context().map(Some),
+            Backend::Auto => match context() {
+                Ok(ctx) => {
+                    let info = ctx.info();
+                    let named =
+                        self.gpu.is_some() || std::env::var_os("GRADFLOW_ADAPTER").is_some();
+                    if info.device_type == wgpu::DeviceType::Cpu && !named {
+                        notes.push(format!(
+                            "training on the CPU: the only adapter, {}, is a software one \
+                             (GRADFLOW_ADAPTER={} to use it anyway)",
+                            info.name,
+                            info.name.split_whitespace().next().unwrap_or("NAME")
+                        ));
+                        return Ok(None);
+                    }
+                    Ok(Some(ctx))
+                }
+                Err(e @ Error::NoAdapter { .. }) => {
+                    notes.push(format!("training on the CPU: {e}"));
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// The mini-batch session for the configured backend, with the initial parameters
+    /// loaded.
     fn session<'s, 'a>(
         &self,
         program: Program,
         (data, weights): Weighted<'a>,
         init: &[Vec<f32>],
+        choices: &Choices,
+        notes: &mut Vec<String>,
         scope: &'s Scope<'s, 'a>,
     ) -> Result<Box<dyn Session + 'a>> {
         let cfg = &self.config;
         let cap = cfg.batch_size.min(data.n());
-        let (tol, depth, rule) = (cfg.tol, cfg.ring_depth, cfg.optimizer.rule());
+        let rule = choices.optimizer.unwrap_or_default().rule();
+        let (tol, depth) = (cfg.tol, cfg.ring_depth);
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
             let verify = cfg.verify;
             let tol = GpuEngineOptions {
@@ -374,7 +578,7 @@ impl Trainer {
                 // The engine takes it where the data and model allow (see the option).
                 fuse_glm: cfg.fuse_steps
                     && verify.is_none()
-                    && cfg.penalty == Penalty::None
+                    && choices.penalty == Penalty::None
                     && rule == Rule::Sgd,
                 ..GpuEngineOptions::default()
             };
@@ -402,17 +606,14 @@ impl Trainer {
             s.set_params(init)?;
             Ok(Box::new(s))
         };
-        let context = || self.gpu.clone().map_or_else(gpu::shared, Ok);
-        match cfg.backend {
-            Backend::Gpu => return gpu(&context()?, program),
-            Backend::Auto => match context().and_then(|ctx| gpu(&ctx, program.clone())) {
+        if let Some(ctx) = self.gpu_context(notes)? {
+            match gpu(&ctx, program.clone()) {
                 Ok(session) => return Ok(session),
-                Err(e @ (Error::NoAdapter { .. } | Error::DeviceLimit { .. })) => {
-                    eprintln!("gradflow: training on the CPU: {e}");
+                Err(e @ Error::DeviceLimit { .. }) if cfg.backend == Backend::Auto => {
+                    notes.push(format!("training on the CPU: {e}"));
                 }
                 Err(e) => return Err(e),
-            },
-            Backend::Cpu => {}
+            }
         }
         let mut session = match data.in_memory() {
             Some(d) => {
@@ -514,38 +715,22 @@ impl Trainer {
         })
     }
 
-    /// The epoch loop over any session. Returns the report and, separately, the error that
-    /// ended the fit (if any), so that the caller stores the parameters either way.
+    /// The epoch loop over any session, from checkpoint `at` to epoch `horizon`. Returns
+    /// how it ended: done (with the error that ended the fit, if any, kept apart so that
+    /// the caller stores the parameters either way), or asking to back off (a chosen
+    /// rate whose epoch loss was non-finite or rose past twice the best). `at` moves to
+    /// each good epoch's end.
     fn run(
         &self,
         session: &mut dyn Session,
-        (model, n, started): (&'static str, usize, Instant),
-        (stepper, first_epoch): (&mut Stepper, usize),
-        snapshot: &mut Vec<Vec<f32>>,
+        (report, started, n): (&mut Report, Instant, usize),
+        (stepper, horizon): (&mut Stepper, usize),
+        at: &mut Checkpoint,
         mut watch: Option<&mut Watch<'_>>,
-    ) -> Result<(Report, Result<()>)> {
+        backs_off: bool,
+    ) -> Result<Ended> {
         let cfg = &self.config;
         let train_rows = watch.as_ref().map(|w| w.holdout.train_rows.clone());
-        let mut report = Report {
-            model,
-            backend: session.backend(),
-            epoch_losses: Vec::new(),
-            epoch_lrs: Vec::new(),
-            validation_losses: Vec::new(),
-            step_losses: Vec::new(),
-            steps: 0,
-            samples: 0,
-            stop: StopReason::MaxEpochs,
-            wall: started.elapsed(),
-            verify: Vec::new(),
-            mode: String::new(),
-            bytes_to_device: 0,
-            dispatches: 0,
-            submissions: 0,
-            gather_time: std::time::Duration::ZERO,
-            upload_wait: std::time::Duration::ZERO,
-            gpu_wait: std::time::Duration::ZERO,
-        };
         // Told at each sync: `synced` holds this epoch's steps so far, of sizes `sizes`.
         let progress = |epoch: usize, synced: &Synced, sizes: &[usize], report: &Report| {
             if let (Some(f), Some(&loss)) = (&self.progress, synced.losses.last()) {
@@ -560,9 +745,8 @@ impl Trainer {
             }
         };
         // scikit-learn's n_iter_no_change: the best epoch loss and the epochs since.
-        let (mut best, mut stale) = (f64::INFINITY, 0usize);
-        let horizon = first_epoch + cfg.epochs;
-        for epoch in first_epoch..horizon {
+        let (mut best, mut stale) = at.plateau;
+        for epoch in at.epoch..horizon {
             let (seed, batch, shuffle, drop) =
                 (cfg.seed, cfg.batch_size, cfg.shuffle, cfg.drop_last);
             let plan = Arc::new(match &train_rows {
@@ -572,7 +756,7 @@ impl Trainer {
             session.begin_epoch(&plan)?;
             let sizes: Vec<usize> = plan.batches().map(|b| b.len).collect();
             let mut synced = Synced::default();
-            let mut lr = cfg.learning_rate;
+            let mut lr = stepper.lr(epoch, horizon, sizes.len());
             for batch in plan.batches() {
                 lr = stepper.lr(epoch, horizon, sizes.len());
                 session.step(batch, &stepper.next(lr))?;
@@ -580,14 +764,14 @@ impl Trainer {
                 let due = (batch.index + 1) % every == 0 && batch.index + 1 < sizes.len();
                 if due {
                     let halted = absorb(&mut synced, session.sync()?);
-                    progress(epoch, &synced, &sizes, &report);
+                    progress(epoch, &synced, &sizes, report);
                     if halted {
                         break;
                     }
                 }
             }
             absorb(&mut synced, session.sync()?);
-            progress(epoch, &synced, &sizes, &report);
+            progress(epoch, &synced, &sizes, report);
             let ran = synced.halt.map_or(synced.losses.len(), |(i, _)| i);
             let (mut loss_sum, mut rows) = (0f64, 0usize);
             for (&loss, &len) in synced.losses.iter().zip(&sizes).take(ran) {
@@ -605,6 +789,22 @@ impl Trainer {
             }
             match synced.halt {
                 None => {
+                    let loss = report.final_loss();
+                    // Rising past twice the best and past where the fit began: a rate
+                    // too large for this stretch of the loss (noise near a small loss
+                    // can double it, but not lift it above the start).
+                    let first = report
+                        .epoch_losses
+                        .first()
+                        .copied()
+                        .unwrap_or(f64::INFINITY);
+                    if backs_off && loss > 2.0 * best && loss > first {
+                        return Ok(Ended::BackOff {
+                            step: report.steps,
+                            epoch,
+                            loss,
+                        });
+                    }
                     // One small readback per epoch: the fallback if a later step diverges.
                     let params = session.params()?;
                     if let Some(w) = watch.as_deref_mut() {
@@ -619,22 +819,34 @@ impl Trainer {
                             break;
                         }
                     }
-                    if all_finite(&params) {
-                        *snapshot = params;
-                    }
-                    let loss = report.final_loss();
                     stepper.end_epoch(loss);
+                    let mut plateau = false;
                     if let Some(rule) = cfg.no_improvement {
-                        if loss < best - rule.tol {
+                        if rule.improves(loss, best) {
                             stale = 0;
                         } else {
                             stale += 1;
                         }
-                        best = best.min(loss);
-                        if stale >= rule.epochs {
-                            report.stop = StopReason::NoImprovement { epoch, best };
-                            break;
-                        }
+                        plateau = stale >= rule.epochs;
+                    }
+                    best = best.min(loss);
+                    if all_finite(&params) {
+                        *at = Checkpoint {
+                            epoch: epoch + 1,
+                            params,
+                            optimizer: if backs_off {
+                                session.optimizer_state()?
+                            } else {
+                                Vec::new()
+                            },
+                            stepper: *stepper,
+                            plateau: (best, stale),
+                            marks: report.marks(),
+                        };
+                    }
+                    if plateau {
+                        report.stop = StopReason::NoImprovement { epoch, best };
+                        break;
                     }
                 }
                 Some((_, Halt::Tolerance { delta })) => {
@@ -645,17 +857,24 @@ impl Trainer {
                     break;
                 }
                 Some((_, Halt::NonFinite { loss })) => {
+                    if backs_off {
+                        return Ok(Ended::BackOff {
+                            step: report.steps,
+                            epoch,
+                            loss,
+                        });
+                    }
                     let err = Error::Diverged {
                         step: report.steps,
                         epoch,
                         loss,
-                        learning_rate: cfg.learning_rate,
+                        learning_rate: lr,
                     };
-                    return Ok((report, Err(err)));
+                    return Ok(Ended::Done(Err(err)));
                 }
             }
         }
-        Ok((report, Ok(())))
+        Ok(Ended::Done(Ok(())))
     }
 }
 
@@ -705,6 +924,33 @@ impl<'h> Watch<'h> {
 
 /// A source and its rows' weights, if any.
 type Weighted<'a> = (&'a dyn RowSource, Option<&'a RowWeights<'a>>);
+
+/// Times a chosen learning rate is divided by 4 before a fit that still diverges is an
+/// error: 4⁻⁸ ≈ 1.5 · 10⁻⁵ of the first choice.
+const MAX_BACKOFFS: usize = 8;
+
+/// The last good epoch's end: where a fit goes back to when a chosen rate proves too
+/// large, and whose parameters a diverged fit keeps.
+struct Checkpoint {
+    /// The next epoch to run.
+    epoch: usize,
+    params: Vec<Vec<f32>>,
+    /// The optimizer's tensors (read only when the fit may back off).
+    optimizer: Vec<[Vec<f32>; 2]>,
+    stepper: Stepper,
+    /// The plateau rule's best epoch loss and epochs since.
+    plateau: (f64, usize),
+    /// The report's lengths at that point.
+    marks: Marks,
+}
+
+/// How [`Trainer::run`] ended.
+enum Ended {
+    /// The fit is over (the error that ended it, if any).
+    Done(Result<()>),
+    /// A chosen rate's epoch loss was non-finite or rose: go back and slow down.
+    BackOff { step: u64, epoch: usize, loss: f64 },
+}
 
 /// Where a GPU fit keeps its data.
 enum Placement {

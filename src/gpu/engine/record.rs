@@ -29,12 +29,13 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Records one step of `len` rows read by `rows` (one dispatch per op).
+    /// Records one step of `len` rows read by `rows` (one dispatch per op); with
+    /// `update: None`, the loss and gradients only (the full-batch solver's evaluation).
     pub(super) fn record(
         &mut self,
         rows: StepRows,
         len: usize,
-        update: &StepScalars,
+        update: Option<&StepScalars>,
         loss_slot: usize,
     ) -> Result<()> {
         self.check_step(len, loss_slot)?;
@@ -62,7 +63,7 @@ impl GpuEngine {
                 &self.ops,
                 &self.program,
                 (rows, len),
-                (self.rule, update),
+                update.map(|u| (self.rule, u)),
                 (loss_slot, self.halting),
             )
         };
@@ -188,7 +189,7 @@ fn record_step(
     ops: &[BoundOp],
     program: &Program,
     (rows, m): (StepRows, usize),
-    (rule, update): (Rule, &StepScalars),
+    update: Option<(Rule, &StepScalars)>,
     (slot, halting): (usize, Halting),
 ) -> Result<()> {
     // Resident data are gathered through the epoch order from `start`; a ring slot
@@ -244,6 +245,9 @@ fn record_step(
                 halting,
             )?,
             OpKind::Update(i) => {
+                let Some((rule, update)) = update else {
+                    continue;
+                };
                 let d = &program.params[*i];
                 let s = update.of(d.is_bias).of::<f32>();
                 kernels::update(ctx, pass, ring, bound, rule, d.rows * d.cols, &s)?

@@ -351,7 +351,7 @@ impl GpuEngine {
         self.record(
             StepRows::Slot { slot, offset },
             len,
-            &update.into(),
+            Some(&update.into()),
             loss_slot,
         )?;
         if let Data::Ring(ring) = &mut self.data {

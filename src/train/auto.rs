@@ -1,0 +1,324 @@
+//! The choices a [`TrainConfig`] leaves to the trainer: solver, optimizer, learning rate,
+//! penalty and the epoch cap, made from the model and the data so that a fit with no
+//! other setting converges to a good model and never diverges.
+
+use rand::SeedableRng;
+use rand::seq::index;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
+use crate::cpu::loss::LossKind;
+use crate::data::{RowSource, RowTargets, RowWeights, TargetKind};
+use crate::error::{Error, Result};
+use crate::model::{Arch, Spec};
+
+/// Epoch (or L-BFGS iteration) cap of the linear models when `epochs` is unset
+/// (scikit-learn's `SGDClassifier` and `max_iter`-driven solvers run up to 1000).
+pub const LINEAR_MAX_EPOCHS: usize = 1000;
+/// The MLP's cap when `epochs` is unset (scikit-learn's `MLPClassifier`: 200), raised on
+/// small data to allow [`MLP_MIN_UPDATES`] updates.
+pub const MLP_MAX_EPOCHS: usize = 200;
+/// Updates the MLP's default cap allows at least: an epoch of 100 rows is 4 updates of 32,
+/// and 200 of them leave Adam at 10⁻³ far from converged (iris, measured: 0.92 accuracy
+/// at 200 epochs, 0.97 when the plateau rule ends it after 806).
+pub const MLP_MIN_UPDATES: usize = 20_000;
+/// Rows the curvature estimate samples at most: a few power iterations over them cost
+/// milliseconds, and the largest eigenvalue of a mean of 16,384 outer products is within
+/// a few percent of the population's.
+const CURVATURE_ROWS: usize = 16_384;
+
+/// What the trainer chose for a fit ([`Report::choices`](super::Report::choices)): the
+/// config's own values where it set them, the trainer's choices elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choices {
+    /// `Solver::Lbfgs { .. }` or `Solver::Sgd` (never `Auto`).
+    pub solver: Solver,
+    /// The mini-batch loop's optimizer (`None` for L-BFGS).
+    pub optimizer: Option<Optimizer>,
+    /// The mini-batch loop's starting rate (`None` for L-BFGS), after any back-off.
+    pub learning_rate: Option<f64>,
+    /// Where the rate came from.
+    pub rate_from: RateFrom,
+    /// The penalty on the weights.
+    pub penalty: Penalty,
+    /// The epoch (L-BFGS: iteration) cap.
+    pub max_epochs: usize,
+    /// Times a chosen rate was divided by 4 after a non-finite or rising epoch loss.
+    pub backoffs: usize,
+}
+
+/// Where a fit's learning rate came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateFrom {
+    /// L-BFGS: no rate (its line search takes each step's length).
+    None,
+    /// The config set it.
+    Given,
+    /// 1 / L̂, L̂ the smoothness of the batch loss estimated from the data.
+    Curvature {
+        /// L̂.
+        smoothness: f64,
+    },
+    /// The optimizer's customary default (Adam 10⁻³, AdaGrad 10⁻²).
+    OptimizerDefault,
+}
+
+impl std::fmt::Display for RateFrom {
+    /// `given`, `1/L̂ with L̂ = 12.3 (from the data)`, `Adam's default`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateFrom::None => write!(f, "none (line search)"),
+            RateFrom::Given => write!(f, "given"),
+            RateFrom::Curvature { smoothness } => {
+                write!(f, "1/L̂ from the data's curvature (L̂ = {smoothness:.4})")
+            }
+            RateFrom::OptimizerDefault => write!(f, "the optimizer's default"),
+        }
+    }
+}
+
+/// Whether `spec` is one of the linear models (convex, smooth losses).
+fn is_linear(spec: &Spec) -> bool {
+    matches!(spec.arch, Arch::Glm { .. })
+}
+
+/// The choices for fitting `spec` to `data` (already standardised when the config asks)
+/// under `cfg`; the rate is a placeholder until [`choose_rate`] has seen the data.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] when the config asks for L-BFGS with something it cannot
+/// do: an L1 or elastic-net penalty, early stopping, a source not in memory.
+pub(crate) fn resolve(cfg: &TrainConfig, spec: &Spec, data: &dyn RowSource) -> Result<Choices> {
+    let n = data.n();
+    let penalty = cfg.penalty.unwrap_or(match spec.arch {
+        Arch::Glm {
+            loss: LossKind::SigmoidBce | LossKind::SoftmaxCce,
+            ..
+        } => Penalty::L2(1.0 / n as f64),
+        _ => Penalty::None,
+    });
+    let smooth = matches!(penalty, Penalty::None | Penalty::L2(_));
+    let loop_knobs = cfg.learning_rate.is_some()
+        || cfg.optimizer.is_some()
+        || cfg.schedule != Schedule::Constant
+        || cfg.early_stopping.is_some()
+        || cfg.tol.is_some()
+        || cfg.verify.is_some();
+    let in_memory = data.in_memory().is_some();
+    let steps_per_epoch = n.div_ceil(cfg.batch_size.clamp(1, n.max(1))).max(1);
+    let max_epochs = cfg.epochs.unwrap_or(if is_linear(spec) {
+        LINEAR_MAX_EPOCHS
+    } else {
+        MLP_MAX_EPOCHS.max(MLP_MIN_UPDATES.div_ceil(steps_per_epoch))
+    });
+    let solver = match cfg.solver {
+        Solver::Auto if is_linear(spec) && smooth && !loop_knobs && in_memory => Solver::Lbfgs {
+            memory: 10,
+            max_iter: max_epochs,
+            tol: cfg.no_improvement.map_or(1e-4, |r| r.tol),
+        },
+        Solver::Auto => Solver::Sgd,
+        Solver::Lbfgs { .. } => {
+            if !smooth {
+                return Err(Error::param(
+                    "penalty",
+                    format!("{penalty:?} with solver lbfgs"),
+                    "must be None or L2 for L-BFGS (an L1 term is not smooth): use solver sgd",
+                ));
+            }
+            if cfg.early_stopping.is_some() {
+                return Err(Error::param(
+                    "early_stopping",
+                    "with solver lbfgs",
+                    "is a rule of the mini-batch loop: use solver sgd, or leave it out",
+                ));
+            }
+            if !in_memory {
+                return Err(Error::param(
+                    "solver lbfgs",
+                    "on a streamed source",
+                    "needs the rows in memory (a Dataset; Dataset::from_source loads a \
+                     source that fits): use solver sgd to stream them",
+                ));
+            }
+            cfg.solver
+        }
+        Solver::Sgd => Solver::Sgd,
+    };
+    let optimizer = match solver {
+        Solver::Lbfgs { .. } => None,
+        _ => Some(cfg.optimizer.unwrap_or(if is_linear(spec) {
+            Optimizer::Sgd
+        } else {
+            Optimizer::adam()
+        })),
+    };
+    Ok(Choices {
+        solver,
+        optimizer,
+        learning_rate: cfg.learning_rate.filter(|_| optimizer.is_some()),
+        rate_from: match (optimizer, cfg.learning_rate) {
+            (None, _) => RateFrom::None,
+            (Some(_), Some(_)) => RateFrom::Given,
+            (Some(_), None) => RateFrom::OptimizerDefault,
+        },
+        penalty,
+        max_epochs,
+        backoffs: 0,
+    })
+}
+
+/// Sets the mini-batch loop's rate when the config left it open: the optimizer's default
+/// for the adaptive ones, 1 / L̂ for SGD and momentum (see
+/// [`TrainConfig::learning_rate`]).
+///
+/// # Errors
+/// The source's errors while the sample is read; [`Error::InvalidParameter`] when a
+/// cosine schedule's floor is above the chosen rate.
+pub(crate) fn choose_rate(
+    choices: &mut Choices,
+    cfg: &TrainConfig,
+    spec: &Spec,
+    data: &dyn RowSource,
+    weights: Option<&RowWeights<'_>>,
+) -> Result<()> {
+    let Some(optimizer) = choices.optimizer else {
+        return Ok(());
+    };
+    if choices.learning_rate.is_none() {
+        let (rate, from) = match optimizer {
+            Optimizer::Adam { .. } => (1e-3, RateFrom::OptimizerDefault),
+            Optimizer::AdaGrad { .. } => (1e-2, RateFrom::OptimizerDefault),
+            Optimizer::Sgd | Optimizer::Momentum { .. } => {
+                let curvature = match spec.arch {
+                    Arch::Glm { loss, .. } => loss_curvature(loss),
+                    // The MLP: the softmax bound of its input layer (the output layer's
+                    // inputs are bounded activations); backing off covers the rest.
+                    Arch::Mlp { .. } => loss_curvature(LossKind::SoftmaxCce),
+                };
+                let batch = cfg.batch_size.min(data.n());
+                let l = smoothness(data, weights, batch, cfg.seed)? * curvature;
+                (
+                    1.0 / l.max(f64::MIN_POSITIVE),
+                    RateFrom::Curvature { smoothness: l },
+                )
+            }
+        };
+        choices.learning_rate = Some(rate);
+        choices.rate_from = from;
+    }
+    cfg.schedule
+        .validate(choices.learning_rate.unwrap_or(f64::INFINITY))
+}
+
+/// The largest curvature of each loss along its output, per unit ‖x̃‖²: MSE without the
+/// ½ has second derivative 2; σ′ ≤ ¼; the softmax Jacobian diag(p) − ppᵀ has eigenvalues
+/// ≤ ½.
+fn loss_curvature(loss: LossKind) -> f64 {
+    match loss {
+        LossKind::Mse => 2.0,
+        LossKind::SigmoidBce => 0.25,
+        LossKind::SoftmaxCce => 0.5,
+    }
+}
+
+/// The expected smoothness of a `batch`-row mean of x̃ᵢx̃ᵢᵀ (x̃ = [x 1], times the row's
+/// weight), sampled without replacement (Gower et al. 2019, Prop. 3.8):
+/// L_b = n(b − 1) / (b(n − 1)) · λ_max(X̃ᵀX̃ / n) + (n − b) / (b(n − 1)) · maxᵢ ‖x̃ᵢ‖²,
+/// from a seeded sample of at most [`CURVATURE_ROWS`] rows.
+pub(crate) fn smoothness(
+    data: &dyn RowSource,
+    weights: Option<&RowWeights<'_>>,
+    batch: usize,
+    seed: u64,
+) -> Result<f64> {
+    let (n, p) = (data.n(), data.p());
+    let mut rows: Vec<u32> = if n <= CURVATURE_ROWS {
+        (0..n as u32).collect()
+    } else {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6375_7276); // "curv"
+        index::sample(&mut rng, n, CURVATURE_ROWS)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect()
+    };
+    rows.sort_unstable();
+    let m = rows.len();
+    let mut x = vec![0f32; m * p];
+    let mut labels = Vec::new();
+    match data.target_kind() {
+        TargetKind::Real => data.gather(&rows, &mut x, RowTargets::Real(&mut vec![0.0; m]))?,
+        TargetKind::Labels => {
+            labels = vec![0u32; m];
+            data.gather(&rows, &mut x, RowTargets::Classes(&mut labels))?;
+        }
+    }
+    let mut w = Vec::new();
+    if let Some(weights) = weights {
+        weights.fill(&rows, (!labels.is_empty()).then_some(&labels[..]), &mut w);
+    }
+    let weight = |i: usize| w.get(i).map_or(1.0, |&v| f64::from(v));
+    // x̃ᵢ scaled by √wᵢ, in f64, the 1 of the intercept last.
+    let q = p + 1;
+    let rows_f64: Vec<f64> = (0..m)
+        .flat_map(|i| {
+            let s = weight(i).sqrt();
+            x[i * p..(i + 1) * p]
+                .iter()
+                .map(move |&v| s * f64::from(v))
+                .chain(std::iter::once(s))
+        })
+        .collect();
+    let max_row = rows_f64
+        .chunks_exact(q)
+        .map(|r| r.iter().map(|v| v * v).sum::<f64>())
+        .fold(0f64, f64::max);
+    // Power iteration for λ_max of X̃ᵀX̃ / m; the Rayleigh quotient rises to it.
+    let mut v = vec![1.0 / (q as f64).sqrt(); q];
+    let mut lambda = 0f64;
+    for _ in 0..100 {
+        let mut next = vec![0f64; q];
+        for r in rows_f64.chunks_exact(q) {
+            let t: f64 = r.iter().zip(&v).map(|(a, b)| a * b).sum();
+            next.iter_mut().zip(r).for_each(|(o, a)| *o += t * a);
+        }
+        next.iter_mut().for_each(|o| *o /= m as f64);
+        let estimate: f64 = next.iter().zip(&v).map(|(a, b)| a * b).sum();
+        let norm = next.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            break;
+        }
+        next.iter_mut().for_each(|o| *o /= norm);
+        v = next;
+        let settled = (estimate - lambda).abs() <= 1e-4 * estimate;
+        lambda = estimate;
+        if settled {
+            break;
+        }
+    }
+    let (nf, b) = (n as f64, batch.clamp(1, n) as f64);
+    if n <= 1 {
+        return Ok(max_row);
+    }
+    Ok(nf * (b - 1.0) / (b * (nf - 1.0)) * lambda + (nf - b) / (b * (nf - 1.0)) * max_row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, Targets};
+
+    #[test]
+    fn smoothness_of_known_spectra() {
+        // Rows ±(3, 0) and ±(0, 1): X̃ᵀX̃/n = diag(4.5, 0.5, 1), rows' ‖x̃‖² = 10 and 2.
+        let x = vec![3.0, 0.0, -3.0, 0.0, 0.0, 1.0, 0.0, -1.0];
+        let data = Dataset::new(x, 2, Targets::Real(vec![0.0; 4])).unwrap();
+        let full = smoothness(&data, None, 4, 0).unwrap();
+        assert!((full - 4.5).abs() < 1e-3, "{full}");
+        let single = smoothness(&data, None, 1, 0).unwrap();
+        assert!((single - 10.0).abs() < 1e-9, "{single}");
+        // b = 2: n(b−1)/(b(n−1)) = 2/3, (n−b)/(b(n−1)) = 1/3.
+        let two = smoothness(&data, None, 2, 0).unwrap();
+        assert!((two - (2.0 / 3.0 * 4.5 + 10.0 / 3.0)).abs() < 1e-3, "{two}");
+    }
+}

@@ -1,0 +1,323 @@
+//! Full-batch fits: the loss and gradient over every row at once, minimised by L-BFGS
+//! ([`super::lbfgs`]), on the CPU's fast kernels or on the device.
+//!
+//! The model's program is the same one the mini-batch loop runs; an evaluation is its
+//! forward pass, fused loss and backward pass over all n rows with no update. On the
+//! device the dataset and the parameters stay resident; per evaluation the host writes
+//! the parameters and reads back the mean loss and the gradients (p · k values for a
+//! linear model), and the two-loop recursion runs on the host in `f64`.
+//!
+//! **Targets of a regression are standardised for the solve.** L-BFGS stops on the
+//! gradient's size, and a squared error on targets in the thousands has gradients a
+//! million times those of one on targets near 1, so one `tol` could not serve both. The
+//! solver fits y′ = (y − ȳ)/s_y, whose objective is the original one divided by s_y²
+//! (the L2 term too, with W′ = W / s_y), and maps the result back: W = s_y W′,
+//! b = s_y b′ + ȳ. The minimiser is the same.
+
+use std::borrow::Cow;
+
+use super::lbfgs::{self, End, Settings};
+use super::session::Traffic;
+use super::{Penalty, Progress, StopReason};
+use crate::cpu::loss::LossKind;
+use crate::data::{Dataset, RowWeights, Targets};
+use crate::engine::{CpuEngine, Rows};
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
+use crate::program::Program;
+
+/// Where the loss and gradient over all rows are computed.
+pub(crate) enum Evaluator<'a> {
+    /// The CPU's fast kernels over the dataset in place.
+    Cpu(Box<CpuEngine<'a, f32>>),
+    /// The device, with the dataset resident and read in stored order.
+    Gpu {
+        engine: Box<GpuEngine>,
+        backend: String,
+    },
+}
+
+impl<'a> Evaluator<'a> {
+    /// Over `data` with `targets` (the solver's, perhaps standardised) and row weights.
+    pub fn cpu(
+        program: Program,
+        data: &'a Dataset,
+        targets: &'a Targets,
+        weights: Option<&RowWeights<'_>>,
+    ) -> Self {
+        let mut engine =
+            CpuEngine::<f32>::new(program, data.features(), data.p(), Some(targets), data.n())
+                .with_kernels(crate::engine::CpuKernels::Fast);
+        if let Some(w) = weights {
+            engine = engine.with_weights(Cow::Owned(w.all(data.targets())));
+        }
+        Evaluator::Cpu(Box::new(engine))
+    }
+
+    /// On the device: uploads the data once, with an identity order.
+    ///
+    /// # Errors
+    /// [`crate::Error::DeviceLimit`] when the data or the full-batch buffers do not fit;
+    /// [`crate::Error::Device`].
+    pub fn gpu(
+        ctx: &GpuContext,
+        program: Program,
+        data: &Dataset,
+        targets: &Targets,
+        weights: Option<&RowWeights<'_>>,
+    ) -> Result<Self> {
+        let (x, p, n) = (data.features(), data.p(), data.n());
+        let options = GpuEngineOptions {
+            loss_slots: Some(1),
+            ..GpuEngineOptions::default()
+        };
+        let mut engine = match weights {
+            Some(w) => {
+                let w = w.all(data.targets());
+                GpuEngine::weighted(ctx, program, x, p, targets, &w, n, options)?
+            }
+            None => GpuEngine::with_options(ctx, program, x, p, targets, n, options)?,
+        };
+        let identity: Vec<u32> = (0..n as u32).collect();
+        engine.set_order(&identity)?;
+        let info = ctx.info();
+        Ok(Evaluator::Gpu {
+            engine: Box::new(engine),
+            backend: format!("gpu: {} ({:?})", info.name, info.backend),
+        })
+    }
+
+    /// `cpu`, or the adapter's name.
+    pub fn backend(&self) -> String {
+        match self {
+            Evaluator::Cpu(_) => "cpu".into(),
+            Evaluator::Gpu { backend, .. } => backend.clone(),
+        }
+    }
+
+    /// The mean loss and the gradients at `params` over all `n` rows.
+    fn eval(&mut self, params: &[Vec<f32>], n: usize) -> Result<(f64, Vec<Vec<f32>>)> {
+        match self {
+            Evaluator::Cpu(engine) => {
+                engine.set_params(params)?;
+                let loss = engine.loss_and_grads(Rows::Range { start: 0, len: n })?;
+                Ok((
+                    loss,
+                    engine.grads().into_iter().map(<[f32]>::to_vec).collect(),
+                ))
+            }
+            Evaluator::Gpu { engine, .. } => {
+                engine.set_params(params)?;
+                let (loss, grads) = engine.loss_and_grads(0, n)?;
+                Ok((f64::from(loss), grads))
+            }
+        }
+    }
+
+    /// Bytes sent and launches made, for the report.
+    pub fn traffic(&self) -> Traffic {
+        match self {
+            Evaluator::Cpu(_) => Traffic {
+                mode: "in-memory",
+                ..Traffic::default()
+            },
+            Evaluator::Gpu { engine, .. } => Traffic {
+                mode: "resident",
+                bytes: engine.bytes_uploaded(),
+                dispatches: engine.launches().0,
+                submissions: engine.launches().1,
+                ..Traffic::default()
+            },
+        }
+    }
+}
+
+/// A regression's targets standardised for the solve (see the module's notes), or the
+/// targets as they are.
+pub(crate) struct SolveTargets<'a> {
+    /// What the solver fits.
+    pub targets: Cow<'a, Targets>,
+    /// (ȳ, s_y) of a standardised regression target.
+    shift: Option<(f64, f64)>,
+}
+
+impl<'a> SolveTargets<'a> {
+    /// Standardises real targets under an MSE loss; leaves labels alone.
+    pub fn new(targets: &'a Targets, loss: LossKind) -> Self {
+        match (targets, loss) {
+            (Targets::Real(y), LossKind::Mse) if !y.is_empty() => {
+                let n = y.len() as f64;
+                let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                let var = y
+                    .iter()
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let sd = if var.sqrt() > 0.0 { var.sqrt() } else { 1.0 };
+                let scaled = y
+                    .iter()
+                    .map(|&v| ((f64::from(v) - mean) / sd) as f32)
+                    .collect();
+                SolveTargets {
+                    targets: Cow::Owned(Targets::Real(scaled)),
+                    shift: Some((mean, sd)),
+                }
+            }
+            _ => SolveTargets {
+                targets: Cow::Borrowed(targets),
+                shift: None,
+            },
+        }
+    }
+
+    /// Parameters in the solver's units from the model's.
+    fn to_solver(&self, program: &Program, params: &[Vec<f32>]) -> Vec<f64> {
+        let (mean, sd) = self.shift.unwrap_or((0.0, 1.0));
+        program
+            .params
+            .iter()
+            .zip(params)
+            .flat_map(|(d, v)| {
+                let shift = if d.is_bias { mean } else { 0.0 };
+                v.iter().map(move |&x| (f64::from(x) - shift) / sd)
+            })
+            .collect()
+    }
+
+    /// Parameters in the model's units from the solver's flat vector.
+    fn to_model(&self, program: &Program, x: &[f64]) -> Vec<Vec<f32>> {
+        let (mean, sd) = self.shift.unwrap_or((0.0, 1.0));
+        let mut at = 0;
+        program
+            .params
+            .iter()
+            .map(|d| {
+                let len = d.rows * d.cols;
+                let shift = if d.is_bias { mean } else { 0.0 };
+                let v = x[at..at + len]
+                    .iter()
+                    .map(|&v| (v * sd + shift) as f32)
+                    .collect();
+                at += len;
+                v
+            })
+            .collect()
+    }
+
+    /// A loss in the solver's units, in the model's.
+    fn loss_to_model(&self, loss: f64) -> f64 {
+        self.shift.map_or(loss, |(_, sd)| loss * sd * sd)
+    }
+}
+
+/// What a full-batch fit returns to the trainer.
+pub(crate) struct Solved {
+    pub params: Vec<Vec<f32>>,
+    /// The data loss (no penalty) after each iteration, in the model's units.
+    pub losses: Vec<f64>,
+    pub iterations: usize,
+    pub evaluations: usize,
+    pub stop: StopReason,
+    pub converged: bool,
+}
+
+/// L-BFGS on `evaluator` from `init`: `settings`, the L2 coefficient `penalty` on the
+/// non-bias tensors, `progress` told each iteration.
+pub(crate) fn solve(
+    evaluator: &mut Evaluator<'_>,
+    program: &Program,
+    targets: &SolveTargets<'_>,
+    (n, init): (usize, &[Vec<f32>]),
+    settings: Settings,
+    penalty: Penalty,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Solved> {
+    let l2 = match penalty {
+        Penalty::L2(a) => a,
+        _ => 0.0,
+    };
+    let weight_mask: Vec<bool> = program
+        .params
+        .iter()
+        .flat_map(|d| std::iter::repeat_n(!d.is_bias, d.rows * d.cols))
+        .collect();
+    let penalty_of = |x: &[f64]| -> f64 {
+        0.5 * l2
+            * x.iter()
+                .zip(&weight_mask)
+                .filter(|(_, w)| **w)
+                .map(|(v, _)| v * v)
+                .sum::<f64>()
+    };
+    let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let params = unflatten(program, x);
+        let (loss, grads) = evaluator.eval(&params, n)?;
+        let mut g: Vec<f64> = grads.iter().flatten().map(|&v| f64::from(v)).collect();
+        if l2 > 0.0 {
+            g.iter_mut()
+                .zip(x)
+                .zip(&weight_mask)
+                .filter(|(_, w)| **w)
+                .for_each(|((g, v), _)| *g += l2 * v);
+        }
+        Ok((loss + penalty_of(x), g))
+    };
+    let started = std::time::Instant::now();
+    let mut losses = Vec::new();
+    let mut on_iter = |iteration: usize, f: f64, x: &[f64]| {
+        // The report shows the data loss, as the mini-batch loop's does.
+        let loss = targets.loss_to_model(f - penalty_of(x));
+        losses.push(loss);
+        progress(Progress {
+            epoch: iteration - 1,
+            steps: iteration as u64,
+            loss,
+            samples_per_sec: (iteration * n) as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        });
+        true
+    };
+    let x0 = targets.to_solver(program, init);
+    let out = lbfgs::minimize(&mut objective, x0, settings, &mut on_iter)?;
+    let converged = match out.end {
+        End::Gradient => true,
+        // No step lowers the loss at f32 precision: converged when the gradient is at
+        // the level rounding leaves (a relative 10⁻⁵ of the loss, or 10⁻⁵ absolute).
+        End::Stalled => out.grad_inf <= 1e-5 * out.f.abs().max(1.0),
+        End::MaxIter => false,
+    };
+    let stop = match out.end {
+        End::Gradient => StopReason::Converged {
+            iterations: out.iterations,
+            gradient: out.grad_inf,
+        },
+        End::Stalled => StopReason::Stalled {
+            iterations: out.iterations,
+            gradient: out.grad_inf,
+        },
+        End::MaxIter => StopReason::MaxEpochs,
+    };
+    Ok(Solved {
+        params: targets.to_model(program, &out.x),
+        losses,
+        iterations: out.iterations,
+        evaluations: out.evaluations,
+        stop,
+        converged,
+    })
+}
+
+/// The model's tensors (unscaled) from a flat solver vector: used inside an evaluation,
+/// where the engine works in the solver's units.
+fn unflatten(program: &Program, x: &[f64]) -> Vec<Vec<f32>> {
+    let mut at = 0;
+    program
+        .params
+        .iter()
+        .map(|d| {
+            let len = d.rows * d.cols;
+            let v = x[at..at + len].iter().map(|&v| v as f32).collect();
+            at += len;
+            v
+        })
+        .collect()
+}
