@@ -10,13 +10,18 @@
 //!   initial scaling γ = sᵀy / yᵀy (Nocedal & Wright, *Numerical Optimization*, 2nd ed.,
 //!   Algorithm 7.4 and eq. 7.20); a pair whose curvature sᵀy is not positive is skipped.
 //! - **Step**: a line search for the strong Wolfe conditions with c₁ = 10⁻⁴, c₂ = 0.9
-//!   (Algorithms 3.5 and 3.6: bracketing by doubling, then zoom by safeguarded cubic
-//!   interpolation), the step 1 tried first after the first iteration (whose trial step
-//!   is 1/‖g‖₂, as L-BFGS-B's). A trial point with a non-finite loss counts as too far.
+//!   (Nocedal & Wright's Algorithm 3.5: bracketing by doubling, then zoom), which near
+//!   the optimum also accepts Hager & Zhang's approximate Wolfe conditions and keeps its
+//!   bracket by the sign of the directional derivative, not by comparing values that
+//!   `f32` rounding has made noisy (see [`line_search`]); the step 1 tried first after
+//!   the first iteration (whose trial step is 1/‖g‖₂, as L-BFGS-B's). A trial point with
+//!   a non-finite loss counts as too far.
 //! - **Ends**: ‖g‖∞ ≤ `tol` (scikit-learn's `tol` for `solver="lbfgs"`, the same test as
 //!   SciPy's `gtol`); or no step lowers the loss any more — the objective is evaluated in
-//!   `f32`, so this is where its precision runs out, and the memory is dropped once for a
-//!   steepest-descent retry before giving up; or `max_iter` iterations.
+//!   `f32`, so this is where its precision runs out (the memory is dropped once for a
+//!   steepest-descent retry before giving up), or for 2·`memory` iterations (at least 10)
+//!   neither has the gradient shrunk by a tenth nor the loss fallen beyond its noise,
+//!   when the point with the smallest gradient is returned; or `max_iter` iterations.
 
 use crate::error::Result;
 
@@ -67,6 +72,9 @@ pub(crate) struct Settings {
     pub max_iter: usize,
     /// Gradient tolerance on ‖g‖∞.
     pub tol: f64,
+    /// The objective's relative precision: a decrease of the loss below `noise · |f|`
+    /// is not progress (`f32` evaluations: ~10⁻⁷).
+    pub noise: f64,
 }
 
 /// An objective: the value and gradient at `x`.
@@ -125,6 +133,15 @@ pub(crate) fn minimize(
         out.end = End::Stalled;
         return Ok(out);
     }
+    // The point with the smallest gradient so far, the lowest loss, and the iterations
+    // since either improved (the gradient by a tenth, the loss beyond its noise): at the
+    // precision floor neither moves while approximate Wolfe steps still wander within the
+    // loss's noise (along a flat direction, such as a softmax's common intercept shift,
+    // without bound), so the solver stops there and returns the smallest-gradient point.
+    let mut best = (out.x.clone(), out.f, out.grad_inf);
+    let mut lowest = out.f;
+    let mut since_best = 0;
+    let patience = 2 * settings.memory.max(5);
     while out.iterations < settings.max_iter {
         if out.grad_inf <= settings.tol {
             out.end = End::Gradient;
@@ -151,8 +168,7 @@ pub(crate) fn minimize(
                 continue;
             }
             None => {
-                out.end = End::Stalled;
-                return Ok(out);
+                return Ok(at_best(out, best));
             }
         };
         let x_new = along(&out.x, a, &d);
@@ -174,6 +190,19 @@ pub(crate) fn minimize(
         if !on_iter(out.iterations, f, &out.x) {
             return Ok(out);
         }
+        let lower = out.f < lowest - settings.noise * out.f.abs();
+        lowest = lowest.min(out.f);
+        if out.grad_inf < 0.9 * best.2 {
+            best = (out.x.clone(), out.f, out.grad_inf);
+            since_best = 0;
+        } else if lower {
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= patience && out.grad_inf > settings.tol {
+                return Ok(at_best(out, best));
+            }
+        }
     }
     out.end = if out.grad_inf <= settings.tol {
         End::Gradient
@@ -181,6 +210,17 @@ pub(crate) fn minimize(
         End::MaxIter
     };
     Ok(out)
+}
+
+/// A stalled run's outcome: the point with the smallest gradient.
+fn at_best(mut out: Outcome, (x, f, grad_inf): (Vec<f64>, f64, f64)) -> Outcome {
+    if grad_inf < out.grad_inf {
+        out.x = x;
+        out.f = f;
+        out.grad_inf = grad_inf;
+    }
+    out.end = End::Stalled;
+    out
 }
 
 /// The two-loop recursion: −H g for the inverse-Hessian estimate H of the pairs.
@@ -218,9 +258,20 @@ struct Found {
     evals: usize,
 }
 
-/// Nocedal & Wright's Algorithm 3.5: a step satisfying the strong Wolfe conditions along
-/// `d` from `at`, or, when the evaluations run out, the best step that satisfies
-/// sufficient decrease (none when no trial lowered the loss).
+/// A step along `d` from `at` satisfying the strong Wolfe conditions, or their
+/// approximate form near the optimum; when the evaluations run out, the best step that
+/// satisfies (approximate) sufficient decrease; none when no trial did.
+///
+/// The objective is evaluated in `f32`, so near the optimum its values carry rounding
+/// noise of about one `f32` ulp, while the true decrease along `d` shrinks with ‖g‖²:
+/// the Armijo test then fails on noise and a plain Wolfe search stalls with the gradient
+/// still at 10⁻⁵–10⁻⁴. The directional derivative φ′ = g·d stays accurate far longer
+/// (its error is that of the gradient, not of the loss). So, as in Hager & Zhang's
+/// CG_DESCENT (*SIAM J. Optim.* 16, 2005, §4), a step may instead satisfy the
+/// *approximate* Wolfe conditions — φ(α) ≤ φ(0) + ε|φ(0)| and
+/// (2c₁ − 1) φ′(0) ≥ φ′(α) — and the bracket is kept by the sign of φ′ rather than by
+/// comparing noisy values: `lo` always has φ′ < 0 and an acceptable value, `hi` has
+/// φ′ ≥ 0 or a value too high. Between them the next trial is the secant of φ′.
 fn line_search(
     objective: &mut dyn Objective,
     at: &Outcome,
@@ -229,81 +280,77 @@ fn line_search(
     first: f64,
 ) -> Result<Found> {
     let (f0, slope0) = (at.f, dot(g, d));
+    // Hager & Zhang's ε = 10⁻⁶: a few hundred f32 ulps of slack on the value.
+    let slack = 1e-6 * f0.abs();
     let mut evals = 0;
     let mut try_step = |a: f64, evals: &mut usize| -> Result<Trial> {
         *evals += 1;
         let (f, g) = objective.eval(&along(&at.x, a, d))?;
+        let finite = f.is_finite() && g.iter().all(|v| v.is_finite());
         Ok(Trial {
             a,
-            slope: dot(&g, d),
-            f: if f.is_finite() { f } else { f64::INFINITY },
+            slope: if finite { dot(&g, d) } else { f64::NAN },
+            f: if finite { f } else { f64::INFINITY },
             g,
         })
     };
-    let armijo = |t: &Trial| t.f <= f0 + C1 * t.a * slope0;
-    let wolfe = |t: &Trial| t.slope.abs() <= -C2 * slope0;
-    let mut best: Option<Trial> = None;
+    let decrease = |t: &Trial| {
+        t.f <= f0 + C1 * t.a * slope0 || (t.f <= f0 + slack && t.slope <= (2.0 * C1 - 1.0) * slope0)
+    };
+    let accept = |t: &Trial| decrease(t) && t.slope.abs() <= -C2 * slope0;
     let keep = |t: &Trial, best: &mut Option<Trial>| {
-        if armijo(t) && t.f < f0 && best.as_ref().is_none_or(|b| t.f < b.f) {
+        if decrease(t) && t.f < f0 && best.as_ref().is_none_or(|b| t.f < b.f) {
             *best = Some(Trial {
                 g: t.g.clone(),
                 ..*t
             });
         }
     };
-    let mut prev = Trial {
+    let found = |t: Trial, evals| {
+        Ok(Found {
+            point: Some((t.a, t.f, t.g)),
+            evals,
+        })
+    };
+    let mut best: Option<Trial> = None;
+    let mut lo = Trial {
         a: 0.0,
         f: f0,
         slope: slope0,
         g: g.to_vec(),
     };
     let mut a = first;
-    let bracket = loop {
+    // Bracketing: double the step while the value is acceptable and φ′ still negative.
+    let mut hi = loop {
         if evals >= MAX_EVALS {
             break None;
         }
         let t = try_step(a, &mut evals)?;
+        if accept(&t) {
+            return found(t, evals);
+        }
         keep(&t, &mut best);
-        if !armijo(&t) || (prev.a > 0.0 && t.f >= prev.f) {
-            break Some((prev, t));
+        if !decrease(&t) || t.slope >= 0.0 || t.slope.is_nan() {
+            break Some(t);
         }
-        if wolfe(&t) {
-            return Ok(Found {
-                point: Some((t.a, t.f, t.g)),
-                evals,
-            });
-        }
-        if t.slope >= 0.0 {
-            break Some((t, prev));
-        }
-        prev = t;
+        lo = t;
         a *= 2.0;
     };
-    // Zoom: `lo` satisfies sufficient decrease with the lower loss, the minimiser lies
-    // between lo and hi.
-    if let Some((mut lo, mut hi)) = bracket {
-        while evals < MAX_EVALS {
-            let width = (hi.a - lo.a).abs();
-            if width <= f64::EPSILON * lo.a.abs().max(hi.a.abs()) {
-                break;
-            }
-            let a = interpolate(&lo, &hi);
-            let t = try_step(a, &mut evals)?;
-            keep(&t, &mut best);
-            if !armijo(&t) || t.f >= lo.f {
-                hi = t;
-            } else {
-                if wolfe(&t) {
-                    return Ok(Found {
-                        point: Some((t.a, t.f, t.g)),
-                        evals,
-                    });
-                }
-                if t.slope * (hi.a - lo.a) >= 0.0 {
-                    hi = lo;
-                }
-                lo = t;
-            }
+    // Zoom between lo (φ′ < 0, acceptable value) and hi.
+    while let Some(h) = hi.take() {
+        if evals >= MAX_EVALS || (h.a - lo.a).abs() <= f64::EPSILON * h.a.abs() {
+            break;
+        }
+        let t = try_step(next_trial(&lo, &h), &mut evals)?;
+        if accept(&t) {
+            return found(t, evals);
+        }
+        keep(&t, &mut best);
+        if t.slope >= 0.0 || t.slope.is_nan() || !decrease(&t) {
+            hi = Some(t);
+        } else {
+            lo = t;
+            hi = Some(h);
         }
     }
     Ok(Found {
@@ -312,28 +359,21 @@ fn line_search(
     })
 }
 
-/// The minimiser of the cubic through (lo, hi) with their slopes, kept at least a tenth
-/// of the interval from either end; the midpoint when the cubic has none (or a loss was
-/// not finite).
-fn interpolate(lo: &Trial, hi: &Trial) -> f64 {
+/// The next trial between `lo` and `hi`: where the secant of φ′ crosses zero when `hi`
+/// has a finite φ′ ≥ 0 (for a quadratic, the minimiser), the midpoint otherwise; kept
+/// at least a tenth of the interval from either end.
+fn next_trial(lo: &Trial, hi: &Trial) -> f64 {
     let (a0, a1) = (lo.a, hi.a);
     let mid = 0.5 * (a0 + a1);
-    if !hi.f.is_finite() {
-        return mid;
-    }
-    // N&W eq. 3.59.
-    let d1 = lo.slope + hi.slope - 3.0 * (lo.f - hi.f) / (a0 - a1);
-    let disc = d1 * d1 - lo.slope * hi.slope;
-    // NaN or negative: the cubic has no minimiser.
-    if disc.is_nan() || disc < 0.0 {
-        return mid;
-    }
-    let d2 = (a1 - a0).signum() * disc.sqrt();
-    let a = a1 - (a1 - a0) * (hi.slope + d2 - d1) / (hi.slope - lo.slope + 2.0 * d2);
+    let secant = if hi.slope.is_finite() && hi.slope >= 0.0 && hi.slope > lo.slope {
+        a0 - lo.slope * (a1 - a0) / (hi.slope - lo.slope)
+    } else {
+        mid
+    };
     let (low, high) = (a0.min(a1), a0.max(a1));
     let margin = 0.1 * (high - low);
-    if a.is_finite() {
-        a.clamp(low + margin, high - margin)
+    if secant.is_finite() {
+        secant.clamp(low + margin, high - margin)
     } else {
         mid
     }
@@ -348,6 +388,7 @@ mod tests {
             memory: 10,
             max_iter: 1000,
             tol,
+            noise: f64::EPSILON,
         }
     }
 

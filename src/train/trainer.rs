@@ -467,6 +467,8 @@ impl Trainer {
             memory,
             max_iter,
             tol,
+            // The loss is summed from f32 terms: about one f32 ulp of relative noise.
+            noise: f64::from(f32::EPSILON),
         };
         let mut progress = |p: Progress| {
             if let Some(f) = &self.progress {
