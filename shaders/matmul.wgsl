@@ -20,6 +20,12 @@
 // `a` (the shuffled batch read in place). Rows and columns past m and n are clamped on
 // read and not stored, so any shape works.
 //
+// Split sums (`seg_len` > 0): a long sum over k — a full batch's gradient reduction
+// Xᵀδ — is cut into segments of `seg_len` values, one per z of the grid, so that the
+// work spreads over many workgroups; segment s writes its partial C at
+// c[s · c_stride ..], and a column-sum pass (`reduce.wgsl`) adds the segments in order.
+// Each segment sums as one dispatch would, so the result repeats bit for bit.
+//
 // Chunked A: a resident dataset larger than one storage binding is split into up to four
 // buffers of whole rows, `a` (chunk 0) and `a1`..`a3`, of `rows_per_chunk` rows each (the
 // last may be shorter). Row r lives in chunk r / rows_per_chunk at row r % rows_per_chunk.
@@ -37,6 +43,11 @@ struct Params {
     // it continues the running sums already in C.
     k_begin: u32,
     k_end: u32,
+    // Split sums: values of k per segment (0: no split) and C's stride between segments.
+    seg_len: u32,
+    c_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // k values summed apart before joining the running sum (the summation order).
@@ -52,6 +63,9 @@ const BLOCK: u32 = 4u;
 @group(0) @binding(5) var<storage, read> a1: array<f32>;
 @group(0) @binding(6) var<storage, read> a2: array<f32>;
 @group(0) @binding(7) var<storage, read> a3: array<f32>;
+
+// Where this invocation's C (or its segment's partial C) starts.
+var<private> c_base: u32;
 
 // Stored row r of A, through the gather index when there is one.
 fn a_row(r: u32) -> u32 {
@@ -94,7 +108,7 @@ fn store_row(i: u32, j0: u32, v: vec4<f32>) {
     if (i >= P.m) {
         return;
     }
-    let r = i * P.n;
+    let r = c_base + i * P.n;
     c[r + j0] = v.x;
     if (j0 + 1u < P.n) { c[r + j0 + 1u] = v.y; }
     if (j0 + 2u < P.n) { c[r + j0 + 2u] = v.z; }
@@ -104,7 +118,7 @@ fn store_row(i: u32, j0: u32, v: vec4<f32>) {
 // The block's running sums in C (rows and columns past C's read clamped, never stored),
 // for a dispatch that continues the sums of the one before.
 fn load_row(i: u32, j0: u32) -> vec4<f32> {
-    let r = min(i, P.m - 1u) * P.n;
+    let r = c_base + min(i, P.m - 1u) * P.n;
     let last = P.n - 1u;
     return vec4<f32>(c[r + j0], c[r + min(j0 + 1u, last)], c[r + min(j0 + 2u, last)], c[r + min(j0 + 3u, last)]);
 }
@@ -130,6 +144,15 @@ fn block_sum(gid: vec3<u32>, form: u32) {
     if (i0 >= P.m || j0 >= P.n) {
         return;
     }
+    // This dispatch's stretch of k, or this segment's.
+    var k_begin = P.k_begin;
+    var k_end = P.k_end;
+    c_base = 0u;
+    if (P.seg_len > 0u) {
+        k_begin = gid.z * P.seg_len;
+        k_end = min(k_begin + P.seg_len, P.k);
+        c_base = gid.z * P.c_stride;
+    }
     let last = P.m - 1u;
     // NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
     // found once. TN: A is stored k × m, and op(A)[i0 .. i0 + 4, l] are four neighbours
@@ -154,12 +177,12 @@ fn block_sum(gid: vec3<u32>, form: u32) {
         c2 = load_row(i0 + 2u, j0);
         c3 = load_row(i0 + 3u, j0);
     }
-    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
+    for (var l0 = k_begin; l0 < k_end; l0 += TILE) {
         var t0 = vec4<f32>(0.0);
         var t1 = vec4<f32>(0.0);
         var t2 = vec4<f32>(0.0);
         var t3 = vec4<f32>(0.0);
-        let l1 = min(l0 + TILE, P.k_end);
+        let l1 = min(l0 + TILE, k_end);
         for (var l = l0; l < l1; l++) {
             var av: vec4<f32>;
             if (form == 1u) {

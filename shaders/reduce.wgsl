@@ -4,11 +4,16 @@
 // One workgroup per column: invocation t sums rows t, t + WG, t + 2·WG, … in order, then
 // a tree reduction in workgroup memory halves the partial sums. The order is fixed by
 // the shape alone (no atomics), so the result repeats bit for bit.
+//
+// Split sums (`seg_len` > 0): the rows are cut into segments of `seg_len`, one per z of
+// the grid, and segment s writes its column sums to out[s · cols ..]; a second pass of
+// this kernel over those rows adds them in order. A long column (a full batch's bias
+// gradient over 10⁶ rows) then spreads over many workgroups instead of one.
 
 struct Params {
     rows: u32,
     cols: u32,
-    _pad0: u32,
+    seg_len: u32,
     _pad1: u32,
 }
 
@@ -31,8 +36,16 @@ fn col_sums(
     if (j >= P.cols) {
         return;
     }
+    var first = 0u;
+    var end = P.rows;
+    var out_row = 0u;
+    if (P.seg_len > 0u) {
+        first = wg.z * P.seg_len;
+        end = min(first + P.seg_len, P.rows);
+        out_row = wg.z;
+    }
     var acc = 0.0;
-    for (var i = lid.x; i < P.rows; i += WG) {
+    for (var i = first + lid.x; i < end; i += WG) {
         acc += x[i * P.cols + j];
     }
     part[lid.x] = acc;
@@ -44,6 +57,6 @@ fn col_sums(
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        out[j] = part[0];
+        out[out_row * P.cols + j] = part[0];
     }
 }

@@ -778,3 +778,101 @@ fn long_sums_are_not_cut_short() {
     check_matmul(&ctx, &mut rng, Layout::TN, 8, k, 3, false);
     check_matmul(&ctx, &mut rng, Layout::NN, 3, k, 1, true);
 }
+
+/// The split sums (a full batch's Xᵀδ and 1ᵀδ over many row segments, then a second
+/// pass adding the segments in order) against the CPU twins, on awkward shapes: row
+/// counts that leave a short last segment, one segment, more segments than the scratch
+/// allows (so that they grow longer), gathered rows, and outputs that are not multiples
+/// of the 4 × 4 block.
+#[test]
+fn split_sums_match_cpu() {
+    let Some(ctx) = gpu("split_sums_match_cpu") else {
+        return;
+    };
+    let mut rng = Rng::new(11);
+    for &(m, k, n, room, gather) in &[
+        (64, 100_003, 1, 4096, true),
+        (7, 4_097, 3, 4096, false),
+        (33, 20_000, 10, 3, true),
+        (1, 300, 1, 64, false),
+        (65, 70_001, 2, 65_535, false),
+    ] {
+        let a = rng.vec(k * m, -1.0, 1.0);
+        let b = rng.vec(k * n, -1.0, 1.0);
+        let idx: Vec<u32> = (0..k).map(|_| rng.below(k as u32)).collect();
+        let mut want = vec![0f32; m * n];
+        cpu::matmul::matmul(
+            Layout::TN,
+            m,
+            k,
+            n,
+            &a,
+            gather.then_some(&idx[..]),
+            &b,
+            &mut want,
+        );
+        let cut = kernels::split(k, (m.div_ceil(32) * n.div_ceil(32)) as u64, room);
+        assert!(cut.segments <= room.max(k.div_ceil(kernels::MATMUL_K_PER_DISPATCH)));
+        assert!(cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH && cut.seg_len % 16 == 0);
+        let mut ring = ParamRing::new(&ctx, 4).expect("ring");
+        let (ga, gb, gi) = (
+            ctx.upload("a", &a).expect("a"),
+            ctx.upload("b", &b).expect("b"),
+            ctx.upload("idx", &idx).expect("idx"),
+        );
+        let scratch = poison(&ctx, cut.segments * m * n);
+        let gc = poison(&ctx, m * n);
+        let first = kernels::bind_matmul(&ctx, &ring, &ga, gather.then_some(&gi), &gb, &scratch)
+            .expect("bind");
+        let finish = kernels::bind_col_sums(&ctx, &ring, &scratch, &gc).expect("bind");
+        kernels::submit(&ctx, &mut ring, |pass, ring| {
+            let rows = gather.then_some(0);
+            let pair = (&first, &finish);
+            kernels::matmul_split(&ctx, pass, ring, pair, Layout::TN, (m, k, n), rows, room)
+        })
+        .expect("matmul_split");
+        let got = read_f32(&ctx, &gc, m * n).expect("read");
+        let what = format!(
+            "split Xᵀδ {m}×{k}×{n} in {} segments of {}",
+            cut.segments, cut.seg_len
+        );
+        assert_close(&what, &got, &want, RTOL, sum_atol(k, 1.0));
+
+        // 1ᵀδ: the column sums of the k × n matrix b.
+        let mut sums = vec![0f32; n];
+        cpu::reduce::col_sums(&b, k, n, &mut sums);
+        let cut = kernels::split(k, n as u64, room);
+        let partial_out = poison(&ctx, cut.segments * n);
+        let out = poison(&ctx, n);
+        let partial = kernels::bind_col_sums(&ctx, &ring, &gb, &partial_out).expect("bind");
+        let finish = kernels::bind_col_sums(&ctx, &ring, &partial_out, &out).expect("bind");
+        kernels::submit(&ctx, &mut ring, |pass, ring| {
+            kernels::col_sums_split(&ctx, pass, ring, (&partial, &finish), (k, n), room)
+        })
+        .expect("col_sums_split");
+        let got = read_f32(&ctx, &out, n).expect("read");
+        let what = format!("split 1ᵀδ {k}×{n} in {} segments", cut.segments);
+        assert_close(&what, &got, &sums, RTOL, sum_atol(k, 1.0));
+    }
+}
+
+/// A split never passes llvmpipe's loop budget per segment, covers every row, and never
+/// needs more segments than the bound of a longer batch (the scratch is sized for the
+/// batch capacity and serves every shorter batch).
+#[test]
+fn splits_are_sized_by_the_shape() {
+    let cap = 2_000_000;
+    let room = kernels::split_bound(cap, 2, 4096);
+    for rows in (1..cap).step_by(9_973) {
+        let cut = kernels::split(rows, 2, 4096);
+        assert!(
+            cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH,
+            "{rows}: {cut:?}"
+        );
+        assert!(cut.segments * cut.seg_len >= rows && (cut.segments - 1) * cut.seg_len < rows);
+        assert!(cut.segments <= kernels::split_bound(rows, 2, 4096) && cut.segments <= room);
+        assert!(cut.segments <= 4096);
+    }
+    assert_eq!(kernels::split(1_000_000, 2, 4096).segments, 1009);
+    assert_eq!(kernels::split(300, 2, 4096).segments, 2);
+}

@@ -107,6 +107,18 @@ impl Default for GpuEngineOptions {
 struct BoundOp {
     op: OpKind,
     bound: Vec<Bound>,
+    /// A sum over the batch's rows split over many workgroups (engines whose batches can
+    /// pass [`kernels::SPLIT_MIN_ROWS`]): `bound` writes partial sums into a scratch
+    /// buffer of `segments` blocks, this second pass adds them into the op's output.
+    split: Option<SplitPass>,
+}
+
+/// The second pass of a split sum and the scratch room it was sized for.
+struct SplitPass {
+    finish: Bound,
+    segments: usize,
+    /// Keeps the scratch buffer alive beside the bind groups that use it.
+    _scratch: wgpu::Buffer,
 }
 
 impl BoundOp {

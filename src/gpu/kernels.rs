@@ -543,6 +543,10 @@ struct MatmulParams {
     /// The stretch of k one dispatch sums.
     k_begin: u32,
     k_end: u32,
+    /// Split sums: k per segment (0: no split) and C's stride between segments.
+    seg_len: u32,
+    c_stride: u32,
+    pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -696,13 +700,171 @@ fn dispatch<T: bytemuck::Pod>(
     kernel: Kernel,
     bound: &Bound,
     params: &T,
-    grid: (u32, u32),
+    (x, y): (u32, u32),
+) -> Result<()> {
+    dispatch_3d(ctx, pass, ring, kernel, bound, params, (x, y, 1))
+}
+
+/// [`dispatch`] over a grid with a z dimension (the segments of a split sum).
+fn dispatch_3d<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    kernel: Kernel,
+    bound: &Bound,
+    params: &T,
+    grid: (u32, u32, u32),
 ) -> Result<()> {
     let offset = ring.push(params)?;
     pass.set_pipeline(&ctx.pipelines().get(kernel));
     pass.set_bind_group(0, &bound.group, &[offset]);
-    pass.dispatch_workgroups(grid.0, grid.1, 1);
+    pass.dispatch_workgroups(grid.0, grid.1, grid.2);
     Ok(())
+}
+
+/// A batch at least this long has its sums over rows — the gradient reductions Xᵀδ and
+/// the bias gradients 1ᵀδ — split into segments over many workgroups ([`split`]); a
+/// mini-batch's sums are short enough for one workgroup per output block.
+pub const SPLIT_MIN_ROWS: usize = 4096;
+/// Rows a segment of a split sum holds at least: below this, the second pass's share
+/// of the work would outgrow the first's.
+pub const SPLIT_MIN_SEGMENT: usize = 256;
+/// Workgroups a split sum aims to offer the device (an H100 has 132 SMs, each running
+/// several workgroups at once).
+pub const SPLIT_TARGET_WORKGROUPS: u64 = 2048;
+
+/// How a sum over rows is cut: `segments` of `seg_len` rows (the last shorter), each
+/// summed by its own workgroups into a partial result; a column-sum pass adds the
+/// partials in segment order. Depends on the shape alone, so results repeat bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Segments (the z of the grid).
+    pub segments: usize,
+    /// Rows per segment, a multiple of the matmul's k-tile (16).
+    pub seg_len: usize,
+}
+
+/// The split of a sum over `rows` rows whose unsplit grid has `groups` workgroups: enough
+/// segments for [`SPLIT_TARGET_WORKGROUPS`] in all, none shorter than
+/// [`SPLIT_MIN_SEGMENT`] rows or longer than [`MATMUL_K_PER_DISPATCH`] (llvmpipe's loop
+/// budget), at most `max_segments` (the scratch buffer's room).
+///
+/// ```
+/// use gradflow::gpu::kernels::{split, Split};
+/// // W4's Xᵀδ: p = 64 outputs (2 workgroups), 10⁶ rows.
+/// assert_eq!(split(1_000_000, 2, 4096), Split { segments: 1009, seg_len: 992 });
+/// // A small batch is one segment.
+/// assert_eq!(split(100, 2, 4096).segments, 1);
+/// ```
+pub fn split(rows: usize, groups: u64, max_segments: usize) -> Split {
+    let segments = split_bound(rows, groups, max_segments);
+    let seg_len = rows.div_ceil(segments).next_multiple_of(16);
+    Split {
+        segments: rows.div_ceil(seg_len).max(1),
+        seg_len,
+    }
+}
+
+/// The most segments [`split`] cuts `rows` rows (or fewer) into: what a scratch buffer
+/// for batches of up to `rows` rows must hold. [`split`]'s count before rounding the
+/// segment length up; it grows with the rows, so a batch shorter than the capacity
+/// never needs more room.
+///
+/// ```
+/// use gradflow::gpu::kernels::{split, split_bound};
+/// for rows in [1, 300, 4097, 269_272, 1_000_000] {
+///     assert!(split(rows, 2, 4096).segments <= split_bound(1_000_000, 2, 4096));
+/// }
+/// ```
+pub fn split_bound(rows: usize, groups: u64, max_segments: usize) -> usize {
+    let want = SPLIT_TARGET_WORKGROUPS.div_ceil(groups.max(1)) as usize;
+    let most = rows.div_ceil(SPLIT_MIN_SEGMENT).min(max_segments);
+    let least = rows.div_ceil(MATMUL_K_PER_DISPATCH);
+    want.min(most).max(least).max(1)
+}
+
+/// Records `c = op(a) · op(b)` as a split sum over k ([`split`]): `bound` writes the
+/// segments' partial products into its C, a scratch buffer of at least `max_segments`
+/// × m × n values, and `finish` (bound with [`bind_col_sums`] from that scratch to the
+/// real C) adds them in segment order. Two dispatches.
+///
+/// # Errors
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)] // matmul's, plus the second pass and the scratch room
+pub fn matmul_split(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    (bound, finish): (&Bound, &Bound),
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+    max_segments: usize,
+) -> Result<()> {
+    check_family(bound, Family::Matmul)?;
+    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let cut = split(k, u64::from(gx) * u64::from(gy), max_segments);
+    let params = matmul_params(bound, layout, (m, k, n), a_rows)?;
+    let mn = (m as u64) * (n as u64);
+    check_len(bound, 2, "matmul partial C", cut.segments as u64 * mn)?;
+    let gz = check_dim(ctx, "matmul segments", cut.segments as u64)?;
+    let params = MatmulParams {
+        k_begin: 0,
+        k_end: params.k,
+        seg_len: cut.seg_len as u32,
+        c_stride: to_u32("matmul C", mn)?,
+        ..params
+    };
+    dispatch_3d(
+        ctx,
+        pass,
+        ring,
+        Kernel::Matmul(layout),
+        bound,
+        &params,
+        (gx, gy, gz),
+    )?;
+    col_sums(ctx, pass, ring, finish, cut.segments, mn as usize)
+}
+
+/// Records the column sums of a `rows × cols` matrix as a split sum over rows
+/// ([`split`]): `partial` (bound from x to a scratch of at least `max_segments` × cols
+/// values) writes each segment's sums, `finish` (from the scratch to out) adds them in
+/// order. Two dispatches.
+///
+/// # Errors
+/// As [`matmul`].
+pub fn col_sums_split(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    (partial, finish): (&Bound, &Bound),
+    (rows, cols): (usize, usize),
+    max_segments: usize,
+) -> Result<()> {
+    check_family(partial, Family::Reduce)?;
+    let cut = split(rows, cols as u64, max_segments);
+    let (mut params, len) = elementwise_params(rows, cols)?;
+    params.pad[0] = cut.seg_len as u32;
+    let (gx, gy) = grid_1d(ctx, cols as u64)?;
+    let gz = check_dim(ctx, "col_sums segments", cut.segments as u64)?;
+    check_len(partial, 0, "col_sums x", len)?;
+    check_len(
+        partial,
+        1,
+        "col_sums partial sums",
+        (cut.segments * cols) as u64,
+    )?;
+    dispatch_3d(
+        ctx,
+        pass,
+        ring,
+        Kernel::ColSums,
+        partial,
+        &params,
+        (gx, gy, gz),
+    )?;
+    col_sums(ctx, pass, ring, finish, cut.segments, cols)
 }
 
 /// Rows and columns of C one matmul workgroup computes: 8 × 8 invocations of 4 × 4
@@ -721,6 +883,61 @@ pub const MATMUL_K_PER_DISPATCH: usize = 1 << 15;
 /// Dispatches (and parameter blocks) [`matmul`] records for a sum over `k`.
 pub fn matmul_dispatches(k: usize) -> usize {
     k.div_ceil(MATMUL_K_PER_DISPATCH).max(1)
+}
+
+/// The matmul grid for an m × n result: workgroups along n and along m.
+fn matmul_grid(ctx: &GpuContext, m: usize, n: usize) -> Result<(u32, u32)> {
+    let block = MATMUL_BLOCK as u64;
+    let gx = check_dim(ctx, "matmul workgroups along n", (n as u64).div_ceil(block))?;
+    let gy = check_dim(ctx, "matmul workgroups along m", (m as u64).div_ceil(block))?;
+    Ok((gx, gy))
+}
+
+/// A matmul's parameters for the whole sum over k, after checking the shape against
+/// the bound buffers.
+fn matmul_params(
+    bound: &Bound,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+) -> Result<MatmulParams> {
+    let (m64, k64, n64) = (m as u64, k as u64, n as u64);
+    if m == 0 || k == 0 || n == 0 {
+        return Err(Error::param(
+            "matmul shape",
+            format!("{m} × {k} × {n}"),
+            "every dimension must be ≥ 1",
+        ));
+    }
+    let (a_stored_rows, b_len) = match layout {
+        Layout::NN => (m64, k64 * n64),
+        Layout::TN => (k64, k64 * n64),
+        Layout::NT => (m64, n64 * k64),
+    };
+    let a_row_len = if layout == Layout::TN { m64 } else { k64 };
+    match a_rows {
+        // Gathered rows can be any row of A: every chunk but the last must be whole.
+        Some(off) => {
+            check_a_chunks(bound, a_row_len, None)?;
+            check_len(bound, 3, "matmul row index", u64::from(off) + a_stored_rows)?;
+        }
+        None => check_a_chunks(bound, a_row_len, Some(a_stored_rows))?,
+    }
+    check_len(bound, 1, "matmul B", b_len)?;
+    check_len(bound, 2, "matmul C", m64 * n64)?;
+    Ok(MatmulParams {
+        m: to_u32("matmul m", m64)?,
+        k: to_u32("matmul k", k64)?,
+        n: to_u32("matmul n", n64)?,
+        use_idx: u32::from(a_rows.is_some()),
+        idx_off: a_rows.unwrap_or(0),
+        rows_per_chunk: bound.chunk_rows,
+        k_begin: 0,
+        k_end: 0,
+        seg_len: 0,
+        c_stride: 0,
+        pad: [0; 2],
+    })
 }
 
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
@@ -746,50 +963,8 @@ pub fn matmul(
     a_rows: Option<u32>,
 ) -> Result<()> {
     check_family(bound, Family::Matmul)?;
-    let (m64, k64, n64) = (m as u64, k as u64, n as u64);
-    let gx = check_dim(
-        ctx,
-        "matmul workgroups along n",
-        n64.div_ceil(MATMUL_BLOCK as u64),
-    )?;
-    let gy = check_dim(
-        ctx,
-        "matmul workgroups along m",
-        m64.div_ceil(MATMUL_BLOCK as u64),
-    )?;
-    if m == 0 || k == 0 || n == 0 {
-        return Err(Error::param(
-            "matmul shape",
-            format!("{m} × {k} × {n}"),
-            "every dimension must be ≥ 1",
-        ));
-    }
-    let (a_stored_rows, b_len) = match layout {
-        Layout::NN => (m64, k64 * n64),
-        Layout::TN => (k64, k64 * n64),
-        Layout::NT => (m64, n64 * k64),
-    };
-    let a_row_len = if layout == Layout::TN { m64 } else { k64 };
-    match a_rows {
-        // Gathered rows can be any row of A: every chunk but the last must be whole.
-        Some(off) => {
-            check_a_chunks(bound, a_row_len, None)?;
-            check_len(bound, 3, "matmul row index", u64::from(off) + a_stored_rows)?;
-        }
-        None => check_a_chunks(bound, a_row_len, Some(a_stored_rows))?,
-    }
-    check_len(bound, 1, "matmul B", b_len)?;
-    check_len(bound, 2, "matmul C", m64 * n64)?;
-    let base = MatmulParams {
-        m: to_u32("matmul m", m64)?,
-        k: to_u32("matmul k", k64)?,
-        n: to_u32("matmul n", n64)?,
-        use_idx: u32::from(a_rows.is_some()),
-        idx_off: a_rows.unwrap_or(0),
-        rows_per_chunk: bound.chunk_rows,
-        k_begin: 0,
-        k_end: 0,
-    };
+    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let base = matmul_params(bound, layout, (m, k, n), a_rows)?;
     // Long sums in several dispatches, each continuing the last one's running sums.
     for k_begin in (0..k).step_by(MATMUL_K_PER_DISPATCH) {
         let params = MatmulParams {

@@ -10,7 +10,7 @@ use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::chunks::FeatureChunks;
-use super::{BoundOp, Data, Fused, GpuEngine, GpuEngineOptions, OpKind, Source, ring};
+use super::{BoundOp, Data, Fused, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, ring};
 use crate::cpu::loss::LossKind;
 use crate::cpu::update::Rule;
 
@@ -92,12 +92,13 @@ impl GpuEngine {
         let ops_per_step =
             program.forward.len() + 1 + program.backward.len() + program.params.len();
         // Dispatches (parameter blocks) a step records at most: a long matmul sum is
-        // several (`kernels::MATMUL_K_PER_DISPATCH`).
+        // several (`kernels::MATMUL_K_PER_DISPATCH`), a split sum two.
         let dispatches_per_step = program
             .forward
             .iter()
             .chain(&program.backward)
             .map(|op| match op {
+                _ if split_room(ctx, op, cap).is_some() => 2,
                 Op::Matmul { k, .. } => kernels::matmul_dispatches(k.eval(cap)),
                 _ => 1,
             })
@@ -112,6 +113,13 @@ impl GpuEngine {
         let mut ops = Vec::with_capacity(ops_per_step);
         let buf = |id: BufId| &bufs[id.0];
         for op in program.forward.iter().chain(&program.backward) {
+            // A split sum writes its first pass into a scratch buffer instead of the op's
+            // output, which its second pass fills.
+            let room = split_room(ctx, op, cap);
+            let scratch = room
+                .map(|(segments, values)| ctx.storage("split partial sums", segments * values))
+                .transpose()?;
+            let out_or_scratch = |id: BufId| scratch.as_ref().unwrap_or(&bufs[id.0]);
             let (bound, kernel) = match *op {
                 Op::Matmul {
                     layout, a, b, c, ..
@@ -127,7 +135,7 @@ impl GpuEngine {
                                     v.rows_per_chunk,
                                     v.index,
                                     buf(b),
-                                    buf(c),
+                                    out_or_scratch(c),
                                 )
                             })
                             .collect::<Result<Vec<_>>>()?,
@@ -137,7 +145,7 @@ impl GpuEngine {
                             buf(a),
                             None,
                             buf(b),
-                            buf(c),
+                            out_or_scratch(c),
                         )?],
                     };
                     (bound, Kernel::Matmul(layout))
@@ -155,14 +163,36 @@ impl GpuEngine {
                     Kernel::ActivateBackward(f),
                 ),
                 Op::ColSums { x, out, .. } => (
-                    vec![kernels::bind_col_sums(ctx, &ring, buf(x), buf(out))?],
+                    vec![kernels::bind_col_sums(
+                        ctx,
+                        &ring,
+                        buf(x),
+                        out_or_scratch(out),
+                    )?],
                     Kernel::ColSums,
                 ),
             };
             ctx.pipelines().get(kernel);
+            let split = match (room, scratch) {
+                (Some((segments, _)), Some(scratch)) => {
+                    let out = match *op {
+                        Op::Matmul { c, .. } => c,
+                        Op::ColSums { out, .. } => out,
+                        _ => unreachable!("split_room splits matmuls and column sums only"),
+                    };
+                    ctx.pipelines().get(Kernel::ColSums);
+                    Some(SplitPass {
+                        finish: kernels::bind_col_sums(ctx, &ring, &scratch, buf(out))?,
+                        segments,
+                        _scratch: scratch,
+                    })
+                }
+                _ => None,
+            };
             ops.push(BoundOp {
                 op: OpKind::Program(op.clone()),
                 bound,
+                split,
             });
         }
         // Order of recording: forward, loss, backward, updates.
@@ -189,6 +219,7 @@ impl GpuEngine {
             BoundOp {
                 op: OpKind::Loss,
                 bound: loss,
+                split: None,
             },
         );
         // Two optimizer state tensors per parameter, zero at first (wgpu zeroes new
@@ -210,6 +241,7 @@ impl GpuEngine {
             ops.push(BoundOp {
                 op: OpKind::Update(i),
                 bound: vec![bound],
+                split: None,
             });
         }
         ctx.pipelines().get(Kernel::Update(options.rule));
@@ -247,6 +279,41 @@ impl GpuEngine {
             fused,
         })
     }
+}
+
+/// Bytes a split sum's scratch buffer may take: its partial sums are a workspace, kept
+/// well below a binding so that they never crowd out the data.
+const SPLIT_SCRATCH_BYTES: u64 = 64 << 20;
+
+/// Whether `op` sums over the batch's rows (a matmul whose k is the batch, the gradient
+/// reduction; a column sum) in an engine whose batches can be long enough to split it,
+/// and if so the scratch room: `(segments, values per segment)`. `None` keeps the
+/// one-pass kernel (mini-batches, or a product too large for the scratch budget).
+fn split_room(ctx: &GpuContext, op: &Op, cap: usize) -> Option<(usize, usize)> {
+    if cap < kernels::SPLIT_MIN_ROWS {
+        return None;
+    }
+    let block = kernels::MATMUL_BLOCK as u64;
+    let (values, groups) = match *op {
+        Op::Matmul {
+            k: crate::program::Dim::Batch,
+            m,
+            n,
+            ..
+        } => {
+            let (m, n) = (m.eval(cap) as u64, n.eval(cap) as u64);
+            (m * n, m.div_ceil(block) * n.div_ceil(block))
+        }
+        Op::ColSums { cols, .. } => (cols as u64, cols as u64),
+        _ => return None,
+    };
+    let budget = SPLIT_SCRATCH_BYTES.min(ctx.limits().max_storage_buffer_binding_size);
+    let room = (budget / (values.max(1) * 4)).min(65_535) as usize;
+    let cut = kernels::split(cap, groups, room);
+    // A sum the budget cannot split below llvmpipe's loop budget per segment keeps the
+    // multi-dispatch kernel.
+    (room >= 1 && cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH)
+        .then(|| (kernels::split_bound(cap, groups, room), values as usize))
 }
 
 /// The many-step GLM path for this engine, when it applies: a one-output GLM (MSE or

@@ -211,15 +211,16 @@ fn record_step(
                 ..
             }) => {
                 let rows = if *a == Src::Features { a_rows } else { None };
-                kernels::matmul(
-                    ctx,
-                    pass,
-                    ring,
-                    bound,
-                    *layout,
-                    (dm.eval(m), dk.eval(m), dn.eval(m)),
-                    rows,
-                )?
+                let shape = (dm.eval(m), dk.eval(m), dn.eval(m));
+                match &op.split {
+                    Some(s) => {
+                        let pair = (bound, &s.finish);
+                        kernels::matmul_split(
+                            ctx, pass, ring, pair, *layout, shape, rows, s.segments,
+                        )?
+                    }
+                    None => kernels::matmul(ctx, pass, ring, bound, *layout, shape, rows)?,
+                }
             }
             OpKind::Program(Op::BiasAdd { cols, .. }) => {
                 kernels::bias_add(ctx, pass, ring, bound, m, *cols)?
@@ -230,9 +231,13 @@ fn record_step(
             OpKind::Program(Op::ActivateBackward { f, cols, .. }) => {
                 kernels::activate_backward(ctx, pass, ring, bound, *f, m * cols)?
             }
-            OpKind::Program(Op::ColSums { cols, .. }) => {
-                kernels::col_sums(ctx, pass, ring, bound, m, *cols)?
-            }
+            OpKind::Program(Op::ColSums { cols, .. }) => match &op.split {
+                Some(s) => {
+                    let pair = (bound, &s.finish);
+                    kernels::col_sums_split(ctx, pass, ring, pair, (m, *cols), s.segments)?
+                }
+                None => kernels::col_sums(ctx, pass, ring, bound, m, *cols)?,
+            },
             OpKind::Loss => kernels::loss(
                 ctx,
                 pass,
