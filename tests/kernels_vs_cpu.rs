@@ -813,7 +813,7 @@ fn split_sums_match_cpu() {
         );
         let cut = kernels::split(k, (m.div_ceil(32) * n.div_ceil(32)) as u64, room);
         assert!(cut.segments <= room.max(k.div_ceil(kernels::MATMUL_K_PER_DISPATCH)));
-        assert!(cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH && cut.seg_len % 16 == 0);
+        assert!(cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH && cut.seg_len.is_multiple_of(16));
         let mut ring = ParamRing::new(&ctx, 4).expect("ring");
         let (ga, gb, gi) = (
             ctx.upload("a", &a).expect("a"),
