@@ -205,7 +205,7 @@ fn fusion_applies_only_where_it_is_exact() {
             "4 steps a dispatch at 1,024 rows"
         );
         assert_eq!(wide_batch(GLM_EPOCH_MAX_BATCH), 1.0);
-        assert!(GLM_EPOCH_MAX_BATCH + 1 >= SPLIT_MIN_ROWS);
+        const { assert!(GLM_EPOCH_MAX_BATCH + 1 >= SPLIT_MIN_ROWS) };
         assert_eq!(wide_batch(GLM_EPOCH_MAX_BATCH + 1), 9.0);
         assert_eq!(
             per_step(base.clone().batch_size(usize::MAX), &tall, None),
