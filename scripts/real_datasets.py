@@ -17,6 +17,8 @@ The reference numbers, on the held-out 25 %:
   issue's "scikit-learn defaults" column);
 - `sklearn_converged`: the same on StandardScaler features, LogisticRegression with
   max_iter=10000 (the "converged, standardized" column);
+- `mlp_default` / `mlp_converged` (classifiers): MLPClassifier(random_state=0) on raw
+  features, and with max_iter=2000 on standardized ones;
 - `lbfgs`: LogisticRegression(C=1, tol=1e-10, max_iter=100000) coefficients on the
   standardized training set, for the L-BFGS test vectors (binary for breast_cancer,
   multinomial for digits and iris and wine), and Ridge-free LinearRegression's for
@@ -32,6 +34,7 @@ import sklearn
 from sklearn import datasets
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
@@ -86,6 +89,12 @@ def main():
                 entry["sklearn_default"] = LogisticRegression().fit(Xtr, ytr).score(Xte, yte)
             entry["sklearn_converged"] = (
                 LogisticRegression(max_iter=10000).fit(Str, ytr).score(Ste, yte)
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                entry["mlp_default"] = MLPClassifier(random_state=0).fit(Xtr, ytr).score(Xte, yte)
+            entry["mlp_converged"] = (
+                MLPClassifier(random_state=0, max_iter=2000).fit(Str, ytr).score(Ste, yte)
             )
             exact = LogisticRegression(C=1.0, tol=1e-10, max_iter=100000).fit(Str, ytr)
             entry["lbfgs"] = {
