@@ -15,7 +15,9 @@ use serde_json::Value;
 use cli_common::{gradflow, json};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn reference() -> Value {
@@ -64,7 +66,10 @@ fn default_fit(dir: &Path, name: &str, model: &str, extra: &[&str]) -> (f64, Val
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{name} {model} {extra:?}: {stderr}");
-    assert!(!stderr.contains("warning"), "{name} {model} {extra:?}: {stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "{name} {model} {extra:?}: {stderr}"
+    );
     let summary = json(&out.stdout);
     assert_eq!(summary["converged"], true, "{name} {model}: {summary}");
     let predictions = dir.join(format!("{name}-{model}.csv"));
@@ -77,7 +82,11 @@ fn default_fit(dir: &Path, name: &str, model: &str, extra: &[&str]) -> (f64, Val
         .arg(&predictions)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let predicted: Vec<String> = std::fs::read_to_string(&predictions)
         .unwrap()
         .lines()
@@ -112,8 +121,14 @@ fn linear_models_by_default(extra: &[&str]) {
              {converged:.4}) · {} {}",
             summary["config"]["solver"], summary["stop"]["reason"]
         );
-        assert!(got >= default - 1e-9, "{name}: {got} below scikit-learn's default {default}");
-        assert!(got >= converged - margin, "{name}: {got} vs converged {converged}");
+        assert!(
+            got >= default - 1e-9,
+            "{name}: {got} below scikit-learn's default {default}"
+        );
+        assert!(
+            got >= converged - margin,
+            "{name}: {got} vs converged {converged}"
+        );
         // The linear models on data in memory default to L-BFGS on standardized features.
         assert_eq!(summary["config"]["solver"], "lbfgs", "{summary}");
         assert_eq!(summary["config"]["standardized"], true);

@@ -348,11 +348,7 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
             ..Verify::default()
         });
     }
-    let mut config = knobs.apply(config)?;
-    // --no-stop asks for exactly --epochs epochs, which only the loop runs.
-    if config.no_improvement.is_none() && config.solver == Solver::Auto {
-        config.solver = Solver::Sgd;
-    }
+    let config = knobs.apply(config)?;
     // Checked here, before any data is made, so that a bad flag fails at once.
     config.validate().map_err(|e| {
         let flag = match &e {

@@ -7,6 +7,7 @@ use rand::seq::index;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
+use crate::cpu::activation::{self, Activation};
 use crate::cpu::loss::LossKind;
 use crate::data::{RowSource, RowTargets, RowWeights, TargetKind};
 use crate::error::{Error, Result};
@@ -24,7 +25,8 @@ pub const MLP_MAX_EPOCHS: usize = 200;
 pub const MLP_MIN_UPDATES: usize = 20_000;
 /// Rows the curvature estimate samples at most: a few power iterations over them cost
 /// milliseconds, and the largest eigenvalue of a mean of 16,384 outer products is within
-/// a few percent of the population's.
+/// a few percent of the population's. (The largest row norm of a sample can miss an
+/// outlier of the whole; the back-off covers that.)
 const CURVATURE_ROWS: usize = 16_384;
 
 /// What the trainer chose for a fit ([`Report::choices`](super::Report::choices)): the
@@ -103,7 +105,9 @@ pub(crate) fn resolve(cfg: &TrainConfig, spec: &Spec, data: &dyn RowSource) -> R
         || cfg.schedule != Schedule::Constant
         || cfg.early_stopping.is_some()
         || cfg.tol.is_some()
-        || cfg.verify.is_some();
+        || cfg.verify.is_some()
+        // No plateau rule: exactly `epochs` epochs, which only the loop runs.
+        || cfg.no_improvement.is_none();
     let in_memory = data.in_memory().is_some();
     let steps_per_epoch = n.div_ceil(cfg.batch_size.clamp(1, n.max(1))).max(1);
     let max_epochs = cfg.epochs.unwrap_or(if is_linear(spec) {
@@ -170,7 +174,7 @@ pub(crate) fn resolve(cfg: &TrainConfig, spec: &Spec, data: &dyn RowSource) -> R
 
 /// Sets the mini-batch loop's rate when the config left it open: the optimizer's default
 /// for the adaptive ones, 1 / L̂ for SGD and momentum (see
-/// [`TrainConfig::learning_rate`]).
+/// [`TrainConfig::learning_rate`]); `init` are the parameters the fit starts from.
 ///
 /// # Errors
 /// The source's errors while the sample is read; [`Error::InvalidParameter`] when a
@@ -180,7 +184,7 @@ pub(crate) fn choose_rate(
     cfg: &TrainConfig,
     spec: &Spec,
     data: &dyn RowSource,
-    weights: Option<&RowWeights<'_>>,
+    (weights, init): (Option<&RowWeights<'_>>, &[Vec<f32>]),
 ) -> Result<()> {
     let Some(optimizer) = choices.optimizer else {
         return Ok(());
@@ -190,14 +194,19 @@ pub(crate) fn choose_rate(
             Optimizer::Adam { .. } => (1e-3, RateFrom::OptimizerDefault),
             Optimizer::AdaGrad { .. } => (1e-2, RateFrom::OptimizerDefault),
             Optimizer::Sgd | Optimizer::Momentum { .. } => {
-                let curvature = match spec.arch {
-                    Arch::Glm { loss, .. } => loss_curvature(loss),
-                    // The MLP: the softmax bound of its input layer (the output layer's
-                    // inputs are bounded activations); backing off covers the rest.
-                    Arch::Mlp { .. } => loss_curvature(LossKind::SoftmaxCce),
-                };
                 let batch = cfg.batch_size.min(data.n());
-                let l = smoothness(data, weights, batch, cfg.seed)? * curvature;
+                let sample = Sample::of(data, weights, cfg.seed)?;
+                let l = match spec.arch {
+                    Arch::Glm { loss, .. } => loss_curvature(loss) * sample.smoothness(batch),
+                    // The MLP: each layer is a softmax-bounded GLM on its inputs — the
+                    // features, and the hidden activations at the initial parameters —
+                    // and the larger bound sets the rate; backing off covers the rest.
+                    Arch::Mlp { activation, .. } => {
+                        let hidden = sample.hidden(&init[0], &init[1], activation);
+                        let c = loss_curvature(LossKind::SoftmaxCce);
+                        c * sample.smoothness(batch).max(hidden.smoothness(batch))
+                    }
+                };
                 (
                     1.0 / l.max(f64::MIN_POSITIVE),
                     RateFrom::Curvature { smoothness: l },
@@ -222,85 +231,147 @@ fn loss_curvature(loss: LossKind) -> f64 {
     }
 }
 
-/// The expected smoothness of a `batch`-row mean of x̃ᵢx̃ᵢᵀ (x̃ = [x 1], times the row's
-/// weight), sampled without replacement (Gower et al. 2019, Prop. 3.8):
-/// L_b = n(b − 1) / (b(n − 1)) · λ_max(X̃ᵀX̃ / n) + (n − b) / (b(n − 1)) · maxᵢ ‖x̃ᵢ‖²,
-/// from a seeded sample of at most [`CURVATURE_ROWS`] rows.
-pub(crate) fn smoothness(
-    data: &dyn RowSource,
-    weights: Option<&RowWeights<'_>>,
-    batch: usize,
-    seed: u64,
-) -> Result<f64> {
-    let (n, p) = (data.n(), data.p());
-    let mut rows: Vec<u32> = if n <= CURVATURE_ROWS {
-        (0..n as u32).collect()
-    } else {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6375_7276); // "curv"
-        index::sample(&mut rng, n, CURVATURE_ROWS)
-            .into_iter()
-            .map(|i| i as u32)
-            .collect()
-    };
-    rows.sort_unstable();
-    let m = rows.len();
-    let mut x = vec![0f32; m * p];
-    let mut labels = Vec::new();
-    match data.target_kind() {
-        TargetKind::Real => data.gather(&rows, &mut x, RowTargets::Real(&mut vec![0.0; m]))?,
-        TargetKind::Labels => {
-            labels = vec![0u32; m];
-            data.gather(&rows, &mut x, RowTargets::Classes(&mut labels))?;
+/// A seeded sample of at most [`CURVATURE_ROWS`] rows as x̃ = √w · [x 1] in `f64`, the
+/// source's row count kept for the batch formula.
+struct Sample {
+    /// Rows of `q` values, the 1 of the intercept last.
+    rows: Vec<f64>,
+    q: usize,
+    /// √w of each sampled row.
+    scale: Vec<f64>,
+    n: usize,
+    /// maxᵢ ‖x̃ᵢ‖² over every row, when the data are in memory (one cheap pass; an
+    /// outlier row a sample missed would otherwise take a step far too long).
+    max_row: Option<f64>,
+}
+
+impl Sample {
+    fn of(data: &dyn RowSource, weights: Option<&RowWeights<'_>>, seed: u64) -> Result<Self> {
+        let (n, p) = (data.n(), data.p());
+        let mut rows: Vec<u32> = if n <= CURVATURE_ROWS {
+            (0..n as u32).collect()
+        } else {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6375_7276); // "curv"
+            index::sample(&mut rng, n, CURVATURE_ROWS)
+                .into_iter()
+                .map(|i| i as u32)
+                .collect()
+        };
+        rows.sort_unstable();
+        let m = rows.len();
+        let mut x = vec![0f32; m * p];
+        let mut labels = Vec::new();
+        match data.target_kind() {
+            TargetKind::Real => data.gather(&rows, &mut x, RowTargets::Real(&mut vec![0.0; m]))?,
+            TargetKind::Labels => {
+                labels = vec![0u32; m];
+                data.gather(&rows, &mut x, RowTargets::Classes(&mut labels))?;
+            }
         }
-    }
-    let mut w = Vec::new();
-    if let Some(weights) = weights {
-        weights.fill(&rows, (!labels.is_empty()).then_some(&labels[..]), &mut w);
-    }
-    let weight = |i: usize| w.get(i).map_or(1.0, |&v| f64::from(v));
-    // x̃ᵢ scaled by √wᵢ, in f64, the 1 of the intercept last.
-    let q = p + 1;
-    let rows_f64: Vec<f64> = (0..m)
-        .flat_map(|i| {
-            let s = weight(i).sqrt();
-            x[i * p..(i + 1) * p]
-                .iter()
-                .map(move |&v| s * f64::from(v))
-                .chain(std::iter::once(s))
+        let mut w = Vec::new();
+        if let Some(weights) = weights {
+            weights.fill(&rows, (!labels.is_empty()).then_some(&labels[..]), &mut w);
+        }
+        let scale: Vec<f64> = (0..m)
+            .map(|i| w.get(i).map_or(1.0, |&v| f64::from(v)).sqrt())
+            .collect();
+        let rows = x
+            .chunks_exact(p.max(1))
+            .zip(&scale)
+            .flat_map(|(r, &s)| {
+                r.iter()
+                    .map(move |&v| s * f64::from(v))
+                    .chain(std::iter::once(s))
+            })
+            .collect();
+        let max_row = data.in_memory().map(|d| {
+            let w = weights.map(|w| w.all(d.targets()));
+            d.features()
+                .chunks_exact(p.max(1))
+                .enumerate()
+                .map(|(i, r)| {
+                    let norm = 1.0 + r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+                    norm * w.as_ref().map_or(1.0, |w| f64::from(w[i]))
+                })
+                .fold(0f64, f64::max)
+        });
+        Ok(Sample {
+            rows,
+            q: p + 1,
+            scale,
+            n,
+            max_row,
         })
-        .collect();
-    let max_row = rows_f64
-        .chunks_exact(q)
-        .map(|r| r.iter().map(|v| v * v).sum::<f64>())
-        .fold(0f64, f64::max);
-    // Power iteration for λ_max of X̃ᵀX̃ / m; the Rayleigh quotient rises to it.
-    let mut v = vec![1.0 / (q as f64).sqrt(); q];
-    let mut lambda = 0f64;
-    for _ in 0..100 {
-        let mut next = vec![0f64; q];
-        for r in rows_f64.chunks_exact(q) {
-            let t: f64 = r.iter().zip(&v).map(|(a, b)| a * b).sum();
-            next.iter_mut().zip(r).for_each(|(o, a)| *o += t * a);
+    }
+
+    /// The hidden activations f(x W¹ + b¹) of the sampled rows, as a sample of the MLP's
+    /// output layer's inputs.
+    fn hidden(&self, w1: &[f32], b1: &[f32], f: Activation) -> Sample {
+        let (p, h) = (self.q - 1, b1.len());
+        let mut rows = Vec::with_capacity(self.scale.len() * (h + 1));
+        for (r, &s) in self.rows.chunks_exact(self.q).zip(&self.scale) {
+            let mut z: Vec<f64> = b1.iter().map(|&b| f64::from(b)).collect();
+            // The row was scaled by √w, its 1 too: undo it for the activation.
+            let unscaled = |v: f64| if s > 0.0 { v / s } else { 0.0 };
+            for (l, &xv) in r[..p].iter().enumerate() {
+                let xv = unscaled(xv);
+                for (zj, &wv) in z.iter_mut().zip(&w1[l * h..(l + 1) * h]) {
+                    *zj += xv * f64::from(wv);
+                }
+            }
+            let mut a = vec![0f64; h];
+            activation::activate(f, &z, &mut a);
+            rows.extend(a.iter().map(|v| s * v).chain(std::iter::once(s)));
         }
-        next.iter_mut().for_each(|o| *o /= m as f64);
-        let estimate: f64 = next.iter().zip(&v).map(|(a, b)| a * b).sum();
-        let norm = next.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            break;
-        }
-        next.iter_mut().for_each(|o| *o /= norm);
-        v = next;
-        let settled = (estimate - lambda).abs() <= 1e-4 * estimate;
-        lambda = estimate;
-        if settled {
-            break;
+        Sample {
+            rows,
+            q: h + 1,
+            scale: self.scale.clone(),
+            n: self.n,
+            max_row: None,
         }
     }
-    let (nf, b) = (n as f64, batch.clamp(1, n) as f64);
-    if n <= 1 {
-        return Ok(max_row);
+
+    /// The expected smoothness of a `batch`-row mean of x̃ᵢx̃ᵢᵀ sampled without
+    /// replacement (Gower et al. 2019, Prop. 3.8):
+    /// L_b = n(b − 1) / (b(n − 1)) · λ_max(X̃ᵀX̃ / n) + (n − b) / (b(n − 1)) · maxᵢ ‖x̃ᵢ‖².
+    fn smoothness(&self, batch: usize) -> f64 {
+        let (q, m) = (self.q, self.scale.len().max(1));
+        let sampled = self
+            .rows
+            .chunks_exact(q)
+            .map(|r| r.iter().map(|v| v * v).sum::<f64>())
+            .fold(0f64, f64::max);
+        let max_row = self.max_row.unwrap_or(sampled).max(sampled);
+        // Power iteration for λ_max of X̃ᵀX̃ / m; the Rayleigh quotient rises to it.
+        let mut v = vec![1.0 / (q as f64).sqrt(); q];
+        let mut lambda = 0f64;
+        for _ in 0..100 {
+            let mut next = vec![0f64; q];
+            for r in self.rows.chunks_exact(q) {
+                let t: f64 = r.iter().zip(&v).map(|(a, b)| a * b).sum();
+                next.iter_mut().zip(r).for_each(|(o, a)| *o += t * a);
+            }
+            next.iter_mut().for_each(|o| *o /= m as f64);
+            let estimate: f64 = next.iter().zip(&v).map(|(a, b)| a * b).sum();
+            let norm = next.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                break;
+            }
+            next.iter_mut().for_each(|o| *o /= norm);
+            v = next;
+            let settled = (estimate - lambda).abs() <= 1e-4 * estimate;
+            lambda = estimate;
+            if settled {
+                break;
+            }
+        }
+        let (nf, b) = (self.n as f64, batch.clamp(1, self.n.max(1)) as f64);
+        if self.n <= 1 {
+            return max_row;
+        }
+        nf * (b - 1.0) / (b * (nf - 1.0)) * lambda + (nf - b) / (b * (nf - 1.0)) * max_row
     }
-    Ok(nf * (b - 1.0) / (b * (nf - 1.0)) * lambda + (nf - b) / (b * (nf - 1.0)) * max_row)
 }
 
 #[cfg(test)]
@@ -313,12 +384,13 @@ mod tests {
         // Rows ±(3, 0) and ±(0, 1): X̃ᵀX̃/n = diag(4.5, 0.5, 1), rows' ‖x̃‖² = 10 and 2.
         let x = vec![3.0, 0.0, -3.0, 0.0, 0.0, 1.0, 0.0, -1.0];
         let data = Dataset::new(x, 2, Targets::Real(vec![0.0; 4])).unwrap();
-        let full = smoothness(&data, None, 4, 0).unwrap();
+        let sample = Sample::of(&data, None, 0).unwrap();
+        let full = sample.smoothness(4);
         assert!((full - 4.5).abs() < 1e-3, "{full}");
-        let single = smoothness(&data, None, 1, 0).unwrap();
+        let single = sample.smoothness(1);
         assert!((single - 10.0).abs() < 1e-9, "{single}");
         // b = 2: n(b−1)/(b(n−1)) = 2/3, (n−b)/(b(n−1)) = 1/3.
-        let two = smoothness(&data, None, 2, 0).unwrap();
+        let two = sample.smoothness(2);
         assert!((two - (2.0 / 3.0 * 4.5 + 10.0 / 3.0)).abs() < 1e-3, "{two}");
     }
 }

@@ -187,7 +187,8 @@ impl NoImprovement {
 /// (`Sgd`, with the configured or chosen optimizer) for the MLP, for sources that are
 /// streamed (a generator, a memory-mapped file), and whenever the configuration sets a
 /// knob only the loop has: a learning rate, an optimizer, a schedule, early stopping,
-/// seed 000's `tol`, verify mode, or an L1 / elastic-net penalty (not smooth).
+/// seed 000's `tol`, verify mode, an L1 / elastic-net penalty (not smooth), or no plateau
+/// rule ([`TrainConfig::no_stop`]: exactly `epochs` epochs, which only the loop runs).
 ///
 /// ```
 /// use gradflow::{Solver, TrainConfig};
@@ -419,14 +420,18 @@ impl TrainConfig {
     /// Sets `learning_rate`. Left unset, the trainer chooses it, so that no fit on
     /// finite data diverges: for the linear models trained by SGD or momentum, 1 / L̂ with
     /// L̂ the smoothness of the batch loss (a few power iterations for the largest
-    /// eigenvalue of X̃ᵀX̃ / n on up to 65,536 sampled rows, X̃ = [X 1], and the largest
-    /// row norm, combined for the batch size as in Gower et al. 2019, *SGD: general
-    /// analysis and improved rates*, Prop. 3.8, times the loss's curvature bound: 2 for
-    /// MSE, ¼ for the logistic loss, ½ for softmax); PyTorch's defaults for Adam (10⁻³)
-    /// and AdaGrad (10⁻²), whose steps are bounded by the rate; and for the MLP with SGD
-    /// the bound of its input layer. A chosen rate also backs off: should an epoch's loss
-    /// become non-finite or rise past twice the best epoch's, the fit returns to the last
-    /// good epoch's parameters and goes on at a quarter of the rate. An explicit rate is
+    /// eigenvalue of X̃ᵀX̃ / n on up to 16,384 sampled rows, X̃ = [X 1], and the largest
+    /// row norm — of every row when the data are in memory — combined for the batch size
+    /// as in Gower et al. 2019, *SGD: general analysis and improved rates*, Prop. 3.8,
+    /// times the loss's curvature bound: 2 for MSE, ¼ for the logistic loss, ½ for
+    /// softmax); for the MLP with SGD the larger of the same bound for its two layers (the
+    /// features, and the hidden activations at the initial parameters); PyTorch's
+    /// defaults for Adam (10⁻³) and AdaGrad (10⁻²), whose steps are bounded by the rate.
+    /// A chosen rate also backs off: should a loss become non-finite, or an epoch's loss
+    /// rise to twice the best epoch's and above the first's, the fit returns to the last
+    /// good epoch's parameters and goes on at a quarter of the rate (up to 16 times;
+    /// [`Report::choices`](super::Report::choices) counts them) — the net under a
+    /// streamed source's outlier row that the sample did not see. An explicit rate is
     /// used as given, and a divergence is then [`Error::Diverged`].
     pub fn learning_rate(mut self, v: f64) -> Self {
         self.learning_rate = Some(v);

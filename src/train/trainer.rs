@@ -301,7 +301,7 @@ impl Trainer {
             let fit = (spec, init, state, scaler);
             return self.fit_full_batch(model, data, fit, choices, started);
         }
-        auto::choose_rate(&mut choices, cfg, &spec, data.0, data.1)?;
+        auto::choose_rate(&mut choices, cfg, &spec, data.0, (data.1, &init))?;
         let mut holdout = match cfg.early_stopping {
             Some(e) => Some(Holdout::new(
                 data.0,
@@ -334,13 +334,15 @@ impl Trainer {
             marks: report.marks(),
         };
         let horizon = state.epochs_done + choices.max_epochs;
+        // The fit's first epoch loss, for the back-off rule.
+        let mut initial = None;
         let ended = loop {
             let mut stepper = at.stepper;
             let outcome = self.run(
                 session.as_mut(),
                 (&mut report, started, data.0.n()),
                 (&mut stepper, horizon),
-                &mut at,
+                (&mut at, &mut initial),
                 watch.as_mut(),
                 backs_off,
             )?;
@@ -727,7 +729,7 @@ impl Trainer {
         session: &mut dyn Session,
         (report, started, n): (&mut Report, Instant, usize),
         (stepper, horizon): (&mut Stepper, usize),
-        at: &mut Checkpoint,
+        (at, initial): (&mut Checkpoint, &mut Option<f64>),
         mut watch: Option<&mut Watch<'_>>,
         backs_off: bool,
     ) -> Result<Ended> {
@@ -792,14 +794,11 @@ impl Trainer {
             match synced.halt {
                 None => {
                     let loss = report.final_loss();
-                    // Rising past twice the best and past where the fit began: a rate
-                    // too large for this stretch of the loss (noise near a small loss
-                    // can double it, but not lift it above the start).
-                    let first = report
-                        .epoch_losses
-                        .first()
-                        .copied()
-                        .unwrap_or(f64::INFINITY);
+                    // A rate too large for this stretch of the loss: the epoch's loss
+                    // (over the same rows as every epoch's) is twice the best epoch's
+                    // and above the first's — noise near a small loss can double it,
+                    // but not lift it back above where the fit began.
+                    let first = *initial.get_or_insert(loss);
                     if backs_off && loss > 2.0 * best && loss > first {
                         return Ok(Ended::BackOff {
                             step: report.steps,
@@ -928,8 +927,8 @@ impl<'h> Watch<'h> {
 type Weighted<'a> = (&'a dyn RowSource, Option<&'a RowWeights<'a>>);
 
 /// Times a chosen learning rate is divided by 4 before a fit that still diverges is an
-/// error: 4⁻⁸ ≈ 1.5 · 10⁻⁵ of the first choice.
-const MAX_BACKOFFS: usize = 8;
+/// error: 4⁻¹⁶ ≈ 2 · 10⁻¹⁰ of the first choice (each costs one epoch).
+const MAX_BACKOFFS: usize = 16;
 
 /// The last good epoch's end: where a fit goes back to when a chosen rate proves too
 /// large, and whose parameters a diverged fit keeps.
