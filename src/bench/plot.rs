@@ -125,12 +125,10 @@ impl Panel {
                 .find(|c| c.workload == w)
                 .and_then(|c| c.batch)
                 .map(|b| b as f64);
-            let at = match crossover {
-                Some(b) => format!("crossover at batch {b}"),
-                None => "no crossover".into(),
-            };
+            // The crossover goes in the legend; the title stays short enough for the
+            // 400-pixel panel.
             out.push(Panel {
-                title: format!("{} {}: {at}", w.id(), w.title()),
+                title: format!("{} {}", w.id(), w.title()),
                 cpu,
                 gpu,
                 crossover,
@@ -154,7 +152,7 @@ impl Panel {
         builder.margin(12);
         if text {
             builder
-                .caption(&self.title, ("sans-serif", 16))
+                .caption(&self.title, ("sans-serif", 14))
                 .x_label_area_size(36)
                 .y_label_area_size(64);
         }
@@ -164,7 +162,9 @@ impl Panel {
             mesh.x_desc("batch size (rows per step)")
                 .y_desc("samples/s")
                 .y_label_formatter(&|v| format!("{v:.0e}"))
-                .x_label_formatter(&|v| format!("{v:.0}"));
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .x_labels(6)
+                .y_labels(6);
         } else {
             mesh.x_labels(0).y_labels(0);
         }

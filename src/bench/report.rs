@@ -97,21 +97,33 @@ pub struct BenchReport {
     pub notes: Vec<String>,
 }
 
-/// The smallest batch size at which the GPU is faster, from `(batch, cpu samples/s, gpu
-/// samples/s)` points in any order; `None` when it never is.
+/// The smallest batch size from which on the GPU is faster: it beats the CPU there *and
+/// at every larger batch measured*, from `(batch, cpu samples/s, gpu samples/s)` points
+/// in any order; `None` when no batch has that. One noisy point where the GPU happens to
+/// win, with the CPU ahead again at larger batches, is not a crossover.
 ///
 /// ```
 /// use gradflow::bench::crossover_batch;
 /// let points = [(4096, 2.0e6, 3.0e6), (1, 1.0e6, 1.0e3), (256, 2.4e6, 0.1e6)];
 /// assert_eq!(crossover_batch(&points), Some(4096));
 /// assert_eq!(crossover_batch(&[(256, 2.4e6, 0.1e6)]), None);
+/// // A GPU win at 256 that larger batches contradict is noise.
+/// let noisy = [(32, 2.0e6, 1.0e6), (256, 2.0e6, 2.1e6), (4096, 3.0e6, 2.5e6)];
+/// assert_eq!(crossover_batch(&noisy), None);
 /// ```
 pub fn crossover_batch(points: &[(usize, f64, f64)]) -> Option<usize> {
-    points
-        .iter()
-        .filter(|(_, cpu, gpu)| gpu > cpu)
-        .map(|&(batch, ..)| batch)
-        .min()
+    let mut sorted = points.to_vec();
+    sorted.sort_by_key(|p| p.0);
+    // Walking down from the largest batch: the run of GPU wins at the top.
+    let mut crossover = None;
+    for &(batch, cpu, gpu) in sorted.iter().rev() {
+        if gpu > cpu {
+            crossover = Some(batch);
+        } else {
+            break;
+        }
+    }
+    crossover
 }
 
 impl BenchRow {

@@ -256,8 +256,27 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         saved.save(path)?;
     }
     if let Some(path) = &args.plot {
-        let title = format!("{} on {}", report.model, args.data);
-        plot::loss_curve(path, &report.epoch_losses, &title)?;
+        let data_name = std::path::Path::new(&args.data)
+            .file_name()
+            .map_or(args.data.clone(), |f| f.to_string_lossy().into_owned());
+        let title = format!("{} on {data_name}", report.model);
+        let mut curves = vec![plot::Curve {
+            name: "training",
+            values: &report.epoch_losses,
+            color: plotters::style::BLUE,
+        }];
+        if !report.validation_losses.is_empty() {
+            curves.push(plot::Curve {
+                name: "held out",
+                values: &report.validation_losses,
+                color: plotters::style::RED,
+            });
+        }
+        let x_name = match report.choices.solver {
+            Solver::Lbfgs { .. } => "L-BFGS iteration",
+            _ => "epoch",
+        };
+        plot::loss_curve(path, &curves, &title, x_name)?;
     }
     for note in &report.notes {
         eprintln!("gradflow: {note}");
