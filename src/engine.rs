@@ -385,14 +385,17 @@ impl<'a, T: Real> CpuEngine<'a, T> {
 
     /// The loss of the batch and every parameter's gradient at the current parameters:
     /// [`CpuEngine::forward`], [`CpuEngine::loss`] and [`CpuEngine::backward`] in one call,
-    /// which the fast kernels run as one fused pass for a GLM (the output and δ buffers
-    /// are then not written). Training calls this; verify mode and the gradient check call
+    /// which the fast kernels run as one fused pass for a GLM whose weights fit
+    /// [`fast::glm::FUSED_MAX_WEIGHTS`] (the output and δ buffers are then not written);
+    /// a wider GLM (a softmax over many classes on long embeddings) runs the three parts
+    /// on sgemm. Training calls this; verify mode and the gradient check call
     /// the three parts, to compare each tensor.
     ///
     /// # Errors
     /// As [`CpuEngine::forward`] and [`CpuEngine::loss`].
     pub fn loss_and_grads(&mut self, rows: Rows<'_>) -> Result<f64> {
-        match self.program.as_glm().filter(|_| self.fast()) {
+        let fuses = self.p * self.program.out_cols <= fast::glm::FUSED_MAX_WEIGHTS;
+        match self.program.as_glm().filter(|_| self.fast() && fuses) {
             Some(glm) => {
                 self.check_rows(rows)?;
                 let mut gw = std::mem::take(&mut self.bufs[glm.grad_w.0]);

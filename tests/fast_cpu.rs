@@ -133,6 +133,44 @@ fn fused_glm_pass_equals_the_reference_kernels() {
     assert_eq!(checked, 4 * 5 * 9 * 2 * 2);
 }
 
+/// A GLM past `FUSED_MAX_WEIGHTS` (a softmax over many classes on long rows) runs the
+/// three parts on sgemm instead of the fused pass: the same loss and gradients as the
+/// reference, on either side of the threshold.
+#[test]
+fn wide_glms_equal_the_reference_kernels() {
+    let mut rng = Rng::new(8);
+    let n = 3000;
+    for (p, k) in [(130, 94), (129, 95), (1, 2), (513, 100)] {
+        let d = data(&mut rng, n, p, LossKind::SoftmaxCce, k);
+        let fused = p * k <= fast::glm::FUSED_MAX_WEIGHTS;
+        let weights = rng.vec(n, 0.0, 3.0);
+        let order: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % n as u32).collect();
+        for m in [1, 257, n] {
+            for rows in [
+                Rows::Range {
+                    start: n - m,
+                    len: m,
+                },
+                Rows::Gather(&order[..m]),
+            ] {
+                for w in [None, Some(&weights[..])] {
+                    let spec = Spec {
+                        arch: Arch::Glm {
+                            loss: LossKind::SoftmaxCce,
+                            outputs: k,
+                        },
+                        p,
+                    };
+                    let [f, r] = both(spec, &d, rows, w, &mut rng);
+                    let what =
+                        format!("p={p} k={k} fused={fused} m={m} {rows:?} w={}", w.is_some());
+                    compare(&what, &f, &r);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn fast_mlp_step_equals_the_reference_kernels() {
     let mut rng = Rng::new(8);

@@ -159,9 +159,10 @@ struct ConfigSummary {
     learning_rate: Option<f64>,
     learning_rate_from: String,
     backoffs: usize,
-    /// `none`, `l2`, `l1`, `elasticnet`, with α.
+    /// `none`, `l2`, `l1`, `elasticnet`, with α, and whether --penalty gave it.
     penalty: String,
     alpha: f64,
+    penalty_given: bool,
     /// The epoch (L-BFGS: iteration) cap.
     epochs: usize,
     standardized: bool,
@@ -462,6 +463,7 @@ fn summarise(
             backoffs: report.choices.backoffs,
             penalty: penalty_name(report.choices.penalty).to_string(),
             alpha: penalty_alpha(report.choices.penalty),
+            penalty_given: config.penalty.is_some(),
             epochs: report.choices.max_epochs,
             standardized: config.standardize,
             seed: config.seed,
@@ -607,11 +609,17 @@ fn print_human(s: &Summary, report: &Report) {
     };
     match report.choices.penalty {
         Penalty::None => println!("  penalty   none · features {standardized}"),
-        p => println!(
-            "  penalty   {} α = {:.4e} · features {standardized}",
-            c.penalty,
-            penalty_alpha(p)
-        ),
+        p => {
+            let why = match (c.penalty_given, p) {
+                (false, Penalty::L2(_)) => " (1/n: scikit-learn's C = 1)",
+                _ => "",
+            };
+            println!(
+                "  penalty   {} α = {:.4e}{why} · features {standardized}",
+                c.penalty,
+                penalty_alpha(p)
+            )
+        }
     }
     let first = s.losses.first().copied().unwrap_or(f64::NAN);
     println!("  loss      {first:.6e} → {:.6e}", report.final_loss());

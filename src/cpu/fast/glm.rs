@@ -25,6 +25,15 @@ use super::{axpy, dot, math, multiversion, prefetch, team};
 use crate::cpu::loss::LossKind;
 use crate::engine::Rows;
 
+/// The most weights (p · k) a GLM's fused pass takes: its k dot products per row read Wᵀ
+/// from the caches, which holds up while Wᵀ is at most 48 KiB; past that, the engine runs
+/// forward, loss and backward on sgemm, which blocks W for the caches.
+/// Measured on the full-batch L-BFGS evaluation (100,000 rows, 2 cores, ms per
+/// evaluation, fused against sgemm): p = 512, k = 20 (10,240 weights) 94 against 104;
+/// k = 32 (16,384) 155 against 111; k = 100 470 against 246; p = 128, k = 32 (4,096) 44
+/// against 51; p = 64, k = 10 28 against 45.
+pub const FUSED_MAX_WEIGHTS: usize = 12_288;
+
 /// Rows per fused pass: 64 rows of 64 features are 16 KiB, half of a typical L1.
 pub const CHUNK: usize = 64;
 /// How many rows ahead of the one being read a shuffled batch prefetches.
