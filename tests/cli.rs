@@ -397,3 +397,71 @@ fn train_on_an_npy_file() {
         "frac.npy: row 0, column 0: 0.5 is not a whole number",
     );
 }
+
+/// A fit that ends at its cap with its stopping rule unmet says so on one warning line,
+/// with the command that goes further, and carries `converged: false` in the JSON
+/// summary and the saved model; `--no-stop` (exactly N epochs, asked for) does not warn.
+#[test]
+fn a_fit_that_did_not_converge_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = animals_csv(dir.path(), 300);
+    let out = gradflow(dir.path())
+        .args(["train", "--model", "mlp", "--data"])
+        .arg(&csv)
+        .args(["--epochs", "2", "--save", "m.json", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("gradflow: warning: did not converge in 2 epochs"), "{stderr}");
+    assert!(lines[0].contains("hint: gradflow train --model mlp --data"), "{stderr}");
+    assert!(lines[0].ends_with("--json --epochs 4"), "{stderr}");
+    assert_eq!(json(&out.stdout)["converged"], false);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("m.json")).unwrap()).unwrap();
+    assert_eq!(saved["trained"]["converged"], false);
+    assert_eq!(saved["trained"]["solver"], "sgd");
+
+    let quiet = gradflow(dir.path())
+        .args(["train", "--model", "mlp", "--data"])
+        .arg(&csv)
+        .args(["--epochs", "2", "--no-stop", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let s = json(&quiet.stdout);
+    assert_eq!((s["epochs_run"].as_u64(), s["converged"].as_bool()), (Some(2), Some(false)));
+}
+
+/// The defaults on raw data print what they chose: the solver, and for the loop the
+/// rate and where it came from.
+#[test]
+fn the_command_prints_what_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = animals_csv(dir.path(), 300);
+    let run = |extra: &[&str]| {
+        let out = gradflow(dir.path())
+            .args(["train", "--model", "softmax", "--data"])
+            .arg(&csv)
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lbfgs = run(&[]);
+    assert!(lbfgs.contains("solver    lbfgs (memory 10, tol 1e-4) · converged"), "{lbfgs}");
+    assert!(lbfgs.contains("(1/n: scikit-learn's C = 1)"), "{lbfgs}");
+    let sgd = run(&["--solver", "sgd"]);
+    assert!(sgd.contains("solver    sgd ·"), "{sgd}");
+    assert!(sgd.contains("from the data's curvature"), "{sgd}");
+    let given = run(&["--lr", "0.05", "--penalty", "none", "--no-standardize"]);
+    assert!(given.contains("lr        5.0000e-2 (given)"), "{given}");
+    assert!(given.contains("penalty   none · features raw"), "{given}");
+}

@@ -205,7 +205,10 @@ pub enum Solver {
     Sgd,
     /// Full-batch L-BFGS: loss and gradient over all rows per evaluation (on the CPU's
     /// fast kernels, or on the device with only the loss and the gradient read back),
-    /// a strong-Wolfe line search, the penalty `None` or `L2`.
+    /// a strong-Wolfe line search, the penalty `None` or `L2`. The rows must be in
+    /// memory (a [`Dataset`](crate::data::Dataset)): a streamed source is an
+    /// [`Error::InvalidParameter`] naming the mini-batch loop as the way, since each
+    /// evaluation would read it whole.
     Lbfgs {
         /// Correction pairs kept (SciPy's `maxcor`, 10).
         memory: usize,

@@ -166,6 +166,13 @@ impl Optimizer {
 ///
 /// The L1 step is scikit-learn's truncation: a weight that would cross zero stops at zero,
 /// so L1 produces exact zeros. Reported losses are the data loss, without the penalty.
+///
+/// **scikit-learn's parameters.** gradflow's losses are means over the rows, so α is per
+/// row: `LogisticRegression(C=c)` minimises the mean loss + ‖w‖² / (2 c n), which is
+/// `L2(1 / (c n))` (the trainer's default for logistic and softmax regression is
+/// `L2(1 / n)`, scikit-learn's `C = 1`); `Ridge(alpha=a)` minimises ‖y − Xw‖² + a‖w‖²,
+/// n times gradflow's mean squared error + (α/2)‖w‖² with α = 2a / n; `SGDClassifier`'s
+/// and `SGDRegressor`'s `alpha` is α as it is (their loss is a mean too).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Penalty {
     /// No penalty (the default).
