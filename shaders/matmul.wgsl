@@ -20,11 +20,12 @@
 // `a` (the shuffled batch read in place). Rows and columns past m and n are clamped on
 // read and not stored, so any shape works.
 //
-// Split sums (`seg_len` > 0): a long sum over k — a full batch's gradient reduction
-// Xᵀδ — is cut into segments of `seg_len` values, one per z of the grid, so that the
-// work spreads over many workgroups; segment s writes its partial C at
+// Split sums (the `*_split` entry points): a long sum over k — a full batch's gradient
+// reduction Xᵀδ — is cut into segments of `seg_len` values, one per z of the grid, so
+// that the work spreads over many workgroups; segment s writes its partial C at
 // c[s · c_stride ..], and a column-sum pass (`reduce.wgsl`) adds the segments in order.
-// Each segment sums as one dispatch would, so the result repeats bit for bit.
+// Each segment sums as one dispatch would, so the result repeats bit for bit. The split
+// is a constant of the entry point, so the unsplit kernels compile as they were.
 //
 // Chunked A: a resident dataset larger than one storage binding is split into up to four
 // buffers of whole rows, `a` (chunk 0) and `a1`..`a3`, of `rows_per_chunk` rows each (the
@@ -43,7 +44,7 @@ struct Params {
     // it continues the running sums already in C.
     k_begin: u32,
     k_end: u32,
-    // Split sums: values of k per segment (0: no split) and C's stride between segments.
+    // Split sums: values of k per segment and C's stride between segments.
     seg_len: u32,
     c_stride: u32,
     _pad0: u32,
@@ -63,9 +64,6 @@ const BLOCK: u32 = 4u;
 @group(0) @binding(5) var<storage, read> a1: array<f32>;
 @group(0) @binding(6) var<storage, read> a2: array<f32>;
 @group(0) @binding(7) var<storage, read> a3: array<f32>;
-
-// Where this invocation's C (or its segment's partial C) starts.
-var<private> c_base: u32;
 
 // Stored row r of A, through the gather index when there is one.
 fn a_row(r: u32) -> u32 {
@@ -104,11 +102,12 @@ fn b_nt4(l: u32, j0: u32) -> vec4<f32> {
     return vec4<f32>(b[min(j0, last) * P.k + l], b[min(j0 + 1u, last) * P.k + l], b[min(j0 + 2u, last) * P.k + l], b[min(j0 + 3u, last) * P.k + l]);
 }
 
-fn store_row(i: u32, j0: u32, v: vec4<f32>) {
+// Row i of C (or of a segment's partial C, which starts at `base`).
+fn store_row(base: u32, i: u32, j0: u32, v: vec4<f32>) {
     if (i >= P.m) {
         return;
     }
-    let r = c_base + i * P.n;
+    let r = base + i * P.n;
     c[r + j0] = v.x;
     if (j0 + 1u < P.n) { c[r + j0 + 1u] = v.y; }
     if (j0 + 2u < P.n) { c[r + j0 + 2u] = v.z; }
@@ -118,16 +117,16 @@ fn store_row(i: u32, j0: u32, v: vec4<f32>) {
 // The block's running sums in C (rows and columns past C's read clamped, never stored),
 // for a dispatch that continues the sums of the one before.
 fn load_row(i: u32, j0: u32) -> vec4<f32> {
-    let r = c_base + min(i, P.m - 1u) * P.n;
+    let r = min(i, P.m - 1u) * P.n;
     let last = P.n - 1u;
     return vec4<f32>(c[r + j0], c[r + min(j0 + 1u, last)], c[r + min(j0 + 2u, last)], c[r + min(j0 + 3u, last)]);
 }
 
-fn store(i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
-    store_row(i0, j0, c0);
-    store_row(i0 + 1u, j0, c1);
-    store_row(i0 + 2u, j0, c2);
-    store_row(i0 + 3u, j0, c3);
+fn store(base: u32, i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
+    store_row(base, i0, j0, c0);
+    store_row(base, i0 + 1u, j0, c1);
+    store_row(base, i0 + 2u, j0, c2);
+    store_row(base, i0 + 3u, j0, c3);
 }
 
 // Each kernel sums k over k_begin .. k_end in tiles of TILE (the last one partial), each
@@ -136,9 +135,9 @@ fn store(i0: u32, j0: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4
 // k_end − k_begin + (k_end − k_begin) / TILE times, so the host keeps a dispatch's stretch
 // of k to `MATMUL_K_PER_DISPATCH` (2¹⁵) and splits longer sums over several.
 
-// The block of C at invocation `gid`, for `form` 0 (NN), 1 (TN) or 2 (NT), a constant at
-// each entry point.
-fn block_sum(gid: vec3<u32>, form: u32) {
+// The block of C at invocation `gid`, for `form` 0 (NN), 1 (TN) or 2 (NT), split into
+// segments over z or not: constants at each entry point.
+fn block_sum(gid: vec3<u32>, form: u32, split: u32) {
     let i0 = gid.y * BLOCK;
     let j0 = gid.x * BLOCK;
     if (i0 >= P.m || j0 >= P.n) {
@@ -147,11 +146,11 @@ fn block_sum(gid: vec3<u32>, form: u32) {
     // This dispatch's stretch of k, or this segment's.
     var k_begin = P.k_begin;
     var k_end = P.k_end;
-    c_base = 0u;
-    if (P.seg_len > 0u) {
+    var base = 0u;
+    if (split == 1u) {
         k_begin = gid.z * P.seg_len;
         k_end = min(k_begin + P.seg_len, P.k);
-        c_base = gid.z * P.c_stride;
+        base = gid.z * P.c_stride;
     }
     let last = P.m - 1u;
     // NN and NT: A's four rows are fixed for the whole sum, so their chunk and offset are
@@ -171,7 +170,7 @@ fn block_sum(gid: vec3<u32>, form: u32) {
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
-    if (P.k_begin > 0u) {
+    if (split == 0u && P.k_begin > 0u) {
         c0 = load_row(i0, j0);
         c1 = load_row(i0 + 1u, j0);
         c2 = load_row(i0 + 2u, j0);
@@ -207,20 +206,35 @@ fn block_sum(gid: vec3<u32>, form: u32) {
         c2 += t2;
         c3 += t3;
     }
-    store(i0, j0, c0, c1, c2, c3);
+    store(base, i0, j0, c0, c1, c2, c3);
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    block_sum(gid, 0u);
+    block_sum(gid, 0u, 0u);
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
-    block_sum(gid, 1u);
+    block_sum(gid, 1u, 0u);
 }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
-    block_sum(gid, 2u);
+    block_sum(gid, 2u, 0u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nn_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum(gid, 0u, 1u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_tn_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum(gid, 1u, 1u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nt_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum(gid, 2u, 1u);
 }

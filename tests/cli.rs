@@ -416,8 +416,14 @@ fn a_fit_that_did_not_converge_says_so_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].starts_with("gradflow: warning: did not converge in 2 epochs"), "{stderr}");
-    assert!(lines[0].contains("hint: gradflow train --model mlp --data"), "{stderr}");
+    assert!(
+        lines[0].starts_with("gradflow: warning: did not converge in 2 epochs"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].contains("hint: gradflow train --model mlp --data"),
+        "{stderr}"
+    );
     assert!(lines[0].ends_with("--json --epochs 4"), "{stderr}");
     assert_eq!(json(&out.stdout)["converged"], false);
     let saved: Value =
@@ -433,9 +439,16 @@ fn a_fit_that_did_not_converge_says_so_once() {
         .success()
         .get_output()
         .clone();
-    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
     let s = json(&quiet.stdout);
-    assert_eq!((s["epochs_run"].as_u64(), s["converged"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(
+        (s["epochs_run"].as_u64(), s["converged"].as_bool()),
+        (Some(2), Some(false))
+    );
 }
 
 /// The defaults on raw data print what they chose: the solver, and for the loop the
@@ -456,7 +469,10 @@ fn the_command_prints_what_it_chose() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let lbfgs = run(&[]);
-    assert!(lbfgs.contains("solver    lbfgs (memory 10, tol 1e-4) · converged"), "{lbfgs}");
+    assert!(
+        lbfgs.contains("solver    lbfgs (memory 10, tol 1e-4) · converged"),
+        "{lbfgs}"
+    );
     assert!(lbfgs.contains("(1/n: scikit-learn's C = 1)"), "{lbfgs}");
     let sgd = run(&["--solver", "sgd"]);
     assert!(sgd.contains("solver    sgd ·"), "{sgd}");

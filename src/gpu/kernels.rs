@@ -543,7 +543,8 @@ struct MatmulParams {
     /// The stretch of k one dispatch sums.
     k_begin: u32,
     k_end: u32,
-    /// Split sums: k per segment (0: no split) and C's stride between segments.
+    /// Split sums (the `*_split` entry points): k per segment and C's stride between
+    /// segments.
     seg_len: u32,
     c_stride: u32,
     pad: [u32; 2],
@@ -819,7 +820,7 @@ pub fn matmul_split(
         ctx,
         pass,
         ring,
-        Kernel::Matmul(layout),
+        Kernel::MatmulSplit(layout),
         bound,
         &params,
         (gx, gy, gz),

@@ -82,6 +82,9 @@ impl Family {
 pub enum Kernel {
     /// Matrix product in a layout.
     Matmul(Layout),
+    /// Matrix product in a layout, its sum over k split into segments over the grid's z
+    /// (partial products, added by a column-sum pass).
+    MatmulSplit(Layout),
     /// Bias broadcast.
     BiasAdd,
     /// Activation forward.
@@ -104,7 +107,7 @@ impl Kernel {
     /// The kernel's family.
     pub fn family(self) -> Family {
         match self {
-            Kernel::Matmul(_) => Family::Matmul,
+            Kernel::Matmul(_) | Kernel::MatmulSplit(_) => Family::Matmul,
             Kernel::BiasAdd => Family::Bias,
             Kernel::Activate(_) | Kernel::ActivateBackward(_) => Family::Activation,
             Kernel::SoftmaxRows => Family::Softmax,
@@ -120,6 +123,9 @@ impl Kernel {
             Kernel::Matmul(Layout::NN) => "matmul_nn",
             Kernel::Matmul(Layout::TN) => "matmul_tn",
             Kernel::Matmul(Layout::NT) => "matmul_nt",
+            Kernel::MatmulSplit(Layout::NN) => "matmul_nn_split",
+            Kernel::MatmulSplit(Layout::TN) => "matmul_tn_split",
+            Kernel::MatmulSplit(Layout::NT) => "matmul_nt_split",
             Kernel::BiasAdd => "bias_add",
             Kernel::Activate(_) => "activate",
             Kernel::ActivateBackward(_) => "activate_backward",

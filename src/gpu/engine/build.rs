@@ -148,7 +148,12 @@ impl GpuEngine {
                             out_or_scratch(c),
                         )?],
                     };
-                    (bound, Kernel::Matmul(layout))
+                    let kernel = if room.is_some() {
+                        Kernel::MatmulSplit(layout)
+                    } else {
+                        Kernel::Matmul(layout)
+                    };
+                    (bound, kernel)
                 }
                 Op::BiasAdd { z, bias, .. } => (
                     vec![kernels::bind_bias_add(ctx, &ring, buf(z), buf(bias))?],
