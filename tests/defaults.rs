@@ -4,28 +4,14 @@
 
 mod common;
 
+use common::{rescaled, write_npy_f32};
+
 use gradflow::data::{Dataset, FileTargets, MappedFile, Synthetic, Targets};
 use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
 use gradflow::{
     Backend, Error, NoImprovement, Optimizer, Penalty, RateFrom, Solver, StopReason, TrainConfig,
     Trainer,
 };
-
-/// `base`'s features with column j multiplied by `scales[j]`, and real targets mapped by
-/// `y ↦ a y + c`: raw data with unequal scales.
-fn rescaled(base: &Dataset, scales: &[f32], target: Option<(f32, f32)>) -> Dataset {
-    let p = base.p();
-    let x: Vec<f32> = base
-        .features()
-        .chunks_exact(p)
-        .flat_map(|r| r.iter().zip(scales).map(|(v, s)| v * s).collect::<Vec<_>>())
-        .collect();
-    let targets = match (base.targets(), target) {
-        (Targets::Real(y), Some((a, c))) => Targets::Real(y.iter().map(|v| a * v + c).collect()),
-        (t, _) => t.clone(),
-    };
-    Dataset::new(x, p, targets).unwrap()
-}
 
 /// The mini-batch loop without a rate, on raw features spanning six orders of magnitude:
 /// a fixed 0.1 diverges, the rate chosen from the curvature does not, and the loss falls.
@@ -88,21 +74,6 @@ fn a_chosen_rate_does_not_diverge_where_a_fixed_one_does() {
     }
 }
 
-/// Writes a little-endian f32 `.npy` file of `rows × cols`.
-fn npy(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
-}
-
 const SCALE: f32 = 1e4;
 
 /// A streamed file whose one outlier row the curvature sample (16,384 of 40,000 rows)
@@ -134,7 +105,7 @@ fn a_chosen_rate_backs_off_from_an_outlier_it_did_not_see() {
             values.extend(row.iter().map(|v| v * s));
             values.push(t);
         }
-        npy(&path, n, p + 1, &values);
+        write_npy_f32(&path, n, p + 1, &values);
         let file = MappedFile::npy(&path, FileTargets::Real { column: p }).unwrap();
         let report = Trainer::new(cfg.clone())
             .unwrap()

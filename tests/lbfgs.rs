@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{gpu, rescaled};
 
 use gradflow::data::{Dataset, Synthetic, Targets};
 use gradflow::io::{CsvOptions, csv::read};
@@ -221,17 +221,7 @@ fn lbfgs_converges_on_ill_conditioned_data() {
         .noise(0.1)
         .dataset()
         .unwrap();
-    let x: Vec<f32> = base
-        .features()
-        .chunks_exact(p)
-        .flat_map(|r| {
-            r.iter()
-                .zip(&scales)
-                .map(|(v, s)| v * s)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let data = Dataset::new(x, p, base.targets().clone()).unwrap();
+    let data = rescaled(&base, &scales, None);
     let ols = normal_eq::solve(&data, normal_eq::Solve::Auto).unwrap();
     let cfg = exact().standardize(false);
     let mut model = LinearRegression::new();
@@ -268,21 +258,7 @@ fn defaults_converge_where_plain_sgd_diverged() {
         .noise(0.5)
         .dataset()
         .unwrap();
-    let x: Vec<f32> = base
-        .features()
-        .chunks_exact(p)
-        .flat_map(|r| {
-            r.iter()
-                .zip(&scales)
-                .map(|(v, s)| v * s)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let Targets::Real(y) = base.targets() else {
-        unreachable!()
-    };
-    let y: Vec<f32> = y.iter().map(|v| 300.0 * v + 5000.0).collect();
-    let data = Dataset::new(x, p, Targets::Real(y)).unwrap();
+    let data = rescaled(&base, &scales, Some((300.0, 5000.0)));
     let old = Trainer::new(TrainConfig::sgd().epochs(10)).unwrap();
     assert!(matches!(
         old.fit(&mut LinearRegression::new(), &data),

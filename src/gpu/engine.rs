@@ -541,25 +541,14 @@ impl GpuEngine {
         update: impl Into<StepScalars>,
         loss_slot: usize,
     ) -> Result<()> {
-        let order_len = match &self.data {
-            Data::Resident { order_len, .. } => *order_len,
-            Data::Ring(_) => {
-                return Err(Error::param(
-                    "step",
-                    "on a ring engine",
-                    "reads slots: use step_slot",
-                ));
-            }
-        };
-        if start + len > order_len {
+        if matches!(self.data, Data::Ring(_)) {
             return Err(Error::param(
-                "batch start + rows",
-                start + len,
-                "must not exceed the order's length (call set_order first)",
+                "step",
+                "on a ring engine",
+                "reads slots: use step_slot",
             ));
         }
-        let start32 = u32::try_from(start)
-            .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
+        let start32 = self.in_order(start, len)?;
         let update = update.into();
         if self.fused.is_some() {
             return self.queue_fused(start32, len, &update, loss_slot);
@@ -574,25 +563,14 @@ impl GpuEngine {
     /// # Errors
     /// As [`GpuEngine::step`], on an engine built without `fuse_glm`.
     pub fn loss_and_grads(&mut self, start: usize, len: usize) -> Result<(f32, Vec<Vec<f32>>)> {
-        let order_len = match &self.data {
-            Data::Resident { order_len, .. } if self.fused.is_none() => *order_len,
-            _ => {
-                return Err(Error::param(
-                    "loss_and_grads",
-                    "on a ring or many-step engine",
-                    "needs resident data and an engine built without fuse_glm",
-                ));
-            }
-        };
-        if start + len > order_len {
+        if matches!(self.data, Data::Ring(_)) || self.fused.is_some() {
             return Err(Error::param(
-                "batch start + rows",
-                start + len,
-                "must not exceed the order's length (call set_order first)",
+                "loss_and_grads",
+                "on a ring or many-step engine",
+                "needs resident data and an engine built without fuse_glm",
             ));
         }
-        let start32 = u32::try_from(start)
-            .map_err(|_| Error::param("batch start", start, "must fit in u32"))?;
+        let start32 = self.in_order(start, len)?;
         self.record(StepRows::Gather(start32), len, None, 0)?;
         let loss = self.read_losses(1)?[0];
         let grads = self
@@ -618,6 +596,23 @@ impl GpuEngine {
         }
         self.flush()?;
         readback::read_f32(&self.ctx, &self.losses, count)
+    }
+
+    /// Checks that positions `start .. start + len` lie within the resident order;
+    /// returns `start` as the kernels read it.
+    fn in_order(&self, start: usize, len: usize) -> Result<u32> {
+        let order_len = match &self.data {
+            Data::Resident { order_len, .. } => *order_len,
+            Data::Ring(_) => 0,
+        };
+        if start + len > order_len {
+            return Err(Error::param(
+                "batch start + rows",
+                start + len,
+                "must not exceed the order's length (call set_order first)",
+            ));
+        }
+        u32::try_from(start).map_err(|_| Error::param("batch start", start, "must fit in u32"))
     }
 
     /// The loss slot of the step that halted training (non-finite loss, or the tol rule),

@@ -186,22 +186,7 @@ impl<'a> SolveTargets<'a> {
 
     /// Parameters in the model's units from the solver's flat vector.
     fn to_model(&self, program: &Program, x: &[f64]) -> Vec<Vec<f32>> {
-        let (mean, sd) = self.shift.unwrap_or((0.0, 1.0));
-        let mut at = 0;
-        program
-            .params
-            .iter()
-            .map(|d| {
-                let len = d.rows * d.cols;
-                let shift = if d.is_bias { mean } else { 0.0 };
-                let v = x[at..at + len]
-                    .iter()
-                    .map(|&v| (v * sd + shift) as f32)
-                    .collect();
-                at += len;
-                v
-            })
-            .collect()
+        unflatten(program, x, self.shift.unwrap_or((0.0, 1.0)))
     }
 
     /// A loss in the solver's units, in the model's.
@@ -250,7 +235,7 @@ pub(crate) fn solve(
                 .sum::<f64>()
     };
     let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let params = unflatten(program, x);
+        let params = unflatten(program, x, (0.0, 1.0));
         let (loss, grads) = evaluator.eval(&params, n)?;
         let mut g: Vec<f64> = grads.iter().flatten().map(|&v| f64::from(v)).collect();
         if l2 > 0.0 {
@@ -306,16 +291,20 @@ pub(crate) fn solve(
     })
 }
 
-/// The model's tensors (unscaled) from a flat solver vector: used inside an evaluation,
-/// where the engine works in the solver's units.
-fn unflatten(program: &Program, x: &[f64]) -> Vec<Vec<f32>> {
+/// The program's tensors from a flat solver vector, each value `v · sd` and the biases
+/// shifted by `mean` (`(0, 1)`: as they are, the engine's units inside an evaluation).
+fn unflatten(program: &Program, x: &[f64], (mean, sd): (f64, f64)) -> Vec<Vec<f32>> {
     let mut at = 0;
     program
         .params
         .iter()
         .map(|d| {
             let len = d.rows * d.cols;
-            let v = x[at..at + len].iter().map(|&v| v as f32).collect();
+            let shift = if d.is_bias { mean } else { 0.0 };
+            let v = x[at..at + len]
+                .iter()
+                .map(|&v| (v * sd + shift) as f32)
+                .collect();
             at += len;
             v
         })

@@ -116,3 +116,39 @@ pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], rtol: f32, atol: f32) 
         );
     }
 }
+
+/// `base`'s features with column j multiplied by `scales[j]`, and real targets mapped by
+/// `y ↦ a y + c`: raw data on unequal scales, from a well-scaled generator's.
+pub fn rescaled(
+    base: &gradflow::data::Dataset,
+    scales: &[f32],
+    target: Option<(f32, f32)>,
+) -> gradflow::data::Dataset {
+    use gradflow::data::{Dataset, Targets};
+    let p = base.p();
+    let x: Vec<f32> = base
+        .features()
+        .chunks_exact(p)
+        .flat_map(|r| r.iter().zip(scales).map(|(v, s)| v * s).collect::<Vec<_>>())
+        .collect();
+    let targets = match (base.targets(), target) {
+        (Targets::Real(y), Some((a, c))) => Targets::Real(y.iter().map(|v| a * v + c).collect()),
+        (t, _) => t.clone(),
+    };
+    Dataset::new(x, p, targets).unwrap()
+}
+
+/// Writes a little-endian f32 `.npy` file (format version 1.0, C order) of `rows × cols`.
+pub fn write_npy_f32(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
