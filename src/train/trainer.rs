@@ -336,8 +336,8 @@ impl Trainer {
         let horizon = state.epochs_done + choices.max_epochs;
         // The fit's first epoch loss, for the back-off rule.
         let mut initial = None;
+        let mut stepper = at.stepper;
         let ended = loop {
-            let mut stepper = at.stepper;
             let outcome = self.run(
                 session.as_mut(),
                 (&mut report, started, data.0.n()),
@@ -367,6 +367,7 @@ impl Trainer {
                     ));
                     report.rewind(at.marks);
                     at.stepper = at.stepper.with_rate(rate);
+                    stepper = at.stepper;
                     drop(session);
                     session = self.session(
                         spec.program(),
@@ -403,7 +404,7 @@ impl Trainer {
         let state = TrainState {
             epochs_done: state.epochs_done + report.epoch_losses.len(),
             updates: state.updates + report.steps,
-            adaptive: at.stepper.adaptive,
+            adaptive: stepper.adaptive,
             optimizer: session.optimizer_state()?,
         };
         model.set_fitted(Fitted {
@@ -442,9 +443,13 @@ impl Trainer {
         else {
             unreachable!("called for L-BFGS fits only")
         };
-        // `auto::resolve` picks L-BFGS only for data in memory.
+        // `auto::resolve` picks L-BFGS only for data in memory, and refuses it otherwise.
         let Some(dataset) = data.in_memory() else {
-            unreachable!("L-BFGS is chosen for in-memory data only")
+            return Err(Error::param(
+                "solver lbfgs",
+                "on a streamed source",
+                "needs the rows in memory: use solver sgd",
+            ));
         };
         let program = spec.program();
         let solve_targets = SolveTargets::new(dataset.targets(), program.loss);
@@ -541,8 +546,8 @@ impl Trainer {
                         self.gpu.is_some() || std::env::var_os("GRADFLOW_ADAPTER").is_some();
                     if info.device_type == wgpu::DeviceType::Cpu && !named {
                         notes.push(format!(
-                            "training on the CPU: the only adapter, {}, is a software one \
-                             (GRADFLOW_ADAPTER={} to use it anyway)",
+                            "training on the CPU: the adapter wgpu offers, {}, is a software \
+                             one, slower than the CPU backend (GRADFLOW_ADAPTER={} uses it)",
                             info.name,
                             info.name.split_whitespace().next().unwrap_or("NAME")
                         ));
