@@ -41,10 +41,10 @@ pub struct TrainArgs {
     /// [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
-    /// full-batch L-BFGS (linear models, data in memory), the mini-batch loop (sgd), or
-    /// the choice auto makes: L-BFGS for the linear models on data in memory unless a
-    /// knob of the loop is given (--lr, --batch-size, --optimizer, --schedule,
-    /// --early-stopping, --no-stop, an l1 or elasticnet --penalty), the loop otherwise.
+    /// How the parameters are found: auto is full-batch L-BFGS for the linear models on
+    /// data in memory unless a knob of the mini-batch loop is given (--lr, --batch-size,
+    /// --optimizer, --schedule, --early-stopping, --no-stop, an l1 or elasticnet
+    /// --penalty), the loop otherwise.
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     solver: SolverArg,
     /// Rows per update of the mini-batch loop (1: stochastic GD; ≥ the row count:
@@ -64,7 +64,7 @@ pub struct TrainArgs {
     /// synthetic data.
     #[arg(long, default_value_t = 0, value_name = "N")]
     seed: u64,
-    /// Where to train: auto is the GPU when an adapter exists and the data fit, else the CPU.
+    /// Where to train: auto is a hardware GPU when one exists and the data fit, else the CPU.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     backend: BackendArg,
     /// Rerun every K-th GPU step on the CPU reference kernels and compare (needs
@@ -115,9 +115,9 @@ pub enum BackendArg {
     /// A hardware GPU when one exists and the data fit it, else the CPU (with a notice);
     /// a software adapter only when GRADFLOW_ADAPTER names it.
     Auto,
-    /// The CPU reference kernels.
+    /// The CPU kernels.
     Cpu,
-    /// The GPU; an error when no adapter exists.
+    /// The GPU (any adapter, software ones too); an error when no adapter exists.
     Gpu,
 }
 
