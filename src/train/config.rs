@@ -111,7 +111,8 @@ pub struct TrainConfig {
 /// scikit-learn's `early_stopping=True`: `validation_fraction` of the rows (a seeded
 /// choice) are held out of training; after each epoch their loss is measured with the
 /// CPU reference kernels; the fit stops after `patience` epochs without an improvement
-/// of at least `tol`, and the model keeps the parameters of its best epoch.
+/// of at least `tol · max(1, |best|)` (see [`NoImprovement`]), and the model keeps the
+/// parameters of its best epoch.
 ///
 /// ```
 /// use gradflow::{EarlyStopping, TrainConfig};
@@ -174,8 +175,16 @@ impl Default for NoImprovement {
 impl NoImprovement {
     /// Whether `loss` improves on `best` by the rule's margin.
     pub fn improves(&self, loss: f64, best: f64) -> bool {
-        loss < best - self.tol * best.abs().max(1.0)
+        improves(loss, best, self.tol)
     }
+}
+
+/// The plateau rules' test (`no_improvement`, early stopping, the adaptive schedule):
+/// `loss` counts as an improvement on `best` when it is lower by `tol · max(1, |best|)` —
+/// scikit-learn's absolute `tol` for losses up to 1, relative above (SciPy's `ftol`
+/// scaling), so that a squared error in the millions is held to the same standard.
+pub(crate) fn improves(loss: f64, best: f64, tol: f64) -> bool {
+    loss < best - tol * best.abs().max(1.0)
 }
 
 /// How the parameters are found.

@@ -238,7 +238,7 @@ impl Penalty {
 /// | `Step { every: k, gamma: γ }` | η₀ γ^⌊epoch / k⌋ | `StepLR` |
 /// | `Exponential { gamma: γ }` | η₀ γ^epoch | `ExponentialLR` |
 /// | `Cosine { min_lr }` | min + ½(η₀ − min)(1 + cos(π s / S)), s = update, S = all updates | `CosineAnnealingLR` per step |
-/// | `Adaptive { patience, tol }` | η₀, divided by 5 each time `patience` epochs in a row fail to lower the epoch loss by `tol` | `"adaptive"` (`n_iter_no_change`) |
+/// | `Adaptive { patience, tol }` | η₀, divided by 5 each time `patience` epochs in a row fail to lower the epoch loss by `tol · max(1, \|best\|)` | `"adaptive"` (`n_iter_no_change`) |
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Schedule {
     /// η₀ throughout (the default).
@@ -386,7 +386,7 @@ impl Stepper {
     pub fn end_epoch(&mut self, loss: f64) {
         if let Schedule::Adaptive { patience, tol } = self.schedule {
             let (divisor, best, since) = &mut self.adaptive;
-            if loss < *best - tol {
+            if super::config::improves(loss, *best, tol) {
                 *since = 0;
             } else {
                 *since += 1;

@@ -914,7 +914,7 @@ impl<'h> Watch<'h> {
         let loss = self.holdout.loss(params)?;
         // Only an improvement by tol resets the patience, but any better loss (a NaN
         // never is) names the parameters to keep.
-        if loss < self.best - self.tol {
+        if super::config::improves(loss, self.best, self.tol) {
             self.stale = 0;
         } else {
             self.stale += 1;
