@@ -492,4 +492,117 @@ mod tests {
         assert_eq!((out.end, out.iterations), (End::Stalled, 0));
         assert!(out.evaluations <= 1 + MAX_EVALS);
     }
+
+    /// An independent implementation: argmin's L-BFGS with the More–Thuente line search
+    /// (memory 10, the same c₁ and c₂), from the same starts, on Rosenbrock in 2 and 10
+    /// dimensions, an ill-conditioned quadratic and an L2-penalised logistic regression.
+    /// Both must reach the same minimiser, and this solver in a comparable number of
+    /// iterations.
+    #[test]
+    fn agrees_with_argmin() {
+        use argmin::core::{CostFunction, Executor, Gradient, State};
+        use argmin::solver::linesearch::MoreThuenteLineSearch;
+        use argmin::solver::quasinewton::LBFGS;
+
+        type Fg = fn(&[f64]) -> (f64, Vec<f64>);
+        struct Problem(Fg);
+        impl CostFunction for Problem {
+            type Param = Vec<f64>;
+            type Output = f64;
+            fn cost(&self, x: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
+                Ok((self.0)(x).0)
+            }
+        }
+        impl Gradient for Problem {
+            type Param = Vec<f64>;
+            type Gradient = Vec<f64>;
+            fn gradient(&self, x: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
+                Ok((self.0)(x).1)
+            }
+        }
+
+        fn rosenbrock_n(x: &[f64]) -> (f64, Vec<f64>) {
+            let mut f = 0.0;
+            let mut g = vec![0.0; x.len()];
+            for i in 0..x.len() - 1 {
+                let (a, b) = (x[i], x[i + 1]);
+                f += (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2);
+                g[i] += -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
+                g[i + 1] += 200.0 * (b - a * a);
+            }
+            (f, g)
+        }
+        fn quadratic(x: &[f64]) -> (f64, Vec<f64>) {
+            let n = x.len();
+            let scale = |i: usize| 10f64.powf(3.0 * i as f64 / (n - 1) as f64);
+            let f = (0..n).map(|i| 0.5 * scale(i) * (x[i] - 1.0).powi(2)).sum();
+            (f, (0..n).map(|i| scale(i) * (x[i] - 1.0)).collect())
+        }
+        /// Mean logistic loss + ½ · 10⁻² ‖w‖² on 200 fixed rows of 5 features.
+        fn logistic(w: &[f64]) -> (f64, Vec<f64>) {
+            let (n, p) = (200, 5);
+            let (mut f, mut g) = (0.0, vec![0.0; p]);
+            for r in 0..n {
+                let x: Vec<f64> = (0..p)
+                    .map(|j| ((r * 7 + j * 13) % 17) as f64 / 8.0 - 1.0)
+                    .collect();
+                let y = f64::from(u8::from((r * 31) % 5 < 2));
+                let z: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
+                f += z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z;
+                let d = 1.0 / (1.0 + (-z).exp()) - y;
+                g.iter_mut().zip(&x).for_each(|(g, a)| *g += d * a);
+            }
+            let reg: f64 = w.iter().map(|v| v * v).sum();
+            let g = g
+                .iter()
+                .zip(w)
+                .map(|(g, v)| g / n as f64 + 1e-2 * v)
+                .collect();
+            (f / n as f64 + 0.5e-2 * reg, g)
+        }
+
+        let cases: [(&str, Fg, Vec<f64>); 4] = [
+            ("rosenbrock 2", rosenbrock_n, vec![-1.2, 1.0]),
+            (
+                "rosenbrock 10",
+                rosenbrock_n,
+                (0..10)
+                    .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
+                    .collect(),
+            ),
+            ("quadratic", quadratic, vec![0.0; 20]),
+            ("logistic", logistic, vec![0.0; 5]),
+        ];
+        for (name, fg, x0) in cases {
+            let ls = MoreThuenteLineSearch::new().with_c(C1, C2).unwrap();
+            let solver = LBFGS::new(ls, 10)
+                .with_tolerance_grad(1e-10)
+                .unwrap()
+                .with_tolerance_cost(0.0)
+                .unwrap();
+            let res = Executor::new(Problem(fg), solver)
+                .configure(|s| s.param(x0.clone()).max_iters(5000))
+                .run()
+                .unwrap();
+            let theirs = res.state().get_best_param().unwrap().clone();
+            let their_iters = res.state().get_iter() as usize;
+            let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> { Ok(fg(x)) };
+            let ours = minimize(&mut objective, x0, settings(1e-10), &mut |_, _, _| true).unwrap();
+            let apart = ours
+                .x
+                .iter()
+                .zip(&theirs)
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            eprintln!(
+                "{name}: {} iterations ({} evaluations), argmin {their_iters}; apart {apart:.1e}",
+                ours.iterations, ours.evaluations
+            );
+            assert!(apart < 1e-6, "{name}: max |ours − argmin's| = {apart:e}");
+            assert!(
+                ours.iterations <= 2 * their_iters + 10,
+                "{name}: {} iterations against argmin's {their_iters}",
+                ours.iterations
+            );
+        }
+    }
 }
