@@ -66,7 +66,8 @@ pub enum RateFrom {
 }
 
 impl std::fmt::Display for RateFrom {
-    /// `given`, `1/L̂ with L̂ = 12.3 (from the data)`, `Adam's default`.
+    /// `given`, `1/L̂ from the data's curvature (L̂ = 12.3)`, `the optimizer's default`,
+    /// `none (line search)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RateFrom::None => write!(f, "none (line search)"),
