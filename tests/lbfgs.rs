@@ -281,3 +281,30 @@ fn defaults_converge_where_plain_sgd_diverged() {
     .unwrap();
     assert!(r2 > 0.9, "R² {r2}");
 }
+
+/// The reference kernels (sums in f64) evaluate the same objective: the same optimum,
+/// and scikit-learn's coefficients at least as closely.
+#[test]
+fn the_reference_kernels_reach_the_same_optimum() {
+    let reference = reference();
+    let entry = &reference["breast_cancer"]["lbfgs"];
+    let (data, labels) = train_set("breast_cancer", true);
+    let sk: Vec<String> = ["malignant", "benign"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (w_sk, b_sk) = sklearn_params(entry, &sk, &labels.unwrap());
+    let all_sk: Vec<f64> = w_sk.iter().chain(&b_sk).copied().collect();
+    let mut errs = Vec::new();
+    for kernels in [gradflow::CpuKernels::Fast, gradflow::CpuKernels::Reference] {
+        let mut model = LogisticRegression::new();
+        let cfg = exact().cpu_kernels(kernels);
+        let report = Trainer::new(cfg).unwrap().fit(&mut model, &data).unwrap();
+        assert!(report.converged, "{kernels:?}: {}", report.stop);
+        let (w, b) = params_of(&model);
+        let all: Vec<f64> = w.iter().chain(&b).copied().collect();
+        errs.push(rel(&all, &all_sk));
+    }
+    eprintln!("fast {:.2e}, reference {:.2e}", errs[0], errs[1]);
+    assert!(errs.iter().all(|&e| e < 1e-5), "{errs:?}");
+}

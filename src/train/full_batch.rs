@@ -21,7 +21,7 @@ use super::session::Traffic;
 use super::{Penalty, Progress, StopReason};
 use crate::cpu::loss::LossKind;
 use crate::data::{Dataset, RowWeights, Targets};
-use crate::engine::{CpuEngine, Rows};
+use crate::engine::{CpuEngine, CpuKernels, Rows};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
 use crate::program::Program;
@@ -38,16 +38,17 @@ pub(crate) enum Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    /// Over `data` with `targets` (the solver's, perhaps standardised) and row weights.
+    /// Over `data` with `targets` (the solver's, perhaps standardised) and row weights,
+    /// on `kernels` (the config's: fast, or the reference oracle).
     pub fn cpu(
         program: Program,
-        data: &'a Dataset,
-        targets: &'a Targets,
+        (data, targets): (&'a Dataset, &'a Targets),
         weights: Option<&RowWeights<'_>>,
+        kernels: CpuKernels,
     ) -> Self {
         let mut engine =
             CpuEngine::<f32>::new(program, data.features(), data.p(), Some(targets), data.n())
-                .with_kernels(crate::engine::CpuKernels::Fast);
+                .with_kernels(kernels);
         if let Some(w) = weights {
             engine = engine.with_weights(Cow::Owned(w.all(data.targets())));
         }

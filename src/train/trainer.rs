@@ -454,6 +454,7 @@ impl Trainer {
         let program = spec.program();
         let solve_targets = SolveTargets::new(dataset.targets(), program.loss);
         let mut notes = Vec::new();
+        let kernels = self.config.cpu_kernels;
         let mut evaluator = match self.gpu_context(&mut notes)? {
             Some(ctx) => {
                 let t = &solve_targets.targets;
@@ -461,12 +462,15 @@ impl Trainer {
                     Ok(e) => e,
                     Err(e @ Error::DeviceLimit { .. }) if self.config.backend == Backend::Auto => {
                         notes.push(format!("training on the CPU: {e}"));
-                        Evaluator::cpu(program.clone(), dataset, t, weights)
+                        Evaluator::cpu(program.clone(), (dataset, t), weights, kernels)
                     }
                     Err(e) => return Err(e),
                 }
             }
-            None => Evaluator::cpu(program.clone(), dataset, &solve_targets.targets, weights),
+            None => {
+                let data = (dataset, &*solve_targets.targets);
+                Evaluator::cpu(program.clone(), data, weights, kernels)
+            }
         };
         let mut report = Report::new(model.name(), evaluator.backend(), choices);
         report.notes = notes;
