@@ -9,8 +9,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::Dataset;
-use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Init, Model, init_params};
 

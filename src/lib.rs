@@ -4,8 +4,11 @@
 //! regression and a 2-layer MLP, with every kernel written twice: a GPU kernel
 //! (wgpu + WGSL) and a CPU reference twin that checks it.
 //!
-//! This release holds the CPU side: the reference kernels ([`cpu`]), the models
-//! ([`model`]), the trainer ([`Trainer`]), the normal equations
+//! The models ([`model`]) describe their training step as a [`program`], which the
+//! CPU ([`cpu`]: reference and fast kernels, and the engine that runs them) and the GPU
+//! ([`gpu`]: WGSL kernels, the device engine) both run; the trainer ([`Trainer`]) drives
+//! either backend, in mini-batches (streaming through [`schedule`] when the data are not
+//! in memory) or full-batch with L-BFGS. Also: the normal equations
 //! ([`model::normal_eq`]) and a finite-difference gradient check ([`gradcheck`]).
 //!
 //! ```
@@ -23,7 +26,8 @@
 //!
 //! The modules follow the data's path: [`data`] (datasets, synthetic generators, the
 //! epoch plan) → [`train`] (configuration, loop, report) → [`model`] (each model's
-//! [`program`]: its kernel calls) → [`engine`] (runs a program with the [`cpu`] kernels).
+//! [`program`]: its kernel calls, in the program's vocabulary) → [`cpu`] and [`gpu`]
+//! (each runs a program with its kernels).
 //! [`io`] reads CSV and `.npy` data and saves and loads fitted models.
 //! [`bench`](mod@bench) times the models on both backends (the benchmark workloads and the demo).
 
@@ -33,8 +37,9 @@
 pub mod array;
 pub mod bench;
 pub mod cpu;
+/// The CPU engine, at its former path: [`cpu::engine`].
+pub use cpu::engine;
 pub mod data;
-pub mod engine;
 mod error;
 pub mod gpu;
 pub mod gradcheck;

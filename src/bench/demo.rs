@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Backends;
 use super::fit::{self, Fit, Kind, Quality, loss_rel_diff, losses_agree, prefix};
-use crate::cpu::activation::Activation;
 use crate::data::{Dataset, Synthetic};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::normal_eq::{self, Method, Solve};
+use crate::program::Activation;
 use crate::{Backend, TrainConfig, Trainer};
 
 /// Steps of the GPU probe fit that measures the adapter's speed per model.

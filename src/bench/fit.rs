@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::activation::Activation;
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::metrics::{accuracy, r2};
 use crate::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+use crate::program::Activation;
 use crate::{Report, Trainer};
 
 /// Rows scored for R² or accuracy: the first `EVAL_ROWS` training rows (prediction runs

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::activation::Activation;
 use crate::data::{Dataset, Synthetic};
 use crate::error::{Error, Result};
+use crate::program::Activation;
 use crate::train::TrainConfig;
 
 use super::fit::Kind;

@@ -11,44 +11,7 @@
 
 use super::Real;
 
-/// A hidden-layer activation function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Activation {
-    /// The logistic function σ (the seeds' choice).
-    #[default]
-    Sigmoid,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Rectified linear unit.
-    Relu,
-}
-
-impl Activation {
-    /// Lower-case name: `sigmoid`, `tanh`, `relu`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::Relu => "relu",
-        }
-    }
-}
-
-impl std::str::FromStr for Activation {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        match s {
-            "sigmoid" | "logistic" => Ok(Activation::Sigmoid),
-            "tanh" => Ok(Activation::Tanh),
-            "relu" => Ok(Activation::Relu),
-            _ => Err(crate::Error::param(
-                "activation",
-                s,
-                "must be sigmoid, tanh or relu",
-            )),
-        }
-    }
-}
+pub use crate::program::Activation;
 
 /// Numerically stable logistic function: never evaluates `e^x` for large positive `x`.
 pub fn sigmoid<T: Real>(z: T) -> T {

@@ -27,16 +27,7 @@
 use super::Real;
 use super::activation::sigmoid;
 
-/// Which fused loss a model trains with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LossKind {
-    /// Mean squared error on real targets (linear regression).
-    Mse,
-    /// Sigmoid + binary cross-entropy on labels {0, 1} (logistic regression).
-    SigmoidBce,
-    /// Softmax + categorical cross-entropy on labels 0..k (softmax regression, MLP).
-    SoftmaxCce,
-}
+pub use crate::program::LossKind;
 
 fn target_index(rows: Option<&[u32]>, r: usize) -> usize {
     rows.map_or(r, |idx| idx[r] as usize)

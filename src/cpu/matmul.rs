@@ -15,16 +15,7 @@
 
 use super::Real;
 
-/// Which operands are transposed; see the module table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Layout {
-    /// `A · B`.
-    NN,
-    /// `Aᵀ · B`.
-    TN,
-    /// `A · Bᵀ`.
-    NT,
-}
+pub use crate::program::Layout;
 
 /// `c = op(a) · op(b)` with `c` of shape m × n; overwrites `c`.
 ///

@@ -4,6 +4,7 @@
 mod dataset;
 mod npy_header;
 mod plan;
+mod rows;
 mod scale;
 mod source;
 mod synthetic;
@@ -12,6 +13,7 @@ mod weights;
 pub use dataset::{Dataset, Targets};
 pub(crate) use dataset::{check_finite, zeroed};
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
+pub use rows::Rows;
 pub use scale::{Standardized, Standardizer};
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};

@@ -1,5 +1,5 @@
 //! The GPU engine: runs a [`Program`] on the device, the twin of
-//! [`CpuEngine`](crate::engine::CpuEngine).
+//! [`CpuEngine`](crate::cpu::engine::CpuEngine).
 //!
 //! The dataset is *resident*: features and targets are uploaded once (the features in up to
 //! four chunks of whole rows when they exceed one storage binding); each epoch uploads
@@ -47,11 +47,11 @@
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
 //! therefore flush first.
 
-use crate::cpu::loss::LossKind;
-use crate::cpu::update::{Rule, StepScalars};
 use crate::data::Targets;
 use crate::error::{Error, Result};
+use crate::program::LossKind;
 use crate::program::{BufId, Op, Program};
+use crate::program::{Rule, StepScalars};
 
 use super::context::GpuContext;
 use super::kernels::{self, Bound, Halting, ParamRing};
@@ -212,7 +212,7 @@ enum OpKind {
 pub struct GpuEngine {
     ctx: GpuContext,
     rule: Rule,
-    /// Optimizer state per parameter (see [`crate::cpu::update::Rule`]).
+    /// Optimizer state per parameter (see [`crate::program::Rule`]).
     state: Vec<[wgpu::Buffer; 2]>,
     program: Program,
     cap: usize,

@@ -13,11 +13,11 @@
 //! contents are written with [`ParamRing::upload`] before the encoder is submitted (queued
 //! writes land before the next submission), and the ring is then free for reuse.
 
-use crate::cpu::activation::Activation;
-use crate::cpu::loss::LossKind;
-use crate::cpu::matmul::Layout;
-use crate::cpu::update::{Rule, Scalars};
 use crate::error::{Error, Result};
+use crate::program::Activation;
+use crate::program::Layout;
+use crate::program::LossKind;
+use crate::program::{Rule, Scalars};
 
 use super::context::GpuContext;
 use super::pipelines::{Family, Kernel};
@@ -509,7 +509,7 @@ pub fn bind_col_sums(
 }
 
 /// Binds an update of `param` from `grad` with optimizer state `s1`, `s2` (two distinct
-/// buffers as long as `param`, zero at first; see [`crate::cpu::update::Rule`] for what
+/// buffers as long as `param`, zero at first; see [`crate::program::Rule`] for what
 /// each rule keeps there), skipped once the optional `halt` flag is set.
 ///
 /// # Errors

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cpu::activation::Activation;
-use crate::cpu::loss::LossKind;
-use crate::cpu::matmul::Layout;
-use crate::cpu::update::Rule;
+use crate::program::Activation;
+use crate::program::Layout;
+use crate::program::LossKind;
+use crate::program::Rule;
 
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

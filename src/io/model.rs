@@ -47,13 +47,13 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{io_error, write_atomic};
-use crate::cpu::activation::Activation;
-use crate::cpu::loss::LossKind;
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
 use crate::model::{
     Arch, Fitted, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec,
 };
+use crate::program::Activation;
+use crate::program::LossKind;
 use crate::train::{Report, TrainConfig, TrainState};
 
 /// The `format` field of every model file.

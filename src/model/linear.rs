@@ -2,9 +2,9 @@
 
 use super::normal_eq::{self, NormalSolution, Precision, Solve};
 use super::{Arch, Fitted, Init, Model, Spec, forward_output};
-use crate::cpu::loss::LossKind;
 use crate::data::{Dataset, RowSource, Targets};
 use crate::error::{Error, Result};
+use crate::program::LossKind;
 use crate::train::{Report, Trainer};
 
 /// Linear regression `ŷ = x w + b`, trained on seed 000's loss and gradients:

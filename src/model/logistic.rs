@@ -2,9 +2,9 @@
 
 use super::{Arch, Fitted, Init, Model, Spec, accuracy_on, forward_output, require_classes};
 use crate::cpu::activation::sigmoid;
-use crate::cpu::loss::LossKind;
 use crate::data::{Dataset, RowSource};
 use crate::error::Result;
+use crate::program::LossKind;
 use crate::train::{Report, Trainer};
 
 /// Binary logistic regression: `P(y = 1 | x) = σ(x w + b)`, trained on the mean binary

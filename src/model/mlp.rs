@@ -3,9 +3,9 @@
 use super::{
     Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
 };
-use crate::cpu::activation::Activation;
 use crate::data::{Dataset, RowSource};
 use crate::error::{Error, Result};
+use crate::program::Activation;
 use crate::train::{Report, Trainer};
 
 /// Seed 001's network: `z¹ = x W¹ + b¹`, `a = f(z¹)`, `z² = a W² + b²`,

@@ -19,12 +19,12 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::cpu::activation::Activation;
-use crate::cpu::loss::LossKind;
-use crate::cpu::matmul::Layout;
+use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::{Dataset, RowSource, Standardizer, Targets, check_finite};
-use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
+use crate::program::Activation;
+use crate::program::Layout;
+use crate::program::LossKind;
 use crate::program::{Dim, GlmBufs, Op, Program, ProgramBuilder, Src};
 use crate::train::TrainState;
 

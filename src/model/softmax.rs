@@ -3,9 +3,9 @@
 use super::{
     Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
 };
-use crate::cpu::loss::LossKind;
 use crate::data::{Dataset, RowSource};
 use crate::error::Result;
+use crate::program::LossKind;
 use crate::train::{Report, Trainer};
 
 /// Softmax regression: `ŷ = softmax(x W + b)` over k classes, trained on the mean

@@ -7,11 +7,12 @@ use rand::seq::index;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
-use crate::cpu::activation::{self, Activation};
-use crate::cpu::loss::LossKind;
+use crate::cpu::activation;
 use crate::data::{RowSource, RowTargets, RowWeights, TargetKind};
 use crate::error::{Error, Result};
 use crate::model::{Arch, Spec};
+use crate::program::Activation;
+use crate::program::LossKind;
 
 /// Epoch (or L-BFGS iteration) cap of the linear models when `epochs` is unset
 /// (scikit-learn's `SGDClassifier` and `max_iter`-driven solvers run up to 1000).

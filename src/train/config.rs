@@ -1,8 +1,8 @@
 //! Training configuration, validated once when the [`Trainer`](super::Trainer) is built.
 
 use super::optim::{Optimizer, Penalty, Schedule};
+pub use crate::cpu::engine::CpuKernels;
 use crate::data::{ClassWeight, Shuffle};
-pub use crate::engine::CpuKernels;
 use crate::error::{Error, Result};
 
 /// Hyper-parameters of a fit.

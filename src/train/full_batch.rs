@@ -19,11 +19,11 @@ use std::borrow::Cow;
 use super::lbfgs::{self, End, Settings};
 use super::session::Traffic;
 use super::{Penalty, Progress, StopReason};
-use crate::cpu::loss::LossKind;
+use crate::cpu::engine::{CpuEngine, CpuKernels, Rows};
 use crate::data::{Dataset, RowWeights, Targets};
-use crate::engine::{CpuEngine, CpuKernels, Rows};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
+use crate::program::LossKind;
 use crate::program::Program;
 
 /// Where the loss and gradient over all rows are computed.

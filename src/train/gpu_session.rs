@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::session::{Halt, Session, Synced, Traffic};
 use super::{Deviation, Verify};
-use crate::cpu::update::StepScalars;
+use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowWeights};
-use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
 use crate::program::Program;
+use crate::program::StepScalars;
 use crate::schedule::{HostTargets, Prefetcher, Stream};
 
 /// Trains on the device: steps are recorded and submitted in groups, losses and the halt

@@ -7,8 +7,8 @@
 //! same arithmetic.
 
 use super::TrainState;
-use crate::cpu::update::{Rule, Scalars, StepScalars};
 use crate::error::{Error, Result};
+use crate::program::{Rule, Scalars, StepScalars};
 
 /// How a gradient becomes an update (PyTorch's definitions; state starts at zero).
 ///

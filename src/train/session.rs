@@ -14,10 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cpu::update::{Rule, StepScalars};
+use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::{Batch, EpochPlan};
-use crate::engine::{CpuEngine, Rows};
 use crate::error::Result;
+use crate::program::{Rule, StepScalars};
 use crate::schedule::{Prefetcher, Stream};
 
 /// Rows of the next shuffled batch the CPU session prefetches after each step (the fused

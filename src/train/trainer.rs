@@ -16,15 +16,15 @@ use super::{
     Backend, Choices, EarlyStopping, Mode, Progress, RateFrom, Report, Solver, StopReason,
     TrainConfig, TrainState, auto,
 };
-use crate::cpu::update::Rule;
+use crate::cpu::engine::CpuEngine;
 use crate::data::{
     Dataset, RowSource, RowWeights, Standardized, Standardizer, epoch_plan, epoch_plan_over,
 };
-use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext, GpuEngineOptions, resident_row_limit};
 use crate::model::{Fitted, Model, Spec, init_params};
 use crate::program::Program;
+use crate::program::Rule;
 use crate::schedule::Prefetcher;
 
 /// Runs gradient descent on a model. Built from a [`TrainConfig`], which is validated

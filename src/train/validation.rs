@@ -10,8 +10,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::RowSource;
-use crate::engine::{CpuEngine, Rows};
 use crate::error::{Error, Result};
 use crate::program::Program;
 use crate::schedule::HostTargets;

@@ -22,8 +22,8 @@ use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
 use super::{axpy, dot, math, multiversion, prefetch, team};
-use crate::cpu::loss::LossKind;
-use crate::engine::Rows;
+use crate::data::Rows;
+use crate::program::LossKind;
 
 /// The most weights (p · k) a GLM's fused pass takes: its k dot products per row read Wᵀ
 /// from the caches, which holds up while Wᵀ is at most 48 KiB; past that, the engine runs

@@ -2,8 +2,8 @@
 //! activation and column-sum kernels), for models that do not take the fused GLM pass.
 
 use super::{math, multiversion};
-use crate::cpu::activation::Activation;
-use crate::cpu::matmul::Layout;
+use crate::program::Activation;
+use crate::program::Layout;
 
 /// `c = op(a) · op(b)` (m × n, overwritten) by `matrixmultiply`'s sgemm; layouts and
 /// storage as [`crate::cpu::matmul::matmul`], with `a` contiguous (a shuffled batch is

@@ -11,8 +11,8 @@ use super::super::kernels::{self, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::chunks::FeatureChunks;
 use super::{BoundOp, Data, Fused, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, ring};
-use crate::cpu::loss::LossKind;
-use crate::cpu::update::Rule;
+use crate::program::LossKind;
+use crate::program::Rule;
 
 impl GpuEngine {
     /// Checks the arguments, puts the data on the device, binds every op once.

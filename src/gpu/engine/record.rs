@@ -1,9 +1,9 @@
 //! Recording steps and submitting them: one compute pass per step, many steps per
 //! submission.
 
-use crate::cpu::update::{Rule, StepScalars};
 use crate::error::{Error, Result};
 use crate::program::{Op, Program, Src};
+use crate::program::{Rule, StepScalars};
 
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing, TargetRows};

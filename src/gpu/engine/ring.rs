@@ -25,11 +25,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cpu::loss::LossKind;
-use crate::cpu::update::StepScalars;
 use crate::data::{BatchTargets, TargetKind};
 use crate::error::{Error, Result};
+use crate::program::LossKind;
 use crate::program::Program;
+use crate::program::StepScalars;
 
 use super::super::context::GpuContext;
 use super::{Data, GpuEngine, GpuEngineOptions, Source, StepRows, View};

@@ -8,48 +8,12 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::cpu::fast::glm::{Batch, Glm, GlmTargets};
-use crate::cpu::update::{Rule, StepScalars};
 use crate::cpu::{self, Real, fast, loss::LossKind};
+pub use crate::data::Rows;
 use crate::data::{BatchTargets, TargetKind, Targets};
 use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
-
-/// The rows of the dataset that a batch reads.
-#[derive(Debug, Clone, Copy)]
-pub enum Rows<'r> {
-    /// Rows `start .. start + len`, in stored order.
-    Range {
-        /// First row.
-        start: usize,
-        /// Row count.
-        len: usize,
-    },
-    /// The listed rows, in this order (a shuffled batch).
-    Gather(&'r [u32]),
-}
-
-impl<'r> Rows<'r> {
-    /// Rows in the batch.
-    pub fn len(&self) -> usize {
-        match self {
-            Rows::Range { len, .. } => *len,
-            Rows::Gather(idx) => idx.len(),
-        }
-    }
-
-    /// `true` for an empty batch.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `(offset into the row-major data, gather index)` for a matrix with `cols` columns.
-    fn view<'d, T>(&self, data: &'d [T], cols: usize) -> (&'d [T], Option<&'r [u32]>) {
-        match *self {
-            Rows::Range { start, .. } => (&data[start * cols..], None),
-            Rows::Gather(idx) => (data, Some(idx)),
-        }
-    }
-}
+use crate::program::{Rule, StepScalars};
 
 /// Which kernels a [`CpuEngine`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -2,7 +2,7 @@
 //!
 //! This is the contract between the models and the backends. A model does not run
 //! anything; it *describes* its forward and backward pass as a [`Program`], and a backend
-//! executes it: the [`CpuEngine`](crate::engine::CpuEngine) by calling the reference
+//! executes it: the [`CpuEngine`](crate::cpu::engine::CpuEngine) by calling the reference
 //! kernels in [`crate::cpu`], the GPU backend by recording one dispatch per op (with the
 //! bind group for each op created once, since the buffers never change during a fit).
 //! Verify mode and the gradient check run the very same program on the CPU, so there is
@@ -12,9 +12,10 @@
 //! loss and `delta` = ∂L/∂output), `backward` (delta → every parameter's gradient), then
 //! one update per [`ParamDecl`].
 
-use crate::cpu::activation::Activation;
-use crate::cpu::loss::LossKind;
-use crate::cpu::matmul::Layout;
+mod words;
+
+pub use words::{Activation, Layout, LossKind, Real, Rule, Scalars, StepScalars};
+
 use crate::error::{Error, Result};
 
 /// Index of a buffer in [`Program::bufs`].
