@@ -3,7 +3,6 @@
 mod auto;
 mod config;
 mod full_batch;
-mod gpu_session;
 mod lbfgs;
 mod optim;
 mod report;

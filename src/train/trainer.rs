@@ -6,11 +6,11 @@ use std::thread::Scope;
 use std::time::Instant;
 
 use super::full_batch::{self, Evaluator, SolveTargets};
-use super::gpu_session::GpuSession;
+
 use super::lbfgs::Settings;
 use super::optim::{Penalty, Stepper};
 use super::report::Marks;
-use super::session::{CpuSession, Halt, Session, Synced};
+use super::session::{CpuSession, GpuSession, Halt, Session, Synced};
 use super::validation::Holdout;
 use super::{
     Backend, Choices, EarlyStopping, Mode, Progress, RateFrom, Report, Solver, StopReason,

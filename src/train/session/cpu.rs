@@ -1,19 +1,9 @@
-//! What the trainer loop drives: one backend's running fit.
-//!
-//! The loop never waits on a backend per step. It queues steps and calls
-//! [`Session::sync`] every `loss_every` steps or at the end of an epoch; the session
-//! answers with the losses of the steps since the last sync and whether it halted.
-//!
-//! **Halting is decided inside the session, before the update of the step that triggers
-//! it**, exactly as in seed 000's loop (`if |error − prev_error| < tol: return`): a
-//! session that halts applies no further updates, so its parameters are those of the
-//! step that fired, whenever the host finds out. The same holds for a non-finite loss,
-//! which is how the last finite parameters survive a divergence. On the GPU this is a
-//! flag on the device that the update kernels read; on the CPU it is a branch.
+//! The CPU session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{HaltRule, Session, Synced, Traffic};
 use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::{Batch, EpochPlan};
 use crate::error::Result;
@@ -23,101 +13,6 @@ use crate::schedule::{Prefetcher, Stream};
 /// Rows of the next shuffled batch the CPU session prefetches after each step (the fused
 /// GLM pass prefetches the rest of a batch as it goes).
 const PREFETCH_ROWS: usize = crate::cpu::fast::glm::PREFETCH_AHEAD;
-
-/// Why a session stopped updating.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Halt {
-    /// `|loss − previous loss| < tol`.
-    Tolerance {
-        /// The change that was below tol.
-        delta: f64,
-    },
-    /// The loss was NaN or infinite.
-    NonFinite {
-        /// The loss seen.
-        loss: f64,
-    },
-}
-
-/// The outcome of the steps since the last sync.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Synced {
-    /// Loss of each step that ran, in order (the halting step included).
-    pub losses: Vec<f64>,
-    /// Set when a step halted the session: the index into `losses` and the reason.
-    pub halt: Option<(usize, Halt)>,
-}
-
-/// A backend's running fit.
-pub(crate) trait Session {
-    /// Backend name for the report (`cpu`, or the GPU adapter).
-    fn backend(&self) -> String;
-    /// Starts an epoch that reads its rows as `plan` says.
-    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()>;
-    /// Queues one step on positions `batch.start .. + batch.len` of the epoch order, with
-    /// the update's scalars. A halted session ignores further steps.
-    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()>;
-    /// Waits for the queued steps and returns their losses.
-    fn sync(&mut self) -> Result<Synced>;
-    /// Current parameters.
-    fn params(&mut self) -> Result<Vec<Vec<f32>>>;
-    /// The optimizer's state tensors (two per parameter).
-    fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>>;
-    /// Restores the optimizer's state tensors.
-    fn set_optimizer_state(&mut self, state: &[[Vec<f32>; 2]]) -> Result<()>;
-    /// How the data are held, bytes sent to the device and the waits so far.
-    fn traffic(&self) -> Traffic;
-    /// Verify mode's deviations so far (none for sessions that do not verify).
-    fn deviations(&self) -> Vec<super::Deviation> {
-        Vec::new()
-    }
-}
-
-/// A session's data movement, for the report.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Traffic {
-    pub mode: &'static str,
-    pub bytes: u64,
-    /// GPU: compute dispatches and queue submissions.
-    pub dispatches: u64,
-    pub submissions: u64,
-    pub gather: Duration,
-    pub upload_wait: Duration,
-    pub gpu_wait: Duration,
-}
-
-/// The seed's rule and the divergence check, shared by every session.
-#[derive(Debug, Clone)]
-pub(crate) struct HaltRule {
-    tol: Option<f64>,
-    previous: f64,
-}
-
-impl HaltRule {
-    pub fn new(tol: Option<f64>) -> Self {
-        HaltRule {
-            tol,
-            previous: f64::INFINITY,
-        }
-    }
-
-    /// Checks a step's loss; `Some` means: do not update, stop.
-    ///
-    /// Training runs in f32, so a loss beyond f32's range counts as non-finite even when
-    /// the reference kernels, which sum in f64, could still represent it: CPU and GPU then
-    /// halt on the same condition.
-    pub fn check(&mut self, loss: f64) -> Option<Halt> {
-        if !(loss as f32).is_finite() {
-            return Some(Halt::NonFinite { loss });
-        }
-        let delta = (loss - self.previous).abs();
-        self.previous = loss;
-        match self.tol {
-            Some(tol) if delta < tol => Some(Halt::Tolerance { delta }),
-            _ => None,
-        }
-    }
-}
 
 /// The CPU session: runs each step at once (with the engine's kernels), on an in-memory
 /// dataset read in place or on groups of batches streamed from any other source.

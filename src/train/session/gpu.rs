@@ -1,18 +1,18 @@
-//! The GPU session, and verify mode: the CPU twin rerunning GPU steps.
+//! The GPU session.
 
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use super::session::{Halt, Session, Synced, Traffic};
-use super::{Deviation, Verify};
-use crate::cpu::engine::{CpuEngine, Rows};
+use super::verify::Verifier;
+use super::{Halt, Session, Synced, Traffic};
 use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowWeights};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
 use crate::program::Program;
 use crate::program::StepScalars;
-use crate::schedule::{HostTargets, Prefetcher, Stream};
+use crate::schedule::{Prefetcher, Stream};
+use crate::train::{Deviation, Verify};
 
 /// Trains on the device: steps are recorded and submitted in groups, losses and the halt
 /// flag are read back only at [`Session::sync`]. The data are resident, or streamed
@@ -21,21 +21,21 @@ use crate::schedule::{HostTargets, Prefetcher, Stream};
 /// submitted as soon as its last step is, so the device computes on it while the host
 /// takes the next group.
 pub(crate) struct GpuSession<'a> {
-    engine: GpuEngine,
+    pub(super) engine: GpuEngine,
     stream: Option<Stream>,
     /// Time spent waiting for loss and halt readbacks.
     sync_wait: Duration,
     backend: String,
-    plan: Option<Arc<EpochPlan>>,
+    pub(super) plan: Option<Arc<EpochPlan>>,
     /// Steps queued in the current epoch (= loss slots used).
-    queued: usize,
+    pub(super) queued: usize,
     /// Steps of the current epoch already returned by `sync`.
     synced: usize,
     /// The last loss returned, for the change reported by a tol halt.
     previous: f64,
     halted: bool,
-    verify: Option<Verifier<'a>>,
-    step: u64,
+    pub(super) verify: Option<Verifier<'a>>,
+    pub(super) step: u64,
 }
 
 /// What a GPU session is checked against in verify mode: the CPU twin gathers the same
@@ -184,16 +184,8 @@ impl Session for GpuSession<'_> {
         {
             let i = slot - self.synced;
             losses.truncate(i + 1);
-            let loss = losses[i];
             let before = if i > 0 { losses[i - 1] } else { self.previous };
-            let reason = if loss.is_finite() {
-                Halt::Tolerance {
-                    delta: (loss - before).abs(),
-                }
-            } else {
-                Halt::NonFinite { loss }
-            };
-            halt = Some((i, reason));
+            halt = Some((i, Halt::of(losses[i], before)));
             self.halted = true;
         }
         self.previous = losses.last().copied().unwrap_or(self.previous);
@@ -243,7 +235,7 @@ impl GpuSession<'_> {
     /// One step on the engine: by position in the resident order, or from the ring slot
     /// that holds the batch's group (uploaded first when the batch starts a group). The
     /// engine enforces the slot-reuse rule.
-    fn engine_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+    pub(super) fn engine_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
         let Some(stream) = &mut self.stream else {
             return self
                 .engine
@@ -265,157 +257,5 @@ impl GpuSession<'_> {
             self.engine.flush()?;
         }
         Ok(())
-    }
-
-    /// One GPU step checked against the CPU twin started from the same parameters.
-    fn verified_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
-        // Taken out for the step, so that the engine and the verifier borrow apart.
-        let Some(mut v) = self.verify.take() else {
-            return self.engine_step(batch, update);
-        };
-        let checked = self.check_step(&mut v, batch, update);
-        self.verify = Some(v);
-        checked
-    }
-
-    fn check_step(
-        &mut self,
-        v: &mut Verifier<'_>,
-        batch: Batch,
-        update: &StepScalars,
-    ) -> Result<()> {
-        v.cpu.set_params(&self.engine.params()?)?;
-        v.cpu.set_optimizer_state(&self.engine.optimizer_state()?)?;
-        let plan = self.plan.as_deref().ok_or_else(|| Error::Device {
-            message: "verify mode: a step before the epoch began".into(),
-        })?;
-        v.load(plan, batch)?;
-        let rows = Rows::Range {
-            start: 0,
-            len: batch.len,
-        };
-        v.cpu.forward(rows)?;
-        let cpu_loss = v.cpu.loss(rows)?;
-        self.engine_step(batch, update)?;
-        if !cpu_loss.is_finite() {
-            return Ok(()); // the halt flag reports it; nothing to compare
-        }
-        v.cpu.backward(rows)?;
-        let cpu_grads: Vec<Vec<f32>> = v.cpu.grads().into_iter().map(<[f32]>::to_vec).collect();
-        v.cpu.update(self.engine.rule(), update);
-        let gpu_loss = self.engine.read_losses(self.queued + 1)?[self.queued];
-        v.compare(self.step, "loss", &[gpu_loss], &[cpu_loss as f32])?;
-        let params = v.cpu.program().params.clone();
-        for (decl, cpu_grad) in params.iter().zip(&cpu_grads) {
-            let gpu_grad = self.engine.read_buf(decl.grad)?;
-            v.compare(
-                self.step,
-                &format!("grad {}", decl.name),
-                &gpu_grad[..cpu_grad.len()],
-                cpu_grad,
-            )?;
-        }
-        let (gpu_after, cpu_after) = (self.engine.params()?, v.cpu.params());
-        for (decl, (g, c)) in params.iter().zip(gpu_after.iter().zip(&cpu_after)) {
-            v.compare(self.step, decl.name, g, c)?;
-        }
-        Ok(())
-    }
-}
-
-/// The CPU twin of a GPU fit and the largest deviations seen so far. It gathers each
-/// checked batch from the source itself, so it checks streamed and resident fits alike.
-struct Verifier<'a> {
-    cpu: CpuEngine<'static, f32>,
-    source: &'a dyn RowSource,
-    row_weights: Option<&'a RowWeights<'a>>,
-    weights: Vec<f32>,
-    rows: Vec<u32>,
-    x: Vec<f32>,
-    targets: HostTargets,
-    config: Verify,
-    deviations: Vec<Deviation>,
-}
-
-impl<'a> Verifier<'a> {
-    fn new(
-        program: &Program,
-        source: &'a dyn RowSource,
-        row_weights: Option<&'a RowWeights<'a>>,
-        cap: usize,
-        config: Verify,
-    ) -> Self {
-        let kind = source.target_kind();
-        Verifier {
-            cpu: CpuEngine::for_batches(program.clone(), source.p(), kind, cap),
-            source,
-            row_weights,
-            weights: Vec::new(),
-            rows: Vec::with_capacity(cap),
-            x: Vec::new(),
-            targets: HostTargets::empty(kind),
-            config,
-            deviations: Vec::new(),
-        }
-    }
-
-    /// Gathers `batch`'s rows from the source into the CPU twin.
-    fn load(&mut self, plan: &EpochPlan, batch: Batch) -> Result<()> {
-        self.rows.clear();
-        self.rows.extend(plan.rows(batch));
-        self.x.resize(batch.len * self.source.p(), 0.0);
-        let out = self.targets.rows_mut(batch.len);
-        self.source.gather(&self.rows, &mut self.x, out)?;
-        let weights = match self.row_weights {
-            Some(w) => {
-                w.fill(&self.rows, self.targets.labels(), &mut self.weights);
-                Some(&self.weights[..])
-            }
-            None => None,
-        };
-        self.cpu.load(&self.x, self.targets.view(), weights)
-    }
-
-    /// Folds one tensor comparison into the report; an error past the tolerance
-    /// `|gpu − cpu| ≤ max(rtol · max(|gpu|, |cpu|), atol)`.
-    fn compare(&mut self, step: u64, tensor: &str, gpu: &[f32], cpu: &[f32]) -> Result<()> {
-        let (mut max_abs, mut max_rel, mut worst) = (0f64, 0f64, None);
-        for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-            let (g, c) = (f64::from(g), f64::from(c));
-            let abs = (g - c).abs();
-            let scale = g.abs().max(c.abs());
-            let rel = if scale > 0.0 { abs / scale } else { 0.0 };
-            max_abs = max_abs.max(abs);
-            max_rel = max_rel.max(rel);
-            let allowed = (self.config.rtol * scale).max(self.config.atol);
-            if abs > allowed || abs.is_nan() {
-                worst.get_or_insert((i, g, c));
-            }
-        }
-        let entry = match self.deviations.iter_mut().find(|d| d.tensor == tensor) {
-            Some(d) => d,
-            None => {
-                self.deviations.push(Deviation {
-                    tensor: tensor.to_string(),
-                    ..Deviation::default()
-                });
-                self.deviations.last_mut().expect("just pushed")
-            }
-        };
-        entry.max_abs = entry.max_abs.max(max_abs);
-        entry.max_rel = entry.max_rel.max(max_rel);
-        entry.checks += 1;
-        match worst {
-            None => Ok(()),
-            Some((index, gpu, cpu)) => Err(Error::VerifyMismatch {
-                step,
-                tensor: tensor.to_string(),
-                index,
-                gpu,
-                cpu,
-                rtol: self.config.rtol,
-                atol: self.config.atol,
-            }),
-        }
     }
 }
