@@ -16,13 +16,19 @@
 
 use std::borrow::Cow;
 
+use std::time::Instant;
+
 use super::lbfgs::{self, End, Settings};
 use super::session::Traffic;
-use super::{Penalty, Progress, StopReason};
+use super::trainer::Weighted;
+use super::{Backend, Choices, Penalty, Progress, Report, Solver, StopReason, TrainState, Trainer};
 use crate::cpu::engine::{CpuEngine, CpuKernels, Rows};
+use crate::data::Standardizer;
 use crate::data::{Dataset, RowWeights, Targets};
+use crate::error::Error;
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
+use crate::model::{Fitted, Model, Spec};
 use crate::program::LossKind;
 use crate::program::Program;
 
@@ -310,4 +316,113 @@ fn unflatten(program: &Program, x: &[f64], (mean, sd): (f64, f64)) -> Vec<Vec<f3
             v
         })
         .collect()
+}
+
+impl Trainer {
+    /// A full-batch L-BFGS fit (see [`super::full_batch`]): the data in memory, evaluated
+    /// on the CPU's fast kernels or resident on the device.
+    pub(super) fn fit_full_batch<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        (data, weights): Weighted<'_>,
+        (spec, init, state, scaler): (Spec, Vec<Vec<f32>>, TrainState, Option<Standardizer>),
+        choices: Choices,
+        started: Instant,
+    ) -> Result<Report> {
+        let Solver::Lbfgs {
+            memory,
+            max_iter,
+            tol,
+        } = choices.solver
+        else {
+            unreachable!("called for L-BFGS fits only")
+        };
+        // `auto::resolve` picks L-BFGS only for data in memory, and refuses it otherwise.
+        let Some(dataset) = data.in_memory() else {
+            return Err(Error::param(
+                "solver lbfgs",
+                "on a streamed source",
+                "needs the rows in memory: use solver sgd",
+            ));
+        };
+        let program = spec.program();
+        let solve_targets = SolveTargets::new(dataset.targets(), program.loss);
+        let mut notes = Vec::new();
+        let kernels = self.config.cpu_kernels;
+        let mut evaluator = match self.gpu_context(&mut notes)? {
+            Some(ctx) => {
+                let t = &solve_targets.targets;
+                match Evaluator::gpu(&ctx, program.clone(), dataset, t, weights) {
+                    Ok(e) => e,
+                    Err(e @ Error::DeviceLimit { .. }) if self.config.backend == Backend::Auto => {
+                        notes.push(format!("training on the CPU: {e}"));
+                        Evaluator::cpu(program.clone(), (dataset, t), weights, kernels)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                let data = (dataset, &*solve_targets.targets);
+                Evaluator::cpu(program.clone(), data, weights, kernels)
+            }
+        };
+        let mut report = Report::new(model.name(), evaluator.backend(), choices);
+        report.notes = notes;
+        let settings = Settings {
+            memory,
+            max_iter,
+            tol,
+            // The loss is summed from f32 terms: about one f32 ulp of relative noise.
+            noise: f64::from(f32::EPSILON),
+        };
+        let mut progress = |p: Progress| {
+            if let Some(f) = &self.progress {
+                f(p);
+            }
+        };
+        let n = dataset.n();
+        let solved = solve(
+            &mut evaluator,
+            &program,
+            &solve_targets,
+            (n, &init),
+            settings,
+            choices.penalty,
+            &mut progress,
+        )?;
+        report.epoch_losses = solved.losses;
+        report.steps = solved.iterations as u64;
+        report.samples = (solved.evaluations * n) as u64;
+        report.stop = solved.stop;
+        report.converged = solved.converged;
+        // L-BFGS keeps no optimizer tensors between fits; a later mini-batch fit starts
+        // its optimizer afresh from these zeros (what a model file's state holds).
+        let optimizer = if state.optimizer.is_empty() {
+            program
+                .params
+                .iter()
+                .map(|d| {
+                    let zeros = vec![0f32; d.rows * d.cols];
+                    [zeros.clone(), zeros]
+                })
+                .collect()
+        } else {
+            state.optimizer
+        };
+        let state = TrainState {
+            epochs_done: state.epochs_done + solved.iterations,
+            updates: state.updates + solved.iterations as u64,
+            adaptive: state.adaptive,
+            optimizer,
+        };
+        model.set_fitted(Fitted {
+            spec,
+            params: solved.params,
+            state: Some(state),
+            scaler,
+        });
+        report.set_traffic(evaluator.traffic());
+        report.wall = started.elapsed();
+        Ok(report)
+    }
 }

@@ -2,9 +2,11 @@
 
 mod auto;
 mod config;
+mod epochs;
 mod full_batch;
 mod lbfgs;
 mod optim;
+mod placement;
 mod report;
 mod session;
 mod state;

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::EarlyStopping;
 use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::RowSource;
 use crate::error::{Error, Result};
@@ -84,5 +85,49 @@ impl Holdout {
             total += self.engine.loss(rows)? * len as f64;
         }
         Ok(total / self.n as f64)
+    }
+}
+
+/// Early stopping's bookkeeping: the held-out rows, the best validation loss and the
+/// parameters that reached it.
+pub(super) struct Watch<'h> {
+    pub(super) holdout: &'h mut Holdout,
+    pub(super) patience: usize,
+    pub(super) tol: f64,
+    pub(super) best: f64,
+    pub(super) best_epoch: usize,
+    pub(super) best_params: Option<Vec<Vec<f32>>>,
+    pub(super) stale: usize,
+}
+
+impl<'h> Watch<'h> {
+    pub(super) fn new(holdout: &'h mut Holdout, rule: EarlyStopping) -> Self {
+        Watch {
+            holdout,
+            patience: rule.patience,
+            tol: rule.tol,
+            best: f64::INFINITY,
+            best_epoch: 0,
+            best_params: None,
+            stale: 0,
+        }
+    }
+
+    /// Scores epoch `epoch`'s parameters; returns the validation loss and whether to stop.
+    pub(super) fn epoch(&mut self, params: &[Vec<f32>], epoch: usize) -> Result<(f64, bool)> {
+        let loss = self.holdout.loss(params)?;
+        // Only an improvement by tol resets the patience, but any better loss (a NaN
+        // never is) names the parameters to keep.
+        if super::config::improves(loss, self.best, self.tol) {
+            self.stale = 0;
+        } else {
+            self.stale += 1;
+        }
+        if loss < self.best {
+            self.best = loss;
+            self.best_epoch = epoch;
+            self.best_params = Some(params.to_vec());
+        }
+        Ok((loss, self.stale >= self.patience))
     }
 }
