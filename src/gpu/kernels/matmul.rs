@@ -1,0 +1,344 @@
+//! Matrix products (`shaders/matmul.wgsl`): NN, TN and NT, gathered rows, features over
+//! chunks, long sums over several dispatches, and split sums over row segments.
+
+use super::*;
+
+/// Binds `c = op(a) · op(b)`; `a_rows` is the optional gather index of A's stored rows.
+///
+/// # Errors
+/// [`Error::DeviceLimit`] for a buffer beyond the binding limit; [`Error::Device`].
+pub fn bind_matmul(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    a: &wgpu::Buffer,
+    a_rows: Option<&wgpu::Buffer>,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Bound> {
+    // One buffer: every row is in chunk 0 at its own index.
+    bind_matmul_chunked(ctx, ring, &[a], u32::MAX as usize, a_rows, b, c)
+}
+
+/// As [`bind_matmul`], with A's stored rows split over up to [`MAX_A_CHUNKS`] buffers
+/// (a resident dataset larger than one storage binding): row r is row
+/// `r % rows_per_chunk` of `a[r / rows_per_chunk]`. Every chunk but the last must hold
+/// `rows_per_chunk` whole rows; that is checked at each launch, when the row length is
+/// known. `rows_per_chunk` beyond `u32::MAX` means the same as `u32::MAX` (no row index
+/// reaches it).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for no chunk, more than [`MAX_A_CHUNKS`], or
+/// `rows_per_chunk = 0`; as [`bind_matmul`].
+pub fn bind_matmul_chunked(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    a: &[&wgpu::Buffer],
+    rows_per_chunk: usize,
+    a_rows: Option<&wgpu::Buffer>,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<Bound> {
+    if a.is_empty() || a.len() > MAX_A_CHUNKS {
+        return Err(Error::param(
+            "matmul A chunks",
+            a.len(),
+            "must be between 1 and 4 (MAX_A_CHUNKS)",
+        ));
+    }
+    if rows_per_chunk == 0 {
+        return Err(Error::param("matmul A rows per chunk", 0, "must be ≥ 1"));
+    }
+    // Absent chunks bind the read-only stand-in; the shader never selects them.
+    let chunk = |i: usize| a.get(i).copied().unwrap_or(ctx.dummy());
+    let mut bound = bind(
+        ctx,
+        ring,
+        Family::Matmul,
+        &[
+            a[0],
+            b,
+            c,
+            a_rows.unwrap_or(ctx.dummy()),
+            chunk(1),
+            chunk(2),
+            chunk(3),
+        ],
+    )?;
+    bound.chunk_rows = u32::try_from(rows_per_chunk).unwrap_or(u32::MAX);
+    bound.chunks = a.len();
+    Ok(bound)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct MatmulParams {
+    m: u32,
+    k: u32,
+    n: u32,
+    use_idx: u32,
+    idx_off: u32,
+    /// Rows per chunk of A (`u32::MAX`: one buffer).
+    rows_per_chunk: u32,
+    /// The stretch of k one dispatch sums.
+    k_begin: u32,
+    k_end: u32,
+    /// Split sums (the `*_split` entry points): k per segment and C's stride between
+    /// segments.
+    seg_len: u32,
+    c_stride: u32,
+    pad: [u32; 2],
+}
+
+/// Rows and columns of C one matmul workgroup computes: 8 × 8 invocations of 4 × 4
+/// each (`shaders/matmul.wgsl`).
+pub const MATMUL_BLOCK: usize = 32;
+
+/// The most values of k one matmul dispatch sums. llvmpipe stops an invocation's loops
+/// after 65,535 iterations in all (Mesa's loop limiter: `gallivm/lp_bld_ir_common.c` sets
+/// one `loop_limiter` to `LP_MAX_TGSI_LOOP_ITERATIONS` per shader and every loop's back
+/// edge decrements it), and the kernel's loops run about k · 17/16 times: a full batch's Xᵀδ over
+/// 10⁶ rows in one dispatch gave wrong sums, with no error, from k ≈ 60,000. A longer
+/// product takes several dispatches, each continuing the last one's sums (the same bits
+/// as one pass; on a GPU without the limit the split costs a few launches).
+pub const MATMUL_K_PER_DISPATCH: usize = 1 << 15;
+
+/// Dispatches (and parameter blocks) [`matmul`] records for a sum over `k`.
+pub fn matmul_dispatches(k: usize) -> usize {
+    k.div_ceil(MATMUL_K_PER_DISPATCH).max(1)
+}
+
+/// The matmul grid for an m × n result: workgroups along n and along m.
+pub(super) fn matmul_grid(ctx: &GpuContext, m: usize, n: usize) -> Result<(u32, u32)> {
+    let block = MATMUL_BLOCK as u64;
+    let gx = check_dim(ctx, "matmul workgroups along n", (n as u64).div_ceil(block))?;
+    let gy = check_dim(ctx, "matmul workgroups along m", (m as u64).div_ceil(block))?;
+    Ok((gx, gy))
+}
+
+/// A matmul's parameters for the whole sum over k, after checking the shape against
+/// the bound buffers.
+pub(super) fn matmul_params(
+    bound: &Bound,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+) -> Result<MatmulParams> {
+    let (m64, k64, n64) = (m as u64, k as u64, n as u64);
+    if m == 0 || k == 0 || n == 0 {
+        return Err(Error::param(
+            "matmul shape",
+            format!("{m} × {k} × {n}"),
+            "every dimension must be ≥ 1",
+        ));
+    }
+    let (a_stored_rows, b_len) = match layout {
+        Layout::NN => (m64, k64 * n64),
+        Layout::TN => (k64, k64 * n64),
+        Layout::NT => (m64, n64 * k64),
+    };
+    let a_row_len = if layout == Layout::TN { m64 } else { k64 };
+    match a_rows {
+        // Gathered rows can be any row of A: every chunk but the last must be whole.
+        Some(off) => {
+            check_a_chunks(bound, a_row_len, None)?;
+            check_len(bound, 3, "matmul row index", u64::from(off) + a_stored_rows)?;
+        }
+        None => check_a_chunks(bound, a_row_len, Some(a_stored_rows))?,
+    }
+    check_len(bound, 1, "matmul B", b_len)?;
+    check_len(bound, 2, "matmul C", m64 * n64)?;
+    Ok(MatmulParams {
+        m: to_u32("matmul m", m64)?,
+        k: to_u32("matmul k", k64)?,
+        n: to_u32("matmul n", n64)?,
+        use_idx: u32::from(a_rows.is_some()),
+        idx_off: a_rows.unwrap_or(0),
+        rows_per_chunk: bound.chunk_rows,
+        k_begin: 0,
+        k_end: 0,
+        seg_len: 0,
+        c_stride: 0,
+        pad: [0; 2],
+    })
+}
+
+/// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
+///
+/// `a_rows = Some(off)` reads stored row r of A at `idx[off + r]` (the bound index). A
+/// bound in chunks ([`bind_matmul_chunked`]) is read across them; its chunks are checked
+/// to hold whole rows of this shape's row length. A sum over more than
+/// [`MATMUL_K_PER_DISPATCH`] values of k is [`matmul_dispatches`] dispatches, each taking
+/// a block of the parameter ring.
+///
+/// # Errors
+/// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension or the ring
+/// has too few free blocks;
+/// [`Error::ShapeMismatch`] when a bound buffer is too short for the shape.
+#[allow(clippy::too_many_arguments)] // the BLAS shape, as the CPU twin
+pub fn matmul(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+) -> Result<()> {
+    check_family(bound, Family::Matmul)?;
+    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let base = matmul_params(bound, layout, (m, k, n), a_rows)?;
+    // Long sums in several dispatches, each continuing the last one's running sums.
+    for k_begin in (0..k).step_by(MATMUL_K_PER_DISPATCH) {
+        let params = MatmulParams {
+            k_begin: k_begin as u32,
+            k_end: (k_begin + MATMUL_K_PER_DISPATCH).min(k) as u32,
+            ..base
+        };
+        dispatch(
+            ctx,
+            pass,
+            ring,
+            Kernel::Matmul(layout),
+            bound,
+            &params,
+            (gx, gy),
+        )?;
+    }
+    Ok(())
+}
+
+/// A batch at least this long has its sums over rows — the gradient reductions Xᵀδ and
+/// the bias gradients 1ᵀδ — split into segments over many workgroups ([`split`]); a
+/// mini-batch's sums are short enough for one workgroup per output block.
+pub const SPLIT_MIN_ROWS: usize = 4096;
+
+/// Rows a segment of a split sum holds at least: below this, the second pass's share
+/// of the work would outgrow the first's.
+pub const SPLIT_MIN_SEGMENT: usize = 256;
+
+/// Workgroups a split sum aims to offer the device (an H100 has 132 SMs, each running
+/// several workgroups at once).
+pub const SPLIT_TARGET_WORKGROUPS: u64 = 2048;
+
+/// How a sum over rows is cut: `segments` of `seg_len` rows (the last shorter), each
+/// summed by its own workgroups into a partial result; a column-sum pass adds the
+/// partials in segment order. Depends on the shape alone, so results repeat bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Segments (the z of the grid).
+    pub segments: usize,
+    /// Rows per segment, a multiple of the matmul's k-tile (16).
+    pub seg_len: usize,
+}
+
+/// The split of a sum over `rows` rows whose unsplit grid has `groups` workgroups: enough
+/// segments for [`SPLIT_TARGET_WORKGROUPS`] in all, none shorter than
+/// [`SPLIT_MIN_SEGMENT`] rows or longer than [`MATMUL_K_PER_DISPATCH`] (llvmpipe's loop
+/// budget), at most `max_segments` (the scratch buffer's room).
+///
+/// ```
+/// use gradflow::gpu::kernels::{split, Split};
+/// // W4's Xᵀδ: p = 64 outputs (2 workgroups), 10⁶ rows.
+/// assert_eq!(split(1_000_000, 2, 4096), Split { segments: 1009, seg_len: 992 });
+/// // A small batch is one segment.
+/// assert_eq!(split(100, 2, 4096).segments, 1);
+/// ```
+pub fn split(rows: usize, groups: u64, max_segments: usize) -> Split {
+    let segments = split_bound(rows, groups, max_segments);
+    let seg_len = rows.div_ceil(segments).next_multiple_of(16);
+    Split {
+        segments: rows.div_ceil(seg_len).max(1),
+        seg_len,
+    }
+}
+
+/// The most segments [`split`] cuts `rows` rows (or fewer) into: what a scratch buffer
+/// for batches of up to `rows` rows must hold. [`split`]'s count before rounding the
+/// segment length up; it grows with the rows, so a batch shorter than the capacity
+/// never needs more room.
+///
+/// ```
+/// use gradflow::gpu::kernels::{split, split_bound};
+/// for rows in [1, 300, 4097, 269_272, 1_000_000] {
+///     assert!(split(rows, 2, 4096).segments <= split_bound(1_000_000, 2, 4096));
+/// }
+/// ```
+pub fn split_bound(rows: usize, groups: u64, max_segments: usize) -> usize {
+    let want = SPLIT_TARGET_WORKGROUPS.div_ceil(groups.max(1)) as usize;
+    let most = rows.div_ceil(SPLIT_MIN_SEGMENT).min(max_segments);
+    let least = rows.div_ceil(MATMUL_K_PER_DISPATCH);
+    want.min(most).max(least).max(1)
+}
+
+/// Records `c = op(a) · op(b)` as a split sum over k ([`split`]): `bound` writes the
+/// segments' partial products into its C, a scratch buffer of at least `max_segments`
+/// × m × n values, and `finish` (bound with [`bind_col_sums`] from that scratch to the
+/// real C) adds them in segment order. Two dispatches.
+///
+/// # Errors
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)] // matmul's, plus the second pass and the scratch room
+pub fn matmul_split(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    (bound, finish): (&Bound, &Bound),
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+    max_segments: usize,
+) -> Result<()> {
+    check_family(bound, Family::Matmul)?;
+    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let cut = split(k, u64::from(gx) * u64::from(gy), max_segments);
+    let params = matmul_params(bound, layout, (m, k, n), a_rows)?;
+    let mn = (m as u64) * (n as u64);
+    check_len(bound, 2, "matmul partial C", cut.segments as u64 * mn)?;
+    let gz = check_dim(ctx, "matmul segments", cut.segments as u64)?;
+    let params = MatmulParams {
+        k_begin: 0,
+        k_end: params.k,
+        seg_len: cut.seg_len as u32,
+        c_stride: to_u32("matmul C", mn)?,
+        ..params
+    };
+    dispatch_3d(
+        ctx,
+        pass,
+        ring,
+        Kernel::MatmulSplit(layout),
+        bound,
+        &params,
+        (gx, gy, gz),
+    )?;
+    col_sums(ctx, pass, ring, finish, cut.segments, mn as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn params_mirror_the_shader() {
+        type P = MatmulParams;
+        assert_mirrors(
+            include_str!("../../../shaders/matmul.wgsl"),
+            size_of::<P>(),
+            &[
+                ("m", offset_of!(P, m), 'u'),
+                ("k", offset_of!(P, k), 'u'),
+                ("n", offset_of!(P, n), 'u'),
+                ("use_idx", offset_of!(P, use_idx), 'u'),
+                ("idx_off", offset_of!(P, idx_off), 'u'),
+                ("rows_per_chunk", offset_of!(P, rows_per_chunk), 'u'),
+                ("k_begin", offset_of!(P, k_begin), 'u'),
+                ("k_end", offset_of!(P, k_end), 'u'),
+                ("seg_len", offset_of!(P, seg_len), 'u'),
+                ("c_stride", offset_of!(P, c_stride), 'u'),
+                ("pad", offset_of!(P, pad), 'u'),
+                ("pad", offset_of!(P, pad) + 4, 'u'),
+            ],
+        );
+    }
+}
