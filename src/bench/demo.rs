@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Backends;
-use super::fit::{self, Fit, Kind, Quality, loss_rel_diff, losses_agree, prefix};
+use super::fit::{self, Fit, Quality, Recipe, loss_rel_diff, losses_agree, prefix};
 use crate::data::{Dataset, Synthetic};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::model::Kind;
 use crate::model::normal_eq::{self, Method, Solve};
 use crate::program::Activation;
 use crate::{Backend, TrainConfig, Trainer};
@@ -150,7 +151,7 @@ impl DemoReport {
 /// One model of the demo.
 struct Spec {
     name: &'static str,
-    kind: Kind,
+    kind: Recipe,
     data: Synthetic,
     config: TrainConfig,
 }
@@ -167,28 +168,25 @@ fn specs(scale: f64) -> Vec<Spec> {
     vec![
         Spec {
             name: "linear regression",
-            kind: Kind::Linear,
+            kind: Recipe::linear(Kind::Linear),
             data: Synthetic::linear(rows(1e6), 64).seed(1),
             config: cfg(0.05, 256, 5, 11),
         },
         Spec {
             name: "logistic regression",
-            kind: Kind::Logistic,
+            kind: Recipe::linear(Kind::Logistic),
             data: Synthetic::logistic(rows(1e6), 64).seed(2),
             config: cfg(0.1, 256, 5, 12),
         },
         Spec {
             name: "softmax regression",
-            kind: Kind::Softmax,
+            kind: Recipe::linear(Kind::Softmax),
             data: Synthetic::blobs(rows(2e5), 64, 10).seed(3),
             config: cfg(0.1, 256, 5, 13),
         },
         Spec {
             name: "MLP 64-128-10 sigmoid",
-            kind: Kind::Mlp {
-                hidden: 128,
-                activation: Activation::Sigmoid,
-            },
+            kind: Recipe::mlp(128, Activation::Sigmoid),
             data: Synthetic::teacher(rows(2e5), 64, 10)
                 .seed(4)
                 .deterministic(),
@@ -293,7 +291,7 @@ pub fn demo(out: &mut dyn Write, opts: DemoOptions) -> Result<DemoReport> {
         } else {
             None
         };
-        if s.kind == Kind::Linear {
+        if s.kind.kind == Kind::Linear {
             linear_weights = cpu.as_ref().and_then(|f| f.params.first().cloned());
         }
         let (Some(ctx), Some(plan)) = (ctx, plan) else {
@@ -303,7 +301,7 @@ pub fn demo(out: &mut dyn Write, opts: DemoOptions) -> Result<DemoReport> {
         let trainer = Trainer::new(s.config.clone().backend(Backend::Gpu))?.with_gpu(ctx.clone());
         let g = fit::fit(s.kind, &gpu_data, &trainer)?;
         w.progress(s.name, "gpu", gpu_data.n(), &g)?;
-        if s.kind == Kind::Linear && linear_weights.is_none() && plan.rows == data.n() {
+        if s.kind.kind == Kind::Linear && linear_weights.is_none() && plan.rows == data.n() {
             linear_weights = g.params.first().cloned();
         }
         let mut gpu_row = row(s.name, "gpu", gpu_data.n(), &g);

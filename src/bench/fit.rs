@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::metrics::{accuracy, r2};
-use crate::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+use crate::model::{Kind, Prediction};
 use crate::program::Activation;
 use crate::{Report, Trainer};
 
@@ -73,16 +73,32 @@ impl std::fmt::Display for Quality {
     }
 }
 
-/// Which of the four models to fit.
+/// Which model to fit: its kind, and for the MLP its hidden layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Linear,
-    Logistic,
-    Softmax,
-    Mlp {
-        hidden: usize,
-        activation: Activation,
-    },
+pub(crate) struct Recipe {
+    pub kind: Kind,
+    pub hidden: usize,
+    pub activation: Activation,
+}
+
+impl Recipe {
+    /// A linear model of `kind` (no hidden layer).
+    pub fn linear(kind: Kind) -> Self {
+        Recipe {
+            kind,
+            hidden: 0,
+            activation: Activation::Sigmoid,
+        }
+    }
+
+    /// The MLP with `hidden` units of `activation`.
+    pub fn mlp(hidden: usize, activation: Activation) -> Self {
+        Recipe {
+            kind: Kind::Mlp,
+            hidden,
+            activation,
+        }
+    }
 }
 
 /// The outcome of a timed fit.
@@ -99,60 +115,34 @@ pub(crate) struct Fit {
     pub params: Vec<Vec<f32>>,
 }
 
-/// Fits a fresh `kind` model to `data` with `trainer`, timing only the fit.
-pub(crate) fn fit(kind: Kind, data: &Dataset, trainer: &Trainer) -> Result<Fit> {
-    match kind {
-        Kind::Linear => timed(LinearRegression::new(), data, trainer, |m, x| {
-            let Targets::Real(y) = data.targets() else {
-                return Err(target_error("linear regression", data));
-            };
-            Ok(Quality {
-                metric: Metric::R2,
-                value: r2(&m.predict(x)?, &y[..x.len() / data.p()])?,
-            })
-        }),
-        Kind::Logistic => timed(LogisticRegression::new(), data, trainer, |m, x| {
-            classes(m.predict(x)?, data)
-        }),
-        Kind::Softmax => timed(SoftmaxRegression::new(), data, trainer, |m, x| {
-            classes(m.predict(x)?, data)
-        }),
-        Kind::Mlp { hidden, activation } => timed(
-            Mlp::new(hidden).with_activation(activation),
-            data,
-            trainer,
-            |m, x| classes(m.predict(x)?, data),
-        ),
-    }
-}
-
-fn timed<M: Model>(
-    mut model: M,
-    data: &Dataset,
-    trainer: &Trainer,
-    score: impl Fn(&M, &[f32]) -> Result<Quality>,
-) -> Result<Fit> {
+/// Fits a fresh model of `recipe` to `data` with `trainer`, timing only the fit, and
+/// scores it on the first [`EVAL_ROWS`] rows: R² for a regression, accuracy otherwise.
+pub(crate) fn fit(recipe: Recipe, data: &Dataset, trainer: &Trainer) -> Result<Fit> {
+    let mut model = recipe.kind.model(recipe.hidden, recipe.activation);
     let started = Instant::now();
-    let report = trainer.fit(&mut model, data)?;
+    let report = trainer.fit(model.as_mut(), data)?;
     let wall = started.elapsed();
     let rows = data.n().min(EVAL_ROWS);
-    let quality = score(&model, &data.features()[..rows * data.p()])?;
+    let quality = match (
+        model.predict(&data.features()[..rows * data.p()])?,
+        data.targets(),
+    ) {
+        (Prediction::Real(pred), Targets::Real(y)) => Quality {
+            metric: Metric::R2,
+            value: r2(&pred, &y[..rows])?,
+        },
+        (Prediction::Classes { classes, .. }, Targets::Classes { labels, .. }) => Quality {
+            metric: Metric::Accuracy,
+            value: accuracy(&classes, &labels[..rows])?,
+        },
+        _ => return Err(target_error(model.name(), data)),
+    };
     let params = model.fitted().map(|f| f.params.clone()).unwrap_or_default();
     Ok(Fit {
         report,
         wall,
         quality,
         params,
-    })
-}
-
-fn classes(pred: Vec<u32>, data: &Dataset) -> Result<Quality> {
-    let Targets::Classes { labels, .. } = data.targets() else {
-        return Err(target_error("a classifier", data));
-    };
-    Ok(Quality {
-        metric: Metric::Accuracy,
-        value: accuracy(&pred, &labels[..pred.len()])?,
     })
 }
 

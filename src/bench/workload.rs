@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::program::Activation;
 use crate::train::TrainConfig;
 
-use super::fit::Kind;
+use super::fit::Recipe;
+use crate::model::Kind;
 
 /// One of the benchmark workloads. All float32, seeded; the data seeds follow the peers'
 /// scripts (`shared/peers/python/common.py`: W1 1, W2 2, W3 3; shuffles 11, 12, 13),
@@ -131,14 +132,11 @@ impl Workload {
         }
     }
 
-    pub(crate) fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Recipe {
         match self {
-            Workload::W2 => Kind::Logistic,
-            Workload::W3 => Kind::Mlp {
-                hidden: 256,
-                activation: Activation::Sigmoid,
-            },
-            _ => Kind::Linear,
+            Workload::W2 => Recipe::linear(Kind::Logistic),
+            Workload::W3 => Recipe::mlp(256, Activation::Sigmoid),
+            _ => Recipe::linear(Kind::Linear),
         }
     }
 

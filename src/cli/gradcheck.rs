@@ -6,7 +6,7 @@ use gradflow::gradcheck::gradcheck;
 use gradflow::io::{Column, ModelKind};
 
 use super::data_spec::{self, DataSpec};
-use super::{ActivationArg, CliError, ModelArg, build_model};
+use super::{CliError, build_model};
 
 /// The largest relative error that passes. In f64 central differences are good to about
 /// 1e-9 relative (the library's checks see ≤ 1e-7); 1e-4 means a wrong derivation.
@@ -19,13 +19,13 @@ const TOLERANCE: f64 = 1e-4;
 pub struct GradcheckArgs {
     /// The model.
     #[arg(long, value_enum)]
-    model: ModelArg,
+    model: ModelKind,
     /// MLP hidden width [default: 32].
     #[arg(long, value_name = "N")]
     hidden: Option<usize>,
     /// MLP hidden activation [default: sigmoid].
     #[arg(long, value_enum)]
-    activation: Option<ActivationArg>,
+    activation: Option<gradflow::program::Activation>,
     /// The data, as for train [default: 64 small synthetic rows suited to the model].
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
@@ -45,7 +45,7 @@ pub struct GradcheckArgs {
 /// # Errors
 /// Bad flags or data; a tensor whose relative error exceeds 1e-4 (exit code 1).
 pub fn run(args: &GradcheckArgs) -> Result<(), CliError> {
-    let kind = ModelKind::from(args.model);
+    let kind = args.model;
     let model = build_model(args.model, args.hidden, args.activation)?;
     let text = args
         .data

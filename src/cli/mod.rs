@@ -15,10 +15,10 @@ mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use gradflow::cpu::activation::Activation;
 use gradflow::io::ModelKind;
-use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+use gradflow::model::Model;
 
 /// Gradient-descent training on the GPU (wgpu) and the CPU, each checked against the other.
 ///
@@ -174,51 +174,6 @@ impl From<gradflow::Error> for CliError {
     }
 }
 
-/// `--model`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelArg {
-    /// Linear regression (real targets).
-    Linear,
-    /// Binary logistic regression (2 classes).
-    Logistic,
-    /// Softmax regression (2 or more classes).
-    Softmax,
-    /// 2-layer MLP with a softmax output (2 or more classes).
-    Mlp,
-}
-
-impl From<ModelArg> for ModelKind {
-    fn from(m: ModelArg) -> Self {
-        match m {
-            ModelArg::Linear => ModelKind::Linear,
-            ModelArg::Logistic => ModelKind::Logistic,
-            ModelArg::Softmax => ModelKind::Softmax,
-            ModelArg::Mlp => ModelKind::Mlp,
-        }
-    }
-}
-
-/// `--activation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ActivationArg {
-    /// The logistic function (the seeds' choice).
-    Sigmoid,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Rectified linear unit.
-    Relu,
-}
-
-impl From<ActivationArg> for Activation {
-    fn from(a: ActivationArg) -> Self {
-        match a {
-            ActivationArg::Sigmoid => Activation::Sigmoid,
-            ActivationArg::Tanh => Activation::Tanh,
-            ActivationArg::Relu => Activation::Relu,
-        }
-    }
-}
-
 /// Hidden width when `--hidden` is not given.
 pub const DEFAULT_HIDDEN: usize = 32;
 
@@ -227,26 +182,21 @@ pub const DEFAULT_HIDDEN: usize = 32;
 /// # Errors
 /// A usage error for `--hidden` or `--activation` with a model other than mlp.
 pub fn build_model(
-    model: ModelArg,
+    model: ModelKind,
     hidden: Option<usize>,
-    activation: Option<ActivationArg>,
+    activation: Option<Activation>,
 ) -> Result<Box<dyn Model>, CliError> {
-    if model != ModelArg::Mlp && (hidden.is_some() || activation.is_some()) {
+    if model != ModelKind::Mlp && (hidden.is_some() || activation.is_some()) {
         return Err(CliError::usage(
             format!(
                 "--hidden and --activation apply to --model mlp, not to --model {}",
-                ModelKind::from(model).name()
+                model.name()
             ),
             "drop them, or use --model mlp",
         ));
     }
-    Ok(match model {
-        ModelArg::Linear => Box::new(LinearRegression::new()),
-        ModelArg::Logistic => Box::new(LogisticRegression::new()),
-        ModelArg::Softmax => Box::new(SoftmaxRegression::new()),
-        ModelArg::Mlp => Box::new(
-            Mlp::new(hidden.unwrap_or(DEFAULT_HIDDEN))
-                .with_activation(activation.map_or(Activation::Sigmoid, Activation::from)),
-        ),
-    })
+    Ok(model.model(
+        hidden.unwrap_or(DEFAULT_HIDDEN),
+        activation.unwrap_or_default(),
+    ))
 }

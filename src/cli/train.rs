@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::data_spec::{self, DataSpec};
 use super::knobs::KnobArgs;
 use super::progress::{self, human};
-use super::{ActivationArg, CliError, ModelArg, build_model, plot};
+use super::{CliError, build_model, plot};
 
 /// `gradflow train`.
 #[derive(Debug, Args)]
@@ -32,7 +32,7 @@ Examples:
 pub struct TrainArgs {
     /// The model.
     #[arg(long, value_enum)]
-    model: ModelArg,
+    model: ModelKind,
     /// The data: synthetic:KIND?key=value&… (KIND linear, logistic, blobs, teacher, rings;
     /// keys n, p, k, seed, noise, hidden, argmax), a .csv file, or a .npy file (2-D f32/f64).
     #[arg(long, value_name = "SPEC")]
@@ -76,7 +76,7 @@ pub struct TrainArgs {
     hidden: Option<usize>,
     /// MLP hidden activation [default: sigmoid].
     #[arg(long, value_enum)]
-    activation: Option<ActivationArg>,
+    activation: Option<gradflow::program::Activation>,
     /// Save the fitted model to this JSON file.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
@@ -193,7 +193,7 @@ struct DeviationSummary {
 /// Usage errors for bad or conflicting flags; the library's errors for bad data, a
 /// diverged fit, a missing adapter; I/O errors for `--save` and `--plot`.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
-    let kind = ModelKind::from(args.model);
+    let kind = args.model;
     let mut model = build_model(args.model, args.hidden, args.activation)?;
     let config = config(args)?;
     let spec = DataSpec::parse(&args.data, args.seed)?;

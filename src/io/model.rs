@@ -49,9 +49,8 @@ use serde::{Deserialize, Serialize};
 use super::{io_error, write_atomic};
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
-use crate::model::{
-    Arch, Fitted, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec,
-};
+use crate::model::{Arch, Fitted, Model, Spec};
+pub use crate::model::{Kind as ModelKind, Prediction};
 use crate::program::Activation;
 use crate::program::LossKind;
 use crate::train::{Report, TrainConfig, TrainState};
@@ -60,72 +59,6 @@ use crate::train::{Report, TrainConfig, TrainState};
 pub const FORMAT: &str = "gradflow-model";
 /// The format version this gradflow writes and reads.
 pub const VERSION: u64 = 1;
-
-/// Which of the four models a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ModelKind {
-    /// Linear regression.
-    Linear,
-    /// Binary logistic regression.
-    Logistic,
-    /// Softmax regression.
-    Softmax,
-    /// The 2-layer MLP.
-    Mlp,
-}
-
-impl ModelKind {
-    /// The name in files and on the command line: `linear`, `logistic`, `softmax`, `mlp`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Linear => "linear",
-            ModelKind::Logistic => "logistic",
-            ModelKind::Softmax => "softmax",
-            ModelKind::Mlp => "mlp",
-        }
-    }
-
-    /// The kind of model a spec describes.
-    pub fn of(spec: &Spec) -> Self {
-        match spec.arch {
-            Arch::Glm {
-                loss: LossKind::Mse,
-                ..
-            } => ModelKind::Linear,
-            Arch::Glm {
-                loss: LossKind::SigmoidBce,
-                ..
-            } => ModelKind::Logistic,
-            Arch::Glm {
-                loss: LossKind::SoftmaxCce,
-                ..
-            } => ModelKind::Softmax,
-            Arch::Mlp { .. } => ModelKind::Mlp,
-        }
-    }
-
-    /// Whether the model predicts classes.
-    pub fn is_classifier(self) -> bool {
-        self != ModelKind::Linear
-    }
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "linear" => Ok(ModelKind::Linear),
-            "logistic" => Ok(ModelKind::Logistic),
-            "softmax" => Ok(ModelKind::Softmax),
-            "mlp" => Ok(ModelKind::Mlp),
-            _ => Err(Error::param(
-                "model",
-                s,
-                "must be linear, logistic, softmax or mlp",
-            )),
-        }
-    }
-}
 
 /// How a saved model was trained: informational, never needed to predict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -188,37 +121,6 @@ impl TrainSummary {
             wall_seconds: report.wall.as_secs_f64(),
             metrics: BTreeMap::new(),
         }
-    }
-}
-
-/// What a model predicts for a batch of rows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prediction {
-    /// Regression: one value per row.
-    Real(Vec<f32>),
-    /// Classification: the class of each row and the class probabilities.
-    Classes {
-        /// Predicted class per row, in `0..k`.
-        classes: Vec<u32>,
-        /// Probabilities, `n × k` row-major.
-        proba: Vec<f32>,
-        /// Classes.
-        k: usize,
-    },
-}
-
-impl Prediction {
-    /// Rows predicted.
-    pub fn len(&self) -> usize {
-        match self {
-            Prediction::Real(y) => y.len(),
-            Prediction::Classes { classes, .. } => classes.len(),
-        }
-    }
-
-    /// `true` for no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -382,49 +284,7 @@ impl SavedModel {
     /// [`Error::ShapeMismatch`] when `x` is not whole rows of p features, [`Error::NonFinite`]
     /// for a NaN or infinite feature, [`Error::Empty`] for no rows.
     pub fn predict(&self, x: &[f32]) -> Result<Prediction> {
-        let fitted = self.fitted.clone();
-        Ok(match self.kind() {
-            ModelKind::Linear => {
-                let mut m = LinearRegression::new();
-                m.set_fitted(fitted);
-                Prediction::Real(m.predict(x)?)
-            }
-            ModelKind::Logistic => {
-                let mut m = LogisticRegression::new();
-                m.set_fitted(fitted);
-                Prediction::Classes {
-                    classes: m.predict(x)?,
-                    proba: m.predict_proba(x)?,
-                    k: 2,
-                }
-            }
-            ModelKind::Softmax => {
-                let mut m = SoftmaxRegression::new();
-                m.set_fitted(fitted);
-                let k = self.fitted.spec.outputs();
-                Prediction::Classes {
-                    classes: m.predict(x)?,
-                    proba: m.predict_proba(x)?,
-                    k,
-                }
-            }
-            ModelKind::Mlp => {
-                let (hidden, activation) = match self.fitted.spec.arch {
-                    Arch::Mlp {
-                        hidden, activation, ..
-                    } => (hidden, activation),
-                    Arch::Glm { .. } => unreachable!("kind() is Mlp only for Arch::Mlp"),
-                };
-                let mut m = Mlp::new(hidden).with_activation(activation);
-                m.set_fitted(fitted);
-                let k = self.fitted.spec.outputs();
-                Prediction::Classes {
-                    classes: m.predict(x)?,
-                    proba: m.predict_proba(x)?,
-                    k,
-                }
-            }
-        })
+        crate::model::predict(self.kind().title(), Some(&self.fitted), x)
     }
 
     /// The model file's text (pretty-printed JSON).
@@ -788,6 +648,7 @@ impl ModelFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Mlp;
     use crate::data::Synthetic;
     use crate::{TrainConfig, Trainer};
 

@@ -1,11 +1,10 @@
 //! Linear regression (seed 000).
 
 use super::normal_eq::{self, NormalSolution, Precision, Solve};
-use super::{Arch, Fitted, Init, Model, Spec, forward_output};
+use super::{Arch, Fitted, Init, Kind, Model, Spec, forward_output};
 use crate::data::{Dataset, RowSource, Targets};
 use crate::error::{Error, Result};
 use crate::program::LossKind;
-use crate::train::{Report, Trainer};
 
 /// Linear regression `ŷ = x w + b`, trained on seed 000's loss and gradients:
 /// `L = 1/N Σ (ŷᵢ − yᵢ)²`, `∂L/∂w = 2/N Xᵀ(ŷ − y)`, `∂L/∂b = 2/N Σ (ŷᵢ − yᵢ)`.
@@ -29,23 +28,11 @@ pub struct LinearRegression {
 }
 
 impl LinearRegression {
+    common_methods!();
+
     /// An unfitted model; weights start at zero.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the initialisation: [`Init::Ones`] is seed 000's `w = 1, b = 0`.
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-
-    /// Trains with gradient descent; see [`Trainer::fit`].
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
-        trainer.fit(self, data)
     }
 
     /// Solves the normal equations `(XᵀX) ŵ = Xᵀy` exactly (seed 001) instead of
@@ -117,7 +104,7 @@ impl LinearRegression {
 
 impl Model for LinearRegression {
     fn name(&self) -> &'static str {
-        "linear regression"
+        Kind::Linear.title()
     }
     fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         if data.classes().is_some() {
@@ -135,13 +122,5 @@ impl Model for LinearRegression {
             p: data.p(),
         })
     }
-    fn init(&self) -> Init {
-        self.init
-    }
-    fn fitted(&self) -> Option<&Fitted> {
-        self.fitted.as_ref()
-    }
-    fn set_fitted(&mut self, fitted: Fitted) {
-        self.fitted = Some(fitted);
-    }
+    model_state!();
 }

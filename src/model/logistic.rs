@@ -1,11 +1,10 @@
 //! Binary logistic regression (seed 000's exercise).
 
-use super::{Arch, Fitted, Init, Model, Spec, accuracy_on, forward_output, require_classes};
+use super::{Arch, Fitted, Init, Kind, Model, Spec, accuracy_on, forward_output, require_classes};
 use crate::cpu::activation::sigmoid;
 use crate::data::{Dataset, RowSource};
 use crate::error::Result;
 use crate::program::LossKind;
-use crate::train::{Report, Trainer};
 
 /// Binary logistic regression: `P(y = 1 | x) = σ(x w + b)`, trained on the mean binary
 /// cross-entropy, whose gradient is `∂L/∂w = 1/N Xᵀ(σ(z) − y)`, `∂L/∂b = 1/N Σ (σ(zᵢ) − yᵢ)`.
@@ -28,23 +27,11 @@ pub struct LogisticRegression {
 }
 
 impl LogisticRegression {
+    common_methods!();
+
     /// An unfitted model; weights start at zero.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the initialisation.
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-
-    /// Trains with gradient descent; see [`Trainer::fit`].
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
-        trainer.fit(self, data)
     }
 
     /// The logits `z = x w + b`, one per row.
@@ -105,7 +92,7 @@ impl LogisticRegression {
 
 impl Model for LogisticRegression {
     fn name(&self) -> &'static str {
-        "logistic regression"
+        Kind::Logistic.title()
     }
     fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         require_classes(self.name(), data, true)?;
@@ -117,13 +104,5 @@ impl Model for LogisticRegression {
             p: data.p(),
         })
     }
-    fn init(&self) -> Init {
-        self.init
-    }
-    fn fitted(&self) -> Option<&Fitted> {
-        self.fitted.as_ref()
-    }
-    fn set_fitted(&mut self, fitted: Fitted) {
-        self.fitted = Some(fitted);
-    }
+    model_state!();
 }

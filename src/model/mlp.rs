@@ -1,12 +1,12 @@
 //! The 2-layer MLP of seed 001.
 
 use super::{
-    Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
+    Arch, Fitted, Init, Kind, Model, Spec, accuracy_on, predict_classes, predict_softmax,
+    require_classes,
 };
 use crate::data::{Dataset, RowSource};
 use crate::error::{Error, Result};
 use crate::program::Activation;
-use crate::train::{Report, Trainer};
 
 /// Seed 001's network: `z¹ = x W¹ + b¹`, `a = f(z¹)`, `z² = a W² + b²`,
 /// `ŷ = softmax(z²)`, trained on the mean categorical cross-entropy with the gradients
@@ -31,6 +31,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    common_methods!();
+
     /// An unfitted MLP with `hidden` sigmoid units. A width of 0 is reported by `fit`.
     pub fn new(hidden: usize) -> Self {
         Mlp {
@@ -47,12 +49,6 @@ impl Mlp {
         self
     }
 
-    /// Sets the initialisation (Glorot for sigmoid/tanh and He for relu by default).
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-
     /// Hidden width h.
     pub fn hidden(&self) -> usize {
         self.hidden
@@ -61,14 +57,6 @@ impl Mlp {
     /// Hidden activation.
     pub fn activation(&self) -> Activation {
         self.activation
-    }
-
-    /// Trains with gradient descent; see [`Trainer::fit`].
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`]; [`Error::InvalidParameter`] for a hidden width of 0.
-    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
-        trainer.fit(self, data)
     }
 
     /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
@@ -99,7 +87,7 @@ impl Mlp {
 
 impl Model for Mlp {
     fn name(&self) -> &'static str {
-        "MLP"
+        Kind::Mlp.title()
     }
     fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         if self.hidden == 0 {
@@ -115,13 +103,5 @@ impl Model for Mlp {
             p: data.p(),
         })
     }
-    fn init(&self) -> Init {
-        self.init
-    }
-    fn fitted(&self) -> Option<&Fitted> {
-        self.fitted.as_ref()
-    }
-    fn set_fitted(&mut self, fitted: Fitted) {
-        self.fitted = Some(fitted);
-    }
+    model_state!();
 }

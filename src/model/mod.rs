@@ -4,12 +4,58 @@
 //! and backward pass. Fitting goes through the [`Trainer`](crate::Trainer); prediction
 //! runs the forward half of the same program.
 
+/// The methods every model has alike, `with_init` and `fit`: expanded in each model's
+/// inherent impl.
+macro_rules! common_methods {
+    () => {
+        /// Sets the initialisation (see [`Init`](crate::model::Init); by default zeros for
+        /// the linear models, Glorot or He for the MLP).
+        pub fn with_init(mut self, init: $crate::model::Init) -> Self {
+            self.init = init;
+            self
+        }
+
+        /// Trains with the trainer's solver from a fresh initialisation; see
+        /// [`Trainer::fit`](crate::Trainer::fit).
+        ///
+        /// # Errors
+        /// As [`Trainer::fit`](crate::Trainer::fit) (for the MLP also
+        /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for a hidden width
+        /// of 0).
+        pub fn fit(
+            &mut self,
+            data: &dyn $crate::data::RowSource,
+            trainer: &$crate::Trainer,
+        ) -> $crate::Result<$crate::Report> {
+            trainer.fit(self, data)
+        }
+    };
+}
+
+/// [`Model`]'s accessors of the initialisation and the fitted state, alike for every
+/// model: expanded in each `impl Model`.
+macro_rules! model_state {
+    () => {
+        fn init(&self) -> $crate::model::Init {
+            self.init
+        }
+        fn fitted(&self) -> Option<&$crate::model::Fitted> {
+            self.fitted.as_ref()
+        }
+        fn set_fitted(&mut self, fitted: $crate::model::Fitted) {
+            self.fitted = Some(fitted);
+        }
+    };
+}
+
+mod kind;
 mod linear;
 mod logistic;
 mod mlp;
 pub mod normal_eq;
 mod softmax;
 
+pub use kind::{Kind, Prediction};
 pub use linear::LinearRegression;
 pub use logistic::LogisticRegression;
 pub use mlp::Mlp;
@@ -278,6 +324,74 @@ pub trait Model {
     fn fitted(&self) -> Option<&Fitted>;
     /// Stores fitted parameters.
     fn set_fitted(&mut self, fitted: Fitted);
+
+    /// Predicts the rows of `x` (row-major, p values per row): values for a regression;
+    /// classes and their probabilities for a classifier (the arg-max of the logits, and
+    /// σ or softmax of them). One definition for every model, through the dyn trait too;
+    /// each model's own `predict` returns the values or classes alone.
+    ///
+    /// ```
+    /// use gradflow::data::Synthetic;
+    /// use gradflow::model::{Kind, Prediction};
+    /// use gradflow::program::Activation;
+    /// use gradflow::{TrainConfig, Trainer};
+    /// let data = Synthetic::blobs(300, 2, 3).seed(1).dataset()?;
+    /// let mut model = Kind::Softmax.model(0, Activation::Sigmoid);
+    /// Trainer::new(TrainConfig::default())?.fit(model.as_mut(), &data)?;
+    /// let Prediction::Classes { classes, proba, k } = model.predict(&data.features()[..4])? else {
+    ///     unreachable!()
+    /// };
+    /// assert_eq!((classes.len(), proba.len(), k), (2, 6, 3));
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`]; [`Error::ShapeMismatch`] when `x` is not whole rows of p
+    /// features; [`Error::NonFinite`] for a NaN or infinite feature; [`Error::Empty`].
+    fn predict(&self, x: &[f32]) -> Result<Prediction> {
+        predict(self.name(), self.fitted(), x)
+    }
+}
+
+/// [`Model::predict`] for fitted parameters (a model file's, or a model's): the forward
+/// pass, then what the loss makes of the output.
+///
+/// # Errors
+/// As [`Model::predict`].
+pub(crate) fn predict(
+    name: &'static str,
+    fitted: Option<&Fitted>,
+    x: &[f32],
+) -> Result<Prediction> {
+    let Some(f) = fitted else {
+        return Err(Error::NotFitted {
+            model: name,
+            action: "predict",
+        });
+    };
+    Ok(match Kind::of(&f.spec) {
+        Kind::Linear => Prediction::Real(forward_output(name, fitted, x)?),
+        Kind::Logistic => {
+            let z = forward_output(name, fitted, x)?;
+            Prediction::Classes {
+                classes: z.iter().map(|&v| u32::from(v > 0.0)).collect(),
+                proba: z
+                    .iter()
+                    .flat_map(|&v| [activation_sigmoid(-v), activation_sigmoid(v)])
+                    .collect(),
+                k: 2,
+            }
+        }
+        Kind::Softmax | Kind::Mlp => Prediction::Classes {
+            classes: predict_classes(name, fitted, x)?,
+            proba: predict_softmax(name, fitted, x)?,
+            k: f.spec.outputs(),
+        },
+    })
+}
+
+fn activation_sigmoid(z: f32) -> f32 {
+    crate::cpu::activation::sigmoid(z)
 }
 
 /// Initial parameter values for `spec` under `init`, from `seed`.

@@ -1,12 +1,12 @@
 //! Multinomial (softmax) regression.
 
 use super::{
-    Arch, Fitted, Init, Model, Spec, accuracy_on, predict_classes, predict_softmax, require_classes,
+    Arch, Fitted, Init, Kind, Model, Spec, accuracy_on, predict_classes, predict_softmax,
+    require_classes,
 };
 use crate::data::{Dataset, RowSource};
 use crate::error::Result;
 use crate::program::LossKind;
-use crate::train::{Report, Trainer};
 
 /// Softmax regression: `ŷ = softmax(x W + b)` over k classes, trained on the mean
 /// categorical cross-entropy (`∂L/∂W = 1/N Xᵀ(ŷ − onehot(y))`).
@@ -28,23 +28,11 @@ pub struct SoftmaxRegression {
 }
 
 impl SoftmaxRegression {
+    common_methods!();
+
     /// An unfitted model; weights start at zero.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the initialisation.
-    pub fn with_init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-
-    /// Trains with gradient descent; see [`Trainer::fit`].
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`].
-    pub fn fit(&mut self, data: &dyn RowSource, trainer: &Trainer) -> Result<Report> {
-        trainer.fit(self, data)
     }
 
     /// scikit-learn's `score`: accuracy of the predicted classes on `data`.
@@ -75,7 +63,7 @@ impl SoftmaxRegression {
 
 impl Model for SoftmaxRegression {
     fn name(&self) -> &'static str {
-        "softmax regression"
+        Kind::Softmax.title()
     }
     fn spec_for(&self, data: &dyn RowSource) -> Result<Spec> {
         let k = require_classes(self.name(), data, false)?;
@@ -87,13 +75,5 @@ impl Model for SoftmaxRegression {
             p: data.p(),
         })
     }
-    fn init(&self) -> Init {
-        self.init
-    }
-    fn fitted(&self) -> Option<&Fitted> {
-        self.fitted.as_ref()
-    }
-    fn set_fitted(&mut self, fitted: Fitted) {
-        self.fitted = Some(fitted);
-    }
+    model_state!();
 }

@@ -60,6 +60,7 @@ impl Real for f64 {
 
 /// A hidden-layer activation function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Activation {
     /// The logistic function σ (the seeds' choice).
     #[default]
