@@ -2,6 +2,7 @@
 //! [`RowSource`]s streaming reads from (in memory, a generator, a memory-mapped file).
 
 mod dataset;
+mod gather;
 mod npy_header;
 mod plan;
 mod rows;
@@ -12,6 +13,8 @@ mod weights;
 
 pub use dataset::{Dataset, Targets};
 pub(crate) use dataset::{check_finite, zeroed};
+pub use gather::HostTargets;
+pub(crate) use gather::gather_rows;
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
 pub use rows::Rows;
 pub use scale::{Standardized, Standardizer};

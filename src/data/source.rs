@@ -17,9 +17,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, RowTargets, Synthetic, Targets, npy_header, zeroed};
+use super::{Dataset, HostTargets, RowTargets, Synthetic, Targets, npy_header, zeroed};
 use crate::error::{Error, Result};
-use crate::schedule::HostTargets;
 use memmap2::Mmap;
 
 /// Anything a scheduler can gather batch rows from.

@@ -648,8 +648,8 @@ impl ModelFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Mlp;
     use crate::data::Synthetic;
+    use crate::model::Mlp;
     use crate::{TrainConfig, Trainer};
 
     fn fitted_mlp() -> (SavedModel, Vec<f32>) {

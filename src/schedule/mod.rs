@@ -8,5 +8,6 @@
 mod prefetch;
 mod stream;
 
-pub use prefetch::{HostBatch, HostTargets, Prefetcher};
+pub use crate::data::HostTargets;
+pub use prefetch::{HostBatch, Prefetcher};
 pub(crate) use stream::Stream;

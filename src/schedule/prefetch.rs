@@ -16,57 +16,8 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, BatchTargets, EpochPlan, RowSource, RowTargets, RowWeights, TargetKind};
+use crate::data::{Batch, EpochPlan, HostTargets, RowSource, RowWeights, gather_rows};
 use crate::error::{Error, Result};
-
-/// One batch's targets on the host.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HostTargets {
-    /// Real values.
-    Real(Vec<f32>),
-    /// Class labels.
-    Labels(Vec<u32>),
-}
-
-impl HostTargets {
-    /// Empty targets of `kind`.
-    pub fn empty(kind: TargetKind) -> Self {
-        match kind {
-            TargetKind::Real => HostTargets::Real(Vec::new()),
-            TargetKind::Labels => HostTargets::Labels(Vec::new()),
-        }
-    }
-
-    /// Resizes to `len` rows and lends them to [`RowSource::gather`] to fill.
-    pub fn rows_mut(&mut self, len: usize) -> RowTargets<'_> {
-        match self {
-            HostTargets::Real(y) => {
-                y.resize(len, 0.0);
-                RowTargets::Real(y)
-            }
-            HostTargets::Labels(l) => {
-                l.resize(len, 0);
-                RowTargets::Classes(l)
-            }
-        }
-    }
-
-    /// The labels, for classifiers.
-    pub fn labels(&self) -> Option<&[u32]> {
-        match self {
-            HostTargets::Labels(l) => Some(l),
-            HostTargets::Real(_) => None,
-        }
-    }
-
-    /// A read-only view.
-    pub fn view(&self) -> BatchTargets<'_> {
-        match self {
-            HostTargets::Real(y) => BatchTargets::Real(y),
-            HostTargets::Labels(l) => BatchTargets::Labels(l),
-        }
-    }
-}
 
 /// One gathered group of consecutive batches: their rows' features (row-major) and
 /// targets, in plan order.
@@ -328,15 +279,9 @@ fn worker<S: RowSource + ?Sized>(
             for &batch in batches {
                 rows.extend(job.plan.rows(batch));
             }
-            b.x.resize(rows.len() * g.source.p(), 0.0);
             let started = Instant::now();
-            b.error = g
-                .source
-                .gather(&rows, &mut b.x, b.targets.rows_mut(rows.len()))
-                .err();
-            if let Some(w) = g.weights {
-                w.fill(&rows, b.targets.labels(), &mut b.weights);
-            }
+            let into = (&mut b.x, &mut b.targets, &mut b.weights);
+            b.error = gather_rows(g.source, g.weights, &rows, into).err();
             g.busy
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             b.epoch = job.id;

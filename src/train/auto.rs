@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
 use crate::cpu::activation;
-use crate::data::{RowSource, RowTargets, RowWeights, TargetKind};
+use crate::data::{HostTargets, RowSource, RowWeights, gather_rows};
 use crate::error::{Error, Result};
 use crate::model::{Arch, Spec};
 use crate::program::Activation;
@@ -261,19 +261,9 @@ impl Sample {
         };
         rows.sort_unstable();
         let m = rows.len();
-        let mut x = vec![0f32; m * p];
-        let mut labels = Vec::new();
-        match data.target_kind() {
-            TargetKind::Real => data.gather(&rows, &mut x, RowTargets::Real(&mut vec![0.0; m]))?,
-            TargetKind::Labels => {
-                labels = vec![0u32; m];
-                data.gather(&rows, &mut x, RowTargets::Classes(&mut labels))?;
-            }
-        }
-        let mut w = Vec::new();
-        if let Some(weights) = weights {
-            weights.fill(&rows, (!labels.is_empty()).then_some(&labels[..]), &mut w);
-        }
+        let (mut x, mut w) = (Vec::new(), Vec::new());
+        let mut targets = HostTargets::empty(data.target_kind());
+        gather_rows(data, weights, &rows, (&mut x, &mut targets, &mut w))?;
         let scale: Vec<f64> = (0..m)
             .map(|i| w.get(i).map_or(1.0, |&v| f64::from(v)).sqrt())
             .collect();

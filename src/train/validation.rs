@@ -12,10 +12,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::EarlyStopping;
 use crate::cpu::engine::{CpuEngine, Rows};
-use crate::data::RowSource;
+use crate::data::{HostTargets, RowSource, gather_rows};
 use crate::error::{Error, Result};
 use crate::program::Program;
-use crate::schedule::HostTargets;
 
 /// Rows evaluated per forward pass (bounds the activation buffers).
 const CHUNK: usize = 4096;
@@ -58,9 +57,8 @@ impl Holdout {
         valid.sort_unstable();
         train.sort_unstable();
         let p = source.p();
-        let mut x = vec![0f32; held * p];
-        let mut targets = HostTargets::empty(source.target_kind());
-        source.gather(valid, &mut x, targets.rows_mut(held))?;
+        let (mut x, mut targets) = (Vec::new(), HostTargets::empty(source.target_kind()));
+        gather_rows(source, None, valid, (&mut x, &mut targets, &mut Vec::new()))?;
         let cap = held.min(CHUNK);
         let mut engine = CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap);
         engine.load(&x, targets.view(), None)?;

@@ -3,10 +3,9 @@
 
 use super::gpu::GpuSession;
 use crate::cpu::engine::{CpuEngine, Rows};
-use crate::data::{Batch, EpochPlan, RowSource, RowWeights};
+use crate::data::{Batch, EpochPlan, HostTargets, RowSource, RowWeights, gather_rows};
 use crate::error::{Error, Result};
 use crate::program::{Program, StepScalars};
-use crate::schedule::HostTargets;
 use crate::train::{Deviation, Verify};
 
 impl GpuSession<'_> {
@@ -106,16 +105,9 @@ impl<'a> Verifier<'a> {
     fn load(&mut self, plan: &EpochPlan, batch: Batch) -> Result<()> {
         self.rows.clear();
         self.rows.extend(plan.rows(batch));
-        self.x.resize(batch.len * self.source.p(), 0.0);
-        let out = self.targets.rows_mut(batch.len);
-        self.source.gather(&self.rows, &mut self.x, out)?;
-        let weights = match self.row_weights {
-            Some(w) => {
-                w.fill(&self.rows, self.targets.labels(), &mut self.weights);
-                Some(&self.weights[..])
-            }
-            None => None,
-        };
+        let into = (&mut self.x, &mut self.targets, &mut self.weights);
+        gather_rows(self.source, self.row_weights, &self.rows, into)?;
+        let weights = self.row_weights.map(|_| &self.weights[..]);
         self.cpu.load(&self.x, self.targets.view(), weights)
     }
 
