@@ -55,29 +55,11 @@ impl Default for DemoOptions {
 }
 
 impl DemoOptions {
-    /// Sets `scale`.
-    pub fn scale(mut self, v: f64) -> Self {
-        self.scale = v;
-        self
-    }
+    run_options!();
+
     /// Sets `gpu_budget`.
     pub fn gpu_budget(mut self, v: Duration) -> Self {
         self.gpu_budget = v;
-        self
-    }
-    /// Sets `backends`.
-    pub fn backends(mut self, v: Backends) -> Self {
-        self.backends = v;
-        self
-    }
-    /// Opens the adapter whose name or backend contains `filter`.
-    pub fn adapter(mut self, filter: &str) -> Self {
-        self.adapter = Some(filter.into());
-        self
-    }
-    /// Runs the GPU side on `ctx`.
-    pub fn gpu(mut self, ctx: GpuContext) -> Self {
-        self.gpu = Some(ctx);
         self
     }
 }
@@ -232,7 +214,7 @@ pub fn demo(out: &mut dyn Write, opts: DemoOptions) -> Result<DemoReport> {
     let started = Instant::now();
     let mut w = Out(out);
     let gpu = if opts.backends.gpu() {
-        Some(super::context(opts.gpu.as_ref(), opts.adapter.as_deref()))
+        Some(opts.context())
     } else {
         None
     };

@@ -20,6 +20,42 @@
 //! # Ok::<(), gradflow::Error>(())
 //! ```
 
+/// The setters and the adapter choice that the bench's and the demo's options share
+/// (their `scale`, `backends`, `adapter` and `gpu` fields), written once.
+macro_rules! run_options {
+    () => {
+        /// Sets `scale`, the row multiplier.
+        pub fn scale(mut self, v: f64) -> Self {
+            self.scale = v;
+            self
+        }
+        /// Sets `backends`.
+        pub fn backends(mut self, v: Backends) -> Self {
+            self.backends = v;
+            self
+        }
+        /// Opens the adapter whose name or backend contains `filter`.
+        pub fn adapter(mut self, filter: &str) -> Self {
+            self.adapter = Some(filter.into());
+            self
+        }
+        /// Runs the GPU side on `ctx`.
+        pub fn gpu(mut self, ctx: GpuContext) -> Self {
+            self.gpu = Some(ctx);
+            self
+        }
+        /// The GPU context the options name: `gpu`, else the adapter `adapter` names,
+        /// else the process-wide best one.
+        ///
+        /// # Errors
+        /// [`Error::NoAdapter`](crate::Error::NoAdapter) when there is none;
+        /// [`Error::Device`](crate::Error::Device).
+        pub fn context(&self) -> Result<GpuContext> {
+            $crate::bench::context(self.gpu.as_ref(), self.adapter.as_deref())
+        }
+    };
+}
+
 mod demo;
 mod fit;
 #[cfg(feature = "cli")]
@@ -42,7 +78,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{self, GpuContext};
 
 /// `ctx` when given, else the adapter `filter` names, else the process-wide best one.
-fn context(ctx: Option<&GpuContext>, filter: Option<&str>) -> Result<GpuContext> {
+pub(crate) fn context(ctx: Option<&GpuContext>, filter: Option<&str>) -> Result<GpuContext> {
     match (ctx, filter) {
         (Some(ctx), _) => Ok(ctx.clone()),
         (None, Some(f)) => GpuContext::with_adapter(Some(f)),
@@ -157,19 +193,9 @@ impl BenchOptions {
         self.sweep = v;
         self
     }
-    /// Sets `backends`.
-    pub fn backends(mut self, v: Backends) -> Self {
-        self.backends = v;
-        self
-    }
     /// Sets the workloads to run.
     pub fn workloads(mut self, v: &[Workload]) -> Self {
         self.workloads = v.to_vec();
-        self
-    }
-    /// Sets `scale`.
-    pub fn scale(mut self, v: f64) -> Self {
-        self.scale = v;
         self
     }
     /// Sets `repeats`.
@@ -177,24 +203,7 @@ impl BenchOptions {
         self.repeats = v;
         self
     }
-    /// Opens the adapter whose name or backend contains `filter`.
-    pub fn adapter(mut self, filter: &str) -> Self {
-        self.adapter = Some(filter.into());
-        self
-    }
-    /// Runs the GPU side on `ctx`.
-    pub fn gpu(mut self, ctx: GpuContext) -> Self {
-        self.gpu = Some(ctx);
-        self
-    }
-
-    /// The GPU context the options name.
-    ///
-    /// # Errors
-    /// [`Error::NoAdapter`] when there is none; [`Error::Device`].
-    pub fn context(&self) -> Result<GpuContext> {
-        context(self.gpu.as_ref(), self.adapter.as_deref())
-    }
+    run_options!();
 
     /// The row multiplier in effect: `scale`, times [`QUICK_SCALE`] in quick mode.
     pub fn effective_scale(&self) -> f64 {
