@@ -1,4 +1,4 @@
-//! Benchmarks and the demo: the same fits on the CPU reference kernels and on the GPU,
+//! Benchmarks and the demo: the same fits on the CPU (its fast kernels) and on the GPU,
 //! timed, checked against each other and reported.
 //!
 //! - [`run`] measures the workloads W1–W5 ([`Workload`]) on each backend and returns a
@@ -92,7 +92,7 @@ pub const QUICK_SCALE: f64 = 0.01;
 /// Which backends a bench or the demo runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backends {
-    /// The CPU reference kernels only.
+    /// The CPU only.
     Cpu,
     /// The GPU only.
     Gpu,
