@@ -11,17 +11,7 @@
 
 use super::Real;
 
-pub use crate::program::Activation;
-
-/// Numerically stable logistic function: never evaluates `e^x` for large positive `x`.
-pub fn sigmoid<T: Real>(z: T) -> T {
-    if z >= T::zero() {
-        T::one() / (T::one() + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (T::one() + e)
-    }
-}
+pub use crate::program::{Activation, sigmoid};
 
 /// `out[i] = f(z[i])`.
 ///

@@ -489,7 +489,7 @@ impl Synthetic {
                 fill_normal(&mut rng, x);
                 let z = dot(x, weights) + bias;
                 let u: f32 = rng.random();
-                Label::Class(u32::from(u < crate::cpu::activation::sigmoid(z)))
+                Label::Class(u32::from(u < crate::program::sigmoid(z)))
             }
             (Kind::Blobs { classes, .. }, Truth::Centres(centres)) => {
                 let c = rng.random_range(0..*classes);

@@ -54,12 +54,14 @@ mod logistic;
 mod mlp;
 pub mod normal_eq;
 mod softmax;
+mod state;
 
 pub use kind::{Kind, Prediction};
 pub use linear::LinearRegression;
 pub use logistic::LogisticRegression;
 pub use mlp::Mlp;
 pub use softmax::SoftmaxRegression;
+pub use state::TrainState;
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
@@ -72,7 +74,6 @@ use crate::program::Activation;
 use crate::program::Layout;
 use crate::program::LossKind;
 use crate::program::{Dim, GlmBufs, Op, Program, ProgramBuilder, Src};
-use crate::train::TrainState;
 
 /// The architecture of a model, independent of its parameter values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

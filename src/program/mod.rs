@@ -14,7 +14,7 @@
 
 mod words;
 
-pub use words::{Activation, Layout, LossKind, Real, Rule, Scalars, StepScalars};
+pub use words::{Activation, Layout, LossKind, Real, Rule, Scalars, StepScalars, sigmoid};
 
 use crate::error::{Error, Result};
 

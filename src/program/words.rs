@@ -58,6 +58,16 @@ impl Real for f64 {
     }
 }
 
+/// Numerically stable logistic function: never evaluates `e^x` for large positive `x`.
+pub fn sigmoid<T: Real>(z: T) -> T {
+    if z >= T::zero() {
+        T::one() / (T::one() + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (T::one() + e)
+    }
+}
+
 /// A hidden-layer activation function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]

@@ -9,15 +9,14 @@ mod optim;
 mod placement;
 mod report;
 mod session;
-mod state;
 mod trainer;
 mod validation;
 
+pub use crate::model::TrainState;
 pub use auto::{Choices, LINEAR_MAX_EPOCHS, MLP_MAX_EPOCHS, MLP_MIN_UPDATES, RateFrom};
 pub use config::{
     Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, Solver, TrainConfig, Verify,
 };
 pub use optim::{Optimizer, Penalty, Schedule};
 pub use report::{Deviation, Progress, Report, StopReason};
-pub use state::TrainState;
 pub use trainer::Trainer;

@@ -3,7 +3,7 @@
 
 /// The training state of a fitted model: how far it got and the optimizer's memory.
 ///
-/// With it, [`Trainer::partial_fit`](super::Trainer::partial_fit) continues a fit as if it
+/// With it, [`Trainer::partial_fit`](crate::Trainer::partial_fit) continues a fit as if it
 /// had never stopped: the next epoch's shuffle is the one an uninterrupted run would use,
 /// the learning-rate schedule and Adam's bias correction count on from the same update,
 /// and velocities and moments are restored. On the CPU a resumed run equals an
