@@ -10,6 +10,7 @@ use rand_distr::{Distribution, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::cpu::engine::{CpuEngine, Rows};
+use crate::cpu::kernels::Reference;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Init, Model, init_params};
@@ -89,8 +90,10 @@ pub fn gradcheck<M: Model + ?Sized>(
     }
     let m = rows.min(data.n());
     let batch = Rows::Range { start: 0, len: m };
+    // The reference kernels in f64: the derivation is tested, not rounding.
     let mut engine =
-        CpuEngine::<f64>::new(program, data.features(), data.p(), Some(data.targets()), m);
+        CpuEngine::<f64>::new(program, data.features(), data.p(), Some(data.targets()), m)
+            .on(Reference);
     engine.set_params(&params)?;
     engine.forward(batch)?;
     engine.loss(batch)?;

@@ -1,30 +1,20 @@
-//! The CPU engine: runs a [`Program`] with the reference kernels of [`crate::cpu`].
+//! The CPU engine: interprets a [`Program`] once, op by op, with a set of [`Kernels`]
+//! (the reference oracle, or the fast `f32` kernels; see [`super::kernels`]).
 //!
 //! The engine owns one buffer per [`BufDecl`](crate::program::BufDecl), sized for a batch
 //! capacity, and borrows the dataset: in `f32` the features are read in place, never
 //! copied. In `f64` (the gradient check) they are converted once.
 
 use std::borrow::Cow;
-use std::ops::Range;
 
-use crate::cpu::fast::glm::{Batch, Glm, GlmTargets};
-use crate::cpu::{self, Real, fast, loss::LossKind};
+pub use super::kernels::{Chosen, CpuKernels};
+use super::kernels::{GlmPass, Kernels, LossInput, Operand, Precision, TargetView};
+use crate::cpu::{self, Real};
 pub use crate::data::Rows;
 use crate::data::{BatchTargets, TargetKind, Targets};
 use crate::error::{Error, Result};
-use crate::program::{BufId, Op, Program, Src};
+use crate::program::{BufId, LossKind, Op, Program, Src};
 use crate::program::{Rule, StepScalars};
-
-/// Which kernels a [`CpuEngine`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum CpuKernels {
-    /// The fast `f32` kernels of [`crate::cpu::fast`]: fused GLM passes, sgemm, threads
-    /// for large batches. What CPU training uses unless told otherwise.
-    #[default]
-    Fast,
-    /// The reference kernels of [`crate::cpu`] (sums in `f64`, plain loops): the oracle.
-    Reference,
-}
 
 enum EngineTargets<'a, T: Clone> {
     None,
@@ -32,8 +22,10 @@ enum EngineTargets<'a, T: Clone> {
     Labels(Cow<'a, [u32]>),
 }
 
-/// Runs a model's [`Program`] on the CPU in precision `T`.
-pub struct CpuEngine<'a, T: Real> {
+/// Runs a model's [`Program`] on the CPU in precision `T` with kernels `K`: a set named
+/// in the type (`CpuEngine<'_, f32, Reference>`, verify mode's oracle), or by default one
+/// chosen at run time ([`CpuEngine::with_kernels`]).
+pub struct CpuEngine<'a, T: Real, K: Kernels<T> = Chosen<T>> {
     program: Program,
     bufs: Vec<Vec<T>>,
     x: Cow<'a, [T]>,
@@ -45,15 +37,11 @@ pub struct CpuEngine<'a, T: Real> {
     weights: Option<Cow<'a, [f32]>>,
     /// Optimizer state per parameter (see [`crate::cpu::update`]), made at the first update.
     state: Vec<[Vec<T>; 2]>,
-    /// Which kernels run; [`CpuKernels::Fast`] applies to `f32` engines only.
-    kernels: CpuKernels,
-    /// Fast kernels: a shuffled batch's feature rows, gathered once per step for sgemm.
-    gathered: Vec<f32>,
-    /// The index list `gathered` holds the rows of (address and length), set by `forward`.
-    gathered_for: Option<(usize, usize)>,
+    /// The kernels every op runs with.
+    kernels: K,
 }
 
-impl<'a, T: Real> CpuEngine<'a, T> {
+impl<'a, T: Precision> CpuEngine<'a, T> {
     /// An engine over features `x` (n × p, row-major) and optional targets, for batches
     /// of at most `cap` rows. Parameters start at zero; see [`CpuEngine::set_params`].
     pub fn new(
@@ -83,9 +71,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             cap,
             weights: None,
             state: Vec::new(),
-            kernels: CpuKernels::Reference,
-            gathered: Vec::new(),
-            gathered_for: None,
+            kernels: T::kernels(CpuKernels::Reference),
         }
     }
 
@@ -93,13 +79,8 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// for [`TrainConfig::cpu_kernels`](crate::TrainConfig::cpu_kernels)). An `f64`
     /// engine always runs the reference kernels.
     pub fn with_kernels(mut self, kernels: CpuKernels) -> Self {
-        self.kernels = kernels;
+        self.kernels = T::kernels(kernels);
         self
-    }
-
-    /// Whether the fast kernels run: asked for, and `T` is `f32`.
-    fn fast(&self) -> bool {
-        self.kernels == CpuKernels::Fast && T::as_f32(&self.x).is_some()
     }
 
     /// Weighs row `i`'s loss and gradient by `weights[i]` (see [`crate::cpu::loss`]).
@@ -133,6 +114,25 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         let mut engine = Self::new(program, &[], p, None, cap);
         engine.targets = targets;
         engine
+    }
+}
+
+impl<'a, T: Real, K: Kernels<T>> CpuEngine<'a, T, K> {
+    /// The same engine with kernels `kernels`, named in its type: how verify mode and
+    /// early stopping hold the reference oracle (`.on(Reference)`).
+    pub fn on<K2: Kernels<T>>(self, kernels: K2) -> CpuEngine<'a, T, K2> {
+        CpuEngine {
+            program: self.program,
+            bufs: self.bufs,
+            x: self.x,
+            p: self.p,
+            n: self.n,
+            targets: self.targets,
+            cap: self.cap,
+            weights: self.weights,
+            state: self.state,
+            kernels,
+        }
     }
 
     /// Copies rows into the engine (`x`: rows × p, one target per row, and optionally one
@@ -176,7 +176,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
                 ),
             });
         }
-        self.gathered_for = None;
+        self.kernels.forget_gathered();
         let dst = self.x.to_mut();
         dst.clear();
         dst.extend(x.iter().map(|&v| T::of(f64::from(v))));
@@ -273,9 +273,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// row index is out of range.
     pub fn forward(&mut self, rows: Rows<'_>) -> Result<()> {
         self.check_rows(rows)?;
-        if self.fast() {
-            self.gather(rows);
-        }
+        self.kernels.gather(&self.x, self.p, rows);
         let ops = std::mem::take(&mut self.program.forward);
         ops.iter().for_each(|op| self.run(op, rows));
         self.program.forward = ops;
@@ -289,46 +287,11 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// [`Error::TargetMismatch`] when the engine has no targets of the loss's kind.
     pub fn loss(&mut self, rows: Rows<'_>) -> Result<f64> {
         self.check_rows(rows)?;
-        let (m, cols) = (rows.len(), self.program.out_cols);
-        if self.fast() {
-            let (out, delta) = (self.program.output.0, self.program.delta.0);
-            let mut dz = std::mem::take(&mut self.bufs[delta]);
-            // δ starts as a copy of z and becomes ∂L/∂z in place.
-            let sum = self.batch(rows).map(|batch| {
-                let d = &mut f32s_mut(&mut dz)[..m * cols];
-                d.copy_from_slice(&f32s(&self.bufs[out])[..m * cols]);
-                fast::glm::batch_loss(&batch, cols, d)
-            });
-            self.bufs[delta] = dz;
-            return Ok(sum? / m as f64);
-        }
-        let mut dz = std::mem::take(&mut self.bufs[self.program.delta.0]);
-        let z = &self.bufs[self.program.output.0];
-        // Weights are read like the targets: one per row, through the same view.
-        let w = self.weights.as_deref().map(|w| rows.view(w, 1).0);
-        let loss = match (self.program.loss, &self.targets) {
-            (LossKind::Mse, EngineTargets::Real(y)) => {
-                let (y, idx) = rows.view(y, cols);
-                cpu::loss::mse(z, y, idx, m, cols, &mut dz, w)
-            }
-            (LossKind::SigmoidBce, EngineTargets::Labels(l)) => {
-                let (l, idx) = rows.view(l, 1);
-                cpu::loss::sigmoid_bce(z, l, idx, m, &mut dz, w)
-            }
-            (LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
-                let (l, idx) = rows.view(l, 1);
-                cpu::loss::softmax_cce(z, l, idx, m, cols, &mut dz, w)
-            }
-            (kind, _) => {
-                self.bufs[self.program.delta.0] = dz;
-                return Err(Error::TargetMismatch {
-                    model: "engine",
-                    expected: format!("targets for {kind:?}"),
-                    got: "none of that kind".into(),
-                });
-            }
-        };
-        self.bufs[self.program.delta.0] = dz;
+        let input = loss_input(&self.program, &self.targets, self.weights.as_deref(), rows)?;
+        let (out, delta) = (self.program.output.0, self.program.delta.0);
+        let mut dz = std::mem::take(&mut self.bufs[delta]);
+        let loss = self.kernels.loss(&input, &self.bufs[out], &mut dz);
+        self.bufs[delta] = dz;
         Ok(loss)
     }
 
@@ -338,9 +301,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// As [`CpuEngine::forward`].
     pub fn backward(&mut self, rows: Rows<'_>) -> Result<()> {
         self.check_rows(rows)?;
-        if self.fast() && !self.is_gathered(rows) {
-            self.gather(rows);
-        }
+        self.kernels.ensure_gathered(&self.x, self.p, rows);
         let ops = std::mem::take(&mut self.program.backward);
         ops.iter().for_each(|op| self.run(op, rows));
         self.program.backward = ops;
@@ -350,7 +311,7 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// The loss of the batch and every parameter's gradient at the current parameters:
     /// [`CpuEngine::forward`], [`CpuEngine::loss`] and [`CpuEngine::backward`] in one call,
     /// which the fast kernels run as one fused pass for a GLM whose weights fit
-    /// [`fast::glm::FUSED_MAX_WEIGHTS`] (the output and δ buffers are then not written);
+    /// [`FUSED_MAX_WEIGHTS`](crate::cpu::fast::glm::FUSED_MAX_WEIGHTS) (the output and δ buffers are then not written);
     /// a wider GLM (a softmax over many classes on long embeddings) runs the three parts
     /// on sgemm. Training calls this; verify mode and the gradient check call
     /// the three parts, to compare each tensor.
@@ -358,87 +319,36 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// # Errors
     /// As [`CpuEngine::forward`] and [`CpuEngine::loss`].
     pub fn loss_and_grads(&mut self, rows: Rows<'_>) -> Result<f64> {
-        let fuses = self.p * self.program.out_cols <= fast::glm::FUSED_MAX_WEIGHTS;
-        match self.program.as_glm().filter(|_| self.fast() && fuses) {
-            Some(glm) => {
-                self.check_rows(rows)?;
-                let mut gw = std::mem::take(&mut self.bufs[glm.grad_w.0]);
-                let mut gb = std::mem::take(&mut self.bufs[glm.grad_b.0]);
-                let loss = self.batch(rows).map(|batch| {
-                    let pass = Glm {
-                        x: f32s(&self.x),
-                        p: self.p,
-                        batch,
-                        w: f32s(&self.bufs[glm.w.0]),
-                        b: f32s(&self.bufs[glm.b.0]),
-                    };
-                    pass.loss_and_grads(f32s_mut(&mut gw), f32s_mut(&mut gb))
-                });
-                self.bufs[glm.grad_w.0] = gw;
-                self.bufs[glm.grad_b.0] = gb;
-                loss
-            }
-            None => {
-                self.forward(rows)?;
-                let loss = self.loss(rows)?;
-                self.backward(rows)?;
-                Ok(loss)
+        if let Some(glm) = self.program.as_glm() {
+            self.check_rows(rows)?;
+            let input = loss_input(&self.program, &self.targets, self.weights.as_deref(), rows)?;
+            let mut gw = std::mem::take(&mut self.bufs[glm.grad_w.0]);
+            let mut gb = std::mem::take(&mut self.bufs[glm.grad_b.0]);
+            let pass = GlmPass {
+                x: &self.x,
+                p: self.p,
+                input,
+                w: &self.bufs[glm.w.0],
+                b: &self.bufs[glm.b.0],
+            };
+            let fused = self.kernels.glm_loss_and_grads(pass, &mut gw, &mut gb);
+            self.bufs[glm.grad_w.0] = gw;
+            self.bufs[glm.grad_b.0] = gb;
+            if let Some(loss) = fused {
+                return Ok(loss);
             }
         }
+        self.forward(rows)?;
+        let loss = self.loss(rows)?;
+        self.backward(rows)?;
+        Ok(loss)
     }
 
-    /// Fast kernels: asks the CPU to start loading feature rows `idx` (the first rows of
-    /// the next shuffled batch), so that the next step does not begin with a stall.
+    /// Asks the CPU to start loading feature rows `idx` (the first rows of the next
+    /// shuffled batch), so that the next step does not begin with a stall (the fast
+    /// kernels; the reference ones ignore it).
     pub fn prefetch(&self, idx: &[u32]) {
-        if self.fast() {
-            let x = f32s(&self.x);
-            for &r in idx {
-                if let Some(row) = x.get(r as usize * self.p..(r as usize + 1) * self.p) {
-                    fast::prefetch(row);
-                }
-            }
-        }
-    }
-
-    /// The fast kernels' view of a batch's targets, weights and loss.
-    fn batch<'r>(&'r self, rows: Rows<'r>) -> Result<Batch<'r>> {
-        let targets = match (self.program.loss, &self.targets) {
-            (LossKind::Mse, EngineTargets::Real(y)) => GlmTargets::Real(f32s(y)),
-            (LossKind::SigmoidBce | LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
-                GlmTargets::Labels(l)
-            }
-            (kind, _) => {
-                return Err(Error::TargetMismatch {
-                    model: "engine",
-                    expected: format!("targets for {kind:?}"),
-                    got: "none of that kind".into(),
-                });
-            }
-        };
-        Ok(Batch {
-            rows,
-            targets,
-            weights: self.weights.as_deref(),
-            loss: self.program.loss,
-        })
-    }
-
-    /// Fast kernels: copies a shuffled batch's feature rows into `gathered`.
-    fn gather(&mut self, rows: Rows<'_>) {
-        if let Rows::Gather(idx) = rows {
-            let x = f32s(&self.x);
-            self.gathered.resize(idx.len() * self.p, 0.0);
-            fast::ops::gather(x, self.p, idx, &mut self.gathered);
-            self.gathered_for = Some((idx.as_ptr() as usize, idx.len()));
-        }
-    }
-
-    /// Whether `gathered` holds `rows` (always, for rows read in place).
-    fn is_gathered(&self, rows: Rows<'_>) -> bool {
-        match rows {
-            Rows::Range { .. } => true,
-            Rows::Gather(idx) => self.gathered_for == Some((idx.as_ptr() as usize, idx.len())),
-        }
+        self.kernels.prefetch(&self.x, self.p, idx);
     }
 
     /// Plain SGD on every parameter: `θ −= lr · ∂L/∂θ`.
@@ -455,23 +365,6 @@ impl<'a, T: Real> CpuEngine<'a, T> {
     /// engine, zero at first.
     pub fn update(&mut self, rule: Rule, step: &StepScalars) {
         self.ensure_state();
-        let total: usize = self.program.params.iter().map(|d| d.rows * d.cols).sum();
-        // From a few thousand parameters (the MLP's 19,000; not a GLM's 65) the update
-        // is worth a hand-off: measured W3 1.77–1.81 → 1.84–1.91 M rows/s.
-        if self.fast() && total >= UPDATE_SPLIT {
-            return self.update_on_team(rule, step);
-        }
-        for (d, [s1, s2]) in self.program.params.iter().zip(&mut self.state) {
-            let s = step.of(d.is_bias);
-            let grad = std::mem::take(&mut self.bufs[d.grad.0]);
-            cpu::update::apply(rule, &mut self.bufs[d.value.0], &grad, s1, s2, &s.of());
-            self.bufs[d.grad.0] = grad;
-        }
-    }
-
-    /// [`CpuEngine::update`] with every tensor cut in two halves, one for each member of
-    /// the [`team`](fast::team): the update is elementwise, so the bits are the same.
-    fn update_on_team(&mut self, rule: Rule, step: &StepScalars) {
         let params = &self.program.params;
         let mut values: Vec<Vec<T>> = params
             .iter()
@@ -481,34 +374,16 @@ impl<'a, T: Real> CpuEngine<'a, T> {
             .iter()
             .map(|d| std::mem::take(&mut self.bufs[d.grad.0]))
             .collect();
-        let scalars: Vec<_> = params
+        let tensors = params
             .iter()
-            .map(|d| step.of(d.is_bias).of::<T>())
+            .zip(values.iter_mut().zip(&grads))
+            .zip(&mut self.state)
+            .map(|((d, (value, grad)), [s1, s2])| {
+                let s = step.of(d.is_bias).of::<T>();
+                (&mut value[..], &grad[..], &mut s1[..], &mut s2[..], s)
+            })
             .collect();
-        {
-            type Half<'a, T> = (&'a mut [T], &'a [T], &'a mut [T], &'a mut [T]);
-            let mut halves: [Vec<(Half<'_, T>, usize)>; 2] = [Vec::new(), Vec::new()];
-            let tensors = values.iter_mut().zip(&grads).zip(&mut self.state);
-            for (i, ((value, grad), [s1, s2])) in tensors.enumerate() {
-                let n = params[i].rows * params[i].cols;
-                let mid = n / 2;
-                let (v0, v1) = value[..n].split_at_mut(mid);
-                let (g0, g1) = grad[..n].split_at(mid);
-                let (a0, a1) = s1[..n].split_at_mut(mid);
-                let (b0, b1) = s2[..n].split_at_mut(mid);
-                halves[0].push(((v0, g0, a0, b0), i));
-                halves[1].push(((v1, g1, a1, b1), i));
-            }
-            let halves = halves.map(std::sync::Mutex::new);
-            fast::team::for_each(2, &|h| {
-                let mut half = halves[h]
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for ((value, grad, s1, s2), i) in half.iter_mut() {
-                    cpu::update::apply(rule, value, grad, s1, s2, &scalars[*i]);
-                }
-            });
-        }
+        self.kernels.update(rule, tensors);
         for ((d, value), grad) in params.iter().zip(values).zip(grads) {
             self.bufs[d.value.0] = value;
             self.bufs[d.grad.0] = grad;
@@ -588,62 +463,8 @@ impl<'a, T: Real> CpuEngine<'a, T> {
         Ok(())
     }
 
+    /// One op of the program on `rows`, with the engine's kernels.
     fn run(&mut self, op: &Op, rows: Rows<'_>) {
-        if self.fast() {
-            return self.run_fast(op, rows);
-        }
-        let m = rows.len();
-        match *op {
-            Op::Matmul {
-                layout,
-                m: dm,
-                k: dk,
-                n: dn,
-                a,
-                b,
-                c,
-            } => {
-                let (mm, kk, nn) = (dm.eval(m), dk.eval(m), dn.eval(m));
-                let mut out = std::mem::take(&mut self.bufs[c.0]);
-                let bv = &self.bufs[b.0];
-                match a {
-                    Src::Features => {
-                        let (av, idx) = rows.view(&self.x, self.p);
-                        cpu::matmul::matmul(layout, mm, kk, nn, av, idx, bv, &mut out);
-                    }
-                    Src::Buf(a) => {
-                        cpu::matmul::matmul(layout, mm, kk, nn, &self.bufs[a.0], None, bv, &mut out)
-                    }
-                }
-                self.bufs[c.0] = out;
-            }
-            Op::BiasAdd { z, cols, bias } => {
-                let mut zv = std::mem::take(&mut self.bufs[z.0]);
-                cpu::bias::bias_add(&mut zv, m, cols, &self.bufs[bias.0]);
-                self.bufs[z.0] = zv;
-            }
-            Op::Activate { f, z, a, cols } => {
-                let mut av = std::mem::take(&mut self.bufs[a.0]);
-                cpu::activation::activate(f, &self.bufs[z.0][..m * cols], &mut av);
-                self.bufs[a.0] = av;
-            }
-            Op::ActivateBackward { f, a, grad, cols } => {
-                let mut g = std::mem::take(&mut self.bufs[grad.0]);
-                cpu::activation::activate_backward(f, &self.bufs[a.0], &mut g[..m * cols]);
-                self.bufs[grad.0] = g;
-            }
-            Op::ColSums { x, cols, out } => {
-                let mut o = std::mem::take(&mut self.bufs[out.0]);
-                cpu::reduce::col_sums(&self.bufs[x.0], m, cols, &mut o);
-                self.bufs[out.0] = o;
-            }
-        }
-    }
-}
-
-impl<T: Real> CpuEngine<'_, T> {
-    /// [`CpuEngine::run`] with the fast kernels (an `f32` engine).
-    fn run_fast(&mut self, op: &Op, rows: Rows<'_>) {
         let m = rows.len();
         let written = match *op {
             Op::Matmul { c, .. } => c,
@@ -653,8 +474,8 @@ impl<T: Real> CpuEngine<'_, T> {
             Op::ColSums { out, .. } => out,
         };
         let mut out = std::mem::take(&mut self.bufs[written.0]);
-        let o = f32s_mut(&mut out);
-        let buf = |id: BufId| f32s(&self.bufs[id.0]);
+        let buf = |id: BufId| &self.bufs[id.0][..];
+        let k = &self.kernels;
         match *op {
             Op::Matmul {
                 layout,
@@ -665,65 +486,63 @@ impl<T: Real> CpuEngine<'_, T> {
                 b,
                 ..
             } => {
-                let a = match (a, rows) {
-                    (Src::Features, Rows::Gather(_)) => &self.gathered[..],
-                    (Src::Features, Rows::Range { start, .. }) => &f32s(&self.x)[start * self.p..],
-                    (Src::Buf(a), _) => buf(a),
+                let a = match a {
+                    Src::Features => Operand::Features {
+                        x: &self.x,
+                        p: self.p,
+                        rows,
+                    },
+                    Src::Buf(a) => Operand::Buf(buf(a)),
                 };
-                let (mm, kk, nn) = (dm.eval(m), dk.eval(m), dn.eval(m));
-                fast::ops::matmul_split(layout, mm, kk, nn, a, buf(b), o);
+                k.matmul(
+                    layout,
+                    (dm.eval(m), dk.eval(m), dn.eval(m)),
+                    a,
+                    buf(b),
+                    &mut out,
+                );
             }
-            Op::BiasAdd { cols, bias, .. } => {
-                let bias = buf(bias);
-                by_rows(&mut o[..m * cols], m, cols, &|rows, z| {
-                    fast::ops::bias_add(z, rows.len(), cols, bias);
-                });
-            }
-            Op::Activate { f, z, cols, .. } => {
-                let z = buf(z);
-                by_rows(&mut o[..m * cols], m, cols, &|rows, part| {
-                    fast::ops::activate(f, &z[rows.start * cols..rows.end * cols], part);
-                });
-            }
+            Op::BiasAdd { cols, bias, .. } => k.bias_add(&mut out, m, cols, buf(bias)),
+            Op::Activate { f, z, cols, .. } => k.activate(f, buf(z), &mut out, m, cols),
             Op::ActivateBackward { f, a, cols, .. } => {
-                let a = buf(a);
-                by_rows(&mut o[..m * cols], m, cols, &|rows, part| {
-                    let a = &a[rows.start * cols..rows.end * cols];
-                    fast::ops::activate_backward(f, a, part);
-                });
+                k.activate_backward(f, buf(a), &mut out, m, cols);
             }
-            Op::ColSums { x, cols, .. } => fast::ops::col_sums(buf(x), m, cols, o),
+            Op::ColSums { x, cols, .. } => k.col_sums(buf(x), m, cols, &mut out),
         }
         self.bufs[written.0] = out;
     }
 }
 
-/// Parameters from which the update is split over the team (a few µs of work).
-const UPDATE_SPLIT: usize = 1 << 13;
-
-/// Runs `f(rows, out_rows)` over an `m × cols` output: as two halves of rows on the team
-/// when it is large enough, else whole. An elementwise op gives the same bits either way.
-fn by_rows(out: &mut [f32], m: usize, cols: usize, f: &(dyn Fn(Range<usize>, &mut [f32]) + Sync)) {
-    if m * cols >= fast::ops::SPLIT_ELEMENTS && m >= 2 {
-        let mid = m / 2;
-        fast::team::split_in_two(out, mid * cols, &|h, part| {
-            f(if h == 0 { 0..mid } else { mid..m }, part);
-        });
-    } else {
-        f(0..m, out);
-    }
-}
-
-/// An `f32` engine's values (the fast kernels run only where [`CpuEngine::fast`] holds).
-fn f32s<T: Real>(v: &[T]) -> &[f32] {
-    T::as_f32(v).expect("the fast kernels run on f32 engines only")
-}
-
-/// As [`f32s`], mutably.
-fn f32s_mut<T: Real>(v: &mut [T]) -> &mut [f32] {
-    T::as_f32_mut(v).expect("the fast kernels run on f32 engines only")
-}
-
 fn to_f32<T: Real>(v: &[T]) -> Vec<f32> {
     v.iter().map(|x| x.f64() as f32).collect()
+}
+
+/// The loss's inputs for `rows`: the loss, the targets and the weights. A free function
+/// over the engine's fields, so that the caller may borrow its buffers mutably beside it.
+fn loss_input<'r, T: Clone>(
+    program: &Program,
+    targets: &'r EngineTargets<'_, T>,
+    weights: Option<&'r [f32]>,
+    rows: Rows<'r>,
+) -> Result<LossInput<'r, T>> {
+    let view = match (program.loss, targets) {
+        (LossKind::Mse, EngineTargets::Real(y)) => TargetView::Real(&y[..]),
+        (LossKind::SigmoidBce | LossKind::SoftmaxCce, EngineTargets::Labels(l)) => {
+            TargetView::Labels(&l[..])
+        }
+        (kind, _) => {
+            return Err(Error::TargetMismatch {
+                model: "engine",
+                expected: format!("targets for {kind:?}"),
+                got: "none of that kind".into(),
+            });
+        }
+    };
+    Ok(LossInput {
+        kind: program.loss,
+        rows,
+        targets: view,
+        weights,
+        cols: program.out_cols,
+    })
 }

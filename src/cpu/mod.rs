@@ -17,6 +17,7 @@ pub mod activation;
 pub mod bias;
 pub mod engine;
 pub mod fast;
+pub mod kernels;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;

@@ -12,6 +12,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::EarlyStopping;
 use crate::cpu::engine::{CpuEngine, Rows};
+use crate::cpu::kernels::Reference;
 use crate::data::{HostTargets, RowSource, gather_rows};
 use crate::error::{Error, Result};
 use crate::program::Program;
@@ -23,7 +24,7 @@ const CHUNK: usize = 4096;
 pub(crate) struct Holdout {
     /// The rows trained on, in stored order.
     pub train_rows: Vec<u32>,
-    engine: CpuEngine<'static, f32>,
+    engine: CpuEngine<'static, f32, Reference>,
     n: usize,
 }
 
@@ -60,7 +61,8 @@ impl Holdout {
         let (mut x, mut targets) = (Vec::new(), HostTargets::empty(source.target_kind()));
         gather_rows(source, None, valid, (&mut x, &mut targets, &mut Vec::new()))?;
         let cap = held.min(CHUNK);
-        let mut engine = CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap);
+        let mut engine =
+            CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap).on(Reference);
         engine.load(&x, targets.view(), None)?;
         Ok(Holdout {
             train_rows: train.to_vec(),

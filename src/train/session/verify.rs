@@ -3,6 +3,7 @@
 
 use super::gpu::GpuSession;
 use crate::cpu::engine::{CpuEngine, Rows};
+use crate::cpu::kernels::Reference;
 use crate::data::{Batch, EpochPlan, HostTargets, RowSource, RowWeights, gather_rows};
 use crate::error::{Error, Result};
 use crate::program::{Program, StepScalars};
@@ -68,7 +69,7 @@ impl GpuSession<'_> {
 /// The CPU twin of a GPU fit and the largest deviations seen so far. It gathers each
 /// checked batch from the source itself, so it checks streamed and resident fits alike.
 pub(super) struct Verifier<'a> {
-    cpu: CpuEngine<'static, f32>,
+    cpu: CpuEngine<'static, f32, Reference>,
     source: &'a dyn RowSource,
     row_weights: Option<&'a RowWeights<'a>>,
     weights: Vec<f32>,
@@ -89,7 +90,7 @@ impl<'a> Verifier<'a> {
     ) -> Self {
         let kind = source.target_kind();
         Verifier {
-            cpu: CpuEngine::for_batches(program.clone(), source.p(), kind, cap),
+            cpu: CpuEngine::for_batches(program.clone(), source.p(), kind, cap).on(Reference),
             source,
             row_weights,
             weights: Vec::new(),
