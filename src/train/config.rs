@@ -1,7 +1,7 @@
 //! Training configuration, validated once when the [`Trainer`](super::Trainer) is built.
 
 use super::optim::{Optimizer, Penalty, Schedule};
-pub use crate::cpu::engine::CpuKernels;
+pub use crate::cpu::kernels::CpuKernels;
 use crate::data::{ClassWeight, Shuffle};
 use crate::error::{Error, Result};
 
