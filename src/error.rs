@@ -218,6 +218,26 @@ pub enum Error {
         /// What is wrong, with the value found.
         reason: String,
     },
+
+    /// Another rank of a distributed fit failed at a step (or a setup stage) this rank
+    /// took part in; every rank stopped there. The failing rank returns its own error.
+    #[error("rank {rank} of {size} failed: {message}")]
+    Rank {
+        /// The first rank that failed.
+        rank: usize,
+        /// The number of ranks.
+        size: usize,
+        /// Its error message.
+        message: String,
+    },
+
+    /// The communication of a distributed fit failed: a rank aborted or left the group,
+    /// or the ranks fell out of step.
+    #[error("distributed fit: {message}")]
+    Comm {
+        /// What happened.
+        message: String,
+    },
 }
 
 impl Error {

@@ -40,6 +40,7 @@ pub mod cpu;
 /// The CPU engine, at its former path: [`cpu::engine`].
 pub use cpu::engine;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod gpu;
 pub mod gradcheck;

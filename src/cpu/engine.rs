@@ -255,6 +255,21 @@ impl<'a, T: Real, K: Kernels<T>> CpuEngine<'a, T, K> {
             .collect()
     }
 
+    /// The gradients, for in-place changes (a distributed fit replaces a rank's
+    /// gradients by the global batch's before the update).
+    pub fn grads_mut(&mut self) -> Vec<&mut [T]> {
+        let mut bufs: Vec<Option<&mut Vec<T>>> = self.bufs.iter_mut().map(Some).collect();
+        self.program
+            .params
+            .iter()
+            .map(|d| {
+                &mut bufs[d.grad.0]
+                    .take()
+                    .expect("one gradient buffer per parameter")[..]
+            })
+            .collect()
+    }
+
     /// Parameter tensor `i`, for in-place changes (the gradient check perturbs it).
     pub fn param_mut(&mut self, i: usize) -> &mut [T] {
         let id = self.program.params[i].value;

@@ -52,6 +52,9 @@ pub struct EpochPlan {
     n: usize,
     batch_size: usize,
     batches: usize,
+    /// A rank's part ([`EpochPlan::part`]): batch `i` is positions `starts[i] ..
+    /// starts[i + 1]` of `order`, of any length, 0 included.
+    starts: Option<Vec<usize>>,
 }
 
 impl EpochPlan {
@@ -61,7 +64,7 @@ impl EpochPlan {
         self.order.as_deref()
     }
 
-    /// Effective batch size: `min(batch_size, n)`.
+    /// Effective batch size: `min(batch_size, n)` (a rank's part: its longest batch).
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
@@ -78,19 +81,72 @@ impl EpochPlan {
 
     /// Rows the epoch visits (n, or fewer when the remainder is dropped).
     pub fn rows_visited(&self) -> usize {
-        (self.batch_size * self.batches).min(self.n)
+        match &self.starts {
+            Some(starts) => starts[self.batches],
+            None => (self.batch_size * self.batches).min(self.n),
+        }
     }
 
     /// The batches in order.
     pub fn batches(&self) -> impl ExactSizeIterator<Item = Batch> + '_ {
-        (0..self.batches).map(move |index| {
-            let start = index * self.batch_size;
-            Batch {
+        (0..self.batches).map(move |index| self.batch(index))
+    }
+
+    /// Batch `index` (`< len()`).
+    pub fn batch(&self, index: usize) -> Batch {
+        match &self.starts {
+            Some(starts) => Batch {
                 index,
-                start,
-                len: self.batch_size.min(self.n - start),
+                start: starts[index],
+                len: starts[index + 1] - starts[index],
+            },
+            None => {
+                let start = index * self.batch_size;
+                Batch {
+                    index,
+                    start,
+                    len: self.batch_size.min(self.n - start),
+                }
             }
-        })
+        }
+    }
+
+    /// Rank `rank`'s part of this plan among `size` ranks: the same batches, each cut
+    /// into `size` near-equal contiguous parts ([`crate::dist::part`]) of which this
+    /// rank reads one. The part's batch `i` is the rank's share of batch `i`; shares are
+    /// empty where a batch has fewer rows than there are ranks.
+    ///
+    /// ```
+    /// use gradflow::data::epoch_plan;
+    /// let plan = epoch_plan(3, 0, 10, 4, true, false)?; // batches of 4, 4, 2
+    /// let parts: Vec<_> = (0..3).map(|r| plan.part(r, 3)).collect();
+    /// let lens = |p: &gradflow::data::EpochPlan| p.batches().map(|b| b.len).collect::<Vec<_>>();
+    /// assert_eq!(lens(&parts[0]), [2, 2, 1]);
+    /// assert_eq!(lens(&parts[2]), [1, 1, 0]);
+    /// // Together the parts read each batch's rows, in order.
+    /// let first: Vec<u32> = parts.iter().flat_map(|p| p.rows(p.batch(0))).collect();
+    /// assert_eq!(first, plan.rows(plan.batch(0)).collect::<Vec<_>>());
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn part(&self, rank: usize, size: usize) -> EpochPlan {
+        let mut order = Vec::with_capacity(self.rows_visited() / size.max(1) + self.batches);
+        let mut starts = Vec::with_capacity(self.batches + 1);
+        let mut longest = 0;
+        for batch in self.batches() {
+            starts.push(order.len());
+            let share = crate::dist::part(batch.len, rank, size.max(1));
+            longest = longest.max(share.len());
+            let rows = self.rows(batch).skip(share.start).take(share.len());
+            order.extend(rows);
+        }
+        starts.push(order.len());
+        EpochPlan {
+            order: Some(order),
+            n: self.n,
+            batch_size: longest,
+            batches: self.batches,
+            starts: Some(starts),
+        }
     }
 
     /// The row indices of `batch`.
@@ -210,6 +266,7 @@ pub fn epoch_plan(
         n,
         batch_size,
         batches,
+        starts: None,
     })
 }
 

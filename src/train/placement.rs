@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::thread::Scope;
 
-use super::session::{CpuSession, GpuSession, Session};
+use super::session::{CpuSession, GpuSession, Session, Shard};
 use super::trainer::Weighted;
 use super::{Backend, Choices, Mode, Penalty, Trainer};
 use crate::cpu::engine::CpuEngine;
@@ -111,7 +111,7 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         }
-        let mut session = match data.in_memory() {
+        let session = match data.in_memory() {
             Some(d) => {
                 let x = d.features();
                 let mut engine = CpuEngine::<f32>::new(program, x, d.p(), Some(d.targets()), cap)
@@ -130,6 +130,7 @@ impl Trainer {
                 CpuSession::streaming(engine, feed, rule, tol)
             }
         };
+        let mut session = session.sharded(self.group.clone().map(Shard::new));
         session.set_params(init)?;
         Ok(Box::new(session))
     }

@@ -12,6 +12,7 @@ use super::optim::Stepper;
 use super::validation::{Holdout, Watch};
 use super::{Progress, RateFrom, Report, Solver, StopReason, TrainConfig, TrainState, auto};
 use crate::data::{RowSource, RowWeights, Standardized, Standardizer};
+use crate::dist::{Comm, Group};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{Fitted, Model, init_params};
@@ -38,6 +39,8 @@ pub struct Trainer {
     pub(super) config: TrainConfig,
     pub(super) gpu: Option<GpuContext>,
     pub(super) progress: Option<ProgressFn>,
+    /// The ranks of a distributed fit (`None`: this process alone).
+    pub(super) group: Option<Group>,
 }
 
 /// A progress callback, shared by clones of a trainer.
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Trainer {
             .field("config", &self.config)
             .field("gpu", &self.gpu)
             .field("progress", &self.progress.is_some())
+            .field("group", &self.group)
             .finish()
     }
 }
@@ -64,6 +68,7 @@ impl Trainer {
             config,
             gpu: None,
             progress: None,
+            group: None,
         })
     }
 
@@ -97,6 +102,38 @@ impl Trainer {
     /// ```
     pub fn with_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Trains data-parallel over the ranks of `comm`: every rank calls the same fit on
+    /// the same source, reads only its part of each batch, and ends with the same
+    /// parameters — those of the single-process fit with the same global batch, up to
+    /// the order of f32 sums (see [`crate::dist`]). A communicator of one rank is the
+    /// single-process fit.
+    ///
+    /// What a rank reads: a [`Synthetic`](crate::data::Synthetic) generator or a
+    /// [`MappedFile`](crate::data::MappedFile) gives each rank exactly its rows; an
+    /// in-memory [`Dataset`](crate::data::Dataset) is whatever the caller loaded on
+    /// each rank. The statistics of standardisation and of balanced class weights are
+    /// computed over contiguous shards of rows and merged, the held-out share of early
+    /// stopping is scored in parts, and a full-batch L-BFGS fit evaluates its loss and
+    /// gradient in parts, each with one all-reduce.
+    ///
+    /// ```
+    /// use gradflow::dist::LocalGroup;
+    /// use gradflow::{data::Synthetic, model::Mlp, TrainConfig, Trainer};
+    /// let rows = Synthetic::blobs(600, 3, 3).seed(5);
+    /// let params = LocalGroup::run(2, |comm| {
+    ///     let trainer = Trainer::new(TrainConfig::sgd().epochs(2).batch_size(50))?.with_comm(comm);
+    ///     let mut model = Mlp::new(8);
+    ///     trainer.fit(&mut model, &rows)?;
+    ///     Ok::<_, gradflow::Error>(model.fitted().unwrap().params.clone())
+    /// });
+    /// assert_eq!(params[0].as_ref().unwrap(), params[1].as_ref().unwrap()); // the same on every rank
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_comm(mut self, comm: impl Comm + 'static) -> Self {
+        self.group = (comm.size() > 1).then(|| Group::new(Arc::new(comm)));
         self
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HaltRule, Session, Synced, Traffic};
+use super::{HaltRule, Session, Shard, Synced, Traffic};
 use crate::cpu::engine::{CpuEngine, Rows};
 use crate::data::{Batch, EpochPlan};
 use crate::error::Result;
@@ -25,6 +25,8 @@ pub(crate) struct CpuSession<'a> {
     rule: HaltRule,
     pending: Synced,
     halted: bool,
+    /// A distributed fit: this rank's part of each batch, all-reduced per step.
+    shard: Option<Shard>,
 }
 
 impl<'a> CpuSession<'a> {
@@ -38,7 +40,13 @@ impl<'a> CpuSession<'a> {
             rule: HaltRule::new(tol),
             pending: Synced::default(),
             halted: false,
+            shard: None,
         }
+    }
+
+    /// Runs this rank's part of each batch of a distributed fit.
+    pub fn sharded(self, shard: Option<Shard>) -> Self {
+        CpuSession { shard, ..self }
     }
 
     /// Loads the parameters.
@@ -60,23 +68,9 @@ impl<'a> CpuSession<'a> {
     }
 }
 
-impl Session for CpuSession<'_> {
-    fn backend(&self) -> String {
-        "cpu".into()
-    }
-
-    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
-        match &mut self.stream {
-            Some(stream) => stream.begin_epoch(plan),
-            None => self.plan = Some(Arc::clone(plan)),
-        }
-        Ok(())
-    }
-
-    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
-        if self.halted {
-            return Ok(());
-        }
+impl CpuSession<'_> {
+    /// The loss and gradients of `batch` (a rank's empty share of a short batch: none).
+    fn loss_and_grads(&mut self, batch: Batch) -> Result<f64> {
         let rows = match &mut self.stream {
             Some(stream) => {
                 let engine = &mut self.engine;
@@ -96,9 +90,41 @@ impl Session for CpuSession<'_> {
                 },
             },
         };
+        if rows.len() == 0 {
+            return Ok(0.0);
+        }
+        self.engine.loss_and_grads(rows)
+    }
+}
+
+impl Session for CpuSession<'_> {
+    fn backend(&self) -> String {
+        "cpu".into()
+    }
+
+    fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
+        let part = self.shard.as_mut().map(|s| s.begin_epoch(plan));
+        let plan = part.as_ref().unwrap_or(plan);
+        match &mut self.stream {
+            Some(stream) => stream.begin_epoch(plan),
+            None => self.plan = Some(Arc::clone(plan)),
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+        if self.halted {
+            return Ok(());
+        }
+        let global = batch;
+        let batch = self.shard.as_ref().map_or(batch, |s| s.local(batch));
         // The gradients are computed with the loss (one fused pass on the fast kernels)
         // and simply not applied when the loss halts the fit.
-        let loss = self.engine.loss_and_grads(rows)?;
+        let loss = self.loss_and_grads(batch);
+        let loss = match &mut self.shard {
+            Some(shard) => shard.reduce(self.engine.grads_mut(), loss, batch, global)?,
+            None => loss?,
+        };
         self.pending.losses.push(loss);
         if let Some(halt) = self.rule.check(loss) {
             self.pending.halt = Some((self.pending.losses.len() - 1, halt));

@@ -18,13 +18,16 @@
 //! | `cpu.rs` | [`CpuSession`]: the engine's kernels, in memory or streamed |
 //! | `gpu.rs` | [`GpuSession`]: resident or through the device ring |
 //! | `verify.rs` | verify mode: the CPU twin that reruns GPU steps |
+//! | `shard.rs` | [`Shard`]: a rank's part of each batch and the step's all-reduce |
 
 mod cpu;
 mod gpu;
+mod shard;
 mod verify;
 
 pub(crate) use cpu::CpuSession;
 pub(crate) use gpu::GpuSession;
+pub(crate) use shard::Shard;
 
 use std::sync::Arc;
 use std::time::Duration;
