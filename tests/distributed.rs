@@ -1,109 +1,555 @@
-//! Data-parallel fits over a group of ranks equal the single-process fit (ranks as
-//! threads: `dist::LocalGroup`; the same protocol runs over MPI in `tests/mpi.rs`).
+//! Data-parallel fits over a group of ranks equal the single-process fit: every model,
+//! optimizer, penalty, schedule, weighting, standardisation, stopping rule and solver, on
+//! 2 and 3 ranks (uneven parts, a last partial batch, batches shorter than the rank
+//! count), in memory and streamed, on the CPU and the GPU. Ranks are threads here
+//! (`dist::LocalGroup`); the same protocol runs over MPI in `tests/mpi.rs`.
 
-use gradflow::data::{RowSource, Synthetic};
-use gradflow::dist::LocalGroup;
-use gradflow::model::{LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
-use gradflow::{Optimizer, Report, TrainConfig, Trainer};
+mod common;
 
-/// Fits `model()` alone and on `ranks` ranks; returns the single report and every rank's
-/// report and parameters.
-fn both<M: Model>(
-    ranks: usize,
-    config: &TrainConfig,
-    data: &dyn RowSource,
-    model: impl Fn() -> M + Sync,
-) -> (Report, Vec<f32>, Vec<(Report, Vec<f32>)>) {
-    let mut single = model();
-    let report = Trainer::new(config.clone())
-        .unwrap()
-        .fit(&mut single, data)
-        .unwrap();
-    let flat = |m: &M| m.fitted().unwrap().params.concat();
-    let alone = flat(&single);
-    let ranked = LocalGroup::run(ranks, |comm| {
-        let mut m = model();
-        let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
-        let report = trainer.fit(&mut m, data).unwrap();
-        (report, flat(&m))
-    });
-    (report, alone, ranked)
+use gradflow::data::{ClassWeight, RowSource, Synthetic};
+use gradflow::dist::{Comm, LocalGroup};
+use gradflow::model::{Init, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
+use gradflow::{
+    Backend, EarlyStopping, Error, Optimizer, Penalty, Report, Schedule, Solver, StopReason,
+    TrainConfig, Trainer,
+};
+
+/// One fit's outcome: its report and its parameters, flattened.
+type Fit = (Report, Vec<f32>);
+
+fn flat<M: Model>(m: &M) -> Vec<f32> {
+    m.fitted().unwrap().params.concat()
 }
 
-fn assert_close(what: &str, a: &[f64], b: &[f64], rtol: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= rtol * y.abs().max(1e-12),
-            "{what}[{i}]: {x} vs {y} (rtol {rtol})"
+/// The fit alone, then on `ranks` ranks (each rank's outcome, in rank order).
+fn alone_and_ranked<M: Model>(
+    ranks: usize,
+    trainer: impl Fn() -> Trainer + Sync,
+    data: &dyn RowSource,
+    weights: Option<&[f32]>,
+    model: impl Fn() -> M + Sync,
+) -> (Fit, Vec<Fit>) {
+    let mut single = model();
+    let report = trainer().fit_weighted(&mut single, data, weights).unwrap();
+    let ranked = LocalGroup::run(ranks, |comm| {
+        let mut m = model();
+        let trainer = trainer().with_comm(comm);
+        let report = trainer.fit_weighted(&mut m, data, weights).unwrap();
+        (report, flat(&m))
+    });
+    ((report, flat(&single)), ranked)
+}
+
+/// Every rank holds the same parameters, bit for bit; each rank's epoch losses are the
+/// single fit's within `rtol`, it ran the same number of steps and stopped for the same
+/// reason; its parameters are the single fit's within `rtol` of their scale.
+fn assert_same(what: &str, alone: &Fit, ranked: &[Fit], rtol: f64) {
+    let (single, params) = alone;
+    for (r, (report, p)) in ranked.iter().enumerate() {
+        assert_eq!(
+            p, &ranked[0].1,
+            "{what}: rank {r}'s parameters differ from rank 0's"
         );
+        assert_eq!(report.steps, single.steps, "{what}: rank {r}: steps");
+        assert_eq!(
+            std::mem::discriminant(&report.stop),
+            std::mem::discriminant(&single.stop),
+            "{what}: rank {r}: stopped {:?}, alone {:?}",
+            report.stop,
+            single.stop
+        );
+        assert_eq!(
+            report.epoch_losses.len(),
+            single.epoch_losses.len(),
+            "{what}"
+        );
+        for (e, (a, b)) in report
+            .epoch_losses
+            .iter()
+            .zip(&single.epoch_losses)
+            .enumerate()
+        {
+            assert!(
+                (a - b).abs() <= rtol * b.abs().max(1e-12),
+                "{what}: rank {r}, epoch {e}: loss {a} vs {b} alone (rtol {rtol})"
+            );
+        }
+        for (a, b) in report
+            .validation_losses
+            .iter()
+            .zip(&single.validation_losses)
+        {
+            assert!(
+                (a - b).abs() <= rtol * b.abs(),
+                "{what}: validation {a} vs {b}"
+            );
+        }
+        let scale = params.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in p.iter().zip(params).enumerate() {
+            assert!(
+                f64::from((a - b).abs()) <= 10.0 * rtol * f64::from(scale),
+                "{what}: rank {r}, parameter {i}: {a} vs {b} alone"
+            );
+        }
     }
 }
 
 fn check<M: Model>(
     what: &str,
-    ranks: usize,
-    config: TrainConfig,
+    config: &TrainConfig,
     data: &dyn RowSource,
     model: impl Fn() -> M + Sync,
     rtol: f64,
 ) {
-    let (single, alone, ranked) = both(ranks, &config, data, model);
-    for (r, (report, params)) in ranked.iter().enumerate() {
-        assert_close(
-            &format!("{what}: rank {r} epoch losses"),
-            &report.epoch_losses,
-            &single.epoch_losses,
-            rtol,
+    for ranks in [2, 3] {
+        let trainer = || Trainer::new(config.clone()).unwrap();
+        let (alone, ranked) = alone_and_ranked(ranks, trainer, data, None, &model);
+        assert_same(&format!("{what}, {ranks} ranks"), &alone, &ranked, rtol);
+    }
+}
+
+/// 1003 rows: batches of 40 leave a last batch of 3, and parts of 14/13/13 rows.
+const N: usize = 1003;
+
+#[test]
+fn every_model_with_plain_sgd() {
+    let sgd = TrainConfig::sgd().batch_size(40).epochs(4).seed(9);
+    let reg = Synthetic::linear(N, 5).seed(1);
+    check("linear", &sgd, &reg, LinearRegression::new, 1e-5);
+    let bin = Synthetic::logistic(N, 4).seed(2);
+    check("logistic", &sgd, &bin, LogisticRegression::new, 1e-5);
+    let blobs = Synthetic::blobs(N, 3, 4).seed(3);
+    check("softmax", &sgd, &blobs, SoftmaxRegression::new, 1e-5);
+    check("mlp", &sgd, &blobs, || Mlp::new(8), 1e-5);
+}
+
+#[test]
+fn every_optimizer_penalty_and_schedule() {
+    let blobs = Synthetic::blobs(N, 3, 4).seed(3);
+    let base = TrainConfig::sgd().batch_size(32).epochs(3).seed(4);
+    let cases = [
+        (
+            "momentum",
+            base.clone()
+                .optimizer(Optimizer::momentum(0.9))
+                .learning_rate(0.05),
+            1e-5,
+        ),
+        (
+            "nesterov",
+            base.clone()
+                .optimizer(Optimizer::nesterov(0.9))
+                .learning_rate(0.05),
+            1e-5,
+        ),
+        (
+            "adam",
+            base.clone()
+                .optimizer(Optimizer::adam())
+                .learning_rate(0.01),
+            1e-4,
+        ),
+        (
+            "adagrad",
+            base.clone()
+                .optimizer(Optimizer::adagrad())
+                .learning_rate(0.05),
+            1e-4,
+        ),
+        ("l2", base.clone().penalty(Penalty::L2(1e-3)), 1e-5),
+        ("l1", base.clone().penalty(Penalty::L1(1e-3)), 1e-5),
+        (
+            "cosine",
+            base.clone().schedule(Schedule::Cosine { min_lr: 0.0 }),
+            1e-5,
+        ),
+        (
+            "invscaling",
+            base.clone().schedule(Schedule::InvScaling { power: 0.25 }),
+            1e-5,
+        ),
+    ];
+    for (what, config, rtol) in cases {
+        check(what, &config, &blobs, || Mlp::new(6), rtol);
+        // Not from zeros: there a balanced batch's bias gradient is exactly 0, and Adam's
+        // and AdaGrad's first step, ±lr · sign(g), takes the sign of the rounding noise
+        // (either fit's is as right as the other's).
+        let glorot = || SoftmaxRegression::new().with_init(Init::GlorotUniform);
+        check(what, &config, &blobs, glorot, rtol);
+    }
+}
+
+#[test]
+fn batches_shorter_than_the_rank_count_and_stochastic_descent() {
+    // Batch 2 on 3 ranks: one rank has an empty share of every batch.
+    let reg = Synthetic::linear(101, 3).seed(5);
+    let sgd = TrainConfig::sgd()
+        .batch_size(2)
+        .epochs(2)
+        .learning_rate(0.02)
+        .seed(1);
+    check("batch 2", &sgd, &reg, LinearRegression::new, 1e-5);
+    let one = TrainConfig::sgd()
+        .batch_size(1)
+        .epochs(1)
+        .learning_rate(0.01)
+        .seed(1);
+    check("batch 1", &one, &reg, LinearRegression::new, 1e-5);
+    let full = TrainConfig::sgd().batch_size(10_000).epochs(5).seed(1);
+    check("full batch", &full, &reg, LinearRegression::new, 1e-5);
+}
+
+#[test]
+fn in_memory_and_streamed_sources() {
+    let blobs = Synthetic::blobs(N, 5, 3).seed(8);
+    let data = blobs.dataset().unwrap();
+    let sgd = TrainConfig::sgd().batch_size(64).epochs(3).seed(2);
+    check("in memory", &sgd, &data, || Mlp::new(5), 1e-5);
+    let unshuffled = sgd.clone().shuffle(false);
+    check("unshuffled", &unshuffled, &data, || Mlp::new(5), 1e-5);
+    check(
+        "streamed",
+        &unshuffled,
+        &blobs,
+        SoftmaxRegression::new,
+        1e-5,
+    );
+}
+
+#[test]
+fn sample_and_class_weights() {
+    let blobs = Synthetic::blobs(N, 4, 3).seed(6);
+    let weights: Vec<f32> = (0..N).map(|i| 0.25 + (i % 5) as f32).collect();
+    let config = TrainConfig::sgd().batch_size(50).epochs(3).seed(3);
+    for ranks in [2, 3] {
+        let trainer = || Trainer::new(config.clone()).unwrap();
+        let (alone, ranked) = alone_and_ranked(
+            ranks,
+            trainer,
+            &blobs,
+            Some(&weights),
+            SoftmaxRegression::new,
         );
-        assert_eq!(report.steps, single.steps, "{what}: steps");
-        assert_eq!(
-            params, &ranked[0].1,
-            "{what}: rank {r} parameters differ from rank 0's"
-        );
-        let p: Vec<f64> = params.iter().map(|&v| f64::from(v)).collect();
-        let q: Vec<f64> = alone.iter().map(|&v| f64::from(v)).collect();
-        let scale = q.iter().fold(0f64, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in p.iter().zip(&q).enumerate() {
+        assert_same("sample weights", &alone, &ranked, 1e-5);
+        let balanced = config.clone().class_weight(ClassWeight::Balanced);
+        let trainer = || Trainer::new(balanced.clone()).unwrap();
+        let (alone, ranked) = alone_and_ranked(ranks, trainer, &blobs, None, || Mlp::new(4));
+        assert_same("balanced classes", &alone, &ranked, 1e-5);
+    }
+}
+
+#[test]
+fn the_defaults_standardize_choose_a_rate_and_stop_on_every_rank_alike() {
+    // Streamed: the mini-batch loop at a chosen rate, features standardised from
+    // block statistics merged across ranks, the plateau rule.
+    let shifted = Synthetic::logistic(3_000, 6).seed(11);
+    let auto = TrainConfig::default().batch_size(64).seed(5);
+    for ranks in [2, 3] {
+        let trainer = || Trainer::new(auto.clone()).unwrap();
+        let (alone, ranked) =
+            alone_and_ranked(ranks, trainer, &shifted, None, LogisticRegression::new);
+        assert_same("defaults, streamed", &alone, &ranked, 1e-4);
+    }
+}
+
+#[test]
+fn standardisation_statistics_are_the_single_process_ones_bit_for_bit() {
+    let rows = Synthetic::linear(70_000, 3).seed(2); // 5 blocks of 16,384 rows
+    let config = TrainConfig::sgd()
+        .standardize(true)
+        .epochs(1)
+        .batch_size(512);
+    let mut single = LinearRegression::new();
+    Trainer::new(config.clone())
+        .unwrap()
+        .fit(&mut single, &rows)
+        .unwrap();
+    let want = single.fitted().unwrap().scaler.clone().unwrap();
+    for ranks in [2, 3] {
+        let scalers = LocalGroup::run(ranks, |comm| {
+            let mut m = LinearRegression::new();
+            let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
+            trainer.fit(&mut m, &rows).unwrap();
+            m.fitted().unwrap().scaler.clone().unwrap()
+        });
+        for s in scalers {
+            assert_eq!(s, want);
+        }
+    }
+}
+
+#[test]
+fn lbfgs_evaluates_in_parts() {
+    let data = Synthetic::logistic(N, 5).seed(3).dataset().unwrap();
+    let lbfgs = TrainConfig::default().solver(Solver::lbfgs());
+    check(
+        "lbfgs logistic",
+        &lbfgs,
+        &data,
+        LogisticRegression::new,
+        1e-4,
+    );
+    let reg = Synthetic::linear(N, 4).seed(3).dataset().unwrap();
+    check("lbfgs linear", &lbfgs, &reg, LinearRegression::new, 1e-4);
+    // A non-convex fit: a line search that rounding sends down another branch takes
+    // another path, so only the outcome is compared (and the ranks with each other).
+    let blobs = Synthetic::blobs(400, 3, 3).seed(3).dataset().unwrap();
+    for ranks in [2, 3] {
+        let trainer = || Trainer::new(lbfgs.clone().epochs(30)).unwrap();
+        let ((alone, _), ranked) = alone_and_ranked(ranks, trainer, &blobs, None, || Mlp::new(4));
+        for (report, params) in &ranked {
+            assert_eq!(params, &ranked[0].1);
+            let (a, b) = (report.final_loss(), alone.final_loss());
             assert!(
-                (a - b).abs() <= 10.0 * rtol * scale.max(1.0),
-                "{what}: param {i}: {a} vs {b}"
+                (a - b).abs() <= 0.02 * b,
+                "lbfgs mlp, {ranks} ranks: {a} vs {b}"
             );
         }
     }
 }
 
 #[test]
-fn every_model_equals_the_single_process_fit_on_two_and_three_ranks() {
-    let reg = Synthetic::linear(1003, 5).seed(1);
-    let bin = Synthetic::logistic(1003, 4).seed(2);
-    let blobs = Synthetic::blobs(1003, 3, 4).seed(3);
-    let sgd = TrainConfig::sgd().batch_size(40).epochs(4).seed(9);
+fn stopping_rules_stop_every_rank_at_the_same_step() {
+    let reg = Synthetic::linear(N, 4).seed(7);
+    // Seed 000's tol rule, on the global batch's loss.
+    let tol = TrainConfig::sgd()
+        .batch_size(100)
+        .epochs(50)
+        .tol(1e-4)
+        .seed(1);
+    check("tol", &tol, &reg, LinearRegression::new, 1e-5);
+    // Early stopping on a held-out share, scored in parts.
+    let blobs = Synthetic::blobs(N, 3, 3).seed(2);
+    let early = TrainConfig::sgd()
+        .batch_size(32)
+        .epochs(40)
+        .seed(3)
+        .early_stopping(EarlyStopping::default());
+    check("early stopping", &early, &blobs, || Mlp::new(4), 1e-4);
     for ranks in [2, 3] {
-        check(
-            "linear",
-            ranks,
-            sgd.clone(),
-            &reg,
-            LinearRegression::new,
-            1e-5,
+        let trainer = || Trainer::new(early.clone()).unwrap();
+        let (alone, ranked) =
+            alone_and_ranked(ranks, trainer, &blobs, None, SoftmaxRegression::new);
+        assert!(
+            matches!(alone.0.stop, StopReason::EarlyStopping { .. }),
+            "{:?}",
+            alone.0.stop
         );
-        check(
-            "logistic",
-            ranks,
-            sgd.clone(),
-            &bin,
-            LogisticRegression::new,
-            1e-5,
-        );
-        check(
-            "softmax",
-            ranks,
-            sgd.clone(),
-            &blobs,
-            SoftmaxRegression::new,
-            1e-5,
-        );
-        check("mlp", ranks, sgd.clone(), &blobs, || Mlp::new(8), 1e-5);
+        assert_same("early stopping (softmax)", &alone, &ranked, 1e-4);
     }
+    // A rate that diverges: every rank sees the same non-finite global loss.
+    let wild = TrainConfig::sgd()
+        .batch_size(16)
+        .epochs(3)
+        .learning_rate(1e6);
+    let results = LocalGroup::run(3, |comm| {
+        let trainer = Trainer::new(wild.clone()).unwrap().with_comm(comm);
+        trainer.fit(&mut LinearRegression::new(), &reg)
+    });
+    let steps: Vec<u64> = results
+        .iter()
+        .map(|r| match r {
+            Err(Error::Diverged { step, .. }) => *step,
+            other => panic!("expected a divergence, got {other:?}"),
+        })
+        .collect();
+    assert!(steps.iter().all(|&s| s == steps[0]), "{steps:?}");
+}
+
+#[test]
+fn a_resumed_distributed_fit_equals_an_uninterrupted_one() {
+    let blobs = Synthetic::blobs(N, 3, 3).seed(4);
+    let config = TrainConfig::sgd()
+        .batch_size(48)
+        .optimizer(Optimizer::adam())
+        .learning_rate(0.01);
+    let params = LocalGroup::run(3, |comm| {
+        let comm = std::sync::Arc::new(comm);
+        let once = Trainer::new(config.clone().epochs(4))
+            .unwrap()
+            .with_comm(Shared(comm.clone()));
+        let mut a = Mlp::new(5);
+        once.fit(&mut a, &blobs).unwrap();
+        let twice = Trainer::new(config.clone().epochs(2))
+            .unwrap()
+            .with_comm(Shared(comm));
+        let mut b = Mlp::new(5);
+        twice.partial_fit(&mut b, &blobs).unwrap();
+        twice.partial_fit(&mut b, &blobs).unwrap();
+        (flat(&a), flat(&b))
+    });
+    for (a, b) in params {
+        assert_eq!(a, b);
+    }
+}
+
+/// One rank's communicator shared by several trainers (a `Comm` behind an `Arc`).
+struct Shared<C>(std::sync::Arc<C>);
+
+impl<C: Comm> Comm for Shared<C> {
+    fn rank(&self) -> usize {
+        self.0.rank()
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+    fn all_reduce_sum(&self, values: &mut [f64]) -> gradflow::Result<()> {
+        self.0.all_reduce_sum(values)
+    }
+    fn all_gather(&self, bytes: &[u8]) -> gradflow::Result<Vec<Vec<u8>>> {
+        self.0.all_gather(bytes)
+    }
+    fn abort(&self, message: &str) {
+        self.0.abort(message)
+    }
+}
+
+#[test]
+fn bad_data_on_one_rank_ends_every_rank_at_that_step() {
+    // A row that only rank 1 reads (in the second batch, unshuffled) cannot be read:
+    // rank 1 fails gathering it, the others learn at that step's all-reduce.
+    let bad = BadRow { n: 200, bad: 33 };
+    let config = TrainConfig::sgd().batch_size(20).epochs(2).shuffle(false);
+    let results = LocalGroup::run(3, |comm| {
+        let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
+        trainer.fit(&mut LinearRegression::new(), &bad)
+    });
+    // Batch 1 is rows 20..40: parts 20..27, 27..34, 34..40; row 33 is rank 1's.
+    match &results[1] {
+        Err(Error::BadFile { reason, .. }) => assert!(reason.contains("row 33"), "{reason}"),
+        other => panic!("rank 1: {other:?}"),
+    }
+    for r in [0, 2] {
+        match &results[r] {
+            Err(Error::Rank {
+                rank: 1,
+                size: 3,
+                message,
+            }) => {
+                assert!(message.contains("row 33"), "{message}")
+            }
+            other => panic!("rank {r}: {other:?}"),
+        }
+    }
+}
+
+/// A source whose row `bad` cannot be read.
+struct BadRow {
+    n: usize,
+    bad: u32,
+}
+
+impl RowSource for BadRow {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn p(&self) -> usize {
+        2
+    }
+    fn classes(&self) -> Option<usize> {
+        None
+    }
+    fn gather(
+        &self,
+        rows: &[u32],
+        x: &mut [f32],
+        targets: gradflow::data::RowTargets<'_>,
+    ) -> gradflow::Result<()> {
+        let gradflow::data::RowTargets::Real(y) = targets else {
+            unreachable!()
+        };
+        for (i, &r) in rows.iter().enumerate() {
+            if r == self.bad {
+                return Err(Error::BadFile {
+                    path: "bad.npy".into(),
+                    reason: format!("row {r}: unreadable"),
+                });
+            }
+            x[2 * i] = (r % 7) as f32 / 7.0;
+            x[2 * i + 1] = (r % 3) as f32 / 3.0;
+            y[i] = x[2 * i] - x[2 * i + 1];
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn an_error_outside_a_collective_breaks_the_group_instead_of_hanging() {
+    // Rank 2 fails before its fit begins (a model whose data do not suit it) while the
+    // others train: its abort ends their fits with its message.
+    let reg = Synthetic::linear(500, 3).seed(1);
+    let config = TrainConfig::sgd().batch_size(10).epochs(50);
+    let results = LocalGroup::run(3, |comm| {
+        let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
+        if trainer.rank() == 2 {
+            trainer
+                .fit(&mut LogisticRegression::new(), &reg)
+                .map(|_| ())
+        } else {
+            trainer.fit(&mut LinearRegression::new(), &reg).map(|_| ())
+        }
+    });
+    assert!(
+        matches!(results[2], Err(Error::TargetMismatch { .. })),
+        "{:?}",
+        results[2]
+    );
+    for r in [0, 1] {
+        match &results[r] {
+            Err(Error::Comm { message }) => assert!(message.contains("rank 2 of 3"), "{message}"),
+            other => panic!("rank {r}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn gpu_ranks_equal_the_single_process_fit() {
+    let Some(_) = common::gpu("gpu_ranks_equal_the_single_process_fit") else {
+        return;
+    };
+    let blobs = Synthetic::blobs(600, 4, 3).seed(3);
+    let data = blobs.dataset().unwrap();
+    let gpu = TrainConfig::sgd()
+        .batch_size(50)
+        .epochs(3)
+        .backend(Backend::Gpu);
+    // Resident, streamed, and the CPU fit as the reference of both.
+    let cpu = || Trainer::new(gpu.clone().backend(Backend::Cpu)).unwrap();
+    for (what, source) in [("resident", &data as &dyn RowSource), ("streamed", &blobs)] {
+        let trainer = || Trainer::new(gpu.clone()).unwrap();
+        let (alone, ranked) = alone_and_ranked(2, trainer, source, None, || Mlp::new(6));
+        assert_same(&format!("gpu {what}"), &alone, &ranked, 1e-4);
+        let (on_cpu, _) = alone_and_ranked(2, cpu, source, None, || Mlp::new(6));
+        assert_same(
+            &format!("gpu {what} against the cpu"),
+            &on_cpu,
+            &ranked,
+            1e-4,
+        );
+    }
+    let adam = gpu.clone().optimizer(Optimizer::adam()).learning_rate(0.01);
+    let trainer = || Trainer::new(adam.clone()).unwrap();
+    let (alone, ranked) = alone_and_ranked(3, trainer, &data, None, SoftmaxRegression::new);
+    assert_same("gpu adam, 3 ranks", &alone, &ranked, 1e-4);
+}
+
+#[test]
+fn a_one_rank_group_is_the_single_process_fit() {
+    let reg = Synthetic::linear(300, 3).seed(1);
+    let config = TrainConfig::sgd().batch_size(16).epochs(2);
+    let mut alone = LinearRegression::new();
+    Trainer::new(config.clone())
+        .unwrap()
+        .fit(&mut alone, &reg)
+        .unwrap();
+    let ranked = LocalGroup::run(1, |comm| {
+        let mut m = LinearRegression::new();
+        Trainer::new(config.clone())
+            .unwrap()
+            .with_comm(comm)
+            .fit(&mut m, &reg)
+            .unwrap();
+        flat(&m)
+    });
+    assert_eq!(ranked[0], flat(&alone));
 }

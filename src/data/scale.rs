@@ -8,6 +8,7 @@
 
 use super::source::scan_blocks;
 use super::{Dataset, RowSource, RowTargets};
+use crate::dist::{Group, from_bytes, to_bytes};
 use crate::error::Result;
 
 /// Per-column mean and standard deviation, applied as `(x − mean) / scale`.
@@ -38,25 +39,62 @@ impl Standardizer {
     /// # Errors
     /// The source's own errors while reading.
     pub fn fit(source: &(impl RowSource + ?Sized)) -> Result<Self> {
+        Self::fit_over(source, None)
+    }
+
+    /// As [`Standardizer::fit`]; the ranks of a distributed fit each read a contiguous
+    /// share of the blocks, and every rank merges every block's moments in block order:
+    /// the single-process statistics, bit for bit.
+    pub(crate) fn fit_over(
+        source: &(impl RowSource + ?Sized),
+        group: Option<&Group>,
+    ) -> Result<Self> {
         let p = source.p();
-        let (mut count, mut mean, mut m2) = (0f64, vec![0f64; p], vec![0f64; p]);
-        let mut merge = |block: &[f32]| {
+        let blocks = source.n().div_ceil(BLOCK);
+        let mine = group.map_or(0..blocks, |g| g.part(blocks));
+        // Each block's moments: rows, then p means, then p squared deviations.
+        let mut moments = Vec::with_capacity(mine.len() * (2 * p + 1));
+        let mut of_block = |block: &[f32]| {
             let rows = (block.len() / p) as f64;
+            let start = moments.len();
+            moments.push(rows);
+            moments.resize(start + 1 + 2 * p, 0.0);
             for j in 0..p {
                 let col = block.iter().skip(j).step_by(p).map(|&v| f64::from(v));
-                let bmean = col.clone().sum::<f64>() / rows;
-                let bm2: f64 = col.map(|v| (v - bmean) * (v - bmean)).sum();
-                let delta = bmean - mean[j];
+                let mean = col.clone().sum::<f64>() / rows;
+                moments[start + 1 + j] = mean;
+                moments[start + 1 + p + j] = col.map(|v| (v - mean) * (v - mean)).sum();
+            }
+        };
+        let read = match source.in_memory() {
+            Some(d) => {
+                let x = d.features();
+                let rows =
+                    (mine.start * BLOCK * p).min(x.len())..(mine.end * BLOCK * p).min(x.len());
+                x[rows].chunks(BLOCK * p).for_each(&mut of_block);
+                Ok(())
+            }
+            // The targets are read too (the interface gathers whole rows) and ignored.
+            None => scan_blocks(source, BLOCK, mine, |x, _| of_block(x)),
+        };
+        let moments = match group {
+            Some(g) => g
+                .gather(read.map(|()| to_bytes(&moments)))?
+                .iter()
+                .flat_map(|b| from_bytes(b))
+                .collect(),
+            None => read.map(|()| moments)?,
+        };
+        let (mut count, mut mean, mut m2) = (0f64, vec![0f64; p], vec![0f64; p]);
+        for block in moments.chunks_exact(2 * p + 1) {
+            let (rows, bmean, bm2) = (block[0], &block[1..=p], &block[p + 1..]);
+            for j in 0..p {
+                let delta = bmean[j] - mean[j];
                 let total = count + rows;
                 mean[j] += delta * rows / total;
-                m2[j] += bm2 + delta * delta * count * rows / total;
+                m2[j] += bm2[j] + delta * delta * count * rows / total;
             }
             count += rows;
-        };
-        match source.in_memory() {
-            Some(d) => d.features().chunks(BLOCK * p).for_each(&mut merge),
-            // The targets are read too (the interface gathers whole rows) and ignored.
-            None => scan_blocks(source, BLOCK, |x, _| merge(x))?,
         }
         let scale = m2
             .iter()

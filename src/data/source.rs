@@ -159,15 +159,18 @@ impl Dataset {
 /// Reads every row of `source` in stored order, `block` rows at a time, and hands each
 /// block's features (`rows × p`) and targets to `f`: one pass over a source that may not
 /// fit in memory, with one block's buffers.
+/// Only blocks `blocks` are read (`0..` every one): a rank's contiguous share.
 pub(crate) fn scan_blocks(
     source: &(impl RowSource + ?Sized),
     block: usize,
+    blocks: std::ops::Range<usize>,
     mut f: impl FnMut(&[f32], &HostTargets),
 ) -> Result<()> {
     let (n, p) = (source.n(), source.p());
     let mut x = vec![0f32; block * p];
     let mut targets = HostTargets::empty(source.target_kind());
-    for start in (0..n).step_by(block) {
+    let rows = (blocks.start * block).min(n)..(blocks.end.saturating_mul(block)).min(n);
+    for start in rows.step_by(block) {
         let end = (start + block).min(n);
         let rows: Vec<u32> = (start as u32..end as u32).collect();
         let len = end - start;

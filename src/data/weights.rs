@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::source::scan_blocks;
 use super::{RowSource, Targets};
+use crate::dist::Group;
 use crate::error::{Error, Result};
 
 /// Class weights, scikit-learn's `class_weight`.
@@ -51,6 +52,17 @@ impl<'a> RowWeights<'a> {
         sample: Option<&'a [f32]>,
         class: Option<&ClassWeight>,
     ) -> Result<Self> {
+        Self::over(source, sample, class, None)
+    }
+
+    /// As [`RowWeights::new`]; a distributed fit's ranks count balanced classes over
+    /// their contiguous shares of the rows and add the counts.
+    pub(crate) fn over(
+        source: &(impl RowSource + ?Sized),
+        sample: Option<&'a [f32]>,
+        class: Option<&ClassWeight>,
+        group: Option<&Group>,
+    ) -> Result<Self> {
         let n = source.n();
         if let Some(w) = sample {
             if w.len() != n {
@@ -90,7 +102,7 @@ impl<'a> RowWeights<'a> {
                 Some(w.clone())
             }
             (Some(ClassWeight::Balanced), Some(k)) => {
-                let counts = label_counts(source, k)?;
+                let counts = label_counts(source, k, group)?;
                 Some(
                     counts
                         .iter()
@@ -157,17 +169,31 @@ fn check_weights(what: &'static str, w: &[f32]) -> Result<()> {
     }
 }
 
-/// Rows per class, read from the source's targets in blocks.
-fn label_counts(source: &(impl RowSource + ?Sized), k: usize) -> Result<Vec<u64>> {
+/// Rows per class, read from the source's targets in blocks (a distributed fit: each
+/// rank its share of the blocks, the counts all-reduced).
+fn label_counts(
+    source: &(impl RowSource + ?Sized),
+    k: usize,
+    group: Option<&Group>,
+) -> Result<Vec<u64>> {
     let mut counts = vec![0u64; k];
     if let Some(Targets::Classes { labels, .. }) = source.in_memory().map(|d| d.targets()) {
         labels.iter().for_each(|&l| counts[l as usize] += 1);
         return Ok(counts);
     }
-    scan_blocks(source, 1 << 16, |_, targets| {
+    const BLOCK: usize = 1 << 16;
+    let blocks = source.n().div_ceil(BLOCK);
+    let mine = group.map_or(0..blocks, |g| g.part(blocks));
+    let scanned = scan_blocks(source, BLOCK, mine, |_, targets| {
         for &l in targets.labels().unwrap_or_default() {
             counts[l as usize] += 1;
         }
-    })?;
-    Ok(counts)
+    });
+    if let Some(g) = group {
+        // Counts below 2⁵³ add exactly in f64.
+        let mut sums: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+        g.reduce(&mut sums, scanned)?;
+        return Ok(sums.iter().map(|&c| c as u64).collect());
+    }
+    scanned.map(|()| counts)
 }

@@ -46,6 +46,7 @@ mod mpi;
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use local::LocalGroup;
 #[cfg(feature = "mpi")]
@@ -121,6 +122,9 @@ pub fn part(len: usize, rank: usize, size: usize) -> Range<usize> {
 #[derive(Clone)]
 pub(crate) struct Group {
     comm: Arc<dyn Comm>,
+    /// Set when a collective found that some rank failed: every rank knows, so the
+    /// error needs no abort.
+    failed_together: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Group {
@@ -131,7 +135,10 @@ impl std::fmt::Debug for Group {
 
 impl Group {
     pub fn new(comm: Arc<dyn Comm>) -> Self {
-        Group { comm }
+        Group {
+            comm,
+            failed_together: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     pub fn rank(&self) -> usize {
@@ -158,6 +165,7 @@ impl Group {
         if !failed {
             return local;
         }
+        self.failed_together.store(true, Ordering::Relaxed);
         let message = local.as_ref().err().map(ToString::to_string);
         let all = self
             .comm
@@ -189,10 +197,36 @@ impl Group {
         self.reduce(&mut Vec::new(), local)
     }
 
-    /// Ends the job for an error the other ranks cannot learn of at a collective.
-    pub fn abort(&self, error: &Error) {
-        self.comm
-            .abort(&format!("rank {} of {}: {error}", self.rank(), self.size()));
+    /// Ends the job for `error` unless every rank already knows of it (it came out of a
+    /// collective, or is the group's own failure): the other ranks cannot learn of it at
+    /// a collective and would wait for this rank forever.
+    pub fn abort_unless_shared(&self, error: &Error) {
+        let shared = self.failed_together.load(Ordering::Relaxed)
+            || matches!(error, Error::Rank { .. } | Error::Comm { .. });
+        if !shared {
+            self.comm
+                .abort(&format!("rank {} of {}: {error}", self.rank(), self.size()));
+        }
+    }
+
+    /// Checks that every rank holds the same parameters, bit for bit (a cheap guard:
+    /// one all-gather of a checksum).
+    pub fn check_same(&self, params: &[Vec<f32>], epoch: usize) -> Result<()> {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64; // FNV-1a over the bits
+        for v in params.iter().flatten() {
+            hash = (hash ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
+        }
+        let all = self.gather(Ok(hash.to_le_bytes().to_vec()))?;
+        match all.iter().position(|h| h[..] != hash.to_le_bytes()) {
+            None => Ok(()),
+            Some(rank) => Err(Error::Comm {
+                message: format!(
+                    "after epoch {epoch} rank {rank}'s parameters differ from rank {}'s: the \
+                     communicator's sums are not the same on every rank",
+                    self.rank()
+                ),
+            }),
+        }
     }
 }
 
@@ -231,7 +265,7 @@ mod tests {
     #[test]
     fn a_failure_on_one_rank_is_every_rank_s() {
         let results = LocalGroup::run(3, |comm| {
-            let group = Group::new(comm);
+            let group = Group::new(Arc::new(comm));
             let mut values = vec![group.rank() as f64];
             let local = if group.rank() == 1 {
                 Err(Error::param("row", 7, "must be finite"))
@@ -255,7 +289,7 @@ mod tests {
             }
         }
         let sums = LocalGroup::run(3, |comm| {
-            let group = Group::new(comm);
+            let group = Group::new(Arc::new(comm));
             let mut values = vec![group.rank() as f64, 1.0];
             group.reduce(&mut values, Ok(())).map(|()| values)
         });

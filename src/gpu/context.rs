@@ -74,7 +74,8 @@ impl GpuContext {
     }
 
     /// Opens the adapter whose name contains `filter`, or whose backend is `filter`
-    /// (case-insensitive); `None` takes the high-performance adapter.
+    /// (case-insensitive), or with `#N` hardware adapter N (modulo their number, each
+    /// device counted once; see [`for_rank`]); `None` takes the high-performance adapter.
     ///
     /// # Errors
     /// As [`GpuContext::new`].
@@ -84,7 +85,20 @@ impl GpuContext {
 
     async fn open(filter: Option<String>) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let adapter = match filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        let filter = filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
+        let adapter = match filter {
+            Some(index) if index.starts_with('#') => {
+                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let i: usize = index[1..].parse().map_err(|_| Error::NoAdapter {
+                    hint: format!("{ADAPTER_ENV}={index}: expected #N, N a number"),
+                })?;
+                let mut gpus = hardware(adapters);
+                if gpus.is_empty() {
+                    return Box::pin(Self::open(None)).await;
+                }
+                let n = gpus.len();
+                gpus.swap_remove(i % n)
+            }
             Some(want) => {
                 let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
                 let want = want.to_lowercase();
@@ -324,6 +338,45 @@ impl GpuContext {
                 .write_buffer(buf, 0, bytemuck::cast_slice(data));
         }
     }
+}
+
+/// The context rank `rank` of a distributed fit trains on: hardware adapter `rank mod N`
+/// of the N this machine has (so `mpiexec -n N` on a machine with N GPUs puts one rank on
+/// each), or the one `GRADFLOW_ADAPTER` names for every rank when it is set; built once
+/// per rank and process.
+///
+/// # Errors
+/// As [`GpuContext::new`].
+pub fn for_rank(rank: usize) -> Result<GpuContext> {
+    if std::env::var_os(ADAPTER_ENV).is_some() {
+        return shared();
+    }
+    static BY_RANK: Mutex<Vec<(usize, Result<GpuContext>)>> = Mutex::new(Vec::new());
+    let mut opened = BY_RANK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, ctx)) = opened.iter().find(|(r, _)| *r == rank) {
+        return ctx.clone();
+    }
+    let ctx = GpuContext::with_adapter(Some(&format!("#{rank}")));
+    opened.push((rank, ctx.clone()));
+    ctx
+}
+
+/// The hardware adapters (not software ones, as llvmpipe), each device once: the first
+/// backend wgpu lists it under (Vulkan before GL), in wgpu's order.
+fn hardware(adapters: Vec<wgpu::Adapter>) -> Vec<wgpu::Adapter> {
+    let mut seen = Vec::new();
+    adapters
+        .into_iter()
+        .filter(|a| {
+            let i = a.get_info();
+            let device = (i.vendor, i.device, i.name.clone());
+            let new = i.device_type != wgpu::DeviceType::Cpu && !seen.contains(&device);
+            seen.push(device);
+            new
+        })
+        .collect()
 }
 
 /// The process-wide context that training uses unless given one: opened on first use

@@ -84,6 +84,10 @@ pub struct GpuEngineOptions {
     /// allows 11 storage bindings per shader.
     /// Elsewhere (and for steps with a penalty) the ops run one dispatch each.
     pub fuse_glm: bool,
+    /// The device halts on a non-finite loss (or by `tol`), as the host would (the
+    /// default). `false` leaves halting to the host: a distributed fit halts on the
+    /// global batch's loss, which no one device sees.
+    pub halts: bool,
     /// Test-only: caps the rows of a feature chunk below what the binding limit allows,
     /// so that tests exercise chunking on small data (`None`: the device's limit).
     #[doc(hidden)]
@@ -98,6 +102,7 @@ impl Default for GpuEngineOptions {
             tol: None,
             rule: Rule::Sgd,
             fuse_glm: false,
+            halts: true,
             max_chunk_rows: None,
         }
     }
@@ -556,6 +561,26 @@ impl GpuEngine {
         self.record(StepRows::Gather(start32), len, Some(&update), loss_slot)
     }
 
+    /// Replaces every parameter's gradient (in [`Program::params`] order) and records
+    /// the update alone: how a distributed fit applies the global batch's gradients, all-
+    /// reduced on the host, after [`GpuEngine::loss_and_grads`] or
+    /// [`GpuEngine::loss_and_grads_slot`] computed this rank's.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for gradients of another shape; [`Error::Device`].
+    pub fn apply_grads(
+        &mut self,
+        grads: &[Vec<f32>],
+        update: impl Into<StepScalars>,
+    ) -> Result<()> {
+        self.program.check_params(grads)?;
+        self.flush()?;
+        for (d, g) in self.program.params.iter().zip(grads) {
+            self.ctx.write(&self.bufs[d.grad.0], g);
+        }
+        self.record_update(&update.into())
+    }
+
     /// The mean loss and every parameter's gradient (in [`Program::params`] order) over
     /// the batch `order[start .. start + len]` at the current parameters, with no update:
     /// what a full-batch solver evaluates. Only the loss and the gradients are read back.
@@ -571,7 +596,12 @@ impl GpuEngine {
             ));
         }
         let start32 = self.in_order(start, len)?;
-        self.record(StepRows::Gather(start32), len, None, 0)?;
+        self.read_step(StepRows::Gather(start32), len)
+    }
+
+    /// Records a step with no update on `rows` and reads back its loss and gradients.
+    fn read_step(&mut self, rows: StepRows, len: usize) -> Result<(f32, Vec<Vec<f32>>)> {
+        self.record(rows, len, None, 0)?;
         let loss = self.read_losses(1)?[0];
         let grads = self
             .program

@@ -16,5 +16,5 @@ pub mod kernels;
 pub mod pipelines;
 pub mod readback;
 
-pub use context::{DeviceLimits, GpuContext, shared};
+pub use context::{DeviceLimits, GpuContext, for_rank, shared};
 pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};

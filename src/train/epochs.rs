@@ -103,6 +103,9 @@ impl Trainer {
                     }
                     // One small readback per epoch: the fallback if a later step diverges.
                     let params = session.params()?;
+                    if let Some(group) = &self.group {
+                        group.check_same(&params, epoch)?;
+                    }
                     if let Some(w) = watch.as_deref_mut() {
                         let (loss, stop) = w.epoch(&params, epoch)?;
                         report.validation_losses.push(loss);

@@ -15,7 +15,7 @@
 //! b = s_y b′ + ȳ. The minimiser is the same.
 
 use std::borrow::Cow;
-
+use std::ops::Range;
 use std::time::Instant;
 
 use super::lbfgs::{self, End, Settings};
@@ -25,6 +25,7 @@ use super::{Backend, Choices, Penalty, Progress, Report, Solver, StopReason, Tra
 use crate::cpu::engine::{CpuEngine, CpuKernels, Rows};
 use crate::data::Standardizer;
 use crate::data::{Dataset, RowWeights, Targets};
+use crate::dist::Group;
 use crate::error::Error;
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
@@ -102,12 +103,66 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The mean loss and the gradients at `params` over all `n` rows.
-    fn eval(&mut self, params: &[Vec<f32>], n: usize) -> Result<(f64, Vec<Vec<f32>>)> {
+    /// The mean loss and the gradients at `params` over all `n` rows; in a distributed
+    /// fit this rank evaluates its contiguous part of the rows, and one all-reduce of the
+    /// sums (mean × rows) gives every rank the means over all n.
+    fn eval(
+        &mut self,
+        params: &[Vec<f32>],
+        n: usize,
+        group: Option<&Group>,
+    ) -> Result<(f64, Vec<Vec<f32>>)> {
+        let rows = group.map_or(0..n, |g| g.part(n));
+        let Some(group) = group else {
+            return self.eval_rows(params, rows);
+        };
+        let lens: Vec<usize> = program_lens(params);
+        let local = if rows.is_empty() {
+            Ok((0.0, Vec::new()))
+        } else {
+            self.eval_rows(params, rows.clone())
+        };
+        let m = rows.len() as f64;
+        let mut sums = match &local {
+            Ok((loss, grads)) if !rows.is_empty() => {
+                let mut sums: Vec<f64> =
+                    grads.iter().flatten().map(|&g| f64::from(g) * m).collect();
+                sums.push(loss * m);
+                sums
+            }
+            _ => vec![0.0; lens.iter().sum::<usize>() + 1],
+        };
+        group.reduce(&mut sums, local)?;
+        let loss = sums.pop().unwrap_or(0.0) / n as f64;
+        let mut at = 0;
+        let grads = lens
+            .iter()
+            .map(|&len| {
+                let g = sums[at..at + len]
+                    .iter()
+                    .map(|&s| (s / n as f64) as f32)
+                    .collect();
+                at += len;
+                g
+            })
+            .collect();
+        Ok((loss, grads))
+    }
+
+    /// The mean loss and the gradients over rows `rows` (stored order).
+    fn eval_rows(
+        &mut self,
+        params: &[Vec<f32>],
+        rows: Range<usize>,
+    ) -> Result<(f64, Vec<Vec<f32>>)> {
         match self {
             Evaluator::Cpu(engine) => {
                 engine.set_params(params)?;
-                let loss = engine.loss_and_grads(Rows::Range { start: 0, len: n })?;
+                let rows = Rows::Range {
+                    start: rows.start,
+                    len: rows.len(),
+                };
+                let loss = engine.loss_and_grads(rows)?;
                 Ok((
                     loss,
                     engine.grads().into_iter().map(<[f32]>::to_vec).collect(),
@@ -115,7 +170,7 @@ impl<'a> Evaluator<'a> {
             }
             Evaluator::Gpu { engine, .. } => {
                 engine.set_params(params)?;
-                let (loss, grads) = engine.loss_and_grads(0, n)?;
+                let (loss, grads) = engine.loss_and_grads(rows.start, rows.len())?;
                 Ok((f64::from(loss), grads))
             }
         }
@@ -214,9 +269,10 @@ pub(crate) struct Solved {
 }
 
 /// L-BFGS on `evaluator` from `init`: `settings`, the L2 coefficient `penalty` on the
-/// non-bias tensors, `progress` told each iteration.
+/// non-bias tensors, `progress` told each iteration; `group`: the ranks of a distributed
+/// fit, which evaluate in parts and then run the same iterations on the same values.
 pub(crate) fn solve(
-    evaluator: &mut Evaluator<'_>,
+    (evaluator, group): (&mut Evaluator<'_>, Option<&Group>),
     program: &Program,
     targets: &SolveTargets<'_>,
     (n, init): (usize, &[Vec<f32>]),
@@ -243,7 +299,7 @@ pub(crate) fn solve(
     };
     let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> {
         let params = unflatten(program, x, (0.0, 1.0));
-        let (loss, grads) = evaluator.eval(&params, n)?;
+        let (loss, grads) = evaluator.eval(&params, n, group)?;
         let mut g: Vec<f64> = grads.iter().flatten().map(|&v| f64::from(v)).collect();
         if l2 > 0.0 {
             g.iter_mut()
@@ -296,6 +352,11 @@ pub(crate) fn solve(
         stop,
         converged,
     })
+}
+
+/// Each tensor's length.
+fn program_lens(params: &[Vec<f32>]) -> Vec<usize> {
+    params.iter().map(Vec::len).collect()
 }
 
 /// The program's tensors from a flat solver vector, each value `v · sd` and the biases
@@ -382,7 +443,7 @@ impl Trainer {
         };
         let n = dataset.n();
         let solved = solve(
-            &mut evaluator,
+            (&mut evaluator, self.group.as_ref()),
             &program,
             &solve_targets,
             (n, &init),

@@ -22,7 +22,11 @@ impl Trainer {
     /// # Errors
     /// With `Backend::Gpu`: [`Error::NoAdapter`], [`Error::Device`].
     pub(super) fn gpu_context(&self, notes: &mut Vec<String>) -> Result<Option<GpuContext>> {
-        let context = || self.gpu.clone().map_or_else(gpu::shared, Ok);
+        let context = || match (&self.gpu, &self.group) {
+            (Some(ctx), _) => Ok(ctx.clone()),
+            (None, Some(group)) => gpu::for_rank(group.rank()),
+            (None, None) => gpu::shared(),
+        };
         match self.config.backend {
             Backend::Cpu => Ok(None),
             Backend::Gpu => context().map(Some),
@@ -68,17 +72,29 @@ impl Trainer {
         let (tol, depth) = (cfg.tol, cfg.ring_depth);
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
             let verify = cfg.verify;
-            let tol = GpuEngineOptions {
+            let alone = self.group.is_none();
+            if !alone && verify.is_some() {
+                return Err(Error::param(
+                    "verify",
+                    "with several ranks",
+                    "runs in one process: verify a single-process fit",
+                ));
+            }
+            let options = GpuEngineOptions {
                 tol: tol.map(|t| t as f32),
                 rule,
                 // The engine takes it where the data and model allow (see the option).
                 fuse_glm: cfg.fuse_steps
+                    && alone
                     && verify.is_none()
                     && choices.penalty == Penalty::None
                     && rule == Rule::Sgd,
+                // A distributed fit halts on the global loss, on the host.
+                halts: alone,
                 ..GpuEngineOptions::default()
             };
-            let mut s = match self.placement(ctx, data, cap)? {
+            let tol = options;
+            let s = match self.placement(ctx, data, cap)? {
                 Placement::Streaming { group } => {
                     let (ring, source) = ((depth, group), (data, weights));
                     GpuSession::streaming(ctx, program, source, cap, ring, tol, verify, scope)?
@@ -99,6 +115,7 @@ impl Trainer {
                     }
                 }
             };
+            let mut s = s.sharded(self.group.clone().map(Shard::new), cfg.tol);
             s.set_params(init)?;
             Ok(Box::new(s))
         };

@@ -137,6 +137,17 @@ impl Trainer {
         self
     }
 
+    /// This process's rank in a distributed fit (0 alone): the one that prints and saves
+    /// is rank 0.
+    pub fn rank(&self) -> usize {
+        self.group.as_ref().map_or(0, Group::rank)
+    }
+
+    /// The number of ranks of a distributed fit (1 alone).
+    pub fn ranks(&self) -> usize {
+        self.group.as_ref().map_or(1, Group::size)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -254,8 +265,23 @@ impl Trainer {
         sample_weight: Option<&[f32]>,
         resume: bool,
     ) -> Result<Report> {
-        let weights =
-            RowWeights::new(data, sample_weight, self.config.class_weight.as_ref())?.into_option();
+        let fitted = self.train_here(model, data, sample_weight, resume);
+        if let (Err(e), Some(group)) = (&fitted, &self.group) {
+            group.abort_unless_shared(e);
+        }
+        fitted
+    }
+
+    fn train_here<M: Model + ?Sized>(
+        &self,
+        model: &mut M,
+        data: &dyn RowSource,
+        sample_weight: Option<&[f32]>,
+        resume: bool,
+    ) -> Result<Report> {
+        let class = self.config.class_weight.as_ref();
+        let group = self.group.as_ref();
+        let weights = RowWeights::over(data, sample_weight, class, group)?.into_option();
         if !self.config.standardize {
             return self.scoped(model, (data, weights.as_ref()), resume, None);
         }
@@ -266,7 +292,7 @@ impl Trainer {
             .and_then(|f| f.scaler.clone());
         let scaler = match kept {
             Some(s) => s,
-            None => Standardizer::fit(data)?,
+            None => Standardizer::fit_over(data, group)?,
         };
         match data.in_memory() {
             // In memory: a standardised copy keeps the in-place fast paths.
@@ -333,7 +359,7 @@ impl Trainer {
                 data.0,
                 &spec.program(),
                 e.validation_fraction,
-                cfg.seed,
+                (cfg.seed, self.group.as_ref()),
             )?),
             None => None,
         };

@@ -14,6 +14,7 @@ use super::EarlyStopping;
 use crate::cpu::engine::{CpuEngine, Rows};
 use crate::cpu::kernels::Reference;
 use crate::data::{HostTargets, RowSource, gather_rows};
+use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::program::Program;
 
@@ -25,7 +26,10 @@ pub(crate) struct Holdout {
     /// The rows trained on, in stored order.
     pub train_rows: Vec<u32>,
     engine: CpuEngine<'static, f32, Reference>,
+    /// Held-out rows in all, and those this rank scores (all, unless distributed).
     n: usize,
+    mine: usize,
+    group: Option<Group>,
 }
 
 impl Holdout {
@@ -35,11 +39,14 @@ impl Holdout {
     /// # Errors
     /// [`Error::InvalidParameter`] when the split leaves either side empty; the source's
     /// errors while gathering the validation rows.
+    ///
+    /// In a distributed fit every rank makes the same split and gathers and scores only
+    /// its contiguous part of the held-out rows; one all-reduce sums the parts' losses.
     pub fn new(
         source: &dyn RowSource,
         program: &Program,
         fraction: f64,
-        seed: u64,
+        (seed, group): (u64, Option<&Group>),
     ) -> Result<Self> {
         let n = source.n();
         let held = ((fraction * n as f64).ceil() as usize).max(1);
@@ -58,9 +65,15 @@ impl Holdout {
         valid.sort_unstable();
         train.sort_unstable();
         let p = source.p();
+        let mine = &valid[group.map_or(0..held, |g| g.part(held))];
         let (mut x, mut targets) = (Vec::new(), HostTargets::empty(source.target_kind()));
-        gather_rows(source, None, valid, (&mut x, &mut targets, &mut Vec::new()))?;
-        let cap = held.min(CHUNK);
+        let gathered = gather_rows(source, None, mine, (&mut x, &mut targets, &mut Vec::new()));
+        if let Some(g) = group {
+            g.agree(gathered)?;
+        } else {
+            gathered?;
+        }
+        let cap = mine.len().clamp(1, CHUNK);
         let mut engine =
             CpuEngine::for_batches(program.clone(), p, source.target_kind(), cap).on(Reference);
         engine.load(&x, targets.view(), None)?;
@@ -68,6 +81,8 @@ impl Holdout {
             train_rows: train.to_vec(),
             engine,
             n: held,
+            mine: mine.len(),
+            group: group.cloned(),
         })
     }
 
@@ -76,15 +91,26 @@ impl Holdout {
     /// # Errors
     /// [`Error::ShapeMismatch`] for parameters of another program.
     pub fn loss(&mut self, params: &[Vec<f32>]) -> Result<f64> {
-        self.engine.set_params(params)?;
-        let mut total = 0.0;
-        for start in (0..self.n).step_by(CHUNK) {
-            let len = CHUNK.min(self.n - start);
-            let rows = Rows::Range { start, len };
-            self.engine.forward(rows)?;
-            total += self.engine.loss(rows)? * len as f64;
+        let mut total = [0.0];
+        let mut local = || -> Result<()> {
+            self.engine.set_params(params)?;
+            for start in (0..self.mine).step_by(CHUNK) {
+                let len = CHUNK.min(self.mine - start);
+                let rows = Rows::Range { start, len };
+                self.engine.forward(rows)?;
+                total[0] += self.engine.loss(rows)? * len as f64;
+            }
+            Ok(())
+        };
+        let scored = local();
+        match &self.group {
+            Some(g) => {
+                let mut sums = total.to_vec();
+                g.reduce(&mut sums, scored)?;
+                Ok(sums[0] / self.n as f64)
+            }
+            None => scored.map(|()| total[0] / self.n as f64),
         }
-        Ok(total / self.n as f64)
     }
 }
 

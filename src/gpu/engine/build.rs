@@ -270,7 +270,11 @@ impl GpuEngine {
             losses,
             loss_slots,
             halt,
-            halting: options.tol.map_or(Halting::NonFinite, Halting::Tolerance),
+            halting: match (options.halts, options.tol) {
+                (false, _) => Halting::Off,
+                (true, None) => Halting::NonFinite,
+                (true, Some(tol)) => Halting::Tolerance(tol),
+            },
             ring,
             ops,
             pending: Vec::new(),

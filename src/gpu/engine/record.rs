@@ -39,6 +39,28 @@ impl GpuEngine {
         loss_slot: usize,
     ) -> Result<()> {
         self.check_step(len, loss_slot)?;
+        let step = Step {
+            rows: (rows, len),
+            update,
+            loss_slot,
+            compute: true,
+        };
+        self.record_pass(step)
+    }
+
+    /// Records the update alone, on the gradients in the gradient buffers.
+    pub(super) fn record_update(&mut self, update: &StepScalars) -> Result<()> {
+        let step = Step {
+            // No op reads rows or writes a loss.
+            rows: (StepRows::Gather(0), 0),
+            update: Some(update),
+            loss_slot: 0,
+            compute: false,
+        };
+        self.record_pass(step)
+    }
+
+    fn record_pass(&mut self, step: Step<'_>) -> Result<()> {
         if self.ring.free() < self.dispatches_per_step {
             self.flush()?;
         }
@@ -60,11 +82,8 @@ impl GpuEngine {
                 &self.ctx,
                 &mut pass,
                 &mut self.ring,
-                &self.ops,
-                &self.program,
-                (rows, len),
-                update.map(|u| (self.rule, u)),
-                (loss_slot, self.halting),
+                (&self.ops, &self.program, self.rule, self.halting),
+                step,
             )
         };
         if let Err(e) = recorded {
@@ -182,16 +201,31 @@ impl GpuEngine {
 }
 
 #[allow(clippy::too_many_arguments)] // one step's context, passed apart to split borrows
+/// What one recorded pass does.
+pub(super) struct Step<'u> {
+    /// The rows the step reads, and how many.
+    rows: (StepRows, usize),
+    /// The update's scalars (`None`: loss and gradients only).
+    update: Option<&'u StepScalars>,
+    loss_slot: usize,
+    /// Forward, loss and backward (`false`: the update alone).
+    compute: bool,
+}
+
 fn record_step(
     ctx: &GpuContext,
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
-    ops: &[BoundOp],
-    program: &Program,
-    (rows, m): (StepRows, usize),
-    update: Option<(Rule, &StepScalars)>,
-    (slot, halting): (usize, Halting),
+    (ops, program, rule, halting): (&[BoundOp], &Program, Rule, Halting),
+    step: Step<'_>,
 ) -> Result<()> {
+    let Step {
+        rows: (rows, m),
+        update,
+        loss_slot: slot,
+        compute,
+    } = step;
+    let update = update.map(|u| (rule, u));
     // Resident data are gathered through the epoch order from `start`; a ring slot
     // through its identity index from `offset`.
     let (view, start) = match rows {
@@ -200,6 +234,9 @@ fn record_step(
     };
     let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
     for op in ops {
+        if !compute && !matches!(op.op, OpKind::Update(_)) {
+            continue;
+        }
         let bound = op.at(view);
         match &op.op {
             OpKind::Program(Op::Matmul {

@@ -158,6 +158,29 @@ impl Ring {
 }
 
 impl GpuEngine {
+    /// Checks that rows `offset .. offset + len` were written to ring slot `slot`;
+    /// returns `offset` as the kernels read it.
+    fn slot_rows(&self, slot: usize, offset: usize, len: usize) -> Result<u32> {
+        let Data::Ring(ring) = &self.data else {
+            return Err(Error::param(
+                "step_slot",
+                "on a resident engine",
+                "needs a ring engine (GpuEngine::ring); use step",
+            ));
+        };
+        if slot >= ring.x.len() {
+            return Err(Error::param("ring slot", slot, "must be below ring_depth"));
+        }
+        if offset + len > ring.rows[slot] {
+            return Err(Error::param(
+                "slot offset + batch rows",
+                offset + len,
+                "must not exceed the rows written to the slot",
+            ));
+        }
+        Ok(offset as u32) // below slot_rows, which fits u32
+    }
+
     /// An engine that holds no dataset: `depth` slots of `slot_rows` rows of `p`
     /// features and targets of kind `targets`, filled by [`GpuEngine::write_slot`] and
     /// read by [`GpuEngine::step_slot`], in batches of at most `cap` rows.
@@ -314,6 +337,22 @@ impl GpuEngine {
         Ok(())
     }
 
+    /// The mean loss and gradients of rows `offset .. offset + len` of ring slot `slot`
+    /// at the current parameters, with no update (a distributed fit's share of a step;
+    /// [`GpuEngine::apply_grads`] then applies the global batch's).
+    ///
+    /// # Errors
+    /// As [`GpuEngine::step_slot`].
+    pub fn loss_and_grads_slot(
+        &mut self,
+        slot: usize,
+        offset: usize,
+        len: usize,
+    ) -> Result<(f32, Vec<Vec<f32>>)> {
+        let offset = self.slot_rows(slot, offset, len)?;
+        self.read_step(StepRows::Slot { slot, offset }, len)
+    }
+
     /// Records one step on rows `offset .. offset + len` of `slot`, writing its loss to
     /// `loss_slot`. It is submitted with the next [`GpuEngine::flush`] (or sooner, when a
     /// write to the same slot needs it out of the way).
@@ -330,24 +369,7 @@ impl GpuEngine {
         update: impl Into<StepScalars>,
         loss_slot: usize,
     ) -> Result<()> {
-        let Data::Ring(ring) = &self.data else {
-            return Err(Error::param(
-                "step_slot",
-                "on a resident engine",
-                "needs a ring engine (GpuEngine::ring); use step",
-            ));
-        };
-        if slot >= ring.x.len() {
-            return Err(Error::param("ring slot", slot, "must be below ring_depth"));
-        }
-        if offset + len > ring.rows[slot] {
-            return Err(Error::param(
-                "slot offset + batch rows",
-                offset + len,
-                "must not exceed the rows written to the slot",
-            ));
-        }
-        let offset = offset as u32; // below slot_rows, which fits u32
+        let offset = self.slot_rows(slot, offset, len)?;
         self.record(
             StepRows::Slot { slot, offset },
             len,

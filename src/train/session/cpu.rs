@@ -90,7 +90,7 @@ impl CpuSession<'_> {
                 },
             },
         };
-        if rows.len() == 0 {
+        if rows.is_empty() {
             return Ok(0.0);
         }
         self.engine.loss_and_grads(rows)

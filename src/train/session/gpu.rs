@@ -5,7 +5,7 @@ use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use super::verify::Verifier;
-use super::{Halt, Session, Synced, Traffic};
+use super::{Halt, HaltRule, Session, Shard, Synced, Traffic};
 use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowWeights};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
@@ -36,6 +36,16 @@ pub(crate) struct GpuSession<'a> {
     halted: bool,
     pub(super) verify: Option<Verifier<'a>>,
     pub(super) step: u64,
+    /// A distributed fit: each step's gradients are read back, all-reduced and written
+    /// back, and the host halts on the global loss.
+    sharded: Option<Sharded>,
+}
+
+/// A GPU session's share of a distributed fit.
+struct Sharded {
+    shard: Shard,
+    rule: HaltRule,
+    pending: Synced,
 }
 
 /// What a GPU session is checked against in verify mode: the CPU twin gathers the same
@@ -115,7 +125,19 @@ impl<'a> GpuSession<'a> {
             halted: false,
             verify: verifier,
             step: 0,
+            sharded: None,
         }
+    }
+
+    /// Runs this rank's part of each batch of a distributed fit, on an engine built with
+    /// `halts: false` and no many-step kernel (the host decides on the global loss).
+    pub fn sharded(self, shard: Option<Shard>, tol: Option<f64>) -> Self {
+        let sharded = shard.map(|shard| Sharded {
+            shard,
+            rule: HaltRule::new(tol),
+            pending: Synced::default(),
+        });
+        GpuSession { sharded, ..self }
     }
 
     pub fn set_params(&mut self, params: &[Vec<f32>]) -> Result<()> {
@@ -129,6 +151,8 @@ impl Session for GpuSession<'_> {
     }
 
     fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
+        let part = self.sharded.as_mut().map(|s| s.shard.begin_epoch(plan));
+        let plan = part.as_ref().unwrap_or(plan);
         match &mut self.stream {
             Some(stream) => stream.begin_epoch(plan),
             None => {
@@ -155,6 +179,9 @@ impl Session for GpuSession<'_> {
         if self.halted {
             return Ok(());
         }
+        if self.sharded.is_some() {
+            return self.sharded_step(batch, update);
+        }
         let due = self
             .verify
             .as_ref()
@@ -170,6 +197,9 @@ impl Session for GpuSession<'_> {
     }
 
     fn sync(&mut self) -> Result<Synced> {
+        if let Some(s) = &mut self.sharded {
+            return Ok(std::mem::take(&mut s.pending));
+        }
         if self.halted || self.queued == self.synced {
             return Ok(Synced::default());
         }
@@ -232,6 +262,65 @@ impl Session for GpuSession<'_> {
 }
 
 impl GpuSession<'_> {
+    /// One step of a distributed fit: this rank's share of `batch` (perhaps none) on the
+    /// device with no update, its loss and gradients read back and all-reduced into the
+    /// global batch's, then — unless the global loss halts the fit — those gradients
+    /// written back and the update recorded. Every rank applies the same update.
+    fn sharded_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+        let Some(s) = &self.sharded else {
+            unreachable!("called for sharded sessions only")
+        };
+        let local = s.shard.local(batch);
+        let computed = self.local_grads(local);
+        let zeros = || {
+            let params = &self.engine.program().params;
+            params.iter().map(|d| vec![0f32; d.rows * d.cols]).collect()
+        };
+        let (loss, mut grads) = match computed {
+            Ok(Some((loss, grads))) => (Ok(f64::from(loss)), grads),
+            Ok(None) => (Ok(0.0), zeros()),
+            Err(e) => (Err(e), zeros()),
+        };
+        let Some(s) = &mut self.sharded else {
+            unreachable!("checked above")
+        };
+        let slices = grads.iter_mut().map(Vec::as_mut_slice).collect();
+        let loss = s.shard.reduce(slices, loss, local, batch)?;
+        s.pending.losses.push(loss);
+        self.queued += 1;
+        self.step += 1;
+        if let Some(halt) = s.rule.check(loss) {
+            s.pending.halt = Some((s.pending.losses.len() - 1, halt));
+            self.halted = true;
+            return Ok(());
+        }
+        self.engine.apply_grads(&grads, *update)
+    }
+
+    /// The loss and gradients of this rank's share `local` of a step (`None` when it is
+    /// empty), from the resident order or the ring slot that holds it.
+    fn local_grads(&mut self, local: Batch) -> Result<Option<(f32, Vec<Vec<f32>>)>> {
+        let Some(stream) = &mut self.stream else {
+            if local.len == 0 {
+                return Ok(None);
+            }
+            return self.engine.loss_and_grads(local.start, local.len).map(Some);
+        };
+        let depth = self.engine.ring_depth() as u64;
+        let engine = &mut self.engine;
+        let (group, offset) = stream.locate(local, |number, host| {
+            let slot = (number % depth) as usize;
+            engine.write_slot(slot, &host.x, host.targets.view(), host.row_weights())
+        })?;
+        if local.len == 0 {
+            return Ok(None);
+        }
+        let slot = (group % depth) as usize;
+        engine
+            .loss_and_grads_slot(slot, offset, local.len)
+            .map(Some)
+    }
+
     /// One step on the engine: by position in the resident order, or from the ring slot
     /// that holds the batch's group (uploaded first when the batch starts a group). The
     /// engine enforces the slot-reuse rule.
