@@ -169,7 +169,20 @@ impl ClassReport {
     /// # Errors
     /// As [`confusion_matrix`].
     pub fn new(pred: &[u32], truth: &[u32], k: usize) -> Result<Self> {
-        let m = confusion_matrix(pred, truth, k)?;
+        Ok(Self::from_confusion(&confusion_matrix(pred, truth, k)?))
+    }
+
+    /// The report of a confusion matrix (`m[true][predicted]`, as [`confusion_matrix`]
+    /// returns): how scores over data read in blocks are made, by adding the blocks'
+    /// matrices.
+    ///
+    /// ```
+    /// use gradflow::metrics::ClassReport;
+    /// let r = ClassReport::from_confusion(&[vec![1, 1], vec![0, 1]]);
+    /// assert_eq!((r.precision[1], r.recall[1]), (0.5, 1.0));
+    /// ```
+    pub fn from_confusion(m: &[Vec<u64>]) -> Self {
+        let k = m.len();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let mut r = ClassReport {
             precision: Vec::with_capacity(k),
@@ -191,7 +204,7 @@ impl ClassReport {
             });
             r.support.push(actual);
         }
-        Ok(r)
+        r
     }
 
     /// Unweighted means over the classes: (precision, recall, F1).

@@ -7,7 +7,7 @@
 mod common;
 
 use gradflow::data::{ClassWeight, RowSource, Synthetic};
-use gradflow::dist::{Comm, LocalGroup};
+use gradflow::dist::LocalGroup;
 use gradflow::model::{Init, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression};
 use gradflow::{
     Backend, EarlyStopping, Error, Optimizer, Penalty, Report, Schedule, Solver, StopReason,
@@ -367,12 +367,12 @@ fn a_resumed_distributed_fit_equals_an_uninterrupted_one() {
         let comm = std::sync::Arc::new(comm);
         let once = Trainer::new(config.clone().epochs(4))
             .unwrap()
-            .with_comm(Shared(comm.clone()));
+            .with_comm(comm.clone());
         let mut a = Mlp::new(5);
         once.fit(&mut a, &blobs).unwrap();
         let twice = Trainer::new(config.clone().epochs(2))
             .unwrap()
-            .with_comm(Shared(comm));
+            .with_comm(comm);
         let mut b = Mlp::new(5);
         twice.partial_fit(&mut b, &blobs).unwrap();
         twice.partial_fit(&mut b, &blobs).unwrap();
@@ -380,27 +380,6 @@ fn a_resumed_distributed_fit_equals_an_uninterrupted_one() {
     });
     for (a, b) in params {
         assert_eq!(a, b);
-    }
-}
-
-/// One rank's communicator shared by several trainers (a `Comm` behind an `Arc`).
-struct Shared<C>(std::sync::Arc<C>);
-
-impl<C: Comm> Comm for Shared<C> {
-    fn rank(&self) -> usize {
-        self.0.rank()
-    }
-    fn size(&self) -> usize {
-        self.0.size()
-    }
-    fn all_reduce_sum(&self, values: &mut [f64]) -> gradflow::Result<()> {
-        self.0.all_reduce_sum(values)
-    }
-    fn all_gather(&self, bytes: &[u8]) -> gradflow::Result<Vec<Vec<u8>>> {
-        self.0.all_gather(bytes)
-    }
-    fn abort(&self, message: &str) {
-        self.0.abort(message)
     }
 }
 

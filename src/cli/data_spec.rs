@@ -15,8 +15,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gradflow::data::{Dataset, Synthetic};
+use gradflow::data::{Dataset, RowSource, Synthetic};
 use gradflow::io::model::DataColumns;
+use gradflow::io::npy::NpyStream;
 use gradflow::io::{Column, CsvOptions, ModelKind, TargetKind, csv, npy};
 
 use super::CliError;
@@ -134,11 +135,22 @@ fn parse_synthetic(text: &str, rest: &str, seed: u64) -> Result<Synthetic, CliEr
     Ok(g)
 }
 
+/// Where the rows come from: loaded whole, or read in place as batches ask for them.
+#[derive(Debug)]
+pub enum Rows {
+    /// In memory.
+    Memory(Dataset),
+    /// A memory-mapped `.npy` file.
+    Npy(NpyStream),
+    /// A generator: rows made by index.
+    Synthetic(Synthetic),
+}
+
 /// A dataset ready to train on, with what a saved model keeps of it.
 #[derive(Debug)]
 pub struct Loaded {
     /// The data.
-    pub dataset: Dataset,
+    pub rows: Rows,
     /// Class names (files only).
     pub labels: Option<Vec<String>>,
     /// The file's columns (files only).
@@ -149,17 +161,74 @@ pub struct Loaded {
     pub seconds: f64,
 }
 
+impl Loaded {
+    /// The rows in memory (read whole if they were streamed).
+    ///
+    /// # Errors
+    /// The source's errors while reading; [`gradflow::Error::OutOfMemory`].
+    pub fn into_dataset(self) -> Result<Dataset, CliError> {
+        match self.rows {
+            Rows::Memory(d) => Ok(d),
+            Rows::Npy(f) => Ok(Dataset::from_source(&f)?),
+            Rows::Synthetic(g) => Ok(g.dataset()?),
+        }
+    }
+
+    /// The rows, wherever they are.
+    pub fn source(&self) -> &dyn RowSource {
+        match &self.rows {
+            Rows::Memory(d) => d,
+            Rows::Npy(f) => f,
+            Rows::Synthetic(g) => g,
+        }
+    }
+}
+
+impl DataSpec {
+    /// Whether the data can be read in place: a `.npy` file, or a generator whose rows
+    /// the epoch plan can number (u32) and whose rows are of a sane width (a batch of
+    /// 1,024 within 1 GiB). Data that cannot stream are loaded, and too large ones fail
+    /// there with the allocator's error.
+    pub fn streams(&self) -> bool {
+        match self {
+            DataSpec::Synthetic(g) => {
+                g.n() <= u32::MAX as usize
+                    && g.p().saturating_add(1).saturating_mul(4 << 10) <= 1 << 30
+            }
+            DataSpec::Npy(_) => true,
+            DataSpec::Csv(_) => false,
+        }
+    }
+
+    /// The bytes the data take in memory (features and targets as f32), if known
+    /// before reading: a generator's size, or a `.npy` file's.
+    pub fn bytes(&self) -> Option<u64> {
+        match self {
+            // Saturating: a spec's sizes are the user's, checked only when it is made.
+            DataSpec::Synthetic(g) => Some(
+                (g.n() as u64)
+                    .saturating_mul((g.p() as u64).saturating_add(1))
+                    .saturating_mul(4),
+            ),
+            DataSpec::Npy(path) | DataSpec::Csv(path) => {
+                std::fs::metadata(path).ok().map(|m| m.len())
+            }
+        }
+    }
+}
+
 /// Makes or reads the data for `model`: class labels for classifiers, real targets for
-/// linear regression.
+/// linear regression; with `stream`, a generator or a `.npy` file is read in place
+/// instead of loaded (a CSV file cannot be: it is read whole).
 ///
 /// # Errors
 /// A usage error for `--target` with synthetic data; the reader's errors (file, line,
 /// column, value).
 pub fn load(
     spec: &DataSpec,
-    target: Option<&Column>,
-    weight: Option<&Column>,
+    (target, weight): (Option<&Column>, Option<&Column>),
     model: ModelKind,
+    stream: bool,
 ) -> Result<Loaded, CliError> {
     if let (Some(w), false) = (weight, matches!(spec, DataSpec::Csv(_))) {
         return Err(CliError::usage(
@@ -173,7 +242,7 @@ pub fn load(
     } else {
         TargetKind::Real
     };
-    let (dataset, labels, columns, weights) = match spec {
+    let (rows, labels, columns, weights) = match spec {
         DataSpec::Synthetic(g) => {
             if let Some(t) = target {
                 return Err(CliError::usage(
@@ -181,7 +250,11 @@ pub fn load(
                     "--target applies to .csv and .npy files",
                 ));
             }
-            (g.dataset()?, None, DataColumns::default(), None)
+            let rows = match stream {
+                true => Rows::Synthetic(g.clone()),
+                false => Rows::Memory(g.dataset()?),
+            };
+            (rows, None, DataColumns::default(), None)
         }
         DataSpec::Csv(path) => {
             let mut options = CsvOptions {
@@ -198,7 +271,21 @@ pub fn load(
                 weight: data.weight_name().map(str::to_string),
                 weight_column: data.weight_column,
             };
-            (data.dataset, data.labels, columns, data.weights)
+            (
+                Rows::Memory(data.dataset),
+                data.labels,
+                columns,
+                data.weights,
+            )
+        }
+        DataSpec::Npy(path) if stream => {
+            let file = npy::open(path, target, kind)?;
+            let columns = DataColumns {
+                target_column: Some(file.target_column),
+                ..DataColumns::default()
+            };
+            let labels = file.labels.clone();
+            (Rows::Npy(file), labels, columns, None)
         }
         DataSpec::Npy(path) => {
             let data = npy::read(path, target, kind)?;
@@ -206,11 +293,11 @@ pub fn load(
                 target_column: Some(data.target_column),
                 ..DataColumns::default()
             };
-            (data.dataset, data.labels, columns, None)
+            (Rows::Memory(data.dataset), data.labels, columns, None)
         }
     };
     Ok(Loaded {
-        dataset,
+        rows,
         labels,
         columns,
         weights,

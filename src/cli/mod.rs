@@ -8,6 +8,8 @@ mod demo;
 mod gradcheck;
 mod info;
 mod knobs;
+mod launch;
+mod memory;
 mod plot;
 mod predict;
 mod progress;
@@ -137,12 +139,20 @@ impl CliError {
 
     /// Prints the error (one line, then the hint) and gives the exit code.
     pub fn report(&self) -> ExitCode {
-        // One line, whatever the message holds.
-        eprintln!("gradflow: error: {}", self.message.replace('\n', " "));
-        if let Some(h) = &self.hint {
-            eprintln!("hint: {h}");
+        // One line, whatever the message holds; in an MPI job, from rank 0 alone (the
+        // others' failures reach it: see `launch`).
+        if launch::reports_errors() {
+            eprintln!("gradflow: error: {}", self.message.replace('\n', " "));
+            if let Some(h) = &self.hint {
+                eprintln!("hint: {h}");
+            }
         }
         ExitCode::from(if self.usage { 2 } else { 1 })
+    }
+
+    /// The message (without the hint).
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

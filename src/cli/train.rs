@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use gradflow::data::{Dataset, Targets};
+use gradflow::data::{BatchTargets, HostTargets, RowSource, Shuffle};
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
-use gradflow::metrics::{ClassReport, accuracy, log_loss, mae, mse, r2};
+use gradflow::metrics::{ClassReport, confusion_matrix, log_loss};
 use gradflow::{Backend, Penalty, Report, Solver, StopReason, TrainConfig, Trainer, Verify};
 use serde::Serialize;
 
 use super::data_spec::{self, DataSpec};
 use super::knobs::KnobArgs;
+use super::launch::World;
+use super::memory;
 use super::progress::{self, human};
 use super::{CliError, build_model, plot};
 
@@ -94,6 +96,13 @@ pub struct TrainArgs {
     /// count and scaler; --epochs more epochs (--model must match).
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
+    /// Read a .npy file or a generator in place, batch by batch, instead of loading it
+    /// whole (automatic for data larger than half the memory this process may use, and
+    /// on every rank of an MPI job). A .npy file larger than that memory is read in
+    /// windowed order (shuffled chunks of rows) so that reads stay sequential. CSV files
+    /// are always read whole.
+    #[arg(long)]
+    stream: bool,
     #[command(flatten)]
     knobs: KnobArgs,
 }
@@ -193,6 +202,7 @@ struct DeviationSummary {
 /// Usage errors for bad or conflicting flags; the library's errors for bad data, a
 /// diverged fit, a missing adapter; I/O errors for `--save` and `--plot`.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
+    let world = World::start()?;
     let kind = args.model;
     let mut model = build_model(args.model, args.hidden, args.activation)?;
     let config = config(args)?;
@@ -207,19 +217,54 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .as_deref()
         .map(str::parse::<Column>)
         .transpose()?;
-    let loaded = data_spec::load(&spec, target.as_ref(), weight.as_ref(), kind)?;
-    let data = &loaded.dataset;
+    // Every rank opens the data (and the checkpoint) itself; a rank that cannot stops
+    // them all here.
+    let budget = memory::budget();
+    let big = spec.bytes().zip(budget).is_some_and(|(b, m)| b > m / 2) && spec.streams();
+    let stream = args.stream || world.comm().is_some() || big;
+    let columns = (target.as_ref(), weight.as_ref());
+    let loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;
+    let data = loaded.source();
+    let mut config = config;
+    if let (data_spec::Rows::Npy(_), Some(b), Some(m)) = (&loaded.rows, spec.bytes(), budget)
+        && b > m
+        && config.shuffle == Shuffle::Full
+    {
+        // A full permutation of a file that does not fit would make every read a page
+        // fault; shuffled 4 MiB chunks, mixed 64 at a time, keep the reads sequential.
+        let row_bytes = (data.p() as u64 + 1) * 4;
+        let chunk_rows = (4 << 20) / row_bytes.max(1);
+        config.shuffle = Shuffle::Windowed {
+            chunk_rows: chunk_rows.max(1) as usize,
+            window_chunks: 64,
+        };
+        if world.is_root() {
+            eprintln!(
+                "gradflow: {} is {b} bytes, more than the {m} bytes of memory this process \
+                 may use: reading it in windowed order (chunks of {chunk_rows} rows, 64 to a \
+                 window)",
+                args.data
+            );
+        }
+    }
 
     if let Some(path) = &args.resume {
-        resume(model.as_mut(), kind, path, loaded.labels.as_deref())?;
+        let labels = loaded.labels.as_deref();
+        world.agree(resume(model.as_mut(), kind, path, labels))?;
     }
     // The bar's length before the trainer has fixed the cap: the default one, or asked.
     let cap = config.epochs.unwrap_or(match kind {
         ModelKind::Mlp => gradflow::train::MLP_MAX_EPOCHS,
         _ => gradflow::train::LINEAR_MAX_EPOCHS,
     });
-    let bar = progress::epoch_bar(cap);
-    let trainer = Trainer::new(config.clone())?.with_progress(progress::callback(bar.clone()));
+    let bar = match world.is_root() {
+        true => progress::epoch_bar(cap),
+        false => indicatif::ProgressBar::hidden(),
+    };
+    let mut trainer = Trainer::new(config.clone())?.with_progress(progress::callback(bar.clone()));
+    if let Some(comm) = world.comm() {
+        trainer = trainer.with_comm(comm);
+    }
     let weights = loaded.weights.as_deref();
     let fitted = match args.resume {
         Some(_) => trainer.partial_fit_weighted(model.as_mut(), data, weights),
@@ -245,6 +290,10 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         err
     })?;
 
+    // Every rank holds the same model; rank 0 reports and writes it.
+    if !world.is_root() {
+        return Ok(());
+    }
     let mut saved = SavedModel::from_model(model.as_ref())?.with_columns(loaded.columns.clone());
     if let Some(labels) = &loaded.labels {
         saved = saved.with_labels(labels.clone())?;
@@ -411,25 +460,83 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
 }
 
 /// Scores on the training data: R² and MSE for regression, accuracy for classifiers.
-fn metrics(saved: &SavedModel, data: &Dataset) -> Result<BTreeMap<String, f64>, CliError> {
+/// The training data's scores, predicted block by block (a streamed source is never
+/// held whole): sums, Chan-merged target moments and a confusion matrix.
+fn metrics(saved: &SavedModel, data: &dyn RowSource) -> Result<BTreeMap<String, f64>, CliError> {
+    const BLOCK: usize = 1 << 16;
+    let (n, p) = (data.n(), data.p());
+    let mut x = vec![0f32; BLOCK.min(n) * p];
+    let mut targets = HostTargets::empty(data.target_kind());
+    let mut regression = Moments::default();
+    let (mut confusion, mut log_loss_sum) = (Vec::new(), 0.0);
+    for start in (0..n).step_by(BLOCK) {
+        let len = BLOCK.min(n - start);
+        let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
+        data.gather(&rows, &mut x[..len * p], targets.rows_mut(len))?;
+        match (saved.predict(&x[..len * p])?, targets.view()) {
+            (Prediction::Real(pred), BatchTargets::Real(y)) => regression.add(&pred, y),
+            (Prediction::Classes { classes, proba, k }, BatchTargets::Labels(labels)) => {
+                log_loss_sum += log_loss(&proba, labels, k)? * len as f64;
+                let block = confusion_matrix(&classes, labels, k)?;
+                if confusion.is_empty() {
+                    confusion = block;
+                } else {
+                    for (row, b) in confusion.iter_mut().zip(block) {
+                        row.iter_mut().zip(b).for_each(|(c, v)| *c += v);
+                    }
+                }
+            }
+            _ => unreachable!("the model was fitted on these targets"),
+        }
+    }
     let mut out = BTreeMap::new();
-    match (saved.predict(data.features())?, data.targets()) {
-        (Prediction::Real(pred), Targets::Real(y)) => {
-            out.insert("r2".into(), r2(&pred, y)?);
-            out.insert("mse".into(), mse(&pred, y)?);
-            out.insert("mae".into(), mae(&pred, y)?);
-        }
-        (Prediction::Classes { classes, proba, k }, Targets::Classes { labels, .. }) => {
-            out.insert("accuracy".into(), accuracy(&classes, labels)?);
-            out.insert("log_loss".into(), log_loss(&proba, labels, k)?);
-            let (precision, recall, f1) = ClassReport::new(&classes, labels, k)?.macro_avg();
-            out.insert("precision_macro".into(), precision);
-            out.insert("recall_macro".into(), recall);
-            out.insert("f1_macro".into(), f1);
-        }
-        _ => unreachable!("the model was fitted on these targets"),
+    if confusion.is_empty() {
+        let r = &regression;
+        out.insert(
+            "r2".into(),
+            if r.m2 > 0.0 { 1.0 - r.sse / r.m2 } else { 0.0 },
+        );
+        out.insert("mse".into(), r.sse / r.count);
+        out.insert("mae".into(), r.sae / r.count);
+    } else {
+        let right: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
+        out.insert("accuracy".into(), right as f64 / n as f64);
+        out.insert("log_loss".into(), log_loss_sum / n as f64);
+        let (precision, recall, f1) = ClassReport::from_confusion(&confusion).macro_avg();
+        out.insert("precision_macro".into(), precision);
+        out.insert("recall_macro".into(), recall);
+        out.insert("f1_macro".into(), f1);
     }
     Ok(out)
+}
+
+/// A regression's error sums and its targets' moments, merged block by block.
+#[derive(Default)]
+struct Moments {
+    count: f64,
+    sse: f64,
+    sae: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn add(&mut self, pred: &[f32], y: &[f32]) {
+        let len = y.len() as f64;
+        let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / len;
+        let m2: f64 = y.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        for (&p, &t) in pred.iter().zip(y) {
+            let e = f64::from(p) - f64::from(t);
+            self.sse += e * e;
+            self.sae += e.abs();
+        }
+        // Chan's merge, as the standardiser's.
+        let delta = mean - self.mean;
+        let total = self.count + len;
+        self.mean += delta * len / total;
+        self.m2 += m2 + delta * delta * self.count * len / total;
+        self.count = total;
+    }
 }
 
 fn summarise(
@@ -444,7 +551,7 @@ fn summarise(
         Some(a) => ("gpu", Some(a.to_string())),
         None => ("cpu", None),
     };
-    let data = &loaded.dataset;
+    let data = loaded.source();
     Summary {
         model: kind.name(),
         data: args.data.clone(),

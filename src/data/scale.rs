@@ -53,7 +53,7 @@ impl Standardizer {
         let blocks = source.n().div_ceil(BLOCK);
         let mine = group.map_or(0..blocks, |g| g.part(blocks));
         // Each block's moments: rows, then p means, then p squared deviations.
-        let mut moments = Vec::with_capacity(mine.len() * (2 * p + 1));
+        let mut moments = Vec::new();
         let mut of_block = |block: &[f32]| {
             let rows = (block.len() / p) as f64;
             let start = moments.len();

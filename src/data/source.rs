@@ -388,6 +388,11 @@ impl MappedFile {
         Self::new(path, map, offset, element, n, cols, targets)
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Maps a raw little-endian `f32` file of `columns` values per row.
     ///
     /// # Errors

@@ -83,6 +83,68 @@ pub trait Comm: Send + Sync {
     fn abort(&self, message: &str);
 }
 
+/// A shared communicator: one rank's `Comm` used by several trainers (a resumed fit, a
+/// program that agrees on its inputs before it trains).
+impl<C: Comm + ?Sized> Comm for Arc<C> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+    fn all_reduce_sum(&self, values: &mut [f64]) -> Result<()> {
+        (**self).all_reduce_sum(values)
+    }
+    fn all_gather(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        (**self).all_gather(bytes)
+    }
+    fn abort(&self, message: &str) {
+        (**self).abort(message)
+    }
+}
+
+/// `Ok` on every rank when `local` is `Ok` on every rank; otherwise an error on every
+/// rank — this rank's own, or [`Error::Rank`](crate::Error::Rank) with the first failing
+/// rank's message. How a program makes sure that every rank has its inputs (a file each
+/// rank opens) before they start a fit together, instead of one rank leaving and the
+/// others waiting for it.
+///
+/// ```
+/// use gradflow::dist::{agree, Comm, LocalGroup};
+/// use gradflow::io::csv;
+/// let outcomes = LocalGroup::run(3, |comm| {
+///     // Rank 2's node lacks the file.
+///     let path = if comm.rank() == 2 { "missing.csv" } else { "tests/data/iris-train.csv" };
+///     agree(&comm, csv::read(path, &Default::default()))
+/// });
+/// assert!(outcomes.iter().all(Result::is_err)); // every rank stops, none waits
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+///
+/// # Errors
+/// As described, and [`Error::Comm`](crate::Error::Comm) when the group is broken.
+pub fn agree<T>(comm: &(impl Comm + ?Sized), local: Result<T>) -> Result<T> {
+    let mut values = vec![f64::from(u8::from(local.is_err()))];
+    comm.all_reduce_sum(&mut values)?;
+    if values[0] == 0.0 {
+        return local;
+    }
+    let message = local.as_ref().err().map(ToString::to_string);
+    let all = comm.all_gather(message.as_deref().unwrap_or("").as_bytes())?;
+    if let Err(own) = local {
+        return Err(own);
+    }
+    let first = all.iter().enumerate().find(|(_, m)| !m.is_empty());
+    let (rank, message) = first.map_or((0, "an unknown error".into()), |(r, m)| {
+        (r, String::from_utf8_lossy(m).into_owned())
+    });
+    Err(Error::Rank {
+        rank,
+        size: comm.size(),
+        message,
+    })
+}
+
 /// One process on its own: every collective is the identity.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Solo;
@@ -166,22 +228,8 @@ impl Group {
             return local;
         }
         self.failed_together.store(true, Ordering::Relaxed);
-        let message = local.as_ref().err().map(ToString::to_string);
-        let all = self
-            .comm
-            .all_gather(message.as_deref().unwrap_or("").as_bytes())?;
-        local?;
-        let (rank, message) = all
-            .iter()
-            .enumerate()
-            .find(|(_, m)| !m.is_empty())
-            .map(|(r, m)| (r, String::from_utf8_lossy(m).into_owned()))
-            .unwrap_or((0, "an unknown error".into()));
-        Err(Error::Rank {
-            rank,
-            size: self.size(),
-            message,
-        })
+        // The flag is known to be up: `agree` finds it again and gathers the messages.
+        agree(&*self.comm, local)
     }
 
     /// Every rank's `bytes` (this rank's `local`, when it is `Ok`), in rank order, with

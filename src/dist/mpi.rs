@@ -94,8 +94,24 @@ impl Comm for Mpi {
 
     fn all_reduce_sum(&self, values: &mut [f64]) -> Result<()> {
         let send = values.to_vec();
-        self.comm()
-            .all_reduce_into(&send[..], values, SystemOperation::sum());
+        let comm = self.comm();
+        // Started, then polled with a yield between tests: a rank that spun in a
+        // blocking call would hold its core while it waits, and where ranks share cores
+        // (more ranks than cores, or a rank's own worker threads) the rank it waits for
+        // would get none. Not a sleep: a test costs ~100 ns, a step's wait microseconds.
+        mpi::request::scope(|scope| {
+            let mut request =
+                comm.immediate_all_reduce_into(scope, &send[..], values, SystemOperation::sum());
+            loop {
+                match request.test() {
+                    Ok(_) => break,
+                    Err(pending) => {
+                        request = pending;
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        });
         Ok(())
     }
 

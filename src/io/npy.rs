@@ -54,26 +54,7 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
         path: path.display().to_string(),
         reason,
     };
-    // Opened once to learn the column count, then with the target column.
-    let cols = MappedFile::npy(path, FileTargets::Real { column: 0 })?.p() + 1;
-    let column = match target {
-        None => cols - 1,
-        Some(&Column::Index(i)) if i < cols => i,
-        Some(&Column::Index(i)) => {
-            return Err(bad(format!(
-                "target column {i} does not exist: the array has {cols} columns, numbered 0 to {}",
-                cols - 1
-            )));
-        }
-        Some(Column::Name(name)) => {
-            return Err(bad(format!(
-                "target column \"{name}\": a .npy file has no column names; give the \
-                 column's index (0 to {}) instead",
-                cols - 1
-            )));
-        }
-    };
-    let file = MappedFile::npy(path, FileTargets::Real { column })?;
+    let (file, column) = map_with_target(path, target)?;
     let n = file.n();
     let rows: Vec<u32> = (0..u32::try_from(n).map_err(|_| {
         bad(format!(
@@ -118,4 +99,201 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
         target_column: column,
         labels,
     })
+}
+
+/// Maps `path` with its target column: `target`, or the last.
+fn map_with_target(path: &Path, target: Option<&Column>) -> Result<(MappedFile, usize)> {
+    let bad = |reason: String| Error::BadFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    // Opened once to learn the column count, then with the target column.
+    let cols = MappedFile::npy(path, FileTargets::Real { column: 0 })?.p() + 1;
+    let column = match target {
+        None => cols - 1,
+        Some(&Column::Index(i)) if i < cols => i,
+        Some(&Column::Index(i)) => {
+            return Err(bad(format!(
+                "target column {i} does not exist: the array has {cols} columns, numbered 0 to {}",
+                cols - 1
+            )));
+        }
+        Some(Column::Name(name)) => {
+            return Err(bad(format!(
+                "target column \"{name}\": a .npy file has no column names; give the \
+                 column's index (0 to {}) instead",
+                cols - 1
+            )));
+        }
+    };
+    Ok((MappedFile::npy(path, FileTargets::Real { column })?, column))
+}
+
+/// A `.npy` file read in place: memory-mapped, each batch's rows read when it comes up,
+/// so a file larger than memory trains (a distributed fit's ranks each read only the
+/// rows of their parts). The classes of a classifier's target are found by one pass over
+/// the file when it is opened; a non-finite feature is an error when its row is read.
+///
+/// ```
+/// use gradflow::data::RowSource;
+/// use gradflow::io::{npy, TargetKind};
+/// # let path = std::env::temp_dir().join("gradflow-doc-npy-stream.npy");
+/// # let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+/// # let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }".to_string();
+/// # while (10 + header.len() + 1) % 64 != 0 { header.push(' '); }
+/// # header.push('\n');
+/// # bytes.extend((header.len() as u16).to_le_bytes());
+/// # bytes.extend(header.as_bytes());
+/// # for v in [0.5f32, 3.0, 1.5, 0.0, 2.5, 3.0] { bytes.extend(v.to_le_bytes()); }
+/// # std::fs::write(&path, bytes)?;
+/// // The file of `npy::read`'s example, streamed: labels 3, 0, 3 are classes 1, 0, 1.
+/// let file = npy::open(&path, None, TargetKind::Classes)?;
+/// assert_eq!((file.n(), file.p(), file.classes()), (3, 1, Some(2)));
+/// assert_eq!(file.labels, Some(vec!["0".to_string(), "3".into()]));
+/// let (mut x, mut y) = (vec![0.0; 2], vec![0; 2]);
+/// file.gather(&[2, 1], &mut x, gradflow::data::RowTargets::Classes(&mut y))?;
+/// assert_eq!((x, y), (vec![2.5, 1.5], vec![1, 0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct NpyStream {
+    file: MappedFile,
+    /// A classifier's distinct target values, in increasing order: value `classes[i]` is
+    /// class `i`.
+    classes: Option<Vec<f32>>,
+    /// The target's column, counted from 0.
+    pub target_column: usize,
+    /// Classifiers: the name of each class (its value as printed).
+    pub labels: Option<Vec<String>>,
+}
+
+/// Opens a `.npy` file for streaming; `target` is the target column (`None`: the last).
+///
+/// # Errors
+/// As [`read`], but a non-finite feature is found only when its row is read.
+pub fn open(
+    path: impl AsRef<Path>,
+    target: Option<&Column>,
+    kind: TargetKind,
+) -> Result<NpyStream> {
+    let path = path.as_ref();
+    let (file, column) = map_with_target(path, target)?;
+    let classes = match kind {
+        TargetKind::Real => None,
+        TargetKind::Classes => Some(target_values(&file, path, column)?),
+    };
+    let labels = classes
+        .as_ref()
+        .map(|c| c.iter().map(|v| v.to_string()).collect());
+    Ok(NpyStream {
+        file,
+        classes,
+        target_column: column,
+        labels,
+    })
+}
+
+/// The distinct values of the target column, in increasing order, read in blocks.
+fn target_values(file: &MappedFile, path: &Path, column: usize) -> Result<Vec<f32>> {
+    const BLOCK: usize = 1 << 16;
+    let (n, p) = (file.n(), file.p());
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut x, mut y) = (vec![0f32; BLOCK * p], vec![0f32; BLOCK]);
+    for start in (0..n).step_by(BLOCK) {
+        let len = BLOCK.min(n - start);
+        let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
+        file.gather(&rows, &mut x[..len * p], RowTargets::Real(&mut y[..len]))
+            .map_err(|e| finite_error(e, path))?;
+        for (i, &v) in y[..len].iter().enumerate() {
+            if v.fract() != 0.0 {
+                return Err(Error::BadFile {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "row {}, column {column}: {v} is not a whole number, as a class label \
+                         must be",
+                        start + i
+                    ),
+                });
+            }
+            // -0 and 0 are one class; whole numbers order as their bits' total order.
+            seen.insert(OrderedF32(v + 0.0));
+        }
+    }
+    Ok(seen.into_iter().map(|v| v.0).collect())
+}
+
+/// An f32 with a total order, for the set of class values (never NaN here).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedF32(f32);
+
+impl Eq for OrderedF32 {}
+
+impl PartialOrd for OrderedF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderedF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A mapped file's non-finite value as the file's error, with its row and column.
+fn finite_error(e: Error, path: &Path) -> Error {
+    match e {
+        Error::NonFinite {
+            row, col, value, ..
+        } => Error::BadFile {
+            path: path.display().to_string(),
+            reason: format!(
+                "row {row}, column {col}: {value} is not a finite number (every value must be finite)"
+            ),
+        },
+        other => other,
+    }
+}
+
+impl RowSource for NpyStream {
+    fn n(&self) -> usize {
+        self.file.n()
+    }
+
+    fn p(&self) -> usize {
+        self.file.p()
+    }
+
+    fn classes(&self) -> Option<usize> {
+        self.classes.as_ref().map(Vec::len)
+    }
+
+    fn gather(&self, rows: &[u32], x: &mut [f32], targets: RowTargets<'_>) -> Result<()> {
+        let path = || self.file.path();
+        match (&self.classes, targets) {
+            (None, targets) => self.file.gather(rows, x, targets),
+            (Some(classes), RowTargets::Classes(labels)) => {
+                let mut y = vec![0f32; rows.len()];
+                self.file
+                    .gather(rows, x, RowTargets::Real(&mut y))
+                    .map_err(|e| finite_error(e, path()))?;
+                for ((label, v), &row) in labels.iter_mut().zip(&y).zip(rows) {
+                    let class = classes.binary_search_by(|c| c.total_cmp(&(v + 0.0)));
+                    *label = class.map_err(|_| Error::BadFile {
+                        path: self.file.path().display().to_string(),
+                        reason: format!(
+                            "row {row}: label {v} was not in the file when it was opened \
+                             (the file changed while training)"
+                        ),
+                    })? as u32;
+                }
+                Ok(())
+            }
+            (Some(_), RowTargets::Real(_)) => Err(Error::ShapeMismatch {
+                what: "gathered targets",
+                expected: "class labels (the file was opened for a classifier)".into(),
+                got: "a buffer for real values".into(),
+            }),
+        }
+    }
 }
