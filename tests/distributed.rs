@@ -239,16 +239,39 @@ fn sample_and_class_weights() {
 }
 
 #[test]
-fn the_defaults_standardize_choose_a_rate_and_stop_on_every_rank_alike() {
-    // Streamed: the mini-batch loop at a chosen rate, features standardised from
-    // block statistics merged across ranks, the plateau rule.
-    let shifted = Synthetic::logistic(3_000, 6).seed(11);
-    let auto = TrainConfig::default().batch_size(64).seed(5);
-    for ranks in [2, 3] {
-        let trainer = || Trainer::new(auto.clone()).unwrap();
-        let (alone, ranked) =
-            alone_and_ranked(ranks, trainer, &shifted, None, LogisticRegression::new);
-        assert_same("defaults, streamed", &alone, &ranked, 1e-4);
+fn the_defaults_on_streamed_ranks_are_the_single_process_fit_in_memory() {
+    // Ranks that stream a generator make the choices of one process holding its rows:
+    // standardisation from block statistics merged across ranks, L-BFGS over each rank's
+    // share (a linear model), or the mini-batch loop at the rate from the curvature and
+    // the largest row (scanned in shares), stopped by the plateau rule.
+    let rows = Synthetic::logistic(3_000, 6).seed(11);
+    let data = rows.dataset().unwrap();
+    for (what, config) in [
+        ("defaults", TrainConfig::default().seed(5)),
+        (
+            "defaults, sgd",
+            TrainConfig::default()
+                .solver(Solver::Sgd)
+                .batch_size(64)
+                .seed(5),
+        ),
+    ] {
+        let mut single = LogisticRegression::new();
+        let report = Trainer::new(config.clone())
+            .unwrap()
+            .fit(&mut single, &data)
+            .unwrap();
+        for ranks in [2, 3] {
+            let ranked = LocalGroup::run(ranks, |comm| {
+                let mut m = LogisticRegression::new();
+                let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
+                let report = trainer.fit(&mut m, &rows).unwrap();
+                (report, flat(&m))
+            });
+            assert_eq!(ranked[0].0.choices.solver, report.choices.solver, "{what}");
+            let alone = (report.clone(), flat(&single));
+            assert_same(&format!("{what}, {ranks} ranks"), &alone, &ranked, 1e-4);
+        }
     }
 }
 

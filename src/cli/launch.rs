@@ -58,9 +58,28 @@ impl World {
         self.comm.as_ref().is_none_or(|c| c.rank() == 0)
     }
 
+    /// The number of ranks (1 alone).
+    pub fn size(&self) -> usize {
+        self.comm.as_ref().map_or(1, |c| c.size())
+    }
+
     /// The communicator to train over, when there are several ranks.
     pub fn comm(&self) -> Option<Arc<dyn Comm>> {
         self.comm.clone()
+    }
+
+    /// Whether `flag` holds on any rank: how the ranks take one decision from what each
+    /// sees of its own machine (the memory it may use).
+    ///
+    /// # Errors
+    /// When the communicator fails.
+    pub fn any(&self, flag: bool) -> Result<bool, CliError> {
+        let Some(comm) = &self.comm else {
+            return Ok(flag);
+        };
+        let mut votes = [f64::from(u8::from(flag))];
+        comm.all_reduce_sum(&mut votes)?;
+        Ok(votes[0] > 0.0)
     }
 
     /// `Ok` on every rank when `local` is `Ok` on every rank: a rank that failed keeps

@@ -96,6 +96,12 @@ pub struct TrainArgs {
     /// count and scaler; --epochs more epochs (--model must match).
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
+    /// The order each epoch reads the rows in: full (a fresh permutation), off (stored
+    /// order), windowed (shuffled 4 MiB chunks of rows, 64 mixed at a time: for files
+    /// larger than memory) [default: full, or windowed for a .npy file larger than
+    /// memory].
+    #[arg(long, value_enum)]
+    shuffle: Option<ShuffleArg>,
     /// Read a .npy file or a generator in place, batch by batch, instead of loading it
     /// whole (automatic for data larger than half the memory this process may use, and
     /// on every rank of an MPI job). A .npy file larger than that memory is read in
@@ -105,6 +111,17 @@ pub struct TrainArgs {
     stream: bool,
     #[command(flatten)]
     knobs: KnobArgs,
+}
+
+/// `--shuffle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShuffleArg {
+    /// A fresh permutation of all rows every epoch.
+    Full,
+    /// The rows in stored order.
+    Off,
+    /// Shuffled chunks of consecutive rows, the rows of 64 chunks mixed together.
+    Windowed,
 }
 
 /// `--solver`.
@@ -219,25 +236,45 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .transpose()?;
     // Every rank opens the data (and the checkpoint) itself; a rank that cannot stops
     // them all here.
+    // What each rank may use of its machine's memory decides, agreed by all ranks:
+    // streaming (the data pass half of it), a windowed order (a file passes all of it),
+    // and the mini-batch loop where a rank's share would not fit for L-BFGS.
     let budget = memory::budget();
-    let big = spec.bytes().zip(budget).is_some_and(|(b, m)| b > m / 2) && spec.streams();
+    let passes =
+        |bytes: Option<u64>, divisor: u64| bytes.zip(budget).is_some_and(|(b, m)| b > m / divisor);
+    let ranks = world.size() as u64;
+    let big = world.any(passes(spec.bytes(), 2))?;
+    let too_big = world.any(passes(spec.bytes(), 1))?;
+    let share_big = world.any(passes(spec.bytes().map(|b| b / ranks), 2))?;
+    let big = big && spec.streams();
     let stream = args.stream || world.comm().is_some() || big;
+    let mut config = config;
+    if share_big && args.solver == SolverArg::Auto {
+        config = config.solver(Solver::Sgd);
+    }
     let columns = (target.as_ref(), weight.as_ref());
     let loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;
     let data = loaded.source();
-    let mut config = config;
-    if let (data_spec::Rows::Npy(_), Some(b), Some(m)) = (&loaded.rows, spec.bytes(), budget)
-        && b > m
-        && config.shuffle == Shuffle::Full
+    // Rows of 4 MiB chunks, 64 chunks to a window.
+    let row_bytes = (data.p() as u64 + 1) * 4;
+    let chunk_rows = ((4 << 20) / row_bytes).max(1);
+    let windowed = Shuffle::Windowed {
+        chunk_rows: chunk_rows as usize,
+        window_chunks: 64,
+    };
+    match args.shuffle {
+        Some(ShuffleArg::Full) => config.shuffle = Shuffle::Full,
+        Some(ShuffleArg::Off) => config.shuffle = Shuffle::Off,
+        Some(ShuffleArg::Windowed) => config.shuffle = windowed,
+        None => {}
+    }
+    if let (data_spec::Rows::Npy(_), Some(b), Some(m), None) =
+        (&loaded.rows, spec.bytes(), budget, args.shuffle)
+        && too_big
     {
         // A full permutation of a file that does not fit would make every read a page
         // fault; shuffled 4 MiB chunks, mixed 64 at a time, keep the reads sequential.
-        let row_bytes = (data.p() as u64 + 1) * 4;
-        let chunk_rows = (4 << 20) / row_bytes.max(1);
-        config.shuffle = Shuffle::Windowed {
-            chunk_rows: chunk_rows.max(1) as usize,
-            window_chunks: 64,
-        };
+        config.shuffle = windowed;
         if world.is_root() {
             eprintln!(
                 "gradflow: {} is {b} bytes, more than the {m} bytes of memory this process \

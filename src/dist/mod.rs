@@ -131,9 +131,7 @@ pub fn agree<T>(comm: &(impl Comm + ?Sized), local: Result<T>) -> Result<T> {
     }
     let message = local.as_ref().err().map(ToString::to_string);
     let all = comm.all_gather(message.as_deref().unwrap_or("").as_bytes())?;
-    if let Err(own) = local {
-        return Err(own);
-    }
+    local?;
     let first = all.iter().enumerate().find(|(_, m)| !m.is_empty());
     let (rank, message) = first.map_or((0, "an unknown error".into()), |(r, m)| {
         (r, String::from_utf8_lossy(m).into_owned())

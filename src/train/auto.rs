@@ -9,6 +9,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
 use crate::cpu::activation;
 use crate::data::{HostTargets, RowSource, RowWeights, gather_rows};
+use crate::dist::Group;
 use crate::error::{Error, Result};
 use crate::model::{Arch, Spec};
 use crate::program::Activation;
@@ -92,7 +93,16 @@ fn is_linear(spec: &Spec) -> bool {
 /// # Errors
 /// [`Error::InvalidParameter`] when the config asks for L-BFGS with something it cannot
 /// do: an L1 or elastic-net penalty, early stopping, a source not in memory.
-pub(crate) fn resolve(cfg: &TrainConfig, spec: &Spec, data: &dyn RowSource) -> Result<Choices> {
+///
+/// A distributed fit (`distributed`) counts as in memory: each rank holds only its
+/// contiguous share of the rows for L-BFGS (see [`super::full_batch`]), so the ranks
+/// make the single-process fit's choice whether or not they stream.
+pub(crate) fn resolve(
+    cfg: &TrainConfig,
+    spec: &Spec,
+    data: &dyn RowSource,
+    distributed: bool,
+) -> Result<Choices> {
     let n = data.n();
     let penalty = cfg.penalty.unwrap_or(match spec.arch {
         Arch::Glm {
@@ -110,7 +120,7 @@ pub(crate) fn resolve(cfg: &TrainConfig, spec: &Spec, data: &dyn RowSource) -> R
         || cfg.verify.is_some()
         // No plateau rule: exactly `epochs` epochs, which only the loop runs.
         || cfg.no_improvement.is_none();
-    let in_memory = data.in_memory().is_some();
+    let in_memory = data.in_memory().is_some() || distributed;
     let steps_per_epoch = n.div_ceil(cfg.batch_size.clamp(1, n.max(1))).max(1);
     let max_epochs = cfg.epochs.unwrap_or(if is_linear(spec) {
         LINEAR_MAX_EPOCHS
@@ -187,6 +197,7 @@ pub(crate) fn choose_rate(
     spec: &Spec,
     data: &dyn RowSource,
     (weights, init): (Option<&RowWeights<'_>>, &[Vec<f32>]),
+    group: Option<&Group>,
 ) -> Result<()> {
     let Some(optimizer) = choices.optimizer else {
         return Ok(());
@@ -197,7 +208,7 @@ pub(crate) fn choose_rate(
             Optimizer::AdaGrad { .. } => (1e-2, RateFrom::OptimizerDefault),
             Optimizer::Sgd | Optimizer::Momentum { .. } => {
                 let batch = cfg.batch_size.min(data.n());
-                let sample = Sample::of(data, weights, cfg.seed)?;
+                let sample = Sample::of(data, weights, cfg.seed, group)?;
                 let l = match spec.arch {
                     Arch::Glm { loss, .. } => loss_curvature(loss) * sample.smoothness(batch),
                     // The MLP: each layer is a softmax-bounded GLM on its inputs — the
@@ -243,12 +254,18 @@ struct Sample {
     scale: Vec<f64>,
     n: usize,
     /// maxᵢ ‖x̃ᵢ‖² over every row, when the data are in memory (one cheap pass; an
-    /// outlier row a sample missed would otherwise take a step far too long).
+    /// outlier row a sample missed would otherwise take a step far too long), or spread
+    /// over the ranks of a distributed fit (each its share of the rows).
     max_row: Option<f64>,
 }
 
 impl Sample {
-    fn of(data: &dyn RowSource, weights: Option<&RowWeights<'_>>, seed: u64) -> Result<Self> {
+    fn of(
+        data: &dyn RowSource,
+        weights: Option<&RowWeights<'_>>,
+        seed: u64,
+        group: Option<&Group>,
+    ) -> Result<Self> {
         let (n, p) = (data.n(), data.p());
         let mut rows: Vec<u32> = if n <= CURVATURE_ROWS {
             (0..n as u32).collect()
@@ -276,17 +293,48 @@ impl Sample {
                     .chain(std::iter::once(s))
             })
             .collect();
-        let max_row = data.in_memory().map(|d| {
-            let w = weights.map(|w| w.all(d.targets()));
-            d.features()
-                .chunks_exact(p.max(1))
-                .enumerate()
-                .map(|(i, r)| {
-                    let norm = 1.0 + r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
-                    norm * w.as_ref().map_or(1.0, |w| f64::from(w[i]))
-                })
-                .fold(0f64, f64::max)
-        });
+        // ‖x̃‖² of a row of weight w: (1 + ‖x‖²) · w.
+        let norm =
+            |r: &[f32], w: f64| (1.0 + r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()) * w;
+        let max_row = match (data.in_memory(), group) {
+            (Some(d), _) => {
+                let w = weights.map(|w| w.all(d.targets()));
+                let rows = d.features().chunks_exact(p.max(1)).enumerate();
+                Some(
+                    rows.map(|(i, r)| norm(r, w.as_ref().map_or(1.0, |w| f64::from(w[i]))))
+                        .fold(0f64, f64::max),
+                )
+            }
+            (None, Some(g)) => {
+                // This rank's blocks of rows, then the largest of the ranks' maxima.
+                const BLOCK: usize = 1 << 14;
+                let blocks = n.div_ceil(BLOCK);
+                let mine = g.part(blocks);
+                let mut largest = 0f64;
+                let mut w = Vec::new();
+                let scan = || -> Result<()> {
+                    let (mut x, mut targets) = (Vec::new(), HostTargets::empty(data.target_kind()));
+                    for b in mine {
+                        let rows: Vec<u32> = (b * BLOCK..((b + 1) * BLOCK).min(n))
+                            .map(|r| r as u32)
+                            .collect();
+                        gather_rows(data, weights, &rows, (&mut x, &mut targets, &mut w))?;
+                        for (i, r) in x.chunks_exact(p.max(1)).enumerate() {
+                            largest = largest.max(norm(r, w.get(i).map_or(1.0, |&v| f64::from(v))));
+                        }
+                    }
+                    Ok(())
+                };
+                let scanned = scan();
+                let all = g.gather(scanned.map(|()| largest.to_le_bytes().to_vec()))?;
+                Some(
+                    all.iter()
+                        .flat_map(|b| crate::dist::from_bytes(b))
+                        .fold(0f64, f64::max),
+                )
+            }
+            (None, None) => None,
+        };
         Ok(Sample {
             rows,
             q: p + 1,

@@ -24,8 +24,8 @@ use super::trainer::Weighted;
 use super::{Backend, Choices, Penalty, Progress, Report, Solver, StopReason, TrainState, Trainer};
 use crate::cpu::engine::{CpuEngine, CpuKernels, Rows};
 use crate::data::Standardizer;
-use crate::data::{Dataset, RowWeights, Targets};
-use crate::dist::Group;
+use crate::data::{Dataset, HostTargets, RowSource, RowWeights, Targets, gather_rows};
+use crate::dist::{Group, from_bytes, to_bytes};
 use crate::error::Error;
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
@@ -50,14 +50,14 @@ impl<'a> Evaluator<'a> {
     pub fn cpu(
         program: Program,
         (data, targets): (&'a Dataset, &'a Targets),
-        weights: Option<&RowWeights<'_>>,
+        weights: Option<Vec<f32>>,
         kernels: CpuKernels,
     ) -> Self {
         let mut engine =
             CpuEngine::<f32>::new(program, data.features(), data.p(), Some(targets), data.n())
                 .with_kernels(kernels);
         if let Some(w) = weights {
-            engine = engine.with_weights(Cow::Owned(w.all(data.targets())));
+            engine = engine.with_weights(Cow::Owned(w));
         }
         Evaluator::Cpu(Box::new(engine))
     }
@@ -72,7 +72,7 @@ impl<'a> Evaluator<'a> {
         program: Program,
         data: &Dataset,
         targets: &Targets,
-        weights: Option<&RowWeights<'_>>,
+        weights: Option<Vec<f32>>,
     ) -> Result<Self> {
         let (x, p, n) = (data.features(), data.p(), data.n());
         let options = GpuEngineOptions {
@@ -80,10 +80,7 @@ impl<'a> Evaluator<'a> {
             ..GpuEngineOptions::default()
         };
         let mut engine = match weights {
-            Some(w) => {
-                let w = w.all(data.targets());
-                GpuEngine::weighted(ctx, program, x, p, targets, &w, n, options)?
-            }
+            Some(w) => GpuEngine::weighted(ctx, program, x, p, targets, &w, n, options)?,
             None => GpuEngine::with_options(ctx, program, x, p, targets, n, options)?,
         };
         let identity: Vec<u32> = (0..n as u32).collect();
@@ -103,16 +100,16 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The mean loss and the gradients at `params` over all `n` rows; in a distributed
-    /// fit this rank evaluates its contiguous part of the rows, and one all-reduce of the
-    /// sums (mean × rows) gives every rank the means over all n.
+    /// The mean loss and the gradients at `params` over all `n` rows: alone, `rows` are
+    /// all of them; in a distributed fit, this rank's contiguous part (of the rows it
+    /// holds), and one all-reduce of the sums (mean × rows) gives every rank the means
+    /// over all n.
     fn eval(
         &mut self,
         params: &[Vec<f32>],
-        n: usize,
+        (rows, n): (Range<usize>, usize),
         group: Option<&Group>,
     ) -> Result<(f64, Vec<Vec<f32>>)> {
-        let rows = group.map_or(0..n, |g| g.part(n));
         let Some(group) = group else {
             return self.eval_rows(params, rows);
         };
@@ -204,17 +201,43 @@ pub(crate) struct SolveTargets<'a> {
 }
 
 impl<'a> SolveTargets<'a> {
-    /// Standardises real targets under an MSE loss; leaves labels alone.
-    pub fn new(targets: &'a Targets, loss: LossKind) -> Self {
-        match (targets, loss) {
+    /// Standardises real targets under an MSE loss; leaves labels alone. The mean and
+    /// deviation are those of `rows` of the targets, merged over the ranks of a
+    /// distributed fit (each its own rows).
+    pub fn new(
+        targets: &'a Targets,
+        loss: LossKind,
+        (rows, group): (Range<usize>, Option<&Group>),
+    ) -> Result<Self> {
+        Ok(match (targets, loss) {
             (Targets::Real(y), LossKind::Mse) if !y.is_empty() => {
-                let n = y.len() as f64;
-                let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = y
+                let mine = &y[rows];
+                let len = mine.len() as f64;
+                let mean = mine.iter().map(|&v| f64::from(v)).sum::<f64>() / len.max(1.0);
+                let m2 = mine
                     .iter()
                     .map(|&v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
+                    .sum::<f64>();
+                let (count, mean, m2) = match group {
+                    None => (len, mean, m2),
+                    Some(g) => {
+                        // Chan's merge of the ranks' (count, mean, M2), in rank order.
+                        let all = g.gather(Ok(to_bytes(&[len, mean, m2])))?;
+                        let (mut c, mut mu, mut s) = (0f64, 0f64, 0f64);
+                        for part in all.iter().map(|b| from_bytes(b)) {
+                            let (cr, mr, sr) = (part[0], part[1], part[2]);
+                            if cr == 0.0 {
+                                continue;
+                            }
+                            let (delta, total) = (mr - mu, c + cr);
+                            mu += delta * cr / total;
+                            s += sr + delta * delta * c * cr / total;
+                            c = total;
+                        }
+                        (c, mu, s)
+                    }
+                };
+                let var = m2 / count.max(1.0);
                 let sd = if var.sqrt() > 0.0 { var.sqrt() } else { 1.0 };
                 let scaled = y
                     .iter()
@@ -229,7 +252,7 @@ impl<'a> SolveTargets<'a> {
                 targets: Cow::Borrowed(targets),
                 shift: None,
             },
-        }
+        })
     }
 
     /// Parameters in the solver's units from the model's.
@@ -275,7 +298,7 @@ pub(crate) fn solve(
     (evaluator, group): (&mut Evaluator<'_>, Option<&Group>),
     program: &Program,
     targets: &SolveTargets<'_>,
-    (n, init): (usize, &[Vec<f32>]),
+    ((rows, n), init): ((Range<usize>, usize), &[Vec<f32>]),
     settings: Settings,
     penalty: Penalty,
     progress: &mut dyn FnMut(Progress),
@@ -299,7 +322,7 @@ pub(crate) fn solve(
     };
     let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> {
         let params = unflatten(program, x, (0.0, 1.0));
-        let (loss, grads) = evaluator.eval(&params, n, group)?;
+        let (loss, grads) = evaluator.eval(&params, (rows.clone(), n), group)?;
         let mut g: Vec<f64> = grads.iter().flatten().map(|&v| f64::from(v)).collect();
         if l2 > 0.0 {
             g.iter_mut()
@@ -398,34 +421,51 @@ impl Trainer {
         else {
             unreachable!("called for L-BFGS fits only")
         };
-        // `auto::resolve` picks L-BFGS only for data in memory, and refuses it otherwise.
-        let Some(dataset) = data.in_memory() else {
-            return Err(Error::param(
-                "solver lbfgs",
-                "on a streamed source",
-                "needs the rows in memory: use solver sgd",
-            ));
+        // `auto::resolve` picks L-BFGS only for data in memory (or a distributed fit, each
+        // rank holding its share), and refuses it otherwise.
+        let n = data.n();
+        let group = self.group.as_ref();
+        let shard;
+        let (dataset, rows, row_weights) = match (data.in_memory(), group) {
+            (Some(d), _) => {
+                let rows = group.map_or(0..n, |g| g.part(n));
+                (d, rows, weights.map(|w| w.all(d.targets())))
+            }
+            (None, Some(g)) => {
+                let (d, w) = g.agree(gather_shard(data, weights, g.part(n)))?;
+                shard = d;
+                (&shard, 0..g.part(n).len(), w)
+            }
+            (None, None) => {
+                return Err(Error::param(
+                    "solver lbfgs",
+                    "on a streamed source",
+                    "needs the rows in memory: use solver sgd",
+                ));
+            }
         };
         let program = spec.program();
-        let solve_targets = SolveTargets::new(dataset.targets(), program.loss);
+        let scope = (rows.clone(), group);
+        let solve_targets = SolveTargets::new(dataset.targets(), program.loss, scope)?;
         let mut notes = Vec::new();
         let kernels = self.config.cpu_kernels;
-        let mut evaluator = match self.gpu_context(&mut notes)? {
+        let t = &solve_targets.targets;
+        let on_gpu = match self.gpu_context(&mut notes)? {
             Some(ctx) => {
-                let t = &solve_targets.targets;
-                match Evaluator::gpu(&ctx, program.clone(), dataset, t, weights) {
-                    Ok(e) => e,
+                match Evaluator::gpu(&ctx, program.clone(), dataset, t, row_weights.clone()) {
+                    Ok(e) => Some(e),
                     Err(e @ Error::DeviceLimit { .. }) if self.config.backend == Backend::Auto => {
                         notes.push(format!("training on the CPU: {e}"));
-                        Evaluator::cpu(program.clone(), (dataset, t), weights, kernels)
+                        None
                     }
                     Err(e) => return Err(e),
                 }
             }
-            None => {
-                let data = (dataset, &*solve_targets.targets);
-                Evaluator::cpu(program.clone(), data, weights, kernels)
-            }
+            None => None,
+        };
+        let mut evaluator = match on_gpu {
+            Some(e) => e,
+            None => Evaluator::cpu(program.clone(), (dataset, t), row_weights, kernels),
         };
         let mut report = Report::new(model.name(), evaluator.backend(), choices);
         report.notes = notes;
@@ -441,12 +481,11 @@ impl Trainer {
                 f(p);
             }
         };
-        let n = dataset.n();
         let solved = solve(
-            (&mut evaluator, self.group.as_ref()),
+            (&mut evaluator, group),
             &program,
             &solve_targets,
-            (n, &init),
+            ((rows, n), &init),
             settings,
             choices.penalty,
             &mut progress,
@@ -486,4 +525,35 @@ impl Trainer {
         report.wall = started.elapsed();
         Ok(report)
     }
+}
+
+/// Rows `rows` of `data` gathered into memory, with their weights: a rank's share of a
+/// distributed full-batch fit. An empty share (fewer rows than ranks) holds the first row
+/// so that the engines have a dataset, and evaluates none of it.
+fn gather_shard(
+    data: &dyn RowSource,
+    weights: Option<&RowWeights<'_>>,
+    rows: Range<usize>,
+) -> Result<(Dataset, Option<Vec<f32>>)> {
+    let idx: Vec<u32> = if rows.is_empty() {
+        vec![0]
+    } else {
+        rows.map(|r| r as u32).collect()
+    };
+    let (mut x, mut targets, mut w) = (
+        Vec::new(),
+        HostTargets::empty(data.target_kind()),
+        Vec::new(),
+    );
+    gather_rows(data, weights, &idx, (&mut x, &mut targets, &mut w))?;
+    let targets = match (targets, data.classes()) {
+        (HostTargets::Real(y), _) => Targets::Real(y),
+        (HostTargets::Labels(labels), Some(classes)) => Targets::Classes { labels, classes },
+        (HostTargets::Labels(labels), None) => Targets::Classes {
+            classes: labels.iter().max().map_or(1, |&m| m as usize + 1),
+            labels,
+        },
+    };
+    let weights = weights.is_some().then_some(w);
+    Ok((Dataset::new(x, data.p(), targets)?, weights))
 }

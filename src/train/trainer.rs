@@ -348,12 +348,13 @@ impl Trainer {
                 TrainState::default(),
             ),
         };
-        let mut choices = auto::resolve(cfg, &spec, data.0)?;
+        let group = self.group.as_ref();
+        let mut choices = auto::resolve(cfg, &spec, data.0, group.is_some())?;
         if let Solver::Lbfgs { .. } = choices.solver {
             let fit = (spec, init, state, scaler);
             return self.fit_full_batch(model, data, fit, choices, started);
         }
-        auto::choose_rate(&mut choices, cfg, &spec, data.0, (data.1, &init))?;
+        auto::choose_rate(&mut choices, cfg, &spec, data.0, (data.1, &init), group)?;
         let mut holdout = match cfg.early_stopping {
             Some(e) => Some(Holdout::new(
                 data.0,
@@ -448,6 +449,10 @@ impl Trainer {
         // infinite, and then the last epoch's finite checkpoint is kept instead. Early
         // stopping keeps its best epoch's.
         let params = session.params()?;
+        if let (Some(group), Ok(())) = (&self.group, &ended) {
+            // Every rank ends with the same parameters (checked each epoch, and here).
+            group.check_same(&params, report.epoch_losses.len())?;
+        }
         let params = match watch.and_then(|w| w.best_params) {
             Some(best) => best,
             None if all_finite(&params) => params,
