@@ -424,7 +424,7 @@ mod tests {
         // Rows ±(3, 0) and ±(0, 1): X̃ᵀX̃/n = diag(4.5, 0.5, 1), rows' ‖x̃‖² = 10 and 2.
         let x = vec![3.0, 0.0, -3.0, 0.0, 0.0, 1.0, 0.0, -1.0];
         let data = Dataset::new(x, 2, Targets::Real(vec![0.0; 4])).unwrap();
-        let sample = Sample::of(&data, None, 0).unwrap();
+        let sample = Sample::of(&data, None, 0, None).unwrap();
         let full = sample.smoothness(4);
         assert!((full - 4.5).abs() < 1e-3, "{full}");
         let single = sample.smoothness(1);
