@@ -555,3 +555,72 @@ fn a_one_rank_group_is_the_single_process_fit() {
     });
     assert_eq!(ranked[0], flat(&alone));
 }
+
+#[test]
+fn local_sgd_averages_every_k_steps_and_keeps_the_ranks_together() {
+    let rows = Synthetic::linear(4_000, 8).seed(2);
+    let config = TrainConfig::sgd()
+        .batch_size(64)
+        .epochs(4)
+        .learning_rate(0.05)
+        .seed(1);
+    let mut alone = LinearRegression::new();
+    let single = Trainer::new(config.clone())
+        .unwrap()
+        .fit(&mut alone, &rows)
+        .unwrap();
+    for (ranks, k) in [(2, 4), (3, 16)] {
+        let local = config.clone().sync_every(k);
+        let fits = LocalGroup::run(ranks, |comm| {
+            let mut m = LinearRegression::new();
+            let trainer = Trainer::new(local.clone()).unwrap().with_comm(comm);
+            let report = trainer.fit(&mut m, &rows).unwrap();
+            (report, flat(&m))
+        });
+        for (report, params) in &fits {
+            // Averaged at every epoch's end: the same parameters on every rank.
+            assert_eq!(params, &fits[0].1, "{ranks} ranks, every {k}");
+            assert_eq!(report.steps, single.steps);
+            // Not the synchronous fit (smaller batches between averages), but as good.
+            let (a, b) = (report.final_loss(), single.final_loss());
+            assert!(
+                a < 2.0 * b + 1e-4,
+                "{ranks} ranks, every {k}: loss {a} vs {b} alone"
+            );
+            assert!(a.is_finite() && report.epoch_losses.iter().all(|l| l.is_finite()));
+        }
+    }
+    // Seed 000's per-step rule needs every step's global loss.
+    let refused = TrainConfig::sgd().sync_every(4).tol(1e-3);
+    assert!(matches!(
+        Trainer::new(refused),
+        Err(Error::InvalidParameter { name: "tol", .. })
+    ));
+    assert!(Trainer::new(TrainConfig::sgd().sync_every(0)).is_err());
+}
+
+#[test]
+fn local_sgd_stops_every_rank_when_one_fails() {
+    let bad = BadRow { n: 200, bad: 33 };
+    let config = TrainConfig::sgd()
+        .batch_size(20)
+        .epochs(2)
+        .shuffle(false)
+        .sync_every(3);
+    let results = LocalGroup::run(3, |comm| {
+        let trainer = Trainer::new(config.clone()).unwrap().with_comm(comm);
+        trainer.fit(&mut LinearRegression::new(), &bad)
+    });
+    assert!(
+        matches!(&results[1], Err(Error::BadFile { .. })),
+        "{:?}",
+        results[1]
+    );
+    for r in [0, 2] {
+        assert!(
+            matches!(&results[r], Err(Error::Rank { rank: 1, .. })),
+            "{:?}",
+            results[r]
+        );
+    }
+}

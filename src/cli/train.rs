@@ -109,6 +109,11 @@ pub struct TrainArgs {
     /// are always read whole.
     #[arg(long)]
     stream: bool,
+    /// In an MPI job: average the ranks' parameters every K steps, each rank stepping on
+    /// its own part of each batch in between (local SGD: fewer, larger messages for slow
+    /// networks), instead of all-reducing the gradients every step [default: 1].
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    sync_every: usize,
     #[command(flatten)]
     knobs: KnobArgs,
 }
@@ -203,6 +208,10 @@ struct Timings {
     samples_per_sec: f64,
     upload_wait_seconds: f64,
     gpu_wait_seconds: f64,
+    /// An MPI job: the ranks, the collectives and the seconds spent in them.
+    ranks: usize,
+    all_reduces: u64,
+    all_reduce_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -423,7 +432,10 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
         BackendArg::Cpu => Backend::Cpu,
         BackendArg::Gpu => Backend::Gpu,
     };
-    let mut config = TrainConfig::default().seed(args.seed).backend(backend);
+    let mut config = TrainConfig::default()
+        .seed(args.seed)
+        .backend(backend)
+        .sync_every(args.sync_every);
     config.epochs = args.epochs;
     config.learning_rate = args.lr;
     if let Some(b) = args.batch_size {
@@ -626,6 +638,9 @@ fn summarise(
             samples_per_sec: report.samples_per_sec(),
             upload_wait_seconds: report.upload_wait.as_secs_f64(),
             gpu_wait_seconds: report.gpu_wait.as_secs_f64(),
+            ranks: report.ranks,
+            all_reduces: report.all_reduces,
+            all_reduce_seconds: report.all_reduce_time.as_secs_f64(),
         },
         samples: report.samples,
         bytes_to_device: report.bytes_to_device,
@@ -777,6 +792,12 @@ fn print_human(s: &Summary, report: &Report) {
         human(s.timings.samples_per_sec),
         s.timings.data_seconds
     );
+    if s.timings.ranks > 1 {
+        println!(
+            "  ranks     {} · {} all-reduces, {:.3} s in them",
+            s.timings.ranks, s.timings.all_reduces, s.timings.all_reduce_seconds
+        );
+    }
     if s.backend == "gpu" {
         println!(
             "  device    {} bytes uploaded · waited {:.3} s for uploads, {:.3} s for the GPU",

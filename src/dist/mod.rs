@@ -46,7 +46,8 @@ mod mpi;
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use local::LocalGroup;
 #[cfg(feature = "mpi")]
@@ -185,6 +186,10 @@ pub(crate) struct Group {
     /// Set when a collective found that some rank failed: every rank knows, so the
     /// error needs no abort.
     failed_together: Arc<AtomicBool>,
+    /// Collectives run and the nanoseconds spent in them (waiting for the other ranks
+    /// included), for the report.
+    calls: Arc<AtomicU64>,
+    nanos: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Group {
@@ -198,7 +203,28 @@ impl Group {
         Group {
             comm,
             failed_together: Arc::new(AtomicBool::new(false)),
+            calls: Arc::new(AtomicU64::new(0)),
+            nanos: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Collectives run so far and the time spent in them.
+    pub fn spent(&self) -> (u64, Duration) {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        (
+            self.calls.load(Ordering::Relaxed),
+            Duration::from_nanos(nanos),
+        )
+    }
+
+    /// Runs one collective, counting it and its time.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let nanos = started.elapsed().as_nanos() as u64;
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        out
     }
 
     pub fn rank(&self) -> usize {
@@ -219,7 +245,7 @@ impl Group {
     /// own, the others [`Error::Rank`] naming the first failing rank and its message).
     pub fn reduce<T>(&self, values: &mut Vec<f64>, local: Result<T>) -> Result<T> {
         values.push(f64::from(u8::from(local.is_err())));
-        let reduced = self.comm.all_reduce_sum(values);
+        let reduced = self.timed(|| self.comm.all_reduce_sum(values));
         let failed = values.pop().is_some_and(|flag| flag > 0.0);
         reduced?;
         if !failed {
@@ -235,7 +261,7 @@ impl Group {
     pub fn gather(&self, local: Result<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
         let mut no_values = Vec::new();
         let bytes = self.reduce(&mut no_values, local)?;
-        self.comm.all_gather(&bytes)
+        self.timed(|| self.comm.all_gather(&bytes))
     }
 
     /// `Ok` on every rank when `local` is `Ok` on every rank (see [`Group::reduce`]).

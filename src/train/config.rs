@@ -106,6 +106,10 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Standardise the features (see [`Standardizer`](crate::data::Standardizer)).
     pub standardize: bool,
+    /// A distributed fit: all-reduce the gradients every step (1, the default:
+    /// synchronous data parallelism), or let each rank step on its own part of each batch
+    /// and average the parameters every `sync_every` steps (local SGD).
+    pub sync_every: usize,
 }
 
 /// scikit-learn's `early_stopping=True`: `validation_fraction` of the rows (a seeded
@@ -407,6 +411,7 @@ impl TrainConfig {
             class_weight: None,
             early_stopping: None,
             standardize: false,
+            sync_every: 1,
         }
     }
 
@@ -496,6 +501,33 @@ impl TrainConfig {
         self.backend = v;
         self
     }
+    /// Sets `sync_every`: local SGD in a distributed fit (see
+    /// [`Trainer::with_comm`](crate::Trainer::with_comm)). Each rank updates its own copy
+    /// of the parameters with the gradient of its part of each batch (a batch of `B / r`
+    /// rows on each of `r` ranks) and the ranks average their parameters every `k` steps
+    /// and at each epoch's end: one all-reduce per `k` steps instead of one per step, for
+    /// slow networks, at the price of updates from smaller batches between averages
+    /// (docs/SCALING.md measures it). The optimizer's tensors (momentum, Adam's moments)
+    /// stay each rank's own. Seed 000's per-step `tol` rule needs the global loss of every
+    /// step and is refused with `k > 1`; a non-finite loss is found at the next average.
+    ///
+    /// ```
+    /// use gradflow::dist::LocalGroup;
+    /// use gradflow::{data::Synthetic, model::LinearRegression, TrainConfig, Trainer};
+    /// let rows = Synthetic::linear(4_000, 8).seed(1);
+    /// let losses = LocalGroup::run(2, |comm| {
+    ///     let cfg = TrainConfig::sgd().batch_size(64).epochs(3).sync_every(8);
+    ///     Trainer::new(cfg)?.with_comm(comm).fit(&mut LinearRegression::new(), &rows)
+    /// });
+    /// let report = losses[0].as_ref().unwrap();
+    /// assert!(report.final_loss() < 1e-2);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn sync_every(mut self, k: usize) -> Self {
+        self.sync_every = k;
+        self
+    }
+
     /// Sets `loss_every`.
     pub fn loss_every(mut self, k: usize) -> Self {
         self.loss_every = Some(k);
@@ -606,6 +638,16 @@ impl TrainConfig {
             && !(tol.is_finite() && tol >= 0.0)
         {
             return Err(Error::param("tol", tol, "must be finite and ≥ 0"));
+        }
+        if self.sync_every == 0 {
+            return Err(Error::param("sync_every", 0, "must be ≥ 1 step"));
+        }
+        if self.sync_every > 1 && self.tol.is_some() {
+            return Err(Error::param(
+                "tol",
+                "with sync_every > 1",
+                "needs the global loss of every step: unset tol, or sync every step",
+            ));
         }
         if self.ring_depth < 2 {
             return Err(Error::param(

@@ -73,6 +73,14 @@ impl Trainer {
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
             let verify = cfg.verify;
             let alone = self.group.is_none();
+            if !alone && cfg.sync_every > 1 {
+                return Err(Error::param(
+                    "sync_every",
+                    cfg.sync_every,
+                    "local SGD runs on the CPU backend; on the GPU, ranks all-reduce every step \
+                     (sync_every 1)",
+                ));
+            }
             if !alone && verify.is_some() {
                 return Err(Error::param(
                     "verify",
@@ -147,7 +155,7 @@ impl Trainer {
                 CpuSession::streaming(engine, feed, rule, tol)
             }
         };
-        let mut session = session.sharded(self.group.clone().map(Shard::new));
+        let mut session = session.sharded(self.group.clone().map(Shard::new), cfg.sync_every);
         session.set_params(init)?;
         Ok(Box::new(session))
     }

@@ -142,6 +142,14 @@ pub struct Report {
     /// Overlap, device side: time the host waited for the device (a ring slot still
     /// being read, loss readbacks).
     pub gpu_wait: Duration,
+    /// Ranks of a distributed fit (1 alone).
+    pub ranks: usize,
+    /// A distributed fit: the collectives run (one all-reduce per step, or per average
+    /// with local SGD, or per L-BFGS evaluation, and a few at the start and each epoch's
+    /// end) and the time spent in them, waiting for the slowest rank included.
+    pub all_reduces: u64,
+    /// See [`Report::all_reduces`].
+    pub all_reduce_time: Duration,
 }
 
 /// What a progress callback ([`Trainer::with_progress`](super::Trainer::with_progress))
@@ -239,6 +247,9 @@ impl Report {
             gather_time: Duration::ZERO,
             upload_wait: Duration::ZERO,
             gpu_wait: Duration::ZERO,
+            ranks: 1,
+            all_reduces: 0,
+            all_reduce_time: Duration::ZERO,
         }
     }
 

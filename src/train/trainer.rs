@@ -265,9 +265,19 @@ impl Trainer {
         sample_weight: Option<&[f32]>,
         resume: bool,
     ) -> Result<Report> {
-        let fitted = self.train_here(model, data, sample_weight, resume);
-        if let (Err(e), Some(group)) = (&fitted, &self.group) {
-            group.abort_unless_shared(e);
+        let before = self.group.as_ref().map(Group::spent);
+        let mut fitted = self.train_here(model, data, sample_weight, resume);
+        if let Some(group) = &self.group {
+            match &mut fitted {
+                Err(e) => group.abort_unless_shared(e),
+                Ok(report) => {
+                    let ((calls, time), (calls0, time0)) =
+                        (group.spent(), before.unwrap_or_default());
+                    report.ranks = group.size();
+                    report.all_reduces = calls - calls0;
+                    report.all_reduce_time = time - time0;
+                }
+            }
         }
         fitted
     }

@@ -27,6 +27,14 @@ pub(crate) struct CpuSession<'a> {
     halted: bool,
     /// A distributed fit: this rank's part of each batch, all-reduced per step.
     shard: Option<Shard>,
+    /// Local SGD: average the parameters every this many steps (1: all-reduce the
+    /// gradients every step instead).
+    sync_every: usize,
+    /// Local SGD: each step since the last average, as (this rank's loss, its rows, the
+    /// global batch's rows), and the first error this rank met since (reported to every
+    /// rank at the next average).
+    local_steps: Vec<(f64, usize, usize)>,
+    failed: Option<crate::Error>,
 }
 
 impl<'a> CpuSession<'a> {
@@ -41,12 +49,21 @@ impl<'a> CpuSession<'a> {
             pending: Synced::default(),
             halted: false,
             shard: None,
+            sync_every: 1,
+            local_steps: Vec::new(),
+            failed: None,
         }
     }
 
-    /// Runs this rank's part of each batch of a distributed fit.
-    pub fn sharded(self, shard: Option<Shard>) -> Self {
-        CpuSession { shard, ..self }
+    /// Runs this rank's part of each batch of a distributed fit, all-reducing the
+    /// gradients every step, or (`sync_every > 1`, local SGD) updating on its own and
+    /// averaging the parameters every `sync_every` steps.
+    pub fn sharded(self, shard: Option<Shard>, sync_every: usize) -> Self {
+        CpuSession {
+            shard,
+            sync_every,
+            ..self
+        }
     }
 
     /// Loads the parameters.
@@ -69,6 +86,55 @@ impl<'a> CpuSession<'a> {
 }
 
 impl CpuSession<'_> {
+    /// Local SGD: this rank's share of `batch`, updated on at once with its own
+    /// gradient; the parameters are averaged every `sync_every` steps.
+    fn local_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+        let local = self.shard.as_ref().map_or(batch, |s| s.local(batch));
+        let ran = match self.failed {
+            Some(_) => Ok(None),
+            None => self.loss_and_grads(local).map(Some),
+        };
+        match ran {
+            Ok(Some(loss)) => {
+                if local.len > 0 {
+                    self.engine.update(self.update, update);
+                }
+                self.local_steps.push((loss, local.len, batch.len));
+            }
+            Ok(None) => self.local_steps.push((0.0, 0, batch.len)),
+            Err(e) => {
+                self.failed = Some(e);
+                self.local_steps.push((0.0, 0, batch.len));
+            }
+        }
+        if self.local_steps.len() >= self.sync_every {
+            self.average()?;
+        }
+        Ok(())
+    }
+
+    /// Local SGD: the ranks' parameters averaged, the steps' global losses learned (and
+    /// checked for a non-finite one).
+    fn average(&mut self) -> Result<()> {
+        let steps = std::mem::take(&mut self.local_steps);
+        let status = self.failed.take().map_or(Ok(()), Err);
+        let Some(shard) = &mut self.shard else {
+            unreachable!("local SGD runs sharded")
+        };
+        let mut params = self.engine.params();
+        let losses = shard.average(&mut params, &steps, status)?;
+        self.engine.set_params(&params)?;
+        for loss in losses {
+            self.pending.losses.push(loss);
+            if let Some(halt) = self.rule.check(loss) {
+                self.pending.halt = Some((self.pending.losses.len() - 1, halt));
+                self.halted = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The loss and gradients of `batch` (a rank's empty share of a short batch: none).
     fn loss_and_grads(&mut self, batch: Batch) -> Result<f64> {
         let rows = match &mut self.stream {
@@ -116,6 +182,9 @@ impl Session for CpuSession<'_> {
         if self.halted {
             return Ok(());
         }
+        if self.shard.is_some() && self.sync_every > 1 {
+            return self.local_step(batch, update);
+        }
         let global = batch;
         let batch = self.shard.as_ref().map_or(batch, |s| s.local(batch));
         // The gradients are computed with the loss (one fused pass on the fast kernels)
@@ -141,6 +210,9 @@ impl Session for CpuSession<'_> {
     }
 
     fn sync(&mut self) -> Result<Synced> {
+        if !self.local_steps.is_empty() {
+            self.average()?;
+        }
         Ok(std::mem::take(&mut self.pending))
     }
 

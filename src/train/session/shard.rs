@@ -74,4 +74,43 @@ impl Shard {
         }
         Ok(sums[at] / total)
     }
+
+    /// Local SGD: replaces `params` by their mean over the ranks, and returns the global
+    /// batch loss of each step since the last average from this rank's `(loss, rows)` of
+    /// it and the global batch sizes `batches` — one all-reduce. A rank whose steps failed
+    /// (`status`) sends zeros, and every rank returns an error.
+    pub fn average(
+        &mut self,
+        params: &mut [Vec<f32>],
+        steps: &[(f64, usize, usize)],
+        status: Result<()>,
+    ) -> Result<Vec<f64>> {
+        let sums = &mut self.sums;
+        sums.clear();
+        let len = params.iter().map(Vec::len).sum::<usize>() + steps.len();
+        if status.is_ok() {
+            sums.extend(params.iter().flatten().map(|&v| f64::from(v)));
+            sums.extend(
+                steps
+                    .iter()
+                    .map(|&(loss, m, _)| if m > 0 { loss * m as f64 } else { 0.0 }),
+            );
+        } else {
+            sums.resize(len, 0.0);
+        }
+        self.group.reduce(sums, status)?;
+        let ranks = self.group.size() as f64;
+        let mut at = 0;
+        for p in params.iter_mut() {
+            for (v, s) in p.iter_mut().zip(&sums[at..]) {
+                *v = (s / ranks) as f32;
+            }
+            at += p.len();
+        }
+        Ok(steps
+            .iter()
+            .zip(&sums[at..])
+            .map(|(&(_, _, total), s)| s / total as f64)
+            .collect())
+    }
 }
