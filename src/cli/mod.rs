@@ -3,6 +3,7 @@
 //! where one helps, exit code 2 for usage errors (as clap) and 1 for everything else.
 
 mod bench;
+mod convert;
 mod data_spec;
 mod demo;
 mod gradcheck;
@@ -44,6 +45,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Time the workloads W1–W5 on the CPU and the GPU: table, JSON, plot, crossover.
     Bench(bench::BenchArgs),
+    /// Convert a CSV file into a .npy file, streamed (for data larger than memory).
+    Convert(convert::ConvertArgs),
 }
 
 /// Runs the parsed command.
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Convert(args)) => convert::run(&args),
     }
 }
 

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use gradflow::data::{BatchTargets, HostTargets, RowSource, Shuffle};
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
 use gradflow::metrics::{ClassReport, confusion_matrix, log_loss};
-use gradflow::{Backend, Penalty, Report, Solver, StopReason, TrainConfig, Trainer, Verify};
+use gradflow::{Backend, Mode, Penalty, Report, Solver, StopReason, TrainConfig, Trainer, Verify};
 use serde::Serialize;
 
 use super::data_spec::{self, DataSpec};
@@ -260,6 +260,11 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let mut config = config;
     if share_big && args.solver == SolverArg::Auto {
         config = config.solver(Solver::Sgd);
+    }
+    if big {
+        // Gathering the rows once for a resident upload would hold them all in host
+        // memory: a GPU streams them through its ring instead.
+        config = config.mode(Mode::Streaming);
     }
     let columns = (target.as_ref(), weight.as_ref());
     let loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;

@@ -469,7 +469,7 @@ pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
     (ids, distinct.into_iter().cloned().collect())
 }
 
-fn line_of(rec: &StringRecord) -> u64 {
+pub(super) fn line_of(rec: &StringRecord) -> u64 {
     rec.position().map_or(0, csv::Position::line)
 }
 
@@ -493,17 +493,17 @@ fn looks_like_header(first: &StringRecord, second: Option<&StringRecord>) -> boo
 
 /// A CSV file being read: its header (if any), its column count, and the rows not yet
 /// returned.
-struct Table<'p> {
+pub(super) struct Table<'p> {
     path: &'p Path,
-    header: Option<Vec<String>>,
-    cols: usize,
+    pub(super) header: Option<Vec<String>>,
+    pub(super) cols: usize,
     /// Rows read ahead while detecting the header.
     pending: std::vec::IntoIter<StringRecord>,
     records: csv::StringRecordsIntoIter<std::fs::File>,
 }
 
 impl<'p> Table<'p> {
-    fn open(path: &'p Path, header: Option<bool>) -> Result<Self> {
+    pub(super) fn open(path: &'p Path, header: Option<bool>) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
         let mut records = ReaderBuilder::new()
             .has_headers(false)
@@ -539,7 +539,7 @@ impl<'p> Table<'p> {
     }
 
     /// The next data row, checked for its field count.
-    fn next(&mut self) -> Result<Option<StringRecord>> {
+    pub(super) fn next(&mut self) -> Result<Option<StringRecord>> {
         let rec = match self.pending.next() {
             Some(r) => r,
             None => match self.records.next() {
@@ -565,7 +565,7 @@ impl<'p> Table<'p> {
 
     /// The target column's index.
     /// The position of the `what` column (`target`, `weight`); the last one for `None`.
-    fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
+    pub(super) fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
         match column {
             None => Ok(self.cols - 1),
             Some(&Column::Index(i)) if i < self.cols => Ok(i),
@@ -594,7 +594,7 @@ impl<'p> Table<'p> {
     }
 
     /// A finite number from `cell`.
-    fn number(&self, cell: &str, line: u64, col: usize) -> Result<f32> {
+    pub(super) fn number(&self, cell: &str, line: u64, col: usize) -> Result<f32> {
         let at = || format!("line {line}, column {}", self.column_name(col));
         if cell.is_empty() {
             return Err(self.bad(format!("{}: empty cell, expected a number", at())));
@@ -610,14 +610,14 @@ impl<'p> Table<'p> {
     }
 
     /// `2 ("width")` with a header, `2` without.
-    fn column_name(&self, col: usize) -> String {
+    pub(super) fn column_name(&self, col: usize) -> String {
         match &self.header {
             Some(h) => format!("{col} (\"{}\")", h[col]),
             None => col.to_string(),
         }
     }
 
-    fn bad(&self, reason: String) -> Error {
+    pub(super) fn bad(&self, reason: String) -> Error {
         bad(self.path, reason)
     }
 

@@ -7,6 +7,7 @@
 //!
 //! Every error names the file, and where it applies the line, column and value found.
 
+pub mod convert;
 pub mod csv;
 pub mod model;
 pub mod npy;
@@ -43,6 +44,16 @@ pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> Error {
 /// # Errors
 /// [`Error::Io`] naming the file when the directory is not writable or the disk is full.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes).map_err(|e| io_error(path, &e)))
+}
+
+/// As [`write_atomic`], with the content written by `write` into the temporary file (a
+/// file too large to build in memory, written as it is read). An error of `write` is
+/// returned as it is; the temporary file is removed and `path` left as it was.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -60,14 +71,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
+            .open(&tmp)
+            .map_err(|e| io_error(path, &e))?;
+        write(&mut f)?;
+        f.sync_all().map_err(|e| io_error(path, &e))?;
+        fs::rename(&tmp, path).map_err(|e| io_error(path, &e))
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(io_error(path, &e));
+        return Err(e);
     }
     // Make the rename itself durable; not every platform can open a directory, and the
     // file is complete either way, so a failure here is not an error.
