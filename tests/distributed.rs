@@ -533,6 +533,30 @@ fn gpu_ranks_equal_the_single_process_fit() {
     let trainer = || Trainer::new(adam.clone()).unwrap();
     let (alone, ranked) = alone_and_ranked(3, trainer, &data, None, SoftmaxRegression::new);
     assert_same("gpu adam, 3 ranks", &alone, &ranked, 1e-4);
+    // Local SGD on the device: steps on each rank's share, parameters averaged every 4.
+    for (what, source) in [("resident", &data as &dyn RowSource), ("streamed", &blobs)] {
+        let local = gpu.clone().sync_every(4);
+        let fits = LocalGroup::run(2, |comm| {
+            let mut m = SoftmaxRegression::new();
+            let trainer = Trainer::new(local.clone()).unwrap().with_comm(comm);
+            let report = trainer.fit(&mut m, source).unwrap();
+            (report, flat(&m))
+        });
+        let mut single = SoftmaxRegression::new();
+        let alone = Trainer::new(gpu.clone())
+            .unwrap()
+            .fit(&mut single, source)
+            .unwrap();
+        for (report, params) in &fits {
+            assert_eq!(params, &fits[0].1, "gpu local sgd, {what}");
+            assert!(report.backend.starts_with("gpu"), "{}", report.backend);
+            let (a, b) = (report.final_loss(), alone.final_loss());
+            assert!(
+                a.is_finite() && a < 1.5 * b,
+                "gpu local sgd, {what}: {a} vs {b} alone"
+            );
+        }
+    }
 }
 
 #[test]

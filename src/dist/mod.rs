@@ -16,7 +16,7 @@
 //! **Every rank leaves a collective the same way.** Each collective of a fit carries the
 //! rank's own status: a rank whose step failed (a bad row in its part of a file, a device
 //! error) still joins the step's all-reduce, flagged, and then every rank returns an error
-//! — the failing rank its own, the others [`Error::Rank`](crate::Error::Rank) with its
+//! — the failing rank its own, the others [`Error::Rank`] with its
 //! message — so the job ends on every rank at the same step instead of hanging. An error
 //! that strikes outside a collective ends the job through [`Comm::abort`].
 //!
@@ -105,7 +105,7 @@ impl<C: Comm + ?Sized> Comm for Arc<C> {
 }
 
 /// `Ok` on every rank when `local` is `Ok` on every rank; otherwise an error on every
-/// rank — this rank's own, or [`Error::Rank`](crate::Error::Rank) with the first failing
+/// rank — this rank's own, or [`Error::Rank`] with the first failing
 /// rank's message. How a program makes sure that every rank has its inputs (a file each
 /// rank opens) before they start a fit together, instead of one rank leaving and the
 /// others waiting for it.
@@ -123,7 +123,7 @@ impl<C: Comm + ?Sized> Comm for Arc<C> {
 /// ```
 ///
 /// # Errors
-/// As described, and [`Error::Comm`](crate::Error::Comm) when the group is broken.
+/// As described, and [`Error::Comm`] when the group is broken.
 pub fn agree<T>(comm: &(impl Comm + ?Sized), local: Result<T>) -> Result<T> {
     let mut values = vec![f64::from(u8::from(local.is_err()))];
     comm.all_reduce_sum(&mut values)?;

@@ -144,11 +144,10 @@ fn scan(
                 )));
             }
             match &mut names {
-                Some(set) => {
-                    if !set.contains(cell) {
-                        set.insert(cell.to_string());
-                    }
+                Some(set) if !set.contains(cell) => {
+                    set.insert(cell.to_string());
                 }
+                Some(_) => {}
                 None if table.number(cell, line, j).is_err() => {
                     return Ok((rows, Some(BTreeSet::new())));
                 }

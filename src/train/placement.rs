@@ -73,14 +73,6 @@ impl Trainer {
         let gpu = |ctx: &GpuContext, program: Program| -> Result<Box<dyn Session + 'a>> {
             let verify = cfg.verify;
             let alone = self.group.is_none();
-            if !alone && cfg.sync_every > 1 {
-                return Err(Error::param(
-                    "sync_every",
-                    cfg.sync_every,
-                    "local SGD runs on the CPU backend; on the GPU, ranks all-reduce every step \
-                     (sync_every 1)",
-                ));
-            }
             if !alone && verify.is_some() {
                 return Err(Error::param(
                     "verify",
@@ -123,7 +115,8 @@ impl Trainer {
                     }
                 }
             };
-            let mut s = s.sharded(self.group.clone().map(Shard::new), cfg.tol);
+            let shard = self.group.clone().map(Shard::new);
+            let mut s = s.sharded(shard, cfg.tol, cfg.sync_every);
             s.set_params(init)?;
             Ok(Box::new(s))
         };

@@ -46,6 +46,14 @@ struct Sharded {
     shard: Shard,
     rule: HaltRule,
     pending: Synced,
+    /// Local SGD: average the parameters every this many steps (1: all-reduce the
+    /// gradients every step).
+    sync_every: usize,
+    /// Local SGD: the steps since the last average, as (the loss slot of this rank's
+    /// step, or none for an empty share; its rows; the global batch's rows), and this
+    /// rank's first error since.
+    local: Vec<(Option<usize>, usize, usize)>,
+    failed: Option<crate::Error>,
 }
 
 /// What a GPU session is checked against in verify mode: the CPU twin gathers the same
@@ -131,11 +139,18 @@ impl<'a> GpuSession<'a> {
 
     /// Runs this rank's part of each batch of a distributed fit, on an engine built with
     /// `halts: false` and no many-step kernel (the host decides on the global loss).
-    pub fn sharded(self, shard: Option<Shard>, tol: Option<f64>) -> Self {
+    ///
+    /// With `sync_every > 1` (local SGD), each rank's steps update on the device as a
+    /// single process's do, and the parameters are read back, averaged and written back
+    /// every `sync_every` steps.
+    pub fn sharded(self, shard: Option<Shard>, tol: Option<f64>, sync_every: usize) -> Self {
         let sharded = shard.map(|shard| Sharded {
             shard,
             rule: HaltRule::new(tol),
             pending: Synced::default(),
+            sync_every,
+            local: Vec::new(),
+            failed: None,
         });
         GpuSession { sharded, ..self }
     }
@@ -179,8 +194,10 @@ impl Session for GpuSession<'_> {
         if self.halted {
             return Ok(());
         }
-        if self.sharded.is_some() {
-            return self.sharded_step(batch, update);
+        match &self.sharded {
+            Some(s) if s.sync_every > 1 => return self.local_step(batch, update),
+            Some(_) => return self.sharded_step(batch, update),
+            None => {}
         }
         let due = self
             .verify
@@ -197,6 +214,9 @@ impl Session for GpuSession<'_> {
     }
 
     fn sync(&mut self) -> Result<Synced> {
+        if self.sharded.as_ref().is_some_and(|s| !s.local.is_empty()) {
+            self.average()?;
+        }
         if let Some(s) = &mut self.sharded {
             return Ok(std::mem::take(&mut s.pending));
         }
@@ -297,14 +317,93 @@ impl GpuSession<'_> {
         self.engine.apply_grads(&grads, *update)
     }
 
-    /// The loss and gradients of this rank's share `local` of a step (`None` when it is
-    /// empty), from the resident order or the ring slot that holds it.
-    fn local_grads(&mut self, local: Batch) -> Result<Option<(f32, Vec<Vec<f32>>)>> {
-        let Some(stream) = &mut self.stream else {
-            if local.len == 0 {
-                return Ok(None);
+    /// Local SGD: this rank's share of `batch` stepped on the device with its own
+    /// gradient (its loss to slot `queued`); the parameters are averaged every
+    /// `sync_every` steps.
+    fn local_step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+        let Some(s) = &self.sharded else {
+            unreachable!("called for sharded sessions only")
+        };
+        let local = s.shard.local(batch);
+        let slot = self.queued;
+        let ran = match (&s.failed, local.len) {
+            (Some(_), _) => Ok(None),
+            // An empty share still takes its group from the stream, in order.
+            (None, 0) => self.locate(local).map(|_| None),
+            (None, _) => self.engine_step(local, update).map(|()| Some(slot)),
+        };
+        let Some(s) = &mut self.sharded else {
+            unreachable!("checked above")
+        };
+        match ran {
+            Ok(slot) => s.local.push((slot, local.len, batch.len)),
+            Err(e) => {
+                s.failed.get_or_insert(e);
+                s.local.push((None, 0, batch.len));
             }
-            return self.engine.loss_and_grads(local.start, local.len).map(Some);
+        }
+        let due = s.local.len() >= s.sync_every;
+        self.queued += 1;
+        self.step += 1;
+        if due {
+            self.average()?;
+        }
+        Ok(())
+    }
+
+    /// Local SGD: the ranks' parameters averaged and written back, the steps' global
+    /// losses learned (and checked for a non-finite one).
+    fn average(&mut self) -> Result<()> {
+        let Some(s) = &mut self.sharded else {
+            unreachable!("called for sharded sessions only")
+        };
+        let steps = std::mem::take(&mut s.local);
+        let mut status = s.failed.take().map_or(Ok(()), Err);
+        let (mut losses, mut params) = (Vec::new(), Vec::new());
+        if status.is_ok() {
+            let read = self
+                .engine
+                .read_losses(self.queued)
+                .and_then(|l| Ok((l, self.engine.params()?)));
+            match read {
+                Ok((l, p)) => (losses, params) = (l, p),
+                Err(e) => status = Err(e),
+            }
+        }
+        if params.is_empty() {
+            let decls = &self.engine.program().params;
+            params = decls.iter().map(|d| vec![0f32; d.rows * d.cols]).collect();
+        }
+        let own: Vec<(f64, usize, usize)> = steps
+            .iter()
+            .map(|&(slot, m, total)| {
+                let loss = slot
+                    .and_then(|i| losses.get(i))
+                    .map_or(0.0, |&l| f64::from(l));
+                (loss, m, total)
+            })
+            .collect();
+        let Some(s) = &mut self.sharded else {
+            unreachable!("checked above")
+        };
+        let global = s.shard.average(&mut params, &own, status)?;
+        self.engine.set_params(&params)?;
+        for loss in global {
+            s.pending.losses.push(loss);
+            if let Some(halt) = s.rule.check(loss) {
+                s.pending.halt = Some((s.pending.losses.len() - 1, halt));
+                self.halted = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the stream's group that holds `local` (uploading it when it starts one):
+    /// where a ring slot's rows are, `(slot, offset)`; `(0, start)` for resident data.
+    fn locate(&mut self, local: Batch) -> Result<(usize, usize)> {
+        let Some(stream) = &mut self.stream else {
+            return Ok((0, local.start));
         };
         let depth = self.engine.ring_depth() as u64;
         let engine = &mut self.engine;
@@ -312,13 +411,18 @@ impl GpuSession<'_> {
             let slot = (number % depth) as usize;
             engine.write_slot(slot, &host.x, host.targets.view(), host.row_weights())
         })?;
-        if local.len == 0 {
-            return Ok(None);
+        Ok(((group % depth) as usize, offset))
+    }
+
+    /// The loss and gradients of this rank's share `local` of a step (`None` when it is
+    /// empty), from the resident order or the ring slot that holds it.
+    fn local_grads(&mut self, local: Batch) -> Result<Option<(f32, Vec<Vec<f32>>)>> {
+        let (slot, offset) = self.locate(local)?;
+        match (local.len, self.stream.is_some()) {
+            (0, _) => Ok(None),
+            (len, true) => self.engine.loss_and_grads_slot(slot, offset, len).map(Some),
+            (len, false) => self.engine.loss_and_grads(offset, len).map(Some),
         }
-        let slot = (group % depth) as usize;
-        engine
-            .loss_and_grads_slot(slot, offset, local.len)
-            .map(Some)
     }
 
     /// One step on the engine: by position in the resident order, or from the ring slot
