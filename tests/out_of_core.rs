@@ -33,12 +33,11 @@ impl Cgroup {
         let made = std::fs::create_dir(&dir)
             .and_then(|()| std::fs::write(dir.join(file), limit.to_string()))
             // No swap to spill into (v1: memory + swap limited alike).
-            .and_then(|()| {
+            .map(|()| {
                 let swap = dir.join("memory.memsw.limit_in_bytes");
                 if swap.exists() {
                     let _ = std::fs::write(swap, limit.to_string());
                 }
-                Ok(())
             });
         match made {
             Ok(()) => Some(Cgroup { dir }),
