@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_gradflow");
 
 /// No run here takes more than a few seconds; a hang is a failure, not a stuck CI.
@@ -230,24 +232,8 @@ fn temp(name: &str) -> PathBuf {
 
 /// A 2-D `<f4` `.npy` file of `rows`.
 fn write_npy(path: &Path, rows: &[Vec<f32>]) {
-    let cols = rows[0].len();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {cols}), }}",
-        rows.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for r in rows {
-        for v in r {
-            bytes.extend(v.to_le_bytes());
-        }
-    }
-    std::fs::write(path, bytes).unwrap();
+    let values: Vec<f32> = rows.iter().flatten().copied().collect();
+    common::write_npy_f32(path, rows.len(), rows[0].len(), &values);
 }
 
 #[test]

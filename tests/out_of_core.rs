@@ -183,27 +183,18 @@ fn a_npy_file_larger_than_memory_trains_on_the_gpu() {
     let npy = dir.path().join("big.npy");
     // 1,000,000 × 33 f32: 132 MB.
     let (rows, cols) = (1_000_000usize, 33usize);
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = BufWriter::new(std::fs::File::create(&npy).unwrap());
-    out.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    out.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
-    out.write_all(header.as_bytes()).unwrap();
+    let mut values = Vec::with_capacity(rows * cols);
     for i in 0..rows {
         let mut y = 0f32;
         for j in 0..cols - 1 {
             let x = ((i * 31 + j * 17) % 101) as f32 / 101.0 - 0.5;
             y += x * (j % 5) as f32;
-            out.write_all(&x.to_le_bytes()).unwrap();
+            values.push(x);
         }
-        out.write_all(&y.to_le_bytes()).unwrap();
+        values.push(y);
     }
-    out.flush().unwrap();
-    drop(out);
+    common::write_npy_f32(&npy, rows, cols, &values);
+    drop(values);
     // A software adapter's shader compiler needs some tens of MB itself: 112 MiB, below
     // the file's 132 MB.
     let Some(group) = Cgroup::new("gpu", 112 << 20) else {

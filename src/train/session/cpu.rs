@@ -124,14 +124,9 @@ impl CpuSession<'_> {
         let mut params = self.engine.params();
         let losses = shard.average(&mut params, &steps, status)?;
         self.engine.set_params(&params)?;
-        for loss in losses {
-            self.pending.losses.push(loss);
-            if let Some(halt) = self.rule.check(loss) {
-                self.pending.halt = Some((self.pending.losses.len() - 1, halt));
-                self.halted = true;
-                break;
-            }
-        }
+        self.halted = losses
+            .into_iter()
+            .any(|loss| self.pending.push_checked(&mut self.rule, loss));
         Ok(())
     }
 
@@ -194,9 +189,7 @@ impl Session for CpuSession<'_> {
             Some(shard) => shard.reduce(self.engine.grads_mut(), loss, batch, global)?,
             None => loss?,
         };
-        self.pending.losses.push(loss);
-        if let Some(halt) = self.rule.check(loss) {
-            self.pending.halt = Some((self.pending.losses.len() - 1, halt));
+        if self.pending.push_checked(&mut self.rule, loss) {
             self.halted = true;
             return Ok(());
         }

@@ -306,11 +306,9 @@ impl GpuSession<'_> {
         };
         let slices = grads.iter_mut().map(Vec::as_mut_slice).collect();
         let loss = s.shard.reduce(slices, loss, local, batch)?;
-        s.pending.losses.push(loss);
         self.queued += 1;
         self.step += 1;
-        if let Some(halt) = s.rule.check(loss) {
-            s.pending.halt = Some((s.pending.losses.len() - 1, halt));
+        if s.pending.push_checked(&mut s.rule, loss) {
             self.halted = true;
             return Ok(());
         }
@@ -388,14 +386,9 @@ impl GpuSession<'_> {
         };
         let global = s.shard.average(&mut params, &own, status)?;
         self.engine.set_params(&params)?;
-        for loss in global {
-            s.pending.losses.push(loss);
-            if let Some(halt) = s.rule.check(loss) {
-                s.pending.halt = Some((s.pending.losses.len() - 1, halt));
-                self.halted = true;
-                break;
-            }
-        }
+        self.halted = global
+            .into_iter()
+            .any(|loss| s.pending.push_checked(&mut s.rule, loss));
         Ok(())
     }
 

@@ -60,6 +60,21 @@ pub(crate) struct Synced {
     pub halt: Option<(usize, Halt)>,
 }
 
+impl Synced {
+    /// Appends a step's loss and checks it with `rule`; `true` when it halts the fit
+    /// (the step is then the halting one, its update not to be applied).
+    pub(crate) fn push_checked(&mut self, rule: &mut HaltRule, loss: f64) -> bool {
+        self.losses.push(loss);
+        match rule.check(loss) {
+            Some(halt) => {
+                self.halt = Some((self.losses.len() - 1, halt));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// A backend's running fit.
 pub(crate) trait Session {
     /// Backend name for the report (`cpu`, or the GPU adapter).
