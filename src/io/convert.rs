@@ -78,7 +78,7 @@ pub fn csv_to_npy(csv: &Path, npy: &Path, target: Option<&Column>) -> Result<Con
     let labels = names.map(|n| n.into_iter().collect::<Vec<String>>());
     // Pass 2: the array, written to a temporary file and renamed over `npy`.
     let mut table = Table::open(csv, has_header)?;
-    let header_bytes = npy_header(rows, cols);
+    let header_bytes = super::npy::header_f32(rows, cols);
     write_atomic_with(npy, |file| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let io = |e: std::io::Error| io_error(npy, &e);
@@ -160,17 +160,4 @@ fn scan(
         return Err(table.bad("no data rows after the header".into()));
     }
     Ok((rows, names))
-}
-
-/// A version 1.0 `.npy` header for an `n × cols` C-order `<f4` array, padded to 64 bytes.
-fn npy_header(n: usize, cols: usize) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {cols}), }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((dict.len() as u16).to_le_bytes());
-    bytes.extend(dict.as_bytes());
-    bytes
 }

@@ -297,3 +297,32 @@ impl RowSource for NpyStream {
         }
     }
 }
+
+/// The header of a version 1.0 `.npy` file holding an `n × cols` C-order `<f4` array,
+/// padded to 64 bytes as NumPy pads it: write it, then the `n · cols` values row by row
+/// as little-endian f32 (how [`super::convert::csv_to_npy`] writes a file it streams).
+///
+/// ```
+/// use gradflow::io::npy;
+/// let path = std::env::temp_dir().join("gradflow-doc-header.npy");
+/// let mut bytes = npy::header_f32(2, 2);
+/// assert_eq!(bytes.len() % 64, 0);
+/// for v in [1.0f32, 0.0, 2.0, 1.0] {
+///     bytes.extend(v.to_le_bytes());
+/// }
+/// std::fs::write(&path, bytes)?;
+/// let data = npy::read(&path, None, gradflow::io::TargetKind::Real)?;
+/// assert_eq!(data.dataset.features(), [1.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn header_f32(n: usize, cols: usize) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {cols}), }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((dict.len() as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    bytes
+}

@@ -140,15 +140,7 @@ pub fn rescaled(
 
 /// Writes a little-endian f32 `.npy` file (format version 1.0, C order) of `rows × cols`.
 pub fn write_npy_f32(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let mut bytes = gradflow::io::npy::header_f32(rows, cols);
     bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     std::fs::write(path, bytes).unwrap();
 }
