@@ -429,3 +429,40 @@ fn a_checkpoint_survives_a_failed_resume_and_a_resumed_fit_equals_an_uninterrupt
         "the checkpoint changed"
     );
 }
+
+#[test]
+fn a_csv_file_is_parsed_once_and_read_in_place_by_every_rank() {
+    // Rank 0 converts it into a scratch .npy file beside it; the fit is the single
+    // process's on the CSV itself (L-BFGS, standardised), and the model keeps the class
+    // names and the CSV's layout.
+    let dir = temp("csv");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("iris.csv");
+    std::fs::copy("tests/data/iris-train.csv", &csv).unwrap();
+    let model = dir.join("iris.json");
+    let args = [
+        "--model",
+        "softmax",
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ];
+    let alone = summary(&train(1, &args));
+    let mut with_save = args.to_vec();
+    with_save.extend(["--save", model.to_str().unwrap()]);
+    let ranked = summary(&train(3, &with_save));
+    assert_eq!(ranked["config"]["solver"], "lbfgs");
+    assert_eq!(ranked["steps"], alone["steps"]);
+    let (a, b) = (losses(&ranked), losses(&alone));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-4 * y.abs(), "{x} vs {y}");
+    }
+    let saved = std::fs::read_to_string(&model).unwrap();
+    assert!(saved.contains("setosa"), "class names lost: {saved}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".npy"))
+        .collect();
+    assert!(left.is_empty(), "scratch files left: {left:?}");
+}

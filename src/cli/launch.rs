@@ -68,6 +68,20 @@ impl World {
         self.comm.clone()
     }
 
+    /// Rank 0's process id, on every rank: a name the ranks agree on.
+    ///
+    /// # Errors
+    /// When the communicator fails.
+    pub fn root_id(&self) -> Result<u32, CliError> {
+        let mine = std::process::id();
+        let Some(comm) = &self.comm else {
+            return Ok(mine);
+        };
+        let all = comm.all_gather(&mine.to_le_bytes())?;
+        let root: [u8; 4] = all[0][..].try_into().unwrap_or_default();
+        Ok(u32::from_le_bytes(root))
+    }
+
     /// Whether `flag` holds on any rank: how the ranks take one decision from what each
     /// sees of its own machine (the memory it may use).
     ///

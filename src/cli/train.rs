@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use gradflow::data::{BatchTargets, HostTargets, RowSource, Shuffle};
+use gradflow::io::convert::{Converted, csv_to_npy};
+use gradflow::io::model::DataColumns;
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
 use gradflow::metrics::{ClassReport, confusion_matrix, log_loss};
 use gradflow::{Backend, Mode, Penalty, Report, Solver, StopReason, TrainConfig, Trainer, Verify};
@@ -243,8 +245,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .as_deref()
         .map(str::parse::<Column>)
         .transpose()?;
-    // Every rank opens the data (and the checkpoint) itself; a rank that cannot stops
-    // them all here.
+    let (spec, target, csv_layout, _scratch) =
+        csv_for_ranks(&world, spec, target, weight.as_ref())?;
     // What each rank may use of its machine's memory decides, agreed by all ranks:
     // streaming (the data pass half of it), a windowed order (a file passes all of it),
     // and the mini-batch loop where a rank's share would not fit for L-BFGS.
@@ -267,7 +269,27 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         config = config.mode(Mode::Streaming);
     }
     let columns = (target.as_ref(), weight.as_ref());
-    let loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;
+    // Every rank opens the data (and the checkpoint) itself; a rank that cannot stops
+    // them all here.
+    let mut loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;
+    if let Some(csv) = csv_layout {
+        // Rank 0 saves the model with the CSV's names and layout, not the scratch file's.
+        loaded.labels = csv.labels.or(loaded.labels);
+        let names = csv.header.as_ref();
+        let t = csv.target_column;
+        loaded.columns = DataColumns {
+            features: names.map(|h| {
+                h.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != t)
+                    .map(|(_, n)| n.clone())
+                    .collect()
+            }),
+            target: names.map(|h| h[t].clone()),
+            target_column: Some(t),
+            ..DataColumns::default()
+        };
+    }
     let data = loaded.source();
     // Rows of 4 MiB chunks, 64 chunks to a window.
     let row_bytes = (data.p() as u64 + 1) * 4;
@@ -394,6 +416,56 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         print_human(&summary, &report);
     }
     Ok(())
+}
+
+/// A CSV file in an MPI job: rank 0 alone parses it, into a scratch `.npy` file beside it
+/// (the ranks share its file system, as they share the CSV), which every rank then reads
+/// in place, each only its rows; the file is removed when rank 0 is done. Returns the
+/// spec to read, its target column, the CSV's layout (rank 0) and the file's remover.
+/// Elsewhere, `spec` as it is.
+#[allow(clippy::type_complexity)]
+fn csv_for_ranks(
+    world: &World,
+    spec: DataSpec,
+    target: Option<Column>,
+    weight: Option<&Column>,
+) -> Result<(DataSpec, Option<Column>, Option<Converted>, Option<Scratch>), CliError> {
+    let (DataSpec::Csv(csv), Some(_)) = (&spec, world.comm()) else {
+        return Ok((spec, target, None, None));
+    };
+    if let Some(w) = weight {
+        return Err(CliError::usage(
+            format!("--sample-weight {w} in an MPI job"),
+            "the ranks read a CSV file through a .npy copy, which has no weight column; \
+             train on one process, or without weights",
+        ));
+    }
+    // Named after rank 0's process: concurrent jobs on one file do not share it.
+    let id = world.root_id()?;
+    let name = csv
+        .file_name()
+        .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+    let npy = csv.with_file_name(format!(".{name}.gradflow-{id}.npy"));
+    let converted = match world.is_root() {
+        true => csv_to_npy(csv, &npy, target.as_ref())
+            .map(Some)
+            .map_err(CliError::from),
+        false => Ok(None),
+    };
+    // Also the barrier: no rank opens the file before rank 0 has written it.
+    let converted = world.agree(converted)?;
+    let scratch = world.is_root().then(|| Scratch(npy.clone()));
+    Ok((DataSpec::Npy(npy), None, converted, scratch))
+}
+
+/// A scratch file, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // The other ranks may still map it: an unlinked file stays readable to them.
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Loads a checkpoint into `model`: the same kind of model, and the same class names.
