@@ -648,3 +648,42 @@ fn local_sgd_stops_every_rank_when_one_fails() {
         );
     }
 }
+
+#[test]
+fn a_device_lost_on_one_rank_ends_every_rank() {
+    // Each rank on its own device; rank 1's is destroyed (a driver reset, an unplugged
+    // GPU) at the end of the first epoch: both ranks end with an error naming it, none
+    // waits for the other.
+    let blobs = Synthetic::blobs(400, 3, 3).seed(1);
+    let config = TrainConfig::sgd()
+        .batch_size(40)
+        .epochs(4)
+        .backend(Backend::Gpu);
+    let results = LocalGroup::run(2, |comm| {
+        let ctx = common::fresh_gpu("a_device_lost_on_one_rank_ends_every_rank")?;
+        let rank = gradflow::dist::Comm::rank(&comm);
+        let doomed = ctx.clone();
+        let trainer = Trainer::new(config.clone())
+            .unwrap()
+            .with_gpu(ctx)
+            .with_progress(move |p| {
+                if rank == 1 && p.epoch == 0 {
+                    doomed.device().destroy();
+                }
+            })
+            .with_comm(comm);
+        Some(trainer.fit(&mut SoftmaxRegression::new(), &blobs))
+    });
+    let [Some(first), Some(second)] = &results[..] else {
+        return; // no adapter: skipped loudly by fresh_gpu
+    };
+    let lost = |e: &Error| e.to_string().contains("lost");
+    match second {
+        Err(e @ Error::Device { .. }) => assert!(lost(e), "{e}"),
+        other => panic!("rank 1: {other:?}"),
+    }
+    match first {
+        Err(e @ (Error::Rank { rank: 1, .. } | Error::Comm { .. })) => assert!(lost(e), "{e}"),
+        other => panic!("rank 0: {other:?}"),
+    }
+}

@@ -65,7 +65,9 @@ pub fn read<T: bytemuck::Pod>(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) 
                 message: "mapping a readback buffer: callback dropped".into(),
             }),
         }
-    })?;
+    })
+    // A mapping that fails because the device is gone says so.
+    .map_err(|e| ctx.check().err().unwrap_or(e))?;
     let out = {
         let view = staging
             .slice(..)
