@@ -121,7 +121,7 @@ impl Trainer {
     ///
     /// ```
     /// use gradflow::dist::LocalGroup;
-    /// use gradflow::{data::Synthetic, model::Mlp, TrainConfig, Trainer};
+    /// use gradflow::{data::Synthetic, model::{Mlp, Model}, TrainConfig, Trainer};
     /// let rows = Synthetic::blobs(600, 3, 3).seed(5);
     /// let params = LocalGroup::run(2, |comm| {
     ///     let trainer = Trainer::new(TrainConfig::sgd().epochs(2).batch_size(50))?.with_comm(comm);
