@@ -291,6 +291,11 @@ fn a_missing_file_on_every_rank_and_a_killed_rank_end_the_job() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("gradflow: error").count(), 1, "stderr: {err}");
+    // A bad flag, which every rank meets before MPI starts: also told once.
+    let out = train(3, &["--model", "bogus", "--data", "absent.npy"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("gradflow: error").count(), 1, "stderr: {err}");
 
     // A long fit; one rank is killed once it has started: mpiexec ends the job.
     let token = temp("killed.json");

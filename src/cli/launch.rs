@@ -17,9 +17,23 @@ use super::CliError;
 /// Set on ranks other than 0: their errors reach the user through rank 0.
 static QUIET: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process prints errors (rank 0, or a process on its own).
+/// Whether this process prints errors (rank 0, or a process on its own). Before MPI is
+/// started (bad flags, which every rank meets alike) the launcher's rank variable tells.
 pub fn reports_errors() -> bool {
-    !QUIET.load(Ordering::Relaxed)
+    !QUIET.load(Ordering::Relaxed) && launched_rank().is_none_or(|r| r == 0)
+}
+
+/// This process's rank as the MPI launcher or the scheduler gave it (MPICH's Hydra, Open
+/// MPI, PMIx, Slurm), when it was launched as one.
+fn launched_rank() -> Option<usize> {
+    [
+        "PMI_RANK",
+        "OMPI_COMM_WORLD_RANK",
+        "PMIX_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
 }
 
 /// This process's place in the job.

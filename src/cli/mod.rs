@@ -70,6 +70,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if !launch::reports_errors() {
+        return ExitCode::from(code); // rank 0 of the MPI job tells it
+    }
     if matches!(
         e.kind(),
         ErrorKind::DisplayHelp
