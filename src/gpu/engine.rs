@@ -602,14 +602,17 @@ impl GpuEngine {
     /// Records a step with no update on `rows` and reads back its loss and gradients.
     fn read_step(&mut self, rows: StepRows, len: usize) -> Result<(f32, Vec<Vec<f32>>)> {
         self.record(rows, len, None, 0)?;
-        let loss = self.read_losses(1)?[0];
-        let grads = self
-            .program
-            .params
-            .iter()
-            .map(|d| readback::read_f32(&self.ctx, &self.bufs[d.grad.0], d.rows * d.cols))
-            .collect::<Result<_>>()?;
-        Ok((loss, grads))
+        self.flush()?;
+        // The loss and every gradient in one readback: one wait, not one per tensor.
+        let mut parts = vec![(&self.losses, 1)];
+        let grads = self.program.params.iter();
+        parts.extend(grads.map(|d| (&self.bufs[d.grad.0], d.rows * d.cols)));
+        let mut read = readback::read_parts::<f32>(&self.ctx, &parts)?.into_iter();
+        let loss = read
+            .next()
+            .and_then(|l| l.first().copied())
+            .unwrap_or(f32::NAN);
+        Ok((loss, read.collect()))
     }
 
     /// The losses of slots `0 .. count` (waits for pending steps).

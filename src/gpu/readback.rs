@@ -19,29 +19,54 @@ use super::context::GpuContext;
 /// [`Error::ShapeMismatch`] when `buf` holds fewer than `len` values; [`Error::Device`]
 /// when the copy or the mapping fails.
 pub fn read<T: bytemuck::Pod>(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
-    let bytes = (len * std::mem::size_of::<T>()) as u64;
-    if bytes > buf.size() {
-        return Err(Error::ShapeMismatch {
-            what: "readback",
-            expected: format!("a buffer of at least {bytes} bytes"),
-            got: format!("{} bytes", buf.size()),
-        });
+    Ok(read_parts(ctx, &[(buf, len)])?.pop().unwrap_or_default())
+}
+
+/// Reads the first `len` values of each `(buffer, len)` with one copy into one staging
+/// buffer and one wait: how a step's loss and gradients come back together (a
+/// distributed fit reads them every step).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_parts<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    parts: &[(&wgpu::Buffer, usize)],
+) -> Result<Vec<Vec<T>>> {
+    let size = std::mem::size_of::<T>() as u64;
+    for &(buf, len) in parts {
+        let bytes = len as u64 * size;
+        if bytes > buf.size() {
+            return Err(Error::ShapeMismatch {
+                what: "readback",
+                expected: format!("a buffer of at least {bytes} bytes"),
+                got: format!("{} bytes", buf.size()),
+            });
+        }
     }
-    if len == 0 {
-        return Ok(Vec::new());
+    let total: u64 = parts.iter().map(|&(_, len)| len as u64 * size).sum();
+    if total == 0 {
+        return Ok(parts.iter().map(|_| Vec::new()).collect());
     }
     let device = ctx.device();
     let staging = ctx.scoped("copying a buffer for readback", || {
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: bytes,
+            size: total,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("readback"),
         });
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+        // Offsets are multiples of 4 (4-byte values), as copies require.
+        let mut at = 0;
+        for &(buf, len) in parts {
+            let bytes = len as u64 * size;
+            if bytes > 0 {
+                enc.copy_buffer_to_buffer(buf, 0, &staging, at, bytes);
+            }
+            at += bytes;
+        }
         ctx.queue().submit([enc.finish()]);
         Ok(staging)
     })?;
@@ -75,7 +100,16 @@ pub fn read<T: bytemuck::Pod>(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) 
             .map_err(|e| Error::Device {
                 message: format!("reading a mapped buffer: {e}"),
             })?;
-        bytemuck::pod_collect_to_vec(&view[..])
+        let mut at = 0;
+        parts
+            .iter()
+            .map(|&(_, len)| {
+                let bytes = len * size as usize;
+                let part = bytemuck::pod_collect_to_vec(&view[at..at + bytes]);
+                at += bytes;
+                part
+            })
+            .collect()
     };
     staging.unmap();
     Ok(out)
