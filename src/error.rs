@@ -231,6 +231,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The fit was stopped by its interrupt flag ([`Trainer::with_interrupt`](crate::Trainer::with_interrupt)):
+    /// at a step boundary of the mini-batch loop, or at an evaluation of L-BFGS. The
+    /// model keeps what it held before the fit (nothing when it was unfitted).
+    #[error(
+        "training interrupted at step {step} (epoch {epoch}): the model is as it was before this fit"
+    )]
+    Interrupted {
+        /// Updates done in this fit when the flag was seen.
+        step: u64,
+        /// The epoch (L-BFGS: iteration) it was in, 0-based.
+        epoch: usize,
+    },
+
     /// The communication of a distributed fit failed: a rank aborted or left the group,
     /// or the ranks fell out of step.
     #[error("distributed fit: {message}")]

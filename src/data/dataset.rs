@@ -1,5 +1,7 @@
 //! The in-memory dataset: row-major `f32` features plus real or class targets.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 
 /// What a dataset's rows are labelled with.
@@ -55,9 +57,46 @@ impl Targets {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    x: Vec<f32>,
+    x: Features,
     p: usize,
     targets: Targets,
+}
+
+/// Memory that another owner lends a [`Dataset`] as its features, read in place:
+/// a NumPy array, a memory map, a buffer shared between datasets.
+pub type SharedFeatures = Arc<dyn AsRef<[f32]> + Send + Sync>;
+
+/// A dataset's features: its own buffer, or memory lent to it ([`Dataset::shared`]).
+#[derive(Clone)]
+enum Features {
+    Owned(Vec<f32>),
+    Shared(SharedFeatures),
+}
+
+impl Features {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Features::Owned(v) => v,
+            Features::Shared(s) => (**s).as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Features {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Features::Owned(_) => "Owned",
+            Features::Shared(_) => "Shared",
+        };
+        write!(f, "{kind}({} values)", self.as_slice().len())
+    }
+}
+
+impl PartialEq for Features {
+    /// Equal values, wherever they are held.
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
 }
 
 impl Dataset {
@@ -70,6 +109,32 @@ impl Dataset {
     /// - [`Error::LabelOutOfRange`] for a label `≥ classes`, [`Error::InvalidParameter`]
     ///   for `classes = 0`.
     pub fn new(x: Vec<f32>, p: usize, targets: Targets) -> Result<Self> {
+        Self::with_features(Features::Owned(x), p, targets)
+    }
+
+    /// As [`Dataset::new`], over features lent by another owner and read in place, never
+    /// copied: a caller's large array (the Python package passes a C-contiguous `float32`
+    /// NumPy array this way). Training reads it as it reads its own buffer; a copy is
+    /// made only where one is made for any dataset (a standardised copy when
+    /// [`TrainConfig::standardize`](crate::TrainConfig::standardize) is set).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gradflow::data::{Dataset, Targets};
+    /// let x: Arc<Vec<f32>> = Arc::new(vec![1.0, 2.0, 3.0, 4.0]);
+    /// let ds = Dataset::shared(x.clone(), 2, Targets::Real(vec![0.5, 1.5]))?;
+    /// assert_eq!(ds.features().as_ptr(), x.as_ptr()); // the same memory
+    /// assert_eq!(ds, Dataset::new(vec![1.0, 2.0, 3.0, 4.0], 2, Targets::Real(vec![0.5, 1.5]))?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Dataset::new`].
+    pub fn shared(x: SharedFeatures, p: usize, targets: Targets) -> Result<Self> {
+        Self::with_features(Features::Shared(x), p, targets)
+    }
+
+    fn with_features(x: Features, p: usize, targets: Targets) -> Result<Self> {
         let n = targets.len();
         if p == 0 {
             return Err(Error::Empty {
@@ -88,16 +153,16 @@ impl Dataset {
             expected: format!("{n} × {p} values"),
             got: "a size that overflows usize".into(),
         })?;
-        if x.len() != expected {
+        if x.as_slice().len() != expected {
             return Err(Error::ShapeMismatch {
                 what: "features",
                 expected: format!(
                     "{n} rows × {p} columns = {expected} values (one row per target)"
                 ),
-                got: format!("{} values", x.len()),
+                got: format!("{} values", x.as_slice().len()),
             });
         }
-        check_finite("features", &x, p)?;
+        check_finite("features", x.as_slice(), p)?;
         match &targets {
             Targets::Real(y) => check_finite("targets", y, 1)?,
             Targets::Classes { labels, classes } => check_labels(labels, *classes)?,
@@ -117,7 +182,7 @@ impl Dataset {
 
     /// All features, row-major.
     pub fn features(&self) -> &[f32] {
-        &self.x
+        self.x.as_slice()
     }
 
     /// Row `i` of the features.
@@ -125,7 +190,7 @@ impl Dataset {
     /// # Panics
     /// When `i ≥ n`, like slice indexing.
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.p..(i + 1) * self.p]
+        &self.features()[i * self.p..(i + 1) * self.p]
     }
 
     /// The targets.
@@ -167,9 +232,14 @@ impl Dataset {
         Dataset::new(x, self.p, targets)
     }
 
-    /// Splits into (features, targets), giving the buffers back without a copy.
+    /// Splits into (features, targets), giving the buffers back without a copy (lent
+    /// features, [`Dataset::shared`], are copied).
     pub fn into_parts(self) -> (Vec<f32>, usize, Targets) {
-        (self.x, self.p, self.targets)
+        let x = match self.x {
+            Features::Owned(v) => v,
+            Features::Shared(s) => (*s).as_ref().to_vec(),
+        };
+        (x, self.p, self.targets)
     }
 }
 

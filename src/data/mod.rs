@@ -11,7 +11,7 @@ mod source;
 mod synthetic;
 mod weights;
 
-pub use dataset::{Dataset, Targets};
+pub use dataset::{Dataset, SharedFeatures, Targets};
 pub(crate) use dataset::{check_finite, zeroed};
 pub use gather::HostTargets;
 pub(crate) use gather::gather_rows;

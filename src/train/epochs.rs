@@ -57,6 +57,7 @@ impl Trainer {
             let mut synced = Synced::default();
             let mut lr = stepper.lr(epoch, horizon, sizes.len());
             for batch in plan.batches() {
+                self.check_interrupt(report.steps + batch.index as u64, epoch)?;
                 lr = stepper.lr(epoch, horizon, sizes.len());
                 session.step(batch, &stepper.next(lr))?;
                 let every = cfg.loss_every.unwrap_or(usize::MAX);

@@ -301,8 +301,10 @@ pub(crate) fn solve(
     ((rows, n), init): ((Range<usize>, usize), &[Vec<f32>]),
     settings: Settings,
     penalty: Penalty,
-    progress: &mut dyn FnMut(Progress),
+    (progress, stop): (&mut dyn FnMut(Progress), &dyn Fn(usize) -> Result<()>),
 ) -> Result<Solved> {
+    // Iterations done, for the interrupt check before each evaluation.
+    let done = std::cell::Cell::new(0);
     let l2 = match penalty {
         Penalty::L2(a) => a,
         _ => 0.0,
@@ -321,6 +323,7 @@ pub(crate) fn solve(
                 .sum::<f64>()
     };
     let mut objective = |x: &[f64]| -> Result<(f64, Vec<f64>)> {
+        stop(done.get())?;
         let params = unflatten(program, x, (0.0, 1.0));
         let (loss, grads) = evaluator.eval(&params, (rows.clone(), n), group)?;
         let mut g: Vec<f64> = grads.iter().flatten().map(|&v| f64::from(v)).collect();
@@ -339,6 +342,7 @@ pub(crate) fn solve(
         // The report shows the data loss, as the mini-batch loop's does.
         let loss = targets.loss_to_model(f - penalty_of(x));
         losses.push(loss);
+        done.set(iteration);
         progress(Progress {
             epoch: iteration - 1,
             steps: iteration as u64,
@@ -488,7 +492,9 @@ impl Trainer {
             ((rows, n), &init),
             settings,
             choices.penalty,
-            &mut progress,
+            (&mut progress, &|iteration| {
+                self.check_interrupt(iteration as u64, iteration)
+            }),
         )?;
         report.epoch_losses = solved.losses;
         report.steps = solved.iterations as u64;

@@ -4,6 +4,7 @@
 //! stopping in `validation.rs`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::Scope;
 use std::time::Instant;
 
@@ -41,6 +42,8 @@ pub struct Trainer {
     pub(super) progress: Option<ProgressFn>,
     /// The ranks of a distributed fit (`None`: this process alone).
     pub(super) group: Option<Group>,
+    /// Set by another thread to stop the fit (Ctrl-C in the Python package).
+    pub(super) interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// A progress callback, shared by clones of a trainer.
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Trainer {
             .field("gpu", &self.gpu)
             .field("progress", &self.progress.is_some())
             .field("group", &self.group)
+            .field("interrupt", &self.interrupt)
             .finish()
     }
 }
@@ -69,6 +73,7 @@ impl Trainer {
             gpu: None,
             progress: None,
             group: None,
+            interrupt: None,
         })
     }
 
@@ -103,6 +108,37 @@ impl Trainer {
     pub fn with_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
         self
+    }
+
+    /// Stops a fit when `flag` becomes `true`: the mini-batch loop looks before every
+    /// step, L-BFGS before every evaluation of the loss, so a fit stops within one step
+    /// (one full pass for L-BFGS) of the flag being set. The fit then returns
+    /// [`Error::Interrupted`] and leaves the model as it was before the call — unfitted,
+    /// or with its previous parameters and training state, so a `partial_fit` can go on.
+    /// The flag is not reset: clear it before the next fit.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::AtomicBool};
+    /// use gradflow::{data::Synthetic, model::{LinearRegression, Model}, Error, TrainConfig, Trainer};
+    /// let stop = Arc::new(AtomicBool::new(true)); // set before the fit: stops at once
+    /// let trainer = Trainer::new(TrainConfig::sgd())?.with_interrupt(stop);
+    /// let mut model = LinearRegression::new();
+    /// let err = trainer.fit(&mut model, &Synthetic::linear(64, 2).dataset()?).unwrap_err();
+    /// assert!(matches!(err, Error::Interrupted { step: 0, .. }));
+    /// assert!(model.fitted().is_none());
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
+    /// [`Error::Interrupted`] once the interrupt flag is set.
+    pub(super) fn check_interrupt(&self, step: u64, epoch: usize) -> Result<()> {
+        match &self.interrupt {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted { step, epoch }),
+            _ => Ok(()),
+        }
     }
 
     /// Trains data-parallel over the ranks of `comm`: every rank calls the same fit on
