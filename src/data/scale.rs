@@ -39,31 +39,76 @@ impl Standardizer {
     /// # Errors
     /// The source's own errors while reading.
     pub fn fit(source: &(impl RowSource + ?Sized)) -> Result<Self> {
-        Self::fit_over(source, None)
+        Self::fit_over(source, None, None)
     }
 
-    /// As [`Standardizer::fit`]; the ranks of a distributed fit each read a contiguous
-    /// share of the blocks, and every rank merges every block's moments in block order:
-    /// the single-process statistics, bit for bit.
+    /// As [`Standardizer::fit`], with scikit-learn's `sample_weight` (one per row of
+    /// `source`): weighted means and deviations, as `StandardScaler.fit(X,
+    /// sample_weight=w)`, so that a row of weight 2 counts as that row twice and a row of
+    /// weight 0 not at all — a weighted fit then sees the features of the fit on the
+    /// repeated rows. Columns constant over the rows of positive weight get scale 1.
+    ///
+    /// ```
+    /// use gradflow::data::{Dataset, Standardizer, Targets};
+    /// let data = Dataset::new(vec![1.0, 2.0, 9.0], 1, Targets::Real(vec![0.0; 3]))?;
+    /// let repeated = Dataset::new(vec![1.0, 2.0, 2.0], 1, Targets::Real(vec![0.0; 3]))?;
+    /// let weighted = Standardizer::fit_weighted(&data, &[1.0, 2.0, 0.0])?;
+    /// assert_eq!(weighted, Standardizer::fit(&repeated)?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) when the weights are not one
+    /// per row; the source's own errors while reading.
+    pub fn fit_weighted(source: &(impl RowSource + ?Sized), weights: &[f32]) -> Result<Self> {
+        Self::fit_over(source, Some(weights), None)
+    }
+
+    /// As [`Standardizer::fit`] (with sample weights if given); the ranks of a
+    /// distributed fit each read a contiguous share of the blocks, and every rank merges
+    /// every block's moments in block order: the single-process statistics, bit for bit.
     pub(crate) fn fit_over(
         source: &(impl RowSource + ?Sized),
+        weights: Option<&[f32]>,
         group: Option<&Group>,
     ) -> Result<Self> {
         let p = source.p();
+        if let Some(w) = weights.filter(|w| w.len() != source.n()) {
+            return Err(crate::Error::ShapeMismatch {
+                what: "sample weights",
+                expected: format!("one per row: {}", source.n()),
+                got: format!("{} weights", w.len()),
+            });
+        }
         let blocks = source.n().div_ceil(BLOCK);
         let mine = group.map_or(0..blocks, |g| g.part(blocks));
-        // Each block's moments: rows, then p means, then p squared deviations.
+        // Each block's moments: total weight (rows, unweighted), then p means, then p
+        // weighted squared deviations. Unweighted, every weight is 1: the same sums, bit
+        // for bit, as before weights existed.
         let mut moments = Vec::new();
+        let mut block_index = mine.start;
         let mut of_block = |block: &[f32]| {
-            let rows = (block.len() / p) as f64;
+            let len = block.len() / p;
+            let first = block_index * BLOCK;
+            block_index += 1;
+            let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[first + i]));
+            let total: f64 = (0..len).map(w).sum();
             let start = moments.len();
-            moments.push(rows);
+            moments.push(total);
             moments.resize(start + 1 + 2 * p, 0.0);
+            if total == 0.0 {
+                return;
+            }
             for j in 0..p {
-                let col = block.iter().skip(j).step_by(p).map(|&v| f64::from(v));
-                let mean = col.clone().sum::<f64>() / rows;
+                let col = block
+                    .iter()
+                    .skip(j)
+                    .step_by(p)
+                    .enumerate()
+                    .map(|(i, &v)| (w(i), f64::from(v)));
+                let mean = col.clone().map(|(w, v)| w * v).sum::<f64>() / total;
                 moments[start + 1 + j] = mean;
-                moments[start + 1 + p + j] = col.map(|v| (v - mean) * (v - mean)).sum();
+                moments[start + 1 + p + j] = col.map(|(w, v)| w * (v - mean) * (v - mean)).sum();
             }
         };
         let read = match source.in_memory() {
@@ -88,6 +133,9 @@ impl Standardizer {
         let (mut count, mut mean, mut m2) = (0f64, vec![0f64; p], vec![0f64; p]);
         for block in moments.chunks_exact(2 * p + 1) {
             let (rows, bmean, bm2) = (block[0], &block[1..=p], &block[p + 1..]);
+            if rows == 0.0 {
+                continue;
+            }
             for j in 0..p {
                 let delta = bmean[j] - mean[j];
                 let total = count + rows;

@@ -287,6 +287,28 @@ impl SavedModel {
         crate::model::predict(self.kind().title(), Some(&self.fitted), x)
     }
 
+    /// The output layer's values for the rows of `x`, `n × outputs` row-major: a
+    /// regression's predictions, a classifier's logits before σ or softmax (scikit-learn's
+    /// `decision_function`). [`SavedModel::predict`]'s classes are their arg-max (a
+    /// logistic regression's: `z > 0`), computed row by row, so a row's value does not
+    /// depend on the rows predicted with it.
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, io::SavedModel, model::LogisticRegression, TrainConfig, Trainer};
+    /// let data = Synthetic::logistic(200, 3).seed(1).dataset()?;
+    /// let mut model = LogisticRegression::new();
+    /// Trainer::new(TrainConfig::default())?.fit(&mut model, &data)?;
+    /// let saved = SavedModel::from_model(&model)?;
+    /// assert_eq!(saved.output(data.features())?, model.decision_function(data.features())?);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SavedModel::predict`].
+    pub fn output(&self, x: &[f32]) -> Result<Vec<f32>> {
+        crate::model::forward_output(self.kind().title(), Some(&self.fitted), x)
+    }
+
     /// The model file's text (pretty-printed JSON).
     pub fn to_json(&self) -> String {
         let spec = &self.fitted.spec;

@@ -338,7 +338,7 @@ impl Trainer {
             .and_then(|f| f.scaler.clone());
         let scaler = match kept {
             Some(s) => s,
-            None => Standardizer::fit_over(data, group)?,
+            None => Standardizer::fit_over(data, sample_weight, group)?,
         };
         match data.in_memory() {
             // In memory: a standardised copy keeps the in-place fast paths.
