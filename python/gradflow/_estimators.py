@@ -29,6 +29,16 @@ from . import _gradflow
 _MAX_SEED = np.iinfo(np.uint32).max
 
 
+def _unique_inverse(y):
+    """``np.unique(y, return_inverse=True)``, by counting when y holds small
+    non-negative integers (class labels, usually): one pass instead of a sort."""
+    if y.dtype.kind in "iu" and y.size and 0 <= y.min() and y.max() < 1 << 20:
+        counts = np.bincount(y)
+        present = counts > 0
+        return np.flatnonzero(present).astype(y.dtype), (np.cumsum(present) - 1)[y]
+    return np.unique(y, return_inverse=True)
+
+
 class _GradflowEstimator(BaseEstimator):
     """What every gradflow estimator shares: settings, the fit call, the output layer."""
 
@@ -56,7 +66,7 @@ class _GradflowEstimator(BaseEstimator):
             return int(rs)
         return int(check_random_state(rs).randint(_MAX_SEED))
 
-    def _settings(self, partial):
+    def _settings(self, partial, n_samples):
         """The dictionary `gradflow._gradflow.fit` reads; see its `config`."""
         solver = self.solver
         if solver not in ("auto", "lbfgs", "sgd", "adam", "adagrad"):
@@ -87,7 +97,7 @@ class _GradflowEstimator(BaseEstimator):
             "epochs": 1 if partial else self.max_iter,
             "batch_size": None if batch_size is None else int(batch_size),
             "penalty": self.penalty,
-            "alpha": self.alpha,
+            "alpha": self._alpha(solver, batch_size, n_samples),
             "l1_ratio": self.l1_ratio,
             "tol": self.tol,
             # partial_fit is one epoch a call: no plateau rule, no held-out rows.
@@ -107,6 +117,11 @@ class _GradflowEstimator(BaseEstimator):
             if solver == "sgd" and getattr(self, "momentum", 0):
                 s["momentum"] = float(self.momentum)
         return s
+
+    def _alpha(self, solver, batch_size, n_samples):
+        """The penalty strength on gradflow's mean loss: ``alpha`` as it is (the meaning
+        of scikit-learn's SGD estimators)."""
+        return self.alpha
 
     # --- fitting --------------------------------------------------------------------
 
@@ -130,6 +145,9 @@ class _GradflowEstimator(BaseEstimator):
             dtype=np.float32,
             order="C",
             accept_sparse=False,
+            # The Rust side checks every value once, vectorised, with scikit-learn's
+            # wording ("Input X contains NaN."): a second pass here would cost as much.
+            ensure_all_finite=False,
             y_numeric=not self._is_classifier,
         )
         if self._is_classifier:
@@ -141,7 +159,7 @@ class _GradflowEstimator(BaseEstimator):
                 sample_weight, X, dtype=np.float32, ensure_non_negative=True
             )
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float32)
-        settings = self._settings(partial)
+        settings = self._settings(partial, X.shape[0])
         settings["class_weight"] = class_weight
         kind, hidden, activation = self._architecture(n_classes)
         warm = self._model if go_on else None
@@ -170,15 +188,21 @@ class _GradflowEstimator(BaseEstimator):
         return self
 
     def _encode_labels(self, y, partial, go_on, classes):
-        check_classification_targets(y)
-        if go_on:
-            known = self.classes_
-        elif partial and classes is None:
+        # A 1-D integer array is always 'binary' or 'multiclass' to scikit-learn's
+        # type_of_target, whose passes over y cost as much as the rest of the labels' work.
+        if not (y.ndim == 1 and y.dtype.kind in "iu"):
+            check_classification_targets(y)
+        if partial and not go_on and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        elif classes is not None:
-            known = np.unique(classes)
+        if go_on or classes is not None:
+            # Labels against known classes: each must be one of them.
+            known = self.classes_ if go_on else np.unique(classes)
+            idx = np.clip(np.searchsorted(known, y), 0, len(known) - 1)
+            if not np.array_equal(known[idx], y):
+                unseen = np.setdiff1d(np.unique(y), known)
+                raise ValueError(f"labels {unseen!r} are not in classes_ {known!r}")
         else:
-            known = np.unique(y)
+            known, idx = _unique_inverse(y)
         if not go_on:
             if len(known) < 2:
                 raise ValueError(
@@ -186,11 +210,6 @@ class _GradflowEstimator(BaseEstimator):
                     f"but the data contain only one class: {known[0]!r}"
                 )
             self.classes_ = known
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        if not np.array_equal(self.classes_[idx], y):
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            raise ValueError(f"labels {unseen!r} are not in classes_ {self.classes_!r}")
         cw = self.class_weight
         if cw is None:
             weights = None
@@ -200,9 +219,10 @@ class _GradflowEstimator(BaseEstimator):
                 "of one call are not those of the data; pass the weights as a dict"
             )
         else:
-            # scikit-learn's helper: 'balanced' is n / (k · count), a dict names labels.
-            y_all = y if not (isinstance(cw, str) and cw == "balanced") else y
-            weights = [float(w) for w in compute_class_weight(cw, classes=self.classes_, y=y_all)]
+            # scikit-learn's helper: 'balanced' is n / (k · count), a dict names labels
+            # (an unknown one is its ValueError). Given as explicit weights, balanced
+            # ones equal the same dict passed by hand, bit for bit.
+            weights = [float(w) for w in compute_class_weight(cw, classes=self.classes_, y=y)]
         return idx.astype(np.uint32), len(self.classes_), weights
 
     # --- prediction -----------------------------------------------------------------
@@ -210,7 +230,10 @@ class _GradflowEstimator(BaseEstimator):
     def _output(self, X):
         """The output layer for X, float64 (n × outputs)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32, order="C", accept_sparse=False)
+        X = validate_data(
+            self, X, reset=False, dtype=np.float32, order="C", accept_sparse=False,
+            ensure_all_finite=False,  # checked by the Rust side, as in fit
+        )
         return self._model.output(X).astype(np.float64)
 
     def _unscaled(self):
@@ -470,7 +493,8 @@ class MLPClassifier(_Classifier):
     activation : {'logistic', 'tanh', 'relu'}, default='relu'
     solver : {'auto', 'adam', 'sgd', 'adagrad', 'lbfgs'}, default='adam'
     alpha : float, default=1e-4
-        L2 penalty on the weights (scikit-learn's MLP ``alpha``).
+        L2 penalty on the weights, as scikit-learn's MLP has it: ``alpha / (2 b) ‖W‖²``
+        on each batch of ``b`` rows (``b = n_samples`` for L-BFGS).
     momentum : float, default=0.9
         Momentum of ``solver='sgd'`` (0: plain SGD).
     learning_rate_init : float or None, default=None
@@ -534,6 +558,15 @@ class MLPClassifier(_Classifier):
     # scikit-learn's MLP has no penalty choice: alpha is always an L2 strength.
     penalty = "l2"
     l1_ratio = 0.0
+
+    def _alpha(self, solver, batch_size, n_samples):
+        # scikit-learn adds alpha/(2 b)·‖W‖² to each batch's mean loss; gradflow adds
+        # α/2·‖W‖²: α = alpha / b, b the batch (all rows for L-BFGS; 32 for 'auto').
+        if solver == "lbfgs":
+            rows = n_samples
+        else:
+            rows = min(batch_size or 32, n_samples)
+        return float(self.alpha) / rows
 
     def _architecture(self, n_classes):
         sizes = self.hidden_layer_sizes

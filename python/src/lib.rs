@@ -38,6 +38,23 @@ use pyo3::types::{PyDict, PyList};
 fn to_py(e: Error) -> PyErr {
     match e {
         Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(e.to_string()),
+        // The estimators leave the features' finiteness to this one vectorised pass, and
+        // word it as scikit-learn's validation does.
+        Error::NonFinite {
+            what: "features",
+            row,
+            col,
+            value,
+        } => {
+            let kind = if value.is_nan() {
+                "NaN".to_string()
+            } else {
+                "infinity or a value too large for dtype('float32')".to_string()
+            };
+            PyValueError::new_err(format!(
+                "Input X contains {kind}. (row {row}, column {col}: {value})"
+            ))
+        }
         Error::InvalidParameter { .. }
         | Error::ShapeMismatch { .. }
         | Error::Empty { .. }

@@ -1,11 +1,17 @@
 import os
-import pathlib
-import subprocess
 
-import numpy as np
-import pytest
+# scikit-learn's array-API check (with NumPy arrays, for estimators that do not claim
+# array-API support) runs only when SciPy is imported with this set; without it the check
+# skips itself.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import gradflow
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gradflow  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

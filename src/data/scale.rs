@@ -6,6 +6,8 @@
 //! narrow valley: a rate small enough for the large feature barely moves the small one.
 //! Standardising first makes one rate fit all.
 
+use rayon::prelude::*;
+
 use super::source::scan_blocks;
 use super::{Dataset, RowSource, RowTargets};
 use crate::dist::{Group, from_bytes, to_bytes};
@@ -82,53 +84,40 @@ impl Standardizer {
         }
         let blocks = source.n().div_ceil(BLOCK);
         let mine = group.map_or(0..blocks, |g| g.part(blocks));
-        // Each block's moments: total weight (rows, unweighted), then p means, then p
-        // weighted squared deviations. Unweighted, every weight is 1: the same sums, bit
-        // for bit, as before weights existed.
-        let mut moments = Vec::new();
-        let mut block_index = mine.start;
-        let mut of_block = |block: &[f32]| {
-            let len = block.len() / p;
-            let first = block_index * BLOCK;
-            block_index += 1;
-            let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[first + i]));
-            let total: f64 = (0..len).map(w).sum();
-            let start = moments.len();
-            moments.push(total);
-            moments.resize(start + 1 + 2 * p, 0.0);
-            if total == 0.0 {
-                return;
-            }
-            for j in 0..p {
-                let col = block
-                    .iter()
-                    .skip(j)
-                    .step_by(p)
-                    .enumerate()
-                    .map(|(i, &v)| (w(i), f64::from(v)));
-                let mean = col.clone().map(|(w, v)| w * v).sum::<f64>() / total;
-                moments[start + 1 + j] = mean;
-                moments[start + 1 + p + j] = col.map(|(w, v)| w * (v - mean) * (v - mean)).sum();
-            }
-        };
+        // Each block's moments (see `block_moments`), in block order.
+        let weights_of = |b: usize, rows: usize| weights.map(|w| &w[b * BLOCK..b * BLOCK + rows]);
         let read = match source.in_memory() {
             Some(d) => {
                 let x = d.features();
                 let rows =
                     (mine.start * BLOCK * p).min(x.len())..(mine.end * BLOCK * p).min(x.len());
-                x[rows].chunks(BLOCK * p).for_each(&mut of_block);
-                Ok(())
+                // Blocks in parallel, collected in order: the same sums on any thread count.
+                let per_block: Vec<Vec<f64>> = x[rows]
+                    .par_chunks(BLOCK * p)
+                    .enumerate()
+                    .map(|(i, block)| {
+                        block_moments(block, p, weights_of(mine.start + i, block.len() / p))
+                    })
+                    .collect();
+                Ok(per_block.concat())
             }
             // The targets are read too (the interface gathers whole rows) and ignored.
-            None => scan_blocks(source, BLOCK, mine, |x, _| of_block(x)),
+            None => {
+                let (mut moments, mut b) = (Vec::new(), mine.start);
+                scan_blocks(source, BLOCK, mine, |x, _| {
+                    moments.extend(block_moments(x, p, weights_of(b, x.len() / p)));
+                    b += 1;
+                })
+                .map(|()| moments)
+            }
         };
         let moments = match group {
             Some(g) => g
-                .gather(read.map(|()| to_bytes(&moments)))?
+                .gather(read.map(|moments: Vec<f64>| to_bytes(&moments)))?
                 .iter()
                 .flat_map(|b| from_bytes(b))
                 .collect(),
-            None => read.map(|()| moments)?,
+            None => read?,
         };
         let (mut count, mut mean, mut m2) = (0f64, vec![0f64; p], vec![0f64; p]);
         for block in moments.chunks_exact(2 * p + 1) {
@@ -169,8 +158,16 @@ impl Standardizer {
 
     /// Standardised copies of rows.
     pub fn transform(&self, x: &[f32]) -> Vec<f32> {
-        let mut out = x.to_vec();
-        self.apply(&mut out);
+        let p = self.mean.len();
+        let mut out = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(p) {
+            out.extend(
+                row.iter()
+                    .zip(&self.mean)
+                    .zip(&self.scale)
+                    .map(|((v, m), s)| (v - m) / s),
+            );
+        }
         out
     }
 
@@ -220,6 +217,38 @@ impl<S: RowSource + ?Sized> RowSource for Standardized<'_, S> {
     }
 }
 
+/// One block's moments (`rows × p`, row-major): its total weight (its row count when
+/// unweighted), then p weighted means, then p weighted sums of squared deviations. Row
+/// by row, every column at once (the block is read twice, in order); each column's sums
+/// run over the rows in order, as a column-by-column pass would add them. A block of
+/// total weight 0 has zero moments, and the merge skips it.
+fn block_moments(block: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
+    let w = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+    let rows = block.chunks_exact(p);
+    let total: f64 = (0..rows.len()).map(w).sum();
+    let mut out = vec![0f64; 1 + 2 * p];
+    out[0] = total;
+    if total == 0.0 {
+        return out;
+    }
+    let (mean, m2) = out[1..].split_at_mut(p);
+    for (i, row) in rows.clone().enumerate() {
+        let wi = w(i);
+        for (s, &v) in mean.iter_mut().zip(row) {
+            *s += wi * f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|s| *s /= total);
+    for (i, row) in rows.enumerate() {
+        let wi = w(i);
+        for ((s, &v), m) in m2.iter_mut().zip(row).zip(&*mean) {
+            let d = f64::from(v) - m;
+            *s += wi * d * d;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +276,38 @@ mod tests {
         for (a, b) in streamed.scale.iter().zip(&in_memory.scale) {
             assert!((a - b).abs() < 1e-6);
         }
+    }
+
+    /// Weighted statistics equal the two-pass f64 ones with the weights, across blocks
+    /// (some all zero), streamed and in memory; weights of 1 are the unweighted fit, bit
+    /// for bit.
+    #[test]
+    fn weighted_fit_matches_the_weighted_formula() {
+        let n = 2 * BLOCK + 501;
+        let generator = Synthetic::blobs(n, 3, 2).seed(9);
+        let data = generator.dataset().unwrap();
+        let w: Vec<f32> = (0..n)
+            .map(|i| if i < BLOCK { 0.0 } else { (i % 5) as f32 * 0.5 })
+            .collect();
+        let s = Standardizer::fit_weighted(&data, &w).unwrap();
+        let streamed = Standardizer::fit_over(&generator, Some(&w), None).unwrap();
+        assert_eq!(s, streamed);
+        let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
+        for j in 0..3 {
+            let col = || data.features().iter().skip(j).step_by(3).zip(&w);
+            let mean = col().map(|(&v, &w)| f64::from(w) * f64::from(v)).sum::<f64>() / total;
+            let var = col()
+                .map(|(&v, &w)| f64::from(w) * (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / total;
+            assert!((f64::from(s.mean[j]) - mean).abs() < 1e-5, "{s:?}");
+            assert!((f64::from(s.scale[j]) - var.sqrt()).abs() < 1e-5, "{s:?}");
+        }
+        let ones = vec![1.0; n];
+        assert_eq!(
+            Standardizer::fit_weighted(&data, &ones).unwrap(),
+            Standardizer::fit(&data).unwrap()
+        );
+        assert!(Standardizer::fit_weighted(&data, &ones[1..]).is_err());
     }
 }
