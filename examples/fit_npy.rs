@@ -67,6 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seconds.push(start.elapsed().as_secs_f64());
         loss = report.final_loss();
     }
-    println!("{}", serde_json::json!({ "seconds": seconds, "final_loss": loss }));
+    println!(
+        "{}",
+        serde_json::json!({ "seconds": seconds, "final_loss": loss })
+    );
     Ok(())
 }

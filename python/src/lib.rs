@@ -136,6 +136,9 @@ fn run_interruptible<T: Send>(
     }
 }
 
+/// Two float32 vectors (a scaler's means and scales).
+type Pair<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>);
+
 /// A fitted gradflow model: parameters, feature scaling and training state (the
 /// versioned model file's contents).
 #[pyclass(module = "gradflow._gradflow", frozen)]
@@ -205,10 +208,7 @@ impl Model {
 
     /// The standardisation the parameters expect, `(mean, scale)` as float32 arrays, or
     /// None for raw features.
-    fn scaler<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> Option<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
+    fn scaler<'py>(&self, py: Python<'py>) -> Option<Pair<'py>> {
         self.saved.fitted().scaler.as_ref().map(|s| {
             (
                 PyArray1::from_slice(py, &s.mean),

@@ -295,7 +295,10 @@ mod tests {
         let total: f64 = w.iter().map(|&v| f64::from(v)).sum();
         for j in 0..3 {
             let col = || data.features().iter().skip(j).step_by(3).zip(&w);
-            let mean = col().map(|(&v, &w)| f64::from(w) * f64::from(v)).sum::<f64>() / total;
+            let mean = col()
+                .map(|(&v, &w)| f64::from(w) * f64::from(v))
+                .sum::<f64>()
+                / total;
             let var = col()
                 .map(|(&v, &w)| f64::from(w) * (f64::from(v) - mean).powi(2))
                 .sum::<f64>()

@@ -294,6 +294,9 @@ pub(crate) struct Solved {
 /// L-BFGS on `evaluator` from `init`: `settings`, the L2 coefficient `penalty` on the
 /// non-bias tensors, `progress` told each iteration; `group`: the ranks of a distributed
 /// fit, which evaluate in parts and then run the same iterations on the same values.
+/// The interrupt check, told the iterations done: an error stops the solve.
+type Interrupt<'a> = &'a dyn Fn(usize) -> Result<()>;
+
 pub(crate) fn solve(
     (evaluator, group): (&mut Evaluator<'_>, Option<&Group>),
     program: &Program,
@@ -301,7 +304,7 @@ pub(crate) fn solve(
     ((rows, n), init): ((Range<usize>, usize), &[Vec<f32>]),
     settings: Settings,
     penalty: Penalty,
-    (progress, stop): (&mut dyn FnMut(Progress), &dyn Fn(usize) -> Result<()>),
+    (progress, stop): (&mut dyn FnMut(Progress), Interrupt<'_>),
 ) -> Result<Solved> {
     // Iterations done, for the interrupt check before each evaluation.
     let done = std::cell::Cell::new(0);
