@@ -42,7 +42,8 @@ def _unique_inverse(y):
 class _GradflowEstimator(BaseEstimator):
     """What every gradflow estimator shares: settings, the fit call, the output layer."""
 
-    # Set by subclasses: the native model kind for this data ("linear", "logistic", ...).
+    # True for the classifiers (labels, classes_, class weights); each estimator's
+    # `_architecture` names the native model for the data.
     _is_classifier = False
 
     def __sklearn_is_fitted__(self):
@@ -496,7 +497,7 @@ class MLPClassifier(_Classifier):
         L2 penalty on the weights, as scikit-learn's MLP has it: ``alpha / (2 b) ‖W‖²``
         on each batch of ``b`` rows (``b = n_samples`` for L-BFGS).
     momentum : float, default=0.9
-        Momentum of ``solver='sgd'`` (0: plain SGD).
+        Momentum of ``solver='sgd'`` (heavy-ball, as PyTorch's; 0: plain SGD).
     learning_rate_init : float or None, default=None
         None: Adam 1e-3, AdaGrad 1e-2, SGD chosen from the data.
     class_weight : dict, 'balanced' or None, default=None
