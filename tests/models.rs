@@ -271,3 +271,41 @@ fn score_is_r2_or_accuracy() {
         Err(gradflow::Error::TargetMismatch { .. })
     ));
 }
+
+/// A row's prediction does not depend on the rows predicted with it: the whole set, the
+/// rows one at a time and a split across the predictor's chunk boundary give the same
+/// bits (scikit-learn's subset-invariance check, held beyond its small data).
+#[test]
+fn predictions_do_not_depend_on_the_other_rows() {
+    use gradflow::io::SavedModel;
+    use gradflow::model::{Kind, Prediction};
+    let data = Synthetic::blobs(5_000, 7, 3).seed(8).dataset().unwrap();
+    for kind in [Kind::Softmax, Kind::Mlp] {
+        let mut model = kind.model(16, Activation::Tanh);
+        Trainer::new(TrainConfig::default().epochs(2))
+            .unwrap()
+            .fit(model.as_mut(), &data)
+            .unwrap();
+        let saved = SavedModel::from_model(model.as_ref()).unwrap();
+        let x = data.features();
+        let all = saved.output(x).unwrap();
+        let k = all.len() / data.n();
+        for i in [0, 1, 2047, 4095, 4096, 4999] {
+            let one = saved.output(data.row(i)).unwrap();
+            assert_eq!(one, all[i * k..(i + 1) * k], "{kind:?} row {i}");
+        }
+        let cut = 4_000 * 7; // chunks of 4,096 rows end elsewhere in the second half
+        let (a, b) = (
+            saved.output(&x[..cut]).unwrap(),
+            saved.output(&x[cut..]).unwrap(),
+        );
+        assert_eq!([a, b].concat(), all, "{kind:?}");
+        let Prediction::Classes { proba, .. } = saved.predict(&x[7..14]).unwrap() else {
+            unreachable!()
+        };
+        let Prediction::Classes { proba: whole, .. } = saved.predict(x).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(proba, whole[k..2 * k]);
+    }
+}
