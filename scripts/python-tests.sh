@@ -20,4 +20,6 @@ fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/python}
 "$venv/bin/pip" install --quiet "$root/python[test]"
 cd "$root/python"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
+# The `pytest` script, not `python -m pytest`: that would put the working directory, and
+# with it the package's sources (without their built extension), ahead of the install.
+exec "$venv/bin/pytest" -q -p no:cacheprovider tests "$@"
