@@ -115,7 +115,7 @@ class _GradflowEstimator(BaseEstimator):
             # The mini-batch loop with this optimizer.
             s["solver"] = "sgd"
             s["optimizer"] = solver
-            if solver == "sgd" and getattr(self, "momentum", 0):
+            if solver == "sgd" and hasattr(self, "momentum"):
                 s["momentum"] = float(self.momentum)
         return s
 
@@ -183,7 +183,11 @@ class _GradflowEstimator(BaseEstimator):
         if report["validation_losses"]:
             self.validation_loss_curve_ = list(report["validation_losses"])
         self.fit_report_ = {
-            k: report[k] for k in ("backend", "stop", "learning_rate", "rate_from", "notes", "seconds")
+            k: report[k]
+            for k in (
+                "backend", "solver", "optimizer", "stop", "learning_rate", "rate_from",
+                "notes", "seconds",
+            )
         }
         self._set_parameters()
         return self

@@ -268,7 +268,7 @@ impl Model {
 /// (a misspelling between the two layers must not pass silently).
 fn config(settings: &Bound<'_, PyDict>) -> PyResult<TrainConfig> {
     let mut cfg = TrainConfig::default();
-    let mut optimizer = None;
+    let (mut optimizer, mut momentum) = (None, None::<f64>);
     let (mut penalty, mut alpha, mut l1_ratio) = (None::<String>, None::<f64>, 0.15);
     let (mut n_iter_no_change, mut tol) = (Some(10usize), None::<f64>);
     let (mut early, mut fraction) = (false, 0.1);
@@ -284,12 +284,7 @@ fn config(settings: &Bound<'_, PyDict>) -> PyResult<TrainConfig> {
                 }
             }
             "optimizer" => optimizer = value.extract::<Option<String>>()?,
-            "momentum" => {
-                if let Some(m) = value.extract::<Option<f64>>()? {
-                    optimizer.get_or_insert_with(|| "momentum".into());
-                    cfg.optimizer = Some(Optimizer::momentum(m));
-                }
-            }
+            "momentum" => momentum = value.extract()?,
             "learning_rate" => cfg.learning_rate = value.extract()?,
             "epochs" => cfg.epochs = value.extract()?,
             "batch_size" => {
@@ -323,8 +318,12 @@ fn config(settings: &Bound<'_, PyDict>) -> PyResult<TrainConfig> {
     }
     cfg.optimizer = match optimizer.as_deref() {
         None => cfg.optimizer,
-        Some("sgd") => Some(Optimizer::Sgd),
-        Some("momentum") => cfg.optimizer.or(Some(Optimizer::momentum(0.9))),
+        // scikit-learn's MLP: solver 'sgd' with its `momentum` (0: plain SGD).
+        Some("sgd") => Some(match momentum {
+            Some(m) if m > 0.0 => Optimizer::momentum(m),
+            _ => Optimizer::Sgd,
+        }),
+        Some("momentum") => Some(Optimizer::momentum(momentum.unwrap_or(0.9))),
         Some("adam") => Some(Optimizer::adam()),
         Some("adagrad") => Some(Optimizer::adagrad()),
         Some(other) => return Err(bad("optimizer", other, "sgd, momentum, adam or adagrad")),
@@ -374,7 +373,8 @@ fn bad(name: &str, value: &str, expected: &str) -> PyErr {
 }
 
 /// The report as a dictionary (`epoch_losses`, `validation_losses`, `n_iter`, `steps`,
-/// `converged`, `stop`, `learning_rate`, `rate_from`, `notes`, `backend`, `seconds`).
+/// `converged`, `stop`, `learning_rate`, `solver`, `optimizer`, `rate_from`, `notes`,
+/// `backend`, `seconds`).
 fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("epoch_losses", r.epoch_losses.clone())?;
@@ -384,6 +384,8 @@ fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>>
     d.set_item("converged", r.converged)?;
     d.set_item("stop", r.stop.to_string())?;
     d.set_item("learning_rate", r.choices.learning_rate)?;
+    d.set_item("solver", format!("{:?}", r.choices.solver))?;
+    d.set_item("optimizer", r.choices.optimizer.map(|o| format!("{o:?}")))?;
     d.set_item("rate_from", r.choices.rate_from.to_string())?;
     d.set_item("notes", r.notes.clone())?;
     d.set_item("backend", r.backend.clone())?;

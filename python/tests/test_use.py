@@ -115,6 +115,23 @@ def test_integer_sample_weights_equal_repeated_rows(Est):
     np.testing.assert_allclose(ones.coef_, plain.coef_, rtol=1e-6, atol=1e-6)
 
 
+def test_solvers_reach_the_optimizer_they_name(blobs):
+    X, y = blobs
+    chosen = {}
+    for solver, momentum in [("sgd", 0.9), ("sgd", 0.0), ("adam", 0.9), ("adagrad", 0.9),
+                             ("lbfgs", 0.9), ("auto", 0.9)]:
+        est = MLPClassifier(8, solver=solver, momentum=momentum, max_iter=2, random_state=0)
+        chosen[solver, momentum] = est.fit(X, y).fit_report_
+    assert chosen["sgd", 0.9]["optimizer"].startswith("Momentum { momentum: 0.9")
+    assert chosen["sgd", 0.0]["optimizer"] == "Sgd"
+    assert chosen["adam", 0.9]["optimizer"].startswith("Adam")
+    assert chosen["adagrad", 0.9]["optimizer"].startswith("AdaGrad")
+    assert chosen["lbfgs", 0.9]["solver"].startswith("Lbfgs")
+    assert chosen["auto", 0.9]["optimizer"].startswith("Adam")  # gradflow's MLP choice
+    linear = LogisticRegression().fit(X, y).fit_report_
+    assert linear["solver"].startswith("Lbfgs")
+
+
 def test_class_weight_dict_and_balanced(blobs):
     X, y = blobs
     heavy = LogisticRegression(class_weight={0: 1000.0, 1: 1.0, 2: 1.0}, alpha=1.0, random_state=0)
