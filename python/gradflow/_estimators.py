@@ -280,7 +280,8 @@ class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
     ----------
     penalty : {None, 'l2', 'l1', 'elasticnet'}, default=None
         Penalty on the weights (not the intercept): ``alpha`` times ½‖w‖² (l2), ‖w‖₁
-        (l1), or their mix by ``l1_ratio``, added to the mean squared error / 2.
+        (l1), or their mix by ``l1_ratio``, added to the mean squared error (the course
+        notes' 1/N Σ (ŷ − y)², no ½).
     alpha : float or None, default=None
         Strength of the penalty (None: 1e-4 for l1 and elastic net, none for l2).
     l1_ratio : float, default=0.15
