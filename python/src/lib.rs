@@ -47,9 +47,9 @@ fn to_py(e: Error) -> PyErr {
             value,
         } => {
             let kind = if value.is_nan() {
-                "NaN".to_string()
+                "NaN"
             } else {
-                "infinity or a value too large for dtype('float32')".to_string()
+                "infinity or a value too large for dtype('float32')"
             };
             PyValueError::new_err(format!(
                 "Input X contains {kind}. (row {row}, column {col}: {value})"
