@@ -215,18 +215,21 @@ fn seed_000_first_batch_on_the_gpu() {
 }
 
 /// Losses and parameters (as bits) after 8 steps over two epochs of `data`, the features
-/// split into chunks of at most `max_chunk_rows` rows; also the chunk count.
+/// split into chunks of at most `max_chunk_rows` rows; also the chunk count. `fused`:
+/// the GLM's fused gradient (`glm_grad.wgsl`) where it applies.
 fn chunked_run(
     ctx: &GpuContext,
     data: &Dataset,
     model: &dyn Model,
     max_chunk_rows: Option<usize>,
+    fused: bool,
 ) -> (Vec<u32>, Vec<u32>, usize) {
     let program = model.spec_for(data).expect("spec").program();
     let mut rng = Rng::new(7);
     let init = random_params(&program, &mut rng);
     let options = GpuEngineOptions {
         max_chunk_rows,
+        fuse_glm_grad: fused,
         ..GpuEngineOptions::default()
     };
     let n = data.n();
@@ -259,7 +262,10 @@ fn chunked_run(
 }
 
 /// Features split into chunks (forced small: 100 rows in chunks of 30, 30, 30, 10) train
-/// bit for bit as in one buffer: the kernel reads the same values in the same order.
+/// bit for bit as in one buffer on the per-op path: the kernel reads the same values in
+/// the same order. The fused GLM gradient sums each chunk in its own dispatch, so there
+/// chunking changes the rounding only: the same fit to float32 accuracy, and the same
+/// bits on a rerun.
 #[test]
 fn chunked_features_train_as_one_buffer() {
     let Some(ctx) = gpu("chunked_features_train_as_one_buffer") else {
@@ -272,10 +278,10 @@ fn chunked_features_train_as_one_buffer() {
         ("mlp", &blobs, &Mlp::new(8)),
     ];
     for (name, data, model) in models {
-        let (l1, p1, c1) = chunked_run(&ctx, data, model, None);
+        let (l1, p1, c1) = chunked_run(&ctx, data, model, None, false);
         assert_eq!(c1, 1, "{name}: small data in one buffer");
         for rows in [30, 50, 99] {
-            let (l, p, c) = chunked_run(&ctx, data, model, Some(rows));
+            let (l, p, c) = chunked_run(&ctx, data, model, Some(rows), false);
             assert_eq!(c, 100usize.div_ceil(rows), "{name}: chunks of {rows} rows");
             assert!(l == l1, "{name}: losses differ with chunks of {rows} rows");
             assert!(
@@ -283,6 +289,31 @@ fn chunked_features_train_as_one_buffer() {
                 "{name}: parameters differ with chunks of {rows} rows"
             );
         }
+    }
+    let floats = |bits: &[u32]| bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>();
+    let (l1, p1, _) = chunked_run(&ctx, &linear, &LinearRegression::new(), None, true);
+    for rows in [30, 50, 99] {
+        let run = || chunked_run(&ctx, &linear, &LinearRegression::new(), Some(rows), true);
+        let (l, p, c) = run();
+        assert_eq!(c, 100usize.div_ceil(rows));
+        assert_close(
+            "fused losses, chunked",
+            &floats(&l),
+            &floats(&l1),
+            1e-5,
+            1e-7,
+        );
+        assert_close(
+            "fused parameters, chunked",
+            &floats(&p),
+            &floats(&p1),
+            1e-5,
+            1e-7,
+        );
+        assert!(
+            run() == (l, p, c),
+            "fused, chunks of {rows} rows: a rerun differs"
+        );
     }
 }
 

@@ -158,8 +158,10 @@ fn long_epochs_and_repeats() {
     assert!(rel < 1e-4, "{} vs {}", a.final_loss(), cpu.final_loss());
 }
 
-/// What the kernel does not do runs one dispatch per op: Adam, a penalty, row weights,
-/// p beyond 1024; a schedule's rates are the per-step rates of the fused steps.
+/// What the kernel does not do runs its gradient as one fused pass (`glm_grad.wgsl` and
+/// its finish: two dispatches) and its updates one dispatch per tensor: Adam, a penalty,
+/// row weights, batches beyond the many-step kernel's; p beyond 1024 runs one dispatch
+/// per op. A schedule's rates are the per-step rates of the fused steps.
 #[test]
 fn fusion_applies_only_where_it_is_exact() {
     let Some(ctx) = gpu("fusion_applies_only_where_it_is_exact") else {
@@ -185,14 +187,15 @@ fn fusion_applies_only_where_it_is_exact() {
         base.clone().penalty(Penalty::L2(1e-3)),
     ];
     for cfg in unfused {
-        assert_eq!(per_step(cfg, &d, None), 7.0);
+        assert_eq!(per_step(cfg.clone(), &d, None), 4.0);
+        assert_eq!(per_step(cfg.fuse_steps(false), &d, None), 7.0);
     }
-    assert_eq!(per_step(base.clone(), &d, Some(vec![2.0; 600])), 7.0);
+    assert_eq!(per_step(base.clone(), &d, Some(vec![2.0; 600])), 4.0);
     let wide = Synthetic::linear(100, 1025).seed(2).dataset().unwrap();
     assert_eq!(per_step(base.clone().learning_rate(1e-4), &wide, None), 7.0);
     // Large batches: fewer steps a dispatch, down to one; past GLM_EPOCH_MAX_BATCH rows
-    // (a full batch of W4's 10⁶ rows went wrong in one dispatch on llvmpipe), per op,
-    // with the sums over rows (Xᵀδ, 1ᵀδ) split over row segments: two dispatches each.
+    // (a full batch of W4's 10⁶ rows went wrong in one dispatch on llvmpipe), the fused
+    // gradient over row segments and its finish, then the two updates.
     let tall = Synthetic::linear(2 * GLM_EPOCH_MAX_BATCH, 4)
         .seed(3)
         .dataset()
@@ -206,11 +209,14 @@ fn fusion_applies_only_where_it_is_exact() {
         );
         assert_eq!(wide_batch(GLM_EPOCH_MAX_BATCH), 1.0);
         const { assert!(GLM_EPOCH_MAX_BATCH + 1 >= SPLIT_MIN_ROWS) };
-        assert_eq!(wide_batch(GLM_EPOCH_MAX_BATCH + 1), 9.0);
+        assert_eq!(wide_batch(GLM_EPOCH_MAX_BATCH + 1), 4.0);
         assert_eq!(
             per_step(base.clone().batch_size(usize::MAX), &tall, None),
-            9.0
+            4.0
         );
+        // Per op, the sums over rows (Xᵀδ, 1ᵀδ) split over row segments: two each.
+        let per_op = base.clone().batch_size(usize::MAX).fuse_steps(false);
+        assert_eq!(per_step(per_op, &tall, None), 9.0);
     }
     // A decaying rate: the fused steps read each step's own rate.
     let cfg = base

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 
 use super::pipelines::Pipelines;
+use super::tune::Tuning;
 
 /// The environment variable that picks an adapter: a substring of the adapter's name
 /// (`llvmpipe`, `nvidia`) or a backend name (`vulkan`, `gl`, `metal`, `dx12`).
@@ -28,6 +29,9 @@ pub struct DeviceLimits {
     pub max_compute_workgroup_storage_size: u32,
     /// Alignment of dynamic uniform offsets, bytes (the parameter ring's slot stride).
     pub min_uniform_buffer_offset_alignment: u32,
+    /// Alignment of dynamic storage offsets, bytes (the ring's stride when parameters
+    /// are read from a storage buffer, [`ParamBlock::Storage`](super::ParamBlock)).
+    pub min_storage_buffer_offset_alignment: u32,
     /// Storage buffers one shader may bind (the many-step GLM kernel binds 11).
     pub max_storage_buffers_per_shader_stage: u32,
 }
@@ -84,6 +88,25 @@ impl GpuContext {
     }
 
     async fn open(filter: Option<String>) -> Result<Self> {
+        let adapter = Self::adapter(filter).await?;
+        let tuning = super::tune::for_adapter(&adapter)?;
+        Self::open_with(&adapter, tuning).await
+    }
+
+    /// As [`GpuContext::with_adapter`], with the kernel variants `tuning` names instead
+    /// of the adapter's measured ones (see [`super::tune`]): how tests pin a variant.
+    ///
+    /// # Errors
+    /// As [`GpuContext::new`].
+    pub fn with_tuning(filter: Option<&str>, tuning: Tuning) -> Result<Self> {
+        pollster::block_on(async {
+            let adapter = Self::adapter(filter.map(str::to_string)).await?;
+            Self::open_with(&adapter, tuning).await
+        })
+    }
+
+    /// The adapter `filter` names (see [`GpuContext::with_adapter`]).
+    async fn adapter(filter: Option<String>) -> Result<wgpu::Adapter> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let filter = filter.as_deref().map(str::trim).filter(|f| !f.is_empty());
         let adapter = match filter {
@@ -94,7 +117,7 @@ impl GpuContext {
                 })?;
                 let mut gpus = hardware(adapters);
                 if gpus.is_empty() {
-                    return Box::pin(Self::open(None)).await;
+                    return Box::pin(Self::adapter(None)).await;
                 }
                 let n = gpus.len();
                 gpus.swap_remove(i % n)
@@ -132,6 +155,15 @@ impl GpuContext {
                     hint: e.to_string(),
                 })?,
         };
+        Ok(adapter)
+    }
+
+    /// Opens `adapter` with the kernel variants `tuning` names, as they are (no cache,
+    /// no measurement): how the tuner tries each candidate, and how a test pins one.
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the device cannot be opened.
+    pub async fn open_with(adapter: &wgpu::Adapter, tuning: Tuning) -> Result<Self> {
         let info = adapter.get_info();
         let wl = adapter.limits();
         let (device, queue) = adapter
@@ -170,6 +202,7 @@ impl GpuContext {
             max_compute_workgroups_per_dimension: wl.max_compute_workgroups_per_dimension,
             max_compute_workgroup_storage_size: wl.max_compute_workgroup_storage_size,
             min_uniform_buffer_offset_alignment: wl.min_uniform_buffer_offset_alignment,
+            min_storage_buffer_offset_alignment: wl.min_storage_buffer_offset_alignment,
             max_storage_buffers_per_shader_stage: wl.max_storage_buffers_per_shader_stage,
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
@@ -187,7 +220,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let pipelines = Pipelines::new(device.clone());
+        let pipelines = Pipelines::new(device.clone(), tuning);
         Ok(GpuContext {
             inner: Arc::new(Inner {
                 device,

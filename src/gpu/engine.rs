@@ -84,6 +84,14 @@ pub struct GpuEngineOptions {
     /// allows 11 storage bindings per shader.
     /// Elsewhere (and for steps with a penalty) the ops run one dispatch each.
     pub fuse_glm: bool,
+    /// Compute a one-output GLM's loss and gradients (linear regression, logistic
+    /// regression, `p` ≤ 1024) in one pass over the batch's rows, cut into segments over
+    /// many workgroups (`shaders/glm_grad.wgsl`, then `glm_finish.wgsl` adds the segments
+    /// in order): two dispatches (plus one per further feature chunk) instead of the
+    /// per-op forward, loss and backward's seven, and X read once instead of twice. Any
+    /// batch size, row weights, rule and penalty (the updates stay the per-op kernels);
+    /// on by default. `false` runs the per-op path, its twin in the tests.
+    pub fuse_glm_grad: bool,
     /// The device halts on a non-finite loss (or by `tol`), as the host would (the
     /// default). `false` leaves halting to the host: a distributed fit halts on the
     /// global batch's loss, which no one device sees.
@@ -102,6 +110,7 @@ impl Default for GpuEngineOptions {
             tol: None,
             rule: Rule::Sgd,
             fuse_glm: false,
+            fuse_glm_grad: true,
             halts: true,
             max_chunk_rows: None,
         }
@@ -242,6 +251,24 @@ pub struct GpuEngine {
     submissions: u64,
     /// The many-step GLM path, when [`GpuEngineOptions::fuse_glm`] applies.
     fused: Option<Fused>,
+    /// The fused GLM gradient, when [`GpuEngineOptions::fuse_glm_grad`] applies.
+    grad: Option<FusedGrad>,
+}
+
+/// A one-output GLM's forward, loss and backward as one pass over the rows
+/// (`shaders/glm_grad.wgsl`, one dispatch per feature chunk) and the ordered sum of its
+/// segments (`shaders/glm_finish.wgsl`).
+struct FusedGrad {
+    /// First passes: per view of the data (as [`BoundOp::bound`]), one per feature chunk.
+    chunks: Vec<Vec<Bound>>,
+    finish: Bound,
+    /// Segments per chunk the partial buffer holds.
+    room: usize,
+    kind: LossKind,
+    p: usize,
+    variant: crate::gpu::tune::GlmGradVariant,
+    /// Keeps the partial sums alive beside the bind groups that use them.
+    _partials: wgpu::Buffer,
 }
 
 /// The many-step GLM path: steps queue here and reach the device as one dispatch of

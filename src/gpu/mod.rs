@@ -6,7 +6,8 @@
 //! - [`pipelines`]: shader modules, layouts and pipelines, built once and cached;
 //! - [`kernels`]: one host launcher per kernel (bind once, launch every step);
 //! - [`engine`]: [`GpuEngine`], the GPU twin of the CPU engine;
-//! - [`readback`]: buffers back to the host.
+//! - [`readback`]: buffers back to the host;
+//! - [`tune`]: which kernel variants this adapter runs, measured once and cached.
 //!
 //! Shaders live in `shaders/*.wgsl`, one file per kernel family, included at compile time.
 
@@ -15,6 +16,8 @@ pub mod engine;
 pub mod kernels;
 pub mod pipelines;
 pub mod readback;
+pub mod tune;
 
 pub use context::{DeviceLimits, GpuContext, for_rank, shared};
 pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};
+pub use tune::{GlmGradVariant, ParamBlock, Tuning};

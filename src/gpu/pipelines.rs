@@ -11,6 +11,8 @@
 //! | reduce | `reduce.wgsl` | x (r), out (rw) |
 //! | update | `update.wgsl` | param (rw), grad (r) |
 //! | glm epoch | `glm_epoch.wgsl` | x0–x3 (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
+//! | glm grad | `glm_grad.wgsl` | x (r), targets (r), idx (r), row weights (r), w (r), b (r), partials (rw) |
+//! | glm finish | `glm_finish.wgsl` | partials (r), ∂w (rw), ∂b (rw), losses (rw), halt (rw) |
 //!
 //! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
 //! a [`ParamRing`](super::kernels::ParamRing).
@@ -23,6 +25,8 @@ use crate::program::Activation;
 use crate::program::Layout;
 use crate::program::LossKind;
 use crate::program::Rule;
+
+use super::tune::{GlmGradVariant, Tuning};
 
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +47,10 @@ pub enum Family {
     Update,
     /// `glm_epoch.wgsl`.
     GlmEpoch,
+    /// `glm_grad.wgsl`.
+    GlmGrad,
+    /// `glm_finish.wgsl`.
+    GlmFinish,
 }
 
 impl Family {
@@ -56,6 +64,8 @@ impl Family {
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Update => include_str!("../../shaders/update.wgsl"),
             Family::GlmEpoch => include_str!("../../shaders/glm_epoch.wgsl"),
+            Family::GlmGrad => include_str!("../../shaders/glm_grad.wgsl"),
+            Family::GlmFinish => include_str!("../../shaders/glm_finish.wgsl"),
         }
     }
 
@@ -73,6 +83,8 @@ impl Family {
             Family::GlmEpoch => &[
                 false, false, false, false, false, false, false, true, true, true, true,
             ],
+            Family::GlmGrad => &[false, false, false, false, false, false, true],
+            Family::GlmFinish => &[false, true, true, true, true],
         }
     }
 }
@@ -101,6 +113,11 @@ pub enum Kernel {
     Update(Rule),
     /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch.
     GlmEpoch(LossKind),
+    /// A one-output GLM's loss and gradient partial sums over row segments, in one pass,
+    /// in one of its variants.
+    GlmGrad(LossKind, GlmGradVariant),
+    /// The segments of [`Kernel::GlmGrad`] added in order; the loss and the halt flag.
+    GlmFinish,
 }
 
 impl Kernel {
@@ -115,6 +132,8 @@ impl Kernel {
             Kernel::ColSums => Family::Reduce,
             Kernel::Update(_) => Family::Update,
             Kernel::GlmEpoch(_) => Family::GlmEpoch,
+            Kernel::GlmGrad(..) => Family::GlmGrad,
+            Kernel::GlmFinish => Family::GlmFinish,
         }
     }
 
@@ -139,6 +158,8 @@ impl Kernel {
             Kernel::Update(Rule::Adam) => "adam",
             Kernel::Update(Rule::AdaGrad) => "adagrad",
             Kernel::GlmEpoch(_) => "glm_epoch",
+            Kernel::GlmGrad(_, v) => v.entry_point(),
+            Kernel::GlmFinish => "glm_finish",
         }
     }
 
@@ -152,6 +173,8 @@ impl Kernel {
             },
             Kernel::GlmEpoch(LossKind::SigmoidBce) => &[("LOSS", 1.0)],
             Kernel::GlmEpoch(_) => &[("LOSS", 0.0)],
+            Kernel::GlmGrad(LossKind::SigmoidBce, _) => &[("LOSS", 1.0)],
+            Kernel::GlmGrad(..) => &[("LOSS", 0.0)],
             _ => &[],
         }
     }
@@ -184,6 +207,7 @@ struct Cache {
 /// Builds each pipeline on first use and hands out clones (wgpu handles are shared).
 pub struct Pipelines {
     device: wgpu::Device,
+    tuning: Tuning,
     cache: Mutex<Cache>,
     modules: AtomicUsize,
     layouts: AtomicUsize,
@@ -191,14 +215,20 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    pub(crate) fn new(device: wgpu::Device) -> Self {
+    pub(crate) fn new(device: wgpu::Device, tuning: Tuning) -> Self {
         Pipelines {
             device,
+            tuning,
             cache: Mutex::new(Cache::default()),
             modules: AtomicUsize::new(0),
             layouts: AtomicUsize::new(0),
             pipelines: AtomicUsize::new(0),
         }
+    }
+
+    /// The kernel variants this device runs (see [`Tuning`]).
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// What has been built so far.
@@ -216,7 +246,8 @@ impl Pipelines {
         self.family(&mut cache, family).1.clone()
     }
 
-    /// The pipeline of `kernel` (built on first use).
+    /// The pipeline of `kernel` (built on first use), in the variant [`Tuning`] chose for
+    /// its family.
     pub fn get(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.pipelines.get(&kernel) {
@@ -255,13 +286,15 @@ impl Pipelines {
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(&format!("{family:?}")),
-                    source: wgpu::ShaderSource::Wgsl(family.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(
+                        self.tuning.block(family).source(family.source()),
+                    ),
                 });
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
+                    ty: self.tuning.block(family).binding(),
                     has_dynamic_offset: true,
                     min_binding_size: None,
                 },

@@ -89,6 +89,7 @@ impl Trainer {
                     && verify.is_none()
                     && choices.penalty == Penalty::None
                     && rule == Rule::Sgd,
+                fuse_glm_grad: cfg.fuse_steps,
                 // A distributed fit halts on the global loss, on the host.
                 halts: alone,
                 ..GpuEngineOptions::default()

@@ -10,7 +10,10 @@ use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::chunks::FeatureChunks;
-use super::{BoundOp, Data, Fused, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, ring};
+use super::{
+    BoundOp, Data, Fused, FusedGrad, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, View,
+    ring,
+};
 use crate::program::LossKind;
 use crate::program::Rule;
 
@@ -250,6 +253,12 @@ impl GpuEngine {
             });
         }
         ctx.pipelines().get(Kernel::Update(options.rule));
+        let grad = if options.fuse_glm_grad {
+            let args = (&program, p, cap, &bufs[..], &losses, &halt);
+            fused_grad(ctx, &ring, &views, args)?
+        } else {
+            None
+        };
         let fused = match (&data, views.first()) {
             (Data::Resident { order, .. }, Some(view)) if options.fuse_glm => {
                 let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
@@ -286,6 +295,7 @@ impl GpuEngine {
             dispatches: 0,
             submissions: 0,
             fused,
+            grad,
         })
     }
 }
@@ -380,5 +390,75 @@ fn fused_glm(
         per_dispatch,
         pending: Vec::with_capacity(loss_slots),
         kind: program.loss,
+    }))
+}
+
+/// The fused GLM gradient for this engine, when it applies: a one-output GLM (MSE or
+/// sigmoid + BCE), p ≤ [`kernels::GLM_GRAD_MAX_P`], and partial sums that fit the segment
+/// bound and one storage binding.
+#[allow(clippy::type_complexity)] // the engine's parts the kernels bind, passed apart
+fn fused_grad(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    views: &[View<'_>],
+    (program, p, cap, bufs, losses, halt): (
+        &Program,
+        usize,
+        usize,
+        &[wgpu::Buffer],
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+    ),
+) -> Result<Option<FusedGrad>> {
+    let Some(glm) = program.as_glm() else {
+        return Ok(None);
+    };
+    let one_output = program.out_cols == 1 && program.loss != LossKind::SoftmaxCce;
+    let variant = ctx.pipelines().tuning().glm_grad_for(p);
+    let room = kernels::glm_grad_segments_bound(cap, p, variant);
+    let chunks = views.iter().map(|v| v.features.len()).max().unwrap_or(1);
+    let values = (chunks * room * (p + 2)) as u64;
+    let fits = variant.fits(p)
+        && chunks * room <= kernels::GLM_GRAD_MAX_SEGMENTS
+        && values * 4 <= ctx.limits().max_storage_buffer_binding_size;
+    if !(one_output && fits) {
+        return Ok(None);
+    }
+    let partials = ctx.storage("glm gradient partial sums", values as usize)?;
+    let params = (&bufs[glm.w.0], &bufs[glm.b.0]);
+    let chunks = views
+        .iter()
+        .map(|v| {
+            v.features
+                .iter()
+                .enumerate()
+                .map(|(c, x)| {
+                    let first = c * v.rows_per_chunk;
+                    kernels::bind_glm_grad(
+                        ctx,
+                        ring,
+                        (x, first),
+                        v.targets,
+                        v.index,
+                        v.weights,
+                        params,
+                        &partials,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let grads = (&bufs[glm.grad_w.0], &bufs[glm.grad_b.0]);
+    let finish = kernels::bind_glm_finish(ctx, ring, &partials, grads, losses, Some(halt))?;
+    ctx.pipelines().get(Kernel::GlmGrad(program.loss, variant));
+    ctx.pipelines().get(Kernel::GlmFinish);
+    Ok(Some(FusedGrad {
+        chunks,
+        finish,
+        room,
+        kind: program.loss,
+        p,
+        variant,
+        _partials: partials,
     }))
 }

@@ -7,7 +7,7 @@ use crate::program::{Rule, StepScalars};
 
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing, TargetRows};
-use super::{BoundOp, Data, GpuEngine, OpKind, StepRows};
+use super::{BoundOp, Data, FusedGrad, GpuEngine, OpKind, StepRows};
 
 impl GpuEngine {
     /// The checks every step makes, fused or not.
@@ -83,6 +83,7 @@ impl GpuEngine {
                 &mut pass,
                 &mut self.ring,
                 (&self.ops, &self.program, self.rule, self.halting),
+                self.grad.as_ref(),
                 step,
             )
         };
@@ -217,6 +218,7 @@ fn record_step(
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
     (ops, program, rule, halting): (&[BoundOp], &Program, Rule, Halting),
+    grad: Option<&FusedGrad>,
     step: Step<'_>,
 ) -> Result<()> {
     let Step {
@@ -233,8 +235,24 @@ fn record_step(
         StepRows::Slot { slot, offset } => (slot, offset),
     };
     let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
+    // The fused GLM gradient stands for every op before the updates.
+    if let (Some(g), true) = (grad, compute) {
+        let chunks: Vec<&kernels::Bound> = g.chunks[view.min(g.chunks.len() - 1)].iter().collect();
+        kernels::glm_loss_grad(
+            ctx,
+            pass,
+            ring,
+            (&chunks, &g.finish),
+            (g.kind, g.p, g.variant),
+            target_rows,
+            (m, g.room),
+            slot as u32,
+            halting,
+        )?;
+    }
     for op in ops {
-        if !compute && !matches!(op.op, OpKind::Update(_)) {
+        let fused_away = grad.is_some() && !matches!(op.op, OpKind::Update(_));
+        if fused_away || (!compute && !matches!(op.op, OpKind::Update(_))) {
             continue;
         }
         let bound = op.at(view);

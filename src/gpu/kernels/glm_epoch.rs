@@ -155,11 +155,7 @@ pub fn glm_epoch(
         4 * (first + n_steps) as u64,
     )?;
     check_len(bound, 7, "many-step GLM weights", p as u64)?;
-    let (halt_mode, tol) = match halting {
-        Halting::Off => (0, 0.0),
-        Halting::NonFinite => (1, 0.0),
-        Halting::Tolerance(t) => (2, t),
-    };
+    let (halt_mode, tol) = halting.mode();
     let count = |v: usize| {
         u32::try_from(v).map_err(|_| Error::param("many-step GLM steps", v, "must fit in u32"))
     };

@@ -111,22 +111,15 @@ pub fn loss(
     check_len(bound, 0, "loss output z", len)?;
     check_len(bound, 2, "loss gradient dz", len)?;
     check_len(bound, 4, "loss slots", u64::from(slot) + 1)?;
+    let (halt_mode, tol) = halting.mode();
     let params = LossParams {
         m: m as u32,
         cols: cols as u32,
         use_idx,
         idx_off,
         slot,
-        halt_mode: match halting {
-            Halting::Off => 0,
-            Halting::NonFinite => 1,
-            Halting::Tolerance(_) => 2,
-        },
-        tol: if let Halting::Tolerance(t) = halting {
-            t
-        } else {
-            0.0
-        },
+        halt_mode,
+        tol,
         use_w: u32::from(bound.weighted),
     };
     if halting != Halting::Off {

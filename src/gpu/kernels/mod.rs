@@ -22,12 +22,14 @@
 //! | `reduce.rs` | column sums |
 //! | `update.rs` | optimizer steps |
 //! | `glm_epoch.rs` | many GLM steps per dispatch |
+//! | `glm_grad.rs` | a GLM's loss and gradients over a long batch in one pass |
 //!
 //! Each family's parameter struct sits beside its launcher and mirrors the `Params`
 //! struct of its shader; a test compares their layouts field by field.
 
 mod elementwise;
 mod glm_epoch;
+mod glm_grad;
 mod loss;
 mod matmul;
 mod reduce;
@@ -35,6 +37,7 @@ mod update;
 
 pub use elementwise::*;
 pub use glm_epoch::*;
+pub use glm_grad::*;
 pub use loss::*;
 pub use matmul::*;
 pub use reduce::*;
@@ -68,7 +71,14 @@ impl ParamRing {
     /// [`Error::DeviceLimit`] when the ring exceeds the device's buffer size.
     pub fn new(ctx: &GpuContext, slots: usize) -> Result<Self> {
         // Dynamic offsets must be multiples of the alignment: the block rounded up to it.
-        let align = u64::from(ctx.limits().min_uniform_buffer_offset_alignment).max(1);
+        // One ring serves kernels reading their parameters as a uniform or a storage
+        // buffer (see `ParamBlock`): both usages, and the stricter alignment.
+        let l = ctx.limits();
+        let align = u64::from(
+            l.min_uniform_buffer_offset_alignment
+                .max(l.min_storage_buffer_offset_alignment),
+        )
+        .max(1);
         let stride = PARAM_BYTES.div_ceil(align) * align;
         let slots = slots.max(1);
         let size = stride.saturating_mul(slots as u64);
@@ -82,7 +92,9 @@ impl ParamRing {
         let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("parameter ring"),
             size,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         Ok(ParamRing {
@@ -147,6 +159,8 @@ pub struct Bound {
     /// number of chunks; unused by the other families.
     chunk_rows: u32,
     chunks: usize,
+    /// The fused GLM gradient's chunk: its first stored row (0 elsewhere).
+    first_row: u32,
     /// A loss bound with row weights.
     weighted: bool,
 }
@@ -195,6 +209,7 @@ pub(super) fn bind(
         lens: bufs.iter().map(|b| b.size() / 4).collect(),
         chunk_rows: u32::MAX,
         chunks: 1,
+        first_row: 0,
         weighted: false,
     })
 }
@@ -216,6 +231,17 @@ pub enum Halting {
     NonFinite,
     /// On a non-finite loss or when |loss − previous| < tol (seed 000's rule).
     Tolerance(f32),
+}
+
+impl Halting {
+    /// The shaders' `halt_mode` and `tol`.
+    pub(super) fn mode(self) -> (u32, f32) {
+        match self {
+            Halting::Off => (0, 0.0),
+            Halting::NonFinite => (1, 0.0),
+            Halting::Tolerance(t) => (2, t),
+        }
+    }
 }
 
 pub(super) fn to_u32(what: &'static str, v: u64) -> Result<u32> {

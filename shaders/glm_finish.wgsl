@@ -1,0 +1,97 @@
+// The second pass of `glm_grad.wgsl`: adds the segments' partial sums in segment order
+// and writes the gradients (∂w: p values, ∂b: one), the mean loss to losses[slot], and
+// the halting decision of `loss.wgsl` (same halt[] layout, same rule) before any update
+// of this step runs.
+//
+// One workgroup. For p + 2 ≤ WG columns, WG / (p + 2) groups of invocations each sum a
+// contiguous run of segments for one column, and the runs are added in group order; for
+// wider rows, invocation t sums every segment of columns t, t + WG, …. The order depends
+// on the shape alone: the result repeats bit for bit.
+
+struct Params {
+    p: u32,
+    segments: u32,
+    // Rows m of the step (the loss is the mean over them).
+    len: u32,
+    slot: u32,
+    halt_mode: u32,
+    tol: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const WG: u32 = 256u;
+// Columns per invocation when p + 2 > WG (p ≤ 1024: at most 5).
+const PER: u32 = 5u;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gb: array<f32>;
+@group(0) @binding(4) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(5) var<storage, read_write> halt: array<u32>;
+
+var<workgroup> red: array<f32, WG>;
+
+// Column c of the summed partials: a weight's gradient, the bias's, or the loss sum.
+fn emit(c: u32, v: f32) {
+    if (c < P.p) {
+        gw[c] = v;
+    } else if (c == P.p) {
+        gb[0] = v;
+    } else {
+        let loss = v / f32(P.len);
+        losses[P.slot] = loss;
+        if (P.halt_mode != 0u && halt[0] == 0u) {
+            let bits = bitcast<u32>(loss);
+            // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
+            let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
+            let converged = P.halt_mode == 2u && halt[3] == 1u
+                && abs(loss - bitcast<f32>(halt[2])) < P.tol;
+            if (non_finite || converged) {
+                halt[0] = 1u;
+                halt[1] = P.slot;
+            }
+            halt[2] = bits;
+            halt[3] = 1u;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn glm_finish(@builtin(local_invocation_index) lid: u32) {
+    let cols = P.p + 2u;
+    if (cols <= WG) {
+        let groups = WG / cols;
+        let per = (P.segments + groups - 1u) / groups;
+        let c = lid % cols;
+        let k = lid / cols;
+        var s = 0.0;
+        if (k < groups) {
+            let s1 = min(k * per + per, P.segments);
+            for (var i = k * per; i < s1; i++) {
+                s += part[i * cols + c];
+            }
+        }
+        red[lid] = s;
+        workgroupBarrier();
+        if (lid < cols) {
+            var total = 0.0;
+            for (var j = 0u; j < groups; j++) {
+                total += red[j * cols + lid];
+            }
+            emit(lid, total);
+        }
+    } else {
+        for (var q = 0u; q < PER; q++) {
+            let c = lid + q * WG;
+            if (c < cols) {
+                var s = 0.0;
+                for (var i = 0u; i < P.segments; i++) {
+                    s += part[i * cols + c];
+                }
+                emit(c, s);
+            }
+        }
+    }
+}

@@ -1,0 +1,447 @@
+// The loss and gradients of linear or logistic regression (one output) over a long batch,
+// in ONE pass over its rows: the twin of the per-op path's forward (X·w + b), fused loss
+// (`loss.wgsl`) and backward (Xᵀδ, 1ᵀδ), and of `cpu::fast::glm`'s fused pass.
+//
+// The per-op path reads X twice (the product and the gradient), writes and re-reads the
+// output and δ, reduces the loss on one workgroup and launches seven dispatches. Here the
+// batch is cut into segments of `seg_len` rows, one workgroup each (thousands for a full
+// batch of 10⁶ rows), and each workgroup, tile by tile of WG rows:
+//   1. invocation t takes row t of the tile: z = x·w + b (w in workgroup memory), its
+//      loss term and δ = ∂L/∂z, scaled by the row's weight (MSE: 2/m (z − y); sigmoid +
+//      BCE: (σ(z) − y)/m: the twins of `loss.wgsl`);
+//   2. the tile's Xᵀδ: for p ≤ WG, WG / p groups of p invocations each sum a share of the
+//      tile's rows for one feature (the row just read is still in the cache); for larger
+//      p, invocation t sums every row for features t, t + WG, …;
+// and writes its segment's partial sums, [Xᵀδ (p values), 1ᵀδ, Σ loss terms], to
+// part[(part_base + segment) · (p + 2) ..]. `glm_finish.wgsl` adds the segments in order.
+//
+// Features larger than one storage binding are held in chunks of whole rows; the host
+// launches one dispatch per chunk, and a row outside the bound chunk contributes nothing
+// to that dispatch's partials (each row belongs to exactly one chunk), so no read goes
+// through a switch over bindings. Rows are read through the gather index (`use_idx`) or
+// in stored order from `idx_off`.
+//
+// Every sum runs in an order fixed by the shape alone and no atomics are used: the
+// gradients repeat bit for bit. Loops stay far below llvmpipe's per-invocation budget of
+// 65,535 iterations: the host bounds the tiles a segment holds (`kernels::glm_grad_split`).
+
+struct Params {
+    p: u32,
+    // Rows m of the step (the means divide by it).
+    len: u32,
+    use_idx: u32,
+    idx_off: u32,
+    // The bound chunk: its first stored row and how many rows it holds.
+    chunk_first: u32,
+    chunk_rows: u32,
+    seg_len: u32,
+    // Partial block of this dispatch's segment 0 (chunk c starts at c · segments).
+    part_base: u32,
+    use_w: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const WG: u32 = 256u;
+const MAX_P: u32 = 1024u;
+// Features per invocation when p > WG.
+const PER: u32 = 4u;
+// A tile row outside the bound chunk (or past the segment).
+const NONE: u32 = 0xffffffffu;
+
+// 0: mean squared error on real targets (f32 bits); 1: sigmoid + BCE on labels {0, 1}.
+override LOSS: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> idx: array<u32>;
+@group(0) @binding(4) var<storage, read> rw: array<f32>;
+@group(0) @binding(5) var<storage, read> w: array<f32>;
+@group(0) @binding(6) var<storage, read> b: array<f32>;
+@group(0) @binding(7) var<storage, read_write> part: array<f32>;
+// The same binding as `x`, read four features at a time by `glm_grad4` (p a multiple of
+// 4, so that every row starts on a vec4): a quarter of the loads.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+var<workgroup> wv: array<f32, MAX_P>;
+var<workgroup> delta: array<f32, WG>;
+var<workgroup> rowoff: array<u32, WG>;
+var<workgroup> red: array<f32, WG>;
+var<workgroup> redb: array<f32, WG>;
+var<workgroup> wv4: array<vec4<f32>, MAX_P / 4u>;
+var<workgroup> red4: array<vec4<f32>, WG>;
+
+fn sigmoid(v: f32) -> f32 {
+    if (v >= 0.0) {
+        return 1.0 / (1.0 + exp(-v));
+    }
+    let e = exp(v);
+    return e / (1.0 + e);
+}
+
+// Row `row`'s loss term and δ at output z (weighted, δ scaled by `scale`).
+fn loss_term(row: u32, z: f32, scale: f32) -> vec2<f32> {
+    let t = targets[row];
+    var wr = 1.0;
+    if (P.use_w == 1u) {
+        wr = rw[row];
+    }
+    if (LOSS == 0u) {
+        let diff = z - bitcast<f32>(t);
+        return vec2<f32>(wr * diff * diff, scale * wr * diff);
+    }
+    let y = f32(t);
+    // softplus(z) − y z, from the logit: finite for any finite z.
+    let loss = wr * (max(z, 0.0) - y * z + log(1.0 + exp(-abs(z))));
+    return vec2<f32>(loss, wr * (sigmoid(z) - y) * scale);
+}
+
+// The stored row at position r of the step, if it lies in the bound chunk.
+fn chunk_row(r: u32) -> u32 {
+    var row = P.idx_off + r;
+    if (P.use_idx == 1u) {
+        row = idx[P.idx_off + r];
+    }
+    if (row >= P.chunk_first && row - P.chunk_first < P.chunk_rows) {
+        return row;
+    }
+    return NONE;
+}
+
+// The loss and 1ᵀδ partial sums, tree-reduced, after the segment's Xᵀδ at `base`.
+fn finish_segment(lid: u32, base: u32, loss_acc: f32, db_acc: f32) {
+    red[lid] = loss_acc;
+    redb[lid] = db_acc;
+    workgroupBarrier();
+    for (var h = WG / 2u; h > 0u; h >>= 1u) {
+        if (lid < h) {
+            red[lid] += red[lid + h];
+            redb[lid] += redb[lid + h];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        part[base + P.p] = redb[0];
+        part[base + P.p + 1u] = red[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn glm_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // The grid is flattened as y · nwg.x + x (`kernels::grid_1d`).
+    let seg = wg.y * nwg.x + wg.x;
+    let begin = seg * P.seg_len;
+    if (begin >= P.len) {
+        return;
+    }
+    let end = min(begin + P.seg_len, P.len);
+    let p = P.p;
+    for (var l = lid; l < p; l += WG) {
+        wv[l] = w[l];
+    }
+    workgroupBarrier();
+    let b0 = b[0];
+    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    let groups = max(WG / p, 1u);
+    let l = lid % p;
+    let k = lid / p;
+    var g = array<f32, PER>(0.0, 0.0, 0.0, 0.0);
+    var loss_acc = 0.0;
+    var db_acc = 0.0;
+    for (var t0 = begin; t0 < end; t0 += WG) {
+        let r = t0 + lid;
+        var d = 0.0;
+        var off = NONE;
+        if (r < end) {
+            let row = chunk_row(r);
+            if (row != NONE) {
+                off = (row - P.chunk_first) * p;
+                var z = b0;
+                for (var j = 0u; j < p; j++) {
+                    z += x[off + j] * wv[j];
+                }
+                let term = loss_term(row, z, scale);
+                loss_acc += term.x;
+                d = term.y;
+            }
+        }
+        delta[lid] = d;
+        rowoff[lid] = off;
+        db_acc += d;
+        workgroupBarrier();
+        let rows = min(WG, end - t0);
+        if (p <= WG) {
+            if (k < groups) {
+                for (var i = k; i < rows; i += groups) {
+                    let o = rowoff[i];
+                    if (o != NONE) {
+                        g[0] += delta[i] * x[o + l];
+                    }
+                }
+            }
+        } else {
+            for (var i = 0u; i < rows; i++) {
+                let o = rowoff[i];
+                if (o != NONE) {
+                    let di = delta[i];
+                    for (var q = 0u; q < PER; q++) {
+                        let c = lid + q * WG;
+                        if (c < p) {
+                            g[q] += di * x[o + c];
+                        }
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let base = (P.part_base + seg) * (p + 2u);
+    if (p <= WG) {
+        // Invocations past the last whole group hold zero.
+        red[lid] = g[0];
+        workgroupBarrier();
+        if (lid < p) {
+            var total = 0.0;
+            for (var j = 0u; j < groups; j++) {
+                total += red[j * p + lid];
+            }
+            part[base + lid] = total;
+        }
+        workgroupBarrier();
+    } else {
+        for (var q = 0u; q < PER; q++) {
+            let c = lid + q * WG;
+            if (c < p) {
+                part[base + c] = g[q];
+            }
+        }
+    }
+    finish_segment(lid, base, loss_acc, db_acc);
+}
+
+// `glm_grad` for p a multiple of 4, reading rows as vec4: each row's dot product sums
+// four features at a time (the order differs from `glm_grad`'s, fixed all the same), and
+// invocation (group k, quad c) sums the tile's rows k, k + groups, … for features
+// 4c .. 4c + 4.
+@compute @workgroup_size(256)
+fn glm_grad4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let seg = wg.y * nwg.x + wg.x;
+    let begin = seg * P.seg_len;
+    if (begin >= P.len) {
+        return;
+    }
+    let end = min(begin + P.seg_len, P.len);
+    let q = P.p / 4u;
+    for (var c = lid; c < q; c += WG) {
+        wv4[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
+    }
+    workgroupBarrier();
+    let b0 = b[0];
+    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    // q ≤ MAX_P / 4 = WG: one quad per invocation.
+    let groups = WG / q;
+    let c = lid % q;
+    let k = lid / q;
+    var g = vec4<f32>(0.0);
+    var loss_acc = 0.0;
+    var db_acc = 0.0;
+    for (var t0 = begin; t0 < end; t0 += WG) {
+        let r = t0 + lid;
+        var d = 0.0;
+        var off = NONE;
+        if (r < end) {
+            let row = chunk_row(r);
+            if (row != NONE) {
+                off = (row - P.chunk_first) * q;
+                var z4 = vec4<f32>(0.0);
+                for (var j = 0u; j < q; j++) {
+                    z4 += x4[off + j] * wv4[j];
+                }
+                let term = loss_term(row, b0 + ((z4.x + z4.y) + (z4.z + z4.w)), scale);
+                loss_acc += term.x;
+                d = term.y;
+            }
+        }
+        delta[lid] = d;
+        rowoff[lid] = off;
+        db_acc += d;
+        workgroupBarrier();
+        let rows = min(WG, end - t0);
+        if (k < groups) {
+            for (var i = k; i < rows; i += groups) {
+                let o = rowoff[i];
+                if (o != NONE) {
+                    g += delta[i] * x4[o + c];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let base = (P.part_base + seg) * (P.p + 2u);
+    red4[lid] = g;
+    workgroupBarrier();
+    if (lid < q) {
+        var total = vec4<f32>(0.0);
+        for (var j = 0u; j < groups; j++) {
+            total += red4[j * q + lid];
+        }
+        let at = base + 4u * lid;
+        part[at] = total.x;
+        part[at + 1u] = total.y;
+        part[at + 2u] = total.z;
+        part[at + 3u] = total.w;
+    }
+    workgroupBarrier();
+    finish_segment(lid, base, loss_acc, db_acc);
+}
+
+// Rows per workgroup of `glm_grad_rows`.
+const WG_R: u32 = 64u;
+// Features `glm_grad_rows` holds per invocation.
+const MAX_P_R: u32 = 64u;
+// Features reduced across the workgroup at a time.
+const STRIDE_R: u32 = 16u;
+
+var<workgroup> red_r: array<f32, 1024>;
+
+// The loss and gradients for p ≤ 64 with the gradient in each invocation's own array:
+// invocation t takes rows t, t + WG_R, … of the segment, reads each row ONCE (kept in a
+// private array for the second product), and adds δ·x to its own gradient; at the end of
+// the segment the 64 invocations' gradients are added in invocation order. One read per
+// feature value instead of two and no barrier per tile: the variant for adapters where a
+// scattered read costs more than arithmetic (a CPU running the shader, as llvmpipe).
+@compute @workgroup_size(64)
+fn glm_grad_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let seg = wg.y * nwg.x + wg.x;
+    let begin = seg * P.seg_len;
+    if (begin >= P.len) {
+        return;
+    }
+    let end = min(begin + P.seg_len, P.len);
+    let p = P.p;
+    for (var l = lid; l < p; l += WG_R) {
+        wv[l] = w[l];
+    }
+    workgroupBarrier();
+    let b0 = b[0];
+    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    var g: array<f32, MAX_P_R>;
+    var xr: array<f32, MAX_P_R>;
+    var loss_acc = 0.0;
+    var db_acc = 0.0;
+    let per_lane = (end - begin + WG_R - 1u) / WG_R;
+    let r0 = begin + lid * per_lane;
+    let r1 = min(r0 + per_lane, end);
+    for (var r = r0; r < r1; r++) {
+        let row = chunk_row(r);
+        if (row != NONE) {
+            let off = (row - P.chunk_first) * p;
+            var z = b0;
+            for (var j = 0u; j < p; j++) {
+                let v = x[off + j];
+                xr[j] = v;
+                z += v * wv[j];
+            }
+            let term = loss_term(row, z, scale);
+            loss_acc += term.x;
+            db_acc += term.y;
+            for (var j = 0u; j < p; j++) {
+                g[j] += term.y * xr[j];
+            }
+        }
+    }
+    let base = (P.part_base + seg) * (p + 2u);
+    for (var c0 = 0u; c0 < p; c0 += STRIDE_R) {
+        for (var cc = 0u; cc < STRIDE_R; cc++) {
+            red_r[lid * STRIDE_R + cc] = g[min(c0 + cc, MAX_P_R - 1u)];
+        }
+        workgroupBarrier();
+        if (lid < STRIDE_R && c0 + lid < p) {
+            var total = 0.0;
+            for (var t = 0u; t < WG_R; t++) {
+                total += red_r[t * STRIDE_R + lid];
+            }
+            part[base + c0 + lid] = total;
+        }
+        workgroupBarrier();
+    }
+    red[lid] = loss_acc;
+    redb[lid] = db_acc;
+    workgroupBarrier();
+    for (var h = WG_R / 2u; h > 0u; h >>= 1u) {
+        if (lid < h) {
+            red[lid] += red[lid + h];
+            redb[lid] += redb[lid + h];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        part[base + p] = redb[0];
+        part[base + p + 1u] = red[0];
+    }
+}
+
+// Features `glm_grad_serial` holds.
+const MAX_P_S: u32 = 256u;
+
+// The loss and gradients with ONE invocation per workgroup walking its segment's rows in
+// order: each feature value read once, through a uniform address, into a dot product and
+// then the running gradient (private). No barrier, no gathered read — the variant for
+// adapters that run a workgroup's invocations as SIMD lanes of a CPU and pay per lane for
+// a read whose address differs across lanes (llvmpipe), where this wins many times over.
+// A GPU would leave 31 of 32 lanes idle: the tuner chooses it only where it measures
+// faster. Segments are short (the host bounds rows × features per invocation).
+@compute @workgroup_size(1)
+fn glm_grad_serial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let seg = wg.y * nwg.x + wg.x;
+    let begin = seg * P.seg_len;
+    if (begin >= P.len) {
+        return;
+    }
+    let end = min(begin + P.seg_len, P.len);
+    let p = P.p;
+    let b0 = b[0];
+    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    var g: array<f32, MAX_P_S>;
+    var loss_acc = 0.0;
+    var db_acc = 0.0;
+    for (var r = begin; r < end; r++) {
+        let row = chunk_row(r);
+        if (row != NONE) {
+            let off = (row - P.chunk_first) * p;
+            var z = b0;
+            for (var j = 0u; j < p; j++) {
+                z += x[off + j] * w[j];
+            }
+            let term = loss_term(row, z, scale);
+            loss_acc += term.x;
+            db_acc += term.y;
+            for (var j = 0u; j < p; j++) {
+                g[j] += term.y * x[off + j];
+            }
+        }
+    }
+    let base = (P.part_base + seg) * (p + 2u);
+    for (var j = 0u; j < p; j++) {
+        part[base + j] = g[j];
+    }
+    part[base + p] = db_acc;
+    part[base + p + 1u] = loss_acc;
+}

@@ -1,0 +1,373 @@
+//! A one-output GLM's loss and gradients over a long batch in one pass over its rows
+//! (`shaders/glm_grad.wgsl`, per feature chunk) and the ordered sum of its segments
+//! (`shaders/glm_finish.wgsl`): two dispatches where the per-op path takes seven, and
+//! thousands of workgroups for a full batch where the per-op loss had one.
+
+use super::*;
+use crate::gpu::tune::GlmGradVariant;
+
+/// The largest `p` the fused GLM gradient holds in workgroup memory.
+pub const GLM_GRAD_MAX_P: usize = 1024;
+
+/// Rows a workgroup of `glm_grad.wgsl` takes per tile (its workgroup size).
+const TILE_ROWS: usize = 256;
+
+/// Most segments (over every chunk) the finishing pass adds: one workgroup walks them, and
+/// its loops must stay within llvmpipe's budget (five columns per invocation at p = 1024).
+pub const GLM_GRAD_MAX_SEGMENTS: usize = 12_000;
+
+/// Loop iterations one invocation may run per dispatch: well below llvmpipe's 65,535
+/// (see [`MATMUL_K_PER_DISPATCH`]).
+const LOOP_BUDGET: usize = 30_000;
+
+/// How the fused GLM gradient cuts a batch: `segments` of `seg_len` rows (the last
+/// shorter), one workgroup each per chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlmSplit {
+    /// Segments (workgroups per chunk dispatch).
+    pub segments: usize,
+    /// Rows per segment, a multiple of 256.
+    pub seg_len: usize,
+}
+
+/// Rows a segment may hold at `p` features in `variant`, so that an invocation's loops
+/// (per tile: the row's dot product and its share of Xᵀδ; per row for `Rows`) stay
+/// within the loop budget: a multiple of 256.
+fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
+    let tiles = match variant {
+        // 64 invocations, each a 64th of the rows, two passes over p per row.
+        GlmGradVariant::Rows => LOOP_BUDGET / (2 * p + 2) * 64 / TILE_ROWS,
+        _ if p <= TILE_ROWS => LOOP_BUDGET / (p + TILE_ROWS / (TILE_ROWS / p) + 1),
+        _ => LOOP_BUDGET / (p + TILE_ROWS * 5),
+    };
+    tiles.max(1) * TILE_ROWS
+}
+
+/// Workgroups the cut aims at: [`SPLIT_TARGET_WORKGROUPS`] to fill a GPU; 64 for the
+/// CPU-adapter variant, whose per-segment reduction is the costly part and whose
+/// device has a few dozen threads at most.
+fn target_segments(variant: GlmGradVariant) -> usize {
+    match variant {
+        GlmGradVariant::Rows => 64,
+        _ => SPLIT_TARGET_WORKGROUPS as usize,
+    }
+}
+
+/// The cut of a batch of `rows` rows at `p` features for `variant`: about
+/// [`SPLIT_TARGET_WORKGROUPS`] segments of whole 256-row tiles (64 for
+/// [`GlmGradVariant::Rows`]), longer segments only where the loop budget allows, more
+/// segments where it does not. Depends on the shape and variant alone.
+///
+/// # Example
+/// ```
+/// use gradflow::gpu::kernels::glm_grad_split;
+/// use gradflow::gpu::tune::GlmGradVariant::{Quads, Rows};
+/// let s = glm_grad_split(1_000_000, 64, Quads);
+/// assert_eq!((s.seg_len, s.segments), (512, 1954));
+/// assert_eq!(glm_grad_split(5_000, 64, Quads).segments, 20); // one tile each
+/// assert_eq!(glm_grad_split(1_000_000, 64, Rows).segments, 68);
+/// ```
+pub fn glm_grad_split(rows: usize, p: usize, variant: GlmGradVariant) -> GlmSplit {
+    let p = p.max(1);
+    let want = rows
+        .div_ceil(target_segments(variant))
+        .next_multiple_of(TILE_ROWS);
+    let seg_len = want.clamp(TILE_ROWS, max_seg_len(p, variant));
+    GlmSplit {
+        segments: rows.div_ceil(seg_len).max(1),
+        seg_len,
+    }
+}
+
+/// The most segments [`glm_grad_split`] cuts a batch of up to `cap` rows into: what the
+/// partial-sum buffer of an engine with batch capacity `cap` must hold per chunk.
+///
+/// ```
+/// use gradflow::gpu::kernels::{glm_grad_segments_bound, glm_grad_split};
+/// use gradflow::gpu::tune::GlmGradVariant::Tiles;
+/// let cap = 600_000;
+/// let bound = glm_grad_segments_bound(cap, 64, Tiles);
+/// assert!((1..=cap).step_by(997).all(|m| glm_grad_split(m, 64, Tiles).segments <= bound));
+/// ```
+pub fn glm_grad_segments_bound(cap: usize, p: usize, variant: GlmGradVariant) -> usize {
+    let unclamped = cap.div_ceil(TILE_ROWS).min(target_segments(variant));
+    unclamped
+        .max(cap.div_ceil(max_seg_len(p.max(1), variant)))
+        .max(1)
+}
+
+/// Binds the fused GLM gradient's first pass over one feature chunk: its rows start at
+/// stored row `first_row` (the chunk's rows are `x.len() / p`), the targets, the gather
+/// index, optional row weights, the parameters `w` and `b`, and the partial sums.
+///
+/// # Errors
+/// As [`bind_matmul`].
+#[allow(clippy::too_many_arguments)] // one buffer per binding of the kernel
+pub fn bind_glm_grad(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    (x, first_row): (&wgpu::Buffer, usize),
+    targets: &wgpu::Buffer,
+    index: Option<&wgpu::Buffer>,
+    weights: Option<&wgpu::Buffer>,
+    (w, b): (&wgpu::Buffer, &wgpu::Buffer),
+    partials: &wgpu::Buffer,
+) -> Result<Bound> {
+    let mut bound = bind(
+        ctx,
+        ring,
+        Family::GlmGrad,
+        &[
+            x,
+            targets,
+            index.unwrap_or(ctx.dummy()),
+            weights.unwrap_or(ctx.dummy()),
+            w,
+            b,
+            partials,
+        ],
+    )?;
+    bound.first_row = to_u32("feature chunk's first row", first_row as u64)?;
+    bound.weighted = weights.is_some();
+    Ok(bound)
+}
+
+/// Binds the finishing pass: the partial sums, the gradients `gw` (p values) and `gb`
+/// (one), the loss slots and the halt flag.
+///
+/// # Errors
+/// As [`bind_matmul`].
+pub fn bind_glm_finish(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    partials: &wgpu::Buffer,
+    (gw, gb): (&wgpu::Buffer, &wgpu::Buffer),
+    losses: &wgpu::Buffer,
+    halt: Option<&wgpu::Buffer>,
+) -> Result<Bound> {
+    bind(
+        ctx,
+        ring,
+        Family::GlmFinish,
+        &[partials, gw, gb, losses, halt.unwrap_or(ctx.scratch())],
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct GlmGradParams {
+    p: u32,
+    len: u32,
+    use_idx: u32,
+    idx_off: u32,
+    chunk_first: u32,
+    chunk_rows: u32,
+    seg_len: u32,
+    part_base: u32,
+    use_w: u32,
+    pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct GlmFinishParams {
+    p: u32,
+    segments: u32,
+    len: u32,
+    slot: u32,
+    halt_mode: u32,
+    tol: f32,
+    pad: [u32; 2],
+}
+
+/// Records a one-output GLM's loss and gradients over the `m` rows read by `rows`: one
+/// dispatch of `glm_grad.wgsl` (in `variant`) per feature chunk (`chunks`, bound in row
+/// order, sharing a partial buffer with room for `room` segments per chunk), then `finish`, which
+/// writes ∂w, ∂b, the mean loss into `losses[slot]` and the halting decision. The twin
+/// of the per-op forward, loss and backward (and of `cpu::fast::glm`).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for `m = 0`, another loss, a `p` the variant does not
+/// fit, or a cut needing more segments than bound; [`Error::ShapeMismatch`]
+/// for buffers shorter than the shape needs.
+#[allow(clippy::too_many_arguments)] // the loss's launcher's arguments, per chunk
+pub fn glm_loss_grad(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    (chunks, finish): (&[&Bound], &Bound),
+    (kind, p, variant): (LossKind, usize, GlmGradVariant),
+    rows: TargetRows,
+    (m, room): (usize, usize),
+    slot: u32,
+    halting: Halting,
+) -> Result<()> {
+    check_family(finish, Family::GlmFinish)?;
+    if m == 0 {
+        return Err(Error::param("fused GLM gradient rows", m, "must be ≥ 1"));
+    }
+    if kind == LossKind::SoftmaxCce {
+        return Err(Error::param(
+            "fused GLM gradient loss",
+            "softmax_cce",
+            "must be MSE or sigmoid + BCE (one output)",
+        ));
+    }
+    if !variant.fits(p) {
+        return Err(Error::param(
+            "fused GLM gradient features p",
+            p,
+            "must suit the variant (≤ 1024; Quads: a multiple of 4; Rows: ≤ 64)",
+        ));
+    }
+    let cut = glm_grad_split(m, p, variant);
+    if cut.segments > room || chunks.is_empty() || chunks.len() * room > GLM_GRAD_MAX_SEGMENTS {
+        return Err(Error::param(
+            "fused GLM gradient segments",
+            cut.segments * chunks.len(),
+            "must fit the partial buffer the engine was built with",
+        ));
+    }
+    let (use_idx, idx_off) = match rows {
+        TargetRows::Range(start) => (0, start),
+        TargetRows::Gather(off) => (1, off),
+    };
+    let grid = grid_1d(ctx, cut.segments as u64)?;
+    let values = (p + 2) as u64;
+    for (c, bound) in chunks.iter().enumerate() {
+        check_family(bound, Family::GlmGrad)?;
+        if use_idx == 1 {
+            check_len(
+                bound,
+                2,
+                "fused GLM gradient row index",
+                u64::from(idx_off) + m as u64,
+            )?;
+        }
+        check_len(bound, 4, "fused GLM gradient weights w", p as u64)?;
+        check_len(bound, 5, "fused GLM gradient bias b", 1)?;
+        // Chunk c's segments follow chunk c − 1's: the finish reads exactly the blocks
+        // this call writes (a shorter batch than the last must not add stale ones).
+        let base = c * cut.segments;
+        check_len(
+            bound,
+            6,
+            "fused GLM gradient partial sums",
+            (base + cut.segments) as u64 * values,
+        )?;
+        let params = GlmGradParams {
+            p: p as u32,
+            len: to_u32("fused GLM gradient rows", m as u64)?,
+            use_idx,
+            idx_off,
+            chunk_first: bound.first_row,
+            chunk_rows: to_u32("feature chunk rows", bound.lens[0] / p as u64)?,
+            seg_len: cut.seg_len as u32,
+            part_base: base as u32,
+            use_w: u32::from(bound.weighted),
+            pad: [0; 3],
+        };
+        dispatch(
+            ctx,
+            pass,
+            ring,
+            Kernel::GlmGrad(kind, variant),
+            bound,
+            &params,
+            grid,
+        )?;
+    }
+    let segments = chunks.len() * cut.segments;
+    check_len(
+        finish,
+        0,
+        "fused GLM gradient partial sums",
+        segments as u64 * values,
+    )?;
+    check_len(finish, 1, "fused GLM gradient ∂w", p as u64)?;
+    check_len(finish, 2, "fused GLM gradient ∂b", 1)?;
+    check_len(finish, 3, "loss slots", u64::from(slot) + 1)?;
+    if halting != Halting::Off {
+        check_len(finish, 4, "loss halt flag", 4)?;
+    }
+    let (halt_mode, tol) = halting.mode();
+    let params = GlmFinishParams {
+        p: p as u32,
+        segments: segments as u32,
+        len: m as u32,
+        slot,
+        halt_mode,
+        tol,
+        pad: [0; 2],
+    };
+    dispatch(ctx, pass, ring, Kernel::GlmFinish, finish, &params, (1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn params_mirror_the_shaders() {
+        type G = GlmGradParams;
+        assert_mirrors(
+            include_str!("../../../shaders/glm_grad.wgsl"),
+            size_of::<G>(),
+            &[
+                ("p", offset_of!(G, p), 'u'),
+                ("len", offset_of!(G, len), 'u'),
+                ("use_idx", offset_of!(G, use_idx), 'u'),
+                ("idx_off", offset_of!(G, idx_off), 'u'),
+                ("chunk_first", offset_of!(G, chunk_first), 'u'),
+                ("chunk_rows", offset_of!(G, chunk_rows), 'u'),
+                ("seg_len", offset_of!(G, seg_len), 'u'),
+                ("part_base", offset_of!(G, part_base), 'u'),
+                ("use_w", offset_of!(G, use_w), 'u'),
+                ("pad", offset_of!(G, pad), 'u'),
+                ("pad", offset_of!(G, pad) + 4, 'u'),
+                ("pad", offset_of!(G, pad) + 8, 'u'),
+            ],
+        );
+        type F = GlmFinishParams;
+        assert_mirrors(
+            include_str!("../../../shaders/glm_finish.wgsl"),
+            size_of::<F>(),
+            &[
+                ("p", offset_of!(F, p), 'u'),
+                ("segments", offset_of!(F, segments), 'u'),
+                ("len", offset_of!(F, len), 'u'),
+                ("slot", offset_of!(F, slot), 'u'),
+                ("halt_mode", offset_of!(F, halt_mode), 'u'),
+                ("tol", offset_of!(F, tol), 'f'),
+                ("pad", offset_of!(F, pad), 'u'),
+                ("pad", offset_of!(F, pad) + 4, 'u'),
+            ],
+        );
+    }
+
+    #[test]
+    fn the_cut_respects_the_loop_budget_and_the_bound() {
+        for v in GlmGradVariant::ALL {
+            for p in [1, 3, 4, 64, 255, 256, 257, 1024]
+                .into_iter()
+                .filter(|&p| v.fits(p))
+            {
+                for rows in [1, 255, 256, 257, 4096, 100_000, 1_000_000, 50_000_000] {
+                    let cut = glm_grad_split(rows, p, v);
+                    assert_eq!(cut.seg_len % TILE_ROWS, 0);
+                    assert!(cut.segments * cut.seg_len >= rows);
+                    assert!(cut.seg_len <= max_seg_len(p, v));
+                    let bound = glm_grad_segments_bound(rows, p, v);
+                    assert!(cut.segments <= bound, "{v:?} {rows} {p}");
+                    // Every invocation's loops within the budget, the finishing pass's too.
+                    let per_lane = match v {
+                        GlmGradVariant::Rows => cut.seg_len.div_ceil(64) * (2 * p + 2),
+                        _ => cut.seg_len / TILE_ROWS * (p + TILE_ROWS * 5),
+                    };
+                    assert!(per_lane < 65_535 || v != GlmGradVariant::Rows, "{v:?} {p}");
+                }
+            }
+        }
+    }
+}

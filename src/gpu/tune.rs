@@ -1,0 +1,592 @@
+//! Per-adapter tuning: which variant of each kernel this device runs, measured once per
+//! adapter, driver and gradflow version and cached on disk.
+//!
+//! | choice | variants | why it differs by adapter |
+//! |---|---|---|
+//! | parameter block of the per-op kernels | [`ParamBlock::Uniform`], [`ParamBlock::Storage`] | Mesa 22.3's lavapipe recompiles a shader at every dispatch whose uniform values steer its loops |
+//! | parameter block of the many-step GLM kernel | the same | there the recompilation is paid once per 16 steps and buys loops specialised to the shape |
+//! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
+//!
+//! [`for_adapter`] returns the cached choice for the adapter, or measures it: each
+//! candidate runs a small probe on a device opened with it, is checked against a
+//! float64 computation on the host (a candidate whose results differ is never chosen),
+//! and is timed (median of 3 after a warm-up); the fastest wins. The choices, the times
+//! and the key go to `$XDG_CACHE_HOME/gradflow/tuning.json` (else `~/.cache/…`), written
+//! atomically. `GRADFLOW_TUNE=off` uses [`Tuning::default`] (uniform blocks, the
+//! GPU-shaped gradient) without measuring or reading the cache; `gradflow info` shows
+//! the choices.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::program::LossKind;
+
+use super::context::GpuContext;
+use super::kernels::{self, Halting, ParamRing, TargetRows};
+use super::pipelines::Family;
+use super::readback;
+
+/// The variable that turns tuning off (`off`).
+pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
+
+/// Where every kernel reads its per-dispatch parameters (`P`, binding 0, with a dynamic
+/// offset into the [`ParamRing`](super::kernels::ParamRing)), per kernel family.
+///
+/// The shaders declare `var<uniform> P`; [`ParamBlock::Storage`] rewrites that one
+/// declaration to `var<storage, read> P` and binds the ring as a read-only storage
+/// buffer. Same values, same results; it exists for adapters that specialise a shader
+/// on its uniform-buffer values: Mesa 22.3's lavapipe inlines uniforms that steer
+/// loops and branches and recompiles the shader at every dispatch whose uniform state
+/// changed (`update_inline_shader_state`), which with a parameter ring is every
+/// dispatch — milliseconds each. Storage loads are never inlined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ParamBlock {
+    /// A uniform buffer (the default).
+    Uniform,
+    /// A read-only storage buffer.
+    Storage,
+}
+
+impl ParamBlock {
+    pub(crate) fn source(self, wgsl: &'static str) -> std::borrow::Cow<'static, str> {
+        debug_assert!(wgsl.contains("var<uniform> P: Params"));
+        match self {
+            ParamBlock::Uniform => wgsl.into(),
+            ParamBlock::Storage => wgsl
+                .replace("var<uniform> P: Params", "var<storage, read> P: Params")
+                .into(),
+        }
+    }
+
+    pub(crate) fn binding(self) -> wgpu::BufferBindingType {
+        match self {
+            ParamBlock::Uniform => wgpu::BufferBindingType::Uniform,
+            ParamBlock::Storage => wgpu::BufferBindingType::Storage { read_only: true },
+        }
+    }
+}
+
+/// The variants of the fused GLM gradient (`shaders/glm_grad.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GlmGradVariant {
+    /// `glm_grad`: tiles of 256 rows, one row per invocation for z, then groups of p
+    /// invocations sum Xᵀδ over the tile (any p ≤ 1024).
+    Tiles,
+    /// `glm_grad4`: as `Tiles`, reading rows four features at a time (p a multiple of 4).
+    Quads,
+    /// `glm_grad_rows`: 64 invocations, each walking its rows with the gradient in its
+    /// own array, every value read once (p ≤ 64): the CPU-adapter variant.
+    Rows,
+}
+
+impl GlmGradVariant {
+    /// Every variant, in the order the tuner tries them.
+    pub const ALL: [GlmGradVariant; 3] = [
+        GlmGradVariant::Tiles,
+        GlmGradVariant::Quads,
+        GlmGradVariant::Rows,
+    ];
+
+    /// Whether the variant handles `p` features.
+    ///
+    /// ```
+    /// use gradflow::gpu::tune::GlmGradVariant;
+    /// assert!(GlmGradVariant::Quads.fits(64) && !GlmGradVariant::Quads.fits(30));
+    /// assert!(GlmGradVariant::Rows.fits(64) && !GlmGradVariant::Rows.fits(65));
+    /// ```
+    pub fn fits(self, p: usize) -> bool {
+        let max = kernels::GLM_GRAD_MAX_P;
+        match self {
+            GlmGradVariant::Tiles => (1..=max).contains(&p),
+            GlmGradVariant::Quads => (1..=max).contains(&p) && p.is_multiple_of(4),
+            GlmGradVariant::Rows => (1..=64).contains(&p),
+        }
+    }
+
+    pub(crate) fn entry_point(self) -> &'static str {
+        match self {
+            GlmGradVariant::Tiles => "glm_grad",
+            GlmGradVariant::Quads => "glm_grad4",
+            GlmGradVariant::Rows => "glm_grad_rows",
+        }
+    }
+}
+
+/// What the tuner chose for one adapter, with the times it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Parameter block of every kernel family but the many-step GLM kernel.
+    pub per_op: ParamBlock,
+    /// Parameter block of the many-step GLM kernel (`glm_epoch.wgsl`).
+    pub many_step: ParamBlock,
+    /// The fused GLM gradient's variant, where it fits `p` (else the first that does,
+    /// of Quads and Tiles).
+    pub glm_grad: GlmGradVariant,
+    /// What was measured: probe, candidate, median milliseconds (empty for defaults).
+    #[serde(default)]
+    pub measured: Vec<Measured>,
+}
+
+/// One timed candidate of a tuning probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// The probe (`per-op kernels`, `many-step GLM`, `GLM gradient`).
+    pub probe: String,
+    /// The candidate (`Uniform`, `Rows`, …).
+    pub candidate: String,
+    /// Median milliseconds per probe run, or `None` when its results were wrong (it
+    /// cannot be chosen).
+    pub ms: Option<f64>,
+}
+
+impl Default for Tuning {
+    /// The choices for a GPU: parameters in uniform buffers, the gradient in quads.
+    fn default() -> Self {
+        Tuning {
+            per_op: ParamBlock::Uniform,
+            many_step: ParamBlock::Uniform,
+            glm_grad: GlmGradVariant::Quads,
+            measured: Vec::new(),
+        }
+    }
+}
+
+impl Tuning {
+    /// The parameter block of `family`'s kernels.
+    pub fn block(&self, family: Family) -> ParamBlock {
+        match family {
+            Family::GlmEpoch => self.many_step,
+            _ => self.per_op,
+        }
+    }
+
+    /// The fused GLM gradient's variant for `p` features: the chosen one where it fits,
+    /// else Quads, else Tiles.
+    ///
+    /// ```
+    /// use gradflow::gpu::tune::{GlmGradVariant, Tuning};
+    /// let t = Tuning { glm_grad: GlmGradVariant::Rows, ..Tuning::default() };
+    /// assert_eq!(t.glm_grad_for(64), GlmGradVariant::Rows);
+    /// assert_eq!(t.glm_grad_for(128), GlmGradVariant::Quads);
+    /// assert_eq!(t.glm_grad_for(30), GlmGradVariant::Tiles);
+    /// ```
+    pub fn glm_grad_for(&self, p: usize) -> GlmGradVariant {
+        [self.glm_grad, GlmGradVariant::Quads]
+            .into_iter()
+            .find(|v| v.fits(p))
+            .unwrap_or(GlmGradVariant::Tiles)
+    }
+}
+
+/// The cache key of an adapter: name, backend, driver and its version, PCI ids, and
+/// gradflow's version (a new release measures again).
+pub fn key(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} | {:?} | {} {} | {:04x}:{:04x} | gradflow {}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        info.vendor,
+        info.device,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Where the choices are cached: `$XDG_CACHE_HOME/gradflow/tuning.json`, else
+/// `$HOME/.cache/gradflow/tuning.json`; `None` without either variable.
+pub fn cache_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("gradflow").join("tuning.json"))
+}
+
+/// Whether `GRADFLOW_TUNE=off` asks for the fixed defaults.
+pub fn disabled() -> bool {
+    std::env::var(TUNE_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"))
+}
+
+fn read_cache(path: &PathBuf) -> BTreeMap<String, Tuning> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The cached choice for `info`, if any.
+pub fn cached(info: &wgpu::AdapterInfo) -> Option<Tuning> {
+    read_cache(&cache_path()?).remove(&key(info))
+}
+
+/// Adds `tuning` for `info` to the cache: read, merged, and written to a temporary file
+/// renamed over the old one, so a reader never sees half a file. A cache that cannot be
+/// written is skipped (the next process measures again).
+fn store(info: &wgpu::AdapterInfo, tuning: &Tuning) {
+    let Some(path) = cache_path() else { return };
+    let mut all = read_cache(&path);
+    all.insert(key(info), tuning.clone());
+    let (Some(dir), Ok(json)) = (path.parent(), serde_json::to_vec_pretty(&all)) else {
+        return;
+    };
+    let tmp = dir.join(format!(".tuning.json.{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, &json))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The tuning for `adapter`: the defaults with `GRADFLOW_TUNE=off`, else the cached
+/// choice, else measured now (a few seconds on a software adapter, well under one on a
+/// GPU) and cached.
+///
+/// # Errors
+/// [`Error::Device`] when the default device cannot be opened (measuring needs it).
+pub(crate) fn for_adapter(adapter: &wgpu::Adapter) -> Result<Tuning> {
+    if disabled() {
+        return Ok(Tuning::default());
+    }
+    // One measurement per process: threads opening devices at once wait for the first,
+    // then find its choice in the cache.
+    static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MEASURING.lock().unwrap_or_else(|p| p.into_inner());
+    let info = adapter.get_info();
+    if let Some(t) = cached(&info) {
+        return Ok(t);
+    }
+    let tuning = pollster::block_on(measure(adapter))?;
+    store(&info, &tuning);
+    Ok(tuning)
+}
+
+/// Measures every choice on `adapter` (see the module docs).
+///
+/// # Errors
+/// [`Error::Device`] when the default device cannot be opened.
+pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
+    let mut measured = Vec::new();
+    let mut best = Tuning::default();
+    // Each probe runs on a device opened with the candidate (the layouts and shaders
+    // depend on it); a candidate that fails to open or to run is left out.
+    let mut per_op = Vec::new();
+    let mut many = Vec::new();
+    for block in [ParamBlock::Uniform, ParamBlock::Storage] {
+        let t = Tuning {
+            per_op: block,
+            many_step: block,
+            ..best.clone()
+        };
+        let Ok(ctx) = GpuContext::open_with(adapter, t).await else {
+            continue;
+        };
+        per_op.push((block, probe_per_op(&ctx).ok().flatten()));
+        many.push((block, probe_many_step(&ctx).ok().flatten()));
+    }
+    best.per_op = pick("per-op kernels", per_op, &mut measured).unwrap_or(best.per_op);
+    best.many_step = pick("many-step GLM", many, &mut measured).unwrap_or(best.many_step);
+    let ctx = GpuContext::open_with(adapter, best.clone()).await?;
+    let grads = GlmGradVariant::ALL
+        .into_iter()
+        .map(|v| (v, probe_glm_grad(&ctx, v).ok().flatten()))
+        .collect();
+    best.glm_grad = pick("GLM gradient", grads, &mut measured).unwrap_or(best.glm_grad);
+    best.measured = measured;
+    Ok(best)
+}
+
+/// The fastest verified candidate, recording every time.
+fn pick<T: Copy + std::fmt::Debug>(
+    probe: &str,
+    timed: Vec<(T, Option<f64>)>,
+    measured: &mut Vec<Measured>,
+) -> Option<T> {
+    for (c, ms) in &timed {
+        measured.push(Measured {
+            probe: probe.into(),
+            candidate: format!("{c:?}"),
+            ms: *ms,
+        });
+    }
+    timed
+        .into_iter()
+        .filter_map(|(c, ms)| ms.map(|ms| (c, ms)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
+/// Median milliseconds of three timed runs of `run` after one warm-up (compilation and
+/// first-use costs are not the steady state).
+fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    run()?;
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Device {
+            message: e.to_string(),
+        })?;
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t = Instant::now();
+        run()?;
+        ctx.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device {
+                message: e.to_string(),
+            })?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[1])
+}
+
+/// Deterministic probe data: `n` rows of `p` features in [−1, 1), targets from a fixed
+/// linear model with a little noise.
+fn probe_data(n: usize, p: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut s = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let x: Vec<f32> = (0..n * p).map(|_| next()).collect();
+    let w: Vec<f32> = (0..p).map(|j| ((j % 7) as f32 - 3.0) * 0.1).collect();
+    let y = x
+        .chunks(p)
+        .map(|r| r.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>() + 0.5 + 0.01 * next())
+        .collect();
+    (x, y, w)
+}
+
+/// The mean squared error and its gradient (∂w, ∂b) at (w, b), in float64: the oracle
+/// the probes check the device against.
+fn mse_oracle(x: &[f32], y: &[f32], w: &[f32], b: f32) -> (f64, Vec<f64>, f64) {
+    let p = w.len();
+    let m = y.len() as f64;
+    let (mut loss, mut gw, mut gb) = (0.0, vec![0.0; p], 0.0);
+    for (row, &t) in x.chunks(p).zip(y) {
+        let z = row
+            .iter()
+            .zip(w)
+            .map(|(a, c)| f64::from(*a) * f64::from(*c))
+            .sum::<f64>()
+            + f64::from(b);
+        let d = z - f64::from(t);
+        loss += d * d;
+        for (g, a) in gw.iter_mut().zip(row) {
+            *g += 2.0 * d * f64::from(*a) / m;
+        }
+        gb += 2.0 * d / m;
+    }
+    (loss / m, gw, gb)
+}
+
+/// Whether `got` matches the oracle to float32 accuracy (relative to the largest value).
+fn agrees(got: &[f32], want: &[f64]) -> bool {
+    let scale = want.iter().fold(1e-12_f64, |a, v| a.max(v.abs()));
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| ((f64::from(*g) - w) / scale).abs() < 1e-4)
+}
+
+/// Per-op kernels: an MLP-shaped sequence at batch 256 (X·W¹ 256 × 64 × 256, bias,
+/// sigmoid, Xᵀδ 64 × 256 × 256, column sums, δW²ᵀ 256 × 10 × 256), eight to a
+/// submission, plus the fused GLM gradient of 8,192 × 64 rows: launch-bound shapes, as
+/// mini-batch steps are. The first product and the gradient are checked in float64.
+fn probe_per_op(ctx: &GpuContext) -> Result<Option<f64>> {
+    use crate::program::{Activation, Layout};
+    let (n, p) = (8192, 64);
+    let (x, y, w) = probe_data(n, p);
+    let (got, grad_ms) = glm_grad_run(ctx, GlmGradVariant::Tiles, (&x, &y, &w), 8)?;
+    let (loss, gw, gb) = mse_oracle(&x, &y, &w, 0.25);
+    let mut want = gw;
+    want.extend([gb, loss]);
+    if !agrees(&got, &want) {
+        return Ok(None);
+    }
+    let (m, k, h) = (256, 64, 256);
+    let xa = ctx.upload("tune x", &x[..m * k])?;
+    let w1 = ctx.upload("tune w1", &x[m * k..m * k + k * h])?;
+    let b1 = ctx.upload("tune b1", &y[..h])?;
+    let z = ctx.storage("tune z", m * h)?;
+    let a = ctx.storage("tune a", m * h)?;
+    let g1 = ctx.storage("tune g1", k * h)?;
+    let s1 = ctx.storage("tune s1", h)?;
+    let d2 = ctx.upload("tune d2", &x[..m * 10])?;
+    let w2 = ctx.upload("tune w2", &x[..h * 10])?;
+    let dh = ctx.storage("tune dh", m * h)?;
+    let mut ring = ParamRing::new(ctx, 6 * 8)?;
+    let nn = kernels::bind_matmul(ctx, &ring, &xa, None, &w1, &z)?;
+    let bias = kernels::bind_bias_add(ctx, &ring, &z, &b1)?;
+    let act = kernels::bind_activation(ctx, &ring, &z, &a)?;
+    let tn = kernels::bind_matmul(ctx, &ring, &xa, None, &a, &g1)?;
+    let sums = kernels::bind_col_sums(ctx, &ring, &a, &s1)?;
+    let nt = kernels::bind_matmul(ctx, &ring, &d2, None, &w2, &dh)?;
+    let steps_ms = median_ms(ctx, || {
+        kernels::submit(ctx, &mut ring, |pass, r| {
+            for _ in 0..8 {
+                kernels::matmul(ctx, pass, r, &nn, Layout::NN, (m, k, h), None)?;
+                kernels::bias_add(ctx, pass, r, &bias, m, h)?;
+                kernels::activate(ctx, pass, r, &act, Activation::Sigmoid, m * h)?;
+                kernels::matmul(ctx, pass, r, &tn, Layout::TN, (k, m, h), None)?;
+                kernels::col_sums(ctx, pass, r, &sums, m, h)?;
+                kernels::matmul(ctx, pass, r, &nt, Layout::NT, (m, 10, h), None)?;
+            }
+            Ok(())
+        })
+    })?;
+    // z = X·W¹ + b¹ after the last bias add (each pass recomputes z, then adds b¹ once).
+    let got = readback::read_f32(ctx, &z, m * h)?;
+    let want: Vec<f64> = (0..m * h)
+        .map(|e| {
+            let (i, j) = (e / h, e % h);
+            let dot: f64 = (0..k)
+                .map(|l| f64::from(x[i * k + l]) * f64::from(x[m * k + l * h + j]))
+                .sum();
+            dot + f64::from(y[j])
+        })
+        .collect();
+    Ok(agrees(&got, &want).then_some(grad_ms + steps_ms))
+}
+
+/// Runs the fused GLM gradient of (x, y) at (w, b = 0.25) `reps` times per submission:
+/// the last result ([∂w, ∂b, loss]) and the median milliseconds.
+fn glm_grad_run(
+    ctx: &GpuContext,
+    variant: GlmGradVariant,
+    (x, y, w): (&[f32], &[f32], &[f32]),
+    reps: usize,
+) -> Result<(Vec<f32>, f64)> {
+    let p = w.len();
+    let n = y.len();
+    let xb = ctx.upload("tune x", x)?;
+    let yb = ctx.upload("tune y", y)?;
+    let wb = ctx.upload("tune w", w)?;
+    let bb = ctx.upload("tune b", &[0.25f32])?;
+    let room = kernels::glm_grad_segments_bound(n, p, variant);
+    let part = ctx.storage("tune partials", room * (p + 2))?;
+    let gw = ctx.storage("tune gw", p)?;
+    let gb = ctx.storage("tune gb", 1)?;
+    let losses = ctx.storage("tune loss", 1)?;
+    let mut ring = ParamRing::new(ctx, 2 * reps)?;
+    let first = kernels::bind_glm_grad(ctx, &ring, (&xb, 0), &yb, None, None, (&wb, &bb), &part)?;
+    let finish = kernels::bind_glm_finish(ctx, &ring, &part, (&gw, &gb), &losses, None)?;
+    let ms = median_ms(ctx, || {
+        kernels::submit(ctx, &mut ring, |pass, ring| {
+            (0..reps).try_for_each(|_| {
+                kernels::glm_loss_grad(
+                    ctx,
+                    pass,
+                    ring,
+                    (&[&first], &finish),
+                    (LossKind::Mse, p, variant),
+                    TargetRows::Range(0),
+                    (n, room),
+                    0,
+                    Halting::Off,
+                )
+            })
+        })
+    })?;
+    let mut out = readback::read_f32(ctx, &gw, p)?;
+    out.extend(readback::read_f32(ctx, &gb, 1)?);
+    out.extend(readback::read_f32(ctx, &losses, 1)?);
+    Ok((out, ms))
+}
+
+/// The fused GLM gradient in `variant` over 65,536 × 64 rows, checked against float64.
+fn probe_glm_grad(ctx: &GpuContext, variant: GlmGradVariant) -> Result<Option<f64>> {
+    let (n, p) = (65_536, 64);
+    let (x, y, w) = probe_data(n, p);
+    let (got, ms) = glm_grad_run(ctx, variant, (&x, &y, &w), 4)?;
+    let (loss, gw, gb) = mse_oracle(&x, &y, &w, 0.25);
+    let mut want = gw;
+    want.extend([gb, loss]);
+    Ok(agrees(&got, &want).then_some(ms))
+}
+
+/// The many-step GLM kernel: 64 SGD steps of 256 rows (p = 64) in four dispatches, the
+/// final weights checked against the same steps in float64.
+fn probe_many_step(ctx: &GpuContext) -> Result<Option<f64>> {
+    let (n, p, batch, lr) = (4096, 64, 256, 0.05f32);
+    let (x, y, _) = probe_data(n, p);
+    let steps: Vec<kernels::GlmStep> = (0..64)
+        .map(|s| kernels::GlmStep {
+            start: (s % (n / batch) * batch) as u32,
+            len: batch as u32,
+            lr,
+            slot: s as u32,
+        })
+        .collect();
+    let order: Vec<u32> = (0..n as u32).collect();
+    let xb = ctx.upload("tune x", &x)?;
+    let targets: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+    let yb = ctx.upload("tune y", &targets)?;
+    let ob = ctx.upload("tune order", &order)?;
+    // `upload` sizes buffers in 4-byte values: a step is four.
+    let sb = ctx.upload::<u32>("tune steps", bytemuck::cast_slice(&steps))?;
+    let wb = ctx.storage("tune w", p)?;
+    let bb = ctx.storage("tune b", 1)?;
+    let losses = ctx.storage("tune losses", steps.len())?;
+    let halt = ctx.upload("tune halt", &[0u32; 4])?;
+    let mut ring = ParamRing::new(ctx, 4)?;
+    let bound = kernels::bind_glm_epoch(
+        ctx,
+        &ring,
+        (&[&xb], n),
+        &yb,
+        &ob,
+        &sb,
+        &wb,
+        &bb,
+        &losses,
+        &halt,
+    )?;
+    let per = kernels::glm_steps_per_dispatch(batch);
+    let run = |ring: &mut ParamRing| {
+        ctx.write(&wb, &vec![0f32; p]);
+        ctx.write(&bb, &[0f32]);
+        kernels::submit(ctx, ring, |pass, ring| {
+            (0..steps.len()).step_by(per).try_for_each(|first| {
+                let count = per.min(steps.len() - first);
+                let args = (first, count);
+                kernels::glm_epoch(
+                    ctx,
+                    pass,
+                    ring,
+                    &bound,
+                    LossKind::Mse,
+                    p,
+                    args,
+                    Halting::Off,
+                )
+            })
+        })
+    };
+    let ms = median_ms(ctx, || run(&mut ring))?;
+    let got = readback::read_f32(ctx, &wb, p)?;
+    // The same steps in float64.
+    let (mut w, mut b) = (vec![0f32; p], 0f32);
+    for s in &steps {
+        let rows = s.start as usize..(s.start + s.len) as usize;
+        let (_, gw, gb) = mse_oracle(&x[rows.start * p..rows.end * p], &y[rows], &w, b);
+        for (wj, g) in w.iter_mut().zip(&gw) {
+            *wj -= lr * *g as f32;
+        }
+        b -= lr * gb as f32;
+    }
+    let want: Vec<f64> = w.iter().map(|v| f64::from(*v)).collect();
+    Ok(agrees(&got, &want).then_some(ms))
+}

@@ -1,0 +1,223 @@
+//! The kernel variants the per-adapter tuner chooses between (`gpu::tune`): every
+//! variant of the fused GLM gradient (`shaders/glm_grad.wgsl`) against the float64
+//! reference engine on awkward shapes, with feature chunks, row weights, a shuffled
+//! gather and sub-batches; the two parameter blocks giving the same bits; and the tuner
+//! itself: the cache, `GRADFLOW_TUNE=off`, verified candidates only.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::{Rng, assert_close, gpu};
+use gradflow::data::{Dataset, Synthetic};
+use gradflow::engine::{CpuEngine, Rows};
+use gradflow::gpu::tune::{self, GlmGradVariant, ParamBlock, Tuning};
+use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
+use gradflow::model::{LinearRegression, LogisticRegression, Model};
+
+fn tuned(glm_grad: GlmGradVariant, block: ParamBlock) -> Tuning {
+    Tuning {
+        per_op: block,
+        many_step: block,
+        glm_grad,
+        measured: Vec::new(),
+    }
+}
+
+fn permutation(rng: &mut Rng, n: usize) -> Vec<u32> {
+    let mut p: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        p.swap(i, rng.below(i as u32 + 1) as usize);
+    }
+    p
+}
+
+/// One case: the fused gradient's loss and gradients on `ctx` against the f64 reference
+/// at random parameters, over the whole shuffled order and over a sub-batch of it.
+fn check(ctx: &GpuContext, data: &Dataset, logistic: bool, chunk: Option<usize>, weighted: bool) {
+    let model: Box<dyn Model> = if logistic {
+        Box::new(LogisticRegression::new())
+    } else {
+        Box::new(LinearRegression::new())
+    };
+    let (n, p) = (data.n(), data.p());
+    let program = model.spec_for(data).expect("spec").program();
+    let mut rng = Rng::new(n as u64 * 31 + p as u64);
+    let init: Vec<Vec<f32>> = program
+        .params
+        .iter()
+        .map(|d| rng.vec(d.rows * d.cols, -0.5, 0.5))
+        .collect();
+    let weights: Vec<f32> = rng.vec(n, 0.0, 2.0);
+    let options = GpuEngineOptions {
+        max_chunk_rows: chunk,
+        loss_slots: Some(1),
+        ..GpuEngineOptions::default()
+    };
+    let (x, y) = (data.features(), data.targets());
+    let mut gpu = if weighted {
+        GpuEngine::weighted(ctx, program.clone(), x, p, y, &weights, n, options)
+    } else {
+        GpuEngine::with_options(ctx, program.clone(), x, p, y, n, options)
+    }
+    .expect("engine");
+    gpu.set_params(&init).expect("params");
+    let mut cpu = CpuEngine::<f64>::new(program, x, p, Some(y), n);
+    if weighted {
+        cpu = cpu.with_weights(Cow::Borrowed(&weights[..]));
+    }
+    cpu.set_params(&init).expect("params");
+    let order = permutation(&mut rng, n);
+    gpu.set_order(&order).expect("order");
+    let (before, _) = gpu.launches();
+    for (start, len) in [(0, n), (n / 3, n - n / 3 - n / 5)] {
+        if len == 0 {
+            continue;
+        }
+        let what = format!(
+            "n={n} p={p} logistic={logistic} chunk={chunk:?} weighted={weighted} rows {start}+{len}"
+        );
+        let (loss, grads) = gpu.loss_and_grads(start, len).expect("gpu");
+        let cpu_loss = cpu
+            .loss_and_grads(Rows::Gather(&order[start..start + len]))
+            .expect("cpu");
+        assert_close(
+            &format!("{what}: loss"),
+            &[loss],
+            &[cpu_loss as f32],
+            2e-5,
+            1e-7,
+        );
+        for (i, (g, c)) in grads.iter().zip(cpu.grads()).enumerate() {
+            let c: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+            // A sum of products that cancels to a small value keeps float32's error of
+            // its terms: tolerance relative to the gradient's scale.
+            let scale = c.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert_close(
+                &format!("{what}: grad {i}"),
+                g,
+                &c,
+                1e-4,
+                1e-7 + 2e-5 * scale,
+            );
+        }
+    }
+    // The fused path ran: per evaluation, a first pass per chunk and the finish.
+    let chunks = gpu.feature_chunks() as u64;
+    let (after, _) = gpu.launches();
+    let evaluations = if n / 3 < n - n / 5 { 2 } else { 1 };
+    assert_eq!(
+        after - before,
+        evaluations * (chunks + 1),
+        "fused dispatches"
+    );
+}
+
+/// Every variant, on both parameter blocks, against the f64 reference: p across the
+/// variants' limits (1, 3, 4, 30, 64, 65, 257, 1024), rows across tiles and segments
+/// (1, 255, 257, 5,000, 70,000), linear and logistic, chunked features, row weights.
+#[test]
+fn every_glm_gradient_variant_matches_the_reference() {
+    if gpu("every_glm_gradient_variant_matches_the_reference").is_none() {
+        return;
+    }
+    let mut cases = 0;
+    for variant in GlmGradVariant::ALL {
+        for block in [ParamBlock::Uniform, ParamBlock::Storage] {
+            let ctx = GpuContext::with_tuning(None, tuned(variant, block)).expect("context");
+            for (n, p) in [
+                (1, 1),
+                (255, 3),
+                (257, 4),
+                (5000, 30),
+                (70_000, 64),
+                (300, 65),
+                (1000, 257),
+                (300, 1024),
+            ] {
+                if !variant.fits(p) && ctx.pipelines().tuning().glm_grad_for(p) != variant {
+                    // The engine falls back to another variant: covered by that one.
+                    continue;
+                }
+                let linear = Synthetic::linear(n, p).seed(p as u64).dataset().unwrap();
+                check(&ctx, &linear, false, None, false);
+                let logistic = Synthetic::logistic(n, p).seed(p as u64).dataset().unwrap();
+                check(&ctx, &logistic, true, None, true);
+                if n >= 255 {
+                    check(&ctx, &linear, false, Some(n / 3 + 1), true);
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases >= 30, "{cases} cases");
+}
+
+/// The parameter block only changes where a kernel reads its parameters: a whole fit
+/// (an MLP: every per-op kernel; a GLM on the many-step kernel) gives the same bits.
+#[test]
+fn both_parameter_blocks_give_the_same_bits() {
+    if gpu("both_parameter_blocks_give_the_same_bits").is_none() {
+        return;
+    }
+    use gradflow::model::Mlp;
+    use gradflow::{Backend, TrainConfig, Trainer};
+    let blobs = Synthetic::blobs(700, 5, 3).seed(4).dataset().unwrap();
+    let linear = Synthetic::linear(900, 6).seed(5).dataset().unwrap();
+    let fit = |block: ParamBlock, model: &mut dyn Model, data: &Dataset| {
+        let ctx = GpuContext::with_tuning(None, tuned(GlmGradVariant::Tiles, block)).unwrap();
+        let cfg = TrainConfig::sgd()
+            .batch_size(64)
+            .learning_rate(0.1)
+            .epochs(2)
+            .backend(Backend::Gpu)
+            .record_steps(true);
+        let report = Trainer::new(cfg)
+            .unwrap()
+            .with_gpu(ctx)
+            .fit(model, data)
+            .unwrap();
+        let params = model.fitted().unwrap().params.concat();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        (report.step_losses, bits(&params))
+    };
+    for data in [&blobs, &linear] {
+        let run = |block| {
+            if data.n() == blobs.n() {
+                fit(block, &mut Mlp::new(8), data)
+            } else {
+                fit(block, &mut LinearRegression::new(), data)
+            }
+        };
+        assert_eq!(run(ParamBlock::Uniform), run(ParamBlock::Storage));
+    }
+}
+
+/// The tuner measures every candidate, chooses a verified one, and its choice
+/// round-trips through the cache file; `GRADFLOW_TUNE=off` is the defaults.
+#[test]
+fn the_tuner_measures_verifies_and_caches() {
+    let Some(ctx) = gpu("the_tuner_measures_verifies_and_caches") else {
+        return;
+    };
+    let t = ctx.pipelines().tuning();
+    if !tune::disabled() {
+        // The shared context's tuning came from the cache or a measurement now.
+        let cached = tune::cached(ctx.info()).expect("the choice is cached");
+        assert_eq!(&cached, t);
+        for probe in ["per-op kernels", "many-step GLM", "GLM gradient"] {
+            let timed: Vec<_> = t.measured.iter().filter(|m| m.probe == probe).collect();
+            assert!(!timed.is_empty(), "{probe} measured");
+        }
+        let chosen = |probe: &str, name: String| {
+            t.measured
+                .iter()
+                .any(|m| m.probe == probe && m.candidate == name && m.ms.is_some())
+        };
+        assert!(chosen("GLM gradient", format!("{:?}", t.glm_grad)));
+        assert!(chosen("per-op kernels", format!("{:?}", t.per_op)));
+        assert!(chosen("many-step GLM", format!("{:?}", t.many_step)));
+    }
+    let key = tune::key(ctx.info());
+    assert!(key.contains(&ctx.info().name) && key.contains(env!("CARGO_PKG_VERSION")));
+}
