@@ -44,6 +44,8 @@ const PER: u32 = 4u;
 
 // 0: mean squared error on real targets (f32 bits); 1: sigmoid + BCE on labels {0, 1}.
 override LOSS: u32 = 0u;
+// Whether X may span several chunk buffers (a pipeline variant; see `matmul.wgsl`).
+override CHUNKED: bool = true;
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x0: array<f32>;
@@ -72,6 +74,9 @@ var<workgroup> u_stop: u32;
 
 // Feature l of row `row`, from the chunk that holds the row.
 fn xat(row: u32, l: u32) -> f32 {
+    if (!CHUNKED) {
+        return x0[row * P.p + l];
+    }
     let c = row / P.chunk_rows;
     let i = (row - c * P.chunk_rows) * P.p + l;
     switch c {

@@ -27,6 +27,10 @@
 // Each segment sums as one dispatch would, so the result repeats bit for bit. The split
 // is a constant of the entry point, so the unsplit kernels compile as they were.
 //
+// Epilogues (`epi`): the bias add, the activation and the activation's backward that
+// follow a product in a program can be applied as each value of C is stored, saving
+// their dispatches and a pass over C (see `epilogue`).
+//
 // Chunked A: a resident dataset larger than one storage binding is split into up to four
 // buffers of whole rows, `a` (chunk 0) and `a1`..`a3`, of `rows_per_chunk` rows each (the
 // last may be shorter). Row r lives in chunk r / rows_per_chunk at row r % rows_per_chunk.
@@ -47,7 +51,9 @@ struct Params {
     // Split sums: values of k per segment and C's stride between segments.
     seg_len: u32,
     c_stride: u32,
-    _pad0: u32,
+    // What the store applies to each finished value of C (see `epilogue`); 0 for split
+    // sums and sums continued over several dispatches, whose stores are partial.
+    epi: u32,
     _pad1: u32,
 }
 
@@ -64,6 +70,70 @@ const BLOCK: u32 = 4u;
 @group(0) @binding(5) var<storage, read> a1: array<f32>;
 @group(0) @binding(6) var<storage, read> a2: array<f32>;
 @group(0) @binding(7) var<storage, read> a3: array<f32>;
+// The epilogue's operand (`ep`): the bias (a row of n values) or the activation's forward
+// output (m × n), read by `epilogue`.
+@group(0) @binding(8) var<storage, read> ep: array<f32>;
+
+// The activation of an epilogue: a pipeline variant, fixed when the pipeline is built.
+override ACT: u32 = 0u;
+// Whether A may span several chunk buffers (a pipeline variant). Without, every read of
+// A is of `a`, with no switch: a CPU adapter runs a switch whose case differs across
+// invocations as every case under a mask, four reads for one.
+override CHUNKED: bool = true;
+
+// `sigmoid` and `stable_tanh` are `activation.wgsl`'s, character for character (a test
+// compares them): a fused epilogue gives the bits of the separate kernels.
+// Never evaluates e^x for large positive x, as `cpu::activation::sigmoid`.
+fn sigmoid(z: f32) -> f32 {
+    if (z >= 0.0) {
+        return 1.0 / (1.0 + exp(-z));
+    }
+    let e = exp(z);
+    return e / (1.0 + e);
+}
+
+// tanh through e^(−2|z|) ≤ 1, so it cannot overflow for large |z|.
+fn stable_tanh(z: f32) -> f32 {
+    let e = exp(-2.0 * abs(z));
+    return sign(z) * (1.0 - e) / (1.0 + e);
+}
+
+// The finished value v of C[i, j] after the fused ops that followed the product in the
+// program, each in the arithmetic of its own kernel (the same bits):
+// | epi | fused op | value stored |
+// |---|---|---|
+// | 0 | none | v |
+// | 1 | bias add (`bias.wgsl`) | v + ep[j] |
+// | 2 | bias add, then activation (`activation.wgsl`) | f(v + ep[j]) |
+// | 3 | activation backward from a = ep | v · f′(a[i, j]) |
+fn epilogue(i: u32, j: u32, v: f32) -> f32 {
+    switch P.epi {
+        case 1u: {
+            return v + ep[j];
+        }
+        case 2u: {
+            let z = v + ep[j];
+            switch ACT {
+                case 0u: { return sigmoid(z); }
+                case 1u: { return stable_tanh(z); }
+                default: { return max(z, 0.0); }
+            }
+        }
+        case 3u: {
+            let y = ep[i * P.n + j];
+            var d: f32;
+            switch ACT {
+                case 0u: { d = y * (1.0 - y); }
+                case 1u: { d = 1.0 - y * y; }
+                default: { d = select(0.0, 1.0, y > 0.0); }
+            }
+            return v * d;
+        }
+        default: {
+            return v;
+        }
+    }
+}
 
 // Stored row r of A, through the gather index when there is one.
 fn a_row(r: u32) -> u32 {
@@ -77,11 +147,17 @@ fn a_row(r: u32) -> u32 {
 // the offset of its first value in that chunk.
 fn a_ref(r: u32, len: u32) -> vec2<u32> {
     let row = a_row(r);
+    if (!CHUNKED) {
+        return vec2<u32>(0u, row * len);
+    }
     let chunk = row / P.rows_per_chunk;
     return vec2<u32>(chunk, (row - chunk * P.rows_per_chunk) * len);
 }
 
 fn a_read(at: vec2<u32>, off: u32) -> f32 {
+    if (!CHUNKED) {
+        return a[at.y + off];
+    }
     switch at.x {
         case 0u: { return a[at.y + off]; }
         case 1u: { return a1[at.y + off]; }
@@ -108,10 +184,10 @@ fn store_row(base: u32, i: u32, j0: u32, v: vec4<f32>) {
         return;
     }
     let r = base + i * P.n;
-    c[r + j0] = v.x;
-    if (j0 + 1u < P.n) { c[r + j0 + 1u] = v.y; }
-    if (j0 + 2u < P.n) { c[r + j0 + 2u] = v.z; }
-    if (j0 + 3u < P.n) { c[r + j0 + 3u] = v.w; }
+    c[r + j0] = epilogue(i, j0, v.x);
+    if (j0 + 1u < P.n) { c[r + j0 + 1u] = epilogue(i, j0 + 1u, v.y); }
+    if (j0 + 2u < P.n) { c[r + j0 + 2u] = epilogue(i, j0 + 2u, v.z); }
+    if (j0 + 3u < P.n) { c[r + j0 + 3u] = epilogue(i, j0 + 3u, v.w); }
 }
 
 // The block's running sums in C (rows and columns past C's read clamped, never stored),
@@ -237,4 +313,86 @@ fn matmul_tn_split(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(8, 8)
 fn matmul_nt_split(@builtin(global_invocation_id) gid: vec3<u32>) {
     block_sum(gid, 2u, 1u);
+}
+
+// The 8 × 8 register block: each invocation computes an 8 × 8 block of C (sixteen vec4
+// accumulators), an 8 × 8 workgroup a 64 × 64 block. Per value of k it reads 8 + 8
+// values for 64 multiply-adds (the 4 × 4 block: 8 for 16): the variant for adapters
+// where each read costs more than the arithmetic (a CPU running the shader). Each
+// value of C is summed exactly as in `block_sum` (tiles of TILE over k, each added to
+// the running sum in order), so the two blocks give the same bits.
+fn block_sum8(gid: vec3<u32>, form: u32) {
+    let i0 = gid.y * 8u;
+    let j0 = gid.x * 8u;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
+    }
+    let last = P.m - 1u;
+    var rr: array<vec2<u32>, 8>;
+    if (form != 1u) {
+        for (var r = 0u; r < 8u; r++) {
+            rr[r] = a_ref(min(i0 + r, last), P.k);
+        }
+    }
+    var acc: array<vec4<f32>, 16>;
+    if (P.k_begin > 0u) {
+        for (var r = 0u; r < 8u; r++) {
+            acc[2u * r] = load_row(i0 + r, j0);
+            acc[2u * r + 1u] = load_row(i0 + r, j0 + 4u);
+        }
+    }
+    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
+        var t: array<vec4<f32>, 16>;
+        let l1 = min(l0 + TILE, P.k_end);
+        for (var l = l0; l < l1; l++) {
+            var av: array<f32, 8>;
+            if (form == 1u) {
+                let at = a_ref(l, P.m);
+                for (var r = 0u; r < 8u; r++) {
+                    av[r] = a_read(at, min(i0 + r, last));
+                }
+            } else {
+                for (var r = 0u; r < 8u; r++) {
+                    av[r] = a_read(rr[r], l);
+                }
+            }
+            var lo: vec4<f32>;
+            var hi: vec4<f32>;
+            if (form == 2u) {
+                lo = b_nt4(l, j0);
+                hi = b_nt4(l, j0 + 4u);
+            } else {
+                lo = b_nn4(l, j0);
+                hi = b_nn4(l, j0 + 4u);
+            }
+            for (var r = 0u; r < 8u; r++) {
+                t[2u * r] += av[r] * lo;
+                t[2u * r + 1u] += av[r] * hi;
+            }
+        }
+        for (var q = 0u; q < 16u; q++) {
+            acc[q] += t[q];
+        }
+    }
+    for (var r = 0u; r < 8u; r++) {
+        store_row(0u, i0 + r, j0, acc[2u * r]);
+        if (j0 + 4u < P.n) {
+            store_row(0u, i0 + r, j0 + 4u, acc[2u * r + 1u]);
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nn8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8(gid, 0u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_tn8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8(gid, 1u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nt8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8(gid, 2u);
 }

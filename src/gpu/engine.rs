@@ -92,6 +92,10 @@ pub struct GpuEngineOptions {
     /// batch size, row weights, rule and penalty (the updates stay the per-op kernels);
     /// on by default. `false` runs the per-op path, its twin in the tests.
     pub fuse_glm_grad: bool,
+    /// Fold the bias add, the activation and the activation's backward that follow a
+    /// product into its store (`shaders/matmul.wgsl`'s epilogues): the same bits, three
+    /// dispatches and passes fewer per MLP layer step; on by default.
+    pub fuse_epilogues: bool,
     /// The device halts on a non-finite loss (or by `tol`), as the host would (the
     /// default). `false` leaves halting to the host: a distributed fit halts on the
     /// global batch's loss, which no one device sees.
@@ -111,6 +115,7 @@ impl Default for GpuEngineOptions {
             rule: Rule::Sgd,
             fuse_glm: false,
             fuse_glm_grad: true,
+            fuse_epilogues: true,
             halts: true,
             max_chunk_rows: None,
         }
@@ -125,6 +130,8 @@ struct BoundOp {
     /// pass [`kernels::SPLIT_MIN_ROWS`]): `bound` writes partial sums into a scratch
     /// buffer of `segments` blocks, this second pass adds them into the op's output.
     split: Option<SplitPass>,
+    /// The element-wise ops folded into a product's store (matmuls only).
+    epi: kernels::Epilogue,
 }
 
 /// The second pass of a split sum and the scratch room it was sized for.

@@ -20,4 +20,4 @@ pub mod tune;
 
 pub use context::{DeviceLimits, GpuContext, for_rank, shared};
 pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};
-pub use tune::{GlmGradVariant, ParamBlock, Tuning};
+pub use tune::{GlmGradVariant, MatmulBlock, ParamBlock, Tuning};

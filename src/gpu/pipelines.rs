@@ -3,7 +3,7 @@
 //!
 //! | family | shader | bindings after the uniform (binding 0) |
 //! |---|---|---|
-//! | matmul | `matmul.wgsl` | a (r), b (r), c (rw), idx (r), a1 (r), a2 (r), a3 (r) |
+//! | matmul | `matmul.wgsl` | a (r), b (r), c (rw), idx (r), a1 (r), a2 (r), a3 (r), epilogue operand (r) |
 //! | bias | `bias.wgsl` | z (rw), bias (r) |
 //! | activation | `activation.wgsl` | src (r), dst (rw) |
 //! | softmax | `softmax.wgsl` | z (r), out (rw) |
@@ -26,7 +26,7 @@ use crate::program::Layout;
 use crate::program::LossKind;
 use crate::program::Rule;
 
-use super::tune::{GlmGradVariant, Tuning};
+use super::tune::{GlmGradVariant, MatmulBlock, Tuning};
 
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,9 +72,9 @@ impl Family {
     /// Storage bindings 1.. : `true` for read-write.
     pub(crate) fn storage(self) -> &'static [bool] {
         match self {
-            // a1..a3: further chunks of a resident A (7 storage bindings, within the
-            // default of 8 per stage).
-            Family::Matmul => &[false, false, true, false, false, false, false],
+            // a1..a3: further chunks of a resident A; the epilogue's operand (8 storage
+            // bindings, the default limit per stage).
+            Family::Matmul => &[false, false, true, false, false, false, false, false],
             Family::Bias => &[true, false],
             Family::Update => &[true, false, false, true, true],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
@@ -92,11 +92,13 @@ impl Family {
 /// One pipeline: a kernel family's entry point with its variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// Matrix product in a layout.
-    Matmul(Layout),
+    /// Matrix product in a layout with a register block; the activation of a fused
+    /// epilogue (`ACT`; any for products without one); whether A spans several chunk
+    /// buffers (`CHUNKED`).
+    Matmul(Layout, MatmulBlock, Activation, bool),
     /// Matrix product in a layout, its sum over k split into segments over the grid's z
-    /// (partial products, added by a column-sum pass).
-    MatmulSplit(Layout),
+    /// (partial products, added by a column-sum pass); whether A spans chunks.
+    MatmulSplit(Layout, bool),
     /// Bias broadcast.
     BiasAdd,
     /// Activation forward.
@@ -111,8 +113,9 @@ pub enum Kernel {
     ColSums,
     /// A parameter update (an optimizer step).
     Update(Rule),
-    /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch.
-    GlmEpoch(LossKind),
+    /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch; whether
+    /// X spans chunks.
+    GlmEpoch(LossKind, bool),
     /// A one-output GLM's loss and gradient partial sums over row segments, in one pass,
     /// in one of its variants.
     GlmGrad(LossKind, GlmGradVariant),
@@ -124,14 +127,14 @@ impl Kernel {
     /// The kernel's family.
     pub fn family(self) -> Family {
         match self {
-            Kernel::Matmul(_) | Kernel::MatmulSplit(_) => Family::Matmul,
+            Kernel::Matmul(..) | Kernel::MatmulSplit(..) => Family::Matmul,
             Kernel::BiasAdd => Family::Bias,
             Kernel::Activate(_) | Kernel::ActivateBackward(_) => Family::Activation,
             Kernel::SoftmaxRows => Family::Softmax,
             Kernel::Loss(_) => Family::Loss,
             Kernel::ColSums => Family::Reduce,
             Kernel::Update(_) => Family::Update,
-            Kernel::GlmEpoch(_) => Family::GlmEpoch,
+            Kernel::GlmEpoch(..) => Family::GlmEpoch,
             Kernel::GlmGrad(..) => Family::GlmGrad,
             Kernel::GlmFinish => Family::GlmFinish,
         }
@@ -139,12 +142,15 @@ impl Kernel {
 
     fn entry_point(self) -> &'static str {
         match self {
-            Kernel::Matmul(Layout::NN) => "matmul_nn",
-            Kernel::Matmul(Layout::TN) => "matmul_tn",
-            Kernel::Matmul(Layout::NT) => "matmul_nt",
-            Kernel::MatmulSplit(Layout::NN) => "matmul_nn_split",
-            Kernel::MatmulSplit(Layout::TN) => "matmul_tn_split",
-            Kernel::MatmulSplit(Layout::NT) => "matmul_nt_split",
+            Kernel::Matmul(Layout::NN, MatmulBlock::Four, ..) => "matmul_nn",
+            Kernel::Matmul(Layout::TN, MatmulBlock::Four, ..) => "matmul_tn",
+            Kernel::Matmul(Layout::NT, MatmulBlock::Four, ..) => "matmul_nt",
+            Kernel::Matmul(Layout::NN, MatmulBlock::Eight, ..) => "matmul_nn8",
+            Kernel::Matmul(Layout::TN, MatmulBlock::Eight, ..) => "matmul_tn8",
+            Kernel::Matmul(Layout::NT, MatmulBlock::Eight, ..) => "matmul_nt8",
+            Kernel::MatmulSplit(Layout::NN, _) => "matmul_nn_split",
+            Kernel::MatmulSplit(Layout::TN, _) => "matmul_tn_split",
+            Kernel::MatmulSplit(Layout::NT, _) => "matmul_nt_split",
             Kernel::BiasAdd => "bias_add",
             Kernel::Activate(_) => "activate",
             Kernel::ActivateBackward(_) => "activate_backward",
@@ -157,25 +163,29 @@ impl Kernel {
             Kernel::Update(Rule::Momentum { .. }) => "momentum",
             Kernel::Update(Rule::Adam) => "adam",
             Kernel::Update(Rule::AdaGrad) => "adagrad",
-            Kernel::GlmEpoch(_) => "glm_epoch",
+            Kernel::GlmEpoch(..) => "glm_epoch",
             Kernel::GlmGrad(_, v) => v.entry_point(),
             Kernel::GlmFinish => "glm_finish",
         }
     }
 
-    /// Override constants: the activation is a pipeline variant (`ACT`).
-    fn constants(self) -> &'static [(&'static str, f64)] {
+    /// Override constants: the activation (`ACT`), the loss (`LOSS`) and whether the
+    /// data span chunks (`CHUNKED`) are pipeline variants.
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        let act = |f: Activation| match f {
+            Activation::Sigmoid => ("ACT", 0.0),
+            Activation::Tanh => ("ACT", 1.0),
+            Activation::Relu => ("ACT", 2.0),
+        };
+        let loss = |k: LossKind| ("LOSS", if k == LossKind::SigmoidBce { 1.0 } else { 0.0 });
+        let chunked = |c: bool| ("CHUNKED", if c { 1.0 } else { 0.0 });
         match self {
-            Kernel::Activate(f) | Kernel::ActivateBackward(f) => match f {
-                Activation::Sigmoid => &[("ACT", 0.0)],
-                Activation::Tanh => &[("ACT", 1.0)],
-                Activation::Relu => &[("ACT", 2.0)],
-            },
-            Kernel::GlmEpoch(LossKind::SigmoidBce) => &[("LOSS", 1.0)],
-            Kernel::GlmEpoch(_) => &[("LOSS", 0.0)],
-            Kernel::GlmGrad(LossKind::SigmoidBce, _) => &[("LOSS", 1.0)],
-            Kernel::GlmGrad(..) => &[("LOSS", 0.0)],
-            _ => &[],
+            Kernel::Activate(f) | Kernel::ActivateBackward(f) => vec![act(f)],
+            Kernel::Matmul(_, _, f, c) => vec![act(f), chunked(c)],
+            Kernel::MatmulSplit(_, c) => vec![chunked(c)],
+            Kernel::GlmEpoch(k, c) => vec![loss(k), chunked(c)],
+            Kernel::GlmGrad(k, _) => vec![loss(k)],
+            _ => Vec::new(),
         }
     }
 }
@@ -262,7 +272,7 @@ impl Pipelines {
                 module: &module,
                 entry_point: Some(kernel.entry_point()),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: kernel.constants(),
+                    constants: &kernel.constants(),
                     ..Default::default()
                 },
                 cache: None,

@@ -6,6 +6,7 @@
 //! | parameter block of the per-op kernels | [`ParamBlock::Uniform`], [`ParamBlock::Storage`] | Mesa 22.3's lavapipe recompiles a shader at every dispatch whose uniform values steer its loops |
 //! | parameter block of the many-step GLM kernel | the same | there the recompilation is paid once per 16 steps and buys loops specialised to the shape |
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
+//! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //!
 //! [`for_adapter`] returns the cached choice for the adapter, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a
@@ -116,6 +117,17 @@ impl GlmGradVariant {
     }
 }
 
+/// The register block of the (unsplit) matrix products (`shaders/matmul.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MatmulBlock {
+    /// 4 × 4 of C per invocation (`matmul_nn` …): many invocations, 8 reads per 16
+    /// multiply-adds.
+    Four,
+    /// 8 × 8 of C per invocation (`matmul_nn8` …): a quarter of the invocations, 16
+    /// reads per 64 multiply-adds. The same bits.
+    Eight,
+}
+
 /// What the tuner chose for one adapter, with the times it measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
@@ -126,6 +138,9 @@ pub struct Tuning {
     /// The fused GLM gradient's variant, where it fits `p` (else the first that does,
     /// of Quads and Tiles).
     pub glm_grad: GlmGradVariant,
+    /// The matrix products' register block.
+    #[serde(default = "four")]
+    pub matmul: MatmulBlock,
     /// What was measured: probe, candidate, median milliseconds (empty for defaults).
     #[serde(default)]
     pub measured: Vec<Measured>,
@@ -143,6 +158,10 @@ pub struct Measured {
     pub ms: Option<f64>,
 }
 
+fn four() -> MatmulBlock {
+    MatmulBlock::Four
+}
+
 impl Default for Tuning {
     /// The choices for a GPU: parameters in uniform buffers, the gradient in quads.
     fn default() -> Self {
@@ -150,6 +169,7 @@ impl Default for Tuning {
             per_op: ParamBlock::Uniform,
             many_step: ParamBlock::Uniform,
             glm_grad: GlmGradVariant::Quads,
+            matmul: MatmulBlock::Four,
             measured: Vec::new(),
         }
     }
@@ -301,6 +321,30 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
         .map(|v| (v, probe_glm_grad(&ctx, v).ok().flatten()))
         .collect();
     best.glm_grad = pick("GLM gradient", grads, &mut measured).unwrap_or(best.glm_grad);
+    let mut products = Vec::new();
+    let mut reference = None;
+    for block in [MatmulBlock::Four, MatmulBlock::Eight] {
+        let t = Tuning {
+            matmul: block,
+            ..best.clone()
+        };
+        let Ok(ctx) = GpuContext::open_with(adapter, t).await else {
+            continue;
+        };
+        let run = probe_products(&ctx).ok();
+        // The blocks sum every value in the same order: a candidate must match the
+        // 4 × 4 block's bits (which the per-op probe checked in float64).
+        let ms = match (run, &reference) {
+            (Some((bits, ms)), None) => {
+                reference = Some(bits);
+                Some(ms)
+            }
+            (Some((bits, ms)), Some(r)) => (&bits == r).then_some(ms),
+            (None, _) => None,
+        };
+        products.push((block, ms));
+    }
+    best.matmul = pick("matrix products", products, &mut measured).unwrap_or(best.matmul);
     best.measured = measured;
     Ok(best)
 }
@@ -459,6 +503,44 @@ fn probe_per_op(ctx: &GpuContext) -> Result<Option<f64>> {
         })
         .collect();
     Ok(agrees(&got, &want).then_some(grad_ms + steps_ms))
+}
+
+/// The MLP step's three products at batch 256 (X·W¹ 256 × 64 × 256, Xᵀδ 64 × 256 ×
+/// 256, δW²ᵀ 256 × 10 × 256) and an awkward 203 × 37 × 91, eight of each to a
+/// submission: their outputs' bits and the median milliseconds.
+fn probe_products(ctx: &GpuContext) -> Result<(Vec<u32>, f64)> {
+    use crate::program::Layout;
+    let (x, _, _) = probe_data(2 * 256 * 256, 1);
+    let shapes = [
+        (Layout::NN, 256, 64, 256),
+        (Layout::TN, 64, 256, 256),
+        (Layout::NT, 256, 10, 256),
+        (Layout::NN, 203, 37, 91),
+    ];
+    let mut ring = ParamRing::new(ctx, 8 * shapes.len())?;
+    let mut bound = Vec::new();
+    for (_, m, k, n) in shapes {
+        let a = ctx.upload("tune a", &x[..m * k])?;
+        let b = ctx.upload("tune b", &x[m * k..m * k + k * n])?;
+        let c = ctx.storage("tune c", m * n)?;
+        bound.push((kernels::bind_matmul(ctx, &ring, &a, None, &b, &c)?, c));
+    }
+    let ms = median_ms(ctx, || {
+        kernels::submit(ctx, &mut ring, |pass, r| {
+            for _ in 0..8 {
+                for ((layout, m, k, n), (b, _)) in shapes.iter().zip(&bound) {
+                    kernels::matmul(ctx, pass, r, b, *layout, (*m, *k, *n), None)?;
+                }
+            }
+            Ok(())
+        })
+    })?;
+    let mut bits = Vec::new();
+    for ((_, m, _, n), (_, c)) in shapes.iter().zip(&bound) {
+        let v = readback::read_f32(ctx, c, m * n)?;
+        bits.extend(v.iter().map(|f| f.to_bits()));
+    }
+    Ok((bits, ms))
 }
 
 /// Runs the fused GLM gradient of (x, y) at (w, b = 0.25) `reps` times per submission:

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 /// | `mode` | `Auto` | `Auto` | GPU data: `Resident`, `Streaming`, or `Auto` (resident when it fits `device_budget`) |
 /// | `device_budget` | None | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
 /// | `ring_depth` | 3 | 3 | streaming: slots in flight (≥ 2), each one group of batches |
-/// | `fuse_steps` | true | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; elsewhere its loss and gradients in one pass over the rows (`glm_grad.wgsl`, p ≤ 1024); `false`: one dispatch per op |
+/// | `fuse_steps` | true | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; elsewhere its loss and gradients in one pass over the rows (`glm_grad.wgsl`, p ≤ 1024); every model: the bias add, activation and activation backward after a product folded into its store; `false`: one dispatch per op |
 /// | `schedule` | `Constant` | `Constant` | learning-rate schedule (see [`Schedule`]) |
 /// | `class_weight` | None | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
 /// | `early_stopping` | None | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |

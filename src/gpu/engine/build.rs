@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
 
 use super::super::context::GpuContext;
-use super::super::kernels::{self, Halting, ParamRing};
+use super::super::kernels::{self, Epilogue, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::chunks::FeatureChunks;
 use super::{
@@ -115,7 +115,10 @@ impl GpuEngine {
         let views = data.views();
         let mut ops = Vec::with_capacity(ops_per_step);
         let buf = |id: BufId| &bufs[id.0];
-        for op in program.forward.iter().chain(&program.backward) {
+        let (plan, n_fwd) = fuse_epilogues(&program, cap, options.fuse_epilogues);
+        for (op, epi, operand) in &plan {
+            let op = &op.clone();
+            let operand = operand.map(buf);
             // A split sum writes its first pass into a scratch buffer instead of the op's
             // output, which its second pass fills.
             let room = split_room(ctx, op, cap);
@@ -131,30 +134,33 @@ impl GpuEngine {
                         Src::Features => views
                             .iter()
                             .map(|v| {
-                                kernels::bind_matmul_chunked(
+                                kernels::bind_matmul_epilogue(
                                     ctx,
                                     &ring,
-                                    &v.features,
-                                    v.rows_per_chunk,
+                                    (&v.features, v.rows_per_chunk),
                                     v.index,
                                     buf(b),
                                     out_or_scratch(c),
+                                    operand,
                                 )
                             })
                             .collect::<Result<Vec<_>>>()?,
-                        Src::Buf(a) => vec![kernels::bind_matmul(
+                        Src::Buf(a) => vec![kernels::bind_matmul_epilogue(
                             ctx,
                             &ring,
-                            buf(a),
+                            (&[buf(a)], u32::MAX as usize),
                             None,
                             buf(b),
                             out_or_scratch(c),
+                            operand,
                         )?],
                     };
+                    let chunked = bound.iter().any(|b| b.chunks() > 1);
                     let kernel = if room.is_some() {
-                        Kernel::MatmulSplit(layout)
+                        Kernel::MatmulSplit(layout, chunked)
                     } else {
-                        Kernel::Matmul(layout)
+                        let block = ctx.pipelines().tuning().matmul;
+                        Kernel::Matmul(layout, block, epi.activation(), chunked)
                     };
                     (bound, kernel)
                 }
@@ -201,10 +207,10 @@ impl GpuEngine {
                 op: OpKind::Program(op.clone()),
                 bound,
                 split,
+                epi: *epi,
             });
         }
         // Order of recording: forward, loss, backward, updates.
-        let n_fwd = program.forward.len();
         let loss = views
             .iter()
             .map(|v| {
@@ -228,6 +234,7 @@ impl GpuEngine {
                 op: OpKind::Loss,
                 bound: loss,
                 split: None,
+                epi: Epilogue::None,
             },
         );
         // Two optimizer state tensors per parameter, zero at first (wgpu zeroes new
@@ -250,6 +257,7 @@ impl GpuEngine {
                 op: OpKind::Update(i),
                 bound: vec![bound],
                 split: None,
+                epi: Epilogue::None,
             });
         }
         ctx.pipelines().get(Kernel::Update(options.rule));
@@ -379,7 +387,8 @@ fn fused_glm(
         losses,
         halt,
     )?;
-    ctx.pipelines().get(Kernel::GlmEpoch(program.loss));
+    ctx.pipelines()
+        .get(Kernel::GlmEpoch(program.loss, view.features.len() > 1));
     // One parameter block per dispatch: a queue of steps must fit the ring's blocks.
     let per_dispatch = kernels::glm_steps_per_dispatch(cap);
     let capacity = loss_slots.min(ring.free() * per_dispatch);
@@ -461,4 +470,88 @@ fn fused_grad(
         variant,
         _partials: partials,
     }))
+}
+
+/// The program's forward and backward ops with the element-wise ops that follow a
+/// product folded into its store ([`Epilogue`]): a bias add on its output, then an
+/// activation of it when nothing else reads the product (the activation's output
+/// becomes the product's); or the activation's backward on its output. Only products
+/// summed in one dispatch and not split over rows (their stores are final). Each op
+/// keeps its place otherwise; the epilogue's operand (bias or forward output) beside.
+/// Returns the plan and how many of its entries are forward ops (the loss goes after
+/// them); with `fuse` false, every op as it is.
+#[allow(clippy::type_complexity)] // an op, its epilogue and the epilogue's operand
+fn fuse_epilogues(
+    program: &Program,
+    cap: usize,
+    fuse: bool,
+) -> (Vec<(Op, Epilogue, Option<BufId>)>, usize) {
+    let all: Vec<&Op> = program.forward.iter().chain(&program.backward).collect();
+    let reads = |op: &Op, id: BufId| match *op {
+        Op::Matmul { a, b, .. } => a == Src::Buf(id) || b == id,
+        Op::BiasAdd { z, bias, .. } => z == id || bias == id,
+        Op::Activate { z, .. } => z == id,
+        Op::ActivateBackward { a, grad, .. } => a == id || grad == id,
+        Op::ColSums { x, .. } => x == id,
+    };
+    let mut out = Vec::with_capacity(all.len());
+    let mut n_fwd = 0;
+    let mut i = 0;
+    while i < all.len() {
+        if i < program.forward.len() {
+            n_fwd += 1;
+        }
+        let op = all[i].clone();
+        if !fuse {
+            out.push((op, Epilogue::None, None));
+            i += 1;
+            continue;
+        }
+        let Op::Matmul { k, c, .. } = op else {
+            out.push((op, Epilogue::None, None));
+            i += 1;
+            continue;
+        };
+        let one_pass = k.eval(cap) <= kernels::MATMUL_K_PER_DISPATCH
+            && !(k == crate::program::Dim::Batch && cap >= kernels::SPLIT_MIN_ROWS);
+        // Never across the loss, which runs between the forward and backward ops.
+        let nf = program.forward.len();
+        let side = |j: usize| all.get(j).filter(|_| (j < nf) == (i < nf)).copied();
+        match (one_pass, side(i + 1), side(i + 2)) {
+            (true, Some(Op::BiasAdd { z, bias, .. }), next) if *z == c => {
+                // The product is the pre-activation: fold the activation too when no
+                // other op (nor the loss) reads it.
+                let alone = |skip: usize| {
+                    program.output != c
+                        && all
+                            .iter()
+                            .enumerate()
+                            .all(|(j, o)| j == i || j == i + 1 || j == skip || !reads(o, c))
+                };
+                match next {
+                    Some(Op::Activate { f, z, a, .. }) if *z == c && alone(i + 2) => {
+                        let mut fused = op;
+                        if let Op::Matmul { c, .. } = &mut fused {
+                            *c = *a;
+                        }
+                        out.push((fused, Epilogue::BiasActivate(*f), Some(*bias)));
+                        i += 3;
+                    }
+                    _ => {
+                        out.push((op, Epilogue::Bias, Some(*bias)));
+                        i += 2;
+                    }
+                }
+            }
+            (true, Some(Op::ActivateBackward { f, a, grad, .. }), _) if *grad == c => {
+                out.push((op, Epilogue::ActivateBackward(*f), Some(*a)));
+                i += 2;
+            }
+            _ => {
+                out.push((op, Epilogue::None, None));
+                i += 1;
+            }
+        }
+    }
+    (out, n_fwd)
 }

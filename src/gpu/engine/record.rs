@@ -274,7 +274,12 @@ fn record_step(
                             ctx, pass, ring, pair, *layout, shape, rows, s.segments,
                         )?
                     }
-                    None => kernels::matmul(ctx, pass, ring, bound, *layout, shape, rows)?,
+                    None => {
+                        let args = (*layout, shape, rows, op.epi);
+                        kernels::matmul_with(
+                            ctx, pass, ring, bound, args.0, args.1, args.2, args.3,
+                        )?
+                    }
                 }
             }
             OpKind::Program(Op::BiasAdd { cols, .. }) => {

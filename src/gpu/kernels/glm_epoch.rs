@@ -171,7 +171,7 @@ pub fn glm_epoch(
         ctx,
         pass,
         ring,
-        Kernel::GlmEpoch(kind),
+        Kernel::GlmEpoch(kind, bound.chunks > 1),
         bound,
         &params,
         (1, 1),

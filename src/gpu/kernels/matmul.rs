@@ -2,6 +2,8 @@
 //! chunks, long sums over several dispatches, and split sums over row segments.
 
 use super::*;
+use crate::gpu::tune::MatmulBlock;
+use crate::program::Activation;
 
 /// Binds `c = op(a) · op(b)`; `a_rows` is the optional gather index of A's stored rows.
 ///
@@ -38,6 +40,23 @@ pub fn bind_matmul_chunked(
     b: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<Bound> {
+    bind_matmul_epilogue(ctx, ring, (a, rows_per_chunk), a_rows, b, c, None)
+}
+
+/// As [`bind_matmul_chunked`], with the operand of a fused [`Epilogue`]: the bias (n
+/// values) or the activation's forward output (m × n), checked at each launch.
+///
+/// # Errors
+/// As [`bind_matmul_chunked`].
+pub fn bind_matmul_epilogue(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    (a, rows_per_chunk): (&[&wgpu::Buffer], usize),
+    a_rows: Option<&wgpu::Buffer>,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+    operand: Option<&wgpu::Buffer>,
+) -> Result<Bound> {
     if a.is_empty() || a.len() > MAX_A_CHUNKS {
         return Err(Error::param(
             "matmul A chunks",
@@ -62,6 +81,7 @@ pub fn bind_matmul_chunked(
             chunk(1),
             chunk(2),
             chunk(3),
+            operand.unwrap_or(ctx.dummy()),
         ],
     )?;
     bound.chunk_rows = u32::try_from(rows_per_chunk).unwrap_or(u32::MAX);
@@ -86,7 +106,8 @@ pub(super) struct MatmulParams {
     /// segments.
     seg_len: u32,
     c_stride: u32,
-    pad: [u32; 2],
+    epi: u32,
+    pad: u32,
 }
 
 /// Rows and columns of C one matmul workgroup computes: 8 × 8 invocations of 4 × 4
@@ -158,8 +179,43 @@ pub(super) fn matmul_params(
         k_end: 0,
         seg_len: 0,
         c_stride: 0,
-        pad: [0; 2],
+        epi: 0,
+        pad: 0,
     })
+}
+
+/// What a product's store applies to each finished value of C: the ops that follow it
+/// in a program, fused (`shaders/matmul.wgsl`, `epilogue`), each in its own kernel's
+/// arithmetic, so the result has the same bits as the separate dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    /// The product alone.
+    None,
+    /// `+ bias[j]` (the bias add that followed).
+    Bias,
+    /// `f(· + bias[j])`: the bias add and the activation; C is the activation's output.
+    BiasActivate(Activation),
+    /// `· f′(a[i, j])`: the activation's backward, `a` its forward output.
+    ActivateBackward(Activation),
+}
+
+impl Epilogue {
+    fn code(self) -> u32 {
+        match self {
+            Epilogue::None => 0,
+            Epilogue::Bias => 1,
+            Epilogue::BiasActivate(_) => 2,
+            Epilogue::ActivateBackward(_) => 3,
+        }
+    }
+
+    /// The activation its pipeline is built with (`ACT`; sigmoid where none is read).
+    pub(crate) fn activation(self) -> Activation {
+        match self {
+            Epilogue::BiasActivate(f) | Epilogue::ActivateBackward(f) => f,
+            Epilogue::None | Epilogue::Bias => Activation::Sigmoid,
+        }
+    }
 }
 
 /// Records `c = op(a) · op(b)` (m × n), the twin of [`crate::cpu::matmul::matmul`].
@@ -168,7 +224,8 @@ pub(super) fn matmul_params(
 /// bound in chunks ([`bind_matmul_chunked`]) is read across them; its chunks are checked
 /// to hold whole rows of this shape's row length. A sum over more than
 /// [`MATMUL_K_PER_DISPATCH`] values of k is [`matmul_dispatches`] dispatches, each taking
-/// a block of the parameter ring.
+/// a block of the parameter ring. The register block is the adapter's
+/// ([`crate::gpu::tune::MatmulBlock`]).
 ///
 /// # Errors
 /// [`Error::DeviceLimit`] when the grid exceeds the workgroups per dimension or the ring
@@ -181,28 +238,76 @@ pub fn matmul(
     ring: &mut ParamRing,
     bound: &Bound,
     layout: Layout,
-    (m, k, n): (usize, usize, usize),
+    shape: (usize, usize, usize),
     a_rows: Option<u32>,
 ) -> Result<()> {
+    matmul_with(
+        ctx,
+        pass,
+        ring,
+        bound,
+        layout,
+        shape,
+        a_rows,
+        Epilogue::None,
+    )
+}
+
+/// As [`matmul`], applying `epi` to each finished value (bound with its operand by
+/// [`bind_matmul_epilogue`]); one dispatch.
+///
+/// # Errors
+/// As [`matmul`]; [`Error::InvalidParameter`] for an epilogue on a sum longer than one
+/// dispatch (its stores would be partial); [`Error::ShapeMismatch`] for an operand
+/// shorter than the epilogue reads.
+#[allow(clippy::too_many_arguments)] // matmul's, plus the epilogue
+pub fn matmul_with(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    a_rows: Option<u32>,
+    epi: Epilogue,
+) -> Result<()> {
     check_family(bound, Family::Matmul)?;
-    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let block = ctx.pipelines().tuning().matmul;
+    let kernel = Kernel::Matmul(layout, block, epi.activation(), bound.chunks > 1);
+    let (gx, gy) = match block {
+        MatmulBlock::Four => matmul_grid(ctx, m, n)?,
+        MatmulBlock::Eight => {
+            let dim = |what, v: usize| check_dim(ctx, what, v.div_ceil(64) as u64);
+            let gx = dim("matmul workgroups along n", n)?;
+            (gx, dim("matmul workgroups along m", m)?)
+        }
+    };
     let base = matmul_params(bound, layout, (m, k, n), a_rows)?;
+    match epi {
+        Epilogue::None => {}
+        _ if k > MATMUL_K_PER_DISPATCH => {
+            return Err(Error::param(
+                "matmul epilogue",
+                format!("k = {k}"),
+                "needs a sum of at most MATMUL_K_PER_DISPATCH values (one dispatch)",
+            ));
+        }
+        Epilogue::Bias | Epilogue::BiasActivate(_) => {
+            check_len(bound, 7, "matmul epilogue bias", n as u64)?;
+        }
+        Epilogue::ActivateBackward(_) => {
+            check_len(bound, 7, "matmul epilogue activation", (m * n) as u64)?;
+        }
+    }
     // Long sums in several dispatches, each continuing the last one's running sums.
     for k_begin in (0..k).step_by(MATMUL_K_PER_DISPATCH) {
         let params = MatmulParams {
             k_begin: k_begin as u32,
             k_end: (k_begin + MATMUL_K_PER_DISPATCH).min(k) as u32,
+            epi: epi.code(),
             ..base
         };
-        dispatch(
-            ctx,
-            pass,
-            ring,
-            Kernel::Matmul(layout),
-            bound,
-            &params,
-            (gx, gy),
-        )?;
+        dispatch(ctx, pass, ring, kernel, bound, &params, (gx, gy))?;
     }
     Ok(())
 }
@@ -306,7 +411,7 @@ pub fn matmul_split(
         ctx,
         pass,
         ring,
-        Kernel::MatmulSplit(layout),
+        Kernel::MatmulSplit(layout, bound.chunks > 1),
         bound,
         &params,
         (gx, gy, gz),
@@ -318,6 +423,29 @@ pub fn matmul_split(
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
+
+    /// The epilogue's activations are `activation.wgsl`'s, character for character:
+    /// a fused epilogue gives the separate kernels' bits only while they stay so.
+    #[test]
+    fn epilogue_activations_are_the_activation_kernels() {
+        let matmul = include_str!("../../../shaders/matmul.wgsl");
+        let activation = include_str!("../../../shaders/activation.wgsl");
+        for name in ["fn sigmoid(", "fn stable_tanh("] {
+            let body = |src: &str| {
+                let start = src.find(name).expect(name);
+                let end = start + src[start..].find("\n}\n").expect("end") + 3;
+                src[start..end].to_string()
+            };
+            assert_eq!(body(matmul), body(activation), "{name}");
+        }
+        for derivative in [
+            "d = y * (1.0 - y);",
+            "d = 1.0 - y * y;",
+            "select(0.0, 1.0, y > 0.0)",
+        ] {
+            assert!(matmul.contains(derivative) && activation.contains(derivative));
+        }
+    }
 
     #[test]
     fn params_mirror_the_shader() {
@@ -336,8 +464,8 @@ mod tests {
                 ("k_end", offset_of!(P, k_end), 'u'),
                 ("seg_len", offset_of!(P, seg_len), 'u'),
                 ("c_stride", offset_of!(P, c_stride), 'u'),
+                ("epi", offset_of!(P, epi), 'u'),
                 ("pad", offset_of!(P, pad), 'u'),
-                ("pad", offset_of!(P, pad) + 4, 'u'),
             ],
         );
     }

@@ -165,6 +165,13 @@ pub struct Bound {
     weighted: bool,
 }
 
+impl Bound {
+    /// Buffers the bound A (or X) is split into (1 for every other binding).
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+}
+
 /// Most buffers a matmul's A may be split into (bindings `a`, `a1`, `a2`, `a3`).
 pub const MAX_A_CHUNKS: usize = 4;
 
