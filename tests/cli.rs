@@ -287,6 +287,17 @@ fn info_lists_adapters_and_the_choice() {
             assert!(text.contains(&format!("chosen: {name}")), "{text}");
             assert!(text.contains("max storage binding"), "{text}");
             assert!(text.contains("workgroups per dimension"), "{text}");
+            // The tuner's choices, as the context the tests run on has them.
+            let t = ctx.pipelines().tuning();
+            assert!(text.contains("kernel tuning"), "{text}");
+            assert!(
+                text.contains(&format!("GLM gradient: {:?}", t.glm_grad)),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("products: {:?}", t.matmul)),
+                "{text}"
+            );
         }
         None => assert!(text.contains("chosen: none"), "{text}"),
     }

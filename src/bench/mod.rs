@@ -6,6 +6,9 @@
 //!   adapter, the GPU/CPU ratio, whether the final losses agree, and the crossover batch
 //!   size (with [`BenchOptions::sweep`]); [`BenchReport::markdown`] and
 //!   [`BenchReport::to_json`] write it out, and `plot` (feature `cli`) draws it.
+//! - [`cost`] is the GPU cost model: each workload's step as dispatches, workgroups,
+//!   bytes, work and barriers, and the time that predicts on a device preset
+//!   (`gradflow bench --explain`);
 //! - [`demo`] is what `gradflow` runs with no arguments: the four models on large
 //!   synthetic data, GPU against CPU, in about two minutes even on a software adapter.
 //!
@@ -56,6 +59,7 @@ macro_rules! run_options {
     };
 }
 
+pub mod cost;
 mod demo;
 mod fit;
 #[cfg(feature = "cli")]

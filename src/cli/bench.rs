@@ -35,6 +35,11 @@ pub struct BenchArgs {
     /// Where the plot (samples/s by batch size, CPU against GPU) goes.
     #[arg(long, default_value = "bench.png")]
     plot: PathBuf,
+    /// Print the GPU cost model instead of running: each workload's step (dispatches,
+    /// submissions, workgroups, bytes, work, host waits) and its predicted time on an
+    /// H100, an H200 and lavapipe, with the bound each hits.
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Runs the workloads, prints the table, writes the report and the plot.
@@ -42,6 +47,10 @@ pub struct BenchArgs {
 /// # Errors
 /// Bad options; a workload's error; a file that cannot be written.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    if args.explain {
+        print!("{}", gradflow::bench::cost::explain());
+        return Ok(());
+    }
     let opts = BenchOptions {
         quick: args.quick,
         sweep: args.sweep,

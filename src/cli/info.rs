@@ -61,6 +61,7 @@ pub fn run(_args: &InfoArgs) -> Result<(), CliError> {
                 l.max_compute_workgroups_per_dimension,
                 bytes(u64::from(l.max_compute_workgroup_storage_size))
             );
+            print_tuning(ctx.pipelines().tuning());
         }
         Err(e) => {
             println!("chosen: none ({e})");
@@ -71,6 +72,37 @@ pub fn run(_args: &InfoArgs) -> Result<(), CliError> {
 }
 
 /// `134217728` → `128 MiB (134217728 bytes)`.
+/// The kernel variants chosen for the adapter, where they come from, and the times.
+fn print_tuning(t: &gradflow::gpu::Tuning) {
+    use gradflow::gpu::tune;
+    let source = if tune::disabled() {
+        format!("{}=off: the fixed defaults", tune::TUNE_ENV)
+    } else {
+        match tune::cache_path() {
+            Some(p) => format!(
+                "measured once for this adapter and driver, cached in {}",
+                p.display()
+            ),
+            None => {
+                "measured in this process (no cache directory: set XDG_CACHE_HOME or HOME)".into()
+            }
+        }
+    };
+    println!("  kernel tuning ({source}):");
+    println!(
+        "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · GLM gradient: {:?} · \
+         matrix products: {:?} register block",
+        t.per_op, t.many_step, t.glm_grad, t.matmul
+    );
+    for m in &t.measured {
+        let time = m.ms.map_or_else(
+            || "wrong results: not chosen".to_string(),
+            |ms| format!("{ms:.2} ms"),
+        );
+        println!("    {:<16} {:<8} {time}", m.probe, m.candidate);
+    }
+}
+
 fn bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let (mut v, mut u) = (b as f64, 0);

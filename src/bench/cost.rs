@@ -1,0 +1,442 @@
+//! The GPU cost model: what one training step of each workload asks of a device, and the
+//! time that predicts on a device described by six numbers (`gradflow bench --explain`).
+//!
+//! A step is a list of dispatches, each with its workgroups, the bytes it reads and
+//! writes, its floating-point work and the barriers each of its workgroups crosses,
+//! derived from the same rules the engine follows (the many-step kernel's steps per
+//! dispatch, the fused GLM gradient's segments, the epilogues, the feature chunks, the
+//! adapter's kernel variants). A dispatch costs
+//!
+//! ```text
+//! launch + max(bytes / (bandwidth · occ), flops / (peak · occ)) + ⌈wg / units⌉ · barriers · barrier
+//! occ = min(1, wg / units)
+//! ```
+//!
+//! (a dispatch with fewer workgroups than the device has units reaches only that share
+//! of its bandwidth and peak; a unit walks its workgroups one after another, each paying
+//! its barriers), and a step adds its share of the epoch's submissions and host waits.
+//! The largest term names the bound: launch, memory, compute, sync or host.
+
+use serde::Serialize;
+
+use crate::gpu::kernels;
+use crate::gpu::tune::{GlmGradVariant, MatmulBlock};
+
+use super::Workload;
+
+/// A device as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Device {
+    /// Name in the tables.
+    pub name: &'static str,
+    /// Microseconds a dispatch costs beyond its work (recording, scheduling, the gap
+    /// between dependent dispatches).
+    pub launch_us: f64,
+    /// Microseconds a submission or a host wait costs (the round trip).
+    pub host_us: f64,
+    /// Memory bandwidth the kernels reach, GB/s.
+    pub bandwidth_gbs: f64,
+    /// Float32 rate the kernels reach, GFLOP/s.
+    pub gflops: f64,
+    /// Units that run workgroups at once (SMs; a CPU adapter's threads).
+    pub units: f64,
+    /// Microseconds a barrier costs a workgroup of 256 invocations (a CPU adapter pays
+    /// in proportion to the invocations it switches between; a GPU about the same for
+    /// any size).
+    pub barrier_us: f64,
+    /// Largest storage binding, bytes (how many chunks the features take).
+    pub max_binding: u64,
+    /// The kernel variants the device runs (its tuning).
+    pub glm_grad: GlmGradVariant,
+    /// The matrix products' register block.
+    pub matmul: MatmulBlock,
+}
+
+/// The presets: an H100 SXM and an H200 from their data sheets (HBM3 3.35 TB/s, HBM3e
+/// 4.8 TB/s; 67 TFLOP/s float32 without tensor cores; 132 SMs) with a Vulkan dispatch's
+/// few microseconds and the default kernel variants; lavapipe on this repository's
+/// 2-core development machine from kernel probes, not from the workloads it predicts
+/// (BENCHMARKS.md, 2026-12-03): the tuner's fused-gradient probe (16.8 MB read in
+/// 12.9 ms: 1.3 GB/s) and matrix-product probe (155 MFLOP in 51.5 ms: 3.0 GFLOP/s),
+/// 16 softmax dispatches in one submission (1.71 ms: 90 µs each after a 300 µs round
+/// trip), and the 256 × 256 column sums (0.83 ms: 0.6 µs a 64-invocation barrier).
+/// The effective rates of its shaders, not of its CPU.
+pub const PRESETS: [Device; 3] = [
+    Device {
+        name: "H100 SXM",
+        launch_us: 4.0,
+        host_us: 30.0,
+        bandwidth_gbs: 3350.0,
+        gflops: 67_000.0,
+        units: 132.0,
+        barrier_us: 0.05,
+        max_binding: 4 << 30,
+        glm_grad: GlmGradVariant::Quads,
+        matmul: MatmulBlock::Four,
+    },
+    Device {
+        name: "H200",
+        launch_us: 4.0,
+        host_us: 30.0,
+        bandwidth_gbs: 4800.0,
+        gflops: 67_000.0,
+        units: 132.0,
+        barrier_us: 0.05,
+        max_binding: 4 << 30,
+        glm_grad: GlmGradVariant::Quads,
+        matmul: MatmulBlock::Four,
+    },
+    Device {
+        name: "lavapipe (2 cores)",
+        launch_us: 90.0,
+        host_us: 300.0,
+        bandwidth_gbs: 1.3,
+        gflops: 3.0,
+        units: 2.0,
+        barrier_us: 2.4,
+        max_binding: 128 << 20,
+        glm_grad: GlmGradVariant::Rows,
+        matmul: MatmulBlock::Eight,
+    },
+];
+
+/// One dispatch of a step (or a step's share of a many-step dispatch).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dispatch {
+    /// What it runs.
+    pub kernel: &'static str,
+    /// Dispatches of this kind per step (1/16 for the many-step kernel's).
+    pub per_step: f64,
+    /// Workgroups per dispatch.
+    pub workgroups: u64,
+    /// Invocations per workgroup.
+    pub lanes: u32,
+    /// Bytes read and written per step.
+    pub bytes: f64,
+    /// Floating-point operations per step.
+    pub flops: f64,
+    /// Barriers each workgroup crosses per step (over all of the step's dispatches of
+    /// this kind).
+    pub barriers: f64,
+}
+
+/// A workload's step on a device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepCost {
+    /// The workload.
+    pub workload: Workload,
+    /// The dispatches of one step.
+    pub dispatches: Vec<Dispatch>,
+    /// Steps per epoch.
+    pub steps_per_epoch: f64,
+    /// Submissions per epoch.
+    pub submissions_per_epoch: f64,
+    /// Host waits per epoch (the losses' readback; the full batch's evaluation).
+    pub waits_per_epoch: f64,
+}
+
+/// A prediction: milliseconds per step and the term that dominates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Milliseconds per step.
+    pub ms: f64,
+    /// `launch`, `memory`, `compute`, `sync` or `host`.
+    pub bound: &'static str,
+}
+
+impl StepCost {
+    /// Dispatches per step.
+    pub fn dispatches_per_step(&self) -> f64 {
+        self.dispatches.iter().map(|d| d.per_step).sum()
+    }
+
+    /// Bytes read and written per step.
+    pub fn bytes(&self) -> f64 {
+        self.dispatches.iter().map(|d| d.bytes).sum()
+    }
+
+    /// Floating-point operations per step.
+    pub fn flops(&self) -> f64 {
+        self.dispatches.iter().map(|d| d.flops).sum()
+    }
+
+    /// The predicted time per step on `dev`.
+    pub fn predict(&self, dev: &Device) -> Prediction {
+        let mut terms = [
+            ("launch", 0.0),
+            ("memory", 0.0),
+            ("compute", 0.0),
+            ("sync", 0.0),
+            ("host", 0.0),
+        ];
+        for d in &self.dispatches {
+            let wg = d.workgroups.max(1) as f64;
+            let occ = (wg / dev.units).min(1.0);
+            let memory = d.bytes / (dev.bandwidth_gbs * 1e3 * occ);
+            let compute = d.flops / (dev.gflops * 1e3 * occ);
+            terms[0].1 += d.per_step * dev.launch_us;
+            if memory >= compute {
+                terms[1].1 += memory;
+            } else {
+                terms[2].1 += compute;
+            }
+            let barrier = if dev.units <= 64.0 {
+                dev.barrier_us * f64::from(d.lanes) / 256.0
+            } else {
+                dev.barrier_us
+            };
+            terms[3].1 += (wg / dev.units).ceil() * d.barriers * barrier;
+        }
+        let host = self.submissions_per_epoch + self.waits_per_epoch;
+        terms[4].1 = host * dev.host_us / self.steps_per_epoch.max(1.0);
+        let us: f64 = terms.iter().map(|t| t.1).sum();
+        let bound = terms
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or("launch", |t| t.0);
+        Prediction {
+            ms: us / 1e3,
+            bound,
+        }
+    }
+}
+
+/// The step of `w` (full size) on `dev`.
+pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
+    let (n, p) = (w.rows() as f64, w.p());
+    let pf = p as f64;
+    let f = 4.0; // bytes per value
+    match w {
+        // W5 (the closed form) has no GPU step; it is modelled as W1 where asked.
+        Workload::W1 | Workload::W2 | Workload::W5 => {
+            // The many-step kernel: one workgroup, 16 steps a dispatch.
+            let b = 256.0;
+            let per = kernels::glm_steps_per_dispatch(256) as f64;
+            let steps = (n / b).ceil();
+            // A submission holds what the parameter ring can launch: 7 blocks a step ×
+            // 32 steps, 16 steps each.
+            let capacity = 7.0 * 32.0 * per;
+            StepCost {
+                workload: w,
+                dispatches: vec![Dispatch {
+                    kernel: "glm_epoch (16 steps)",
+                    per_step: 1.0 / per,
+                    workgroups: 1,
+                    lanes: 256,
+                    bytes: b * (pf + 2.0) * f,
+                    flops: 4.0 * b * pf,
+                    // Per step: three per 256-row tile, the loss's tree (8) and two more.
+                    barriers: 13.0,
+                }],
+                steps_per_epoch: steps,
+                submissions_per_epoch: (steps / capacity).ceil(),
+                waits_per_epoch: 1.0,
+            }
+        }
+        Workload::W3 => {
+            let (b, h, k) = (256.0, 256.0, 10.0);
+            let mm = |kernel, m: f64, kk: f64, nn: f64, extra: f64| {
+                let block = match dev.matmul {
+                    MatmulBlock::Four => 32.0,
+                    MatmulBlock::Eight => 64.0,
+                };
+                Dispatch {
+                    kernel,
+                    per_step: 1.0,
+                    workgroups: ((m / block).ceil() * (nn / block).ceil()) as u64,
+                    lanes: 64,
+                    bytes: (m * kk + kk * nn + m * nn + extra) * f,
+                    flops: 2.0 * m * kk * nn,
+                    barriers: 0.0,
+                }
+            };
+            let small = |kernel, workgroups, lanes, values: f64, barriers| Dispatch {
+                kernel,
+                per_step: 1.0,
+                workgroups,
+                lanes,
+                bytes: values * f,
+                flops: values,
+                barriers,
+            };
+            let update = |values: f64| {
+                small(
+                    "update",
+                    (values / 256.0).ceil() as u64,
+                    256,
+                    3.0 * values,
+                    0.0,
+                )
+            };
+            let steps = (n / b).ceil();
+            StepCost {
+                workload: w,
+                dispatches: vec![
+                    mm("X·W¹ + b¹, σ (epilogue)", b, pf, h, h),
+                    mm("A¹·W² + b² (epilogue)", b, h, k, k),
+                    small("softmax + CCE (one workgroup)", 1, 256, 3.0 * b * k, 9.0),
+                    mm("A¹ᵀ·δ²", h, b, k, 0.0),
+                    small("1ᵀδ²", k as u64, 64, b * k, 7.0),
+                    mm("δ²·W²ᵀ · σ′ (epilogue)", b, k, h, b * h),
+                    mm("Xᵀ·δ¹", pf, b, h, 0.0),
+                    small("1ᵀδ¹", h as u64, 64, b * h, 7.0),
+                    update(pf * h),
+                    update(h),
+                    update(h * k),
+                    update(k),
+                ],
+                steps_per_epoch: steps,
+                // 32 steps a submission.
+                submissions_per_epoch: (steps / 32.0).ceil(),
+                waits_per_epoch: 1.0,
+            }
+        }
+        Workload::W4 => {
+            let rows = w.rows();
+            let cut = kernels::glm_grad_split(rows, p, dev.glm_grad);
+            let bytes_x = n * pf * f;
+            let chunks = (bytes_x / dev.max_binding as f64).ceil().max(1.0);
+            let barriers = match dev.glm_grad {
+                // The workgroup's gradients reduced 16 features at a time, the tree.
+                GlmGradVariant::Rows => 2.0 * (pf / 16.0).ceil() + 7.0,
+                // Three a tile, the reductions.
+                _ => 3.0 * (cut.seg_len / 256) as f64 + 12.0,
+            };
+            let mut dispatches = vec![Dispatch {
+                kernel: "glm_grad (per chunk)",
+                per_step: chunks,
+                workgroups: cut.segments as u64,
+                lanes: if dev.glm_grad == GlmGradVariant::Rows {
+                    64
+                } else {
+                    256
+                },
+                bytes: bytes_x / chunks
+                    + n * 2.0 * f / chunks
+                    + (cut.segments * (p + 2)) as f64 * f,
+                flops: 4.0 * n * pf / chunks,
+                barriers,
+            }];
+            // per_step counts the chunk dispatches; the bytes and flops above are per
+            // dispatch: scale them to the step.
+            dispatches[0].bytes *= chunks;
+            dispatches[0].flops *= chunks;
+            dispatches[0].barriers *= chunks;
+            dispatches.push(Dispatch {
+                kernel: "glm_finish (one workgroup)",
+                per_step: 1.0,
+                workgroups: 1,
+                lanes: 256,
+                bytes: chunks * (cut.segments * (p + 2)) as f64 * f,
+                flops: chunks * (cut.segments * (p + 2)) as f64,
+                barriers: 1.0,
+            });
+            for values in [pf, 1.0] {
+                dispatches.push(Dispatch {
+                    kernel: "update",
+                    per_step: 1.0,
+                    workgroups: (values / 256.0).ceil() as u64,
+                    lanes: 256,
+                    bytes: 3.0 * values * f,
+                    flops: 2.0 * values,
+                    barriers: 0.0,
+                });
+            }
+            StepCost {
+                workload: w,
+                dispatches,
+                steps_per_epoch: 1.0,
+                submissions_per_epoch: 1.0,
+                waits_per_epoch: 1.0,
+            }
+        }
+    }
+}
+
+/// The `--explain` tables: per workload the step's structure, then the prediction on
+/// each preset with its bound.
+pub fn explain() -> String {
+    let mut out = String::from(
+        "### Structure of a step (full size; per device where the structure differs)\n\n\
+         | WL | device | dispatches/step | submissions/epoch | host waits/epoch | workgroups per dispatch (min–max) | MB read+written/step | MFLOP/step |\n\
+         |---|---|---:|---:|---:|---|---:|---:|\n",
+    );
+    let iterative = [Workload::W1, Workload::W2, Workload::W3, Workload::W4];
+    for w in iterative {
+        for dev in &PRESETS {
+            let c = step_cost(w, dev);
+            let wg = c.dispatches.iter().map(|d| d.workgroups);
+            let (lo, hi) = (wg.clone().min().unwrap_or(0), wg.max().unwrap_or(0));
+            out += &format!(
+                "| {} | {} | {:.3} | {} | {} | {lo}–{hi} | {:.3} | {:.3} |\n",
+                w.id(),
+                dev.name,
+                c.dispatches_per_step(),
+                c.submissions_per_epoch,
+                c.waits_per_epoch,
+                c.bytes() / 1e6,
+                c.flops() / 1e6
+            );
+        }
+    }
+    out += "\n### Predicted time per step\n\n| WL |";
+    for dev in &PRESETS {
+        out += &format!(" {} |", dev.name);
+    }
+    out += "\n|---|";
+    out += &"---|".repeat(PRESETS.len());
+    out += "\n";
+    for w in iterative {
+        out += &format!("| {} |", w.id());
+        for dev in &PRESETS {
+            let pr = step_cost(w, dev).predict(dev);
+            out += &format!(" {} ({}) |", fmt_ms(pr.ms), pr.bound);
+        }
+        out += "\n";
+    }
+    out += "\nDevices: ";
+    out += &PRESETS
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, kernels {:?} / {:?}",
+                d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.glm_grad, d.matmul
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    out += ".\n";
+    out
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{:.1} µs", ms * 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_structure_follows_the_engine() {
+        let lava = &PRESETS[2];
+        let h100 = &PRESETS[0];
+        let w1 = step_cost(Workload::W1, lava);
+        assert_eq!(w1.dispatches_per_step(), 1.0 / 16.0);
+        assert_eq!(step_cost(Workload::W3, lava).dispatches_per_step(), 12.0);
+        // W4: 256 MB of features span two of lavapipe's 128 MiB bindings, one on a GPU.
+        let w4 = step_cost(Workload::W4, lava);
+        assert_eq!(w4.dispatches_per_step(), 2.0 + 1.0 + 2.0);
+        assert_eq!(step_cost(Workload::W4, h100).dispatches_per_step(), 4.0);
+        // Thousands of workgroups for the full batch on a GPU.
+        let top = step_cost(Workload::W4, h100).dispatches[0].workgroups;
+        assert!(top >= 1000, "{top}");
+        // A full batch reads its 256 MB once: memory-bound on a GPU.
+        assert_eq!(step_cost(Workload::W4, h100).predict(h100).bound, "memory");
+        assert!(explain().contains("| W4 |"));
+    }
+}
