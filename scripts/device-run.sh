@@ -13,7 +13,8 @@
 # $OUT` (timeout_s 600; DEVICE_QUICK=1 first if time is short). `run` unpacks the Vulkan loader from .gl/*.deb when the
 # machine has none (the device tool's README says how to download them), points Vulkan
 # at NVIDIA's driver when it is there, then writes OUT/report.md (adapter, driver, every
-# test binary's result with the failures' output, the bench table, the JAX table) and
+# test binary's result with the failures' output, the bench table, the cost model's
+# predictions, the JAX table) and
 # OUT/bench.json, OUT/bench.png, OUT/bench.log. Settings:
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
 #   DEVICE_JAX=0       leave the JAX peer out (no jax where it runs)
@@ -25,7 +26,7 @@ dir=$(realpath -m "${2:-$root/.device}")
 
 # The test binaries that use the GPU (each fails, not skips, without an adapter when
 # GRADFLOW_REQUIRE_GPU=1), and the library's own unit tests.
-GPU_TESTS=(kernels_vs_cpu training_vs_cpu gpu_engine gpu_fused gpu_large streaming
+GPU_TESTS=(kernels_vs_cpu training_vs_cpu gpu_engine gpu_fused gpu_tuning gpu_large streaming
   device_faults concurrency defaults lbfgs optim resume weights gl_smoke)
 
 bundle() {
@@ -136,6 +137,12 @@ run() {
   # The table to the report; the per-point progress lines to bench.log.
   (cd "$out" && "$dir/bin/gradflow" bench --backend both --sweep "${quick[@]}" \
     --json bench.json --plot bench.png) >>"$report" 2>"$out/bench.log" || failed=1
+  {
+    echo
+    echo '## The cost model beside it (`gradflow bench --explain`: predicted, not measured)'
+    echo
+    "$dir/bin/gradflow" bench --explain 2>&1 || true
+  } >>"$report"
   if [ "${DEVICE_JAX:-1}" = 1 ]; then
     {
       echo

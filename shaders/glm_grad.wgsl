@@ -38,9 +38,12 @@ struct Params {
     // Partial block of this dispatch's segment 0 (chunk c starts at c · segments).
     part_base: u32,
     use_w: u32,
+    // The positions this dispatch covers: segment 0 starts at pos_begin. All of the
+    // step's (0 .. len) through a gather; rows read in stored order take only the
+    // positions whose rows lie in the bound chunk.
+    pos_begin: u32,
+    pos_end: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 const WG: u32 = 256u;
@@ -136,11 +139,11 @@ fn glm_grad(
 ) {
     // The grid is flattened as y · nwg.x + x (`kernels::grid_1d`).
     let seg = wg.y * nwg.x + wg.x;
-    let begin = seg * P.seg_len;
-    if (begin >= P.len) {
+    let begin = P.pos_begin + seg * P.seg_len;
+    if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.len);
+    let end = min(begin + P.seg_len, P.pos_end);
     let p = P.p;
     for (var l = lid; l < p; l += WG) {
         wv[l] = w[l];
@@ -236,11 +239,11 @@ fn glm_grad4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let seg = wg.y * nwg.x + wg.x;
-    let begin = seg * P.seg_len;
-    if (begin >= P.len) {
+    let begin = P.pos_begin + seg * P.seg_len;
+    if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.len);
+    let end = min(begin + P.seg_len, P.pos_end);
     let q = P.p / 4u;
     for (var c = lid; c < q; c += WG) {
         wv4[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
@@ -327,11 +330,11 @@ fn glm_grad_rows(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let seg = wg.y * nwg.x + wg.x;
-    let begin = seg * P.seg_len;
-    if (begin >= P.len) {
+    let begin = P.pos_begin + seg * P.seg_len;
+    if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.len);
+    let end = min(begin + P.seg_len, P.pos_end);
     let p = P.p;
     for (var l = lid; l < p; l += WG_R) {
         wv[l] = w[l];
@@ -393,55 +396,4 @@ fn glm_grad_rows(
         part[base + p] = redb[0];
         part[base + p + 1u] = red[0];
     }
-}
-
-// Features `glm_grad_serial` holds.
-const MAX_P_S: u32 = 256u;
-
-// The loss and gradients with ONE invocation per workgroup walking its segment's rows in
-// order: each feature value read once, through a uniform address, into a dot product and
-// then the running gradient (private). No barrier, no gathered read — the variant for
-// adapters that run a workgroup's invocations as SIMD lanes of a CPU and pay per lane for
-// a read whose address differs across lanes (llvmpipe), where this wins many times over.
-// A GPU would leave 31 of 32 lanes idle: the tuner chooses it only where it measures
-// faster. Segments are short (the host bounds rows × features per invocation).
-@compute @workgroup_size(1)
-fn glm_grad_serial(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let seg = wg.y * nwg.x + wg.x;
-    let begin = seg * P.seg_len;
-    if (begin >= P.len) {
-        return;
-    }
-    let end = min(begin + P.seg_len, P.len);
-    let p = P.p;
-    let b0 = b[0];
-    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
-    var g: array<f32, MAX_P_S>;
-    var loss_acc = 0.0;
-    var db_acc = 0.0;
-    for (var r = begin; r < end; r++) {
-        let row = chunk_row(r);
-        if (row != NONE) {
-            let off = (row - P.chunk_first) * p;
-            var z = b0;
-            for (var j = 0u; j < p; j++) {
-                z += x[off + j] * w[j];
-            }
-            let term = loss_term(row, z, scale);
-            loss_acc += term.x;
-            db_acc += term.y;
-            for (var j = 0u; j < p; j++) {
-                g[j] += term.y * x[off + j];
-            }
-        }
-    }
-    let base = (P.part_base + seg) * (p + 2u);
-    for (var j = 0u; j < p; j++) {
-        part[base + j] = g[j];
-    }
-    part[base + p] = db_acc;
-    part[base + p + 1u] = loss_acc;
 }

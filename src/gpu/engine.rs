@@ -164,6 +164,9 @@ enum Data {
         weights: Option<wgpu::Buffer>,
         order: wgpu::Buffer,
         order_len: usize,
+        /// The order uploaded is 0, 1, 2, …: the fused GLM gradient then reads rows in
+        /// stored order, each chunk only its own.
+        order_identity: bool,
     },
     /// `depth` slots of one batch each, read in order from row 0.
     Ring(ring::Ring),
@@ -551,8 +554,14 @@ impl GpuEngine {
         }
         self.flush()?;
         self.ctx.write(self.order_buffer()?, order);
-        if let Data::Resident { order_len, .. } = &mut self.data {
+        if let Data::Resident {
+            order_len,
+            order_identity,
+            ..
+        } = &mut self.data
+        {
             *order_len = order.len();
+            *order_identity = order.iter().enumerate().all(|(i, &r)| r as usize == i);
         }
         self.bytes_uploaded += order.len() as u64 * 4;
         Ok(())

@@ -69,6 +69,7 @@ impl GpuEngine {
                     weights,
                     order: ctx.storage("epoch order", n)?,
                     order_len: 0,
+                    order_identity: false,
                 };
                 let bytes = (x.len() as u64 + n as u64 + weight_values) * 4;
                 (data, bytes, options.loss_slots.unwrap_or(n.div_ceil(cap)))

@@ -61,6 +61,11 @@ impl GpuEngine {
     }
 
     fn record_pass(&mut self, step: Step<'_>) -> Result<()> {
+        // Rows in stored order: a ring slot's always, resident ones under the identity.
+        let in_order = match &self.data {
+            Data::Resident { order_identity, .. } => *order_identity,
+            Data::Ring(_) => true,
+        };
         if self.ring.free() < self.dispatches_per_step {
             self.flush()?;
         }
@@ -83,7 +88,7 @@ impl GpuEngine {
                 &mut pass,
                 &mut self.ring,
                 (&self.ops, &self.program, self.rule, self.halting),
-                self.grad.as_ref(),
+                self.grad.as_ref().map(|g| (g, in_order)),
                 step,
             )
         };
@@ -218,7 +223,7 @@ fn record_step(
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
     (ops, program, rule, halting): (&[BoundOp], &Program, Rule, Halting),
-    grad: Option<&FusedGrad>,
+    grad: Option<(&FusedGrad, bool)>,
     step: Step<'_>,
 ) -> Result<()> {
     let Step {
@@ -236,8 +241,13 @@ fn record_step(
     };
     let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
     // The fused GLM gradient stands for every op before the updates.
-    if let (Some(g), true) = (grad, compute) {
+    if let (Some((g, in_order)), true) = (grad, compute) {
         let chunks: Vec<&kernels::Bound> = g.chunks[view.min(g.chunks.len() - 1)].iter().collect();
+        let target_rows = if in_order {
+            TargetRows::Range(start)
+        } else {
+            target_rows
+        };
         kernels::glm_loss_grad(
             ctx,
             pass,

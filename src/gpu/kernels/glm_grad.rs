@@ -165,7 +165,9 @@ pub(super) struct GlmGradParams {
     seg_len: u32,
     part_base: u32,
     use_w: u32,
-    pad: [u32; 3],
+    pos_begin: u32,
+    pos_end: u32,
+    pad: u32,
 }
 
 #[repr(C)]
@@ -221,6 +223,8 @@ pub fn glm_loss_grad(
         ));
     }
     let cut = glm_grad_split(m, p, variant);
+    // In stored order a chunk boundary may cut a segment in two: one more block a chunk
+    // at most, within the chunks' room (`room` ≥ the cut's segments).
     if cut.segments > room || chunks.is_empty() || chunks.len() * room > GLM_GRAD_MAX_SEGMENTS {
         return Err(Error::param(
             "fused GLM gradient segments",
@@ -232,41 +236,53 @@ pub fn glm_loss_grad(
         TargetRows::Range(start) => (0, start),
         TargetRows::Gather(off) => (1, off),
     };
-    let grid = grid_1d(ctx, cut.segments as u64)?;
     let values = (p + 2) as u64;
-    for (c, bound) in chunks.iter().enumerate() {
+    // Chunk c's segments follow chunk c − 1's, so the finish reads exactly the blocks this
+    // call writes (a shorter batch than the last must not add stale ones). Through a
+    // gather every chunk walks every position; rows in stored order take only the
+    // positions whose rows the chunk holds (a chunk holding none is skipped).
+    let mut blocks = 0;
+    for bound in chunks {
         check_family(bound, Family::GlmGrad)?;
+        let chunk_rows = bound.lens[0] / p as u64;
+        let (lo, hi) = match rows {
+            TargetRows::Gather(_) => (0, m as u64),
+            TargetRows::Range(start) => {
+                let (start, first) = (u64::from(start), u64::from(bound.first_row));
+                let lo = first.max(start) - start;
+                let hi = (first + chunk_rows)
+                    .min(start + m as u64)
+                    .saturating_sub(start);
+                (lo, hi.max(lo))
+            }
+        };
+        if hi == lo {
+            continue;
+        }
+        let segments = (hi - lo).div_ceil(cut.seg_len as u64) as usize;
         if use_idx == 1 {
-            check_len(
-                bound,
-                2,
-                "fused GLM gradient row index",
-                u64::from(idx_off) + m as u64,
-            )?;
+            let need = u64::from(idx_off) + m as u64;
+            check_len(bound, 2, "fused GLM gradient row index", need)?;
         }
         check_len(bound, 4, "fused GLM gradient weights w", p as u64)?;
         check_len(bound, 5, "fused GLM gradient bias b", 1)?;
-        // Chunk c's segments follow chunk c − 1's: the finish reads exactly the blocks
-        // this call writes (a shorter batch than the last must not add stale ones).
-        let base = c * cut.segments;
-        check_len(
-            bound,
-            6,
-            "fused GLM gradient partial sums",
-            (base + cut.segments) as u64 * values,
-        )?;
+        let need = (blocks + segments) as u64 * values;
+        check_len(bound, 6, "fused GLM gradient partial sums", need)?;
         let params = GlmGradParams {
             p: p as u32,
             len: to_u32("fused GLM gradient rows", m as u64)?,
             use_idx,
             idx_off,
             chunk_first: bound.first_row,
-            chunk_rows: to_u32("feature chunk rows", bound.lens[0] / p as u64)?,
+            chunk_rows: to_u32("feature chunk rows", chunk_rows)?,
             seg_len: cut.seg_len as u32,
-            part_base: base as u32,
+            part_base: blocks as u32,
             use_w: u32::from(bound.weighted),
-            pad: [0; 3],
+            pos_begin: lo as u32,
+            pos_end: hi as u32,
+            pad: 0,
         };
+        let grid = grid_1d(ctx, segments as u64)?;
         dispatch(
             ctx,
             pass,
@@ -276,8 +292,9 @@ pub fn glm_loss_grad(
             &params,
             grid,
         )?;
+        blocks += segments;
     }
-    let segments = chunks.len() * cut.segments;
+    let segments = blocks;
     check_len(
         finish,
         0,
@@ -324,9 +341,9 @@ mod tests {
                 ("seg_len", offset_of!(G, seg_len), 'u'),
                 ("part_base", offset_of!(G, part_base), 'u'),
                 ("use_w", offset_of!(G, use_w), 'u'),
+                ("pos_begin", offset_of!(G, pos_begin), 'u'),
+                ("pos_end", offset_of!(G, pos_end), 'u'),
                 ("pad", offset_of!(G, pad), 'u'),
-                ("pad", offset_of!(G, pad) + 4, 'u'),
-                ("pad", offset_of!(G, pad) + 8, 'u'),
             ],
         );
         type F = GlmFinishParams;
