@@ -4,12 +4,16 @@
 mod common;
 
 use gradflow::data::Synthetic;
-use gradflow::gpu::GpuContext;
+use gradflow::gpu::{GpuContext, Tuning};
 use gradflow::model::{LogisticRegression, Mlp};
 use gradflow::{Backend, TrainConfig, Trainer};
 
+/// The GL adapter with the default kernel variants: this test checks that the kernels run
+/// through GL; measuring the tuning there (minutes of GLSL compilation for every candidate
+/// on llvmpipe) is a user's first run, not a smoke test's. The variants themselves are
+/// tested on Vulkan (`tests/gpu_tuning.rs`).
 fn gl() -> Option<GpuContext> {
-    match GpuContext::with_adapter(Some("gl")) {
+    match GpuContext::with_tuning(Some("gl"), Tuning::default()) {
         Ok(ctx) => Some(ctx),
         Err(e) => {
             assert!(
