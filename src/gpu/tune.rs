@@ -8,7 +8,7 @@
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //!
-//! [`for_adapter`] returns the cached choice for the adapter, or measures it: each
+//! Opening an adapter ([`GpuContext::new`]) takes its cached choice, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a
 //! float64 computation on the host (a candidate whose results differ is never chosen),
 //! and is timed (median of 3 after a warm-up); the fastest wins. The choices, the times
@@ -35,7 +35,7 @@ use super::readback;
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
 
 /// Where every kernel reads its per-dispatch parameters (`P`, binding 0, with a dynamic
-/// offset into the [`ParamRing`](super::kernels::ParamRing)), per kernel family.
+/// offset into the [`ParamRing`]), per kernel family.
 ///
 /// The shaders declare `var<uniform> P`; [`ParamBlock::Storage`] rewrites that one
 /// declaration to `var<storage, read> P` and binds the ring as a read-only storage
