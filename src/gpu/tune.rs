@@ -192,7 +192,7 @@ impl Tuning {
     /// let t = Tuning { glm_grad: GlmGradVariant::Rows, ..Tuning::default() };
     /// assert_eq!(t.glm_grad_for(64), GlmGradVariant::Rows);
     /// assert_eq!(t.glm_grad_for(128), GlmGradVariant::Quads);
-    /// assert_eq!(t.glm_grad_for(30), GlmGradVariant::Tiles);
+    /// assert_eq!(t.glm_grad_for(130), GlmGradVariant::Tiles); // past Rows, not a multiple of 4
     /// ```
     pub fn glm_grad_for(&self, p: usize) -> GlmGradVariant {
         [self.glm_grad, GlmGradVariant::Quads]

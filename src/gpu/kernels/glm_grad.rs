@@ -65,7 +65,7 @@ fn target_segments(variant: GlmGradVariant) -> usize {
 /// let s = glm_grad_split(1_000_000, 64, Quads);
 /// assert_eq!((s.seg_len, s.segments), (512, 1954));
 /// assert_eq!(glm_grad_split(5_000, 64, Quads).segments, 20); // one tile each
-/// assert_eq!(glm_grad_split(1_000_000, 64, Rows).segments, 68);
+/// assert_eq!(glm_grad_split(1_000_000, 64, Rows).segments, 69);
 /// ```
 pub fn glm_grad_split(rows: usize, p: usize, variant: GlmGradVariant) -> GlmSplit {
     let p = p.max(1);
