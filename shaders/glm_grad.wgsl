@@ -84,6 +84,19 @@ fn sigmoid(v: f32) -> f32 {
     return e / (1.0 + e);
 }
 
+// This workgroup's segment: its index (the grid is flattened as y · nwg.x + x,
+// `kernels::grid_1d`), its first position and the end of its positions.
+fn segment(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
+    let seg = wg.y * nwg.x + wg.x;
+    let begin = P.pos_begin + seg * P.seg_len;
+    return vec3<u32>(seg, begin, min(begin + P.seg_len, P.pos_end));
+}
+
+// δ's factor: 2/m for the mean squared error, 1/m for the cross-entropy.
+fn delta_scale() -> f32 {
+    return select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+}
+
 // Row `row`'s loss term and δ at output z (weighted, δ scaled by `scale`).
 fn loss_term(row: u32, z: f32, scale: f32) -> vec2<f32> {
     let t = targets[row];
@@ -137,20 +150,20 @@ fn glm_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    // The grid is flattened as y · nwg.x + x (`kernels::grid_1d`).
-    let seg = wg.y * nwg.x + wg.x;
-    let begin = P.pos_begin + seg * P.seg_len;
+    let at = segment(wg, nwg);
+    let seg = at.x;
+    let begin = at.y;
     if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.pos_end);
+    let end = at.z;
     let p = P.p;
     for (var l = lid; l < p; l += WG) {
         wv[l] = w[l];
     }
     workgroupBarrier();
     let b0 = b[0];
-    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    let scale = delta_scale();
     let groups = max(WG / p, 1u);
     let l = lid % p;
     let k = lid / p;
@@ -238,19 +251,20 @@ fn glm_grad4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let seg = wg.y * nwg.x + wg.x;
-    let begin = P.pos_begin + seg * P.seg_len;
+    let at = segment(wg, nwg);
+    let seg = at.x;
+    let begin = at.y;
     if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.pos_end);
+    let end = at.z;
     let q = P.p / 4u;
     for (var c = lid; c < q; c += WG) {
         wv4[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
     }
     workgroupBarrier();
     let b0 = b[0];
-    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    let scale = delta_scale();
     // q ≤ MAX_P / 4 = WG: one quad per invocation.
     let groups = WG / q;
     let c = lid % q;
@@ -329,19 +343,20 @@ fn glm_grad_rows(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let seg = wg.y * nwg.x + wg.x;
-    let begin = P.pos_begin + seg * P.seg_len;
+    let at = segment(wg, nwg);
+    let seg = at.x;
+    let begin = at.y;
     if (begin >= P.pos_end) {
         return;
     }
-    let end = min(begin + P.seg_len, P.pos_end);
+    let end = at.z;
     let p = P.p;
     for (var l = lid; l < p; l += WG_R) {
         wv[l] = w[l];
     }
     workgroupBarrier();
     let b0 = b[0];
-    let scale = select(1.0, 2.0, LOSS == 0u) / f32(P.len);
+    let scale = delta_scale();
     var g: array<f32, MAX_P_R>;
     var xr: array<f32, MAX_P_R>;
     var loss_acc = 0.0;

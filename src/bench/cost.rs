@@ -61,44 +61,40 @@ pub struct Device {
 /// 16 softmax dispatches in one submission (1.71 ms: 90 µs each after a 300 µs round
 /// trip), and the 256 × 256 column sums (0.83 ms: 0.6 µs a 64-invocation barrier).
 /// The effective rates of its shaders, not of its CPU.
-pub const PRESETS: [Device; 3] = [
-    Device {
-        name: "H100 SXM",
-        launch_us: 4.0,
-        host_us: 30.0,
-        bandwidth_gbs: 3350.0,
-        gflops: 67_000.0,
-        units: 132.0,
-        barrier_us: 0.05,
-        max_binding: 4 << 30,
-        glm_grad: GlmGradVariant::Quads,
-        matmul: MatmulBlock::Four,
-    },
-    Device {
-        name: "H200",
-        launch_us: 4.0,
-        host_us: 30.0,
-        bandwidth_gbs: 4800.0,
-        gflops: 67_000.0,
-        units: 132.0,
-        barrier_us: 0.05,
-        max_binding: 4 << 30,
-        glm_grad: GlmGradVariant::Quads,
-        matmul: MatmulBlock::Four,
-    },
-    Device {
-        name: "lavapipe (2 cores)",
-        launch_us: 90.0,
-        host_us: 300.0,
-        bandwidth_gbs: 1.3,
-        gflops: 3.0,
-        units: 2.0,
-        barrier_us: 2.4,
-        max_binding: 128 << 20,
-        glm_grad: GlmGradVariant::Rows,
-        matmul: MatmulBlock::Eight,
-    },
-];
+pub const PRESETS: [Device; 3] = [H100, H200, LAVAPIPE];
+
+const H100: Device = Device {
+    name: "H100 SXM",
+    launch_us: 4.0,
+    host_us: 30.0,
+    bandwidth_gbs: 3350.0,
+    gflops: 67_000.0,
+    units: 132.0,
+    barrier_us: 0.05,
+    max_binding: 4 << 30,
+    glm_grad: GlmGradVariant::Quads,
+    matmul: MatmulBlock::Four,
+};
+
+/// An H100 with HBM3e: the same SMs, more bandwidth.
+const H200: Device = Device {
+    name: "H200",
+    bandwidth_gbs: 4800.0,
+    ..H100
+};
+
+const LAVAPIPE: Device = Device {
+    name: "lavapipe (2 cores)",
+    launch_us: 90.0,
+    host_us: 300.0,
+    bandwidth_gbs: 1.3,
+    gflops: 3.0,
+    units: 2.0,
+    barrier_us: 2.4,
+    max_binding: 128 << 20,
+    glm_grad: GlmGradVariant::Rows,
+    matmul: MatmulBlock::Eight,
+};
 
 /// One dispatch of a step (or a step's share of a many-step dispatch).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,6 +298,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 // Three a tile, the reductions.
                 _ => 3.0 * (cut.seg_len / 256) as f64 + 12.0,
             };
+            let partials = (cut.segments * (p + 2)) as f64;
             let mut dispatches = vec![Dispatch {
                 kernel: "glm_grad (per chunk)",
                 per_step: chunks,
@@ -311,24 +308,18 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 } else {
                     256
                 },
-                bytes: bytes_x / chunks
-                    + n * 2.0 * f / chunks
-                    + (cut.segments * (p + 2)) as f64 * f,
-                flops: 4.0 * n * pf / chunks,
-                barriers,
+                // Over the step's chunk dispatches: X once, targets and order, partials.
+                bytes: bytes_x + n * 2.0 * f + chunks * partials * f,
+                flops: 4.0 * n * pf,
+                barriers: chunks * barriers,
             }];
-            // per_step counts the chunk dispatches; the bytes and flops above are per
-            // dispatch: scale them to the step.
-            dispatches[0].bytes *= chunks;
-            dispatches[0].flops *= chunks;
-            dispatches[0].barriers *= chunks;
             dispatches.push(Dispatch {
                 kernel: "glm_finish (one workgroup)",
                 per_step: 1.0,
                 workgroups: 1,
                 lanes: 256,
-                bytes: chunks * (cut.segments * (p + 2)) as f64 * f,
-                flops: chunks * (cut.segments * (p + 2)) as f64,
+                bytes: chunks * partials * f,
+                flops: chunks * partials,
                 barriers: 1.0,
             });
             for values in [pf, 1.0] {

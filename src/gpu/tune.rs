@@ -372,14 +372,7 @@ fn pick<T: Copy + std::fmt::Debug>(
 /// Median milliseconds of three timed runs of `run` after one warm-up (compilation and
 /// first-use costs are not the steady state).
 fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    run()?;
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Device {
-            message: e.to_string(),
-        })?;
-    let mut times = Vec::with_capacity(3);
-    for _ in 0..3 {
+    let mut timed = || -> Result<f64> {
         let t = Instant::now();
         run()?;
         ctx.device()
@@ -387,8 +380,10 @@ fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f6
             .map_err(|e| Error::Device {
                 message: e.to_string(),
             })?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    timed()?;
+    let mut times = [timed()?, timed()?, timed()?];
     times.sort_by(f64::total_cmp);
     Ok(times[1])
 }

@@ -3,8 +3,9 @@
 //! This is the contract between the models and the backends. A model does not run
 //! anything; it *describes* its forward and backward pass as a [`Program`], and a backend
 //! executes it: the [`CpuEngine`](crate::cpu::engine::CpuEngine) by calling the reference
-//! kernels in [`crate::cpu`], the GPU backend by recording one dispatch per op (with the
-//! bind group for each op created once, since the buffers never change during a fit).
+//! kernels in [`crate::cpu`], the GPU backend by recording one dispatch per op or a fused
+//! kernel for a pattern it recognises (with the bind group for each op created once,
+//! since the buffers never change during a fit).
 //! Verify mode and the gradient check run the very same program on the CPU, so there is
 //! one description of each model's mathematics, not one per backend.
 //!

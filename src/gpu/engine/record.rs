@@ -285,10 +285,8 @@ fn record_step(
                         )?
                     }
                     None => {
-                        let args = (*layout, shape, rows, op.epi);
-                        kernels::matmul_with(
-                            ctx, pass, ring, bound, args.0, args.1, args.2, args.3,
-                        )?
+                        let epi = op.epi;
+                        kernels::matmul_with(ctx, pass, ring, bound, *layout, shape, rows, epi)?
                     }
                 }
             }

@@ -129,8 +129,9 @@ pub fn matmul_dispatches(k: usize) -> usize {
 }
 
 /// The matmul grid for an m × n result: workgroups along n and along m.
-pub(super) fn matmul_grid(ctx: &GpuContext, m: usize, n: usize) -> Result<(u32, u32)> {
-    let block = MATMUL_BLOCK as u64;
+/// `edge`: the rows (and columns) of C one workgroup computes (8 invocations × the block).
+pub(super) fn matmul_grid(ctx: &GpuContext, m: usize, n: usize, edge: u64) -> Result<(u32, u32)> {
+    let block = edge;
     let gx = check_dim(ctx, "matmul workgroups along n", (n as u64).div_ceil(block))?;
     let gy = check_dim(ctx, "matmul workgroups along m", (m as u64).div_ceil(block))?;
     Ok((gx, gy))
@@ -274,14 +275,11 @@ pub fn matmul_with(
     check_family(bound, Family::Matmul)?;
     let block = ctx.pipelines().tuning().matmul;
     let kernel = Kernel::Matmul(layout, block, epi.activation(), bound.chunks > 1);
-    let (gx, gy) = match block {
-        MatmulBlock::Four => matmul_grid(ctx, m, n)?,
-        MatmulBlock::Eight => {
-            let dim = |what, v: usize| check_dim(ctx, what, v.div_ceil(64) as u64);
-            let gx = dim("matmul workgroups along n", n)?;
-            (gx, dim("matmul workgroups along m", m)?)
-        }
+    let edge = match block {
+        MatmulBlock::Four => MATMUL_BLOCK as u64,
+        MatmulBlock::Eight => 64,
     };
+    let (gx, gy) = matmul_grid(ctx, m, n, edge)?;
     let base = matmul_params(bound, layout, (m, k, n), a_rows)?;
     match epi {
         Epilogue::None => {}
@@ -394,7 +392,7 @@ pub fn matmul_split(
     max_segments: usize,
 ) -> Result<()> {
     check_family(bound, Family::Matmul)?;
-    let (gx, gy) = matmul_grid(ctx, m, n)?;
+    let (gx, gy) = matmul_grid(ctx, m, n, MATMUL_BLOCK as u64)?;
     let cut = split(k, u64::from(gx) * u64::from(gy), max_segments);
     let params = matmul_params(bound, layout, (m, k, n), a_rows)?;
     let mn = (m as u64) * (n as u64);
