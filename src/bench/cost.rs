@@ -15,6 +15,13 @@
 //! (a dispatch with fewer workgroups than the device has units reaches only that share
 //! of its bandwidth and peak; a unit walks its workgroups one after another, each paying
 //! its barriers), and a step adds its share of the epoch's submissions and host waits.
+//! The many-step kernel is different in kind: one workgroup runs a chain of dependent
+//! steps, each reading its batch twice and reducing it through workgroup memory between
+//! barriers, so its bytes move at the rate such a chain reaches (`chain_gbs`, measured
+//! on its own) rather than at a share of the device's bandwidth. And a CPU adapter runs
+//! every case of a `switch` under a mask (llvmpipe's SIMD lanes share one instruction
+//! stream), so a kernel that picks the feature chunk of each row through a switch reads
+//! as if every chunk were read (`masked_switch`); a GPU branches once per warp.
 //! The largest term names the bound: launch, memory, compute, sync or host.
 
 use serde::Serialize;
@@ -44,6 +51,12 @@ pub struct Device {
     /// in proportion to the invocations it switches between; a GPU about the same for
     /// any size).
     pub barrier_us: f64,
+    /// Bandwidth, GB/s, that one workgroup's chain of dependent steps reaches (the
+    /// many-step kernel): reads that wait on the last step's barrier, not a device full
+    /// of independent loads.
+    pub chain_gbs: f64,
+    /// Whether a `switch` costs every case (a CPU adapter's masked SIMD lanes).
+    pub masked_switch: bool,
     /// Largest storage binding, bytes (how many chunks the features take).
     pub max_binding: u64,
     /// The kernel variants the device runs (its tuning).
@@ -59,8 +72,11 @@ pub struct Device {
 /// (BENCHMARKS.md, 2026-12-03): the tuner's fused-gradient probe (16.8 MB read in
 /// 12.9 ms: 1.3 GB/s) and matrix-product probe (155 MFLOP in 51.5 ms: 3.0 GFLOP/s),
 /// 16 softmax dispatches in one submission (1.71 ms: 90 µs each after a 300 µs round
-/// trip), and the 256 × 256 column sums (0.83 ms: 0.6 µs a 64-invocation barrier).
-/// The effective rates of its shaders, not of its CPU.
+/// trip), the 256 × 256 column sums (0.83 ms: 0.6 µs a 64-invocation barrier), and the
+/// tuner's many-step probe (64 steps of 256 × 64 in 23.8 ms: 67.6 kB a step in 0.37 ms,
+/// 0.18 GB/s). The effective rates of its shaders, not of its CPU. The GPUs' chain rate
+/// is an assumption until a device run measures it: about one SM's share of the
+/// bandwidth.
 pub const PRESETS: [Device; 3] = [H100, H200, LAVAPIPE];
 
 const H100: Device = Device {
@@ -71,6 +87,8 @@ const H100: Device = Device {
     gflops: 67_000.0,
     units: 132.0,
     barrier_us: 0.05,
+    chain_gbs: 25.0,
+    masked_switch: false,
     max_binding: 4 << 30,
     glm_grad: GlmGradVariant::Quads,
     matmul: MatmulBlock::Four,
@@ -91,6 +109,8 @@ const LAVAPIPE: Device = Device {
     gflops: 3.0,
     units: 2.0,
     barrier_us: 2.4,
+    chain_gbs: 0.18,
+    masked_switch: true,
     max_binding: 128 << 20,
     glm_grad: GlmGradVariant::Rows,
     matmul: MatmulBlock::Eight,
@@ -114,6 +134,9 @@ pub struct Dispatch {
     /// Barriers each workgroup crosses per step (over all of the step's dispatches of
     /// this kind).
     pub barriers: f64,
+    /// One workgroup's chain of dependent steps: its bytes move at
+    /// [`Device::chain_gbs`].
+    pub chain: bool,
 }
 
 /// A workload's step on a device.
@@ -168,7 +191,11 @@ impl StepCost {
         for d in &self.dispatches {
             let wg = d.workgroups.max(1) as f64;
             let occ = (wg / dev.units).min(1.0);
-            let memory = d.bytes / (dev.bandwidth_gbs * 1e3 * occ);
+            let memory = if d.chain {
+                d.bytes / (dev.chain_gbs * 1e3)
+            } else {
+                d.bytes / (dev.bandwidth_gbs * 1e3 * occ)
+            };
             let compute = d.flops / (dev.gflops * 1e3 * occ);
             terms[0].1 += d.per_step * dev.launch_us;
             if memory >= compute {
@@ -212,6 +239,9 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
             // A submission holds what the parameter ring can launch: 7 blocks a step ×
             // 32 steps, 16 steps each.
             let capacity = 7.0 * 32.0 * per;
+            // Features over several bindings are picked per row through a switch.
+            let chunks = (n * pf * f / dev.max_binding as f64).ceil().max(1.0);
+            let switch = if dev.masked_switch { chunks } else { 1.0 };
             StepCost {
                 workload: w,
                 dispatches: vec![Dispatch {
@@ -219,10 +249,11 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                     per_step: 1.0 / per,
                     workgroups: 1,
                     lanes: 256,
-                    bytes: b * (pf + 2.0) * f,
+                    bytes: b * (pf * switch + 2.0) * f,
                     flops: 4.0 * b * pf,
                     // Per step: three per 256-row tile, the loss's tree (8) and two more.
                     barriers: 13.0,
+                    chain: true,
                 }],
                 steps_per_epoch: steps,
                 submissions_per_epoch: (steps / capacity).ceil(),
@@ -244,6 +275,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                     bytes: (m * kk + kk * nn + m * nn + extra) * f,
                     flops: 2.0 * m * kk * nn,
                     barriers: 0.0,
+                    chain: false,
                 }
             };
             let small = |kernel, workgroups, lanes, values: f64, barriers| Dispatch {
@@ -254,6 +286,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 bytes: values * f,
                 flops: values,
                 barriers,
+                chain: false,
             };
             let update = |values: f64| {
                 small(
@@ -312,6 +345,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 bytes: bytes_x + n * 2.0 * f + chunks * partials * f,
                 flops: 4.0 * n * pf,
                 barriers: chunks * barriers,
+                chain: false,
             }];
             dispatches.push(Dispatch {
                 kernel: "glm_finish (one workgroup)",
@@ -321,6 +355,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 bytes: chunks * partials * f,
                 flops: chunks * partials,
                 barriers: 1.0,
+                chain: false,
             });
             for values in [pf, 1.0] {
                 dispatches.push(Dispatch {
@@ -331,6 +366,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                     bytes: 3.0 * values * f,
                     flops: 2.0 * values,
                     barriers: 0.0,
+                    chain: false,
                 });
             }
             StepCost {
@@ -390,8 +426,10 @@ pub fn explain() -> String {
         .iter()
         .map(|d| {
             format!(
-                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, kernels {:?} / {:?}",
-                d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.glm_grad, d.matmul
+                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels {:?} / {:?}",
+                d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.chain_gbs,
+                if d.masked_switch { "a switch costs every case" } else { "a switch costs one case" },
+                d.glm_grad, d.matmul
             )
         })
         .collect::<Vec<_>>()
@@ -429,5 +467,44 @@ mod tests {
         // A full batch reads its 256 MB once: memory-bound on a GPU.
         assert_eq!(step_cost(Workload::W4, h100).predict(h100).bound, "memory");
         assert!(explain().contains("| W4 |"));
+        // The many-step kernel is one workgroup's chain; on lavapipe its 10⁶ rows span
+        // two bindings and the switch between them costs both.
+        assert!(w1.dispatches[0].chain);
+        let on_h100 = step_cost(Workload::W1, h100).bytes();
+        assert_eq!(
+            w1.bytes() - 256.0 * 2.0 * 4.0,
+            2.0 * (on_h100 - 256.0 * 2.0 * 4.0)
+        );
+    }
+
+    #[test]
+    fn the_doc_page_holds_these_tables() {
+        let page = include_str!("../../docs/COST_MODEL.md");
+        assert!(
+            page.contains(&explain()),
+            "docs/COST_MODEL.md is stale: paste `gradflow bench --explain` under its text"
+        );
+    }
+
+    #[test]
+    fn lavapipe_predictions_are_within_two_of_the_recorded_times() {
+        // BENCHMARKS.md, 2026-12-03 (issue 18): full size, ms a step, on the machine the
+        // preset was probed on. The preset's numbers come from kernel probes, not these.
+        let measured = [
+            (Workload::W1, 0.864),
+            (Workload::W2, 0.811),
+            (Workload::W3, 10.479),
+            (Workload::W4, 261.9),
+        ];
+        let lava = &PRESETS[2];
+        for (w, ms) in measured {
+            let predicted = step_cost(w, lava).predict(lava).ms;
+            let ratio = ms / predicted;
+            assert!(
+                (0.5..=2.0).contains(&ratio),
+                "{}: {predicted} ms predicted, {ms} measured",
+                w.id()
+            );
+        }
     }
 }
