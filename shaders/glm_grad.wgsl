@@ -332,13 +332,12 @@ const STRIDE_R: u32 = 16u;
 var<workgroup> red_r: array<f32, 1024>;
 
 // The loss and gradients for p ≤ 64 with the gradient in each invocation's own array:
-// invocation t takes the t-th of 64 contiguous runs of the segment's rows (measured on
-// llvmpipe: no slower than rows t, t + 64, …, and each lane's sum runs in row order),
-// reads each row ONCE (kept in a
-// private array for the second product), and adds δ·x to its own gradient; at the end of
-// the segment the 64 invocations' gradients are added in invocation order. One read per
-// feature value instead of two and no barrier per tile: the variant for adapters where a
-// scattered read costs more than arithmetic (a CPU running the shader, as llvmpipe).
+// invocation t takes the t-th of 64 contiguous runs of the segment's rows (on llvmpipe
+// no slower than rows t, t + 64, …), reads each row ONCE (kept in a private array for
+// the second product), and adds δ·x to its own gradient; at the end of the segment the
+// 64 invocations' gradients are added in invocation order. One read per feature value
+// instead of two and no barrier per tile: the variant for adapters where a scattered
+// read costs more than arithmetic (a CPU running the shader, as llvmpipe).
 @compute @workgroup_size(64)
 fn glm_grad_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
