@@ -37,7 +37,8 @@ fn check_dataset(d: &gradflow::data::Dataset) {
     }
 }
 
-/// The CSV reader and the prediction-time feature reader, with options from `data[0]`:
+/// The CSV reader (whole, and cut into chunks of a few bytes: the same outcome) and the
+/// prediction-time feature reader, with options from `data[0]`:
 /// bits 0–1 the header (detect, yes, no), bit 2 class labels, bit 3 a target column by
 /// index (bits 5–7), bit 4 a weight column 0.
 pub fn csv(data: &[u8]) {
@@ -61,7 +62,16 @@ pub fn csv(data: &[u8]) {
     if knobs & 16 != 0 {
         options = options.weight(Column::Index(0));
     }
-    if let Ok(read) = csv::read(&path, &options) {
+    // The parallel reader cut at every few bytes reads what it reads whole: the same
+    // data, or the same first error.
+    let whole = csv::read(&path, &options);
+    let cut = csv::read_chunked(&path, &options, usize::from(knobs % 7) + 1);
+    match (&whole, &cut) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("whole {whole:?} vs cut {cut:?}"),
+    }
+    if let Ok(read) = whole {
         check_dataset(&read.dataset);
         if let Some(w) = &read.weights {
             assert_eq!(w.len(), read.dataset.n());

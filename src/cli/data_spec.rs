@@ -159,6 +159,8 @@ pub struct Loaded {
     pub weights: Option<Vec<f32>>,
     /// Seconds spent making or reading the data.
     pub seconds: f64,
+    /// Bytes of the file read whole in that time (`None`: generated, or read in place).
+    pub bytes_read: Option<u64>,
 }
 
 impl Loaded {
@@ -296,12 +298,17 @@ pub fn load(
             (Rows::Memory(data.dataset), data.labels, columns, None)
         }
     };
+    let bytes_read = match (&rows, spec) {
+        (Rows::Memory(_), DataSpec::Csv(_) | DataSpec::Npy(_)) => spec.bytes(),
+        _ => None,
+    };
     Ok(Loaded {
         rows,
         labels,
         columns,
         weights,
         seconds: started.elapsed().as_secs_f64(),
+        bytes_read,
     })
 }
 

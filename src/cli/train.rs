@@ -206,6 +206,9 @@ struct ConfigSummary {
 #[derive(Debug, Serialize)]
 struct Timings {
     data_seconds: f64,
+    /// Bytes of the data file read whole in that time (none for a generator or a file
+    /// read in place).
+    data_bytes: Option<u64>,
     train_seconds: f64,
     samples_per_sec: f64,
     upload_wait_seconds: f64,
@@ -711,6 +714,7 @@ fn summarise(
         metrics,
         timings: Timings {
             data_seconds: loaded.seconds,
+            data_bytes: loaded.bytes_read,
             train_seconds: report.wall.as_secs_f64(),
             samples_per_sec: report.samples_per_sec(),
             upload_wait_seconds: report.upload_wait.as_secs_f64(),
@@ -863,8 +867,14 @@ fn print_human(s: &Summary, report: &Report) {
         let name = if name == "r2" { "R²" } else { name.as_str() };
         println!("  {name:<9} {v:.6} (training data)");
     }
+    let rate = match s.timings.data_bytes {
+        Some(b) if s.timings.data_seconds > 0.0 => {
+            format!(" ({:.0} MB/s)", b as f64 / 1e6 / s.timings.data_seconds)
+        }
+        _ => String::new(),
+    };
     println!(
-        "  time      {:.3} s training ({} samples/s), {:.3} s data",
+        "  time      {:.3} s training ({} samples/s), {:.3} s data{rate}",
         s.timings.train_seconds,
         human(s.timings.samples_per_sec),
         s.timings.data_seconds

@@ -23,6 +23,7 @@ use std::str::FromStr;
 
 use csv::{ReaderBuilder, StringRecord, Trim};
 
+use super::csv_par::{self, Fault, Parsed, Role};
 use super::model::Prediction;
 use super::{io_error, write_atomic};
 use crate::data::{Dataset, Targets};
@@ -187,8 +188,23 @@ impl CsvData {
 /// fields than the first, a cell that is not a finite number, a target column that does
 /// not exist (or a name without a header).
 pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
+    read_chunked(path, options, csv_par::CHUNK_BYTES)
+}
+
+/// As [`read`], with the data rows cut into chunks of about `chunk_bytes` for the
+/// parallel parse instead of the default few MB: for tests and fuzzing, which cut small to
+/// cut often. Every cut gives the same result.
+///
+/// # Errors
+/// As [`read`].
+#[doc(hidden)]
+pub fn read_chunked(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+    chunk_bytes: usize,
+) -> Result<CsvData> {
     let path = path.as_ref();
-    let mut table = Table::open(path, options.header)?;
+    let table = Table::open(path, options.header)?;
     let cols = table.cols;
     if cols < 2 {
         return Err(table.bad(format!(
@@ -215,35 +231,24 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
         None => None,
     };
     let p = cols - 1 - usize::from(weight.is_some());
-    let (mut x, mut real, mut names, mut weights) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    while let Some(rec) = table.next()? {
-        let line = line_of(&rec);
-        for (j, cell) in rec.iter().enumerate() {
-            if Some(j) == weight {
-                weights.push(table.number(cell, line, j)?);
-            } else if j != target {
-                x.push(table.number(cell, line, j)?);
-            } else if options.kind == TargetKind::Real {
-                real.push(table.number(cell, line, j)?);
-            } else if cell.is_empty() {
-                return Err(table.bad(format!(
-                    "line {line}, column {}: empty class label",
-                    table.column_name(j)
-                )));
-            } else {
-                names.push(cell.to_string());
-            }
-        }
-    }
-    let n = x.len() / p;
-    if n == 0 {
+    let roles: Vec<Role> = (0..cols)
+        .map(|j| match j {
+            _ if Some(j) == weight => Role::Weight,
+            _ if j != target => Role::Feature,
+            _ if options.kind == TargetKind::Real => Role::Real,
+            _ => Role::Class,
+        })
+        .collect();
+    let rows = table.rows(&roles, chunk_bytes)?;
+    if rows.rows == 0 {
         return Err(table.bad("no data rows after the header".into()));
     }
+    let x = rows.x;
+    let weights = rows.weights;
     let (targets, labels) = match options.kind {
-        TargetKind::Real => (Targets::Real(real), None),
+        TargetKind::Real => (Targets::Real(rows.real), None),
         TargetKind::Classes => {
-            let (ids, labels) = class_map(&names);
+            let (ids, labels) = class_order(rows.class_ids, rows.class_names);
             let classes = labels.len();
             (
                 Targets::Classes {
@@ -310,7 +315,7 @@ pub fn read_features(
     header: Option<bool>,
 ) -> Result<CsvFeatures> {
     let path = path.as_ref();
-    let mut table = Table::open(path, header)?;
+    let table = Table::open(path, header)?;
     let training_layout = table.cols == p + skip.len();
     let skipped: Vec<usize> = skip
         .iter()
@@ -338,15 +343,13 @@ pub fn read_features(
             "{what}, but the model was trained on {p} feature columns"
         )));
     }
-    let mut x = Vec::new();
-    while let Some(rec) = table.next()? {
-        let line = line_of(&rec);
-        for (j, cell) in rec.iter().enumerate() {
-            if !skipped.contains(&j) {
-                x.push(table.number(cell, line, j)?);
-            }
-        }
-    }
+    let roles: Vec<Role> = (0..table.cols)
+        .map(|j| match skipped.contains(&j) {
+            true => Role::Skip,
+            false => Role::Feature,
+        })
+        .collect();
+    let x = table.rows(&roles, csv_par::CHUNK_BYTES)?.x;
     if x.is_empty() {
         return Err(table.bad("no data rows after the header".into()));
     }
@@ -448,9 +451,26 @@ pub fn predictions_csv(
 /// Maps class names to `0..k` in sorted order: numerically when every name is a number,
 /// else as strings. Returns the id of each row and the name of each class.
 pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut distinct: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let ids = names
+        .iter()
+        .map(|n| {
+            *seen.entry(n).or_insert_with(|| {
+                distinct.push(n.clone());
+                distinct.len() as u32 - 1
+            })
+        })
+        .collect();
+    class_order(ids, distinct)
+}
+
+/// Renumbers classes given as ids into `names` (any order, distinct) so that the ids
+/// follow the names' sorted order: numerically when every name is a number, else as
+/// strings. Returns the new id of each row and the sorted names.
+pub(crate) fn class_order(ids: Vec<u32>, names: Vec<String>) -> (Vec<u32>, Vec<String>) {
     let mut distinct: Vec<&String> = names.iter().collect();
     distinct.sort();
-    distinct.dedup();
     let numbers: Option<Vec<f64>> = distinct
         .iter()
         .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
@@ -465,7 +485,8 @@ pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
         .enumerate()
         .map(|(i, s)| (*s, i as u32))
         .collect();
-    let ids = names.iter().map(|s| index[s]).collect();
+    let renumber: Vec<u32> = names.iter().map(|s| index[s]).collect();
+    let ids = ids.into_iter().map(|i| renumber[i as usize]).collect();
     (ids, distinct.into_iter().cloned().collect())
 }
 
@@ -497,6 +518,9 @@ pub(super) struct Table<'p> {
     path: &'p Path,
     pub(super) header: Option<Vec<String>>,
     pub(super) cols: usize,
+    /// Where the data rows begin: the byte offset and line of the first one (`None`: a
+    /// header alone).
+    pub(super) data_start: Option<(u64, u64)>,
     /// Rows read ahead while detecting the header.
     pending: std::vec::IntoIter<StringRecord>,
     records: csv::StringRecordsIntoIter<std::fs::File>,
@@ -521,6 +545,14 @@ impl<'p> Table<'p> {
             .map_err(|e| csv_error(path, &e))?;
         let cols = first.len();
         let has_header = header.unwrap_or_else(|| looks_like_header(&first, second.as_ref()));
+        let data = if has_header {
+            second.as_ref()
+        } else {
+            Some(&first)
+        };
+        let data_start = data
+            .and_then(StringRecord::position)
+            .map(|p| (p.byte(), p.line()));
         let (header, pending): (_, Vec<StringRecord>) = if has_header {
             (
                 Some(first.iter().map(str::to_string).collect()),
@@ -533,6 +565,7 @@ impl<'p> Table<'p> {
             path,
             header,
             cols,
+            data_start,
             pending: pending.into_iter(),
             records,
         })
@@ -548,22 +581,54 @@ impl<'p> Table<'p> {
             },
         };
         if rec.len() != self.cols {
-            let of = if self.header.is_some() {
-                "the header"
-            } else {
-                "the first row"
-            };
-            return Err(self.bad(format!(
-                "line {}: {} fields, but {of} has {} (ragged rows)",
-                line_of(&rec),
-                rec.len(),
-                self.cols
-            )));
+            return Err(self.bad(self.ragged(line_of(&rec), rec.len())));
         }
         Ok(Some(rec))
     }
 
-    /// The target column's index.
+    /// Every data row, parsed in parallel (see [`csv_par`](super::csv_par)) with one
+    /// role per column, in chunks of about `chunk_bytes`.
+    ///
+    /// # Errors
+    /// The first bad row in file order, worded as [`Table::next`] and
+    /// [`Table::number`] word it.
+    pub(super) fn rows(&self, roles: &[Role], chunk_bytes: usize) -> Result<Parsed> {
+        let Some((byte, line)) = self.data_start else {
+            return Ok(Parsed::default());
+        };
+        let bytes = csv_par::map(self.path).map_err(|e| io_error(self.path, &e))?;
+        let data = bytes.get(byte as usize..).unwrap_or_default();
+        csv_par::parse(data, line, roles, chunk_bytes).map_err(|e| {
+            let line = e.line;
+            let at = |col| format!("line {line}, column {}", self.column_name(col));
+            self.bad(match e.fault {
+                Fault::Ragged(n) => self.ragged(line, n),
+                Fault::Empty(col) => format!("{}: empty cell, expected a number", at(col)),
+                Fault::NotFinite(col, v) => format!(
+                    "{}: {v} is not a finite number (every value must be finite)",
+                    at(col)
+                ),
+                Fault::NotNumber(col, cell) => format!("{}: \"{cell}\" is not a number", at(col)),
+                Fault::EmptyLabel(col) => format!("{}: empty class label", at(col)),
+                Fault::NotUtf8 => format!("line {line}: not UTF-8 text"),
+                Fault::Csv(message) => format!("line {line}: {message}"),
+            })
+        })
+    }
+
+    /// A ragged row's reason.
+    fn ragged(&self, line: u64, fields: usize) -> String {
+        let of = if self.header.is_some() {
+            "the header"
+        } else {
+            "the first row"
+        };
+        format!(
+            "line {line}: {fields} fields, but {of} has {} (ragged rows)",
+            self.cols
+        )
+    }
+
     /// The position of the `what` column (`target`, `weight`); the last one for `None`.
     pub(super) fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
         match column {
@@ -658,6 +723,168 @@ mod tests {
     fn err(text: &str, options: &CsvOptions) -> String {
         let (_d, path) = file(text);
         read(&path, options).unwrap_err().to_string()
+    }
+
+    /// The serial reader this module had before the parallel one, kept as its reference:
+    /// the `csv` crate record by record, `str::parse` cell by cell.
+    fn serial_read(path: &Path, options: &CsvOptions) -> Result<CsvData> {
+        let table = Table::open(path, options.header)?;
+        let cols = table.cols;
+        if cols < 2 {
+            return Err(table.bad(format!(
+                "{cols} column: a dataset needs at least 2 (one feature and the target)"
+            )));
+        }
+        let target = table.resolve(options.target.as_ref(), "target")?;
+        let weight = match &options.weight {
+            Some(c) => Some(table.resolve(Some(c), "weight")?),
+            None => None,
+        };
+        if weight == Some(target) || (weight.is_some() && cols < 3) {
+            return read(path, options); // the same checks, not what is compared here
+        }
+        let p = cols - 1 - usize::from(weight.is_some());
+        let (mut x, mut real, mut names, mut weights) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The true line of a record: that of its first byte past line ends (the `csv`
+        // crate's own count lags after CRLF and blank lines).
+        let text = std::fs::read(path).unwrap();
+        let line_at = |byte: u64| {
+            let mut at = byte as usize;
+            while at < text.len() && (text[at] == b'\r' || text[at] == b'\n') {
+                at += 1;
+            }
+            1 + text[..at].iter().filter(|&&c| c == b'\n').count() as u64
+        };
+        let line_of = |rec: &StringRecord| line_at(rec.position().unwrap().byte());
+        let mut records = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(Trim::All)
+            .from_path(path)
+            .unwrap()
+            .into_records();
+        if table.header.is_some() {
+            records.next();
+        }
+        for rec in records {
+            let rec = rec.map_err(|e| {
+                let line = line_at(e.position().unwrap().byte());
+                table.bad(format!("line {line}: not UTF-8 text"))
+            })?;
+            if rec.len() != cols {
+                return Err(table.bad(table.ragged(line_of(&rec), rec.len())));
+            }
+            let line = line_of(&rec);
+            for (j, cell) in rec.iter().enumerate() {
+                if Some(j) == weight {
+                    weights.push(table.number(cell, line, j)?);
+                } else if j != target {
+                    x.push(table.number(cell, line, j)?);
+                } else if options.kind == TargetKind::Real {
+                    real.push(table.number(cell, line, j)?);
+                } else if cell.is_empty() {
+                    return Err(table.bad(format!(
+                        "line {line}, column {}: empty class label",
+                        table.column_name(j)
+                    )));
+                } else {
+                    names.push(cell.to_string());
+                }
+            }
+        }
+        if x.is_empty() {
+            return Err(table.bad("no data rows after the header".into()));
+        }
+        let (targets, labels) = match options.kind {
+            TargetKind::Real => (Targets::Real(real), None),
+            TargetKind::Classes => {
+                let (ids, labels) = class_map(&names);
+                let classes = labels.len();
+                let t = Targets::Classes {
+                    labels: ids,
+                    classes,
+                };
+                (t, Some(labels))
+            }
+        };
+        Ok(CsvData {
+            dataset: Dataset::new(x, p, targets)?,
+            header: table.header,
+            target_column: target,
+            labels,
+            weight_column: weight,
+            weights: weight.map(|_| weights),
+        })
+    }
+
+    fn outcome(r: Result<CsvData>) -> std::result::Result<CsvData, String> {
+        r.map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_parallel_reader_equals_the_serial_one_at_every_cut() {
+        use rand::{RngExt, SeedableRng};
+        let cells = [
+            "1", "-2.5", " 3e-2 ", "4.", ".5", "+6", "1e40", "inf", "NaN", "", "abc", "7x",
+            "\"8\"", "\"a,b\"", "\"x\ny\"", "cat", "dog", " dog ", "\u{a0}9", "1_0",
+        ];
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut compared = (0, 0);
+        for case in 0..600 {
+            let cols = rng.random_range(2..5usize);
+            let rows = rng.random_range(0..8usize);
+            let mut text = String::new();
+            if case % 3 == 0 {
+                let names: Vec<String> = (0..cols).map(|j| format!("c{j}")).collect();
+                text += &names.join(",");
+                text += "\n";
+            }
+            // Mostly clean rows, now and then something hostile.
+            let clean = rng.random_range(0..4) != 0;
+            for _ in 0..rows {
+                let width = match rng.random_range(0..20) {
+                    0 if !clean => cols + 1,
+                    1 if !clean => cols - 1,
+                    _ => cols,
+                };
+                let row: Vec<String> = (0..width)
+                    .map(|j| {
+                        let pool = if clean && j + 1 < cols {
+                            3
+                        } else {
+                            cells.len()
+                        };
+                        let pick = if clean && j + 1 == cols {
+                            15 + rng.random_range(0..3)
+                        } else {
+                            rng.random_range(0..pool)
+                        };
+                        cells[pick].to_string()
+                    })
+                    .collect();
+                text += &row.join(",");
+                text += ["\n", "\r\n", "\n\n"][rng.random_range(0..3)];
+            }
+            std::fs::write(&path, &text).unwrap();
+            let options = match case % 4 {
+                0 => CsvOptions::default(),
+                1 => CsvOptions::default().classes(),
+                2 => CsvOptions::default().target(Column::Index(0)).classes(),
+                _ => CsvOptions::default().weight(Column::Index(0)),
+            };
+            let reference = outcome(serial_read(&path, &options));
+            for chunk in [1, 2, 7, usize::MAX] {
+                let got = outcome(read_chunked(&path, &options, chunk));
+                assert_eq!(got, reference, "{text:?} {options:?} chunks of {chunk}");
+            }
+            compared.0 += usize::from(reference.is_ok());
+            compared.1 += usize::from(reference.is_err());
+        }
+        // Both outcomes were exercised, many times.
+        assert!(compared.0 > 100 && compared.1 > 100, "{compared:?}");
     }
 
     #[test]

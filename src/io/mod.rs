@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod csv;
+mod csv_par;
 pub mod model;
 pub mod npy;
 

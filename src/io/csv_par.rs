@@ -1,0 +1,697 @@
+//! The parallel CSV parser behind [`csv::read`](super::csv::read) and
+//! [`csv::read_features`](super::csv::read_features).
+//!
+//! The `csv` crate reads the first rows (header detection, the column count) and says
+//! where the data rows begin; from there the file, memory-mapped, is cut at line ends
+//! into chunks (never inside a quoted field: a quote-parity scan finds the cuts when the
+//! file has quotes) that rayon parses at once, each into its own buffers, which are then
+//! joined in file order. A chunk without quotes or bare carriage returns — nearly every
+//! numeric file — takes the fast path: each number is parsed where it stands
+//! (`fast_float2`, correctly rounded to f32 as `str::parse` is) and the separator checked
+//! after it, with no field splitting first. Any other chunk goes through the `csv`
+//! crate's own reader, so quoting means exactly what it meant before. Both paths keep the
+//! serial reader's rules: fields trimmed, empty lines skipped, UTF-8 required, and the
+//! first error in file order reported with its line.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use memchr::{memchr, memchr2};
+use rayon::prelude::*;
+
+/// What a column is to the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// A feature: a finite number, into `x`.
+    Feature,
+    /// The target as a finite number.
+    Real,
+    /// The target as a class label (any non-empty text).
+    Class,
+    /// A sample weight: a finite number.
+    Weight,
+    /// Not read (predict's target and weight columns).
+    Skip,
+}
+
+/// What went wrong in a row, to be worded by the caller (which knows the column names).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Fault {
+    /// A row of another number of fields.
+    Ragged(usize),
+    /// An empty numeric cell.
+    Empty(usize),
+    /// A cell that is not a number (its trimmed text).
+    NotNumber(usize, String),
+    /// A number that is not finite.
+    NotFinite(usize, f32),
+    /// An empty class label.
+    EmptyLabel(usize),
+    /// A row that is not UTF-8.
+    NotUtf8,
+    /// The `csv` crate's own error (quoted fields).
+    Csv(String),
+}
+
+/// The first fault of the file: the line (counted from 1 over the whole file) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RowError {
+    pub line: u64,
+    pub fault: Fault,
+}
+
+/// The rows parsed, in file order.
+#[derive(Debug, Default)]
+pub(super) struct Parsed {
+    /// Rows read.
+    pub rows: usize,
+    /// Features (and nothing else), row-major.
+    pub x: Vec<f32>,
+    /// The real target, one per row.
+    pub real: Vec<f32>,
+    /// The sample weights, one per row.
+    pub weights: Vec<f32>,
+    /// The class of each row, numbered in order of first appearance.
+    pub class_ids: Vec<u32>,
+    /// The class names in order of first appearance.
+    pub class_names: Vec<String>,
+}
+
+/// One chunk's output: as [`Parsed`], class names local to the chunk, and the newlines
+/// it holds (to number the lines of the chunks after it).
+#[derive(Default)]
+struct Chunk<'a> {
+    rows: usize,
+    x: Vec<f32>,
+    real: Vec<f32>,
+    weights: Vec<f32>,
+    class_ids: Vec<u32>,
+    /// Class names by local id: borrowed from the file, owned when unquoted by the
+    /// `csv` crate.
+    names: Vec<Cow<'a, [u8]>>,
+    newlines: u64,
+    /// The first fault: line within the chunk (from 1) and what.
+    fault: Option<(u64, Fault)>,
+}
+
+/// Bytes a chunk aims at: large enough that a chunk's set-up is noise, small enough that
+/// every thread gets several (the last chunk of an uneven cut does not hold the rest up).
+pub(super) const CHUNK_BYTES: usize = 4 << 20;
+
+/// Parses `data`, the data rows of a CSV file whose first data row is on line
+/// `first_line`, with one role per column. `chunk_bytes` is the cut's target (tests make
+/// it small to cut often).
+pub(super) fn parse(
+    data: &[u8],
+    first_line: u64,
+    roles: &[Role],
+    chunk_bytes: usize,
+) -> Result<Parsed, RowError> {
+    let starts = cut(data, chunk_bytes.max(1));
+    let chunks: Vec<Chunk<'_>> = starts
+        .par_iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let b = starts.get(i + 1).copied().unwrap_or(data.len());
+            parse_chunk(&data[a..b], roles)
+        })
+        .collect();
+    join(chunks, first_line)
+}
+
+/// The start offsets of the chunks of `data`: at line ends, never inside quotes.
+fn cut(data: &[u8], chunk_bytes: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    let quoted = memchr(b'"', data).is_some();
+    // Quote parity at `scanned` (only tracked when the file has quotes).
+    let (mut inside, mut scanned) = (false, 0usize);
+    let mut at = chunk_bytes;
+    while at < data.len() {
+        if quoted {
+            let quotes = memchr::memchr_iter(b'"', &data[scanned..at]).count();
+            inside ^= quotes % 2 == 1;
+        }
+        // The first line end at or after `at` outside quotes.
+        let mut i = at;
+        let next = loop {
+            let Some(k) = (if quoted {
+                memchr2(b'"', b'\n', &data[i..])
+            } else {
+                memchr(b'\n', &data[i..])
+            }) else {
+                break None;
+            };
+            let j = i + k;
+            if data[j] == b'"' {
+                inside = !inside;
+            } else if !inside {
+                break Some(j + 1);
+            }
+            i = j + 1;
+        };
+        let Some(next) = next else { break };
+        if next < data.len() {
+            starts.push(next);
+        }
+        scanned = next;
+        at = next + chunk_bytes;
+    }
+    starts
+}
+
+/// Parses one chunk (whole lines): the fast path when it has no quotes and no bare
+/// carriage returns, else the `csv` crate.
+fn parse_chunk<'a>(bytes: &'a [u8], roles: &[Role]) -> Chunk<'a> {
+    let mut out = Chunk::default();
+    let plain = memchr(b'"', bytes).is_none() && !has_bare_cr(bytes);
+    if plain {
+        fast_chunk(bytes, roles, &mut out);
+    } else {
+        csv_chunk(bytes, roles, &mut out);
+    }
+    out
+}
+
+/// Whether `bytes` holds a carriage return not followed by a newline (a line end of its
+/// own for the `csv` crate).
+fn has_bare_cr(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'))
+}
+
+/// The fast path over lines without quotes.
+fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
+    let cols = roles.len();
+    let mut interned: HashMap<&'a [u8], u32> = HashMap::new();
+    let mut pos = 0;
+    let mut line = 0u64;
+    while pos < bytes.len() {
+        line += 1;
+        let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |k| pos + k);
+        let mut text = &bytes[pos..end];
+        pos = end + 1;
+        if text.last() == Some(&b'\r') {
+            text = &text[..text.len() - 1];
+        }
+        if end < bytes.len() {
+            out.newlines += 1;
+        }
+        // The `csv` crate skips empty lines.
+        if text.is_empty() {
+            continue;
+        }
+        if std::str::from_utf8(text).is_err() {
+            out.fault = Some((line, Fault::NotUtf8));
+            return;
+        }
+        match fast_row(text, roles, out, &mut interned) {
+            Ok(fields) if fields == cols => out.rows += 1,
+            Ok(fields) => {
+                out.fault = Some((line, Fault::Ragged(fields)));
+                return;
+            }
+            Err(fault) => {
+                // A row of the wrong width is reported as ragged, whatever its cells hold
+                // (the serial reader checks the count before the cells).
+                let fields = count_fields(text);
+                let fault = if fields == cols {
+                    fault
+                } else {
+                    Fault::Ragged(fields)
+                };
+                out.fault = Some((line, fault));
+                return;
+            }
+        }
+    }
+}
+
+/// Fields in a line without quotes.
+fn count_fields(text: &[u8]) -> usize {
+    memchr::memchr_iter(b',', text).count() + 1
+}
+
+/// Parses one line's cells in place; returns its field count, or the first bad cell.
+/// A line with more fields than roles stops at the first extra one (it is ragged).
+fn fast_row<'a>(
+    text: &'a [u8],
+    roles: &[Role],
+    out: &mut Chunk<'a>,
+    interned: &mut HashMap<&'a [u8], u32>,
+) -> Result<usize, Fault> {
+    let mut pos = 0;
+    let mut col = 0;
+    loop {
+        if col == roles.len() {
+            // More fields than columns.
+            return Ok(count_fields(text));
+        }
+        let role = roles[col];
+        // Numbers: parsed where they stand, the separator checked after them.
+        let quick = match role {
+            Role::Feature | Role::Real | Role::Weight => {
+                let start = skip_blanks(text, pos);
+                let rest = &text[start..];
+                match quick_decimal(rest)
+                    .map_or_else(|| fast_float2::parse_partial::<f32, _>(rest), Ok)
+                {
+                    Ok((v, n)) => {
+                        let after = skip_blanks(text, start + n);
+                        match text.get(after) {
+                            None | Some(b',') if v.is_finite() => Some((v, after)),
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let field_end = match quick {
+            Some((v, after)) => {
+                push(role, v, out);
+                after
+            }
+            None => {
+                let end = memchr(b',', &text[pos..]).map_or(text.len(), |k| pos + k);
+                let cell = trim(&text[pos..end]);
+                match role {
+                    Role::Skip => {}
+                    Role::Class => {
+                        if cell.is_empty() {
+                            return Err(Fault::EmptyLabel(col));
+                        }
+                        let next = out.names.len() as u32;
+                        let id = *interned.entry(cell).or_insert_with(|| {
+                            out.names.push(Cow::Borrowed(cell));
+                            next
+                        });
+                        out.class_ids.push(id);
+                    }
+                    _ => push(role, number(cell, col)?, out),
+                }
+                end
+            }
+        };
+        col += 1;
+        if field_end >= text.len() {
+            return Ok(col);
+        }
+        pos = field_end + 1;
+    }
+}
+
+/// Powers of ten exact in f32 (5¹⁰ < 2²⁴).
+const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+
+/// The common case of a numeric CSV, parsed without the general algorithm: a decimal
+/// without exponent whose digits, read as an integer `m`, fit in f32's 24-bit significand
+/// and whose fraction has at most 10 digits. Then `m` and `10^frac` are both exact in f32
+/// and one IEEE division rounds their quotient correctly — Clinger's fast path — so the
+/// value is the correctly rounded one `str::parse` gives. Anything else (`None`) goes to
+/// `fast_float2`. Returns the value and the bytes it took.
+#[inline]
+fn quick_decimal(s: &[u8]) -> Option<(f32, usize)> {
+    let mut i = 0;
+    let negative = match s.first() {
+        Some(b'-') => {
+            i = 1;
+            true
+        }
+        Some(b'+') => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+    let mut m: u64 = 0;
+    let int_start = i;
+    while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
+        m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    let mut frac = 0;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            i += 1;
+        }
+        frac = i - frac_start;
+    }
+    let digits = int_digits + frac;
+    // No digits, an exponent, or too many digits for the exact path (19 could wrap).
+    if digits == 0 || digits > 18 || matches!(s.get(i), Some(b'e' | b'E')) {
+        return None;
+    }
+    if m > 1 << 24 || frac >= POW10.len() {
+        return None;
+    }
+    let v = m as f32 / POW10[frac];
+    Some((if negative { -v } else { v }, i))
+}
+
+fn push(role: Role, v: f32, out: &mut Chunk<'_>) {
+    match role {
+        Role::Feature => out.x.push(v),
+        Role::Real => out.real.push(v),
+        Role::Weight => out.weights.push(v),
+        Role::Class | Role::Skip => {}
+    }
+}
+
+fn skip_blanks(text: &[u8], mut i: usize) -> usize {
+    while i < text.len() && (text[i] == b' ' || text[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// A cell trimmed as the `csv` crate trims a text record (Unicode whitespace).
+fn trim(cell: &[u8]) -> &[u8] {
+    let ascii = cell.trim_ascii();
+    // What `str::trim` removes beyond ASCII whitespace: the vertical tab, and Unicode
+    // spaces (multi-byte).
+    let odd = |c: u8| c >= 0x80 || c == 0x0B;
+    match (ascii.first(), ascii.last()) {
+        (Some(&a), Some(&z)) if odd(a) || odd(z) => {
+            std::str::from_utf8(ascii).map_or(ascii, |s| s.trim().as_bytes())
+        }
+        _ => ascii,
+    }
+}
+
+/// A finite number from a trimmed cell, with the serial reader's faults.
+fn number(cell: &[u8], col: usize) -> Result<f32, Fault> {
+    if cell.is_empty() {
+        return Err(Fault::Empty(col));
+    }
+    // `str::parse` decides what is a number (fast_float2 agrees on every decimal).
+    let text = String::from_utf8_lossy(cell);
+    match fast_float2::parse::<f32, _>(cell)
+        .ok()
+        .or_else(|| text.parse::<f32>().ok())
+    {
+        Some(v) if v.is_finite() => Ok(v),
+        Some(v) => Err(Fault::NotFinite(col, v)),
+        None => Err(Fault::NotNumber(col, text.into_owned())),
+    }
+}
+
+/// A chunk with quotes or bare carriage returns, through the `csv` crate.
+fn csv_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
+    out.newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(bytes);
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        let at = reader.position().byte();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = line_at(bytes, e.position().map_or(at, ::csv::Position::byte));
+                let fault = match e.kind() {
+                    ::csv::ErrorKind::Utf8 { .. } => Fault::NotUtf8,
+                    _ => Fault::Csv(e.to_string()),
+                };
+                out.fault = Some((line, fault));
+                break;
+            }
+        }
+        // Worked out only for a fault: the line of the record's first byte.
+        let line = || line_at(bytes, record.position().map_or(at, ::csv::Position::byte));
+        if record.len() != roles.len() {
+            out.fault = Some((line(), Fault::Ragged(record.len())));
+            break;
+        }
+        let row = record
+            .iter()
+            .zip(roles)
+            .enumerate()
+            .try_for_each(|(j, (cell, &role))| {
+                match role {
+                    Role::Skip => {}
+                    Role::Class => {
+                        if cell.is_empty() {
+                            return Err(Fault::EmptyLabel(j));
+                        }
+                        let next = ids.len() as u32;
+                        let id = *ids.entry(cell.to_string()).or_insert_with(|| {
+                            out.names.push(Cow::Owned(cell.as_bytes().to_vec()));
+                            next
+                        });
+                        out.class_ids.push(id);
+                    }
+                    _ => push(role, number(cell.as_bytes(), j)?, out),
+                }
+                Ok(())
+            });
+        if let Err(fault) = row {
+            out.fault = Some((line(), fault));
+            break;
+        }
+        out.rows += 1;
+    }
+}
+
+/// The line (from 1) of the record that starts at `byte`: the `csv` crate's own line
+/// count lags a line after a CRLF end and blank lines, whose bytes it counts as the next
+/// record's start, so the line is that of the first byte past them.
+fn line_at(bytes: &[u8], byte: u64) -> u64 {
+    let byte = usize::try_from(byte).map_or(bytes.len(), |b| b.min(bytes.len()));
+    let first = bytes[byte..]
+        .iter()
+        .position(|&c| c != b'\r' && c != b'\n')
+        .map_or(bytes.len(), |k| byte + k);
+    1 + memchr::memchr_iter(b'\n', &bytes[..first]).count() as u64
+}
+
+/// Joins the chunks in file order; the first fault in file order wins.
+fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
+    let mut line0 = first_line;
+    let mut total = Parsed::default();
+    let rows: usize = chunks.iter().map(|c| c.rows).sum();
+    total
+        .x
+        .reserve_exact(chunks.iter().map(|c| c.x.len()).sum());
+    total
+        .real
+        .reserve_exact(chunks.iter().map(|c| c.real.len()).sum());
+    total
+        .weights
+        .reserve_exact(chunks.iter().map(|c| c.weights.len()).sum());
+    total.class_ids.reserve_exact(rows);
+    let mut global: HashMap<&[u8], u32> = HashMap::new();
+    for c in &chunks {
+        if let Some((line, fault)) = &c.fault {
+            return Err(RowError {
+                line: line0 + line - 1,
+                fault: fault.clone(),
+            });
+        }
+        total.rows += c.rows;
+        total.x.extend_from_slice(&c.x);
+        total.real.extend_from_slice(&c.real);
+        total.weights.extend_from_slice(&c.weights);
+        if !c.names.is_empty() {
+            let map: Vec<u32> = c
+                .names
+                .iter()
+                .map(|name| {
+                    let next = global.len() as u32;
+                    *global.entry(name.as_ref()).or_insert_with(|| {
+                        total
+                            .class_names
+                            .push(String::from_utf8_lossy(name).into_owned());
+                        next
+                    })
+                })
+                .collect();
+            total
+                .class_ids
+                .extend(c.class_ids.iter().map(|&l| map[l as usize]));
+        }
+        line0 += c.newlines;
+    }
+    Ok(total)
+}
+
+/// The bytes of a file, mapped (read when it cannot be mapped: a pipe, an empty file).
+pub(super) enum Bytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Read(v) => v,
+        }
+    }
+}
+
+/// Maps `path` read-only.
+pub(super) fn map(path: &Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only and lives only for this read; a file changed under
+    // it by another process gives wrong values or a bad-row error, never unsafety in
+    // this code, which treats the bytes as untrusted input.
+    match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(m) => Ok(Bytes::Mapped(m)),
+        Err(_) => Ok(Bytes::Read(std::fs::read(path)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(text: &str, roles: &[Role]) -> (Result<Parsed, RowError>, Result<Parsed, RowError>) {
+        // Every chunk size from one byte (a cut at every line) to the whole text.
+        let whole = parse(text.as_bytes(), 1, roles, usize::MAX);
+        let tiny = parse(text.as_bytes(), 1, roles, 1);
+        (whole, tiny)
+    }
+
+    fn same(a: &Result<Parsed, RowError>, b: &Result<Parsed, RowError>) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.rows, b.rows);
+                assert_eq!(a.x, b.x);
+                assert_eq!(a.real, b.real);
+                assert_eq!(a.class_ids, b.class_ids);
+                assert_eq!(a.class_names, b.class_names);
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            _ => panic!("{a:?} vs {b:?}"),
+        }
+    }
+
+    #[test]
+    fn cuts_fall_at_line_ends_outside_quotes() {
+        let text = b"1,\"a\nb\"\n2,c\n3,\"d,\n\"\n4,e\n";
+        for size in 1..text.len() {
+            let starts = cut(text, size);
+            for &s in &starts[1..] {
+                assert_eq!(text[s - 1], b'\n');
+                // Quote parity before every cut is even.
+                assert_eq!(text[..s].iter().filter(|&&c| c == b'"').count() % 2, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn every_cut_gives_the_same_rows_and_faults() {
+        use Role::*;
+        let roles = [Feature, Feature, Class];
+        for text in [
+            "1,2,a\n3,4,b\n5,6,a\n",
+            "1, 2 ,a\r\n3,4,\"b,c\"\r\n\n5,6,a",
+            "1,2,a\n3,x,b\n5,6,a\n",
+            "1,2,a\n3,4\n5,6,a\n",
+            "1,2,a\n3,4,\n",
+            "1,inf,a\n",
+            "1,2,\"a\nb\"\n3,4,zz\n5,6,\n",
+            "1,2,a\r3,4,b\r",
+        ] {
+            let (whole, tiny) = both(text, &roles);
+            same(&whole, &tiny);
+        }
+    }
+
+    #[test]
+    fn fast_and_csv_paths_agree() {
+        use Role::*;
+        let roles = [Feature, Weight, Real, Skip];
+        for text in [
+            "1.5,2,3,x\n-4e-3, 5 ,6,y\n",
+            "1.5,2,3\n",
+            "1.5,2,3,x,9\n",
+            "1.5,,3,x\n",
+            "1.5,2,1e40,x\n",
+            "+.5,2.,3,x\n",
+            "0x10,2,3,x\n",
+            "\u{a0}7\u{a0},2,3,x\n",
+        ] {
+            let mut fast = Chunk::default();
+            fast_chunk(text.as_bytes(), &roles, &mut fast);
+            let mut slow = Chunk::default();
+            csv_chunk(text.as_bytes(), &roles, &mut slow);
+            assert_eq!(fast.fault, slow.fault, "{text:?}");
+            if fast.fault.is_some() {
+                continue; // a chunk with a fault is thrown away whole
+            }
+            assert_eq!(
+                (fast.rows, &fast.x, &fast.real, &fast.weights),
+                (slow.rows, &slow.x, &slow.real, &slow.weights),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_quick_path_rounds_as_str_parse_does() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let int = rng.random_range(0..100_000u32);
+            let frac_digits = rng.random_range(0..11usize);
+            let frac: String = (0..frac_digits)
+                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                .collect();
+            let sign = ["", "-", "+"][rng.random_range(0..3)];
+            let text = match frac_digits {
+                0 => format!("{sign}{int}"),
+                _ => format!("{sign}{int}.{frac}"),
+            };
+            let want: f32 = text.parse().unwrap();
+            if let Some((v, n)) = quick_decimal(text.as_bytes()) {
+                assert_eq!(v.to_bits(), want.to_bits(), "{text}");
+                assert_eq!(n, text.len());
+                taken += 1;
+            }
+        }
+        assert!(taken > 50_000, "{taken}");
+        for (text, took) in [
+            ("1.5,", Some(3)),
+            (".5", Some(2)),
+            ("7.", Some(2)),
+            ("-0", Some(2)),
+        ] {
+            assert_eq!(quick_decimal(text.as_bytes()).map(|r| r.1), took, "{text}");
+        }
+        assert_eq!(quick_decimal(b"-0").unwrap().0.to_bits(), (-0f32).to_bits());
+        for text in [
+            "",
+            ".",
+            "-",
+            "1e5",
+            "16777217",
+            "0.12345678901",
+            "1234567890123456789",
+        ] {
+            assert_eq!(quick_decimal(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn lines_are_numbered_over_the_whole_file() {
+        let roles = [Role::Feature, Role::Real];
+        let text = "1,2\n3,4\n\n5,6\n7,x\n";
+        for size in [1, 3, 100] {
+            let e = parse(text.as_bytes(), 2, &roles, size).unwrap_err();
+            assert_eq!(e.line, 6, "chunks of {size}");
+            assert_eq!(e.fault, Fault::NotNumber(1, "x".into()));
+        }
+    }
+}
