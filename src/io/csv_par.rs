@@ -182,11 +182,25 @@ fn has_bare_cr(bytes: &[u8]) -> bool {
 /// The fast path over lines without quotes.
 fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
     let cols = roles.len();
-    let mut interned: HashMap<&'a [u8], u32> = HashMap::new();
+    let mut labels = Labels::default();
+    // At least two bytes a value (a digit and a separator): never more than this many.
+    let features = roles.iter().filter(|&&r| r == Role::Feature).count();
+    out.x.reserve(bytes.len() / 2 / cols * features);
+    // UTF-8 checked once for the chunk; a row reaching past the first bad byte takes the
+    // per-line path, which reports it.
+    let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
     let mut pos = 0;
     let mut line = 0u64;
     while pos < bytes.len() {
         line += 1;
+        // Nearly every row: read straight from the chunk, its end found by parsing it.
+        if let Some(next) = plain_row(bytes, pos, roles, out, &mut labels).filter(|&n| n <= valid) {
+            out.rows += 1;
+            out.newlines += 1;
+            pos = next;
+            continue;
+        }
+        let start = pos;
         let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |k| pos + k);
         let mut text = &bytes[pos..end];
         pos = end + 1;
@@ -204,7 +218,9 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
             out.fault = Some((line, Fault::NotUtf8));
             return;
         }
-        match fast_row(text, roles, out, &mut interned) {
+        // The line, and the chunk from its start (reads of eight bytes may run past its
+        // end: the line end stops them).
+        match fast_row(text, &bytes[start..], roles, out, &mut labels) {
             Ok(fields) if fields == cols => out.rows += 1,
             Ok(fields) => {
                 out.fault = Some((line, Fault::Ragged(fields)));
@@ -226,6 +242,100 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
     }
 }
 
+/// One row of plain cells read where it stands — numbers of [`swar_decimal`]'s shape with
+/// nothing around them, labels and skipped cells up to the next separator — ending in a
+/// line end; returns the position after it. `None` (with the row's values taken back) for
+/// anything else: blanks, another shape of number, a bad cell, a ragged or empty line, the
+/// chunk's last bytes — which the per-line path then reads or reports.
+#[inline]
+fn plain_row<'a>(
+    bytes: &'a [u8],
+    pos: usize,
+    roles: &[Role],
+    out: &mut Chunk<'a>,
+    labels: &mut Labels<'a>,
+) -> Option<usize> {
+    let mark = (
+        out.x.len(),
+        out.real.len(),
+        out.weights.len(),
+        out.class_ids.len(),
+    );
+    let row = (|| {
+        let mut i = pos;
+        for (col, &role) in roles.iter().enumerate() {
+            match role {
+                Role::Feature | Role::Real | Role::Weight => {
+                    let (v, n) = swar_decimal(&bytes[i..])?;
+                    push(role, v, out);
+                    i += n;
+                }
+                Role::Class | Role::Skip => {
+                    let k = memchr2(b',', b'\n', &bytes[i..])?;
+                    if role == Role::Class {
+                        let cell = trim(&bytes[i..i + k]);
+                        if cell.is_empty() {
+                            return None;
+                        }
+                        let id = labels.id(cell, &mut out.names);
+                        out.class_ids.push(id);
+                    }
+                    i += k;
+                }
+            }
+            let last = col + 1 == roles.len();
+            match (bytes.get(i), last) {
+                (Some(b','), false) => i += 1,
+                (Some(b'\n'), true) => return Some(i + 1),
+                (Some(b'\r'), true) if bytes.get(i + 1) == Some(&b'\n') => return Some(i + 2),
+                _ => return None,
+            }
+        }
+        None
+    })();
+    if row.is_none() {
+        out.x.truncate(mark.0);
+        out.real.truncate(mark.1);
+        out.weights.truncate(mark.2);
+        out.class_ids.truncate(mark.3);
+    }
+    row
+}
+
+/// A chunk's class names and their ids: a short list searched in order (a few classes:
+/// faster than hashing), a map past [`Labels::LIST`].
+#[derive(Default)]
+struct Labels<'a> {
+    map: HashMap<&'a [u8], u32>,
+}
+
+impl<'a> Labels<'a> {
+    const LIST: usize = 16;
+
+    fn id(&mut self, cell: &'a [u8], names: &mut Vec<Cow<'a, [u8]>>) -> u32 {
+        if names.len() <= Self::LIST {
+            if let Some(i) = names.iter().position(|n| n.as_ref() == cell) {
+                return i as u32;
+            }
+            if names.len() < Self::LIST {
+                names.push(Cow::Borrowed(cell));
+                return names.len() as u32 - 1;
+            }
+            // Moving to the map: the list's names first.
+            for (i, n) in names.iter().enumerate() {
+                if let Cow::Borrowed(b) = n {
+                    self.map.insert(b, i as u32);
+                }
+            }
+        }
+        let next = names.len() as u32;
+        *self.map.entry(cell).or_insert_with(|| {
+            names.push(Cow::Borrowed(cell));
+            next
+        })
+    }
+}
+
 /// Fields in a line without quotes.
 fn count_fields(text: &[u8]) -> usize {
     memchr::memchr_iter(b',', text).count() + 1
@@ -233,11 +343,13 @@ fn count_fields(text: &[u8]) -> usize {
 
 /// Parses one line's cells in place; returns its field count, or the first bad cell.
 /// A line with more fields than roles stops at the first extra one (it is ragged).
+/// `from_line` is the chunk from the line's start: the line and what follows it.
 fn fast_row<'a>(
     text: &'a [u8],
+    from_line: &'a [u8],
     roles: &[Role],
     out: &mut Chunk<'a>,
-    interned: &mut HashMap<&'a [u8], u32>,
+    labels: &mut Labels<'a>,
 ) -> Result<usize, Fault> {
     let mut pos = 0;
     let mut col = 0;
@@ -251,18 +363,19 @@ fn fast_row<'a>(
         let quick = match role {
             Role::Feature | Role::Real | Role::Weight => {
                 let start = skip_blanks(text, pos);
-                let rest = &text[start..];
-                match quick_decimal(rest)
-                    .map_or_else(|| fast_float2::parse_partial::<f32, _>(rest), Ok)
-                {
-                    Ok((v, n)) => {
+                let parsed = swar_decimal(&from_line[start..])
+                    .or_else(|| quick_decimal(&text[start..]))
+                    .map_or_else(|| fast_float2::parse_partial::<f32, _>(&text[start..]), Ok);
+                match parsed {
+                    // Within the line (an eight-byte read may have looked past it).
+                    Ok((v, n)) if start + n <= text.len() => {
                         let after = skip_blanks(text, start + n);
                         match text.get(after) {
                             None | Some(b',') if v.is_finite() => Some((v, after)),
                             _ => None,
                         }
                     }
-                    Err(_) => None,
+                    _ => None,
                 }
             }
             _ => None,
@@ -281,11 +394,7 @@ fn fast_row<'a>(
                         if cell.is_empty() {
                             return Err(Fault::EmptyLabel(col));
                         }
-                        let next = out.names.len() as u32;
-                        let id = *interned.entry(cell).or_insert_with(|| {
-                            out.names.push(Cow::Borrowed(cell));
-                            next
-                        });
+                        let id = labels.id(cell, &mut out.names);
                         out.class_ids.push(id);
                     }
                     _ => push(role, number(cell, col)?, out),
@@ -300,6 +409,72 @@ fn fast_row<'a>(
         pos = field_end + 1;
     }
 }
+
+/// The leading ASCII digits of the eight bytes at `s[at..]`: their count (0–8) and, read
+/// as a decimal integer, their value — without a branch per digit (SWAR: eight bytes in
+/// one u64). `None` when fewer than eight bytes remain.
+#[inline]
+fn digits8(s: &[u8], at: usize) -> Option<(u64, usize)> {
+    let word = u64::from_le_bytes(s.get(at..at + 8)?.try_into().ok()?);
+    // A byte is a digit when its high nibble is 3 and adding 6 keeps it 3 (0x30–0x39).
+    // A digit never carries into the next byte, so every byte up to the first non-digit
+    // is judged right, which is all that is counted.
+    let high = word & 0xF0F0_F0F0_F0F0_F0F0;
+    let plus6 = word.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0;
+    let not_digit = (high ^ 0x3030_3030_3030_3030) | (plus6 ^ 0x3030_3030_3030_3030);
+    let count = (not_digit.trailing_zeros() / 8) as usize;
+    if count == 0 {
+        return Some((0, 0));
+    }
+    // The digits moved to the top, '0's below them (leading zeros), then the eight-digit
+    // multiply of Lemire's fast_float.
+    let shift = 8 * (8 - count) as u32;
+    let zeros = 0x3030_3030_3030_3030u64
+        .checked_shr(64 - shift)
+        .unwrap_or(0);
+    let ascii = word.checked_shl(shift).unwrap_or(0) | zeros;
+    let mut v = ascii - 0x3030_3030_3030_3030;
+    v = v * 10 + (v >> 8);
+    let v1 = (v & 0x0000_00FF_0000_00FF).wrapping_mul(0x000F_4240_0000_0064);
+    let v2 = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(0x0000_2710_0000_0001);
+    Some((u64::from(((v1.wrapping_add(v2)) >> 32) as u32), count))
+}
+
+/// [`quick_decimal`]'s numbers, eight digits at a time ([`digits8`]): `[+-]int[.frac]`
+/// with at most 7 digits on either side. `s` may run past the cell (the caller checks the
+/// separator after the length returned); `None` when fewer than eight bytes follow a part
+/// or the number is not of this shape.
+#[inline]
+fn swar_decimal(s: &[u8]) -> Option<(f32, usize)> {
+    let (negative, at) = match s.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let (int, int_digits) = digits8(s, at)?;
+    let mut i = at + int_digits;
+    let (mut m, mut frac) = (int, 0);
+    if int_digits == 8 {
+        return None;
+    }
+    if s.get(i) == Some(&b'.') {
+        let (f, n) = digits8(s, i + 1)?;
+        if n == 8 {
+            return None;
+        }
+        m = m * POW10_INT[n] + f;
+        frac = n;
+        i += 1 + n;
+    }
+    if int_digits + frac == 0 || m > 1 << 24 || matches!(s.get(i), Some(b'e' | b'E')) {
+        return None;
+    }
+    let v = m as f32 / POW10[frac];
+    Some((if negative { -v } else { v }, i))
+}
+
+/// 10⁰ … 10⁷ as integers.
+const POW10_INT: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 
 /// Powers of ten exact in f32 (5¹⁰ < 2²⁴).
 const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
@@ -477,17 +652,6 @@ fn line_at(bytes: &[u8], byte: u64) -> u64 {
 fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
     let mut line0 = first_line;
     let mut total = Parsed::default();
-    let rows: usize = chunks.iter().map(|c| c.rows).sum();
-    total
-        .x
-        .reserve_exact(chunks.iter().map(|c| c.x.len()).sum());
-    total
-        .real
-        .reserve_exact(chunks.iter().map(|c| c.real.len()).sum());
-    total
-        .weights
-        .reserve_exact(chunks.iter().map(|c| c.weights.len()).sum());
-    total.class_ids.reserve_exact(rows);
     let mut global: HashMap<&[u8], u32> = HashMap::new();
     for c in &chunks {
         if let Some((line, fault)) = &c.fault {
@@ -497,9 +661,6 @@ fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
             });
         }
         total.rows += c.rows;
-        total.x.extend_from_slice(&c.x);
-        total.real.extend_from_slice(&c.real);
-        total.weights.extend_from_slice(&c.weights);
         if !c.names.is_empty() {
             let map: Vec<u32> = c
                 .names
@@ -520,7 +681,31 @@ fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
         }
         line0 += c.newlines;
     }
+    // The values copied in parallel: the largest buffers of the read, first touched here.
+    total.x = concat(&chunks, |c| &c.x);
+    total.real = concat(&chunks, |c| &c.real);
+    total.weights = concat(&chunks, |c| &c.weights);
     Ok(total)
+}
+
+/// The chunks' `part`s end to end, copied on every core.
+fn concat<'c, 'a: 'c>(
+    chunks: &'c [Chunk<'a>],
+    part: impl Fn(&'c Chunk<'a>) -> &'c [f32] + Sync,
+) -> Vec<f32> {
+    let n = chunks.iter().map(|c| part(c).len()).sum();
+    let mut all = vec![0f32; n];
+    let mut pieces = Vec::with_capacity(chunks.len());
+    let mut rest = all.as_mut_slice();
+    for c in chunks {
+        let (piece, tail) = rest.split_at_mut(part(c).len());
+        pieces.push((piece, part(c)));
+        rest = tail;
+    }
+    pieces
+        .into_par_iter()
+        .for_each(|(to, from)| to.copy_from_slice(from));
+    all
 }
 
 /// The bytes of a file, mapped (read when it cannot be mapped: a pipe, an empty file).
@@ -545,7 +730,9 @@ pub(super) fn map(path: &Path) -> std::io::Result<Bytes> {
     // SAFETY: the map is read-only and lives only for this read; a file changed under
     // it by another process gives wrong values or a bad-row error, never unsafety in
     // this code, which treats the bytes as untrusted input.
-    match unsafe { memmap2::Mmap::map(&file) } {
+    // Populated: the pages mapped in one call instead of a fault every few pages while
+    // the threads parse (the kernel's fault path showed in profiles at ~10 %).
+    match unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
         Ok(m) => Ok(Bytes::Mapped(m)),
         Err(_) => Ok(Bytes::Read(std::fs::read(path)?)),
     }
@@ -655,6 +842,12 @@ mod tests {
                 _ => format!("{sign}{int}.{frac}"),
             };
             let want: f32 = text.parse().unwrap();
+            // Eight-byte reads past the number: a separator and padding.
+            let padded = format!("{text},........");
+            if let Some((v, n)) = swar_decimal(padded.as_bytes()) {
+                assert_eq!(v.to_bits(), want.to_bits(), "{text}");
+                assert_eq!(n, text.len(), "{text}");
+            }
             if let Some((v, n)) = quick_decimal(text.as_bytes()) {
                 assert_eq!(v.to_bits(), want.to_bits(), "{text}");
                 assert_eq!(n, text.len());
@@ -671,6 +864,16 @@ mod tests {
             assert_eq!(quick_decimal(text.as_bytes()).map(|r| r.1), took, "{text}");
         }
         assert_eq!(quick_decimal(b"-0").unwrap().0.to_bits(), (-0f32).to_bits());
+        for (text, want) in [
+            ("12345678.5,......", None),
+            ("1.12345678,.......", None),
+            ("7,\n1,2,3,4,5", Some((7.0, 1))),
+            ("-0.138264\n1,2,3,4", Some((-0.138264, 9))),
+            ("1.5e3,.........", None),
+        ] {
+            assert_eq!(swar_decimal(text.as_bytes()), want, "{text}");
+        }
+        assert_eq!(swar_decimal(b"1.5"), None); // fewer than eight bytes
         for text in [
             "",
             ".",

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Reading a numeric CSV: gradflow's reader against pandas and polars, one run.
+
+    python scripts/io_bench.py [--rows 100000,1000000,3000000] [--repeats 3]
+        [--gradflow target/release/gradflow] [--dir /tmp]
+
+Each file: N rows × 32 float features ('%.6f', N(0, 1)) and an integer label, with a
+header. gradflow's time is the data time `gradflow train --model logistic --epochs 1`
+reports (the file read into a Dataset, header detection and labels included); pandas is
+`pandas.read_csv(path)`, polars `polars.read_csv(path)` (each the whole table in memory).
+The tools alternate within each repeat; medians are printed as a Markdown table.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import time
+
+import numpy as np
+
+
+def make(path, n, p=32, seed=0):
+    if os.path.exists(path):
+        return
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        f.write(",".join([f"x{j}" for j in range(p)] + ["label"]) + "\n")
+        for start in range(0, n, 200_000):
+            m = min(200_000, n - start)
+            x = rng.standard_normal((m, p)).astype(np.float32)
+            y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+            np.savetxt(f, np.column_stack([x, y]), fmt=["%.6f"] * p + ["%d"], delimiter=",")
+
+
+def gradflow_seconds(binary, path):
+    out = subprocess.run(
+        [binary, "train", "--model", "logistic", "--epochs", "1", "--data", path],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return float(re.search(r"([0-9.]+) s data", out).group(1))
+
+
+def timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="100000,1000000,3000000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--gradflow", default="target/release/gradflow")
+    ap.add_argument("--dir", default="/tmp")
+    args = ap.parse_args()
+    import pandas as pd
+    try:
+        import polars as pl
+    except ImportError:
+        pl = None
+    print("| rows | MB | gradflow s (MB/s) | pandas s | polars s | gradflow vs pandas | vs polars |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in [int(r) for r in args.rows.split(",")]:
+        path = os.path.join(args.dir, f"gradflow-io-{n}.csv")
+        make(path, n)
+        mb = os.path.getsize(path) / 1e6
+        g, pd_t, pl_t = [], [], []
+        for _ in range(args.repeats):
+            g.append(gradflow_seconds(args.gradflow, path))
+            pd_t.append(timed(lambda: pd.read_csv(path)))
+            if pl is not None:
+                pl_t.append(timed(lambda: pl.read_csv(path)))
+        gm, pm = statistics.median(g), statistics.median(pd_t)
+        lm = statistics.median(pl_t) if pl_t else float("nan")
+        print(f"| {n:,} | {mb:.0f} | {gm:.3f} ({mb / gm:.0f}) | {pm:.3f} | {lm:.3f} "
+              f"| {pm / gm:.2f}× | {lm / gm:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
