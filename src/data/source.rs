@@ -304,18 +304,83 @@ impl FileTargets {
     }
 }
 
+/// A `.npy` file's element type: every NumPy dtype that holds numbers a model can read
+/// (floats, integers, booleans), little-endian. Values are read as f32: integers beyond
+/// 2²⁴ round, as `np.float32` rounds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Element {
     F32,
     F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+}
+
+impl Element {
+    /// The element of a `.npy` `descr` (`<f4`, `|u1`, `<i8`, `|b1`, …).
+    fn of(descr: &str) -> Option<Element> {
+        // One-byte types carry no order ('|'); wider ones must be little-endian ('<').
+        Some(match descr {
+            "<f4" => Element::F32,
+            "<f8" => Element::F64,
+            "|i1" | "<i1" => Element::I8,
+            "<i2" => Element::I16,
+            "<i4" => Element::I32,
+            "<i8" => Element::I64,
+            "|u1" | "<u1" => Element::U8,
+            "<u2" => Element::U16,
+            "<u4" => Element::U32,
+            "<u8" => Element::U64,
+            "|b1" => Element::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Bytes a value takes.
+    fn width(self) -> usize {
+        match self {
+            Element::I8 | Element::U8 | Element::Bool => 1,
+            Element::I16 | Element::U16 => 2,
+            Element::F32 | Element::I32 | Element::U32 => 4,
+            Element::F64 | Element::I64 | Element::U64 => 8,
+        }
+    }
+
+    /// The value whose bytes start `b` (at least [`Element::width`] of them), as f32.
+    fn read(self, b: &[u8]) -> f32 {
+        fn le<const N: usize>(b: &[u8]) -> [u8; N] {
+            b[..N].try_into().expect("the width checked at open")
+        }
+        match self {
+            Element::F32 => f32::from_le_bytes(le(b)),
+            Element::F64 => f64::from_le_bytes(le(b)) as f32,
+            Element::I8 => f32::from(b[0] as i8),
+            Element::I16 => f32::from(i16::from_le_bytes(le(b))),
+            Element::I32 => i32::from_le_bytes(le(b)) as f32,
+            Element::I64 => i64::from_le_bytes(le(b)) as f32,
+            Element::U8 => f32::from(b[0]),
+            Element::U16 => f32::from(u16::from_le_bytes(le(b))),
+            Element::U32 => u32::from_le_bytes(le(b)) as f32,
+            Element::U64 => u64::from_le_bytes(le(b)) as f32,
+            Element::Bool => f32::from(u8::from(b[0] != 0)),
+        }
+    }
 }
 
 /// A 2-D `f32`/`f64` matrix in a file, memory-mapped: one row per sample, one column of it
 /// the target. Rows are read on demand, so the file may be larger than RAM.
 ///
-/// Accepted: `.npy` files holding a 2-D, C-ordered, little-endian `<f4` or `<f8` array
-/// ([`MappedFile::npy`]), and raw little-endian `f32` files with a given column count
-/// ([`MappedFile::raw_f32`]).
+/// Accepted: `.npy` files holding a 2-D little-endian array of floats, integers or
+/// booleans in C or Fortran order ([`MappedFile::npy`]), and raw little-endian `f32` files
+/// with a given column count ([`MappedFile::raw_f32`]). A Fortran-ordered file (what
+/// `np.save(path, df.values)` writes for a DataFrame) is read column by column in blocks
+/// of rows, never copied.
 ///
 /// # Example
 /// ```
@@ -336,13 +401,16 @@ pub struct MappedFile {
     map: Mmap,
     offset: usize,
     element: Element,
+    /// Column-major (Fortran order): value (r, c) at `c · n + r`.
+    fortran: bool,
     n: usize,
     cols: usize,
     targets: FileTargets,
 }
 
 impl MappedFile {
-    /// Maps a `.npy` file holding a 2-D `<f4` or `<f8` array in C order.
+    /// Maps a `.npy` file holding a 2-D array of floats (`<f4`, `<f8`), integers (`|i1`
+    /// … `<i8`, `|u1` … `<u8`) or booleans (`|b1`), in C or Fortran order.
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be opened or mapped; [`Error::BadFile`] for a
@@ -358,23 +426,20 @@ impl MappedFile {
         let header =
             npy_header::parse(&map).map_err(|why| bad(format!("not a .npy file: {why}")))?;
         let offset = header.data_offset;
-        let element = match header.descr.as_str() {
-            "<f4" => Element::F32,
-            "<f8" => Element::F64,
-            other => return Err(bad(format!("dtype {other} is not <f4 or <f8"))),
-        };
-        if header.fortran_order {
-            return Err(bad(
-                "Fortran-ordered array: save it in C order (np.ascontiguousarray)".into(),
-            ));
-        }
+        let element = Element::of(&header.descr).ok_or_else(|| {
+            bad(format!(
+                "dtype {} is not a little-endian number: expected floats (<f4, <f8), \
+                 integers (|i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8) or booleans (|b1)",
+                header.descr
+            ))
+        })?;
         let [n, cols] = header.shape[..] else {
             return Err(bad(format!(
                 "shape {:?} is not 2-D (rows × columns)",
                 header.shape
             )));
         };
-        let width: u128 = if element == Element::F32 { 4 } else { 8 };
+        let width = element.width() as u128;
         // The header's shape is the file's word, not a size to trust: in u128 the product
         // of two u64 and a width cannot overflow.
         let data = map.len().saturating_sub(offset);
@@ -385,7 +450,14 @@ impl MappedFile {
         }
         // Both now fit in usize: their product is at most the file's length.
         let (n, cols) = (n as usize, cols as usize);
-        Self::new(path, map, offset, element, n, cols, targets)
+        let mut file = Self::new(path, map, offset, element, n, cols, targets)?;
+        file.fortran = header.fortran_order;
+        Ok(file)
+    }
+
+    /// Whether the array is stored column by column (Fortran order).
+    pub fn is_fortran_order(&self) -> bool {
+        self.fortran
     }
 
     /// The file's path.
@@ -454,6 +526,7 @@ impl MappedFile {
             map,
             offset,
             element,
+            fortran: false,
             n,
             cols,
             targets,
@@ -462,17 +535,12 @@ impl MappedFile {
 
     /// Value `(row, col)` as f32.
     fn value(&self, row: usize, col: usize) -> f32 {
-        let i = row * self.cols + col;
-        match self.element {
-            Element::F32 => {
-                let at = self.offset + 4 * i;
-                f32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
-            }
-            Element::F64 => {
-                let at = self.offset + 8 * i;
-                f64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes")) as f32
-            }
-        }
+        let i = match self.fortran {
+            false => row * self.cols + col,
+            true => col * self.n + row,
+        };
+        self.element
+            .read(&self.map[self.offset + self.element.width() * i..])
     }
 }
 
@@ -510,12 +578,42 @@ impl RowSource for MappedFile {
             col,
             value,
         };
-        for (dst, &r) in x.chunks_exact_mut(p).zip(rows) {
-            let r = r as usize;
-            for (j, d) in (0..self.cols).filter(|&c| c != t).zip(dst.iter_mut()) {
-                *d = self.value(r, j);
-                if !d.is_finite() {
-                    return Err(non_finite(r, j, *d));
+        if self.fortran {
+            // Column by column within blocks of rows: each column's values for the block
+            // are neighbours in the file (for the consecutive rows of an in-memory read or
+            // a windowed order), and the block's rows stay in cache while every column is
+            // written into them — a transpose in cache-sized blocks.
+            const BLOCK: usize = 256;
+            for (block, dst) in rows.chunks(BLOCK).zip(x.chunks_mut(BLOCK * p)) {
+                for (k, j) in (0..self.cols).filter(|&c| c != t).enumerate() {
+                    for (i, &r) in block.iter().enumerate() {
+                        let v = self.value(r as usize, j);
+                        if !v.is_finite() {
+                            // The first bad value in row order, as a C-ordered file says.
+                            let (r, j, v) = block
+                                .iter()
+                                .flat_map(|&r| {
+                                    (0..self.cols)
+                                        .filter(|&c| c != t)
+                                        .map(move |c| (r as usize, c))
+                                })
+                                .map(|(r, c)| (r, c, self.value(r, c)))
+                                .find(|(_, _, v)| !v.is_finite())
+                                .unwrap_or((r as usize, j, v));
+                            return Err(non_finite(r, j, v));
+                        }
+                        dst[i * p + k] = v;
+                    }
+                }
+            }
+        } else {
+            for (dst, &r) in x.chunks_exact_mut(p).zip(rows) {
+                let r = r as usize;
+                for (j, d) in (0..self.cols).filter(|&c| c != t).zip(dst.iter_mut()) {
+                    *d = self.value(r, j);
+                    if !d.is_finite() {
+                        return Err(non_finite(r, j, *d));
+                    }
                 }
             }
         }

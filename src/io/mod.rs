@@ -2,7 +2,8 @@
 //!
 //! - [`csv`]: a CSV file → [`Dataset`](crate::data::Dataset) (header detection, target
 //!   column by name or index, class names mapped to `0..k`), and predictions → CSV;
-//! - [`npy`]: a 2-D `.npy` matrix (f32 or f64) → `Dataset`, the target column as for CSV;
+//! - [`npy`]: a 2-D `.npy` matrix (floats, integers or booleans; C or Fortran order) →
+//!   `Dataset`, the target column as for CSV;
 //! - [`model`]: the versioned JSON model file ([`SavedModel`]), written atomically.
 //!
 //! Every error names the file, and where it applies the line, column and value found.

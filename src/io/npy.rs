@@ -1,4 +1,6 @@
-//! A 2-D `.npy` matrix (`<f4` or `<f8`, C order) read whole into a [`Dataset`].
+//! A 2-D `.npy` matrix read whole into a [`Dataset`]: floats (`<f4`, `<f8`), integers
+//! or booleans, in C or Fortran order (what `np.save(path, df.values)` writes for a
+//! DataFrame: read column by column in blocks of rows, see [`MappedFile`]).
 //!
 //! One column is the target (the last unless given by index; a `.npy` file has no column
 //! names), the others the features in order. For a classifier the target's distinct
