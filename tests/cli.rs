@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use cli_common::{fails_with, gradflow, json, write};
+use cli_common::{fails_with, gradflow, json, succeeds, write};
 
 /// A seeded generator (SplitMix64-style LCG is enough: the data only need to be fixed).
 fn noise(state: &mut u64) -> f64 {
@@ -491,4 +491,144 @@ fn the_command_prints_what_it_chose() {
     let given = run(&["--lr", "0.05", "--penalty", "none", "--no-standardize"]);
     assert!(given.contains("lr        5.0000e-2 (given)"), "{given}");
     assert!(given.contains("penalty   none · features raw"), "{given}");
+}
+
+/// Writes a little-endian f32 `.npy` array of `rows` (row-major), in C or Fortran order.
+fn npy_of(
+    dir: &std::path::Path,
+    name: &str,
+    rows: &[Vec<f32>],
+    fortran: bool,
+) -> std::path::PathBuf {
+    let (n, cols) = (rows.len(), rows[0].len());
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': {}, 'shape': ({n}, {cols}), }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    let values: Vec<f32> = match fortran {
+        false => rows.iter().flatten().copied().collect(),
+        true => (0..cols)
+            .flat_map(|c| rows.iter().map(move |r| r[c]))
+            .collect(),
+    };
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    write(dir, name, bytes)
+}
+
+/// The same rows as CSV, as a C-ordered and a Fortran-ordered `.npy` (with and without
+/// the target column) give the same predictions, written as CSV or as `.npy`.
+#[test]
+fn predict_reads_csv_and_npy_in_either_order_and_writes_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = 5u64;
+    let rows: Vec<Vec<f32>> = (0..400)
+        .map(|i| {
+            let side = if i % 3 == 0 { 1.0 } else { -1.0 };
+            vec![
+                side + noise(&mut s) as f32,
+                noise(&mut s) as f32,
+                (i % 3 == 0) as u8 as f32,
+            ]
+        })
+        .collect();
+    let text: String = rows
+        .iter()
+        .map(|r| format!("{},{},{}\n", r[0], r[1], r[2]))
+        .collect();
+    let csv = write(dir.path(), "d.csv", format!("a,b,y\n{text}"));
+    succeeds(
+        dir.path(),
+        &[
+            "train",
+            "--model",
+            "logistic",
+            "--data",
+            csv.to_str().unwrap(),
+            "--epochs",
+            "5",
+            "--save",
+            "m.json",
+        ],
+    );
+    let features: Vec<Vec<f32>> = rows.iter().map(|r| r[..2].to_vec()).collect();
+    let inputs = [
+        csv,
+        npy_of(dir.path(), "c.npy", &rows, false),
+        npy_of(dir.path(), "f.npy", &rows, true),
+        npy_of(dir.path(), "features-f.npy", &features, true),
+    ];
+    let mut outputs = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let out = format!("p{i}.csv");
+        succeeds(
+            dir.path(),
+            &[
+                "predict",
+                "--model",
+                "m.json",
+                "--data",
+                input.to_str().unwrap(),
+                "--proba",
+                "--out",
+                &out,
+            ],
+        );
+        outputs.push(std::fs::read_to_string(dir.path().join(&out)).unwrap());
+    }
+    assert!(outputs.iter().all(|o| o == &outputs[0]), "{outputs:?}");
+    assert_eq!(outputs[0].lines().count(), 401);
+    // The .npy output: the class (its number: labels read as numbers) and the two
+    // probabilities, the same values as the CSV's.
+    succeeds(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "m.json",
+            "--data",
+            inputs[2].to_str().unwrap(),
+            "--proba",
+            "--out",
+            "p.npy",
+        ],
+    );
+    let bytes = std::fs::read(dir.path().join("p.npy")).unwrap();
+    let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert!(String::from_utf8_lossy(&bytes[..header_len]).contains("'shape': (400, 3)"));
+    let values: Vec<f32> = bytes[header_len..]
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let from_csv: Vec<f32> = outputs[0]
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .map(|c| c.parse::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(values, from_csv);
+    // An array of neither p nor p + 1 columns: both numbers named.
+    let wide = npy_of(dir.path(), "wide.npy", &[vec![0.0; 5]], false);
+    fails_with(
+        gradflow(dir.path())
+            .args([
+                "predict",
+                "--model",
+                "m.json",
+                "--data",
+                wide.to_str().unwrap(),
+            ])
+            .assert(),
+        1,
+        "the array has 5 columns, but the model was trained on 2 feature columns",
+    );
 }

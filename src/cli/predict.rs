@@ -1,10 +1,11 @@
-//! `gradflow predict`: a saved model and a CSV of features in, a CSV of predictions out.
+//! `gradflow predict`: a saved model and a file of features in (CSV or `.npy`), its
+//! predictions out (CSV or `.npy`), batch by batch in the memory of one batch.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use gradflow::io::{Column, SavedModel, csv};
+use gradflow::io::{Column, OutputFormat, Prediction, PredictionWriter, SavedModel, csv, npy};
 
 use super::CliError;
 
@@ -13,19 +14,23 @@ use super::CliError;
 #[command(
     after_help = "The data file may be the training file itself: the model's target \
 column is skipped when it is there (by name with a header, else by position when the file \
-has one column more than the model's features).
+has one column more than the model's features). Inputs of any size are read and predicted \
+a batch at a time.
 
-Example:
-  gradflow predict --model iris.json --data new-flowers.csv --out predictions.csv --proba"
+Examples:
+  gradflow predict --model iris.json --data new-flowers.csv --out predictions.csv --proba
+  gradflow predict --model clicks.json --data clicks.npy --out scores.npy"
 )]
 pub struct PredictArgs {
     /// A model file written by `gradflow train --save`.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// A CSV file of feature rows (header optional).
+    /// A file of feature rows: CSV (header optional) or a 2-D .npy array.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
-    /// Where to write the predictions (CSV) [default: standard output].
+    /// Where to write the predictions: CSV, or a float32 .npy array when FILE ends in
+    /// .npy (classes as their numbers, or indices for named classes) [default: standard
+    /// output, CSV].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Classifiers: add one probability column per class.
@@ -46,45 +51,119 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
             "drop --proba",
         ));
     }
-    let ext = args.data.extension().and_then(|e| e.to_str());
-    if !ext.is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-        return Err(CliError::usage(
-            format!("--data {}: predict reads .csv files", args.data.display()),
-            "give a .csv file of feature rows",
-        ));
-    }
-    // The training file's columns that are not features: the target and the weights.
-    let columns = &model.columns;
-    let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
-        (Some(name), _) => Some(Column::Name(name.clone())),
-        (None, Some(i)) => Some(Column::Index(i)),
-        (None, None) => None,
-    };
-    let skip: Vec<Column> = [
-        column(&columns.target, columns.target_column),
-        column(&columns.weight, columns.weight_column),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let features = csv::read_features(&args.data, model.p(), &skip, None)?;
-    let prediction = model.predict(&features.x)?;
-    match &args.out {
+    let input = Input::of(&args.data)?;
+    let labels = model.labels().map(<[String]>::to_vec);
+    let (rows, out) = match &args.out {
         Some(path) => {
-            csv::write_predictions(path, &prediction, model.labels(), args.proba)?;
-            eprintln!(
-                "gradflow: wrote {} predictions ({} model) to {}",
-                prediction.len(),
-                model.kind().name(),
-                path.display()
-            );
+            let format = match has_extension(path, "npy") {
+                true => OutputFormat::Npy,
+                false => OutputFormat::Csv,
+            };
+            let mut rows = 0;
+            gradflow::io::write_atomic_with(path, |f| {
+                let mut w = PredictionWriter::new(f, format, labels, args.proba)?;
+                rows = input.predict(&model, |p| w.write(p))?;
+                w.finish().map(drop)
+            })?;
+            (rows, Some(path))
         }
         None => {
-            let bytes = csv::predictions_csv(&prediction, model.labels(), args.proba)?;
-            std::io::stdout()
-                .write_all(&bytes)
+            let stdout = NoSeek(std::io::stdout().lock());
+            let mut w = PredictionWriter::new(stdout, OutputFormat::Csv, labels, args.proba)?;
+            let rows = input.predict(&model, |p| w.write(p))?;
+            w.finish()?
+                .0
+                .flush()
                 .map_err(|e| CliError::failed(format!("standard output: {e}"), None))?;
+            (rows, None)
         }
+    };
+    if let Some(path) = out {
+        eprintln!(
+            "gradflow: wrote {rows} predictions ({} model) to {}",
+            model.kind().name(),
+            path.display()
+        );
     }
     Ok(())
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// The data file's kind.
+enum Input<'a> {
+    Csv(&'a Path),
+    Npy(&'a Path),
+}
+
+impl<'a> Input<'a> {
+    fn of(path: &'a Path) -> Result<Self, CliError> {
+        if has_extension(path, "csv") {
+            Ok(Input::Csv(path))
+        } else if has_extension(path, "npy") {
+            Ok(Input::Npy(path))
+        } else {
+            Err(CliError::usage(
+                format!(
+                    "--data {}: predict reads .csv and .npy files",
+                    path.display()
+                ),
+                "give a .csv file of feature rows or a 2-D .npy array",
+            ))
+        }
+    }
+
+    /// Predicts every row, a batch at a time, handing each batch's predictions to
+    /// `sink`; returns the rows.
+    fn predict(
+        &self,
+        model: &SavedModel,
+        mut sink: impl FnMut(&Prediction) -> gradflow::Result<()>,
+    ) -> gradflow::Result<usize> {
+        let mut each = |x: &[f32]| sink(&model.predict(x)?);
+        // The training file's columns that are not features: the target and the weights.
+        let columns = &model.columns;
+        Ok(match self {
+            Input::Csv(path) => {
+                let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
+                    (Some(name), _) => Some(Column::Name(name.clone())),
+                    (None, Some(i)) => Some(Column::Index(i)),
+                    (None, None) => None,
+                };
+                let skip: Vec<Column> = [
+                    column(&columns.target, columns.target_column),
+                    column(&columns.weight, columns.weight_column),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                csv::for_each_features(path, model.p(), &skip, None, &mut each)?.n
+            }
+            Input::Npy(path) => {
+                npy::for_each_features(path, model.p(), columns.target_column, &mut each)?.n
+            }
+        })
+    }
+}
+
+/// Standard output for the CSV writer, which never seeks (only a `.npy` output does).
+struct NoSeek<W>(W);
+
+impl<W: Write> Write for NoSeek<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W> Seek for NoSeek<W> {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
 }

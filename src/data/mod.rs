@@ -3,7 +3,7 @@
 
 mod dataset;
 mod gather;
-mod npy_header;
+pub(crate) mod npy_header;
 mod plan;
 mod rows;
 mod scale;

@@ -417,7 +417,74 @@ impl MappedFile {
     /// file that is not such an array (with what was found); the column errors of
     /// [`MappedFile::raw_f32`].
     pub fn npy(path: impl AsRef<Path>, targets: FileTargets) -> Result<Self> {
-        let path = path.as_ref();
+        let (map, offset, element, fortran, n, cols) = Self::npy_parts(path.as_ref())?;
+        let mut file = Self::new(path.as_ref(), map, offset, element, n, cols, targets)?;
+        file.fortran = fortran;
+        Ok(file)
+    }
+
+    /// A `.npy` array as a table of `n × cols` values with no target column (prediction
+    /// input: features only, or the training layout with the target skipped by the
+    /// reader). Any shape of at least one row and one column.
+    ///
+    /// # Errors
+    /// As [`MappedFile::npy`].
+    pub(crate) fn npy_table(path: &Path) -> Result<Self> {
+        let (map, offset, element, fortran, n, cols) = Self::npy_parts(path)?;
+        if n == 0 || cols == 0 {
+            return Err(Error::BadFile {
+                path: path.display().to_string(),
+                reason: format!("an empty {n} × {cols} array"),
+            });
+        }
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            map,
+            offset,
+            element,
+            fortran,
+            n,
+            cols,
+            targets: FileTargets::Real { column: 0 },
+        })
+    }
+
+    /// Rows and columns of the array (target included).
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.n, self.cols)
+    }
+
+    /// Appends rows `rows` of `columns` to `out`, row-major, each value checked finite.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] naming the first bad value in row order.
+    pub(crate) fn read_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        columns: &[usize],
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        out.reserve(rows.len() * columns.len());
+        for r in rows {
+            for &c in columns {
+                let v = self.value(r, c);
+                if !v.is_finite() {
+                    return Err(Error::NonFinite {
+                        what: "data file",
+                        row: r,
+                        col: c,
+                        value: v,
+                    });
+                }
+                out.push(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The map and what the header says: data offset, element, order, rows, columns.
+    #[allow(clippy::type_complexity)] // one private tuple, taken apart at once
+    fn npy_parts(path: &Path) -> Result<(Mmap, usize, Element, bool, usize, usize)> {
         let map = map(path)?;
         let bad = |reason: String| Error::BadFile {
             path: path.display().to_string(),
@@ -450,9 +517,7 @@ impl MappedFile {
         }
         // Both now fit in usize: their product is at most the file's length.
         let (n, cols) = (n as usize, cols as usize);
-        let mut file = Self::new(path, map, offset, element, n, cols, targets)?;
-        file.fortran = header.fortran_order;
-        Ok(file)
+        Ok((map, offset, element, header.fortran_order, n, cols))
     }
 
     /// Whether the array is stored column by column (Fortran order).

@@ -25,7 +25,8 @@ use csv::{ReaderBuilder, StringRecord, Trim};
 
 use super::csv_par::{self, Fault, Parsed, Role};
 use super::model::Prediction;
-use super::{io_error, write_atomic};
+use super::predictions::{OutputFormat, PredictionWriter};
+use super::{io_error, write_atomic_with};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 
@@ -314,7 +315,72 @@ pub fn read_features(
     skip: &[Column],
     header: Option<bool>,
 ) -> Result<CsvFeatures> {
-    let path = path.as_ref();
+    let mut x = Vec::new();
+    let layout = for_each_features(path, p, skip, header, |batch| {
+        x.extend_from_slice(batch);
+        Ok(())
+    })?;
+    Ok(CsvFeatures {
+        x,
+        n: layout.n,
+        p,
+        header: layout.header,
+        skipped: layout.skipped,
+    })
+}
+
+/// What [`for_each_features`] read: the rows, the header, the columns skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureLayout {
+    /// Rows.
+    pub n: usize,
+    /// The header's names, when the file has a header.
+    pub header: Option<Vec<String>>,
+    /// The training file's non-feature columns (target, weights) found and skipped.
+    pub skipped: Vec<usize>,
+}
+
+/// The rows of [`read_features`], handed to `f` a window of the file at a time (row-major
+/// features of whole rows, 64 MB of text a window): predictions for a file of any size in
+/// the memory of one window.
+///
+/// # Example
+/// ```
+/// use gradflow::io::{csv, Column};
+/// let path = std::env::temp_dir().join("gradflow-doc-batches.csv");
+/// std::fs::write(&path, "a,b,y\n1,2,0\n3,4,1\n")?;
+/// let mut sums = Vec::new();
+/// let layout = csv::for_each_features(&path, 2, &[Column::Name("y".into())], None, |x| {
+///     sums.extend(x.chunks(2).map(|r| r[0] + r[1]));
+///     Ok(())
+/// })?;
+/// assert_eq!((layout.n, sums), (2, vec![3.0, 7.0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`read_features`]; `f`'s errors.
+pub fn for_each_features(
+    path: impl AsRef<Path>,
+    p: usize,
+    skip: &[Column],
+    header: Option<bool>,
+    f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<FeatureLayout> {
+    features_windowed(path.as_ref(), p, skip, header, WINDOW_BYTES, f)
+}
+
+/// Bytes of text a window of [`for_each_features`] holds.
+const WINDOW_BYTES: usize = 64 << 20;
+
+fn features_windowed(
+    path: &Path,
+    p: usize,
+    skip: &[Column],
+    header: Option<bool>,
+    window_bytes: usize,
+    mut f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<FeatureLayout> {
     let table = Table::open(path, header)?;
     let training_layout = table.cols == p + skip.len();
     let skipped: Vec<usize> = skip
@@ -349,14 +415,16 @@ pub fn read_features(
             false => Role::Feature,
         })
         .collect();
-    let x = table.rows(&roles, csv_par::CHUNK_BYTES)?.x;
-    if x.is_empty() {
+    let mut n = 0;
+    table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
+        n += rows.rows;
+        f(&rows.x)
+    })?;
+    if n == 0 {
         return Err(table.bad("no data rows after the header".into()));
     }
-    Ok(CsvFeatures {
-        n: x.len() / p,
-        x,
-        p,
+    Ok(FeatureLayout {
+        n,
         header: table.header,
         skipped,
     })
@@ -388,8 +456,12 @@ pub fn write_predictions(
     proba: bool,
 ) -> Result<()> {
     let path = path.as_ref();
-    let bytes = predictions_csv(prediction, labels, proba)?;
-    write_atomic(path, &bytes)
+    write_atomic_with(path, |f| {
+        let mut w =
+            PredictionWriter::new(f, OutputFormat::Csv, labels.map(<[String]>::to_vec), proba)?;
+        w.write(prediction)?;
+        w.finish().map(drop)
+    })
 }
 
 /// The CSV text of [`write_predictions`], for writing elsewhere (standard output).
@@ -401,51 +473,15 @@ pub fn predictions_csv(
     labels: Option<&[String]>,
     proba: bool,
 ) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| Error::Io {
-        path: "predictions".into(),
-        message: e.to_string(),
-    };
-    match prediction {
-        Prediction::Real(y) => {
-            w.write_record(["prediction"]).map_err(io)?;
-            for v in y {
-                w.write_record([v.to_string()]).map_err(io)?;
-            }
-        }
-        Prediction::Classes {
-            classes,
-            proba: p,
-            k,
-        } => {
-            if let Some(l) = labels
-                && l.len() != *k
-            {
-                return Err(Error::ShapeMismatch {
-                    what: "class labels",
-                    expected: format!("{k} names, one per class"),
-                    got: format!("{} names", l.len()),
-                });
-            }
-            let name = |c: usize| labels.map_or_else(|| c.to_string(), |l| l[c].clone());
-            let mut head = vec!["prediction".to_string()];
-            if proba {
-                head.extend((0..*k).map(|c| format!("p_{}", name(c))));
-            }
-            w.write_record(&head).map_err(io)?;
-            for (i, &c) in classes.iter().enumerate() {
-                let mut row = vec![name(c as usize)];
-                if proba {
-                    row.extend(p[i * k..(i + 1) * k].iter().map(f32::to_string));
-                }
-                w.write_record(&row).map_err(io)?;
-            }
-        }
-    }
-    w.into_inner().map_err(|e| Error::Io {
-        path: "predictions".into(),
-        message: e.to_string(),
-    })
+    let out = std::io::Cursor::new(Vec::new());
+    let mut w = PredictionWriter::new(
+        out,
+        OutputFormat::Csv,
+        labels.map(<[String]>::to_vec),
+        proba,
+    )?;
+    w.write(prediction)?;
+    Ok(w.finish()?.into_inner())
 }
 
 /// Maps class names to `0..k` in sorted order: numerically when every name is a number,
@@ -593,12 +629,53 @@ impl<'p> Table<'p> {
     /// The first bad row in file order, worded as [`Table::next`] and
     /// [`Table::number`] word it.
     pub(super) fn rows(&self, roles: &[Role], chunk_bytes: usize) -> Result<Parsed> {
-        let Some((byte, line)) = self.data_start else {
-            return Ok(Parsed::default());
+        let mut all = None;
+        self.windows(roles, usize::MAX, chunk_bytes, |rows| {
+            all = Some(rows);
+            Ok(())
+        })?;
+        Ok(all.unwrap_or_default())
+    }
+
+    /// As [`Table::rows`], the data cut at line ends into windows of about
+    /// `window_bytes`, each parsed and handed to `f` before the next is read: a file of
+    /// any size in the memory of one window. Class ids are numbered per window.
+    ///
+    /// # Errors
+    /// As [`Table::rows`]; `f`'s errors.
+    pub(super) fn windows(
+        &self,
+        roles: &[Role],
+        window_bytes: usize,
+        chunk_bytes: usize,
+        mut f: impl FnMut(Parsed) -> Result<()>,
+    ) -> Result<()> {
+        let Some((byte, mut line)) = self.data_start else {
+            return Ok(());
         };
         let bytes = csv_par::map(self.path).map_err(|e| io_error(self.path, &e))?;
         let data = bytes.get(byte as usize..).unwrap_or_default();
-        csv_par::parse(data, line, roles, chunk_bytes).map_err(|e| {
+        let whole = window_bytes >= data.len();
+        for std::ops::Range { start: a, end: b } in csv_par::Cuts::new(data, window_bytes) {
+            let rows = csv_par::parse(&data[a..b], line, roles, chunk_bytes)
+                .map_err(|e| self.row_error(e))?;
+            line += rows.newlines;
+            f(rows)?;
+            if !whole {
+                // Page-aligned: the window's whole pages (its last may hold the next's start).
+                let base = byte as usize;
+                let (lo, hi) = ((base + a).next_multiple_of(4096), (base + b) / 4096 * 4096);
+                if lo < hi {
+                    bytes.release(lo..hi);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A bad row's error, worded as [`Table::next`] and [`Table::number`] word it.
+    fn row_error(&self, e: csv_par::RowError) -> Error {
+        {
             let line = e.line;
             let at = |col| format!("line {line}, column {}", self.column_name(col));
             self.bad(match e.fault {
@@ -613,7 +690,7 @@ impl<'p> Table<'p> {
                 Fault::NotUtf8 => format!("line {line}: not UTF-8 text"),
                 Fault::Csv(message) => format!("line {line}: {message}"),
             })
-        })
+        }
     }
 
     /// A ragged row's reason.
@@ -996,8 +1073,40 @@ mod tests {
     }
 
     #[test]
+    fn features_read_a_window_at_a_time_are_the_features_read_whole() {
+        let (_d, path) = file("a,b,y\n1,2,\"x\ny\"\r\n3,4,q\n\n5,6,z\n7,8,w\n");
+        let skip = [Column::Name("y".into())];
+        let whole = read_features(&path, 2, &skip, None).unwrap();
+        for window in [1, 2, 5, 9, 1000] {
+            let (mut x, mut batches) = (Vec::new(), 0);
+            let layout = features_windowed(&path, 2, &skip, None, window, |b| {
+                x.extend_from_slice(b);
+                batches += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(
+                (x.as_slice(), layout.n),
+                (whole.x.as_slice(), 4),
+                "windows of {window}"
+            );
+            assert!(window > 100 || batches > 1);
+        }
+        // A bad cell is reported with its line, whichever window holds it.
+        let (_d2, bad) = file("a,b\n1,2\n3,4\n5,x\n");
+        for window in [1, 4, 1000] {
+            let e = features_windowed(&bad, 2, &[], None, window, |_| Ok(())).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("line 4, column 1 (\"b\"): \"x\" is not a number"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn predictions_for_regression_have_a_header_and_one_row_each() {
         let text = predictions_csv(&Prediction::Real(vec![1.5, -2.0]), None, false).unwrap();
-        assert_eq!(String::from_utf8(text).unwrap(), "prediction\n1.5\n-2\n");
+        assert_eq!(String::from_utf8(text).unwrap(), "prediction\n1.5\n-2.0\n");
     }
 }

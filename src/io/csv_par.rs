@@ -76,6 +76,8 @@ pub(super) struct Parsed {
     pub class_ids: Vec<u32>,
     /// The class names in order of first appearance.
     pub class_names: Vec<String>,
+    /// Line ends read (to number the lines of what follows).
+    pub newlines: u64,
 }
 
 /// One chunk's output: as [`Parsed`], class names local to the chunk, and the newlines
@@ -121,43 +123,66 @@ pub(super) fn parse(
 }
 
 /// The start offsets of the chunks of `data`: at line ends, never inside quotes.
-fn cut(data: &[u8], chunk_bytes: usize) -> Vec<usize> {
-    let mut starts = vec![0];
-    let quoted = memchr(b'"', data).is_some();
-    // Quote parity at `scanned` (only tracked when the file has quotes).
-    let (mut inside, mut scanned) = (false, 0usize);
-    let mut at = chunk_bytes;
-    while at < data.len() {
-        if quoted {
-            let quotes = memchr::memchr_iter(b'"', &data[scanned..at]).count();
-            inside ^= quotes % 2 == 1;
+pub(super) fn cut(data: &[u8], chunk_bytes: usize) -> Vec<usize> {
+    Cuts::new(data, chunk_bytes).map(|r| r.start).collect()
+}
+
+/// The pieces of `data` of about `size` bytes each, cut at line ends outside quotes, found
+/// one at a time: a piece's end is sought only when it is asked for, so that reading a
+/// file a window at a time touches no page ahead of the window it reads.
+pub(super) struct Cuts<'d> {
+    data: &'d [u8],
+    size: usize,
+    /// The next piece's start; `None` when every piece was given.
+    next: Option<usize>,
+    /// Quote parity at `scanned`.
+    inside: bool,
+    scanned: usize,
+}
+
+impl<'d> Cuts<'d> {
+    pub(super) fn new(data: &'d [u8], size: usize) -> Self {
+        Cuts {
+            data,
+            size: size.max(1),
+            next: Some(0),
+            inside: false,
+            scanned: 0,
         }
-        // The first line end at or after `at` outside quotes.
+    }
+}
+
+impl Iterator for Cuts<'_> {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (data, start) = (self.data, self.next?);
+        let at = start.saturating_add(self.size);
+        if at >= data.len() {
+            self.next = None;
+            return Some(start..data.len());
+        }
+        // The parity of the quotes before `at`, then the first line end at or after it
+        // outside quotes (a doubled quote inside a field flips twice).
+        let quotes = memchr::memchr_iter(b'"', &data[self.scanned..at]).count();
+        self.inside ^= quotes % 2 == 1;
         let mut i = at;
-        let next = loop {
-            let Some(k) = (if quoted {
-                memchr2(b'"', b'\n', &data[i..])
-            } else {
-                memchr(b'\n', &data[i..])
-            }) else {
-                break None;
+        let end = loop {
+            let Some(k) = memchr2(b'"', b'\n', &data[i..]) else {
+                break data.len();
             };
             let j = i + k;
             if data[j] == b'"' {
-                inside = !inside;
-            } else if !inside {
-                break Some(j + 1);
+                self.inside = !self.inside;
+            } else if !self.inside {
+                break j + 1;
             }
             i = j + 1;
         };
-        let Some(next) = next else { break };
-        if next < data.len() {
-            starts.push(next);
-        }
-        scanned = next;
-        at = next + chunk_bytes;
+        self.scanned = end;
+        self.next = (end < data.len()).then_some(end);
+        Some(start..end)
     }
-    starts
 }
 
 /// Parses one chunk (whole lines): the fast path when it has no quotes and no bare
@@ -680,6 +705,7 @@ fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
                 .extend(c.class_ids.iter().map(|&l| map[l as usize]));
         }
         line0 += c.newlines;
+        total.newlines += c.newlines;
     }
     // The values copied in parallel: the largest buffers of the read, first touched here.
     total.x = concat(&chunks, |c| &c.x);
@@ -714,6 +740,28 @@ pub(super) enum Bytes {
     Read(Vec<u8>),
 }
 
+impl Bytes {
+    /// Gives the pages of `range` back to the kernel (a window already parsed), so that a
+    /// file read a window at a time keeps one window resident. Only a hint.
+    pub(super) fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = self {
+            // SAFETY: the map is a read-only, private mapping of a file: dropped pages are
+            // read again from the file if touched, so no value anyone holds changes (the
+            // parsed window was copied out already).
+            let _ = unsafe {
+                m.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+}
+
 impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -724,9 +772,21 @@ impl std::ops::Deref for Bytes {
     }
 }
 
+/// Files up to this size are mapped populated (read in one call); larger ones, read a
+/// window at a time, are faulted in as the windows come, read ahead sequentially.
+const POPULATE_BYTES: u64 = 256 << 20;
+
 /// Maps `path` read-only.
 pub(super) fn map(path: &Path) -> std::io::Result<Bytes> {
     let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() > POPULATE_BYTES {
+        // SAFETY: as below.
+        if let Ok(m) = unsafe { memmap2::Mmap::map(&file) } {
+            // Only a hint: a kernel that ignores it reads the same bytes.
+            let _ = m.advise(memmap2::Advice::Sequential);
+            return Ok(Bytes::Mapped(m));
+        }
+    }
     // SAFETY: the map is read-only and lives only for this read; a file changed under
     // it by another process gives wrong values or a bad-row error, never unsafety in
     // this code, which treats the bytes as untrusted input.

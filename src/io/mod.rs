@@ -4,7 +4,8 @@
 //!   column by name or index, class names mapped to `0..k`), and predictions → CSV;
 //! - [`npy`]: a 2-D `.npy` matrix (floats, integers or booleans; C or Fortran order) →
 //!   `Dataset`, the target column as for CSV;
-//! - [`model`]: the versioned JSON model file ([`SavedModel`]), written atomically.
+//! - [`model`]: the versioned JSON model file ([`SavedModel`]), written atomically;
+//! - [`predictions`]: predictions written batch by batch, as CSV or `.npy`.
 //!
 //! Every error names the file, and where it applies the line, column and value found.
 
@@ -13,9 +14,11 @@ pub mod csv;
 mod csv_par;
 pub mod model;
 pub mod npy;
+pub mod predictions;
 
 pub use self::csv::{Column, CsvData, CsvOptions, TargetKind};
 pub use self::model::{ModelKind, Prediction, SavedModel, TrainSummary};
+pub use self::predictions::{OutputFormat, PredictionWriter};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -52,10 +55,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// As [`write_atomic`], with the content written by `write` into the temporary file (a
 /// file too large to build in memory, written as it is read). An error of `write` is
 /// returned as it is; the temporary file is removed and `path` left as it was.
-pub(crate) fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> Result<()>,
-) -> Result<()> {
+///
+/// ```
+/// use std::io::Write;
+/// let path = std::env::temp_dir().join("gradflow-doc-atomic-with.txt");
+/// gradflow::io::write_atomic_with(&path, |f| {
+///     (0..3).try_for_each(|i| writeln!(f, "line {i}"))
+///         .map_err(|e| gradflow::Error::Io { path: "doc".into(), message: e.to_string() })
+/// })?;
+/// assert_eq!(std::fs::read_to_string(&path)?, "line 0\nline 1\nline 2\n");
+/// let failed = gradflow::io::write_atomic_with(&path, |_| Err(gradflow::Error::Io {
+///     path: "doc".into(), message: "disk full".into() }));
+/// assert!(failed.is_err());
+/// assert_eq!(std::fs::read_to_string(&path)?, "line 0\nline 1\nline 2\n"); // untouched
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`write_atomic`]; `write`'s errors.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

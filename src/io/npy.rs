@@ -103,6 +103,91 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
     })
 }
 
+/// What [`for_each_features`] read: the rows, and the column skipped as the training
+/// file's target (when the array has one column more than the model's features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureLayout {
+    /// Rows.
+    pub n: usize,
+    /// The target column skipped, if any.
+    pub skipped: Option<usize>,
+}
+
+/// Rows per batch of [`for_each_features`].
+const BATCH_ROWS: usize = 1 << 16;
+
+/// The feature rows of a `.npy` file for a model trained on `p` features, handed to `f`
+/// in batches of 65,536 rows (row-major): predictions for a file of any size in the
+/// memory of one batch. An array of `p` columns is all features; one of `p + 1` columns
+/// is the training layout, whose target column — `target` (the training file's), or the
+/// last — is skipped. Any dtype and order [`MappedFile::npy`] reads.
+///
+/// # Example
+/// ```
+/// use gradflow::io::npy;
+/// # let path = std::env::temp_dir().join("gradflow-doc-npy-features.npy");
+/// # let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+/// # let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_string();
+/// # while (10 + header.len() + 1) % 64 != 0 { header.push(' '); }
+/// # header.push('\n');
+/// # bytes.extend((header.len() as u16).to_le_bytes());
+/// # bytes.extend(header.as_bytes());
+/// # for v in [1f32, 2.0, 0.0, 3.0, 4.0, 1.0] { bytes.extend(v.to_le_bytes()); }
+/// # std::fs::write(&path, bytes)?;
+/// // Two rows of x0, x1, y: the model's two features, the target skipped.
+/// let mut rows = Vec::new();
+/// let layout = npy::for_each_features(&path, 2, None, |x| {
+///     rows.extend_from_slice(x);
+///     Ok(())
+/// })?;
+/// assert_eq!((layout.n, layout.skipped, rows), (2, Some(2), vec![1.0, 2.0, 3.0, 4.0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`MappedFile::npy`]; [`Error::BadFile`] when the array has neither `p` nor `p + 1`
+/// columns (both numbers named), or for a non-finite value (its row and column); `f`'s
+/// errors.
+pub fn for_each_features(
+    path: impl AsRef<Path>,
+    p: usize,
+    target: Option<usize>,
+    mut f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<FeatureLayout> {
+    let path = path.as_ref();
+    let bad = |reason: String| Error::BadFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = MappedFile::npy_table(path)?;
+    let (n, cols) = file.shape();
+    let skipped = if cols == p {
+        None
+    } else if cols == p + 1 {
+        Some(target.filter(|&t| t < cols).unwrap_or(cols - 1))
+    } else {
+        return Err(bad(format!(
+            "the array has {cols} columns, but the model was trained on {p} feature columns \
+             (give them alone, or with the target as in training: {} columns)",
+            p + 1
+        )));
+    };
+    let columns: Vec<usize> = (0..cols).filter(|&c| Some(c) != skipped).collect();
+    let mut batch = Vec::new();
+    for start in (0..n).step_by(BATCH_ROWS) {
+        batch.clear();
+        file.read_rows(start..(start + BATCH_ROWS).min(n), &columns, &mut batch)
+            .map_err(|e| match e {
+                Error::NonFinite { row, col, value, .. } => bad(format!(
+                    "row {row}, column {col}: {value} is not a finite number (every value must be finite)"
+                )),
+                other => other,
+            })?;
+        f(&batch)?;
+    }
+    Ok(FeatureLayout { n, skipped })
+}
+
 /// Maps `path` with its target column: `target`, or the last.
 fn map_with_target(path: &Path, target: Option<&Column>) -> Result<(MappedFile, usize)> {
     let bad = |reason: String| Error::BadFile {
