@@ -632,3 +632,49 @@ fn predict_reads_csv_and_npy_in_either_order_and_writes_either() {
         "the array has 5 columns, but the model was trained on 2 feature columns",
     );
 }
+
+/// `convert IN OUT` both ways: a CSV with string labels to `.npy` (labels as sorted
+/// ids) and back to CSV, the values unchanged; a pair it does not convert is a usage
+/// error naming both files.
+#[test]
+fn convert_goes_from_csv_to_npy_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "d.csv",
+        "x,kind,z\n1.5,dog,-2\n0.25,cat,3e2\n7,dog,0.1\n",
+    );
+    let out = succeeds(
+        dir.path(),
+        &[
+            "convert",
+            csv.to_str().unwrap(),
+            "d.npy",
+            "--target",
+            "kind",
+        ],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("3 rows × 2 features and the target (column 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("classes written as numbers: 0 = cat, 1 = dog"),
+        "{text}"
+    );
+    succeeds(dir.path(), &["convert", "d.npy", "back.csv"]);
+    let back = std::fs::read_to_string(dir.path().join("back.csv")).unwrap();
+    assert_eq!(
+        back,
+        "c0,c1,c2\n1.5,-2.0,1.0\n0.25,300.0,0.0\n7.0,0.1,1.0\n"
+    );
+    fails_with(
+        gradflow(dir.path())
+            .args(["convert", "d.npy", "again.npy"])
+            .assert(),
+        2,
+        "converts a .csv file to .npy, or a .npy file to .csv",
+    );
+    assert!(!dir.path().join("again.npy").exists());
+}

@@ -1,67 +1,126 @@
-//! `gradflow convert`: a CSV file into a `.npy` file, streamed, so that data larger than
-//! memory can be trained on (`gradflow train --data out.npy` reads it in place).
+//! `gradflow convert IN OUT`: a CSV file into a `.npy` file or back, streamed, so that
+//! data larger than memory can be trained on (`gradflow train --data out.npy` reads it in
+//! place) and an array can be read as text.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use gradflow::io::Column;
-use gradflow::io::convert::csv_to_npy;
+use gradflow::io::convert::{csv_to_npy, npy_to_csv};
 
 use super::CliError;
 
 /// `gradflow convert`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  gradflow convert --data clicks.csv --target clicked --out clicks.npy\n  \
-gradflow train --model logistic --data clicks.npy --stream   # the target is the last column"
+    after_help = "Examples:\n  gradflow convert clicks.csv clicks.npy --target clicked\n  \
+gradflow train --model logistic --data clicks.npy --stream   # the target is the last column\n  \
+gradflow convert scores.npy scores.csv"
 )]
 pub struct ConvertArgs {
-    /// The CSV file (header detected as `train` detects it).
-    #[arg(long, value_name = "FILE")]
-    data: PathBuf,
-    /// The `.npy` file to write (atomically): features, then the target as the last
-    /// column.
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
-    /// The target column: a header name or an index counted from 0 [default: the last].
+    /// The file to read: CSV (header detected as `train` detects it) or a 2-D .npy array.
+    #[arg(
+        value_name = "IN",
+        required_unless_present = "data",
+        conflicts_with = "data"
+    )]
+    input: Option<PathBuf>,
+    /// The file to write (atomically): .npy from a CSV — features, then the target as the
+    /// last column — or .csv from a .npy array (header c0, c1, …).
+    #[arg(
+        value_name = "OUT",
+        required_unless_present = "out",
+        conflicts_with = "out"
+    )]
+    output: Option<PathBuf>,
+    /// IN, as a flag.
+    #[arg(long, value_name = "FILE", hide = true)]
+    data: Option<PathBuf>,
+    /// OUT, as a flag.
+    #[arg(long, value_name = "FILE", hide = true)]
+    out: Option<PathBuf>,
+    /// CSV to .npy: the target column, a header name or an index counted from 0
+    /// [default: the last].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
+}
+
+fn is(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// Runs `gradflow convert`.
 ///
 /// # Errors
-/// The reader's errors (file, line, column, value); the output's I/O errors.
+/// A pair of formats other than CSV → .npy and .npy → CSV; the reader's errors (file,
+/// line or row, column, value); the output's I/O errors (the output is then untouched).
 pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
-    let out = args.out.extension().and_then(|e| e.to_str());
-    if !out.is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+    let (Some(input), Some(output)) = (
+        args.input.as_ref().or(args.data.as_ref()),
+        args.output.as_ref().or(args.out.as_ref()),
+    ) else {
         return Err(CliError::usage(
-            format!("--out {}: not a .npy file", args.out.display()),
-            "name the output FILE.npy",
+            "convert needs IN and OUT",
+            "gradflow convert IN OUT",
         ));
+    };
+    match (
+        is(input, "csv"),
+        is(input, "npy"),
+        is(output, "npy"),
+        is(output, "csv"),
+    ) {
+        (true, _, true, _) => {
+            let target = args
+                .target
+                .as_deref()
+                .map(str::parse::<Column>)
+                .transpose()?;
+            let done = csv_to_npy(input, output, target.as_ref())?;
+            println!(
+                "{}: {} rows × {} features and the target (column {}) → {} ({} bytes)",
+                input.display(),
+                done.rows,
+                done.features,
+                done.target_column,
+                output.display(),
+                std::fs::metadata(output).map_or(0, |m| m.len())
+            );
+            if let Some(labels) = &done.labels {
+                let named: Vec<String> = labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("{i} = {l}"))
+                    .collect();
+                println!("classes written as numbers: {}", named.join(", "));
+            }
+            Ok(())
+        }
+        (_, true, _, true) => {
+            if let Some(t) = &args.target {
+                return Err(CliError::usage(
+                    format!("--target {t}: a .npy file is written to CSV column by column"),
+                    "drop --target",
+                ));
+            }
+            let (rows, cols) = npy_to_csv(input, output)?;
+            println!(
+                "{}: {rows} rows × {cols} columns → {} ({} bytes)",
+                input.display(),
+                output.display(),
+                std::fs::metadata(output).map_or(0, |m| m.len())
+            );
+            Ok(())
+        }
+        _ => Err(CliError::usage(
+            format!(
+                "convert {} → {}: converts a .csv file to .npy, or a .npy file to .csv",
+                input.display(),
+                output.display()
+            ),
+            "gradflow convert data.csv data.npy (or data.npy data.csv)",
+        )),
     }
-    let target = args
-        .target
-        .as_deref()
-        .map(str::parse::<Column>)
-        .transpose()?;
-    let done = csv_to_npy(&args.data, &args.out, target.as_ref())?;
-    println!(
-        "{}: {} rows × {} features and the target (column {}) → {} ({} bytes)",
-        args.data.display(),
-        done.rows,
-        done.features,
-        done.target_column,
-        args.out.display(),
-        std::fs::metadata(&args.out).map_or(0, |m| m.len())
-    );
-    if let Some(labels) = &done.labels {
-        let named: Vec<String> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| format!("{i} = {l}"))
-            .collect();
-        println!("classes written as numbers: {}", named.join(", "));
-    }
-    Ok(())
 }

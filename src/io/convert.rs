@@ -1,16 +1,19 @@
-//! CSV → `.npy`, streamed: the way a CSV file larger than memory gets into training.
+//! CSV ↔ `.npy`, streamed: the way a CSV file larger than memory gets into training, and
+//! an array back into text.
 //!
 //! A CSV file must be parsed to be read, so it cannot be read in place or by row index;
 //! a `.npy` file can (memory-mapped: [`super::npy::open`], what `gradflow train --stream`
 //! and every rank of an MPI job read). [`csv_to_npy`] converts one into the other in two
-//! passes over the file, holding one row (and the set of class names) at a time: the
-//! first checks every cell and counts the rows, the second writes the array, atomically.
+//! passes over the file, holding one window of it (16 MB of text, parsed on every core)
+//! and the set of class names at a time: the first checks every cell and counts the rows,
+//! the second writes the array, atomically. [`npy_to_csv`] goes the other way.
 
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::csv::{Column, Table, line_of};
+use super::csv::{Column, Table};
+use super::csv_par::{CHUNK_BYTES, Role};
 use super::{io_error, write_atomic_with};
 use crate::error::{Error, Result};
 
@@ -54,110 +57,160 @@ pub struct Converted {
 /// As [`super::csv::read`] (file, line, column and value of a bad cell); [`Error::Io`]
 /// for the output, which is left as it was.
 pub fn csv_to_npy(csv: &Path, npy: &Path, target: Option<&Column>) -> Result<Converted> {
-    // Pass 1: every cell checked, the rows counted, the target's kind and names found.
     let table = Table::open(csv, None)?;
     let cols = table.cols;
     if cols < 2 {
-        return Err(Error::BadFile {
-            path: csv.display().to_string(),
-            reason: format!(
-                "{cols} column: a dataset needs at least 2 (one feature and the target)"
-            ),
-        });
+        return Err(table.bad(format!(
+            "{cols} column: a dataset needs at least 2 (one feature and the target)"
+        )));
     }
     let t = table.resolve(target, "target")?;
-    let header = table.header.clone();
-    let has_header = Some(header.is_some());
-    // A target of numbers is kept; at its first name the pass starts over collecting
-    // every target as a name (the numbers seen before are names too).
-    let (rows, names) = match scan(table, t, None)? {
-        (rows, None) => (rows, None),
-        (_, Some(_)) => scan(Table::open(csv, has_header)?, t, Some(BTreeSet::new()))?,
+    let roles = |target: Role| -> Vec<Role> {
+        (0..cols)
+            .map(|j| if j == t { target } else { Role::Feature })
+            .collect()
     };
-    // Names, sorted as the reader sorts a target that is not all numbers: as strings.
-    let labels = names.map(|n| n.into_iter().collect::<Vec<String>>());
-    // Pass 2: the array, written to a temporary file and renamed over `npy`.
-    let mut table = Table::open(csv, has_header)?;
-    let header_bytes = super::npy::header_f32(rows, cols);
+    // Pass 1: every cell checked, the rows counted. A target of numbers is kept; at a
+    // target that is not one, the pass starts over reading every target as a name.
+    let mut rows = 0usize;
+    let numbers = table.windows(&roles(Role::Real), WINDOW_BYTES, CHUNK_BYTES, |w| {
+        rows += w.rows;
+        Ok(())
+    });
+    let labels = match numbers {
+        Ok(()) => None,
+        Err(e) if is_target_fault(&e, &table, t) => {
+            let mut names = BTreeSet::new();
+            rows = 0;
+            table.windows(&roles(Role::Class), WINDOW_BYTES, CHUNK_BYTES, |w| {
+                rows += w.rows;
+                names.extend(w.class_names);
+                Ok(())
+            })?;
+            // Sorted as the reader sorts a target that is not all numbers: as strings.
+            Some(names.into_iter().collect::<Vec<String>>())
+        }
+        Err(e) => return Err(e),
+    };
+    if rows == 0 {
+        return Err(table.bad("no data rows after the header".into()));
+    }
+    // Pass 2: the array, features then the target, written to a temporary file and
+    // renamed over `npy`.
+    let role = if labels.is_some() {
+        Role::Class
+    } else {
+        Role::Real
+    };
     write_atomic_with(npy, |file| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let io = |e: std::io::Error| io_error(npy, &e);
-        out.write_all(&header_bytes).map_err(io)?;
-        let mut row = Vec::with_capacity(cols);
-        while let Some(rec) = table.next()? {
-            let line = line_of(&rec);
-            row.clear();
-            let mut y = 0f32;
-            for (j, cell) in rec.iter().enumerate() {
-                if j == t {
-                    y =
-                        match &labels {
-                            None => table.number(cell, line, j)?,
-                            Some(labels) => labels
-                                .binary_search_by(|l| l.as_str().cmp(cell))
-                                .map_err(|_| {
-                                    table.bad(format!(
-                                        "line {line}: the file changed while converting"
-                                    ))
-                                })? as f32,
-                        };
-                } else {
-                    row.push(table.number(cell, line, j)?);
-                }
+        out.write_all(&super::npy::header_f32(rows, cols))
+            .map_err(io)?;
+        let p = cols - 1;
+        let mut bytes = Vec::new();
+        table.windows(&roles(role), WINDOW_BYTES, CHUNK_BYTES, |w| {
+            // The window's class ids (numbered by first appearance) as sorted ids.
+            let ids: Vec<f32> = match &labels {
+                Some(all) => w
+                    .class_names
+                    .iter()
+                    .map(|n| all.binary_search(n).map(|i| i as f32))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| table.bad("the file changed while converting".into()))?,
+                None => Vec::new(),
+            };
+            bytes.clear();
+            for (i, row) in w.x.chunks_exact(p).enumerate() {
+                let y = match labels {
+                    Some(_) => ids[w.class_ids[i] as usize],
+                    None => w.real[i],
+                };
+                row.iter()
+                    .chain([&y])
+                    .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
             }
-            row.push(y);
-            for v in &row {
-                out.write_all(&v.to_le_bytes()).map_err(io)?;
-            }
-        }
+            out.write_all(&bytes).map_err(io)
+        })?;
         out.flush().map_err(io)
     })?;
     Ok(Converted {
         rows,
         features: cols - 1,
-        header,
+        header: table.header.clone(),
         target_column: t,
         labels,
     })
 }
 
-/// Pass 1: checks every cell of the rows left in `table` and counts them; `names`
-/// (`Some`) collects the target's distinct names. Without it, a target that is not a
-/// number ends the pass early with `Some(empty set)`: the caller starts over with names.
-fn scan(
-    mut table: Table<'_>,
-    t: usize,
-    mut names: Option<BTreeSet<String>>,
-) -> Result<(usize, Option<BTreeSet<String>>)> {
-    let mut rows = 0usize;
-    while let Some(rec) = table.next()? {
-        let line = line_of(&rec);
-        for (j, cell) in rec.iter().enumerate() {
-            if j != t {
-                table.number(cell, line, j)?;
-                continue;
-            }
-            if cell.is_empty() {
-                return Err(table.bad(format!(
-                    "line {line}, column {}: empty target",
-                    table.column_name(j)
-                )));
-            }
-            match &mut names {
-                Some(set) if !set.contains(cell) => {
-                    set.insert(cell.to_string());
-                }
-                Some(_) => {}
-                None if table.number(cell, line, j).is_err() => {
-                    return Ok((rows, Some(BTreeSet::new())));
-                }
-                None => {}
-            }
-        }
-        rows += 1;
-    }
-    if rows == 0 {
-        return Err(table.bad("no data rows after the header".into()));
-    }
-    Ok((rows, names))
+/// Whether `e` is a target cell that is not a number (a target of names, then).
+fn is_target_fault(e: &Error, table: &Table<'_>, t: usize) -> bool {
+    let column = format!("column {}:", table.column_name(t));
+    matches!(e, Error::BadFile { reason, .. } if reason.contains(&column) && reason.contains("is not a"))
 }
+
+/// Converts the 2-D `.npy` file `npy` (any dtype and order [`super::npy::read`] takes)
+/// into the CSV file `csv`: a header `c0,c1,…` and every row, values in their shortest
+/// round-trip form, a batch of rows at a time, written atomically. Returns the rows and
+/// columns.
+///
+/// ```
+/// use gradflow::io::convert::{csv_to_npy, npy_to_csv};
+/// let dir = std::env::temp_dir();
+/// let (csv, npy, back) = (dir.join("gradflow-doc-rt.csv"), dir.join("gradflow-doc-rt.npy"), dir.join("gradflow-doc-rt2.csv"));
+/// std::fs::write(&csv, "a,b,y\n1.5,2,0\n3,-4.25,1\n")?;
+/// csv_to_npy(&csv, &npy, None)?;
+/// assert_eq!(npy_to_csv(&npy, &back)?, (2, 3));
+/// assert_eq!(std::fs::read_to_string(&back)?, "c0,c1,c2\n1.5,2.0,0.0\n3.0,-4.25,1.0\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`super::npy::read`] (a non-finite value with its row and column); [`Error::Io`]
+/// for the output, which is left as it was.
+pub fn npy_to_csv(npy: &Path, csv: &Path) -> Result<(usize, usize)> {
+    let file = crate::data::MappedFile::npy_table(npy)?;
+    let (n, cols) = file.shape();
+    let columns: Vec<usize> = (0..cols).collect();
+    write_atomic_with(csv, |f| {
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        let io = |e: std::io::Error| io_error(csv, &e);
+        let head: Vec<String> = (0..cols).map(|c| format!("c{c}")).collect();
+        writeln!(out, "{}", head.join(",")).map_err(io)?;
+        let (mut values, mut text) = (Vec::new(), Vec::new());
+        let mut float = ryu::Buffer::new();
+        for start in (0..n).step_by(BATCH_ROWS) {
+            values.clear();
+            text.clear();
+            file.read_rows(start..(start + BATCH_ROWS).min(n), &columns, &mut values)
+                .map_err(|e| match e {
+                    Error::NonFinite { row, col, value, .. } => Error::BadFile {
+                        path: npy.display().to_string(),
+                        reason: format!(
+                            "row {row}, column {col}: {value} is not a finite number (every value must be finite)"
+                        ),
+                    },
+                    other => other,
+                })?;
+            for row in values.chunks_exact(cols) {
+                for (j, v) in row.iter().enumerate() {
+                    if j > 0 {
+                        text.push(b',');
+                    }
+                    text.extend_from_slice(float.format_finite(*v).as_bytes());
+                }
+                text.push(b'\n');
+            }
+            out.write_all(&text).map_err(io)?;
+        }
+        out.flush().map_err(io)
+    })?;
+    Ok((n, cols))
+}
+
+/// Bytes of CSV text a window holds while converting (small: conversion is for files
+/// larger than memory).
+const WINDOW_BYTES: usize = 16 << 20;
+
+/// Rows a batch of [`npy_to_csv`] holds.
+const BATCH_ROWS: usize = 1 << 14;

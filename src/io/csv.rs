@@ -526,10 +526,6 @@ pub(crate) fn class_order(ids: Vec<u32>, names: Vec<String>) -> (Vec<u32>, Vec<S
     (ids, distinct.into_iter().cloned().collect())
 }
 
-pub(super) fn line_of(rec: &StringRecord) -> u64 {
-    rec.position().map_or(0, csv::Position::line)
-}
-
 fn is_number(s: &str) -> bool {
     s.parse::<f64>().is_ok()
 }
@@ -557,9 +553,6 @@ pub(super) struct Table<'p> {
     /// Where the data rows begin: the byte offset and line of the first one (`None`: a
     /// header alone).
     pub(super) data_start: Option<(u64, u64)>,
-    /// Rows read ahead while detecting the header.
-    pending: std::vec::IntoIter<StringRecord>,
-    records: csv::StringRecordsIntoIter<std::fs::File>,
 }
 
 impl<'p> Table<'p> {
@@ -589,45 +582,21 @@ impl<'p> Table<'p> {
         let data_start = data
             .and_then(StringRecord::position)
             .map(|p| (p.byte(), p.line()));
-        let (header, pending): (_, Vec<StringRecord>) = if has_header {
-            (
-                Some(first.iter().map(str::to_string).collect()),
-                second.into_iter().collect(),
-            )
-        } else {
-            (None, [first].into_iter().chain(second).collect())
-        };
+        let header = has_header.then(|| first.iter().map(str::to_string).collect());
         Ok(Table {
             path,
             header,
             cols,
             data_start,
-            pending: pending.into_iter(),
-            records,
         })
-    }
-
-    /// The next data row, checked for its field count.
-    pub(super) fn next(&mut self) -> Result<Option<StringRecord>> {
-        let rec = match self.pending.next() {
-            Some(r) => r,
-            None => match self.records.next() {
-                None => return Ok(None),
-                Some(r) => r.map_err(|e| self.csv_error(&e))?,
-            },
-        };
-        if rec.len() != self.cols {
-            return Err(self.bad(self.ragged(line_of(&rec), rec.len())));
-        }
-        Ok(Some(rec))
     }
 
     /// Every data row, parsed in parallel (see [`csv_par`](super::csv_par)) with one
     /// role per column, in chunks of about `chunk_bytes`.
     ///
     /// # Errors
-    /// The first bad row in file order, worded as [`Table::next`] and
-    /// [`Table::number`] word it.
+    /// The first bad row in file order: its line, column (with its header name) and the
+    /// value found.
     pub(super) fn rows(&self, roles: &[Role], chunk_bytes: usize) -> Result<Parsed> {
         let mut all = None;
         self.windows(roles, usize::MAX, chunk_bytes, |rows| {
@@ -673,7 +642,7 @@ impl<'p> Table<'p> {
         Ok(())
     }
 
-    /// A bad row's error, worded as [`Table::next`] and [`Table::number`] word it.
+    /// A bad row's error: the line, the column (with its header name), the value found.
     fn row_error(&self, e: csv_par::RowError) -> Error {
         {
             let line = e.line;
@@ -735,22 +704,6 @@ impl<'p> Table<'p> {
         }
     }
 
-    /// A finite number from `cell`.
-    pub(super) fn number(&self, cell: &str, line: u64, col: usize) -> Result<f32> {
-        let at = || format!("line {line}, column {}", self.column_name(col));
-        if cell.is_empty() {
-            return Err(self.bad(format!("{}: empty cell, expected a number", at())));
-        }
-        match cell.parse::<f32>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            Ok(v) => Err(self.bad(format!(
-                "{}: {v} is not a finite number (every value must be finite)",
-                at()
-            ))),
-            Err(_) => Err(self.bad(format!("{}: \"{cell}\" is not a number", at()))),
-        }
-    }
-
     /// `2 ("width")` with a header, `2` without.
     pub(super) fn column_name(&self, col: usize) -> String {
         match &self.header {
@@ -761,10 +714,6 @@ impl<'p> Table<'p> {
 
     pub(super) fn bad(&self, reason: String) -> Error {
         bad(self.path, reason)
-    }
-
-    fn csv_error(&self, e: &csv::Error) -> Error {
-        csv_error(self.path, e)
     }
 }
 
@@ -855,11 +804,11 @@ mod tests {
             let line = line_of(&rec);
             for (j, cell) in rec.iter().enumerate() {
                 if Some(j) == weight {
-                    weights.push(table.number(cell, line, j)?);
+                    weights.push(number(&table, cell, line, j)?);
                 } else if j != target {
-                    x.push(table.number(cell, line, j)?);
+                    x.push(number(&table, cell, line, j)?);
                 } else if options.kind == TargetKind::Real {
-                    real.push(table.number(cell, line, j)?);
+                    real.push(number(&table, cell, line, j)?);
                 } else if cell.is_empty() {
                     return Err(table.bad(format!(
                         "line {line}, column {}: empty class label",
@@ -893,6 +842,22 @@ mod tests {
             weight_column: weight,
             weights: weight.map(|_| weights),
         })
+    }
+
+    /// A finite number from `cell`, with the reader's words: `str::parse` cell by cell.
+    fn number(table: &Table<'_>, cell: &str, line: u64, col: usize) -> Result<f32> {
+        let at = || format!("line {line}, column {}", table.column_name(col));
+        if cell.is_empty() {
+            return Err(table.bad(format!("{}: empty cell, expected a number", at())));
+        }
+        match cell.parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(v) => Err(table.bad(format!(
+                "{}: {v} is not a finite number (every value must be finite)",
+                at()
+            ))),
+            Err(_) => Err(table.bad(format!("{}: \"{cell}\" is not a number", at()))),
+        }
     }
 
     fn outcome(r: Result<CsvData>) -> std::result::Result<CsvData, String> {

@@ -403,8 +403,15 @@ impl RowSource for NpyStream {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn header_f32(n: usize, cols: usize) -> Vec<u8> {
+    header_f32_sized(n, cols, None)
+}
+
+/// As [`header_f32`], padded to exactly `len` bytes when given (a multiple of 64 with
+/// room for the dictionary): a header written first and rewritten once the row count is
+/// known.
+pub(crate) fn header_f32_sized(n: usize, cols: usize, len: Option<usize>) -> Vec<u8> {
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {cols}), }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
+    while (10 + dict.len() + 1) % 64 != 0 || len.is_some_and(|l| 10 + dict.len() + 1 < l) {
         dict.push(' ');
     }
     dict.push('\n');

@@ -147,7 +147,9 @@ impl<W: Write + Seek> PredictionWriter<W> {
     /// [`Error::Io`].
     pub fn finish(mut self) -> Result<W> {
         if self.format == OutputFormat::Npy {
-            let header = npy_header(self.rows, self.cols.unwrap_or(1), self.header_len);
+            let rows = usize::try_from(self.rows).unwrap_or(usize::MAX);
+            let header =
+                super::npy::header_f32_sized(rows, self.cols.unwrap_or(1), Some(self.header_len));
             self.out.seek(SeekFrom::Start(0)).map_err(io)?;
             self.out.write_all(&header).map_err(io)?;
             self.out.seek(SeekFrom::End(0)).map_err(io)?;
@@ -237,17 +239,6 @@ impl<W: Write + Seek> PredictionWriter<W> {
         }
         self.out.write_all(&bytes).map_err(io)
     }
-}
-
-/// A version-1.0 `.npy` header of exactly `len` bytes for a `rows × cols` float32 array.
-fn npy_header(rows: u64, cols: usize, len: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let mut header = b"\x93NUMPY\x01\x00".to_vec();
-    header.extend(((len - 10) as u16).to_le_bytes());
-    header.extend(dict.as_bytes());
-    header.resize(len - 1, b' ');
-    header.push(b'\n');
-    header
 }
 
 fn io(e: std::io::Error) -> Error {
