@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-300}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(csv npy model)
+[ ${#targets[@]} -gt 0 ] || targets=(csv npy parquet model)
 
 toolchain="+nightly"
 rustup run nightly rustc --version >/dev/null 2>&1 || {

@@ -43,3 +43,9 @@ fn npy_inputs() {
 fn model_inputs() {
     assert!(replay("model", exercise::model) >= 4);
 }
+
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_inputs() {
+    assert!(replay("parquet", exercise::parquet) >= 2);
+}

@@ -107,6 +107,31 @@ pub fn npy(data: &[u8]) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The Parquet reader, whole (target from `data[0]`, real or classes) and for prediction.
+#[cfg(feature = "parquet")]
+pub fn parquet(data: &[u8]) {
+    let Some((&knobs, bytes)) = data.split_first() else {
+        return;
+    };
+    let path = scratch("parquet", bytes);
+    let column = Column::Index(usize::from(knobs & 7));
+    let kind = match knobs & 8 {
+        0 => TargetKind::Real,
+        _ => TargetKind::Classes,
+    };
+    let target = (knobs & 16 != 0).then_some(&column);
+    if let Ok(read) = gradflow::io::parquet::read(&path, target, kind) {
+        check_dataset(&read.dataset);
+        assert_eq!(read.header.len(), read.dataset.p() + 1);
+    }
+    let p = usize::from(knobs >> 5).max(1);
+    let _ = gradflow::io::parquet::for_each_features(&path, p, &[], |x| {
+        assert!(x.len() % p == 0 && x.iter().all(|v| v.is_finite()));
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&path);
+}
+
 /// The model loader; a model it accepts must predict rows of its width and survive a
 /// save and a reload unchanged.
 pub fn model(data: &[u8]) {

@@ -18,7 +18,8 @@ gradflow train --model logistic --data clicks.npy --stream   # the target is the
 gradflow convert scores.npy scores.csv"
 )]
 pub struct ConvertArgs {
-    /// The file to read: CSV (header detected as `train` detects it) or a 2-D .npy array.
+    /// The file to read: CSV (header detected as `train` detects it), a 2-D .npy array or
+    /// a Parquet file of numeric columns.
     #[arg(
         value_name = "IN",
         required_unless_present = "data",
@@ -98,6 +99,22 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
+        _ if is(input, "parquet") && (is(output, "npy") || is(output, "csv")) => {
+            if let Some(t) = &args.target {
+                return Err(CliError::usage(
+                    format!("--target {t}: a Parquet file is written column by column"),
+                    "drop --target",
+                ));
+            }
+            let (rows, cols) = gradflow::io::convert::parquet_to(input, output, is(output, "npy"))?;
+            println!(
+                "{}: {rows} rows × {cols} columns → {} ({} bytes)",
+                input.display(),
+                output.display(),
+                std::fs::metadata(output).map_or(0, |m| m.len())
+            );
+            Ok(())
+        }
         (_, true, _, true) => {
             if let Some(t) = &args.target {
                 return Err(CliError::usage(
@@ -116,7 +133,8 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
         }
         _ => Err(CliError::usage(
             format!(
-                "convert {} → {}: converts a .csv file to .npy, or a .npy file to .csv",
+                "convert {} → {}: converts a .csv file to .npy, a .npy file to .csv, or a \
+                 .parquet file to .npy or .csv",
                 input.display(),
                 output.display()
             ),

@@ -31,12 +31,14 @@ pub enum DataSpec {
     Csv(PathBuf),
     /// A `.npy` file.
     Npy(PathBuf),
+    /// A Parquet file.
+    Parquet(PathBuf),
 }
 
 /// The grammar, for hints.
 const GRAMMAR: &str = "expected synthetic:KIND?key=value&… (KIND: linear, logistic, blobs, \
                        teacher, rings; keys: n, p, k, seed, noise, hidden, argmax), a .csv \
-                       file or a .npy file";
+                       file, a .npy file or a .parquet file";
 
 impl DataSpec {
     /// Parses `--data`; `seed` is the default generator seed.
@@ -55,8 +57,12 @@ impl DataSpec {
         {
             Some(e) if e == "csv" => Ok(DataSpec::Csv(path)),
             Some(e) if e == "npy" => Ok(DataSpec::Npy(path)),
+            Some(e) if e == "parquet" || e == "pq" => Ok(DataSpec::Parquet(path)),
             _ => Err(CliError::usage(
-                format!("--data {text}: not a synthetic spec, a .csv file or a .npy file"),
+                format!(
+                    "--data {text}: not a synthetic spec, a .csv file, a .npy file or a \
+                     .parquet file"
+                ),
                 GRAMMAR,
             )),
         }
@@ -198,7 +204,7 @@ impl DataSpec {
                     && g.p().saturating_add(1).saturating_mul(4 << 10) <= 1 << 30
             }
             DataSpec::Npy(_) => true,
-            DataSpec::Csv(_) => false,
+            DataSpec::Csv(_) | DataSpec::Parquet(_) => false,
         }
     }
 
@@ -212,7 +218,7 @@ impl DataSpec {
                     .saturating_mul((g.p() as u64).saturating_add(1))
                     .saturating_mul(4),
             ),
-            DataSpec::Npy(path) | DataSpec::Csv(path) => {
+            DataSpec::Npy(path) | DataSpec::Csv(path) | DataSpec::Parquet(path) => {
                 std::fs::metadata(path).ok().map(|m| m.len())
             }
         }
@@ -280,6 +286,16 @@ pub fn load(
                 data.weights,
             )
         }
+        DataSpec::Parquet(path) => {
+            let data = gradflow::io::parquet::read(path, target, kind)?;
+            let columns = DataColumns {
+                features: Some(data.feature_names()),
+                target: Some(data.header[data.target_column].clone()),
+                target_column: Some(data.target_column),
+                ..DataColumns::default()
+            };
+            (Rows::Memory(data.dataset), data.labels, columns, None)
+        }
         DataSpec::Npy(path) if stream => {
             let file = npy::open(path, target, kind)?;
             let columns = DataColumns {
@@ -299,7 +315,9 @@ pub fn load(
         }
     };
     let bytes_read = match (&rows, spec) {
-        (Rows::Memory(_), DataSpec::Csv(_) | DataSpec::Npy(_)) => spec.bytes(),
+        (Rows::Memory(_), DataSpec::Csv(_) | DataSpec::Npy(_) | DataSpec::Parquet(_)) => {
+            spec.bytes()
+        }
         _ => None,
     };
     Ok(Loaded {

@@ -25,7 +25,7 @@ pub struct PredictArgs {
     /// A model file written by `gradflow train --save`.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// A file of feature rows: CSV (header optional) or a 2-D .npy array.
+    /// A file of feature rows: CSV (header optional), a 2-D .npy array or Parquet.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Where to write the predictions: CSV, or a float32 .npy array when FILE ends in
@@ -98,6 +98,7 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 enum Input<'a> {
     Csv(&'a Path),
     Npy(&'a Path),
+    Parquet(&'a Path),
 }
 
 impl<'a> Input<'a> {
@@ -106,13 +107,15 @@ impl<'a> Input<'a> {
             Ok(Input::Csv(path))
         } else if has_extension(path, "npy") {
             Ok(Input::Npy(path))
+        } else if has_extension(path, "parquet") || has_extension(path, "pq") {
+            Ok(Input::Parquet(path))
         } else {
             Err(CliError::usage(
                 format!(
-                    "--data {}: predict reads .csv and .npy files",
+                    "--data {}: predict reads .csv, .npy and .parquet files",
                     path.display()
                 ),
-                "give a .csv file of feature rows or a 2-D .npy array",
+                "give a .csv file of feature rows, a 2-D .npy array or a Parquet file",
             ))
         }
     }
@@ -127,21 +130,22 @@ impl<'a> Input<'a> {
         let mut each = |x: &[f32]| sink(&model.predict(x)?);
         // The training file's columns that are not features: the target and the weights.
         let columns = &model.columns;
+        let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
+            (Some(name), _) => Some(Column::Name(name.clone())),
+            (None, Some(i)) => Some(Column::Index(i)),
+            (None, None) => None,
+        };
+        let skip: Vec<Column> = [
+            column(&columns.target, columns.target_column),
+            column(&columns.weight, columns.weight_column),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(match self {
-            Input::Csv(path) => {
-                let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
-                    (Some(name), _) => Some(Column::Name(name.clone())),
-                    (None, Some(i)) => Some(Column::Index(i)),
-                    (None, None) => None,
-                };
-                let skip: Vec<Column> = [
-                    column(&columns.target, columns.target_column),
-                    column(&columns.weight, columns.weight_column),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                csv::for_each_features(path, model.p(), &skip, None, &mut each)?.n
+            Input::Csv(path) => csv::for_each_features(path, model.p(), &skip, None, &mut each)?.n,
+            Input::Parquet(path) => {
+                gradflow::io::parquet::for_each_features(path, model.p(), &skip, &mut each)?
             }
             Input::Npy(path) => {
                 npy::for_each_features(path, model.p(), columns.target_column, &mut each)?.n

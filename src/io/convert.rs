@@ -214,3 +214,48 @@ const WINDOW_BYTES: usize = 16 << 20;
 
 /// Rows a batch of [`npy_to_csv`] holds.
 const BATCH_ROWS: usize = 1 << 14;
+
+/// Converts a Parquet file of numeric columns into the `.npy` file `npy` (`Some`) or the
+/// CSV file `csv` (`None`: header the column names), a row group at a time, written
+/// atomically. Returns the rows and columns. A text column (class names) is refused:
+/// train on the Parquet file itself, which reads them.
+///
+/// # Errors
+/// As [`super::parquet::Table::column`]; [`Error::Io`] for the output, left as it was.
+#[cfg(feature = "parquet")]
+pub fn parquet_to(parquet: &Path, out: &Path, to_npy: bool) -> Result<(usize, usize)> {
+    let table = super::parquet::Table::open(parquet)?;
+    let (n, cols) = (table.n, table.cols());
+    write_atomic_with(out, |f| {
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let io = |e: std::io::Error| io_error(out, &e);
+        if to_npy {
+            w.write_all(&super::npy::header_f32(n, cols)).map_err(io)?;
+        } else {
+            writeln!(w, "{}", table.names.join(",")).map_err(io)?;
+        }
+        let mut bytes = Vec::new();
+        let mut float = ryu::Buffer::new();
+        super::parquet::for_each_row_group(&table, |values, _| {
+            bytes.clear();
+            if to_npy {
+                values
+                    .iter()
+                    .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            } else {
+                for row in values.chunks_exact(cols) {
+                    for (j, v) in row.iter().enumerate() {
+                        if j > 0 {
+                            bytes.push(b',');
+                        }
+                        bytes.extend_from_slice(float.format_finite(*v).as_bytes());
+                    }
+                    bytes.push(b'\n');
+                }
+            }
+            w.write_all(&bytes).map_err(io)
+        })?;
+        w.flush().map_err(io)
+    })?;
+    Ok((n, cols))
+}

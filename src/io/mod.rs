@@ -14,6 +14,8 @@ pub mod csv;
 mod csv_par;
 pub mod model;
 pub mod npy;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod predictions;
 
 pub use self::csv::{Column, CsvData, CsvOptions, TargetKind};

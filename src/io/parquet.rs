@@ -1,0 +1,443 @@
+//! Parquet files (feature `parquet`, on in the command): a flat table of numeric columns
+//! — floats, integers, booleans — read as features, and a target column by name or index
+//! (the last by default) that may also hold text (class names, as a CSV's). Read a row
+//! group at a time, one column at a time through the `parquet` crate's typed column
+//! readers (no Arrow): [`read`] into a [`Dataset`], [`for_each_features`] batch by batch
+//! for prediction, [`for_each_row_group`] for conversion.
+//!
+//! Refused with the column (and row) named: nested or repeated columns, a null value (a
+//! Parquet file may hold nulls; a model may not: fill or drop them first), a text column
+//! as a feature or as a regression target, a non-finite number.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use parquet::column::reader::ColumnReader;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::csv::{Column, TargetKind, class_map};
+use super::io_error;
+use crate::data::{Dataset, Targets};
+use crate::error::{Error, Result};
+
+/// One column of one row group: numbers as f32, or text.
+#[derive(Debug)]
+pub enum Values {
+    /// Floats, integers or booleans (as 0 and 1), as f32.
+    Numbers(Vec<f32>),
+    /// Text (a class-name column).
+    Text(Vec<String>),
+}
+
+/// An open Parquet file: its column names and kinds, rows and row groups.
+pub struct Table {
+    path: PathBuf,
+    reader: SerializedFileReader<File>,
+    /// Column names, in file order.
+    pub names: Vec<String>,
+    /// Rows in all.
+    pub n: usize,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.path)
+            .field("names", &self.names)
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// Opens `path` and checks its schema: flat, every column a number or text.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::BadFile`] for a file that is not Parquet, a nested or
+    /// repeated column, a column of another type (named, with its type).
+    pub fn open(path: &Path) -> Result<Table> {
+        let file = File::open(path).map_err(|e| io_error(path, &e))?;
+        let bad = |reason: String| Error::BadFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let reader =
+            SerializedFileReader::new(file).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
+        let meta = reader.metadata().file_metadata();
+        let schema = meta.schema_descr();
+        let mut names = Vec::new();
+        for (j, c) in schema.columns().iter().enumerate() {
+            let name = c.path().string();
+            if c.max_rep_level() > 0 || c.path().parts().len() != 1 {
+                return Err(bad(format!(
+                    "column {j} (\"{name}\") is nested or repeated: a table of plain columns \
+                     is expected"
+                )));
+            }
+            use parquet::basic::Type as P;
+            match c.physical_type() {
+                P::BOOLEAN | P::INT32 | P::INT64 | P::FLOAT | P::DOUBLE | P::BYTE_ARRAY => {}
+                other => {
+                    return Err(bad(format!(
+                        "column {j} (\"{name}\") is of type {other}: numbers (float, double, \
+                         int32, int64, boolean) or text are expected"
+                    )));
+                }
+            }
+            names.push(name);
+        }
+        let n = usize::try_from(meta.num_rows()).map_err(|_| bad("a negative row count".into()))?;
+        Ok(Table {
+            path: path.to_path_buf(),
+            reader,
+            names,
+            n,
+        })
+    }
+
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Row groups.
+    pub fn row_groups(&self) -> usize {
+        self.reader.num_row_groups()
+    }
+
+    /// The position of column `column` (`None`: the last).
+    ///
+    /// # Errors
+    /// [`Error::BadFile`] naming the columns there are.
+    pub fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
+        let cols = self.cols();
+        match column {
+            None => Ok(cols - 1),
+            Some(&Column::Index(i)) if i < cols => Ok(i),
+            Some(&Column::Index(i)) => Err(self.bad(format!(
+                "{what} column {i} does not exist: the file has {cols} columns, numbered 0 to {}",
+                cols - 1
+            ))),
+            Some(Column::Name(name)) => {
+                self.names.iter().position(|c| c == name).ok_or_else(|| {
+                    self.bad(format!(
+                        "no {what} column \"{name}\": the file has {}",
+                        self.names
+                            .iter()
+                            .map(|c| format!("\"{c}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            }
+        }
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::BadFile {
+            path: self.path.display().to_string(),
+            reason,
+        }
+    }
+
+    /// `2 ("width")`.
+    fn column_name(&self, j: usize) -> String {
+        format!("{j} (\"{}\")", self.names[j])
+    }
+
+    /// Column `j` of row group `g`, whose first row is row `first` of the file.
+    ///
+    /// # Errors
+    /// [`Error::BadFile`] for a null (its row and column), a non-finite number, a corrupt
+    /// or truncated row group (what the decoder said).
+    pub fn column(&self, g: usize, j: usize, first: usize) -> Result<Values> {
+        let corrupt = |e: parquet::errors::ParquetError| {
+            self.bad(format!(
+                "row group {g}, column {}: {e}",
+                self.column_name(j)
+            ))
+        };
+        let group = self.reader.get_row_group(g).map_err(corrupt)?;
+        let rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
+        let max_def = group.metadata().column(j).column_descr().max_def_level();
+        let mut defs = Vec::with_capacity(rows);
+        let reader = group.get_column_reader(j).map_err(corrupt)?;
+        macro_rules! read {
+            ($r:expr, $convert:expr) => {{
+                let mut r = $r;
+                let mut values = Vec::with_capacity(rows);
+                let (records, _, _) = r
+                    .read_records(rows, (max_def > 0).then_some(&mut defs), None, &mut values)
+                    .map_err(corrupt)?;
+                (
+                    records,
+                    values.into_iter().map($convert).collect::<Vec<_>>(),
+                )
+            }};
+        }
+        let (records, values) = match reader {
+            ColumnReader::FloatColumnReader(r) => {
+                let (k, v) = read!(r, |v: f32| v);
+                (k, Values::Numbers(v))
+            }
+            ColumnReader::DoubleColumnReader(r) => {
+                let (k, v) = read!(r, |v: f64| v as f32);
+                (k, Values::Numbers(v))
+            }
+            ColumnReader::Int32ColumnReader(r) => {
+                let (k, v) = read!(r, |v: i32| v as f32);
+                (k, Values::Numbers(v))
+            }
+            ColumnReader::Int64ColumnReader(r) => {
+                let (k, v) = read!(r, |v: i64| v as f32);
+                (k, Values::Numbers(v))
+            }
+            ColumnReader::BoolColumnReader(r) => {
+                let (k, v) = read!(r, |v: bool| f32::from(u8::from(v)));
+                (k, Values::Numbers(v))
+            }
+            ColumnReader::ByteArrayColumnReader(r) => {
+                let (k, v) = read!(r, |v: parquet::data_type::ByteArray| {
+                    String::from_utf8_lossy(v.data()).into_owned()
+                });
+                (k, Values::Text(v))
+            }
+            _ => return Err(self.bad(format!("column {}: unreadable type", self.column_name(j)))),
+        };
+        if records != rows {
+            return Err(self.bad(format!(
+                "row group {g}, column {}: {records} of its {rows} rows could be read \
+                 (truncated?)",
+                self.column_name(j)
+            )));
+        }
+        if let Some(i) = defs.iter().position(|&d| d < max_def) {
+            return Err(self.bad(format!(
+                "row {}, column {}: null (a model reads no nulls: fill or drop them first)",
+                first + i,
+                self.column_name(j)
+            )));
+        }
+        if let Values::Numbers(v) = &values
+            && let Some(i) = v.iter().position(|x| !x.is_finite())
+        {
+            return Err(self.bad(format!(
+                "row {}, column {}: {} is not a finite number (every value must be finite)",
+                first + i,
+                self.column_name(j),
+                v[i]
+            )));
+        }
+        Ok(values)
+    }
+
+    /// The numbers of column `j` of row group `g`: an error for text.
+    fn numbers(&self, g: usize, j: usize, first: usize, why: &str) -> Result<Vec<f32>> {
+        match self.column(g, j, first)? {
+            Values::Numbers(v) => Ok(v),
+            Values::Text(_) => Err(self.bad(format!(
+                "column {} holds text, but {why} must be numbers",
+                self.column_name(j)
+            ))),
+        }
+    }
+
+    /// Rows of row group `g`.
+    fn group_rows(&self, g: usize) -> usize {
+        self.reader
+            .metadata()
+            .row_group(g)
+            .num_rows()
+            .try_into()
+            .unwrap_or(0)
+    }
+}
+
+/// A dataset read from a Parquet file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParquetData {
+    /// The features (every column but the target, in file order) and targets.
+    pub dataset: Dataset,
+    /// The column names.
+    pub header: Vec<String>,
+    /// The target's position in the file.
+    pub target_column: usize,
+    /// Classifiers: the name of each class.
+    pub labels: Option<Vec<String>>,
+}
+
+impl ParquetData {
+    /// The feature columns' names.
+    pub fn feature_names(&self) -> Vec<String> {
+        let t = self.target_column;
+        let h = self.header.iter().enumerate();
+        h.filter(|&(j, _)| j != t).map(|(_, n)| n.clone()).collect()
+    }
+}
+
+/// Reads a Parquet file into a [`Dataset`]: every column but the target as a feature (in
+/// file order), the target (`target`, or the last column) real or as classes — class
+/// names sorted as a CSV's are (numerically when every name is a number).
+///
+/// # Errors
+/// As [`Table::open`] and [`Table::column`]; [`Error::BadFile`] for fewer than two columns,
+/// no rows, a text column as a feature or regression target.
+pub fn read(
+    path: impl AsRef<Path>,
+    target: Option<&Column>,
+    kind: TargetKind,
+) -> Result<ParquetData> {
+    let table = Table::open(path.as_ref())?;
+    let cols = table.cols();
+    if cols < 2 {
+        return Err(table.bad(format!(
+            "{cols} column: a dataset needs at least 2 (one feature and the target)"
+        )));
+    }
+    if table.n == 0 {
+        return Err(table.bad("no rows".into()));
+    }
+    let t = table.resolve(target, "target")?;
+    let p = cols - 1;
+    let mut x = crate::data::zeroed(table.n * p, "the Parquet file's features")?;
+    let (mut real, mut names) = (Vec::new(), Vec::new());
+    let mut first = 0;
+    for g in 0..table.row_groups() {
+        let rows = table.group_rows(g);
+        let block = &mut x[first * p..(first + rows) * p];
+        for (k, j) in (0..cols).filter(|&j| j != t).enumerate() {
+            let v = table.numbers(g, j, first, "features")?;
+            // Column to rows: each value to its row's slot.
+            for (row, value) in block.chunks_exact_mut(p).zip(v) {
+                row[k] = value;
+            }
+        }
+        match (kind, table.column(g, t, first)?) {
+            (TargetKind::Real, Values::Numbers(v)) => real.extend(v),
+            (TargetKind::Real, Values::Text(_)) => {
+                return Err(table.bad(format!(
+                    "column {} holds text, but a regression target must be numbers",
+                    table.column_name(t)
+                )));
+            }
+            (TargetKind::Classes, Values::Numbers(v)) => {
+                names.extend(v.into_iter().map(|v| (v + 0.0).to_string()));
+            }
+            (TargetKind::Classes, Values::Text(v)) => {
+                if let Some(i) = v.iter().position(String::is_empty) {
+                    return Err(table.bad(format!(
+                        "row {}, column {}: empty class label",
+                        first + i,
+                        table.column_name(t)
+                    )));
+                }
+                names.extend(v);
+            }
+        }
+        first += rows;
+    }
+    let (targets, labels) = match kind {
+        TargetKind::Real => (Targets::Real(real), None),
+        TargetKind::Classes => {
+            // Sorted as a CSV's labels are.
+            let (ids, labels) = class_map(&names);
+            let classes = labels.len();
+            (
+                Targets::Classes {
+                    labels: ids,
+                    classes,
+                },
+                Some(labels),
+            )
+        }
+    };
+    Ok(ParquetData {
+        dataset: Dataset::new(x, p, targets)?,
+        header: table.names.clone(),
+        target_column: t,
+        labels,
+    })
+}
+
+/// The feature rows of a Parquet file for a model trained on `p` features, a row group at
+/// a time (row-major): the columns named in `skip` (the training file's target and
+/// weights, by name; or by index when the file has `p + skip.len()` columns) are skipped.
+/// Returns the rows.
+///
+/// # Errors
+/// As [`read`]; [`Error::BadFile`] naming both counts when the file's feature columns
+/// are not `p`; `f`'s errors.
+pub fn for_each_features(
+    path: impl AsRef<Path>,
+    p: usize,
+    skip: &[Column],
+    mut f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<usize> {
+    let table = Table::open(path.as_ref())?;
+    let cols = table.cols();
+    let training_layout = cols == p + skip.len();
+    let skipped: Vec<usize> = skip
+        .iter()
+        .filter_map(|c| match c {
+            Column::Name(name) => table.names.iter().position(|n| n == name),
+            &Column::Index(i) if training_layout && i < cols => Some(i),
+            Column::Index(_) => None,
+        })
+        .collect();
+    let features: Vec<usize> = (0..cols).filter(|j| !skipped.contains(j)).collect();
+    if features.len() != p {
+        return Err(table.bad(format!(
+            "{} feature columns, but the model was trained on {p} feature columns",
+            features.len()
+        )));
+    }
+    let mut first = 0;
+    let mut batch = Vec::new();
+    for g in 0..table.row_groups() {
+        let rows = table.group_rows(g);
+        batch.clear();
+        batch.resize(rows * p, 0.0);
+        for (k, &j) in features.iter().enumerate() {
+            let v = table.numbers(g, j, first, "features")?;
+            for (row, value) in batch.chunks_exact_mut(p).zip(v) {
+                row[k] = value;
+            }
+        }
+        if rows > 0 {
+            f(&batch)?;
+        }
+        first += rows;
+    }
+    if first == 0 {
+        return Err(table.bad("no rows".into()));
+    }
+    Ok(first)
+}
+
+/// Every row group of a Parquet file as row-major numbers of all its columns, in order:
+/// what [`super::convert`] writes elsewhere. Text columns are refused.
+///
+/// # Errors
+/// As [`Table::column`]; `f`'s errors.
+pub fn for_each_row_group(
+    table: &Table,
+    mut f: impl FnMut(&[f32], usize) -> Result<()>,
+) -> Result<()> {
+    let cols = table.cols();
+    let mut first = 0;
+    let mut batch = Vec::new();
+    for g in 0..table.row_groups() {
+        let rows = table.group_rows(g);
+        batch.clear();
+        batch.resize(rows * cols, 0.0);
+        for j in 0..cols {
+            let v = table.numbers(g, j, first, "the columns of an array")?;
+            for (row, value) in batch.chunks_exact_mut(cols).zip(v) {
+                row[j] = value;
+            }
+        }
+        f(&batch, rows)?;
+        first += rows;
+    }
+    Ok(())
+}
