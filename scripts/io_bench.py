@@ -8,7 +8,10 @@ Each file: N rows × 32 float features ('%.6f', N(0, 1)) and an integer label, w
 header. gradflow's time is the data time `gradflow train --model logistic --epochs 1`
 reports (the file read into a Dataset, header detection and labels included); pandas is
 `pandas.read_csv(path)`, polars `polars.read_csv(path)` (each the whole table in memory).
-The tools alternate within each repeat; medians are printed as a Markdown table.
+Then the same table as Parquet (written by pyarrow, snappy, row groups of 10⁶ rows):
+gradflow's data time against `pyarrow.parquet.read_table(path)`. Then `train` end to end
+on the CSV: reading and training seconds as it reports them. The tools alternate within
+each repeat; medians are printed as Markdown tables.
 """
 
 import argparse
@@ -34,12 +37,23 @@ def make(path, n, p=32, seed=0):
             np.savetxt(f, np.column_stack([x, y]), fmt=["%.6f"] * p + ["%d"], delimiter=",")
 
 
-def gradflow_seconds(binary, path):
+def gradflow_seconds(binary, path, both=False):
     out = subprocess.run(
-        [binary, "train", "--model", "logistic", "--epochs", "1", "--data", path],
+        [binary, "train", "--model", "logistic", "--data", path, "--target", "label"]
+        + ([] if both else ["--epochs", "1"]),
         capture_output=True, text=True, check=True,
     ).stdout
-    return float(re.search(r"([0-9.]+) s data", out).group(1))
+    m = re.search(r"([0-9.]+) s training .*, ([0-9.]+) s data", out)
+    return (float(m.group(2)), float(m.group(1))) if both else float(m.group(2))
+
+
+def parquet_of(csv_path):
+    path = csv_path[:-4] + ".parquet"
+    if not os.path.exists(path):
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+        pq.write_table(pacsv.read_csv(csv_path), path, row_group_size=1_000_000)
+    return path
 
 
 def timed(f):
@@ -65,6 +79,8 @@ def main():
     for n in [int(r) for r in args.rows.split(",")]:
         path = os.path.join(args.dir, f"gradflow-io-{n}.csv")
         make(path, n)
+        if os.path.exists(path[:-4] + ".parquet"):
+            os.remove(path[:-4] + ".parquet")
         mb = os.path.getsize(path) / 1e6
         g, pd_t, pl_t = [], [], []
         for _ in range(args.repeats):
@@ -76,6 +92,31 @@ def main():
         lm = statistics.median(pl_t) if pl_t else float("nan")
         print(f"| {n:,} | {mb:.0f} | {gm:.3f} ({mb / gm:.0f}) | {pm:.3f} | {lm:.3f} "
               f"| {pm / gm:.2f}× | {lm / gm:.2f}× |")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    print()
+    print("| rows | Parquet MB | gradflow s | pyarrow.parquet.read_table s | gradflow / pyarrow |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in [int(r) for r in args.rows.split(",")]:
+        path = parquet_of(os.path.join(args.dir, f"gradflow-io-{n}.csv"))
+        mb = os.path.getsize(path) / 1e6
+        g, a = [], []
+        for _ in range(args.repeats):
+            g.append(gradflow_seconds(args.gradflow, path))
+            a.append(timed(lambda: pq.read_table(path)))
+        gm, am = statistics.median(g), statistics.median(a)
+        print(f"| {n:,} | {mb:.0f} | {gm:.3f} | {am:.3f} | {gm / am:.2f} |")
+    print()
+    print("| rows | train: reading s | training s (logistic, defaults) | reading share |")
+    print("|---:|---:|---:|---:|")
+    for n in [int(r) for r in args.rows.split(",")]:
+        path = os.path.join(args.dir, f"gradflow-io-{n}.csv")
+        runs = [gradflow_seconds(args.gradflow, path, both=True) for _ in range(args.repeats)]
+        d = statistics.median(r[0] for r in runs)
+        t = statistics.median(r[1] for r in runs)
+        print(f"| {n:,} | {d:.3f} | {t:.3f} | {d / (d + t):.0%} |")
 
 
 if __name__ == "__main__":

@@ -674,7 +674,7 @@ fn convert_goes_from_csv_to_npy_and_back() {
             .args(["convert", "d.npy", "again.npy"])
             .assert(),
         2,
-        "converts a .csv file to .npy, or a .npy file to .csv",
+        "converts a .csv file to .npy, a .npy file to .csv, or a .parquet file",
     );
     assert!(!dir.path().join("again.npy").exists());
 }

@@ -501,6 +501,26 @@ pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
     class_order(ids, distinct)
 }
 
+/// [`class_map`] for labels that are numbers (whole numbers: a `.npy` or Parquet
+/// target): the classes in increasing order, named by their printed values, without a
+/// string per row (-0 and 0 are one class).
+///
+/// ```
+/// # use gradflow::io::csv::class_map_numbers;
+/// let (ids, names) = class_map_numbers(&[3.0, 0.0, 3.0, -0.0, 10.0]);
+/// assert_eq!((ids, names), (vec![1, 0, 1, 0, 2], vec!["0".to_string(), "3".into(), "10".into()]));
+/// ```
+pub fn class_map_numbers(values: &[f32]) -> (Vec<u32>, Vec<String>) {
+    let mut distinct: Vec<f32> = values.iter().map(|&v| v + 0.0).collect();
+    distinct.sort_by(f32::total_cmp);
+    distinct.dedup();
+    let ids = values
+        .iter()
+        .map(|&v| distinct.partition_point(|&d| d < v + 0.0) as u32)
+        .collect();
+    (ids, distinct.iter().map(f32::to_string).collect())
+}
+
 /// Renumbers classes given as ids into `names` (any order, distinct) so that the ids
 /// follow the names' sorted order: numerically when every name is a number, else as
 /// strings. Returns the new id of each row and the sorted names.

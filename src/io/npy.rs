@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::csv::{Column, TargetKind, class_map};
+use super::csv::{Column, TargetKind, class_map_numbers};
 use crate::data::{Dataset, FileTargets, MappedFile, RowSource, RowTargets, Targets, zeroed};
 use crate::error::{Error, Result};
 
@@ -84,9 +84,7 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
                      must be"
                 )));
             }
-            // -0 and 0 are one class.
-            let names: Vec<String> = y.iter().map(|&v| (v + 0.0).to_string()).collect();
-            let (ids, labels) = class_map(&names);
+            let (ids, labels) = class_map_numbers(&y);
             (
                 Targets::Classes {
                     labels: ids,

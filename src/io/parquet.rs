@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use parquet::column::reader::ColumnReader;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use super::csv::{Column, TargetKind, class_map};
+use super::csv::{Column, TargetKind, class_map, class_map_numbers};
 use super::io_error;
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ pub enum Values {
 /// An open Parquet file: its column names and kinds, rows and row groups.
 pub struct Table {
     path: PathBuf,
-    reader: SerializedFileReader<File>,
+    reader: SerializedFileReader<bytes::Bytes>,
     /// Column names, in file order.
     pub names: Vec<String>,
     /// Rows in all.
@@ -61,8 +61,13 @@ impl Table {
             path: path.display().to_string(),
             reason,
         };
-        let reader =
-            SerializedFileReader::new(file).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
+        // SAFETY: a read-only map of a file treated as untrusted bytes; a file changed
+        // under it gives wrong values or a decoding error, not unsafety here. Mapped, the
+        // column chunks are read by many threads at once (clones of a `File` share one
+        // offset).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, &e))?;
+        let reader = SerializedFileReader::new(bytes::Bytes::from_owner(map))
+            .map_err(|e| bad(format!("not a Parquet file: {e}")))?;
         let meta = reader.metadata().file_metadata();
         let schema = meta.schema_descr();
         let mut names = Vec::new();
@@ -231,6 +236,29 @@ impl Table {
         Ok(values)
     }
 
+    /// Columns `columns` of row group `g`, decoded in parallel (a column chunk each), as
+    /// row-major numbers `rows × columns.len()`: the caller's order, an error for text.
+    fn rows_of(&self, g: usize, columns: &[usize], first: usize, why: &str) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let rows = self.group_rows(g);
+        let decoded: Vec<Vec<f32>> = columns
+            .par_iter()
+            .map(|&j| self.numbers(g, j, first, why))
+            .collect::<Result<_>>()?;
+        let width = columns.len();
+        let mut out = vec![0f32; rows * width];
+        // Column to rows, in blocks of rows so that the block being written stays in cache.
+        for (b, block) in out.chunks_mut(256 * width.max(1)).enumerate() {
+            for (k, col) in decoded.iter().enumerate() {
+                let from = &col[b * 256..(b * 256 + block.len() / width.max(1))];
+                for (row, &v) in block.chunks_exact_mut(width).zip(from) {
+                    row[k] = v;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The numbers of column `j` of row group `g`: an error for text.
     fn numbers(&self, g: usize, j: usize, first: usize, why: &str) -> Result<Vec<f32>> {
         match self.column(g, j, first)? {
@@ -300,18 +328,13 @@ pub fn read(
     let t = table.resolve(target, "target")?;
     let p = cols - 1;
     let mut x = crate::data::zeroed(table.n * p, "the Parquet file's features")?;
-    let (mut real, mut names) = (Vec::new(), Vec::new());
+    let (mut real, mut names, mut numbers) = (Vec::new(), Vec::new(), Vec::new());
+    let features: Vec<usize> = (0..cols).filter(|&j| j != t).collect();
     let mut first = 0;
     for g in 0..table.row_groups() {
         let rows = table.group_rows(g);
-        let block = &mut x[first * p..(first + rows) * p];
-        for (k, j) in (0..cols).filter(|&j| j != t).enumerate() {
-            let v = table.numbers(g, j, first, "features")?;
-            // Column to rows: each value to its row's slot.
-            for (row, value) in block.chunks_exact_mut(p).zip(v) {
-                row[k] = value;
-            }
-        }
+        let block = table.rows_of(g, &features, first, "features")?;
+        x[first * p..(first + rows) * p].copy_from_slice(&block);
         match (kind, table.column(g, t, first)?) {
             (TargetKind::Real, Values::Numbers(v)) => real.extend(v),
             (TargetKind::Real, Values::Text(_)) => {
@@ -320,9 +343,7 @@ pub fn read(
                     table.column_name(t)
                 )));
             }
-            (TargetKind::Classes, Values::Numbers(v)) => {
-                names.extend(v.into_iter().map(|v| (v + 0.0).to_string()));
-            }
+            (TargetKind::Classes, Values::Numbers(v)) => numbers.extend(v),
             (TargetKind::Classes, Values::Text(v)) => {
                 if let Some(i) = v.iter().position(String::is_empty) {
                     return Err(table.bad(format!(
@@ -339,8 +360,12 @@ pub fn read(
     let (targets, labels) = match kind {
         TargetKind::Real => (Targets::Real(real), None),
         TargetKind::Classes => {
-            // Sorted as a CSV's labels are.
-            let (ids, labels) = class_map(&names);
+            // Sorted as a CSV's labels are: numbers as numbers, else all as text (a
+            // column is one or the other, in every row group).
+            let (ids, labels) = match names.is_empty() {
+                true => class_map_numbers(&numbers),
+                false => class_map(&names),
+            };
             let classes = labels.len();
             (
                 Targets::Classes {
@@ -392,17 +417,9 @@ pub fn for_each_features(
         )));
     }
     let mut first = 0;
-    let mut batch = Vec::new();
     for g in 0..table.row_groups() {
         let rows = table.group_rows(g);
-        batch.clear();
-        batch.resize(rows * p, 0.0);
-        for (k, &j) in features.iter().enumerate() {
-            let v = table.numbers(g, j, first, "features")?;
-            for (row, value) in batch.chunks_exact_mut(p).zip(v) {
-                row[k] = value;
-            }
-        }
+        let batch = table.rows_of(g, &features, first, "features")?;
         if rows > 0 {
             f(&batch)?;
         }
@@ -423,19 +440,11 @@ pub fn for_each_row_group(
     table: &Table,
     mut f: impl FnMut(&[f32], usize) -> Result<()>,
 ) -> Result<()> {
-    let cols = table.cols();
+    let columns: Vec<usize> = (0..table.cols()).collect();
     let mut first = 0;
-    let mut batch = Vec::new();
     for g in 0..table.row_groups() {
         let rows = table.group_rows(g);
-        batch.clear();
-        batch.resize(rows * cols, 0.0);
-        for j in 0..cols {
-            let v = table.numbers(g, j, first, "the columns of an array")?;
-            for (row, value) in batch.chunks_exact_mut(cols).zip(v) {
-                row[j] = value;
-            }
-        }
+        let batch = table.rows_of(g, &columns, first, "the columns of an array")?;
         f(&batch, rows)?;
         first += rows;
     }
