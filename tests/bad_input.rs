@@ -258,7 +258,7 @@ fn bad_files_are_refused_with_the_reason() {
         );
         cases += 1;
     }
-    // .npy: not an array file, the wrong dtype, the wrong rank, truncated data.
+    // .npy: not an array file, a dtype of no numbers, the wrong rank, truncated data.
     let npy_header = |descr: &str, shape: &str| {
         let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         let pad = 64 - (10 + dict.len() + 1) % 64;
@@ -271,7 +271,11 @@ fn bad_files_are_refused_with_the_reason() {
     };
     let npy_cases: [(&str, Vec<u8>, &str); 4] = [
         ("text.npy", b"a,b\n1,2\n".to_vec(), "not a .npy file"),
-        ("ints.npy", npy_header("<i8", "(2, 2)"), "<i8"),
+        (
+            "strings.npy",
+            npy_header("<U8", "(2, 2)"),
+            "dtype <U8 is not a little-endian number",
+        ),
         ("flat.npy", npy_header("<f4", "(4,)"), "not 2-D"),
         ("short.npy", npy_header("<f4", "(10, 3)"), "truncated"),
     ];

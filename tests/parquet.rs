@@ -296,3 +296,111 @@ fn write_numbers(path: &Path, rows: &[Row]) {
     rg.close().unwrap();
     w.close().unwrap();
 }
+
+/// Read in place, row group by row group, a Parquet file gathers the rows its in-memory
+/// read holds, in any order and across row groups, for either kind of target.
+#[test]
+fn a_streamed_parquet_file_gathers_what_its_read_holds() {
+    use gradflow::data::{RowSource, RowTargets, Targets};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.parquet");
+    write_parquet(&path, &rows(1000), 97);
+    let order: Vec<u32> = (0..1000u32)
+        .rev()
+        .step_by(7)
+        .chain([0, 999, 500, 96, 97])
+        .collect();
+    for (target, kind) in [
+        (Column::Name("label".into()), TargetKind::Classes),
+        (Column::Index(3), TargetKind::Real),
+    ] {
+        if kind == TargetKind::Real {
+            // The text column would be a feature: regression on x3 without it.
+            let numbers = dir.path().join("n.parquet");
+            let numeric: Vec<Row> = rows(1000)
+                .into_iter()
+                .map(|r| Row { label: None, ..r })
+                .collect();
+            write_numbers(&numbers, &numeric);
+            check_stream(&numbers, &target, kind, &order);
+        } else {
+            check_stream(&path, &target, kind, &order);
+        }
+    }
+
+    fn check_stream(path: &Path, target: &Column, kind: TargetKind, order: &[u32]) {
+        let whole = pq::read(path, Some(target), kind).unwrap();
+        let stream = pq::open(path, Some(target), kind).unwrap();
+        assert_eq!(
+            (stream.n(), stream.p(), stream.labels.clone()),
+            (whole.dataset.n(), whole.dataset.p(), whole.labels.clone())
+        );
+        let p = stream.p();
+        let mut x = vec![0f32; order.len() * p];
+        match whole.dataset.targets() {
+            Targets::Classes { labels, .. } => {
+                let mut y = vec![0u32; order.len()];
+                stream
+                    .gather(order, &mut x, RowTargets::Classes(&mut y))
+                    .unwrap();
+                let want: Vec<u32> = order.iter().map(|&r| labels[r as usize]).collect();
+                assert_eq!(y, want);
+            }
+            Targets::Real(values) => {
+                let mut y = vec![0f32; order.len()];
+                stream
+                    .gather(order, &mut x, RowTargets::Real(&mut y))
+                    .unwrap();
+                let want: Vec<f32> = order.iter().map(|&r| values[r as usize]).collect();
+                assert_eq!(y, want);
+            }
+        }
+        let want: Vec<f32> = order
+            .iter()
+            .flat_map(|&r| whole.dataset.row(r as usize).to_vec())
+            .collect();
+        assert_eq!(x, want);
+    }
+}
+
+/// `train --stream` reads a Parquet file in place and fits what it fits from the same
+/// table converted to `.npy`, read in place in the same (windowed) order.
+#[test]
+fn train_streams_a_parquet_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let numeric: Vec<Row> = rows(2000)
+        .into_iter()
+        .map(|r| Row { label: None, ..r })
+        .collect();
+    let path = dir.path().join("n.parquet");
+    write_numbers(&path, &numeric);
+    succeeds(dir.path(), &["convert", path.to_str().unwrap(), "n.npy"]);
+    let fit = |data: &str| {
+        let out = succeeds(
+            dir.path(),
+            &[
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                data,
+                "--target",
+                "3",
+                "--stream",
+                "--shuffle",
+                "windowed",
+                "--solver",
+                "sgd",
+                "--epochs",
+                "3",
+                "--json",
+            ],
+        );
+        let v = cli_common::json(&out);
+        (v["losses"].clone(), v["mode"].clone())
+    };
+    let (from_parquet, mode) = fit(path.to_str().unwrap());
+    let (from_npy, _) = fit("n.npy");
+    assert_eq!(from_parquet, from_npy);
+    assert!(mode.to_string().contains("stream"), "{mode}");
+}

@@ -148,6 +148,8 @@ pub enum Rows {
     Memory(Dataset),
     /// A memory-mapped `.npy` file.
     Npy(NpyStream),
+    /// A Parquet file, read a row group at a time.
+    Parquet(gradflow::io::parquet::ParquetStream),
     /// A generator: rows made by index.
     Synthetic(Synthetic),
 }
@@ -178,6 +180,7 @@ impl Loaded {
         match self.rows {
             Rows::Memory(d) => Ok(d),
             Rows::Npy(f) => Ok(Dataset::from_source(&f)?),
+            Rows::Parquet(f) => Ok(Dataset::from_source(&f)?),
             Rows::Synthetic(g) => Ok(g.dataset()?),
         }
     }
@@ -187,6 +190,7 @@ impl Loaded {
         match &self.rows {
             Rows::Memory(d) => d,
             Rows::Npy(f) => f,
+            Rows::Parquet(f) => f,
             Rows::Synthetic(g) => g,
         }
     }
@@ -203,8 +207,8 @@ impl DataSpec {
                 g.n() <= u32::MAX as usize
                     && g.p().saturating_add(1).saturating_mul(4 << 10) <= 1 << 30
             }
-            DataSpec::Npy(_) => true,
-            DataSpec::Csv(_) | DataSpec::Parquet(_) => false,
+            DataSpec::Npy(_) | DataSpec::Parquet(_) => true,
+            DataSpec::Csv(_) => false,
         }
     }
 
@@ -285,6 +289,15 @@ pub fn load(
                 columns,
                 data.weights,
             )
+        }
+        DataSpec::Parquet(path) if stream => {
+            let file = gradflow::io::parquet::open(path, target, kind)?;
+            let columns = DataColumns {
+                target_column: Some(file.target_column),
+                ..DataColumns::default()
+            };
+            let labels = file.labels.clone();
+            (Rows::Parquet(file), labels, columns, None)
         }
         DataSpec::Parquet(path) => {
             let data = gradflow::io::parquet::read(path, target, kind)?;

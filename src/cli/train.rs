@@ -307,6 +307,11 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         Some(ShuffleArg::Windowed) => config.shuffle = windowed,
         None => {}
     }
+    if let (data_spec::Rows::Parquet(_), None) = (&loaded.rows, args.shuffle) {
+        // Read in place, a row group is decoded when a batch first needs one of its rows:
+        // a full permutation would decode row groups over and over.
+        config.shuffle = windowed;
+    }
     if let (data_spec::Rows::Npy(_), Some(b), Some(m), None) =
         (&loaded.rows, spec.bytes(), budget, args.shuffle)
         && too_big

@@ -18,6 +18,8 @@ pub(crate) use gather::gather_rows;
 pub use plan::{Batch, EpochPlan, Shuffle, epoch_plan, epoch_plan_over, windowed_order};
 pub use rows::Rows;
 pub use scale::{Standardized, Standardizer};
+#[cfg(feature = "parquet")]
+pub(crate) use source::check_gather;
 pub use source::{BatchTargets, FileTargets, MappedFile, RowSource, TargetKind};
 pub use synthetic::{Kind, RowTargets, Synthetic, Truth};
 pub use weights::{ClassWeight, RowWeights};

@@ -180,7 +180,7 @@ pub(crate) fn scan_blocks(
     Ok(())
 }
 
-fn check_gather(
+pub(crate) fn check_gather(
     n: usize,
     p: usize,
     rows: &[u32],

@@ -486,7 +486,13 @@ pub fn predictions_csv(
 
 /// Maps class names to `0..k` in sorted order: numerically when every name is a number,
 /// else as strings. Returns the id of each row and the name of each class.
-pub(crate) fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
+///
+/// ```
+/// # use gradflow::io::csv::class_map;
+/// let names: Vec<String> = ["10", "2", "1", "2"].map(String::from).to_vec();
+/// assert_eq!(class_map(&names), (vec![2, 1, 0, 1], vec!["1".into(), "2".into(), "10".into()]));
+/// ```
+pub fn class_map(names: &[String]) -> (Vec<u32>, Vec<String>) {
     let mut distinct: Vec<String> = Vec::new();
     let mut seen = std::collections::HashMap::new();
     let ids = names

@@ -450,3 +450,235 @@ pub fn for_each_row_group(
     }
     Ok(())
 }
+
+/// A Parquet file read in place: row groups decoded as batches ask for their rows (the
+/// last ones kept, up to 512 MiB), so that a file larger than memory trains — in windowed
+/// order (`train --stream` picks it), whose windows of neighbouring rows fall in a few row
+/// groups.
+/// A classifier's classes are found by one pass over the target column when it is opened;
+/// a bad value is an error when its row group is read.
+pub struct ParquetStream {
+    table: Table,
+    features: Vec<usize>,
+    /// First row of each row group, and the row count last.
+    starts: Vec<usize>,
+    classes: Option<ClassIds>,
+    /// The target's column.
+    pub target_column: usize,
+    /// Classifiers: the name of each class.
+    pub labels: Option<Vec<String>>,
+    /// The row groups decoded last, most recent last.
+    cache: std::sync::Mutex<Vec<(usize, std::sync::Arc<Group>)>>,
+}
+
+impl std::fmt::Debug for ParquetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetStream")
+            .field("table", &self.table)
+            .field("target_column", &self.target_column)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a target value becomes a class id: sorted distinct numbers, or sorted names.
+enum ClassIds {
+    Numbers(Vec<f32>),
+    Names(std::collections::HashMap<String, u32>),
+}
+
+/// One decoded row group: its rows' features (row-major) and targets.
+struct Group {
+    x: Vec<f32>,
+    real: Vec<f32>,
+    classes: Vec<u32>,
+}
+
+/// Bytes of decoded row groups a [`ParquetStream`] keeps (at least two groups): more than
+/// a window of the windowed order (64 chunks of 4 MiB), so that a window's batches decode
+/// each of its row groups once.
+const CACHE_BYTES: usize = 512 << 20;
+
+/// Opens a Parquet file for streaming; `target` is the target column (`None`: the last).
+///
+/// # Errors
+/// As [`read`], but a bad feature value is found only when its row group is read.
+pub fn open(
+    path: impl AsRef<Path>,
+    target: Option<&Column>,
+    kind: TargetKind,
+) -> Result<ParquetStream> {
+    let table = Table::open(path.as_ref())?;
+    let cols = table.cols();
+    if cols < 2 {
+        return Err(table.bad(format!(
+            "{cols} column: a dataset needs at least 2 (one feature and the target)"
+        )));
+    }
+    if table.n == 0 {
+        return Err(table.bad("no rows".into()));
+    }
+    let t = table.resolve(target, "target")?;
+    let mut starts = vec![0];
+    for g in 0..table.row_groups() {
+        starts.push(starts[g] + table.group_rows(g));
+    }
+    let (classes, labels) = match kind {
+        TargetKind::Real => (None, None),
+        TargetKind::Classes => {
+            // One pass over the target column: its distinct values, ordered as `read`
+            // orders them.
+            let (mut numbers, mut names) = (Vec::new(), std::collections::BTreeSet::new());
+            for (g, &first) in starts.iter().enumerate().take(table.row_groups()) {
+                match table.column(g, t, first)? {
+                    Values::Numbers(v) => {
+                        numbers.extend(v.into_iter().map(|v| v + 0.0));
+                        numbers.sort_by(f32::total_cmp);
+                        numbers.dedup();
+                    }
+                    Values::Text(v) => {
+                        if let Some(i) = v.iter().position(String::is_empty) {
+                            return Err(table.bad(format!(
+                                "row {}, column {}: empty class label",
+                                first + i,
+                                table.column_name(t)
+                            )));
+                        }
+                        names.extend(v);
+                    }
+                }
+            }
+            if names.is_empty() {
+                let labels = numbers.iter().map(f32::to_string).collect();
+                (Some(ClassIds::Numbers(numbers)), Some(labels))
+            } else {
+                let distinct: Vec<String> = names.into_iter().collect();
+                let (_, sorted) = class_map(&distinct);
+                let ids = sorted
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), i as u32))
+                    .collect();
+                (Some(ClassIds::Names(ids)), Some(sorted))
+            }
+        }
+    };
+    Ok(ParquetStream {
+        features: (0..cols).filter(|&j| j != t).collect(),
+        table,
+        starts,
+        classes,
+        target_column: t,
+        labels,
+        cache: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+impl ParquetStream {
+    /// Row group `g`, decoded (or from the cache).
+    fn group(&self, g: usize) -> Result<std::sync::Arc<Group>> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = cache.iter().position(|(k, _)| *k == g) {
+            let hit = cache.remove(i);
+            let group = hit.1.clone();
+            cache.push(hit);
+            return Ok(group);
+        }
+        let first = self.starts[g];
+        let x = self.table.rows_of(g, &self.features, first, "features")?;
+        let t = self.target_column;
+        let (mut real, mut classes) = (Vec::new(), Vec::new());
+        match (&self.classes, self.table.column(g, t, first)?) {
+            (None, Values::Numbers(v)) => real = v,
+            (None, Values::Text(_)) => {
+                return Err(self.table.bad(format!(
+                    "column {} holds text, but a regression target must be numbers",
+                    self.table.column_name(t)
+                )));
+            }
+            (Some(ClassIds::Numbers(sorted)), Values::Numbers(v)) => {
+                classes = v
+                    .iter()
+                    .map(|&v| sorted.partition_point(|&d| d < v + 0.0) as u32)
+                    .collect();
+            }
+            (Some(ClassIds::Names(ids)), Values::Text(v)) => {
+                classes = v
+                    .iter()
+                    .map(|n| ids.get(n).copied())
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| self.table.bad("a class name not seen when the file was opened: the file changed while reading".into()))?;
+            }
+            _ => {
+                return Err(self
+                    .table
+                    .bad("the target column changed type while reading".into()));
+            }
+        }
+        let group = std::sync::Arc::new(Group { x, real, classes });
+        let bytes = |c: &[(usize, std::sync::Arc<Group>)]| -> usize {
+            c.iter()
+                .map(|(_, g)| 4 * (g.x.len() + g.real.len() + g.classes.len()))
+                .sum()
+        };
+        while cache.len() >= 2 && bytes(&cache) + 4 * group.x.len() > CACHE_BYTES {
+            cache.remove(0);
+        }
+        cache.push((g, group.clone()));
+        Ok(group)
+    }
+}
+
+impl crate::data::RowSource for ParquetStream {
+    fn n(&self) -> usize {
+        self.table.n
+    }
+    fn p(&self) -> usize {
+        self.features.len()
+    }
+    fn classes(&self) -> Option<usize> {
+        self.labels.as_ref().map(Vec::len)
+    }
+    fn gather(
+        &self,
+        rows: &[u32],
+        x: &mut [f32],
+        mut targets: crate::data::RowTargets<'_>,
+    ) -> Result<()> {
+        use crate::data::RowTargets;
+        let p = self.features.len();
+        crate::data::check_gather(self.table.n, p, rows, x, &targets)?;
+        match (&self.classes, &targets) {
+            (None, RowTargets::Real(_)) | (Some(_), RowTargets::Classes(_)) => {}
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    what: "targets",
+                    expected: self.describe_targets(),
+                    got: "the other kind".into(),
+                });
+            }
+        }
+        let mut held: Option<(usize, std::sync::Arc<Group>)> = None;
+        for (i, &r) in rows.iter().enumerate() {
+            let r = r as usize;
+            let g = self.starts.partition_point(|&s| s <= r) - 1;
+            let group = match &held {
+                Some((k, group)) if *k == g => group.clone(),
+                _ => {
+                    let group = self.group(g)?;
+                    held = Some((g, group.clone()));
+                    group
+                }
+            };
+            let local = r - self.starts[g];
+            x[i * p..(i + 1) * p].copy_from_slice(&group.x[local * p..(local + 1) * p]);
+            match &mut targets {
+                RowTargets::Real(y) => y[i] = group.real[local],
+                RowTargets::Classes(y) => y[i] = group.classes[local],
+            }
+        }
+        Ok(())
+    }
+}
