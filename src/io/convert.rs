@@ -192,20 +192,26 @@ pub fn npy_to_csv(npy: &Path, csv: &Path) -> Result<(usize, usize)> {
                     },
                     other => other,
                 })?;
-            for row in values.chunks_exact(cols) {
-                for (j, v) in row.iter().enumerate() {
-                    if j > 0 {
-                        text.push(b',');
-                    }
-                    text.extend_from_slice(float.format_finite(*v).as_bytes());
-                }
-                text.push(b'\n');
-            }
+            csv_lines(&values, cols, &mut float, &mut text);
             out.write_all(&text).map_err(io)?;
         }
         out.flush().map_err(io)
     })?;
     Ok((n, cols))
+}
+
+/// Appends `values` (row-major, `cols` a row, all finite) as CSV lines: shortest
+/// round-trip decimals.
+fn csv_lines(values: &[f32], cols: usize, float: &mut ryu::Buffer, text: &mut Vec<u8>) {
+    for row in values.chunks_exact(cols) {
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(float.format_finite(*v).as_bytes());
+        }
+        text.push(b'\n');
+    }
 }
 
 /// Bytes of CSV text a window holds while converting (small: conversion is for files
@@ -243,15 +249,7 @@ pub fn parquet_to(parquet: &Path, out: &Path, to_npy: bool) -> Result<(usize, us
                     .iter()
                     .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
             } else {
-                for row in values.chunks_exact(cols) {
-                    for (j, v) in row.iter().enumerate() {
-                        if j > 0 {
-                            bytes.push(b',');
-                        }
-                        bytes.extend_from_slice(float.format_finite(*v).as_bytes());
-                    }
-                    bytes.push(b'\n');
-                }
+                csv_lines(values, cols, &mut float, &mut bytes);
             }
             w.write_all(&bytes).map_err(io)
         })?;

@@ -100,6 +100,27 @@ impl Table {
         })
     }
 
+    /// Opens `path` as a dataset: at least two columns and a row, and its target column
+    /// (`target`, or the last).
+    ///
+    /// # Errors
+    /// As [`Table::open`] and [`Table::resolve`]; [`Error::BadFile`] for fewer than two
+    /// columns or no rows.
+    fn dataset(path: &Path, target: Option<&Column>) -> Result<(Table, usize)> {
+        let table = Table::open(path)?;
+        let cols = table.cols();
+        if cols < 2 {
+            return Err(table.bad(format!(
+                "{cols} column: a dataset needs at least 2 (one feature and the target)"
+            )));
+        }
+        if table.n == 0 {
+            return Err(table.bad("no rows".into()));
+        }
+        let t = table.resolve(target, "target")?;
+        Ok((table, t))
+    }
+
     /// Columns.
     pub fn cols(&self) -> usize {
         self.names.len()
@@ -315,17 +336,8 @@ pub fn read(
     target: Option<&Column>,
     kind: TargetKind,
 ) -> Result<ParquetData> {
-    let table = Table::open(path.as_ref())?;
+    let (table, t) = Table::dataset(path.as_ref(), target)?;
     let cols = table.cols();
-    if cols < 2 {
-        return Err(table.bad(format!(
-            "{cols} column: a dataset needs at least 2 (one feature and the target)"
-        )));
-    }
-    if table.n == 0 {
-        return Err(table.bad("no rows".into()));
-    }
-    let t = table.resolve(target, "target")?;
     let p = cols - 1;
     let mut x = crate::data::zeroed(table.n * p, "the Parquet file's features")?;
     let (mut real, mut names, mut numbers) = (Vec::new(), Vec::new(), Vec::new());
@@ -507,17 +519,8 @@ pub fn open(
     target: Option<&Column>,
     kind: TargetKind,
 ) -> Result<ParquetStream> {
-    let table = Table::open(path.as_ref())?;
+    let (table, t) = Table::dataset(path.as_ref(), target)?;
     let cols = table.cols();
-    if cols < 2 {
-        return Err(table.bad(format!(
-            "{cols} column: a dataset needs at least 2 (one feature and the target)"
-        )));
-    }
-    if table.n == 0 {
-        return Err(table.bad("no rows".into()));
-    }
-    let t = table.resolve(target, "target")?;
     let mut starts = vec![0];
     for g in 0..table.row_groups() {
         starts.push(starts[g] + table.group_rows(g));
