@@ -670,22 +670,26 @@ impl<'p> Table<'p> {
 
     /// A bad row's error: the line, the column (with its header name), the value found.
     fn row_error(&self, e: csv_par::RowError) -> Error {
-        {
-            let line = e.line;
-            let at = |col| format!("line {line}, column {}", self.column_name(col));
-            self.bad(match e.fault {
-                Fault::Ragged(n) => self.ragged(line, n),
-                Fault::Empty(col) => format!("{}: empty cell, expected a number", at(col)),
-                Fault::NotFinite(col, v) => format!(
-                    "{}: {v} is not a finite number (every value must be finite)",
-                    at(col)
-                ),
-                Fault::NotNumber(col, cell) => format!("{}: \"{cell}\" is not a number", at(col)),
-                Fault::EmptyLabel(col) => format!("{}: empty class label", at(col)),
-                Fault::NotUtf8 => format!("line {line}: not UTF-8 text"),
-                Fault::Csv(message) => format!("line {line}: {message}"),
-            })
-        }
+        let line = e.line;
+        let at = |col| format!("line {line}, column {}", self.column_name(col));
+        self.bad(match e.fault {
+            Fault::Ragged(n) => self.ragged(line, n),
+            Fault::Empty(col) => format!("{}: empty cell, expected a number", at(col)),
+            Fault::NotFinite(col, v) => format!(
+                "{}: {v} is not a finite number (every value must be finite)",
+                at(col)
+            ),
+            Fault::NotNumber(col, cell) => format!("{}: \"{cell}\" is not a number", at(col)),
+            Fault::EmptyLabel(col) => format!("{}: empty class label", at(col)),
+            Fault::NotUtf8 => format!("line {line}: not UTF-8 text"),
+            Fault::Csv(message) => format!("line {line}: {message}"),
+            Fault::OutOfMemory(bytes) => {
+                return Error::OutOfMemory {
+                    what: "the CSV file's features",
+                    bytes,
+                };
+            }
+        })
     }
 
     /// A ragged row's reason.

@@ -54,6 +54,8 @@ pub(super) enum Fault {
     NotUtf8,
     /// The `csv` crate's own error (quoted fields).
     Csv(String),
+    /// The features' buffer (bytes) could not be allocated.
+    OutOfMemory(u128),
 }
 
 /// The first fault of the file: the line (counted from 1 over the whole file) and what.
@@ -82,12 +84,12 @@ pub(super) struct Parsed {
     pub newlines: u64,
 }
 
-/// One chunk's output: as [`Parsed`], class names local to the chunk, and the newlines
-/// it holds (to number the lines of the chunks after it).
-#[derive(Default)]
-struct Chunk<'a> {
+/// One chunk's output: as [`Parsed`], its features written into its part of the read's
+/// one buffer, class names local to the chunk, and the newlines it holds (to number the
+/// lines of the chunks after it).
+struct Chunk<'a, 'x> {
     rows: usize,
-    x: Vec<f32>,
+    x: Slots<'x>,
     real: Vec<f32>,
     weights: Vec<f32>,
     class_ids: Vec<u32>,
@@ -97,6 +99,102 @@ struct Chunk<'a> {
     newlines: u64,
     /// The first fault: line within the chunk (from 1) and what.
     fault: Option<(u64, Fault)>,
+}
+
+impl<'x> Chunk<'_, 'x> {
+    fn new(x: Slots<'x>) -> Self {
+        Chunk {
+            rows: 0,
+            x,
+            real: Vec::new(),
+            weights: Vec::new(),
+            class_ids: Vec::new(),
+            names: Vec::new(),
+            newlines: 0,
+            fault: None,
+        }
+    }
+}
+
+/// A chunk's part of the features buffer, filled from the front: the rows go straight to
+/// where the dataset keeps them (a buffer per chunk joined afterwards paid for every page
+/// twice, a fifth of the read in page faults and a copy).
+struct Slots<'x> {
+    buf: &'x mut [f32],
+    len: usize,
+}
+
+impl<'x> Slots<'x> {
+    fn new(buf: &'x mut [f32]) -> Self {
+        Slots { buf, len: 0 }
+    }
+
+    #[inline]
+    fn push(&mut self, v: f32) {
+        // The part holds the chunk's most rows (see [`Plan::bound`]): never full.
+        self.buf[self.len] = v;
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    #[cfg(test)]
+    fn filled(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A chunk, seen once before it is parsed: where it is, whether the fast path can read
+/// it, and the most rows it can hold.
+struct Plan {
+    range: std::ops::Range<usize>,
+    /// Whether it holds a quote.
+    quoted: bool,
+    /// No quotes and no bare carriage returns.
+    plain: bool,
+    /// Line ends: every record the fast path or the `csv` crate reads ends at a `\n`, a
+    /// bare `\r`, or the end of the chunk, so the chunk has at most `bound` rows.
+    bound: usize,
+    newlines: u64,
+}
+
+impl Plan {
+    /// The plans of the pieces `cuts` gives, made on every core.
+    fn all(data: &[u8], cuts: Cuts<'_>) -> Vec<Plan> {
+        let ranges: Vec<_> = cuts.collect();
+        ranges
+            .into_par_iter()
+            .map(|range| Plan::of(data, range))
+            .collect()
+    }
+
+    fn of(data: &[u8], range: std::ops::Range<usize>) -> Self {
+        let bytes = &data[range.clone()];
+        let newlines = memchr::memchr_iter(b'\n', bytes).count();
+        // Nearly always neither, found in one pass.
+        let (quoted, bare_crs) = match memchr2(b'"', b'\r', bytes) {
+            None => (false, 0),
+            Some(_) => (
+                memchr(b'"', bytes).is_some(),
+                memchr::memchr_iter(b'\r', bytes)
+                    .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
+                    .count(),
+            ),
+        };
+        Plan {
+            quoted,
+            plain: !quoted && bare_crs == 0,
+            bound: newlines + bare_crs + 1,
+            newlines: newlines as u64,
+            range,
+        }
+    }
 }
 
 /// Bytes a chunk aims at: large enough that a chunk's set-up is noise, small enough that
@@ -112,19 +210,54 @@ pub(super) fn parse(
     roles: &[Role],
     chunk_bytes: usize,
 ) -> Result<Parsed, RowError> {
-    let starts = cut(data, chunk_bytes.max(1));
-    let chunks: Vec<Chunk<'_>> = starts
+    // Cut at the first line end after each offset, as if there were no quotes (the serial
+    // quote-parity scan skipped); cut again with it if a piece has a quote after all.
+    let mut plans = Plan::all(data, Cuts::unquoted(data, chunk_bytes));
+    if plans.iter().any(|p| p.quoted) {
+        plans = Plan::all(data, Cuts::new(data, chunk_bytes));
+    }
+    let features = roles.iter().filter(|&&r| r == Role::Feature).count();
+    let len = plans.iter().map(|p| p.bound * features).sum();
+    let Ok(mut x) = crate::data::zeroed::<f32>(len, "") else {
+        return Err(RowError {
+            line: first_line,
+            fault: Fault::OutOfMemory(len as u128 * 4),
+        });
+    };
+    let mut parts = Vec::with_capacity(plans.len());
+    let mut rest = x.as_mut_slice();
+    for plan in &plans {
+        let (part, tail) = rest.split_at_mut(plan.bound * features);
+        parts.push(Slots::new(part));
+        rest = tail;
+    }
+    let chunks: Vec<Chunk<'_, '_>> = plans
         .par_iter()
-        .enumerate()
-        .map(|(i, &a)| {
-            let b = starts.get(i + 1).copied().unwrap_or(data.len());
-            parse_chunk(&data[a..b], roles)
-        })
+        .zip(parts)
+        .map(|(plan, slots)| parse_chunk(&data[plan.range.clone()], plan, roles, slots))
         .collect();
-    join(chunks, first_line)
+    let filled: Vec<usize> = chunks.iter().map(|c| c.x.len()).collect();
+    let mut parsed = join(chunks, first_line)?;
+    // Each chunk's rows moved up against the previous chunk's (only where a chunk had
+    // fewer rows than line ends: blank lines, CRLF files' bare counts, quoted newlines).
+    let (mut start, mut end) = (0, 0);
+    for (plan, filled) in plans.iter().zip(filled) {
+        if start != end {
+            x.copy_within(start..start + filled, end);
+        }
+        start += plan.bound * features;
+        end += filled;
+    }
+    if end < x.len() {
+        x.truncate(end);
+        x.shrink_to_fit();
+    }
+    parsed.x = x;
+    Ok(parsed)
 }
 
 /// The start offsets of the chunks of `data`: at line ends, never inside quotes.
+#[cfg(test)]
 pub(super) fn cut(data: &[u8], chunk_bytes: usize) -> Vec<usize> {
     Cuts::new(data, chunk_bytes).map(|r| r.start).collect()
 }
@@ -140,6 +273,8 @@ pub(super) struct Cuts<'d> {
     /// Quote parity at `scanned`.
     inside: bool,
     scanned: usize,
+    /// Whether quotes are to be counted (the data may hold some).
+    quoted: bool,
 }
 
 impl<'d> Cuts<'d> {
@@ -150,6 +285,16 @@ impl<'d> Cuts<'d> {
             next: Some(0),
             inside: false,
             scanned: 0,
+            quoted: true,
+        }
+    }
+
+    /// As [`Cuts::new`] for data known to hold no quote: the same pieces, each end found
+    /// by one search for a line end.
+    pub(super) fn unquoted(data: &'d [u8], size: usize) -> Self {
+        Cuts {
+            quoted: false,
+            ..Cuts::new(data, size)
         }
     }
 }
@@ -163,6 +308,11 @@ impl Iterator for Cuts<'_> {
         if at >= data.len() {
             self.next = None;
             return Some(start..data.len());
+        }
+        if !self.quoted {
+            let end = memchr(b'\n', &data[at..]).map_or(data.len(), |k| at + k + 1);
+            self.next = (end < data.len()).then_some(end);
+            return Some(start..end);
         }
         // The parity of the quotes before `at`, then the first line end at or after it
         // outside quotes (a doubled quote inside a field flips twice).
@@ -187,43 +337,41 @@ impl Iterator for Cuts<'_> {
     }
 }
 
-/// Parses one chunk (whole lines): the fast path when it has no quotes and no bare
-/// carriage returns, else the `csv` crate.
-fn parse_chunk<'a>(bytes: &'a [u8], roles: &[Role]) -> Chunk<'a> {
-    let mut out = Chunk::default();
-    let plain = memchr(b'"', bytes).is_none() && !has_bare_cr(bytes);
-    if plain {
+/// Parses one chunk (whole lines), its features into `x`: the fast path when it has no
+/// quotes and no bare carriage returns, else the `csv` crate.
+fn parse_chunk<'a, 'x>(
+    bytes: &'a [u8],
+    plan: &Plan,
+    roles: &[Role],
+    x: Slots<'x>,
+) -> Chunk<'a, 'x> {
+    let mut out = Chunk::new(x);
+    if plan.plain {
         fast_chunk(bytes, roles, &mut out);
     } else {
         csv_chunk(bytes, roles, &mut out);
     }
+    out.newlines = plan.newlines;
     out
 }
 
-/// Whether `bytes` holds a carriage return not followed by a newline (a line end of its
-/// own for the `csv` crate).
-fn has_bare_cr(bytes: &[u8]) -> bool {
-    memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'))
-}
-
 /// The fast path over lines without quotes.
-fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
+fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
     let cols = roles.len();
     let mut labels = Labels::default();
-    // At least two bytes a value (a digit and a separator): never more than this many.
-    let features = roles.iter().filter(|&&r| r == Role::Feature).count();
-    out.x.reserve(bytes.len() / 2 / cols * features);
     // UTF-8 checked once for the chunk; a row reaching past the first bad byte takes the
     // per-line path, which reports it.
     let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
     let mut pos = 0;
     let mut line = 0u64;
+    let mut seps = Seps::at(bytes, 0);
     while pos < bytes.len() {
         line += 1;
-        // Nearly every row: read straight from the chunk, its end found by parsing it.
-        if let Some(next) = plain_row(bytes, pos, roles, out, &mut labels).filter(|&n| n <= valid) {
+        // Nearly every row: read straight from the chunk, its cells cut by the separators.
+        if let Some(next) =
+            plain_row(bytes, pos, roles, out, &mut labels, &mut seps).filter(|&n| n <= valid)
+        {
             out.rows += 1;
-            out.newlines += 1;
             pos = next;
             continue;
         }
@@ -231,11 +379,9 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
         let end = memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |k| pos + k);
         let mut text = &bytes[pos..end];
         pos = end + 1;
+        seps = Seps::at(bytes, pos);
         if text.last() == Some(&b'\r') {
             text = &text[..text.len() - 1];
-        }
-        if end < bytes.len() {
-            out.newlines += 1;
         }
         // The `csv` crate skips empty lines.
         if text.is_empty() {
@@ -269,18 +415,23 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
     }
 }
 
-/// One row of plain cells read where it stands — numbers of [`swar_decimal`]'s shape with
-/// nothing around them, labels and skipped cells up to the next separator — ending in a
-/// line end; returns the position after it. `None` (with the row's values taken back) for
-/// anything else: blanks, another shape of number, a bad cell, a ragged or empty line, the
-/// chunk's last bytes — which the per-line path then reads or reports.
+/// One row of plain cells — numbers of [`swar_decimal`]'s shape with nothing around them,
+/// labels and skipped cells — each ending at the next separator `seps` gives, the last at
+/// a line end; returns the position after it. `None` (with the row's values taken back)
+/// for anything else: blanks, another shape of number, a bad cell, a ragged or empty line,
+/// the chunk's last bytes — which the per-line path then reads or reports.
+///
+/// The cells' ends come from the separators' bit mask, not from parsing: so the next
+/// number's start never waits on this one's digits, and the numbers of a row are parsed
+/// side by side by the CPU (a chain of dependent loads per number was 3/4 of the parse).
 #[inline]
 fn plain_row<'a>(
     bytes: &'a [u8],
     pos: usize,
     roles: &[Role],
-    out: &mut Chunk<'a>,
+    out: &mut Chunk<'a, '_>,
     labels: &mut Labels<'a>,
+    seps: &mut Seps<'_>,
 ) -> Option<usize> {
     let mark = (
         out.x.len(),
@@ -290,35 +441,35 @@ fn plain_row<'a>(
     );
     let row = (|| {
         let mut i = pos;
+        let last = roles.len() - 1;
         for (col, &role) in roles.iter().enumerate() {
+            let end = seps.next()?;
+            // A comma after every cell but the last, a line end after the last.
+            if (bytes[end] == b'\n') != (col == last) {
+                return None;
+            }
+            let cell_end = if col == last && end > i && bytes[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
             match role {
                 Role::Feature | Role::Real | Role::Weight => {
-                    let (v, n) = swar_decimal(&bytes[i..])?;
-                    push(role, v, out);
-                    i += n;
+                    push(role, cell_number(bytes, i, cell_end)?, out);
                 }
-                Role::Class | Role::Skip => {
-                    let k = memchr2(b',', b'\n', &bytes[i..])?;
-                    if role == Role::Class {
-                        let cell = trim(&bytes[i..i + k]);
-                        if cell.is_empty() {
-                            return None;
-                        }
-                        let id = labels.id(cell, &mut out.names);
-                        out.class_ids.push(id);
+                Role::Class => {
+                    let cell = trim(&bytes[i..cell_end]);
+                    if cell.is_empty() {
+                        return None;
                     }
-                    i += k;
+                    let id = labels.id(cell, &mut out.names);
+                    out.class_ids.push(id);
                 }
+                Role::Skip => {}
             }
-            let last = col + 1 == roles.len();
-            match (bytes.get(i), last) {
-                (Some(b','), false) => i += 1,
-                (Some(b'\n'), true) => return Some(i + 1),
-                (Some(b'\r'), true) if bytes.get(i + 1) == Some(&b'\n') => return Some(i + 2),
-                _ => return None,
-            }
+            i = end + 1;
         }
-        None
+        Some(i)
     })();
     if row.is_none() {
         out.x.truncate(mark.0);
@@ -327,6 +478,103 @@ fn plain_row<'a>(
         out.class_ids.truncate(mark.3);
     }
     row
+}
+
+/// The positions of the separators (`,` and `\n`) of a text without quotes, in order, from
+/// a bit mask of 64 bytes at a time.
+struct Seps<'a> {
+    bytes: &'a [u8],
+    /// The first byte of the block `mask` covers.
+    base: usize,
+    /// The separators of the block not given yet, bit `k` for `bytes[base + k]`.
+    mask: u64,
+}
+
+impl<'a> Seps<'a> {
+    /// The separators from `pos` on.
+    fn at(bytes: &'a [u8], pos: usize) -> Self {
+        Seps {
+            bytes,
+            base: pos,
+            mask: separator_mask(bytes, pos),
+        }
+    }
+
+    /// The next separator's position.
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 64;
+            if self.base >= self.bytes.len() {
+                return None;
+            }
+            self.mask = separator_mask(self.bytes, self.base);
+        }
+        let k = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.base + k)
+    }
+}
+
+/// Bit `k` set when `bytes[base + k]` is a comma or a line end, for the 64 bytes from
+/// `base` (fewer at the end).
+#[inline]
+fn separator_mask(bytes: &[u8], base: usize) -> u64 {
+    match bytes.get(base..base + 64) {
+        Some(block) => block_mask(block.try_into().expect("64 bytes")),
+        None => bytes
+            .get(base..)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (k, &c)| {
+                mask | u64::from((c == b',') | (c == b'\n')) << k
+            }),
+    }
+}
+
+/// [`separator_mask`] of a full block: sixteen bytes a compare (SSE2, in every x86-64).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn block_mask(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut mask = 0u64;
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is in every x86-64 CPU; `part` is 16 readable bytes, and the load
+        // has no alignment requirement.
+        let hits = unsafe {
+            let v = _mm_loadu_si128(part.as_ptr().cast());
+            let (comma, newline) = (_mm_set1_epi8(b',' as i8), _mm_set1_epi8(b'\n' as i8));
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, comma),
+                _mm_cmpeq_epi8(v, newline),
+            ))
+        };
+        mask |= u64::from(hits as u16) << (16 * k);
+    }
+    mask
+}
+
+/// [`separator_mask`] of a full block: eight bytes a step (SWAR) where SSE2 is not known.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn block_mask(block: &[u8; 64]) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // The bytes of `word` equal to `c`: the high bit of each, exactly (no borrow between
+    // bytes), gathered to eight bits by one multiply.
+    let equal = |word: u64, c: u8| {
+        let x = word ^ (u64::from(c) * 0x0101_0101_0101_0101);
+        !(((x & LOW7) + LOW7) | x) & !LOW7
+    };
+    let mut mask = 0u64;
+    for (k, part) in block.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes(part.try_into().expect("8 bytes"));
+        let high = equal(word, b',') | equal(word, b'\n');
+        mask |= ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+    }
+    mask
 }
 
 /// A chunk's class names and their ids: a short list searched in order (a few classes:
@@ -375,7 +623,7 @@ fn fast_row<'a>(
     text: &'a [u8],
     from_line: &'a [u8],
     roles: &[Role],
-    out: &mut Chunk<'a>,
+    out: &mut Chunk<'a, '_>,
     labels: &mut Labels<'a>,
 ) -> Result<usize, Fault> {
     let mut pos = 0;
@@ -437,10 +685,78 @@ fn fast_row<'a>(
     }
 }
 
+/// The number in the cell `bytes[start..end]` when it is `[+-]digits[.digits]` with
+/// nothing around it, correctly rounded; `None` for anything else. A cell of at most eight
+/// bytes after its sign, read as one word ([`word_decimal`]), nearly every cell of a
+/// numeric file; a longer one by [`swar_decimal`]. Reads eight bytes from the digits'
+/// start, which may run past the cell (`None` where fewer remain).
+#[inline(always)]
+fn cell_number(bytes: &[u8], start: usize, end: usize) -> Option<f32> {
+    let first = *bytes.get(start)?;
+    // The sign without a branch: a random sign is a branch mispredicted every other
+    // number.
+    let negative = first == b'-';
+    let at = start + usize::from(negative | (first == b'+'));
+    let len = end.checked_sub(at)?;
+    if !(1..=8).contains(&len) {
+        let (v, n) = swar_decimal(&bytes[start..])?;
+        return (start + n == end).then_some(v);
+    }
+    let word = u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?);
+    let (m, frac) = word_decimal(word, len)?;
+    let v = quotient(m, frac);
+    Some(f32::from_bits(v.to_bits() | u32::from(negative) << 31))
+}
+
+/// The first `len` (1–8) bytes of `word` (little-endian: the first byte lowest) read as
+/// `digits[.digits]`: the digits as one integer and the count after the point, or `None`
+/// when a byte is neither a digit nor the one point, there is no digit, or the integer
+/// passes 2²⁴. No branch on the digits: the point's byte is taken out by shifts, the
+/// digits moved to the top of the word and combined eight at a time.
+#[inline(always)]
+fn word_decimal(word: u64, len: usize) -> Option<(u64, usize)> {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = !LOW7;
+    let keep = u64::MAX >> (64 - 8 * len);
+    // Digits become 0–9; the point 0x2E becomes 0x1E.
+    let u = (word ^ 0x3030_3030_3030_3030) & keep;
+    // The high bit of every byte of the cell that is not a digit (10 or more), exactly:
+    // no carry crosses a byte.
+    let odd = ((u & LOW7).wrapping_add(0x7676_7676_7676_7676) | u) & HIGH & keep;
+    let x = u ^ 0x1E1E_1E1E_1E1E_1E1E;
+    let points = !(((x & LOW7).wrapping_add(LOW7)) | x) & HIGH & keep;
+    // Nothing odd but one point at most.
+    if odd != points || points & points.wrapping_sub(1) != 0 {
+        return None;
+    }
+    // The point's index, or `len` when there is none.
+    let dot = if points == 0 {
+        len
+    } else {
+        (points.trailing_zeros() / 8) as usize
+    };
+    let digits = len - usize::from(points != 0);
+    // Eight digits and no point would lose the first to the shift below.
+    if digits == 0 || digits == 8 {
+        return None;
+    }
+    // The bytes before the point moved up one, over it: digits at bytes 1..=digits.
+    let below = u64::MAX.checked_shr(64 - 8 * dot as u32).unwrap_or(0);
+    let joined = ((u & below) << 8) | (u & !((below << 8) | 0xFF));
+    // The last digit to the top byte, zeros (leading zeros) below the first.
+    let mut v = joined << (8 * (7 - digits));
+    v = v * 10 + (v >> 8);
+    let v1 = (v & 0x0000_00FF_0000_00FF).wrapping_mul(0x000F_4240_0000_0064);
+    let v2 = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(0x0000_2710_0000_0001);
+    let m = u64::from(((v1.wrapping_add(v2)) >> 32) as u32);
+    let frac = if points == 0 { 0 } else { len - 1 - dot };
+    Some((m, frac))
+}
+
 /// The leading ASCII digits of the eight bytes at `s[at..]`: their count (0–8) and, read
 /// as a decimal integer, their value — without a branch per digit (SWAR: eight bytes in
 /// one u64). `None` when fewer than eight bytes remain.
-#[inline]
+#[inline(always)]
 fn digits8(s: &[u8], at: usize) -> Option<(u64, usize)> {
     let word = u64::from_le_bytes(s.get(at..at + 8)?.try_into().ok()?);
     // A byte is a digit when its high nibble is 3 and adding 6 keeps it 3 (0x30–0x39).
@@ -471,13 +787,13 @@ fn digits8(s: &[u8], at: usize) -> Option<(u64, usize)> {
 /// with at most 7 digits on either side. `s` may run past the cell (the caller checks the
 /// separator after the length returned); `None` when fewer than eight bytes follow a part
 /// or the number is not of this shape.
-#[inline]
+#[inline(always)]
 fn swar_decimal(s: &[u8]) -> Option<(f32, usize)> {
-    let (negative, at) = match s.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
+    // The sign without a branch: a random sign is a branch mispredicted every other
+    // number.
+    let first = *s.first()?;
+    let negative = first == b'-';
+    let at = usize::from(negative | (first == b'+'));
     let (int, int_digits) = digits8(s, at)?;
     let mut i = at + int_digits;
     let (mut m, mut frac) = (int, 0);
@@ -497,24 +813,18 @@ fn swar_decimal(s: &[u8]) -> Option<(f32, usize)> {
         return None;
     }
     let v = quotient(m, frac);
-    Some((if negative { -v } else { v }, i))
+    Some((f32::from_bits(v.to_bits() | u32::from(negative) << 31), i))
 }
 
-/// `m / 10^frac` correctly rounded to f32, for `m ≤ 2²⁴` and `frac ≤ 10` — without a
-/// division on the way (a division per value was a third of the parse): `m · 10^-frac`
-/// in f64 is within 2⁻⁵² of the quotient, so rounding it to f32 gives the correctly
-/// rounded quotient unless it lies within a few f64 units of a point halfway between two
-/// f32 values; there (never at such a point exactly: a quotient of this size that is
-/// dyadic has fewer than 24 significant bits) the exact f32 division decides.
-#[inline]
+/// `m / 10^frac` correctly rounded to f32, for `m ≤ 2²⁴` and `frac ≤ 10`, without a
+/// division (a division per value was a third of the parse): `m · 10^-frac` in f64 then
+/// rounded to f32. Rounding twice could differ from rounding the quotient once only were
+/// the f64 product within an f64 unit or so of a point halfway between two f32 values; for
+/// these numerators and powers it never is — checked for every one of them
+/// (`the_quotient_without_division_is_the_divisions`, 185 million pairs).
+#[inline(always)]
 fn quotient(m: u64, frac: usize) -> f32 {
-    let wide = m as f64 * RECIP10[frac];
-    // The 29 bits an f32 drops from an f64's significand; halfway is 1 << 28.
-    let dropped = wide.to_bits() & ((1 << 29) - 1);
-    if dropped.abs_diff(1 << 28) <= 8 {
-        return m as f32 / POW10[frac];
-    }
-    wide as f32
+    (m as f64 * RECIP10[frac]) as f32
 }
 
 /// 10⁻⁰ … 10⁻¹⁰, each the f64 nearest.
@@ -525,14 +835,10 @@ const RECIP10: [f64; 11] = [
 /// 10⁰ … 10⁷ as integers.
 const POW10_INT: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 
-/// Powers of ten exact in f32 (5¹⁰ < 2²⁴).
-const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
-
 /// The common case of a numeric CSV, parsed without the general algorithm: a decimal
 /// without exponent whose digits, read as an integer `m`, fit in f32's 24-bit significand
-/// and whose fraction has at most 10 digits. Then `m` and `10^frac` are both exact in f32
-/// and one IEEE division rounds their quotient correctly — Clinger's fast path — so the
-/// value is the correctly rounded one `str::parse` gives. Anything else (`None`) goes to
+/// and whose fraction has at most 10 digits: then [`quotient`] rounds `m / 10^frac`
+/// correctly, the value `str::parse` gives. Anything else (`None`) goes to
 /// `fast_float2`. Returns the value and the bytes it took.
 #[inline]
 fn quick_decimal(s: &[u8]) -> Option<(f32, usize)> {
@@ -570,14 +876,14 @@ fn quick_decimal(s: &[u8]) -> Option<(f32, usize)> {
     if digits == 0 || digits > 18 || matches!(s.get(i), Some(b'e' | b'E')) {
         return None;
     }
-    if m > 1 << 24 || frac >= POW10.len() {
+    if m > 1 << 24 || frac >= RECIP10.len() {
         return None;
     }
     let v = quotient(m, frac);
     Some((if negative { -v } else { v }, i))
 }
 
-fn push(role: Role, v: f32, out: &mut Chunk<'_>) {
+fn push(role: Role, v: f32, out: &mut Chunk<'_, '_>) {
     match role {
         Role::Feature => out.x.push(v),
         Role::Real => out.real.push(v),
@@ -625,8 +931,7 @@ fn number(cell: &[u8], col: usize) -> Result<f32, Fault> {
 }
 
 /// A chunk with quotes or bare carriage returns, through the `csv` crate.
-fn csv_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a>) {
-    out.newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+fn csv_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -697,8 +1002,9 @@ fn line_at(bytes: &[u8], byte: u64) -> u64 {
     1 + memchr::memchr_iter(b'\n', &bytes[..first]).count() as u64
 }
 
-/// Joins the chunks in file order; the first fault in file order wins.
-fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
+/// Joins the chunks in file order, all but the features (written in place); the first
+/// fault in file order wins.
+fn join(chunks: Vec<Chunk<'_, '_>>, first_line: u64) -> Result<Parsed, RowError> {
     let mut line0 = first_line;
     let mut total = Parsed::default();
     let mut global: HashMap<&[u8], u32> = HashMap::new();
@@ -731,31 +1037,9 @@ fn join(chunks: Vec<Chunk<'_>>, first_line: u64) -> Result<Parsed, RowError> {
         line0 += c.newlines;
         total.newlines += c.newlines;
     }
-    // The values copied in parallel: the largest buffers of the read, first touched here.
-    total.x = concat(&chunks, |c| &c.x);
-    total.real = concat(&chunks, |c| &c.real);
-    total.weights = concat(&chunks, |c| &c.weights);
+    total.real = chunks.iter().flat_map(|c| &c.real).copied().collect();
+    total.weights = chunks.iter().flat_map(|c| &c.weights).copied().collect();
     Ok(total)
-}
-
-/// The chunks' `part`s end to end, copied on every core.
-fn concat<'c, 'a: 'c>(
-    chunks: &'c [Chunk<'a>],
-    part: impl Fn(&'c Chunk<'a>) -> &'c [f32] + Sync,
-) -> Vec<f32> {
-    let n = chunks.iter().map(|c| part(c).len()).sum();
-    let mut all = vec![0f32; n];
-    let mut pieces = Vec::with_capacity(chunks.len());
-    let mut rest = all.as_mut_slice();
-    for c in chunks {
-        let (piece, tail) = rest.split_at_mut(part(c).len());
-        pieces.push((piece, part(c)));
-        rest = tail;
-    }
-    pieces
-        .into_par_iter()
-        .for_each(|(to, from)| to.copy_from_slice(from));
-    all
 }
 
 /// The bytes of a file, mapped (read when it cannot be mapped: a pipe, an empty file).
@@ -893,17 +1177,18 @@ mod tests {
             "0x10,2,3,x\n",
             "\u{a0}7\u{a0},2,3,x\n",
         ] {
-            let mut fast = Chunk::default();
+            let (mut fast_x, mut slow_x) = (vec![0.0; 8], vec![0.0; 8]);
+            let mut fast = Chunk::new(Slots::new(&mut fast_x));
             fast_chunk(text.as_bytes(), &roles, &mut fast);
-            let mut slow = Chunk::default();
+            let mut slow = Chunk::new(Slots::new(&mut slow_x));
             csv_chunk(text.as_bytes(), &roles, &mut slow);
             assert_eq!(fast.fault, slow.fault, "{text:?}");
             if fast.fault.is_some() {
                 continue; // a chunk with a fault is thrown away whole
             }
             assert_eq!(
-                (fast.rows, &fast.x, &fast.real, &fast.weights),
-                (slow.rows, &slow.x, &slow.real, &slow.weights),
+                (fast.rows, fast.x.filled(), &fast.real, &fast.weights),
+                (slow.rows, slow.x.filled(), &slow.real, &slow.weights),
                 "{text:?}"
             );
         }
@@ -972,23 +1257,100 @@ mod tests {
     }
 
     #[test]
-    fn the_quotient_without_division_is_the_divisions() {
-        // Every fraction length, numerators spread over the whole range and crowded at its
-        // ends, where f32's spacing changes.
-        for (frac, &power) in POW10.iter().enumerate() {
-            let numerators = (0..200_000u64)
-                .map(|i| i * 83)
-                .chain((1u64 << 24) - 5000..=1 << 24)
-                .chain(0..5000);
-            for m in numerators.filter(|&m| m <= 1 << 24) {
-                let want = m as f32 / power;
-                assert_eq!(
-                    quotient(m, frac).to_bits(),
-                    want.to_bits(),
-                    "{m} / 10^{frac}"
-                );
+    fn a_cell_is_read_as_str_parse_reads_it() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let alphabet = b"0123456789.-+e ,x";
+        let mut read = 0;
+        for k in 0..300_000 {
+            // Half decimals of every shape up to 16 digits, half strings of digits, points,
+            // signs and other bytes.
+            let text: String = if k % 2 == 0 {
+                let int: String = (0..rng.random_range(0..9usize))
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect();
+                let frac: String = (0..rng.random_range(0..9usize))
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect();
+                let sign = ["", "-", "+"][rng.random_range(0..3)];
+                let point = if rng.random_range(0..4) == 0 && frac.is_empty() {
+                    ""
+                } else {
+                    "."
+                };
+                format!("{sign}{int}{point}{frac}")
+            } else {
+                (0..rng.random_range(0..10usize))
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect()
+            };
+            let padded = format!("{text},1.5,2.25,3.125\n");
+            let got = cell_number(padded.as_bytes(), 0, text.len());
+            let want = text.parse::<f32>().ok();
+            match got {
+                Some(v) => {
+                    assert_eq!(Some(v.to_bits()), want.map(f32::to_bits), "{text:?}");
+                    read += 1;
+                }
+                // Declined: a shape left to the general parser, never a short decimal.
+                None => {
+                    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+                    let plain = text.trim_start_matches(['-', '+']);
+                    let short = plain.len() <= 8
+                        && digits >= 1
+                        && digits < 8
+                        && plain.bytes().filter(|&c| c == b'.').count() <= 1
+                        && plain.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+                        && plain.len() + 1 >= text.len();
+                    assert!(!short, "{text:?} declined");
+                }
             }
         }
+        assert!(read > 80_000, "{read}");
+        for (text, want) in [
+            ("-0", Some(-0.0f32)),
+            ("-.5", Some(-0.5)),
+            ("5.", Some(5.0)),
+            ("0000001", Some(1.0)),
+            ("1234567", Some(1_234_567.0)),
+            ("9.999999", Some(9.999_999)),
+            ("12345678", None),
+            ("1..2", None),
+            (".", None),
+            ("-", None),
+            ("+-1", None),
+            ("1 ", None),
+        ] {
+            let padded = format!("{text},........");
+            let got = cell_number(padded.as_bytes(), 0, text.len());
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{text:?}");
+        }
+        // Fewer than eight bytes from the digits on: left to the per-line path.
+        assert_eq!(cell_number(b"1.5\n", 0, 3), None);
+    }
+
+    #[test]
+    fn the_quotient_without_division_is_the_divisions() {
+        // Powers of ten exact in f32 (5¹⁰ < 2²⁴): the division rounds once.
+        const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+        // Every numerator and every power: the proof that one rounding from f64 is the
+        // division's.
+        let wrong: Vec<(u64, usize)> = (0..(1u32 << 24) + 1)
+            .into_par_iter()
+            .with_min_len(1 << 16)
+            .flat_map_iter(|m| {
+                let m = u64::from(m);
+                POW10.iter().enumerate().filter_map(move |(frac, &power)| {
+                    (quotient(m, frac).to_bits() != (m as f32 / power).to_bits())
+                        .then_some((m, frac))
+                })
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "m / 10^frac: {:?}",
+            &wrong[..wrong.len().min(10)]
+        );
     }
 
     #[test]
