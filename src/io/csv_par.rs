@@ -140,10 +140,6 @@ impl<'x> Slots<'x> {
         self.len
     }
 
-    fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
     #[cfg(test)]
     fn filled(&self) -> &[f32] {
         &self.buf[..self.len]
@@ -362,15 +358,22 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
     // UTF-8 checked once for the chunk; a row reaching past the first bad byte takes the
     // per-line path, which reports it.
     let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+    let plan = runs(roles);
+    let features = roles.iter().filter(|&&r| r == Role::Feature).count();
     let mut pos = 0;
     let mut line = 0u64;
     let mut seps = Seps::at(bytes, 0);
     while pos < bytes.len() {
         line += 1;
         // Nearly every row: read straight from the chunk, its cells cut by the separators.
-        if let Some(next) =
-            plain_row(bytes, pos, roles, out, &mut labels, &mut seps).filter(|&n| n <= valid)
-        {
+        if let Some(next) = plain_row(
+            bytes,
+            (pos, valid),
+            (&plan, features),
+            out,
+            &mut labels,
+            &mut seps,
+        ) {
             out.rows += 1;
             pos = next;
             continue;
@@ -415,152 +418,223 @@ fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
     }
 }
 
-/// One row of plain cells — numbers of [`swar_decimal`]'s shape with nothing around them,
+/// A row's columns as runs: the plain-row reader's plan, made once per chunk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Run {
+    /// This many feature columns in a row.
+    Features(usize),
+    /// A number that is not a feature: the real target or a weight.
+    Number(Role),
+    /// A class label.
+    Class,
+    /// A column not read.
+    Skip,
+}
+
+/// The runs of `roles`, in order.
+fn runs(roles: &[Role]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for &role in roles {
+        match (role, runs.last_mut()) {
+            (Role::Feature, Some(Run::Features(k))) => *k += 1,
+            (Role::Feature, _) => runs.push(Run::Features(1)),
+            (Role::Real | Role::Weight, _) => runs.push(Run::Number(role)),
+            (Role::Class, _) => runs.push(Run::Class),
+            (Role::Skip, _) => runs.push(Run::Skip),
+        }
+    }
+    runs
+}
+
+/// One row of plain cells — numbers of [`cell_number`]'s shape with nothing around them,
 /// labels and skipped cells — each ending at the next separator `seps` gives, the last at
-/// a line end; returns the position after it. `None` (with the row's values taken back)
-/// for anything else: blanks, another shape of number, a bad cell, a ragged or empty line,
-/// the chunk's last bytes — which the per-line path then reads or reports.
+/// a line end, all before `valid` (the chunk's UTF-8 prefix); returns the position after
+/// it. `None` (nothing kept) for anything else: blanks, another shape of number, a bad
+/// cell, a ragged or empty line, the chunk's last bytes — which the per-line path then
+/// reads or reports.
 ///
 /// The cells' ends come from the separators' bit mask, not from parsing: so the next
 /// number's start never waits on this one's digits, and the numbers of a row are parsed
-/// side by side by the CPU (a chain of dependent loads per number was 3/4 of the parse).
+/// side by side by the CPU. The features go straight to the row's slots, kept (by moving
+/// the slots' length) only once the whole row has been read.
 #[inline]
 fn plain_row<'a>(
     bytes: &'a [u8],
-    pos: usize,
-    roles: &[Role],
+    (pos, valid): (usize, usize),
+    (runs, features): (&[Run], usize),
     out: &mut Chunk<'a, '_>,
     labels: &mut Labels<'a>,
     seps: &mut Seps<'_>,
 ) -> Option<usize> {
-    let mark = (
-        out.x.len(),
-        out.real.len(),
-        out.weights.len(),
-        out.class_ids.len(),
-    );
-    let row = (|| {
-        let mut i = pos;
-        let last = roles.len() - 1;
-        for (col, &role) in roles.iter().enumerate() {
-            let end = seps.next()?;
-            // A comma after every cell but the last, a line end after the last.
-            if (bytes[end] == b'\n') != (col == last) {
-                return None;
+    let mut s = *seps;
+    let mut i = pos;
+    let row = out.x.buf.get_mut(out.x.len..out.x.len + features)?;
+    let (mut f, mut real, mut weight, mut class) = (0, None, None, None);
+    for (k, run) in runs.iter().enumerate() {
+        let last = k + 1 == runs.len();
+        match *run {
+            Run::Features(n) => {
+                i = numbers(bytes, i, &mut row[f..f + n], last, &mut s)?;
+                f += n;
             }
-            let cell_end = if col == last && end > i && bytes[end - 1] == b'\r' {
-                end - 1
-            } else {
-                end
-            };
-            match role {
-                Role::Feature | Role::Real | Role::Weight => {
-                    push(role, cell_number(bytes, i, cell_end)?, out);
+            Run::Number(role) => {
+                let mut v = [0.0];
+                i = numbers(bytes, i, &mut v, last, &mut s)?;
+                match role {
+                    Role::Real => real = Some(v[0]),
+                    _ => weight = Some(v[0]),
                 }
-                Role::Class => {
-                    let cell = trim(&bytes[i..cell_end]);
+            }
+            Run::Class | Run::Skip => {
+                let end = s.next_ending(last)?;
+                if *run == Run::Class {
+                    let cell = trim(&bytes[i..cell_end(bytes, i, end, last)]);
                     if cell.is_empty() {
                         return None;
                     }
-                    let id = labels.id(cell, &mut out.names);
-                    out.class_ids.push(id);
+                    class = Some(cell);
                 }
-                Role::Skip => {}
+                i = end + 1;
             }
-            i = end + 1;
         }
-        Some(i)
-    })();
-    if row.is_none() {
-        out.x.truncate(mark.0);
-        out.real.truncate(mark.1);
-        out.weights.truncate(mark.2);
-        out.class_ids.truncate(mark.3);
     }
-    row
+    if i > valid {
+        return None;
+    }
+    out.x.len += features;
+    out.real.extend(real);
+    out.weights.extend(weight);
+    if let Some(cell) = class {
+        let id = labels.id(cell, &mut out.names);
+        out.class_ids.push(id);
+    }
+    *seps = s;
+    Some(i)
+}
+
+/// Reads `dst.len()` numbers from the cells from `i` on, each ended by a comma — the last
+/// by a line end when `ends_line` — and returns the position after the last one's
+/// separator.
+#[inline(always)]
+fn numbers(
+    bytes: &[u8],
+    mut i: usize,
+    dst: &mut [f32],
+    ends_line: bool,
+    seps: &mut Seps<'_>,
+) -> Option<usize> {
+    let n = dst.len();
+    for (k, slot) in dst.iter_mut().enumerate() {
+        let last = ends_line && k + 1 == n;
+        let end = seps.next_ending(last)?;
+        *slot = cell_number(bytes, i, cell_end(bytes, i, end, last))?;
+        i = end + 1;
+    }
+    Some(i)
+}
+
+/// The end of the cell from `start` to the separator at `end`: before a carriage return
+/// that ends the line with the newline.
+#[inline(always)]
+fn cell_end(bytes: &[u8], start: usize, end: usize, last: bool) -> usize {
+    if last && end > start && bytes[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    }
 }
 
 /// The positions of the separators (`,` and `\n`) of a text without quotes, in order, from
-/// a bit mask of 64 bytes at a time.
+/// bit masks of 64 bytes at a time.
+#[derive(Clone, Copy)]
 struct Seps<'a> {
     bytes: &'a [u8],
-    /// The first byte of the block `mask` covers.
+    /// The first byte of the block the masks cover.
     base: usize,
     /// The separators of the block not given yet, bit `k` for `bytes[base + k]`.
     mask: u64,
+    /// The block's line ends.
+    newlines: u64,
 }
 
 impl<'a> Seps<'a> {
     /// The separators from `pos` on.
     fn at(bytes: &'a [u8], pos: usize) -> Self {
+        let (mask, newlines) = separator_masks(bytes, pos);
         Seps {
             bytes,
             base: pos,
-            mask: separator_mask(bytes, pos),
+            mask,
+            newlines,
         }
     }
 
-    /// The next separator's position.
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
+    /// The next separator's position, if it is a line end exactly when `line_end`.
+    #[inline(always)]
+    fn next_ending(&mut self, line_end: bool) -> Option<usize> {
         while self.mask == 0 {
             self.base += 64;
             if self.base >= self.bytes.len() {
                 return None;
             }
-            self.mask = separator_mask(self.bytes, self.base);
+            (self.mask, self.newlines) = separator_masks(self.bytes, self.base);
         }
-        let k = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.base + k)
+        let bit = self.mask & self.mask.wrapping_neg();
+        self.mask ^= bit;
+        ((self.newlines & bit != 0) == line_end).then(|| self.base + bit.trailing_zeros() as usize)
     }
 }
 
-/// Bit `k` set when `bytes[base + k]` is a comma or a line end, for the 64 bytes from
-/// `base` (fewer at the end).
+/// For the 64 bytes from `base` (fewer at the end): bit `k` set when `bytes[base + k]` is
+/// a comma or a line end, and when it is a line end.
 #[inline]
-fn separator_mask(bytes: &[u8], base: usize) -> u64 {
+fn separator_masks(bytes: &[u8], base: usize) -> (u64, u64) {
     match bytes.get(base..base + 64) {
-        Some(block) => block_mask(block.try_into().expect("64 bytes")),
+        Some(block) => block_masks(block.try_into().expect("64 bytes")),
         None => bytes
             .get(base..)
             .unwrap_or_default()
             .iter()
             .enumerate()
-            .fold(0, |mask, (k, &c)| {
-                mask | u64::from((c == b',') | (c == b'\n')) << k
+            .fold((0, 0), |(seps, newlines), (k, &c)| {
+                (
+                    seps | u64::from((c == b',') | (c == b'\n')) << k,
+                    newlines | u64::from(c == b'\n') << k,
+                )
             }),
     }
 }
 
-/// [`separator_mask`] of a full block: sixteen bytes a compare (SSE2, in every x86-64).
+/// [`separator_masks`] of a full block: sixteen bytes a compare (SSE2, in every x86-64).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn block_mask(block: &[u8; 64]) -> u64 {
+fn block_masks(block: &[u8; 64]) -> (u64, u64) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
-    let mut mask = 0u64;
+    let (mut seps, mut newlines) = (0u64, 0u64);
     for (k, part) in block.chunks_exact(16).enumerate() {
         // SAFETY: SSE2 is in every x86-64 CPU; `part` is 16 readable bytes, and the load
         // has no alignment requirement.
-        let hits = unsafe {
+        let (s, n) = unsafe {
             let v = _mm_loadu_si128(part.as_ptr().cast());
-            let (comma, newline) = (_mm_set1_epi8(b',' as i8), _mm_set1_epi8(b'\n' as i8));
-            _mm_movemask_epi8(_mm_or_si128(
-                _mm_cmpeq_epi8(v, comma),
-                _mm_cmpeq_epi8(v, newline),
-            ))
+            let comma = _mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8));
+            let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            (
+                _mm_movemask_epi8(_mm_or_si128(comma, newline)),
+                _mm_movemask_epi8(newline),
+            )
         };
-        mask |= u64::from(hits as u16) << (16 * k);
+        seps |= u64::from(s as u16) << (16 * k);
+        newlines |= u64::from(n as u16) << (16 * k);
     }
-    mask
+    (seps, newlines)
 }
 
-/// [`separator_mask`] of a full block: eight bytes a step (SWAR) where SSE2 is not known.
+/// [`separator_masks`] of a full block: eight bytes a step (SWAR) where SSE2 is not known.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn block_mask(block: &[u8; 64]) -> u64 {
+fn block_masks(block: &[u8; 64]) -> (u64, u64) {
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     // The bytes of `word` equal to `c`: the high bit of each, exactly (no borrow between
     // bytes), gathered to eight bits by one multiply.
@@ -568,13 +642,15 @@ fn block_mask(block: &[u8; 64]) -> u64 {
         let x = word ^ (u64::from(c) * 0x0101_0101_0101_0101);
         !(((x & LOW7) + LOW7) | x) & !LOW7
     };
-    let mut mask = 0u64;
+    let gather = |high: u64| (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    let (mut seps, mut newlines) = (0u64, 0u64);
     for (k, part) in block.chunks_exact(8).enumerate() {
         let word = u64::from_le_bytes(part.try_into().expect("8 bytes"));
-        let high = equal(word, b',') | equal(word, b'\n');
-        mask |= ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+        let (comma, newline) = (equal(word, b','), equal(word, b'\n'));
+        seps |= gather(comma | newline) << (8 * k);
+        newlines |= gather(newline) << (8 * k);
     }
-    mask
+    (seps, newlines)
 }
 
 /// A chunk's class names and their ids: a short list searched in order (a few classes:
