@@ -1268,28 +1268,21 @@ impl std::ops::Deref for Bytes {
     }
 }
 
-/// Files up to this size are mapped populated (read in one call); larger ones, read a
-/// window at a time, are faulted in as the windows come, read ahead sequentially.
-const POPULATE_BYTES: u64 = 256 << 20;
-
-/// Maps `path` read-only.
+/// Maps `path` read-only, its pages faulted in as they are first read (by every core at
+/// once: each chunk's line ends are counted before it is parsed), read ahead sequentially.
+/// Mapping it populated instead — in one call, on one core — was no faster.
 pub(super) fn map(path: &Path) -> std::io::Result<Bytes> {
     let file = std::fs::File::open(path)?;
-    if file.metadata()?.len() > POPULATE_BYTES {
-        // SAFETY: as below.
-        if let Ok(m) = unsafe { memmap2::Mmap::map(&file) } {
-            // Only a hint: a kernel that ignores it reads the same bytes.
-            let _ = m.advise(memmap2::Advice::Sequential);
-            return Ok(Bytes::Mapped(m));
-        }
-    }
     // SAFETY: the map is read-only and lives only for this read; a file changed under
     // it by another process gives wrong values or a bad-row error, never unsafety in
     // this code, which treats the bytes as untrusted input.
-    // Populated: the pages mapped in one call instead of a fault every few pages while
-    // the threads parse (the kernel's fault path showed in profiles at ~10 %).
-    match unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
-        Ok(m) => Ok(Bytes::Mapped(m)),
+    match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(m) => {
+            // Only a hint: a kernel that ignores it reads the same bytes.
+            let _ = m.advise(memmap2::Advice::Sequential);
+            Ok(Bytes::Mapped(m))
+        }
+        // A pipe, an empty file: read.
         Err(_) => Ok(Bytes::Read(std::fs::read(path)?)),
     }
 }
