@@ -156,8 +156,11 @@ struct Plan {
     quoted: bool,
     /// No quotes and no bare carriage returns.
     plain: bool,
-    /// Line ends: every record the fast path or the `csv` crate reads ends at a `\n`, a
-    /// bare `\r`, or the end of the chunk, so the chunk has at most `bound` rows.
+    /// Only ASCII bytes (so UTF-8 without a look).
+    ascii: bool,
+    /// Every record the fast path or the `csv` crate reads ends at a `\n`, a bare `\r`, or
+    /// the end of the chunk, so the chunk has at most this many rows (exactly this many
+    /// but for blank lines: the rows are then where they belong without moving).
     bound: usize,
     newlines: u64,
 }
@@ -174,11 +177,15 @@ impl Plan {
 
     fn of(data: &[u8], range: std::ops::Range<usize>) -> Self {
         let bytes = &data[range.clone()];
-        let newlines = memchr::memchr_iter(b'\n', bytes).count();
-        // Nearly always neither, found in one pass.
-        let (quoted, bare_crs) = match memchr2(b'"', b'\r', bytes) {
-            None => (false, 0),
-            Some(_) => (
+        let Survey {
+            newlines,
+            quote_or_cr,
+            ascii,
+        } = survey(bytes);
+        // Nearly always neither.
+        let (quoted, bare_crs) = match quote_or_cr {
+            false => (false, 0),
+            true => (
                 memchr(b'"', bytes).is_some(),
                 memchr::memchr_iter(b'\r', bytes)
                     .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
@@ -188,10 +195,86 @@ impl Plan {
         Plan {
             quoted,
             plain: !quoted && bare_crs == 0,
-            bound: newlines + bare_crs + 1,
+            ascii,
+            // A last line without its line end is a row too.
+            bound: newlines
+                + bare_crs
+                + usize::from(!matches!(bytes.last(), None | Some(b'\n' | b'\r'))),
             newlines: newlines as u64,
             range,
         }
+    }
+}
+
+/// What one pass over a chunk finds: its line ends, whether it holds a quote or a carriage
+/// return, whether it is all ASCII.
+#[derive(Debug, PartialEq)]
+struct Survey {
+    newlines: usize,
+    quote_or_cr: bool,
+    ascii: bool,
+}
+
+/// [`Survey`] of `bytes`, sixteen bytes a step (SSE2): one read of the chunk where three
+/// searches read it three times.
+#[cfg(target_arch = "x86_64")]
+fn survey(bytes: &[u8]) -> Survey {
+    use std::arch::x86_64::{
+        _mm_add_epi64, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_sad_epu8, _mm_set1_epi8, _mm_setzero_si128, _mm_srli_si128, _mm_sub_epi8,
+    };
+    let blocks = bytes.chunks_exact(16);
+    let tail = blocks.remainder();
+    // SAFETY: SSE2 is in every x86-64 CPU; each load reads the 16 bytes of its block.
+    let (mut newlines, special, high) = unsafe {
+        let (newline, quote, cr) = (
+            _mm_set1_epi8(b'\n' as i8),
+            _mm_set1_epi8(b'"' as i8),
+            _mm_set1_epi8(b'\r' as i8),
+        );
+        let (mut total, mut special, mut high) = (
+            _mm_setzero_si128(),
+            _mm_setzero_si128(),
+            _mm_setzero_si128(),
+        );
+        let mut blocks = blocks.peekable();
+        while blocks.peek().is_some() {
+            // Line ends counted per byte lane (a match is -1), at most 255 steps before
+            // the lanes are summed.
+            let mut lanes = _mm_setzero_si128();
+            for part in blocks.by_ref().take(255) {
+                let v = _mm_loadu_si128(part.as_ptr().cast());
+                lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(v, newline));
+                special = _mm_or_si128(
+                    special,
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, cr)),
+                );
+                high = _mm_or_si128(high, v);
+            }
+            total = _mm_add_epi64(total, _mm_sad_epu8(lanes, _mm_setzero_si128()));
+        }
+        let sum = _mm_add_epi64(total, _mm_srli_si128(total, 8));
+        (
+            _mm_cvtsi128_si64(sum) as usize,
+            _mm_movemask_epi8(special) != 0,
+            _mm_movemask_epi8(high) != 0,
+        )
+    };
+    newlines += memchr::memchr_iter(b'\n', tail).count();
+    Survey {
+        newlines,
+        quote_or_cr: special || memchr2(b'"', b'\r', tail).is_some(),
+        ascii: !high && tail.is_ascii(),
+    }
+}
+
+/// [`Survey`] of `bytes` by three searches where SSE2 is not known.
+#[cfg(not(target_arch = "x86_64"))]
+fn survey(bytes: &[u8]) -> Survey {
+    Survey {
+        newlines: memchr::memchr_iter(b'\n', bytes).count(),
+        quote_or_cr: memchr2(b'"', b'\r', bytes).is_some(),
+        ascii: bytes.is_ascii(),
     }
 }
 
@@ -345,7 +428,7 @@ fn parse_chunk<'a, 'x>(
 ) -> Chunk<'a, 'x> {
     let mut out = Chunk::new(x);
     if plan.plain {
-        fast_chunk(bytes, roles, &mut out);
+        fast_chunk(bytes, roles, plan.ascii, &mut out);
     } else {
         csv_chunk(bytes, roles, &mut out);
     }
@@ -357,25 +440,33 @@ fn parse_chunk<'a, 'x>(
 /// (nearly every x86-64 CPU since 2008; checked once, cached by `std`), each cell's digits
 /// gathered by one byte shuffle ([`sse::word_decimal`]), else eight bytes a word in plain
 /// integer steps ([`word_decimal`]). The same values either way.
-fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
+fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], ascii: bool, out: &mut Chunk<'a, '_>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("ssse3") && std::arch::is_x86_feature_detected!("sse4.1")
     {
         // SAFETY: the CPU has both features.
-        return unsafe { sse::fast_chunk(bytes, roles, out) };
+        return unsafe { sse::fast_chunk(bytes, roles, ascii, out) };
     }
-    fast_rows::<false>(bytes, roles, out);
+    fast_rows::<false>(bytes, roles, ascii, out);
 }
 
 /// [`fast_chunk`]'s loop; `SSE`: whether it runs on a CPU with SSSE3 and SSE4.1 (inlined
 /// into [`sse::fast_chunk`] only).
 #[inline(always)]
-fn fast_rows<'a, const SSE: bool>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
+fn fast_rows<'a, const SSE: bool>(
+    bytes: &'a [u8],
+    roles: &[Role],
+    ascii: bool,
+    out: &mut Chunk<'a, '_>,
+) {
     let cols = roles.len();
     let mut labels = Labels::default();
-    // UTF-8 checked once for the chunk; a row reaching past the first bad byte takes the
-    // per-line path, which reports it.
-    let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+    // UTF-8 checked once for the chunk (ASCII needs no look); a row reaching past the
+    // first bad byte takes the per-line path, which reports it.
+    let valid = match ascii {
+        true => bytes.len(),
+        false => std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len()),
+    };
     let plan = runs(roles);
     let features = roles.iter().filter(|&&r| r == Role::Feature).count();
     let mut pos = 0;
@@ -870,8 +961,13 @@ mod sse {
     /// # Safety
     /// The CPU must have SSSE3 and SSE4.1.
     #[target_feature(enable = "ssse3,sse4.1")]
-    pub(super) unsafe fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], out: &mut Chunk<'a, '_>) {
-        fast_rows::<true>(bytes, roles, out);
+    pub(super) unsafe fn fast_chunk<'a>(
+        bytes: &'a [u8],
+        roles: &[Role],
+        ascii: bool,
+        out: &mut Chunk<'a, '_>,
+    ) {
+        fast_rows::<true>(bytes, roles, ascii, out);
     }
 
     /// [`super::word_decimal`] by one byte shuffle: the cell's digits (point left out)
@@ -1364,10 +1460,10 @@ mod tests {
         ] {
             let (mut fast_x, mut plain_x, mut slow_x) = (vec![0.0; 8], vec![0.0; 8], vec![0.0; 8]);
             let mut fast = Chunk::new(Slots::new(&mut fast_x));
-            fast_chunk(text.as_bytes(), &roles, &mut fast);
+            fast_chunk(text.as_bytes(), &roles, text.is_ascii(), &mut fast);
             // The fast path without SSSE3 and SSE4.1 (the same as `fast` where they lack).
             let mut plain = Chunk::new(Slots::new(&mut plain_x));
-            fast_rows::<false>(text.as_bytes(), &roles, &mut plain);
+            fast_rows::<false>(text.as_bytes(), &roles, false, &mut plain);
             let mut slow = Chunk::new(Slots::new(&mut slow_x));
             csv_chunk(text.as_bytes(), &roles, &mut slow);
             assert_eq!(fast.fault, slow.fault, "{text:?}");
@@ -1534,6 +1630,32 @@ mod tests {
             return [plain, cell_number::<true>(bytes, 0, len)];
         }
         [plain, plain]
+    }
+
+    #[test]
+    fn a_survey_counts_and_finds_what_the_searches_do() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+        // Common bytes first (digits, separators), then the rare ones.
+        let alphabet = b"0123456789,.\n\n\n\r\"a\xC3\xA9";
+        // Lengths across the 16-byte steps and the 255-step sums (4080 bytes).
+        for len in (0..100).chain([4079, 4080, 4081, 4096, 9000, 70_000]) {
+            for rare in [0, 1, 2, 3] {
+                // Rare bytes (quote, CR, non-ASCII) absent, or at random places.
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| match rng.random_range(0..100) {
+                        0 if rare > 0 => alphabet[15 + rng.random_range(0..5usize)],
+                        _ => alphabet[rng.random_range(0..15usize)],
+                    })
+                    .collect();
+                let want = Survey {
+                    newlines: bytes.iter().filter(|&&c| c == b'\n').count(),
+                    quote_or_cr: bytes.iter().any(|&c| c == b'"' || c == b'\r'),
+                    ascii: bytes.is_ascii(),
+                };
+                assert_eq!(survey(&bytes), want, "{len} bytes");
+            }
+        }
     }
 
     #[test]
