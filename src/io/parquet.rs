@@ -166,6 +166,23 @@ impl Table {
         }
     }
 
+    /// Checks that the class names `v` of target column `t` in a row group whose first row
+    /// is row `first` of the file hold no empty name, as a CSV's must not. Written once,
+    /// so that [`read`] and [`open`] refuse the same file with the same message.
+    ///
+    /// # Errors
+    /// [`Error::BadFile`] naming the first empty label's row and the column.
+    fn check_class_names(&self, v: &[String], first: usize, t: usize) -> Result<()> {
+        match v.iter().position(String::is_empty) {
+            Some(i) => Err(self.bad(format!(
+                "row {}, column {}: empty class label",
+                first + i,
+                self.column_name(t)
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// `2 ("width")`.
     fn column_name(&self, j: usize) -> String {
         format!("{j} (\"{}\")", self.names[j])
@@ -357,13 +374,7 @@ pub fn read(
             }
             (TargetKind::Classes, Values::Numbers(v)) => numbers.extend(v),
             (TargetKind::Classes, Values::Text(v)) => {
-                if let Some(i) = v.iter().position(String::is_empty) {
-                    return Err(table.bad(format!(
-                        "row {}, column {}: empty class label",
-                        first + i,
-                        table.column_name(t)
-                    )));
-                }
+                table.check_class_names(&v, first, t)?;
                 names.extend(v);
             }
         }
@@ -372,12 +383,7 @@ pub fn read(
     let (targets, labels) = match kind {
         TargetKind::Real => (Targets::Real(real), None),
         TargetKind::Classes => {
-            // Sorted as a CSV's labels are: numbers as numbers, else all as text (a
-            // column is one or the other, in every row group).
-            let (ids, labels) = match names.is_empty() {
-                true => class_map_numbers(&numbers),
-                false => class_map(&names),
-            };
+            let (ids, labels) = classes_of(&numbers, &names);
             let classes = labels.len();
             (
                 Targets::Classes {
@@ -394,6 +400,19 @@ pub fn read(
         target_column: t,
         labels,
     })
+}
+
+/// A classifier's target, numbered: `numbers` when `names` is empty (a numeric column),
+/// else `names` (a text column; a column is one or the other in every row group). Sorted
+/// as a CSV's labels are: numbers as numbers, text numerically when every name is a
+/// number, else as text. Returns each value's class id and the class names.
+/// Written once, so that [`read`] (every row) and [`open`] (the distinct values) number
+/// the same file's classes alike.
+fn classes_of(numbers: &[f32], names: &[String]) -> (Vec<u32>, Vec<String>) {
+    match names.is_empty() {
+        true => class_map_numbers(numbers),
+        false => class_map(names),
+    }
 }
 
 /// The feature rows of a Parquet file for a model trained on `p` features, a row group at
@@ -539,23 +558,17 @@ pub fn open(
                         numbers.dedup();
                     }
                     Values::Text(v) => {
-                        if let Some(i) = v.iter().position(String::is_empty) {
-                            return Err(table.bad(format!(
-                                "row {}, column {}: empty class label",
-                                first + i,
-                                table.column_name(t)
-                            )));
-                        }
+                        table.check_class_names(&v, first, t)?;
                         names.extend(v);
                     }
                 }
             }
-            if names.is_empty() {
-                let labels = numbers.iter().map(f32::to_string).collect();
-                (Some(ClassIds::Numbers(numbers)), Some(labels))
+            // The distinct values, numbered as `read` numbers every row's.
+            let distinct: Vec<String> = names.into_iter().collect();
+            let (_, sorted) = classes_of(&numbers, &distinct);
+            if distinct.is_empty() {
+                (Some(ClassIds::Numbers(numbers)), Some(sorted))
             } else {
-                let distinct: Vec<String> = names.into_iter().collect();
-                let (_, sorted) = class_map(&distinct);
                 let ids = sorted
                     .iter()
                     .enumerate()
