@@ -52,6 +52,33 @@ fn is(path: &Path, ext: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
+/// Refuses `--target` for a conversion that copies every column as it is (`why` says so):
+/// only CSV → .npy moves the target to the last column. One place for the refusal, so
+/// that the .npy → CSV and Parquet conversions word it alike.
+///
+/// # Errors
+/// A usage error naming the `--target` given, when one was.
+fn no_target(args: &ConvertArgs, why: &str) -> Result<(), CliError> {
+    match &args.target {
+        Some(t) => Err(CliError::usage(
+            format!("--target {t}: {why}"),
+            "drop --target",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Prints the summary of a conversion that wrote every column as it is (.npy → CSV,
+/// Parquet → .npy or CSV): rows, columns, the output and its size.
+fn print_columns_written(input: &Path, output: &Path, rows: usize, cols: usize) {
+    println!(
+        "{}: {rows} rows × {cols} columns → {} ({} bytes)",
+        input.display(),
+        output.display(),
+        std::fs::metadata(output).map_or(0, |m| m.len())
+    );
+}
+
 /// Runs `gradflow convert`.
 ///
 /// # Errors
@@ -100,35 +127,15 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
             Ok(())
         }
         _ if is(input, "parquet") && (is(output, "npy") || is(output, "csv")) => {
-            if let Some(t) = &args.target {
-                return Err(CliError::usage(
-                    format!("--target {t}: a Parquet file is written column by column"),
-                    "drop --target",
-                ));
-            }
+            no_target(args, "a Parquet file is written column by column")?;
             let (rows, cols) = gradflow::io::convert::parquet_to(input, output, is(output, "npy"))?;
-            println!(
-                "{}: {rows} rows × {cols} columns → {} ({} bytes)",
-                input.display(),
-                output.display(),
-                std::fs::metadata(output).map_or(0, |m| m.len())
-            );
+            print_columns_written(input, output, rows, cols);
             Ok(())
         }
         (_, true, _, true) => {
-            if let Some(t) = &args.target {
-                return Err(CliError::usage(
-                    format!("--target {t}: a .npy file is written to CSV column by column"),
-                    "drop --target",
-                ));
-            }
+            no_target(args, "a .npy file is written to CSV column by column")?;
             let (rows, cols) = npy_to_csv(input, output)?;
-            println!(
-                "{}: {rows} rows × {cols} columns → {} ({} bytes)",
-                input.display(),
-                output.display(),
-                std::fs::metadata(output).map_or(0, |m| m.len())
-            );
+            print_columns_written(input, output, rows, cols);
             Ok(())
         }
         _ => Err(CliError::usage(
