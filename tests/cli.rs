@@ -493,33 +493,18 @@ fn the_command_prints_what_it_chose() {
     assert!(given.contains("penalty   none · features raw"), "{given}");
 }
 
-/// Writes a little-endian f32 `.npy` array of `rows` (row-major), in C or Fortran order.
-fn npy_of(
-    dir: &std::path::Path,
-    name: &str,
-    rows: &[Vec<f32>],
-    fortran: bool,
-) -> std::path::PathBuf {
+/// Writes `rows` as a little-endian f32 `.npy` array in `dir`, laid out in C or Fortran
+/// order.
+fn npy_of(dir: &Path, name: &str, rows: &[Vec<f32>], fortran: bool) -> PathBuf {
     let (n, cols) = (rows.len(), rows[0].len());
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': {}, 'shape': ({n}, {cols}), }}",
-        if fortran { "True" } else { "False" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
     let values: Vec<f32> = match fortran {
         false => rows.iter().flatten().copied().collect(),
         true => (0..cols)
             .flat_map(|c| rows.iter().map(move |r| r[c]))
             .collect(),
     };
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    write(dir, name, bytes)
+    let bytes = common::f32_bytes(&values);
+    common::write_npy(&dir.join(name), "<f4", fortran, &[n, cols], &bytes)
 }
 
 /// The same rows as CSV, as a C-ordered and a Fortran-ordered `.npy` (with and without

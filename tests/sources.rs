@@ -1,42 +1,15 @@
 //! Row sources for streaming: memory-mapped `.npy` and raw files, generators, datasets.
 
+mod common;
+
+use common::{f32_bytes, write_npy};
 use gradflow::Error;
 use gradflow::data::{Dataset, FileTargets, MappedFile, RowSource, RowTargets, Synthetic, Targets};
 
-/// Writes a version-1.0 `.npy` file by the format's definition: magic, version, header
-/// length, a Python-dict header padded with spaces to a multiple of 64 bytes, then data.
-fn write_npy(
-    name: &str,
-    descr: &str,
-    fortran: bool,
-    shape: &[usize],
-    data: &[u8],
-) -> std::path::PathBuf {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    let path = std::env::temp_dir().join(format!("gradflow-test-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// A path for a test's file `name` in the temporary directory (the process id in it, so
+/// that concurrent runs do not share files).
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gradflow-test-{}-{name}", std::process::id()))
 }
 
 #[test]
@@ -52,12 +25,12 @@ fn npy_f32_and_f64_files_gather_like_the_dataset() {
             [r[0], y[i], r[1], r[2]]
         })
         .collect();
-    let f32_path = write_npy("a.npy", "<f4", false, &[500, 4], &f32_bytes(&table));
+    let f32_path = write_npy(&temp("a.npy"), "<f4", false, &[500, 4], &f32_bytes(&table));
     let f64_bytes: Vec<u8> = table
         .iter()
         .flat_map(|&v| f64::from(v).to_le_bytes())
         .collect();
-    let f64_path = write_npy("b.npy", "<f8", false, &[500, 4], &f64_bytes);
+    let f64_path = write_npy(&temp("b.npy"), "<f8", false, &[500, 4], &f64_bytes);
     let rows = [499u32, 0, 250, 250, 17];
     let (mut want_x, mut want_y) = (vec![0f32; 15], vec![0f32; 5]);
     RowSource::gather(&data, &rows, &mut want_x, RowTargets::Real(&mut want_y)).unwrap();
@@ -131,7 +104,7 @@ fn every_dtype_and_order_gathers_the_same_table() {
         let data: Vec<u8> = (0..n * cols)
             .flat_map(|i| encode("<f4", cell(i, false)))
             .collect();
-        let path = write_npy("ref.npy", "<f4", false, &[n, cols], &data);
+        let path = write_npy(&temp("ref.npy"), "<f4", false, &[n, cols], &data);
         (gather(&path, false), gather(&path, true))
     };
     for descr in [
@@ -152,7 +125,7 @@ fn every_dtype_and_order_gathers_the_same_table() {
                     encode(descr, of(cell(i, fortran), c))
                 })
                 .collect();
-            let path = write_npy("t.npy", descr, fortran, &[n, cols], &data);
+            let path = write_npy(&temp("t.npy"), descr, fortran, &[n, cols], &data);
             for classes in [false, true] {
                 let (x, y, labels, f) = gather(&path, classes);
                 assert_eq!(f, fortran);
@@ -172,7 +145,7 @@ fn every_dtype_and_order_gathers_the_same_table() {
 fn a_fortran_file_reports_the_first_bad_value_in_row_order() {
     // Column-major: x0 = [1, NaN], x1 = [inf, 2], y = [0, 1]. Row order meets inf first.
     let data = f32_bytes(&[1.0, f32::NAN, f32::INFINITY, 2.0, 0.0, 1.0]);
-    let path = write_npy("bad-fortran.npy", "<f4", true, &[2, 3], &data);
+    let path = write_npy(&temp("bad-fortran.npy"), "<f4", true, &[2, 3], &data);
     let file = MappedFile::npy(&path, FileTargets::Real { column: 2 }).unwrap();
     let err = file
         .gather(&[0, 1], &mut [0f32; 4], RowTargets::Real(&mut [0.0; 2]))
@@ -186,7 +159,13 @@ fn a_fortran_file_reports_the_first_bad_value_in_row_order() {
 #[test]
 fn labelled_files_check_their_labels() {
     let table = [0.5f32, 1.0, 1.5, 0.0, 2.5, 2.0, 3.5, 2.5];
-    let path = write_npy("labels.npy", "<f4", false, &[4, 2], &f32_bytes(&table));
+    let path = write_npy(
+        &temp("labels.npy"),
+        "<f4",
+        false,
+        &[4, 2],
+        &f32_bytes(&table),
+    );
     let file = MappedFile::npy(
         &path,
         FileTargets::Classes {
@@ -218,18 +197,18 @@ fn malformed_files_are_errors_naming_what_was_found() {
     let real = FileTargets::Real { column: 0 };
     let msg = |r: Result<MappedFile, Error>| r.unwrap_err().to_string();
     for descr in [">f4", "|O", "<c8", "<U3", ">i4"] {
-        let odd = write_npy("odd.npy", descr, false, &[2, 2], &[0u8; 64]);
+        let odd = write_npy(&temp("odd.npy"), descr, false, &[2, 2], &[0u8; 64]);
         let m = msg(MappedFile::npy(&odd, real));
         assert!(
             m.contains(&format!("dtype {descr} is not a little-endian number")),
             "{m}"
         );
     }
-    let short_ints = write_npy("short-ints.npy", "<i8", true, &[2, 2], &[0u8; 16]);
+    let short_ints = write_npy(&temp("short-ints.npy"), "<i8", true, &[2, 2], &[0u8; 16]);
     assert!(msg(MappedFile::npy(&short_ints, real)).contains("truncated"));
-    let flat = write_npy("flat.npy", "<f4", false, &[4], &[0u8; 16]);
+    let flat = write_npy(&temp("flat.npy"), "<f4", false, &[4], &[0u8; 16]);
     assert!(msg(MappedFile::npy(&flat, real)).contains("shape [4] is not 2-D"));
-    let short = write_npy("short.npy", "<f4", false, &[3, 2], &[0u8; 16]);
+    let short = write_npy(&temp("short.npy"), "<f4", false, &[3, 2], &[0u8; 16]);
     assert!(msg(MappedFile::npy(&short, real)).contains("truncated"));
     let text = std::env::temp_dir().join(format!("gradflow-test-{}-text.npy", std::process::id()));
     std::fs::write(&text, "a,b\n1,2\n").unwrap();
@@ -254,7 +233,7 @@ fn malformed_files_are_errors_naming_what_was_found() {
         .contains("target column 3")
     );
     let nan = write_npy(
-        "nan.npy",
+        &temp("nan.npy"),
         "<f4",
         false,
         &[1, 2],
@@ -324,7 +303,7 @@ fn the_prefetcher_streams_from_generators_and_files() {
         assert_eq!(counts, [3, 3, 3, 3, 3, 1]);
     });
     let path = write_npy(
-        "bad-label.npy",
+        &temp("bad-label.npy"),
         "<f4",
         false,
         &[4, 2],
@@ -371,8 +350,20 @@ fn fortran_and_c_order_give_the_same_dataset_and_fit() {
     };
     let c_order: Vec<f32> = (0..n * cols).map(|i| value(i / cols, i % cols)).collect();
     let f_order: Vec<f32> = (0..n * cols).map(|i| value(i % n, i / n)).collect();
-    let c_path = write_npy("c.npy", "<f4", false, &[n, cols], &f32_bytes(&c_order));
-    let f_path = write_npy("f.npy", "<f4", true, &[n, cols], &f32_bytes(&f_order));
+    let c_path = write_npy(
+        &temp("c.npy"),
+        "<f4",
+        false,
+        &[n, cols],
+        &f32_bytes(&c_order),
+    );
+    let f_path = write_npy(
+        &temp("f.npy"),
+        "<f4",
+        true,
+        &[n, cols],
+        &f32_bytes(&f_order),
+    );
     let c = npy::read(&c_path, None, TargetKind::Classes).unwrap();
     let f = npy::read(&f_path, None, TargetKind::Classes).unwrap();
     assert_eq!(c, f);

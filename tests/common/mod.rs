@@ -1,5 +1,5 @@
-//! Shared by the GPU test files: the adapter (or a loud skip), random data, and a scaled
-//! comparison that names the first mismatches.
+//! Shared by the test files: the GPU adapter (or a loud skip), random data, a scaled
+//! comparison that names the first mismatches, and `.npy` files written by hand.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::Write;
@@ -138,9 +138,47 @@ pub fn rescaled(
     Dataset::new(x, p, targets).unwrap()
 }
 
+/// Writes a version-1.0 `.npy` file to `path` by the format's definition (not by the
+/// crate's writer, so that the reader is tested against the format itself): magic,
+/// version, header length, a Python-dict header padded with spaces to a multiple of 64
+/// bytes, then `data` as given. `descr` is any dtype (`<f4`, `<f8`, `<i8`, or one the
+/// reader refuses), `shape` any number of dimensions (a 1-D shape is written `(n,)`),
+/// `fortran` the order `data` is in. Returns the path.
+pub fn write_npy(
+    path: &std::path::Path,
+    descr: &str,
+    fortran: bool,
+    shape: &[usize],
+    data: &[u8],
+) -> std::path::PathBuf {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+    path.to_path_buf()
+}
+
+/// The little-endian bytes of `v`: the data of a `<f4` `.npy` file.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
 /// Writes a little-endian f32 `.npy` file (format version 1.0, C order) of `rows × cols`.
 pub fn write_npy_f32(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
-    let mut bytes = gradflow::io::npy::header_f32(rows, cols);
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
+    write_npy(path, "<f4", false, &[rows, cols], &f32_bytes(values));
 }
