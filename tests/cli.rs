@@ -648,7 +648,12 @@ fn convert_goes_from_csv_to_npy_and_back() {
         text.contains("classes written as numbers: 0 = cat, 1 = dog"),
         "{text}"
     );
-    succeeds(dir.path(), &["convert", "d.npy", "back.csv"]);
+    let out = succeeds(dir.path(), &["convert", "d.npy", "back.csv"]);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("d.npy: 3 rows × 3 columns → back.csv ("),
+        "{text}"
+    );
     let back = std::fs::read_to_string(dir.path().join("back.csv")).unwrap();
     assert_eq!(
         back,
@@ -662,4 +667,12 @@ fn convert_goes_from_csv_to_npy_and_back() {
         "converts a .csv file to .npy, a .npy file to .csv, or a .parquet file",
     );
     assert!(!dir.path().join("again.npy").exists());
+    fails_with(
+        gradflow(dir.path())
+            .args(["convert", "d.npy", "again.csv", "--target", "0"])
+            .assert(),
+        2,
+        "--target 0: a .npy file is written to CSV column by column",
+    );
+    assert!(!dir.path().join("again.csv").exists());
 }

@@ -165,6 +165,22 @@ fn nulls_empty_and_broken_files_are_one_line_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("row 37, column 5 (\"label\"): null"), "{e}");
+    // An empty class name: the same message read whole and opened for streaming.
+    let mut table = rows(50);
+    table[37].label = Some("");
+    let path = dir.path().join("empty-label.parquet");
+    write_parquet(&path, &table, 20);
+    let read = pq::read(&path, Some(&label), TargetKind::Classes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        read.contains("row 37, column 5 (\"label\"): empty class label"),
+        "{read}"
+    );
+    let open = pq::open(&path, Some(&label), TargetKind::Classes)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(open, read);
     let empty = dir.path().join("empty.parquet");
     write_parquet(&empty, &[], 10);
     let e = pq::read(&empty, Some(&label), TargetKind::Classes)
@@ -235,8 +251,24 @@ fn train_predict_and_convert_read_parquet() {
         .collect();
     let numbers = dir.path().join("n.parquet");
     write_numbers(&numbers, &numeric);
-    succeeds(dir.path(), &["convert", numbers.to_str().unwrap(), "n.npy"]);
+    let out = succeeds(dir.path(), &["convert", numbers.to_str().unwrap(), "n.npy"]);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(": 300 rows × 5 columns → n.npy ("), "{text}");
     succeeds(dir.path(), &["convert", numbers.to_str().unwrap(), "n.csv"]);
+    fails_with(
+        gradflow(dir.path())
+            .args([
+                "convert",
+                numbers.to_str().unwrap(),
+                "refused.csv",
+                "--target",
+                "x0",
+            ])
+            .assert(),
+        2,
+        "--target x0: a Parquet file is written column by column",
+    );
+    assert!(!dir.path().join("refused.csv").exists());
     let back = std::fs::read_to_string(dir.path().join("n.csv")).unwrap();
     assert!(
         back.starts_with("x0,x1,x2,x3,flag\n-3.0,0.0,-3.0,0.0,1.0\n"),
