@@ -11,7 +11,8 @@ reports (the file read into a Dataset, header detection and labels included); pa
 Then the same table as Parquet (written by pyarrow, snappy, row groups of 10⁶ rows):
 gradflow's data time against `pyarrow.parquet.read_table(path)`. Then `train` end to end
 on the CSV: reading and training seconds as it reports them. The tools alternate within
-each repeat; medians are printed as Markdown tables.
+each repeat, each run after a second's rest (--pause); medians are printed as Markdown
+tables.
 """
 
 import argparse
@@ -56,6 +57,14 @@ def parquet_of(csv_path):
     return path
 
 
+def settled(f, pause):
+    """`f()` after `pause` seconds: each tool starts on a settled machine, not while the
+    last one's threads and allocator are still giving memory back (polars' jemalloc purges
+    freed pages in the background; on 2 cores that took a core from whatever ran next)."""
+    time.sleep(pause)
+    return f()
+
+
 def timed(f):
     t = time.perf_counter()
     f()
@@ -68,6 +77,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gradflow", default="target/release/gradflow")
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--pause", type=float, default=1.0,
+                    help="seconds of rest before each timed run (0: none)")
     args = ap.parse_args()
     import pandas as pd
     try:
@@ -84,10 +95,10 @@ def main():
         mb = os.path.getsize(path) / 1e6
         g, pd_t, pl_t = [], [], []
         for _ in range(args.repeats):
-            g.append(gradflow_seconds(args.gradflow, path))
-            pd_t.append(timed(lambda: pd.read_csv(path)))
+            g.append(settled(lambda: gradflow_seconds(args.gradflow, path), args.pause))
+            pd_t.append(settled(lambda: timed(lambda: pd.read_csv(path)), args.pause))
             if pl is not None:
-                pl_t.append(timed(lambda: pl.read_csv(path)))
+                pl_t.append(settled(lambda: timed(lambda: pl.read_csv(path)), args.pause))
         gm, pm = statistics.median(g), statistics.median(pd_t)
         lm = statistics.median(pl_t) if pl_t else float("nan")
         print(f"| {n:,} | {mb:.0f} | {gm:.3f} ({mb / gm:.0f}) | {pm:.3f} | {lm:.3f} "
@@ -104,8 +115,8 @@ def main():
         mb = os.path.getsize(path) / 1e6
         g, a = [], []
         for _ in range(args.repeats):
-            g.append(gradflow_seconds(args.gradflow, path))
-            a.append(timed(lambda: pq.read_table(path)))
+            g.append(settled(lambda: gradflow_seconds(args.gradflow, path), args.pause))
+            a.append(settled(lambda: timed(lambda: pq.read_table(path)), args.pause))
         gm, am = statistics.median(g), statistics.median(a)
         print(f"| {n:,} | {mb:.0f} | {gm:.3f} | {am:.3f} | {gm / am:.2f} |")
     print()
@@ -113,7 +124,10 @@ def main():
     print("|---:|---:|---:|---:|")
     for n in [int(r) for r in args.rows.split(",")]:
         path = os.path.join(args.dir, f"gradflow-io-{n}.csv")
-        runs = [gradflow_seconds(args.gradflow, path, both=True) for _ in range(args.repeats)]
+        runs = [
+            settled(lambda: gradflow_seconds(args.gradflow, path, both=True), args.pause)
+            for _ in range(args.repeats)
+        ]
         d = statistics.median(r[0] for r in runs)
         t = statistics.median(r[1] for r in runs)
         print(f"| {n:,} | {d:.3f} | {t:.3f} | {d / (d + t):.0%} |")
