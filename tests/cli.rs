@@ -348,23 +348,9 @@ fn train_on_the_gpu_with_verify() {
 
 /// A `.npy` file holding a C-ordered `<f8` array of `rows × cols`.
 fn npy_f64(dir: &Path, name: &str, cols: usize, values: &[f64]) -> PathBuf {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {cols}), }}",
-        values.len() / cols
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in values {
-        bytes.extend(v.to_le_bytes());
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = [values.len() / cols, cols];
+    common::write_npy(&dir.join(name), "<f8", false, &shape, &bytes)
 }
 
 #[test]
