@@ -298,8 +298,12 @@ pub(super) fn parse(
         plans = Plan::all(data, Cuts::new(data, chunk_bytes));
     }
     let features = roles.iter().filter(|&&r| r == Role::Feature).count();
-    let len = plans.iter().map(|p| p.bound * features).sum();
-    let Ok(mut x) = crate::data::zeroed::<f32>(len, "") else {
+    // Saturating: a bound past memory fails to allocate, never wraps.
+    let len = plans.iter().fold(0usize, |n, p| {
+        n.saturating_add(p.bound.saturating_mul(features))
+    });
+    // Pages untouched past the rows (blank lines) cost no memory.
+    let Ok(mut x) = crate::data::zeroed::<f32>(len, "CSV features") else {
         return Err(RowError {
             line: first_line,
             fault: Fault::OutOfMemory(len as u128 * 4),
@@ -320,7 +324,7 @@ pub(super) fn parse(
     let filled: Vec<usize> = chunks.iter().map(|c| c.x.len()).collect();
     let mut parsed = join(chunks, first_line)?;
     // Each chunk's rows moved up against the previous chunk's (only where a chunk had
-    // fewer rows than line ends: blank lines, CRLF files' bare counts, quoted newlines).
+    // fewer rows than its bound: blank lines, quoted newlines).
     let (mut start, mut end) = (0, 0);
     for (plan, filled) in plans.iter().zip(filled) {
         if start != end {
