@@ -441,7 +441,7 @@ fn parse_chunk<'a, 'x>(
 }
 
 /// The fast path over lines without quotes: with SSSE3 and SSE4.1 where the CPU has them
-/// (nearly every x86-64 CPU since 2008; checked once, cached by `std`), each cell's digits
+/// (checked at run time, the answer cached by `std`), each cell's digits
 /// gathered by one byte shuffle ([`sse::word_decimal`]), else eight bytes a word in plain
 /// integer steps ([`word_decimal`]). The same values either way.
 fn fast_chunk<'a>(bytes: &'a [u8], roles: &[Role], ascii: bool, out: &mut Chunk<'a, '_>) {
@@ -471,7 +471,7 @@ fn fast_rows<'a, const SSE: bool>(
         true => bytes.len(),
         false => std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len()),
     };
-    let plan = runs(roles);
+    let row_runs = runs(roles);
     let features = roles.iter().filter(|&&r| r == Role::Feature).count();
     let mut pos = 0;
     let mut line = 0u64;
@@ -482,7 +482,7 @@ fn fast_rows<'a, const SSE: bool>(
         if let Some(next) = plain_row::<SSE>(
             bytes,
             (pos, valid),
-            (&plan, features),
+            (&row_runs, features),
             out,
             &mut labels,
             &mut seps,
