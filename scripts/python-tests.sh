@@ -18,7 +18,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Its own target directory: `cargo test`, which runs this, holds the main one's lock.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/python}
-"$venv/bin/pip" install --quiet "$root/python[test]"
+if ! "$venv/bin/pip" install --quiet "$root/python[test]"; then
+    # The build's own error is above; a full disk (CI's target directory holds every
+    # test binary by now) shows as a bare compiler failure, so say how much is left.
+    echo "python-tests: building the package failed; disk: $(df -h "$root/target" | awk 'NR == 2 { print $4 " free of " $2 }')" >&2
+    exit 1
+fi
 cd "$root/python"
 # The `pytest` script, not `python -m pytest`: that would put the working directory, and
 # with it the package's sources (without their built extension), ahead of the install.
