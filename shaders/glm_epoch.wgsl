@@ -71,6 +71,8 @@ var<workgroup> gsum: array<f32, WG>;
 var<workgroup> u_start: u32;
 var<workgroup> u_len: u32;
 var<workgroup> u_stop: u32;
+var<workgroup> u_first: u32;
+var<workgroup> u_last: u32;
 
 // Feature l of row `row`, from the chunk that holds the row.
 fn xat(row: u32, l: u32) -> f32 {
@@ -95,17 +97,49 @@ fn sigmoid(v: f32) -> f32 {
     return e / (1.0 + e);
 }
 
+// Row `row`'s loss term and δ = ∂L/∂z at output z (δ scaled by `scale`: 2/m for the mean
+// squared error, 1/m for the cross-entropy).
+fn loss_term(row: u32, z: f32, scale: f32) -> vec2<f32> {
+    let t = targets[row];
+    if (LOSS == 0u) {
+        let diff = z - bitcast<f32>(t);
+        return vec2<f32>(diff * diff, scale * diff);
+    }
+    let y = f32(t);
+    // softplus(z) − y z, from the logit: finite for any finite z.
+    return vec2<f32>(max(z, 0.0) - y * z + log(1.0 + exp(-abs(z))), (sigmoid(z) - y) * scale);
+}
+
+// Stores a step's mean loss in its slot and applies the halting rule of `loss.wgsl`
+// (same halt[] layout): 1 when the fit stops here.
+fn record_loss(loss: f32, slot: u32) -> u32 {
+    losses[slot] = loss;
+    var stop = 0u;
+    if (P.halt_mode != 0u) {
+        let bits = bitcast<u32>(loss);
+        // Exponent all ones: ±inf or NaN (a bit test, immune to NaN folding).
+        let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
+        let converged = P.halt_mode == 2u && halt[3] == 1u
+            && abs(loss - bitcast<f32>(halt[2])) < P.tol;
+        if (non_finite || converged) {
+            halt[0] = 1u;
+            halt[1] = slot;
+            stop = 1u;
+        }
+        halt[2] = bits;
+        halt[3] = 1u;
+    }
+    return stop;
+}
+
 @compute @workgroup_size(256)
 fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
     let p = P.p;
     for (var l = lid; l < p; l += WG) {
         wv[l] = w[l];
     }
-    if (lid == 0u) {
-        bias = b[0];
-    }
-    workgroupBarrier();
-    for (var s = P.first; s < P.first + P.n_steps; s++) {
+    let range = epoch_begin(lid);
+    for (var s = range.x; s < range.y; s++) {
         if (lid == 0u) {
             u_start = steps[s].start;
             u_len = steps[s].len;
@@ -133,17 +167,9 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
                 for (var l = 0u; l < p; l++) {
                     z += xat(row, l) * wv[l];
                 }
-                let t = targets[row];
-                if (LOSS == 0u) {
-                    let diff = z - bitcast<f32>(t);
-                    loss_acc += diff * diff;
-                    d = scale * diff;
-                } else {
-                    let y = f32(t);
-                    // softplus(z) − y z, from the logit: finite for any finite z.
-                    loss_acc += max(z, 0.0) - y * z + log(1.0 + exp(-abs(z)));
-                    d = (sigmoid(z) - y) * scale;
-                }
+                let term = loss_term(row, z, scale);
+                loss_acc += term.x;
+                d = term.y;
             }
             delta[lid] = d;
             rowid[lid] = row;
@@ -195,25 +221,7 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
             workgroupBarrier();
         }
         if (lid == 0u) {
-            let loss = part[0] / m;
-            let slot = steps[s].slot;
-            losses[slot] = loss;
-            var stop = 0u;
-            if (P.halt_mode != 0u) {
-                let bits = bitcast<u32>(loss);
-                // Exponent all ones: ±inf or NaN (a bit test, immune to NaN folding).
-                let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
-                let converged = P.halt_mode == 2u && halt[3] == 1u
-                    && abs(loss - bitcast<f32>(halt[2])) < P.tol;
-                if (non_finite || converged) {
-                    halt[0] = 1u;
-                    halt[1] = slot;
-                    stop = 1u;
-                }
-                halt[2] = bits;
-                halt[3] = 1u;
-            }
-            u_stop = stop;
+            u_stop = record_loss(part[0] / m, steps[s].slot);
         }
         if (workgroupUniformLoad(&u_stop) != 0u) {
             break;
@@ -232,6 +240,238 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     for (var l = lid; l < p; l += WG) {
         w[l] = wv[l];
+    }
+    if (lid == 0u) {
+        b[0] = bias;
+    }
+}
+
+// Lanes of `glm_epoch_rows` and `glm_epoch_rows4`.
+const WG_R: u32 = 64u;
+// Features `glm_epoch_rows` holds per invocation.
+const MAX_P_R: u32 = 64u;
+// Features reduced across the lanes at a time (`red_r`: WG_R × STRIDE_R values).
+const STRIDE_R: u32 = 16u;
+// Quads of features `glm_epoch_rows4` holds per invocation.
+const MAX_Q_R: u32 = 16u;
+
+var<workgroup> red_r: array<f32, 1024>;
+var<workgroup> red_q: array<vec4<f32>, 256>;
+var<workgroup> red_loss: array<f32, WG_R>;
+var<workgroup> red_db: array<f32, WG_R>;
+// The weights as quads (`glm_epoch_rows4`).
+var<workgroup> wq: array<vec4<f32>, MAX_Q_R>;
+
+// Vec4 views of the feature chunks, for `glm_epoch_rows4` (p a multiple of 4: every row
+// starts on a vec4).
+@group(0) @binding(1) var<storage, read> x0q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x1q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> x2q: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> x3q: array<vec4<f32>>;
+
+// Features 4c .. 4c + 4 of row `row`, from the chunk that holds the row.
+fn xat4(row: u32, c: u32) -> vec4<f32> {
+    let q = P.p / 4u;
+    if (!CHUNKED) {
+        return x0q[row * q + c];
+    }
+    let k = row / P.chunk_rows;
+    let i = (row - k * P.chunk_rows) * q + c;
+    switch k {
+        case 0u: { return x0q[i]; }
+        case 1u: { return x1q[i]; }
+        case 2u: { return x2q[i]; }
+        default: { return x3q[i]; }
+    }
+}
+
+// The start of every variant: the bias, and the step range, through workgroup memory rather than
+// straight from P (lavapipe specialises a shader to the uniform values that bound its
+// loops and compiles it again whenever they change, which for the range is every
+// dispatch; p and the rest stay inlinable, the same for a whole fit: one compilation).
+fn epoch_begin(lid: u32) -> vec2<u32> {
+    if (lid == 0u) {
+        bias = b[0];
+        u_first = P.first;
+        u_last = P.first + P.n_steps;
+    }
+    return vec2<u32>(workgroupUniformLoad(&u_first), workgroupUniformLoad(&u_last));
+}
+
+// Step s's batch, [start, len], shared; len 0 when the fit has halted.
+fn lanes_step(lid: u32, s: u32) -> vec2<u32> {
+    if (lid == 0u) {
+        u_start = steps[s].start;
+        u_len = select(steps[s].len, 0u, halt[0] != 0u);
+    }
+    return vec2<u32>(workgroupUniformLoad(&u_start), workgroupUniformLoad(&u_len));
+}
+
+// The lanes' loss and 1ᵀδ added in lane order: the step's loss recorded and the halting
+// rule applied, then (unless the fit stops here) b −= lr 1ᵀδ. 1 when the fit stops.
+fn lanes_loss(lid: u32, s: u32, m: f32, lr: f32, loss_acc: f32, db_acc: f32) -> u32 {
+    red_loss[lid] = loss_acc;
+    red_db[lid] = db_acc;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var loss = 0.0;
+        var db = 0.0;
+        for (var t = 0u; t < WG_R; t++) {
+            loss += red_loss[t];
+            db += red_db[t];
+        }
+        let stop = record_loss(loss / m, steps[s].slot);
+        if (stop == 0u) {
+            // Every lane read it for this step's forward pass (before the barrier).
+            bias -= lr * db;
+        }
+        u_stop = stop;
+    }
+    return workgroupUniformLoad(&u_stop);
+}
+
+// `glm_epoch` for p ≤ 64 with the gradient in each invocation's own array: per step,
+// lane t walks rows t, t + 64, … of the batch, reads each row ONCE (kept in a private
+// array for the second product: z = x·w + b, then g += δ x), and the 64 lanes' gradients,
+// losses and 1ᵀδ are added in lane order. Against `glm_epoch`: one read per feature value
+// instead of two, and three barriers per 16 features instead of a tile's barriers and a
+// tree: the variant for adapters where a scattered read and a barrier cost more than
+// arithmetic (a CPU running the shader, as llvmpipe, whose barriers switch between the
+// workgroup's SIMD groups). Sums in another fixed order than `glm_epoch`'s: a fit still
+// repeats bit for bit.
+@compute @workgroup_size(64)
+fn glm_epoch_rows(@builtin(local_invocation_index) lid: u32) {
+    let p = P.p;
+    for (var l = lid; l < p; l += WG_R) {
+        wv[l] = w[l];
+    }
+    let range = epoch_begin(lid);
+    for (var s = range.x; s < range.y; s++) {
+        let batch = lanes_step(lid, s);
+        if (batch.y == 0u) {
+            break;
+        }
+        let lr = steps[s].lr;
+        let m = f32(batch.y);
+        let scale = select(1.0 / m, 2.0 / m, LOSS == 0u);
+        let b0 = bias;
+        var g: array<f32, MAX_P_R>;
+        var xr: array<f32, MAX_P_R>;
+        var loss_acc = 0.0;
+        var db_acc = 0.0;
+        for (var r = lid; r < batch.y; r += WG_R) {
+            let row = order[batch.x + r];
+            var z = b0;
+            for (var j = 0u; j < p; j++) {
+                let v = xat(row, j);
+                xr[j] = v;
+                z += v * wv[j];
+            }
+            let term = loss_term(row, z, scale);
+            loss_acc += term.x;
+            db_acc += term.y;
+            for (var j = 0u; j < p; j++) {
+                g[j] += term.y * xr[j];
+            }
+        }
+        if (lanes_loss(lid, s, m, lr, loss_acc, db_acc) != 0u) {
+            break;
+        }
+        for (var c0 = 0u; c0 < p; c0 += STRIDE_R) {
+            for (var cc = 0u; cc < STRIDE_R; cc++) {
+                red_r[lid * STRIDE_R + cc] = g[min(c0 + cc, MAX_P_R - 1u)];
+            }
+            workgroupBarrier();
+            if (lid < STRIDE_R && c0 + lid < p) {
+                var total = 0.0;
+                for (var t = 0u; t < WG_R; t++) {
+                    total += red_r[t * STRIDE_R + lid];
+                }
+                wv[c0 + lid] -= lr * total;
+            }
+            workgroupBarrier();
+        }
+    }
+    workgroupBarrier();
+    for (var l = lid; l < p; l += WG_R) {
+        w[l] = wv[l];
+    }
+    if (lid == 0u) {
+        b[0] = bias;
+    }
+}
+
+// `glm_epoch_rows` for p a multiple of 4, reading rows four features at a time: on
+// llvmpipe a read from a storage buffer (or workgroup memory) whose address differs
+// across lanes is a loop over the lanes with a branch each, whatever its width, so a
+// quarter of the reads is nearly a quarter of their time. Each lane copies the weights
+// into its own registers once a step. The dot product sums four features at a time (an
+// order of its own, fixed all the same).
+@compute @workgroup_size(64)
+fn glm_epoch_rows4(@builtin(local_invocation_index) lid: u32) {
+    let q = P.p / 4u;
+    for (var c = lid; c < q; c += WG_R) {
+        wq[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
+    }
+    let range = epoch_begin(lid);
+    for (var s = range.x; s < range.y; s++) {
+        let batch = lanes_step(lid, s);
+        if (batch.y == 0u) {
+            break;
+        }
+        let lr = steps[s].lr;
+        let m = f32(batch.y);
+        let scale = select(1.0 / m, 2.0 / m, LOSS == 0u);
+        let b0 = bias;
+        var wl: array<vec4<f32>, MAX_Q_R>;
+        for (var c = 0u; c < q; c++) {
+            wl[c] = wq[c];
+        }
+        var g: array<vec4<f32>, MAX_Q_R>;
+        var xr: array<vec4<f32>, MAX_Q_R>;
+        var loss_acc = 0.0;
+        var db_acc = 0.0;
+        for (var r = lid; r < batch.y; r += WG_R) {
+            let row = order[batch.x + r];
+            var z4 = vec4<f32>(0.0);
+            for (var c = 0u; c < q; c++) {
+                let v = xat4(row, c);
+                xr[c] = v;
+                z4 += v * wl[c];
+            }
+            let term = loss_term(row, b0 + ((z4.x + z4.y) + (z4.z + z4.w)), scale);
+            loss_acc += term.x;
+            db_acc += term.y;
+            for (var c = 0u; c < q; c++) {
+                g[c] += term.y * xr[c];
+            }
+        }
+        if (lanes_loss(lid, s, m, lr, loss_acc, db_acc) != 0u) {
+            break;
+        }
+        // Four quads (16 features) across the lanes at a time, added in lane order.
+        for (var c0 = 0u; c0 < q; c0 += 4u) {
+            for (var cc = 0u; cc < 4u; cc++) {
+                red_q[lid * 4u + cc] = g[min(c0 + cc, MAX_Q_R - 1u)];
+            }
+            workgroupBarrier();
+            if (lid < 4u && c0 + lid < q) {
+                var total = vec4<f32>(0.0);
+                for (var t = 0u; t < WG_R; t++) {
+                    total += red_q[t * 4u + lid];
+                }
+                wq[c0 + lid] -= lr * total;
+            }
+            workgroupBarrier();
+        }
+    }
+    workgroupBarrier();
+    for (var c = lid; c < q; c += WG_R) {
+        let v = wq[c];
+        w[4u * c] = v.x;
+        w[4u * c + 1u] = v.y;
+        w[4u * c + 2u] = v.z;
+        w[4u * c + 3u] = v.w;
     }
     if (lid == 0u) {
         b[0] = bias;

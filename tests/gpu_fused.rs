@@ -1,14 +1,17 @@
 //! The many-step GLM kernel (`shaders/glm_epoch.wgsl`: linear and logistic regression's
 //! SGD steps sixteen to a dispatch, the weights in workgroup memory) against the CPU
 //! reference kernels and against the one-dispatch-per-op path, on awkward shapes; where
-//! it applies and where it must not; halting; repeatability.
+//! it applies and where it must not; halting; repeatability; each of its variants
+//! (`tune::GlmEpochVariant`), whichever the tuner chose for this adapter.
 
 mod common;
 
 use common::{assert_close, gpu};
 use gradflow::cpu::loss::LossKind;
 use gradflow::data::{Dataset, Synthetic};
-use gradflow::gpu::kernels::{GLM_EPOCH_MAX_BATCH, SPLIT_MIN_ROWS};
+use gradflow::gpu::GpuContext;
+use gradflow::gpu::kernels::{GLM_EPOCH_MAX_BATCH, SPLIT_MIN_ROWS, glm_steps_per_dispatch};
+use gradflow::gpu::tune::{GlmEpochVariant, Tuning};
 use gradflow::model::{Init, LinearRegression, LogisticRegression, Model};
 use gradflow::{
     Backend, CpuKernels, Error, Optimizer, Penalty, Report, Schedule, TrainConfig, Trainer,
@@ -16,11 +19,37 @@ use gradflow::{
 
 /// Step losses and final parameters of one fit.
 fn fit(model: &mut dyn Model, data: &Dataset, cfg: TrainConfig) -> (Report, Vec<Vec<f32>>) {
-    let report = Trainer::new(cfg.record_steps(true))
-        .unwrap()
-        .fit(model, data)
-        .unwrap();
+    fit_on(None, model, data, cfg)
+}
+
+/// As [`fit`], on `ctx` where given (a pinned variant).
+fn fit_on(
+    ctx: Option<&GpuContext>,
+    model: &mut dyn Model,
+    data: &Dataset,
+    cfg: TrainConfig,
+) -> (Report, Vec<Vec<f32>>) {
+    let mut trainer = Trainer::new(cfg.record_steps(true)).unwrap();
+    if let Some(ctx) = ctx {
+        trainer = trainer.with_gpu(ctx.clone());
+    }
+    let report = trainer.fit(model, data).unwrap();
     (report, model.fitted().unwrap().params.clone())
+}
+
+/// A context per variant of the kernel, the adapter's other choices kept: the tuner
+/// picks one variant per adapter, and each must be right.
+fn variants(ctx: &GpuContext) -> Vec<(GlmEpochVariant, GpuContext)> {
+    GlmEpochVariant::ALL
+        .into_iter()
+        .map(|v| {
+            let t = Tuning {
+                glm_epoch: v,
+                ..ctx.pipelines().tuning().clone()
+            };
+            (v, GpuContext::with_tuning(None, t).expect("context"))
+        })
+        .collect()
 }
 
 fn make(loss: LossKind) -> Box<dyn Model> {
@@ -52,6 +81,7 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
     let Some(ctx) = gpu("fused_steps_equal_the_reference_and_the_per_op_path") else {
         return;
     };
+    let variants = variants(&ctx);
     let mut cases = 0;
     for loss in [LossKind::Mse, LossKind::SigmoidBce] {
         for (p, batch, n) in [
@@ -62,6 +92,8 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
             (256, 1000, 2500),
             (257, 7, 300),
             (1000, 64, 400),
+            // The largest batch: 64 rows a lane in the Rows variant.
+            (17, GLM_EPOCH_MAX_BATCH, 9000),
         ] {
             let d = data(loss, n, p, p as u64);
             // A stable rate for every p: about 1 / p for unit-variance features.
@@ -77,57 +109,78 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
                     .epochs(3)
                     .seed(5)
                     .shuffle(shuffle);
-                let what = format!("{loss:?} p={p} batch={batch} n={n} shuffle={shuffle}");
                 let (cpu, cpu_params) = fit(
                     make(loss).as_mut(),
                     &d,
                     cfg.clone().cpu_kernels(CpuKernels::Reference),
                 );
-                let (fused, fused_params) =
-                    fit(make(loss).as_mut(), &d, cfg.clone().backend(Backend::Gpu));
                 let (per_op, per_op_params) = fit(
                     make(loss).as_mut(),
                     &d,
-                    cfg.backend(Backend::Gpu).fuse_steps(false),
+                    cfg.clone().backend(Backend::Gpu).fuse_steps(false),
                 );
-                assert!(
-                    !fusable(&ctx) || fused.dispatches < fused.steps,
-                    "{what}: not fused ({} dispatches for {} steps)",
-                    fused.dispatches,
-                    fused.steps
-                );
-                assert_eq!(per_op.dispatches, 7 * per_op.steps, "{what}");
-                let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-                let cpu_losses = f32s(&cpu.step_losses);
-                assert_close(
-                    &format!("{what}: losses vs CPU"),
-                    &f32s(&fused.step_losses),
-                    &cpu_losses,
-                    1e-4,
-                    1e-6,
-                );
-                assert_close(
-                    &format!("{what}: losses vs per-op"),
-                    &f32s(&fused.step_losses),
-                    &f32s(&per_op.step_losses),
-                    1e-4,
-                    1e-6,
-                );
-                for (i, (f, c)) in fused_params.iter().zip(&cpu_params).enumerate() {
-                    assert_close(&format!("{what}: param {i}"), f, c, 1e-3, 1e-5);
-                    assert_close(
-                        &format!("{what}: param {i} vs per-op"),
-                        f,
-                        &per_op_params[i],
-                        1e-3,
-                        1e-5,
+                for (variant, vctx) in &variants {
+                    if !variant.fits(p) {
+                        // It falls back to Tiles: covered by that one.
+                        continue;
+                    }
+                    let what =
+                        format!("{loss:?} p={p} batch={batch} n={n} shuffle={shuffle} {variant:?}");
+                    let (fused, fused_params) = fit_on(
+                        Some(vctx),
+                        make(loss).as_mut(),
+                        &d,
+                        cfg.clone().backend(Backend::Gpu),
                     );
+                    // Fused: each epoch's steps, glm_steps_per_dispatch to a dispatch.
+                    let per = glm_steps_per_dispatch(batch);
+                    let want = 3 * n.div_ceil(batch).div_ceil(per) as u64;
+                    assert!(
+                        !fusable(&ctx) || fused.dispatches == want,
+                        "{what}: not fused ({} dispatches for {} steps, {want} expected)",
+                        fused.dispatches,
+                        fused.steps
+                    );
+                    if batch < SPLIT_MIN_ROWS {
+                        assert_eq!(per_op.dispatches, 7 * per_op.steps, "{what}");
+                    } else {
+                        // Its sums over rows split, each with a second pass.
+                        assert!(per_op.dispatches > 7 * per_op.steps, "{what}");
+                    }
+                    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+                    let cpu_losses = f32s(&cpu.step_losses);
+                    assert_close(
+                        &format!("{what}: losses vs CPU"),
+                        &f32s(&fused.step_losses),
+                        &cpu_losses,
+                        1e-4,
+                        1e-6,
+                    );
+                    assert_close(
+                        &format!("{what}: losses vs per-op"),
+                        &f32s(&fused.step_losses),
+                        &f32s(&per_op.step_losses),
+                        1e-4,
+                        1e-6,
+                    );
+                    for (i, (f, c)) in fused_params.iter().zip(&cpu_params).enumerate() {
+                        assert_close(&format!("{what}: param {i}"), f, c, 1e-3, 1e-5);
+                        assert_close(
+                            &format!("{what}: param {i} vs per-op"),
+                            f,
+                            &per_op_params[i],
+                            1e-3,
+                            1e-5,
+                        );
+                    }
+                    cases += 1;
                 }
-                cases += 1;
             }
         }
     }
-    assert_eq!(cases, 28);
+    // 32 for Tiles, Rows where p ≤ 64 (p 1, 3, 17, 64), Rows4 where p is also a multiple
+    // of 4 (64).
+    assert_eq!(cases, 32 + 16 + 4);
 }
 
 /// An epoch of more steps than one submission's parameter blocks hold (3,600 steps of two
@@ -234,12 +287,26 @@ fn fusion_applies_only_where_it_is_exact() {
 }
 
 /// A divergent rate halts the fused steps at the CPU's step, with finite parameters kept;
-/// the seeds' tol rule halts them at the CPU's step too.
+/// the seeds' tol rule halts them at the CPU's step too. Each variant.
 #[test]
 fn fused_steps_halt_like_the_cpu() {
-    if gpu("fused_steps_halt_like_the_cpu").is_none() {
+    let Some(ctx) = gpu("fused_steps_halt_like_the_cpu") else {
         return;
+    };
+    for (variant, vctx) in variants(&ctx) {
+        halts_like_the_cpu(&vctx, variant);
     }
+}
+
+fn halts_like_the_cpu(ctx: &GpuContext, variant: GlmEpochVariant) {
+    let trainer = |cfg: TrainConfig, backend: Backend| {
+        let t = Trainer::new(cfg.backend(backend)).unwrap();
+        if backend == Backend::Gpu {
+            t.with_gpu(ctx.clone())
+        } else {
+            t
+        }
+    };
     let d = Synthetic::linear(500, 8).seed(1).dataset().unwrap();
     let cfg = TrainConfig::sgd()
         .batch_size(10)
@@ -247,10 +314,7 @@ fn fused_steps_halt_like_the_cpu() {
         .epochs(50);
     let step = |backend: Backend| {
         let mut m = LinearRegression::new();
-        let err = Trainer::new(cfg.clone().backend(backend))
-            .unwrap()
-            .fit(&mut m, &d)
-            .unwrap_err();
+        let err = trainer(cfg.clone(), backend).fit(&mut m, &d).unwrap_err();
         assert!(m.weights().unwrap().iter().all(|v| v.is_finite()));
         match err {
             Error::Diverged { step, .. } => step,
@@ -258,7 +322,10 @@ fn fused_steps_halt_like_the_cpu() {
         }
     };
     let (g, c) = (step(Backend::Gpu), step(Backend::Cpu));
-    assert!(g.abs_diff(c) <= 1, "GPU halted at {g}, CPU at {c}");
+    assert!(
+        g.abs_diff(c) <= 1,
+        "{variant:?}: GPU halted at {g}, CPU at {c}"
+    );
 
     let tol = TrainConfig::sgd()
         .batch_size(3)
@@ -273,22 +340,19 @@ fn fused_steps_halt_like_the_cpu() {
         .unwrap();
     let run = |backend: Backend| {
         let mut m = LinearRegression::new().with_init(Init::Ones);
-        let r = Trainer::new(tol.clone().backend(backend))
-            .unwrap()
-            .fit(&mut m, &seeds)
-            .unwrap();
+        let r = trainer(tol.clone(), backend).fit(&mut m, &seeds).unwrap();
         (r.steps, r.stop)
     };
     let (g, c) = (run(Backend::Gpu), run(Backend::Cpu));
     assert!(
         g.0.abs_diff(c.0) <= 1,
-        "GPU stopped after {g:?}, CPU after {c:?}"
+        "{variant:?}: GPU stopped after {g:?}, CPU after {c:?}"
     );
 }
 
 /// Features beyond one storage binding (here: chunks of 100 rows, as 4 bindings of a
 /// large dataset would be): the fused steps read each row from its chunk, and equal the
-/// per-op path and the CPU reference.
+/// per-op path and the CPU reference. Each variant.
 #[test]
 fn fused_steps_read_chunked_features() {
     use gradflow::engine::{CpuEngine, CpuKernels, Rows};
@@ -296,61 +360,89 @@ fn fused_steps_read_chunked_features() {
     let Some(ctx) = gpu("fused_steps_read_chunked_features") else {
         return;
     };
-    for loss in [LossKind::Mse, LossKind::SigmoidBce] {
-        let d = data(loss, 390, 5, 3);
-        let program = make(loss).spec_for(&d).unwrap().program();
-        let order: Vec<u32> = (0..390u32).map(|i| (i * 151) % 390).collect();
-        let batches: Vec<(usize, usize)> =
-            (0..390).step_by(64).map(|s| (s, 64.min(390 - s))).collect();
-        let init = vec![vec![0.1, -0.2, 0.3, 0.0, 0.5], vec![0.05]];
-        let run = |fuse: bool| {
-            let options = GpuEngineOptions {
-                fuse_glm: fuse,
-                max_chunk_rows: Some(100),
-                ..GpuEngineOptions::default()
+    // A multiple of 4: every variant applies (Rows4 reads quads through the chunks).
+    const P: usize = 8;
+    for (variant, ctx) in variants(&ctx) {
+        for loss in [LossKind::Mse, LossKind::SigmoidBce] {
+            let d = data(loss, 390, P, 3);
+            let program = make(loss).spec_for(&d).unwrap().program();
+            let order: Vec<u32> = (0..390u32).map(|i| (i * 151) % 390).collect();
+            let batches: Vec<(usize, usize)> =
+                (0..390).step_by(64).map(|s| (s, 64.min(390 - s))).collect();
+            let init = vec![vec![0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.05], vec![0.05]];
+            let run = |fuse: bool| {
+                let options = GpuEngineOptions {
+                    fuse_glm: fuse,
+                    max_chunk_rows: Some(100),
+                    ..GpuEngineOptions::default()
+                };
+                let mut e = GpuEngine::with_options(
+                    &ctx,
+                    program.clone(),
+                    d.features(),
+                    P,
+                    d.targets(),
+                    64,
+                    options,
+                )
+                .unwrap();
+                assert_eq!(e.feature_chunks(), 4);
+                e.set_params(&init).unwrap();
+                e.set_order(&order).unwrap();
+                for (slot, &(start, len)) in batches.iter().enumerate() {
+                    e.step(start, len, 0.05, slot).unwrap();
+                }
+                let losses = e.read_losses(batches.len()).unwrap();
+                (losses, e.params().unwrap(), e.launches().0)
             };
-            let mut e = GpuEngine::with_options(
-                &ctx,
-                program.clone(),
-                d.features(),
-                5,
-                d.targets(),
-                64,
-                options,
-            )
-            .unwrap();
-            assert_eq!(e.feature_chunks(), 4);
-            e.set_params(&init).unwrap();
-            e.set_order(&order).unwrap();
-            for (slot, &(start, len)) in batches.iter().enumerate() {
-                e.step(start, len, 0.05, slot).unwrap();
+            let (fl, fp, fd) = run(true);
+            let (pl, pp, _) = run(false);
+            if fusable(&ctx) {
+                assert!(
+                    fd < batches.len() as u64,
+                    "{loss:?} {variant:?}: not fused ({fd} dispatches)"
+                );
             }
-            let losses = e.read_losses(batches.len()).unwrap();
-            (losses, e.params().unwrap(), e.launches().0)
-        };
-        let (fl, fp, fd) = run(true);
-        let (pl, pp, _) = run(false);
-        if fusable(&ctx) {
-            assert!(
-                fd < batches.len() as u64,
-                "{loss:?}: not fused ({fd} dispatches)"
+            let mut cpu =
+                CpuEngine::<f32>::new(program.clone(), d.features(), P, Some(d.targets()), 64)
+                    .with_kernels(CpuKernels::Reference);
+            cpu.set_params(&init).unwrap();
+            let mut cl = Vec::new();
+            for &(start, len) in &batches {
+                let rows = Rows::Gather(&order[start..start + len]);
+                cl.push(cpu.loss_and_grads(rows).unwrap() as f32);
+                cpu.sgd(0.05);
+            }
+            assert_close(
+                &format!("{loss:?} {variant:?} losses vs per-op"),
+                &fl,
+                &pl,
+                1e-5,
+                1e-7,
             );
-        }
-        let mut cpu =
-            CpuEngine::<f32>::new(program.clone(), d.features(), 5, Some(d.targets()), 64)
-                .with_kernels(CpuKernels::Reference);
-        cpu.set_params(&init).unwrap();
-        let mut cl = Vec::new();
-        for &(start, len) in &batches {
-            let rows = Rows::Gather(&order[start..start + len]);
-            cl.push(cpu.loss_and_grads(rows).unwrap() as f32);
-            cpu.sgd(0.05);
-        }
-        assert_close(&format!("{loss:?} losses vs per-op"), &fl, &pl, 1e-5, 1e-7);
-        assert_close(&format!("{loss:?} losses vs CPU"), &fl, &cl, 1e-5, 1e-7);
-        for (i, ((f, p), c)) in fp.iter().zip(&pp).zip(cpu.params()).enumerate() {
-            assert_close(&format!("{loss:?} param {i} vs per-op"), f, p, 1e-5, 1e-7);
-            assert_close(&format!("{loss:?} param {i} vs CPU"), f, &c, 1e-5, 1e-7);
+            assert_close(
+                &format!("{loss:?} {variant:?} losses vs CPU"),
+                &fl,
+                &cl,
+                1e-5,
+                1e-7,
+            );
+            for (i, ((f, p), c)) in fp.iter().zip(&pp).zip(cpu.params()).enumerate() {
+                assert_close(
+                    &format!("{loss:?} {variant:?} param {i} vs per-op"),
+                    f,
+                    p,
+                    1e-5,
+                    1e-7,
+                );
+                assert_close(
+                    &format!("{loss:?} {variant:?} param {i} vs CPU"),
+                    f,
+                    &c,
+                    1e-5,
+                    1e-7,
+                );
+            }
         }
     }
 }

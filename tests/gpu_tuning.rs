@@ -302,7 +302,10 @@ fn the_tuner_measures_verifies_and_caches() {
         };
         assert!(chosen("GLM gradient", format!("{:?}", t.glm_grad)));
         assert!(chosen("per-op kernels", format!("{:?}", t.per_op)));
-        assert!(chosen("many-step GLM", format!("{:?}", t.many_step)));
+        assert!(chosen(
+            "many-step GLM",
+            format!("{:?}", (t.many_step, t.glm_epoch))
+        ));
     }
     let key = tune::key(ctx.info());
     assert!(key.contains(&ctx.info().name) && key.contains(env!("CARGO_PKG_VERSION")));

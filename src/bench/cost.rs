@@ -325,22 +325,19 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
             let cut = kernels::glm_grad_split(rows, p, dev.glm_grad);
             let bytes_x = n * pf * f;
             let chunks = (bytes_x / dev.max_binding as f64).ceil().max(1.0);
-            let barriers = match dev.glm_grad {
+            let barriers = if dev.glm_grad.per_lane() {
                 // The workgroup's gradients reduced 16 features at a time, the tree.
-                GlmGradVariant::Rows => 2.0 * (pf / 16.0).ceil() + 7.0,
+                2.0 * (pf / 16.0).ceil() + 7.0
+            } else {
                 // Three a tile, the reductions.
-                _ => 3.0 * (cut.seg_len / 256) as f64 + 12.0,
+                3.0 * (cut.seg_len / 256) as f64 + 12.0
             };
             let partials = (cut.segments * (p + 2)) as f64;
             let mut dispatches = vec![Dispatch {
                 kernel: "glm_grad (per chunk)",
                 per_step: chunks,
                 workgroups: cut.segments as u64,
-                lanes: if dev.glm_grad == GlmGradVariant::Rows {
-                    64
-                } else {
-                    256
-                },
+                lanes: if dev.glm_grad.per_lane() { 64 } else { 256 },
                 // Over the step's chunk dispatches: X once, targets and order, partials.
                 bytes: bytes_x + n * 2.0 * f + chunks * partials * f,
                 flops: 4.0 * n * pf,

@@ -90,16 +90,16 @@ fn print_tuning(t: &gradflow::gpu::Tuning) {
     };
     println!("  kernel tuning ({source}):");
     println!(
-        "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · GLM gradient: {:?} · \
-         matrix products: {:?} register block",
-        t.per_op, t.many_step, t.glm_grad, t.matmul
+        "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · many-step GLM: {:?} · \
+         GLM gradient: {:?} · matrix products: {:?} register block",
+        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul
     );
     for m in &t.measured {
         let time = m.ms.map_or_else(
             || "wrong results: not chosen".to_string(),
             |ms| format!("{ms:.2} ms"),
         );
-        println!("    {:<16} {:<8} {time}", m.probe, m.candidate);
+        println!("    {:<16} {:<16} {time}", m.probe, m.candidate);
     }
 }
 

@@ -207,7 +207,8 @@ impl GpuContext {
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused optional input"),
-            size: 4,
+            // One vec4: a binding read as array<vec4<f32>> must hold one element.
+            size: 16,
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });

@@ -26,7 +26,7 @@ use crate::program::Layout;
 use crate::program::LossKind;
 use crate::program::Rule;
 
-use super::tune::{GlmGradVariant, MatmulBlock, Tuning};
+use super::tune::{GlmEpochVariant, GlmGradVariant, MatmulBlock, Tuning};
 
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,8 +114,8 @@ pub enum Kernel {
     /// A parameter update (an optimizer step).
     Update(Rule),
     /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch; whether
-    /// X spans chunks.
-    GlmEpoch(LossKind, bool),
+    /// X spans chunks; the variant.
+    GlmEpoch(LossKind, bool, GlmEpochVariant),
     /// A one-output GLM's loss and gradient partial sums over row segments, in one pass,
     /// in one of its variants.
     GlmGrad(LossKind, GlmGradVariant),
@@ -163,7 +163,7 @@ impl Kernel {
             Kernel::Update(Rule::Momentum { .. }) => "momentum",
             Kernel::Update(Rule::Adam) => "adam",
             Kernel::Update(Rule::AdaGrad) => "adagrad",
-            Kernel::GlmEpoch(..) => "glm_epoch",
+            Kernel::GlmEpoch(.., v) => v.entry_point(),
             Kernel::GlmGrad(_, v) => v.entry_point(),
             Kernel::GlmFinish => "glm_finish",
         }
@@ -183,7 +183,7 @@ impl Kernel {
             Kernel::Activate(f) | Kernel::ActivateBackward(f) => vec![act(f)],
             Kernel::Matmul(_, _, f, c) => vec![act(f), chunked(c)],
             Kernel::MatmulSplit(_, c) => vec![chunked(c)],
-            Kernel::GlmEpoch(k, c) => vec![loss(k), chunked(c)],
+            Kernel::GlmEpoch(k, c, _) => vec![loss(k), chunked(c)],
             Kernel::GlmGrad(k, _) => vec![loss(k)],
             _ => Vec::new(),
         }

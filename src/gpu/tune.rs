@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | parameter block of the per-op kernels | [`ParamBlock::Uniform`], [`ParamBlock::Storage`] | Mesa 22.3's lavapipe recompiles a shader at every dispatch whose uniform values steer its loops |
 //! | parameter block of the many-step GLM kernel | the same | there the recompilation is paid once per 16 steps and buys loops specialised to the shape |
+//! | many-step GLM kernel (`glm_epoch.wgsl`) | [`GlmEpochVariant`] | a GPU wants a step's rows spread over many invocations; on llvmpipe each barrier switches between a workgroup's SIMD groups and each read is a gather |
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //!
@@ -30,6 +31,10 @@ use super::context::GpuContext;
 use super::kernels::{self, Halting, ParamRing, TargetRows};
 use super::pipelines::Family;
 use super::readback;
+
+/// The version of the set of choices and candidates, in the cache key: raised when one is
+/// added, so that a choice cached before it was measured without it is measured again.
+const CHOICES: u32 = 3;
 
 /// The variable that turns tuning off (`off`).
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
@@ -82,14 +87,18 @@ pub enum GlmGradVariant {
     /// `glm_grad_rows`: 64 invocations, each walking its rows with the gradient in its
     /// own array, every value read once (p ≤ 64): the CPU-adapter variant.
     Rows,
+    /// `glm_grad_rows4`: as `Rows`, reading rows four features at a time (p ≤ 64, a
+    /// multiple of 4): on llvmpipe a read costs about the same whatever its width.
+    Rows4,
 }
 
 impl GlmGradVariant {
     /// Every variant, in the order the tuner tries them.
-    pub const ALL: [GlmGradVariant; 3] = [
+    pub const ALL: [GlmGradVariant; 4] = [
         GlmGradVariant::Tiles,
         GlmGradVariant::Quads,
         GlmGradVariant::Rows,
+        GlmGradVariant::Rows4,
     ];
 
     /// Whether the variant handles `p` features.
@@ -98,6 +107,7 @@ impl GlmGradVariant {
     /// use gradflow::gpu::tune::GlmGradVariant;
     /// assert!(GlmGradVariant::Quads.fits(64) && !GlmGradVariant::Quads.fits(30));
     /// assert!(GlmGradVariant::Rows.fits(64) && !GlmGradVariant::Rows.fits(65));
+    /// assert!(GlmGradVariant::Rows4.fits(64) && !GlmGradVariant::Rows4.fits(30));
     /// ```
     pub fn fits(self, p: usize) -> bool {
         let max = kernels::GLM_GRAD_MAX_P;
@@ -105,7 +115,14 @@ impl GlmGradVariant {
             GlmGradVariant::Tiles => (1..=max).contains(&p),
             GlmGradVariant::Quads => (1..=max).contains(&p) && p.is_multiple_of(4),
             GlmGradVariant::Rows => (1..=64).contains(&p),
+            GlmGradVariant::Rows4 => (1..=64).contains(&p) && p.is_multiple_of(4),
         }
+    }
+
+    /// Whether each of the variant's 64 invocations walks its own run of rows (`Rows`,
+    /// `Rows4`), rather than the workgroup a tile at a time.
+    pub fn per_lane(self) -> bool {
+        matches!(self, GlmGradVariant::Rows | GlmGradVariant::Rows4)
     }
 
     pub(crate) fn entry_point(self) -> &'static str {
@@ -113,6 +130,54 @@ impl GlmGradVariant {
             GlmGradVariant::Tiles => "glm_grad",
             GlmGradVariant::Quads => "glm_grad4",
             GlmGradVariant::Rows => "glm_grad_rows",
+            GlmGradVariant::Rows4 => "glm_grad_rows4",
+        }
+    }
+}
+
+/// The variants of the many-step GLM kernel (`shaders/glm_epoch.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GlmEpochVariant {
+    /// `glm_epoch`: 256 invocations, one row each for z, then groups of p invocations sum
+    /// Xᵀδ over each tile of the batch (any p ≤ 1024).
+    Tiles,
+    /// `glm_epoch_rows`: 64 invocations, each walking rows t, t + 64, … of a step with the
+    /// gradient in its own array, every value read once (p ≤ 64): the CPU-adapter variant.
+    Rows,
+    /// `glm_epoch_rows4`: as `Rows`, reading rows four features at a time (p ≤ 64, a
+    /// multiple of 4).
+    Rows4,
+}
+
+impl GlmEpochVariant {
+    /// Every variant, in the order the tuner tries them.
+    pub const ALL: [GlmEpochVariant; 3] = [
+        GlmEpochVariant::Tiles,
+        GlmEpochVariant::Rows,
+        GlmEpochVariant::Rows4,
+    ];
+
+    /// Whether the variant handles `p` features.
+    ///
+    /// ```
+    /// use gradflow::gpu::tune::GlmEpochVariant;
+    /// assert!(GlmEpochVariant::Tiles.fits(1024));
+    /// assert!(GlmEpochVariant::Rows.fits(64) && !GlmEpochVariant::Rows.fits(65));
+    /// assert!(GlmEpochVariant::Rows4.fits(64) && !GlmEpochVariant::Rows4.fits(30));
+    /// ```
+    pub fn fits(self, p: usize) -> bool {
+        match self {
+            GlmEpochVariant::Tiles => (1..=kernels::GLM_EPOCH_MAX_P).contains(&p),
+            GlmEpochVariant::Rows => (1..=64).contains(&p),
+            GlmEpochVariant::Rows4 => (1..=64).contains(&p) && p.is_multiple_of(4),
+        }
+    }
+
+    pub(crate) fn entry_point(self) -> &'static str {
+        match self {
+            GlmEpochVariant::Tiles => "glm_epoch",
+            GlmEpochVariant::Rows => "glm_epoch_rows",
+            GlmEpochVariant::Rows4 => "glm_epoch_rows4",
         }
     }
 }
@@ -135,6 +200,9 @@ pub struct Tuning {
     pub per_op: ParamBlock,
     /// Parameter block of the many-step GLM kernel (`glm_epoch.wgsl`).
     pub many_step: ParamBlock,
+    /// The many-step GLM kernel's variant, where it fits `p` (else Tiles).
+    #[serde(default = "tiles")]
+    pub glm_epoch: GlmEpochVariant,
     /// The fused GLM gradient's variant, where it fits `p` (else the first that does,
     /// of Quads and Tiles).
     pub glm_grad: GlmGradVariant,
@@ -162,12 +230,17 @@ fn four() -> MatmulBlock {
     MatmulBlock::Four
 }
 
+fn tiles() -> GlmEpochVariant {
+    GlmEpochVariant::Tiles
+}
+
 impl Default for Tuning {
     /// The choices for a GPU: parameters in uniform buffers, the gradient in quads.
     fn default() -> Self {
         Tuning {
             per_op: ParamBlock::Uniform,
             many_step: ParamBlock::Uniform,
+            glm_epoch: GlmEpochVariant::Tiles,
             glm_grad: GlmGradVariant::Quads,
             matmul: MatmulBlock::Four,
             measured: Vec::new(),
@@ -184,18 +257,44 @@ impl Tuning {
         }
     }
 
+    /// The many-step GLM kernel's variant for `p` features: the chosen one where it fits,
+    /// else its scalar form (Rows for Rows4), else Tiles.
+    ///
+    /// ```
+    /// use gradflow::gpu::tune::{GlmEpochVariant, Tuning};
+    /// let t = Tuning { glm_epoch: GlmEpochVariant::Rows4, ..Tuning::default() };
+    /// assert_eq!(t.glm_epoch_for(64), GlmEpochVariant::Rows4);
+    /// assert_eq!(t.glm_epoch_for(30), GlmEpochVariant::Rows);
+    /// assert_eq!(t.glm_epoch_for(65), GlmEpochVariant::Tiles);
+    /// ```
+    pub fn glm_epoch_for(&self, p: usize) -> GlmEpochVariant {
+        let scalar = match self.glm_epoch {
+            GlmEpochVariant::Rows4 => GlmEpochVariant::Rows,
+            v => v,
+        };
+        [self.glm_epoch, scalar]
+            .into_iter()
+            .find(|v| v.fits(p))
+            .unwrap_or(GlmEpochVariant::Tiles)
+    }
+
     /// The fused GLM gradient's variant for `p` features: the chosen one where it fits,
-    /// else Quads, else Tiles.
+    /// else its scalar form (Rows for Rows4), else Quads, else Tiles.
     ///
     /// ```
     /// use gradflow::gpu::tune::{GlmGradVariant, Tuning};
-    /// let t = Tuning { glm_grad: GlmGradVariant::Rows, ..Tuning::default() };
-    /// assert_eq!(t.glm_grad_for(64), GlmGradVariant::Rows);
+    /// let t = Tuning { glm_grad: GlmGradVariant::Rows4, ..Tuning::default() };
+    /// assert_eq!(t.glm_grad_for(64), GlmGradVariant::Rows4);
+    /// assert_eq!(t.glm_grad_for(30), GlmGradVariant::Rows); // not a multiple of 4
     /// assert_eq!(t.glm_grad_for(128), GlmGradVariant::Quads);
     /// assert_eq!(t.glm_grad_for(130), GlmGradVariant::Tiles); // past Rows, not a multiple of 4
     /// ```
     pub fn glm_grad_for(&self, p: usize) -> GlmGradVariant {
-        [self.glm_grad, GlmGradVariant::Quads]
+        let scalar = match self.glm_grad {
+            GlmGradVariant::Rows4 => GlmGradVariant::Rows,
+            v => v,
+        };
+        [self.glm_grad, scalar, GlmGradVariant::Quads]
             .into_iter()
             .find(|v| v.fits(p))
             .unwrap_or(GlmGradVariant::Tiles)
@@ -203,10 +302,11 @@ impl Tuning {
 }
 
 /// The cache key of an adapter: name, backend, driver and its version, PCI ids, and
-/// gradflow's version (a new release measures again).
+/// gradflow's version and the set of choices (a new release, or a new choice or candidate
+/// within one, measures again).
 pub fn key(info: &wgpu::AdapterInfo) -> String {
     format!(
-        "{} | {:?} | {} {} | {:04x}:{:04x} | gradflow {}",
+        "{} | {:?} | {} {} | {:04x}:{:04x} | gradflow {} choices {CHOICES}",
         info.name,
         info.backend,
         info.driver,
@@ -304,17 +404,28 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
     for block in [ParamBlock::Uniform, ParamBlock::Storage] {
         let t = Tuning {
             per_op: block,
-            many_step: block,
             ..best.clone()
         };
-        let Ok(ctx) = GpuContext::open_with(adapter, t).await else {
-            continue;
-        };
-        per_op.push((block, probe_per_op(&ctx).ok().flatten()));
-        many.push((block, probe_many_step(&ctx).ok().flatten()));
+        if let Ok(ctx) = GpuContext::open_with(adapter, t).await {
+            per_op.push((block, probe_per_op(&ctx).ok().flatten()));
+        }
+        // The many-step kernel's block and variant together: which uniforms lavapipe
+        // inlines, and so what it specialises and how often it compiles again, differs
+        // by variant (measured: Rows4 10× slower with a uniform block, Rows faster).
+        for variant in GlmEpochVariant::ALL {
+            let t = Tuning {
+                many_step: block,
+                glm_epoch: variant,
+                ..best.clone()
+            };
+            if let Ok(ctx) = GpuContext::open_with(adapter, t).await {
+                many.push(((block, variant), probe_many_step(&ctx).ok().flatten()));
+            }
+        }
     }
     best.per_op = pick("per-op kernels", per_op, &mut measured).unwrap_or(best.per_op);
-    best.many_step = pick("many-step GLM", many, &mut measured).unwrap_or(best.many_step);
+    (best.many_step, best.glm_epoch) =
+        pick("many-step GLM", many, &mut measured).unwrap_or((best.many_step, best.glm_epoch));
     let ctx = GpuContext::open_with(adapter, best.clone()).await?;
     let grads = GlmGradVariant::ALL
         .into_iter()

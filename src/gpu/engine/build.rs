@@ -388,8 +388,11 @@ fn fused_glm(
         losses,
         halt,
     )?;
-    ctx.pipelines()
-        .get(Kernel::GlmEpoch(program.loss, view.features.len() > 1));
+    ctx.pipelines().get(Kernel::GlmEpoch(
+        program.loss,
+        view.features.len() > 1,
+        ctx.pipelines().tuning().glm_epoch_for(p),
+    ));
     // One parameter block per dispatch: a queue of steps must fit the ring's blocks.
     let per_dispatch = kernels::glm_steps_per_dispatch(cap);
     let capacity = loss_slots.min(ring.free() * per_dispatch);

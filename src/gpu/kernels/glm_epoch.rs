@@ -117,7 +117,8 @@ pub fn glm_steps_per_dispatch(batch: usize) -> usize {
 }
 
 /// Records steps `first .. first + n_steps` of the bound step list as one dispatch of one
-/// workgroup (`kind`: MSE or sigmoid + BCE).
+/// workgroup (`kind`: MSE or sigmoid + BCE), in the variant the adapter's tuning chose
+/// for `p` ([`Tuning::glm_epoch_for`](crate::gpu::tune::Tuning::glm_epoch_for)).
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for another loss or `p` beyond [`GLM_EPOCH_MAX_P`];
@@ -171,7 +172,11 @@ pub fn glm_epoch(
         ctx,
         pass,
         ring,
-        Kernel::GlmEpoch(kind, bound.chunks > 1),
+        Kernel::GlmEpoch(
+            kind,
+            bound.chunks > 1,
+            ctx.pipelines().tuning().glm_epoch_for(p),
+        ),
         bound,
         &params,
         (1, 1),

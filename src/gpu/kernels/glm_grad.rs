@@ -36,7 +36,7 @@ pub struct GlmSplit {
 fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
     let tiles = match variant {
         // 64 invocations, each a 64th of the rows, two passes over p per row.
-        GlmGradVariant::Rows => LOOP_BUDGET / (2 * p + 2) * 64 / TILE_ROWS,
+        _ if variant.per_lane() => LOOP_BUDGET / (2 * p + 2) * 64 / TILE_ROWS,
         _ if p <= TILE_ROWS => LOOP_BUDGET / (p + TILE_ROWS / (TILE_ROWS / p) + 1),
         _ => LOOP_BUDGET / (p + TILE_ROWS * 5),
     };
@@ -47,9 +47,10 @@ fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
 /// CPU-adapter variant, whose per-segment reduction is the costly part and whose
 /// device has a few dozen threads at most.
 fn target_segments(variant: GlmGradVariant) -> usize {
-    match variant {
-        GlmGradVariant::Rows => 64,
-        _ => SPLIT_TARGET_WORKGROUPS as usize,
+    if variant.per_lane() {
+        64
+    } else {
+        SPLIT_TARGET_WORKGROUPS as usize
     }
 }
 
@@ -378,11 +379,12 @@ mod tests {
                     let bound = glm_grad_segments_bound(rows, p, v);
                     assert!(cut.segments <= bound, "{v:?} {rows} {p}");
                     // Every invocation's loops within the budget, the finishing pass's too.
-                    let per_lane = match v {
-                        GlmGradVariant::Rows => cut.seg_len.div_ceil(64) * (2 * p + 2),
-                        _ => cut.seg_len / TILE_ROWS * (p + TILE_ROWS * 5),
+                    let per_lane = if v.per_lane() {
+                        cut.seg_len.div_ceil(64) * (2 * p + 2)
+                    } else {
+                        cut.seg_len / TILE_ROWS * (p + TILE_ROWS * 5)
                     };
-                    assert!(per_lane < 65_535 || v != GlmGradVariant::Rows, "{v:?} {p}");
+                    assert!(per_lane < 65_535 || !v.per_lane(), "{v:?} {p}");
                 }
             }
         }
