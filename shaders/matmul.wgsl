@@ -396,3 +396,130 @@ fn matmul_tn8(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn matmul_nt8(@builtin(global_invocation_id) gid: vec3<u32>) {
     block_sum8(gid, 2u);
 }
+
+// Vec4 views of A (and its chunks) and of B, for the 8 × 8 block's quad entry points.
+@group(0) @binding(1) var<storage, read> a_q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b_q: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> a1_q: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> a2_q: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> a3_q: array<vec4<f32>>;
+
+// Values off .. off + 4 of A's stored row at `at` (`at.y` and `off` multiples of 4).
+fn a_read_q(at: vec2<u32>, off: u32) -> vec4<f32> {
+    let i = (at.y + off) / 4u;
+    if (!CHUNKED) {
+        return a_q[i];
+    }
+    switch at.x {
+        case 0u: { return a_q[i]; }
+        case 1u: { return a1_q[i]; }
+        case 2u: { return a2_q[i]; }
+        default: { return a3_q[i]; }
+    }
+}
+
+// `block_sum8` reading its operands four values at a time, where the shape keeps every
+// quad aligned (the host checks: NN k and n, TN m and n, NT k multiples of 4): NN and NT
+// read A's rows along k, NN B's rows along j, NT B's rows along k, TN A's and B's rows
+// along i and j. On llvmpipe a read whose address differs across lanes is a loop over
+// the lanes, with a branch each, whatever its width: a quarter of the reads. Every
+// value of C is summed as in `block_sum8` (the same products added in the same order):
+// the same bits.
+fn block_sum8q(gid: vec3<u32>, form: u32) {
+    let i0 = gid.y * 8u;
+    let j0 = gid.x * 8u;
+    if (i0 >= P.m || j0 >= P.n) {
+        return;
+    }
+    let last = P.m - 1u;
+    var rr: array<vec2<u32>, 8>;
+    if (form != 1u) {
+        for (var r = 0u; r < 8u; r++) {
+            rr[r] = a_ref(min(i0 + r, last), P.k);
+        }
+    }
+    // The second quad of rows (TN) and of columns, at the first where it lies past C:
+    // read, never stored.
+    let ih = select(i0 + 4u, i0, i0 + 4u >= P.m);
+    let jh = select(j0 + 4u, j0, j0 + 4u >= P.n);
+    var acc: array<vec4<f32>, 16>;
+    if (P.k_begin > 0u) {
+        for (var r = 0u; r < 8u; r++) {
+            acc[2u * r] = load_row(i0 + r, j0);
+            acc[2u * r + 1u] = load_row(i0 + r, j0 + 4u);
+        }
+    }
+    for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
+        var t: array<vec4<f32>, 16>;
+        let l1 = min(l0 + TILE, P.k_end);
+        if (form == 1u) {
+            for (var l = l0; l < l1; l++) {
+                let at = a_ref(l, P.m);
+                let a_lo = a_read_q(at, i0);
+                let a_hi = a_read_q(at, ih);
+                let lo = b_q[(l * P.n + j0) / 4u];
+                let hi = b_q[(l * P.n + jh) / 4u];
+                for (var r = 0u; r < 4u; r++) {
+                    t[2u * r] += a_lo[r] * lo;
+                    t[2u * r + 1u] += a_lo[r] * hi;
+                    t[2u * r + 8u] += a_hi[r] * lo;
+                    t[2u * r + 9u] += a_hi[r] * hi;
+                }
+            }
+        } else {
+            // k_begin and TILE are multiples of 4, and so (the host checks) is k.
+            for (var l = l0; l < l1; l += 4u) {
+                var aq: array<vec4<f32>, 8>;
+                for (var r = 0u; r < 8u; r++) {
+                    aq[r] = a_read_q(rr[r], l);
+                }
+                var bq: array<vec4<f32>, 8>;
+                if (form == 2u) {
+                    // op(B)[l .. l + 4, j] is stored row j's values l .. l + 4.
+                    for (var c = 0u; c < 8u; c++) {
+                        bq[c] = b_q[(min(j0 + c, P.n - 1u) * P.k + l) / 4u];
+                    }
+                }
+                for (var d = 0u; d < 4u; d++) {
+                    var lo: vec4<f32>;
+                    var hi: vec4<f32>;
+                    if (form == 2u) {
+                        lo = vec4<f32>(bq[0][d], bq[1][d], bq[2][d], bq[3][d]);
+                        hi = vec4<f32>(bq[4][d], bq[5][d], bq[6][d], bq[7][d]);
+                    } else {
+                        lo = b_q[((l + d) * P.n + j0) / 4u];
+                        hi = b_q[((l + d) * P.n + jh) / 4u];
+                    }
+                    for (var r = 0u; r < 8u; r++) {
+                        t[2u * r] += aq[r][d] * lo;
+                        t[2u * r + 1u] += aq[r][d] * hi;
+                    }
+                }
+            }
+        }
+        for (var q = 0u; q < 16u; q++) {
+            acc[q] += t[q];
+        }
+    }
+    for (var r = 0u; r < 8u; r++) {
+        store_row(0u, i0 + r, j0, acc[2u * r]);
+        if (j0 + 4u < P.n) {
+            store_row(0u, i0 + r, j0 + 4u, acc[2u * r + 1u]);
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nn8q(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8q(gid, 0u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_tn8q(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8q(gid, 1u);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nt8q(@builtin(global_invocation_id) gid: vec3<u32>) {
+    block_sum8q(gid, 2u);
+}

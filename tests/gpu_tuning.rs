@@ -310,3 +310,110 @@ fn the_tuner_measures_verifies_and_caches() {
     let key = tune::key(ctx.info());
     assert!(key.contains(&ctx.info().name) && key.contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// One product on `ctx` (A in `chunks` buffers of `rpc` rows when given, read through a
+/// gather index when `gather`): C's bits.
+fn product_bits(
+    ctx: &GpuContext,
+    layout: gradflow::program::Layout,
+    (m, k, n): (usize, usize, usize),
+    (a, b, idx): (&[f32], &[f32], Option<&[u32]>),
+    chunks: Option<(usize, usize)>,
+) -> Vec<u32> {
+    use gradflow::gpu::kernels::{self, ParamRing};
+    let a_row_len = if layout == gradflow::program::Layout::TN {
+        m
+    } else {
+        k
+    };
+    let mut ring = ParamRing::new(ctx, 4).unwrap();
+    let parts: Vec<wgpu::Buffer> = match chunks {
+        Some((_, rpc)) => a
+            .chunks(rpc * a_row_len)
+            .map(|part| ctx.upload("a chunk", part).unwrap())
+            .collect(),
+        None => vec![ctx.upload("a", a).unwrap()],
+    };
+    let refs: Vec<&wgpu::Buffer> = parts.iter().collect();
+    let (gb, gc) = (
+        ctx.upload("b", b).unwrap(),
+        ctx.storage("c", m * n).unwrap(),
+    );
+    let gi = idx.map(|i| ctx.upload("idx", i).unwrap());
+    let rpc = chunks.map_or(u32::MAX as usize, |(_, rpc)| rpc);
+    let bound =
+        kernels::bind_matmul_chunked(ctx, &ring, &refs, rpc, gi.as_ref(), &gb, &gc).unwrap();
+    kernels::submit(ctx, &mut ring, |pass, ring| {
+        kernels::matmul(ctx, pass, ring, &bound, layout, (m, k, n), idx.map(|_| 0))
+    })
+    .unwrap();
+    let c = gradflow::gpu::readback::read_f32(ctx, &gc, m * n).unwrap();
+    c.iter().map(|v| v.to_bits()).collect()
+}
+
+/// The 8 × 8 block reads its operands four values at a time where the shape aligns them
+/// (`matmul.wgsl`'s `block_sum8q`: NN k and n, TN m and n, NT k multiples of 4) and value
+/// by value elsewhere: either way the 4 × 4 block's bits and the CPU's values, in every
+/// layout, with the second quad of rows or columns past C (12 = 8 + 4), gathered rows and
+/// A across chunk buffers.
+#[test]
+fn matmul_quads_keep_the_bits() {
+    use gradflow::cpu;
+    use gradflow::gpu::MatmulBlock;
+    use gradflow::program::Layout;
+    if gpu("matmul_quads_keep_the_bits").is_none() {
+        return;
+    }
+    let ctx = |block| {
+        let t = Tuning {
+            matmul: block,
+            ..Tuning::default()
+        };
+        GpuContext::with_tuning(None, t).unwrap()
+    };
+    let (four, eight) = (ctx(MatmulBlock::Four), ctx(MatmulBlock::Eight));
+    let mut rng = Rng::new(77);
+    let mut cases = 0;
+    for layout in [Layout::NN, Layout::TN, Layout::NT] {
+        for (m, k, n) in [
+            (36, 20, 44),
+            (12, 8, 12),
+            (4, 4, 4),
+            (40, 64, 12),
+            (256, 64, 256),
+            (9, 20, 13),
+            (12, 9, 12),
+        ] {
+            let a_rows = if layout == Layout::TN { k } else { m };
+            let a_row_len = if layout == Layout::TN { m } else { k };
+            let b = rng.vec(k * n, -1.0, 1.0);
+            // A's stored rows: a gather reads a shuffled subset of 7 more, spread over
+            // three chunk buffers of whole rows.
+            let stored = a_rows + 7;
+            let a = rng.vec(stored * a_row_len, -1.0, 1.0);
+            let idx: Vec<u32> = (0..a_rows).map(|_| rng.below(stored as u32)).collect();
+            let rpc = stored.div_ceil(3);
+            for (gather, chunks) in [(false, None), (true, None), (true, Some((3, rpc)))] {
+                let a_used = if gather {
+                    &a[..]
+                } else {
+                    &a[..a_rows * a_row_len]
+                };
+                let index = gather.then_some(&idx[..]);
+                let what = format!("{layout:?} {m}×{k}×{n} gather={gather} chunks={chunks:?}");
+                let bits = product_bits(&eight, layout, (m, k, n), (a_used, &b, index), chunks);
+                assert_eq!(
+                    bits,
+                    product_bits(&four, layout, (m, k, n), (a_used, &b, index), chunks),
+                    "{what}: the 8 × 8 block's bits differ from the 4 × 4 block's"
+                );
+                let mut want = vec![0f32; m * n];
+                cpu::matmul::matmul(layout, m, k, n, a_used, index, &b, &mut want);
+                let got: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+                assert_close(&what, &got, &want, 1e-5, 1e-5 * k as f32);
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 63);
+}

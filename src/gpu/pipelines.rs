@@ -94,8 +94,9 @@ impl Family {
 pub enum Kernel {
     /// Matrix product in a layout with a register block; the activation of a fused
     /// epilogue (`ACT`; any for products without one); whether A spans several chunk
-    /// buffers (`CHUNKED`).
-    Matmul(Layout, MatmulBlock, Activation, bool),
+    /// buffers (`CHUNKED`); whether the 8 × 8 block reads its operands as quads (where
+    /// the shape aligns them: `kernels::matmul_kernel`).
+    Matmul(Layout, MatmulBlock, Activation, bool, bool),
     /// Matrix product in a layout, its sum over k split into segments over the grid's z
     /// (partial products, added by a column-sum pass); whether A spans chunks.
     MatmulSplit(Layout, bool),
@@ -145,9 +146,12 @@ impl Kernel {
             Kernel::Matmul(Layout::NN, MatmulBlock::Four, ..) => "matmul_nn",
             Kernel::Matmul(Layout::TN, MatmulBlock::Four, ..) => "matmul_tn",
             Kernel::Matmul(Layout::NT, MatmulBlock::Four, ..) => "matmul_nt",
-            Kernel::Matmul(Layout::NN, MatmulBlock::Eight, ..) => "matmul_nn8",
-            Kernel::Matmul(Layout::TN, MatmulBlock::Eight, ..) => "matmul_tn8",
-            Kernel::Matmul(Layout::NT, MatmulBlock::Eight, ..) => "matmul_nt8",
+            Kernel::Matmul(Layout::NN, MatmulBlock::Eight, .., false) => "matmul_nn8",
+            Kernel::Matmul(Layout::TN, MatmulBlock::Eight, .., false) => "matmul_tn8",
+            Kernel::Matmul(Layout::NT, MatmulBlock::Eight, .., false) => "matmul_nt8",
+            Kernel::Matmul(Layout::NN, MatmulBlock::Eight, .., true) => "matmul_nn8q",
+            Kernel::Matmul(Layout::TN, MatmulBlock::Eight, .., true) => "matmul_tn8q",
+            Kernel::Matmul(Layout::NT, MatmulBlock::Eight, .., true) => "matmul_nt8q",
             Kernel::MatmulSplit(Layout::NN, _) => "matmul_nn_split",
             Kernel::MatmulSplit(Layout::TN, _) => "matmul_tn_split",
             Kernel::MatmulSplit(Layout::NT, _) => "matmul_nt_split",
@@ -181,7 +185,7 @@ impl Kernel {
         let chunked = |c: bool| ("CHUNKED", if c { 1.0 } else { 0.0 });
         match self {
             Kernel::Activate(f) | Kernel::ActivateBackward(f) => vec![act(f)],
-            Kernel::Matmul(_, _, f, c) => vec![act(f), chunked(c)],
+            Kernel::Matmul(_, _, f, c, _) => vec![act(f), chunked(c)],
             Kernel::MatmulSplit(_, c) => vec![chunked(c)],
             Kernel::GlmEpoch(k, c, _) => vec![loss(k), chunked(c)],
             Kernel::GlmGrad(k, _) => vec![loss(k)],

@@ -129,7 +129,14 @@ impl GpuEngine {
             let out_or_scratch = |id: BufId| scratch.as_ref().unwrap_or(&bufs[id.0]);
             let (bound, kernel) = match *op {
                 Op::Matmul {
-                    layout, a, b, c, ..
+                    layout,
+                    m,
+                    k,
+                    n,
+                    a,
+                    b,
+                    c,
+                    ..
                 } => {
                     let bound = match a {
                         Src::Features => views
@@ -160,8 +167,8 @@ impl GpuEngine {
                     let kernel = if room.is_some() {
                         Kernel::MatmulSplit(layout, chunked)
                     } else {
-                        let block = ctx.pipelines().tuning().matmul;
-                        Kernel::Matmul(layout, block, epi.activation(), chunked)
+                        let shape = (m.eval(cap), k.eval(cap), n.eval(cap));
+                        kernels::matmul_kernel(ctx, layout, shape, epi.activation(), chunked)
                     };
                     (bound, kernel)
                 }

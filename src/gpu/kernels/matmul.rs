@@ -274,7 +274,7 @@ pub fn matmul_with(
 ) -> Result<()> {
     check_family(bound, Family::Matmul)?;
     let block = ctx.pipelines().tuning().matmul;
-    let kernel = Kernel::Matmul(layout, block, epi.activation(), bound.chunks > 1);
+    let kernel = matmul_kernel(ctx, layout, (m, k, n), epi.activation(), bound.chunks > 1);
     let edge = match block {
         MatmulBlock::Four => MATMUL_BLOCK as u64,
         MatmulBlock::Eight => 64,
@@ -308,6 +308,32 @@ pub fn matmul_with(
         dispatch(ctx, pass, ring, kernel, bound, &params, (gx, gy))?;
     }
     Ok(())
+}
+
+/// The pipeline of an unsplit product of shape (m, k, n) in `layout` with a fused
+/// epilogue's activation `act`, A in chunks or not: the adapter's register block, and
+/// for the 8 × 8 block the quad reads (`block_sum8q`, the same bits) where the shape
+/// aligns every quad: a row of A or B read along its length starts on a multiple of 4.
+pub(crate) fn matmul_kernel(
+    ctx: &GpuContext,
+    layout: Layout,
+    (m, k, n): (usize, usize, usize),
+    act: Activation,
+    chunked: bool,
+) -> Kernel {
+    let block = ctx.pipelines().tuning().matmul;
+    let aligned = match layout {
+        Layout::NN => k % 4 == 0 && n % 4 == 0,
+        Layout::TN => m % 4 == 0 && n % 4 == 0,
+        Layout::NT => k % 4 == 0,
+    };
+    Kernel::Matmul(
+        layout,
+        block,
+        act,
+        chunked,
+        block == MatmulBlock::Eight && aligned,
+    )
 }
 
 /// A batch at least this long has its sums over rows — the gradient reductions Xᵀδ and
