@@ -54,7 +54,9 @@ struct Params {
     // What the store applies to each finished value of C (see `epilogue`); 0 for split
     // sums and sums continued over several dispatches, whose stores are partial.
     epi: u32,
-    _pad1: u32,
+    // The 8 × 8 block only: 1 when the grid's x runs along C's rows (a thin C, n ≤ 16:
+    // along n, six of a SIMD group's eight lanes would have no column; see `cell8`).
+    rows_x: u32,
 }
 
 // k values summed apart before joining the running sum (the summation order).
@@ -315,6 +317,15 @@ fn matmul_nt_split(@builtin(global_invocation_id) gid: vec3<u32>) {
     block_sum(gid, 2u, 1u);
 }
 
+// The 8 × 8 block's first row and column of C at invocation `gid`: the grid's x runs
+// along C's columns, or along its rows for a thin C (`rows_x`).
+fn cell8(gid: vec3<u32>) -> vec2<u32> {
+    if (P.rows_x == 1u) {
+        return vec2<u32>(gid.x * 8u, gid.y * 8u);
+    }
+    return vec2<u32>(gid.y * 8u, gid.x * 8u);
+}
+
 // The 8 × 8 register block: each invocation computes an 8 × 8 block of C (sixteen vec4
 // accumulators), an 8 × 8 workgroup a 64 × 64 block. Per value of k it reads 8 + 8
 // values for 64 multiply-adds (the 4 × 4 block: 8 for 16): the variant for adapters
@@ -322,8 +333,9 @@ fn matmul_nt_split(@builtin(global_invocation_id) gid: vec3<u32>) {
 // value of C is summed exactly as in `block_sum` (tiles of TILE over k, each added to
 // the running sum in order), so the two blocks give the same bits.
 fn block_sum8(gid: vec3<u32>, form: u32) {
-    let i0 = gid.y * 8u;
-    let j0 = gid.x * 8u;
+    let cell = cell8(gid);
+    let i0 = cell.x;
+    let j0 = cell.y;
     if (i0 >= P.m || j0 >= P.n) {
         return;
     }
@@ -426,8 +438,9 @@ fn a_read_q(at: vec2<u32>, off: u32) -> vec4<f32> {
 // value of C is summed as in `block_sum8` (the same products added in the same order):
 // the same bits.
 fn block_sum8q(gid: vec3<u32>, form: u32) {
-    let i0 = gid.y * 8u;
-    let j0 = gid.x * 8u;
+    let cell = cell8(gid);
+    let i0 = cell.x;
+    let j0 = cell.y;
     if (i0 >= P.m || j0 >= P.n) {
         return;
     }

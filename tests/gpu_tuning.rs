@@ -353,9 +353,9 @@ fn product_bits(
 
 /// The 8 × 8 block reads its operands four values at a time where the shape aligns them
 /// (`matmul.wgsl`'s `block_sum8q`: NN k and n, TN m and n, NT k multiples of 4) and value
-/// by value elsewhere: either way the 4 × 4 block's bits and the CPU's values, in every
-/// layout, with the second quad of rows or columns past C (12 = 8 + 4), gathered rows and
-/// A across chunk buffers.
+/// by value elsewhere, and runs a thin C (n ≤ 16) on a grid along its rows: either way
+/// the 4 × 4 block's bits and the CPU's values, in every layout, with the second quad of
+/// rows or columns past C (12 = 8 + 4), gathered rows and A across chunk buffers.
 #[test]
 fn matmul_quads_keep_the_bits() {
     use gradflow::cpu;

@@ -107,7 +107,8 @@ pub(super) struct MatmulParams {
     seg_len: u32,
     c_stride: u32,
     epi: u32,
-    pad: u32,
+    /// The 8 × 8 block: the grid's x along C's rows (thin C), not its columns.
+    rows_x: u32,
 }
 
 /// Rows and columns of C one matmul workgroup computes: 8 × 8 invocations of 4 × 4
@@ -181,7 +182,7 @@ pub(super) fn matmul_params(
         seg_len: 0,
         c_stride: 0,
         epi: 0,
-        pad: 0,
+        rows_x: 0,
     })
 }
 
@@ -279,8 +280,15 @@ pub fn matmul_with(
         MatmulBlock::Four => MATMUL_BLOCK as u64,
         MatmulBlock::Eight => 64,
     };
+    // A thin C (n ≤ 16: at most two 8-column blocks) runs the 8 × 8 block's grid x along
+    // its rows, so that a SIMD group's lanes (consecutive x) all have work.
+    let rows_x = block == MatmulBlock::Eight && n <= 16;
     let (gx, gy) = matmul_grid(ctx, m, n, edge)?;
-    let base = matmul_params(bound, layout, (m, k, n), a_rows)?;
+    let (gx, gy) = if rows_x { (gy, gx) } else { (gx, gy) };
+    let base = MatmulParams {
+        rows_x: u32::from(rows_x),
+        ..matmul_params(bound, layout, (m, k, n), a_rows)?
+    };
     match epi {
         Epilogue::None => {}
         _ if k > MATMUL_K_PER_DISPATCH => {
@@ -489,7 +497,7 @@ mod tests {
                 ("seg_len", offset_of!(P, seg_len), 'u'),
                 ("c_stride", offset_of!(P, c_stride), 'u'),
                 ("epi", offset_of!(P, epi), 'u'),
-                ("pad", offset_of!(P, pad), 'u'),
+                ("rows_x", offset_of!(P, rows_x), 'u'),
             ],
         );
     }
