@@ -16,7 +16,7 @@
 //! of its bandwidth and peak; a unit walks its workgroups one after another, each paying
 //! its barriers), and a step adds its share of the epoch's submissions and host waits.
 //! The many-step kernel is different in kind: one workgroup runs a chain of dependent
-//! steps, each reading its batch twice and reducing it through workgroup memory between
+//! steps, each reading its batch and reducing it through workgroup memory between
 //! barriers, so its bytes move at the rate such a chain reaches (`chain_gbs`, measured
 //! on its own) rather than at a share of the device's bandwidth. And a CPU adapter runs
 //! every case of a `switch` under a mask (llvmpipe's SIMD lanes share one instruction
@@ -27,7 +27,7 @@
 use serde::Serialize;
 
 use crate::gpu::kernels;
-use crate::gpu::tune::{GlmGradVariant, MatmulBlock};
+use crate::gpu::tune::{GlmEpochVariant, GlmGradVariant, MatmulBlock};
 
 use super::Workload;
 
@@ -61,6 +61,8 @@ pub struct Device {
     pub max_binding: u64,
     /// The kernel variants the device runs (its tuning).
     pub glm_grad: GlmGradVariant,
+    /// The many-step kernel's variant.
+    pub glm_epoch: GlmEpochVariant,
     /// The matrix products' register block.
     pub matmul: MatmulBlock,
 }
@@ -69,12 +71,13 @@ pub struct Device {
 /// 4.8 TB/s; 67 TFLOP/s float32 without tensor cores; 132 SMs) with a Vulkan dispatch's
 /// few microseconds and the default kernel variants; lavapipe on this repository's
 /// 2-core development machine from kernel probes, not from the workloads it predicts
-/// (BENCHMARKS.md, 2026-12-03): the tuner's fused-gradient probe (16.8 MB read in
-/// 12.9 ms: 1.3 GB/s) and matrix-product probe (155 MFLOP in 51.5 ms: 3.0 GFLOP/s),
-/// 16 softmax dispatches in one submission (1.71 ms: 90 µs each after a 300 µs round
-/// trip), the 256 × 256 column sums (0.83 ms: 0.6 µs a 64-invocation barrier), and the
-/// tuner's many-step probe (64 steps of 256 × 64 in 23.8 ms: 67.6 kB a step in 0.37 ms,
-/// 0.18 GB/s). The effective rates of its shaders, not of its CPU. The GPUs' chain rate
+/// (BENCHMARKS.md, 2026-12-04, the variants the tuner chose there): the tuner's
+/// fused-gradient probe (Rows4: 16.8 MB read in 12.3 ms, 1.37 GB/s) and matrix-product
+/// probe (155 MFLOP in 43.4 ms: 3.57 GFLOP/s), 16 softmax dispatches in one submission
+/// (1.71 ms: 90 µs each after a 300 µs round trip), the 256 × 256 column sums (0.83 ms:
+/// 0.6 µs a 64-invocation barrier), and the tuner's many-step probe (Rows4 on a storage
+/// parameter block: 64 steps of 256 × 64 in 10.8 ms, 67.6 kB a step in 0.17 ms,
+/// 0.40 GB/s). The effective rates of its shaders, not of its CPU. The GPUs' chain rate
 /// is an assumption until a device run measures it: about one SM's share of the
 /// bandwidth.
 pub const PRESETS: [Device; 3] = [H100, H200, LAVAPIPE];
@@ -91,6 +94,7 @@ const H100: Device = Device {
     masked_switch: false,
     max_binding: 4 << 30,
     glm_grad: GlmGradVariant::Quads,
+    glm_epoch: GlmEpochVariant::Tiles,
     matmul: MatmulBlock::Four,
 };
 
@@ -105,14 +109,15 @@ const LAVAPIPE: Device = Device {
     name: "lavapipe (2 cores)",
     launch_us: 90.0,
     host_us: 300.0,
-    bandwidth_gbs: 1.3,
-    gflops: 3.0,
+    bandwidth_gbs: 1.37,
+    gflops: 3.57,
     units: 2.0,
     barrier_us: 2.4,
-    chain_gbs: 0.18,
+    chain_gbs: 0.40,
     masked_switch: true,
     max_binding: 128 << 20,
-    glm_grad: GlmGradVariant::Rows,
+    glm_grad: GlmGradVariant::Rows4,
+    glm_epoch: GlmEpochVariant::Rows4,
     matmul: MatmulBlock::Eight,
 };
 
@@ -242,17 +247,24 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
             // Features over several bindings are picked per row through a switch.
             let chunks = (n * pf * f / dev.max_binding as f64).ceil().max(1.0);
             let switch = if dev.masked_switch { chunks } else { 1.0 };
+            let (lanes, barriers) = match dev.glm_epoch {
+                // Per step: three per 256-row tile, the loss's tree (8) and two more.
+                GlmEpochVariant::Tiles => (256, 13.0),
+                // Per step: the batch (2), the loss (2), two per 16 features.
+                GlmEpochVariant::Rows | GlmEpochVariant::Rows4 => {
+                    (64, 4.0 + 2.0 * (pf / 16.0).ceil())
+                }
+            };
             StepCost {
                 workload: w,
                 dispatches: vec![Dispatch {
                     kernel: "glm_epoch (16 steps)",
                     per_step: 1.0 / per,
                     workgroups: 1,
-                    lanes: 256,
+                    lanes,
                     bytes: b * (pf * switch + 2.0) * f,
                     flops: 4.0 * b * pf,
-                    // Per step: three per 256-row tile, the loss's tree (8) and two more.
-                    barriers: 13.0,
+                    barriers,
                     chain: true,
                 }],
                 steps_per_epoch: steps,
@@ -423,10 +435,10 @@ pub fn explain() -> String {
         .iter()
         .map(|d| {
             format!(
-                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels {:?} / {:?}",
+                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels: gradient {:?}, many-step {:?}, products {:?}",
                 d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.chain_gbs,
                 if d.masked_switch { "a switch costs every case" } else { "a switch costs one case" },
-                d.glm_grad, d.matmul
+                d.glm_grad, d.glm_epoch, d.matmul
             )
         })
         .collect::<Vec<_>>()
@@ -485,13 +497,13 @@ mod tests {
 
     #[test]
     fn lavapipe_predictions_are_within_two_of_the_recorded_times() {
-        // BENCHMARKS.md, 2026-12-03 (issue 18): full size, ms a step, on the machine the
+        // BENCHMARKS.md, 2026-12-04 (issue 18): full size, ms a step, on the machine the
         // preset was probed on. The preset's numbers come from kernel probes, not these.
         let measured = [
-            (Workload::W1, 0.864),
-            (Workload::W2, 0.811),
-            (Workload::W3, 10.479),
-            (Workload::W4, 261.9),
+            (Workload::W1, 0.325),
+            (Workload::W2, 0.333),
+            (Workload::W3, 8.155),
+            (Workload::W4, 147.5),
         ];
         let lava = &PRESETS[2];
         for (w, ms) in measured {
