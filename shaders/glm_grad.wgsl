@@ -126,12 +126,13 @@ fn chunk_row(r: u32) -> u32 {
     return NONE;
 }
 
-// The loss and 1ᵀδ partial sums, tree-reduced, after the segment's Xᵀδ at `base`.
-fn finish_segment(lid: u32, base: u32, loss_acc: f32, db_acc: f32) {
+// The loss and 1ᵀδ partial sums of the workgroup's `lanes` invocations, tree-reduced,
+// after the segment's Xᵀδ at `base`.
+fn finish_segment(lid: u32, base: u32, loss_acc: f32, db_acc: f32, lanes: u32) {
     red[lid] = loss_acc;
     redb[lid] = db_acc;
     workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    for (var h = lanes / 2u; h > 0u; h >>= 1u) {
         if (lid < h) {
             red[lid] += red[lid + h];
             redb[lid] += redb[lid + h];
@@ -238,7 +239,7 @@ fn glm_grad(
             }
         }
     }
-    finish_segment(lid, base, loss_acc, db_acc);
+    finish_segment(lid, base, loss_acc, db_acc, WG);
 }
 
 // `glm_grad` for p a multiple of 4, reading rows as vec4: each row's dot product sums
@@ -319,7 +320,7 @@ fn glm_grad4(
         part[at + 3u] = total.w;
     }
     workgroupBarrier();
-    finish_segment(lid, base, loss_acc, db_acc);
+    finish_segment(lid, base, loss_acc, db_acc, WG);
 }
 
 // Rows per workgroup of `glm_grad_rows`.
@@ -398,20 +399,7 @@ fn glm_grad_rows(
         }
         workgroupBarrier();
     }
-    red[lid] = loss_acc;
-    redb[lid] = db_acc;
-    workgroupBarrier();
-    for (var h = WG_R / 2u; h > 0u; h >>= 1u) {
-        if (lid < h) {
-            red[lid] += red[lid + h];
-            redb[lid] += redb[lid + h];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        part[base + p] = redb[0];
-        part[base + p + 1u] = red[0];
-    }
+    finish_segment(lid, base, loss_acc, db_acc, WG_R);
 }
 
 // Quads of features `glm_grad_rows4` holds per invocation (p ≤ 64).
@@ -491,18 +479,5 @@ fn glm_grad_rows4(
         }
         workgroupBarrier();
     }
-    red[lid] = loss_acc;
-    redb[lid] = db_acc;
-    workgroupBarrier();
-    for (var h = WG_R / 2u; h > 0u; h >>= 1u) {
-        if (lid < h) {
-            red[lid] += red[lid + h];
-            redb[lid] += redb[lid + h];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        part[base + P.p] = redb[0];
-        part[base + P.p + 1u] = red[0];
-    }
+    finish_segment(lid, base, loss_acc, db_acc, WG_R);
 }

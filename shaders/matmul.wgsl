@@ -326,6 +326,41 @@ fn cell8(gid: vec3<u32>) -> vec2<u32> {
     return vec2<u32>(gid.y * 8u, gid.x * 8u);
 }
 
+// Where A's rows i0 .. i0 + 8 start (NN, NT: fixed for the whole sum; rows past C
+// clamped), or nothing for TN (A stored k × m: its rows are found for each l).
+fn a_refs8(i0: u32, form: u32) -> array<vec2<u32>, 8> {
+    var rr: array<vec2<u32>, 8>;
+    if (form != 1u) {
+        for (var r = 0u; r < 8u; r++) {
+            rr[r] = a_ref(min(i0 + r, P.m - 1u), P.k);
+        }
+    }
+    return rr;
+}
+
+// The 8 × 8 block's running sums: zero, or those in C for a dispatch that continues the
+// sums of the one before.
+fn running8(i0: u32, j0: u32) -> array<vec4<f32>, 16> {
+    var acc: array<vec4<f32>, 16>;
+    if (P.k_begin > 0u) {
+        for (var r = 0u; r < 8u; r++) {
+            acc[2u * r] = load_row(i0 + r, j0);
+            acc[2u * r + 1u] = load_row(i0 + r, j0 + 4u);
+        }
+    }
+    return acc;
+}
+
+// Stores the 8 × 8 block's finished values (rows and columns past C are not stored).
+fn store8(i0: u32, j0: u32, acc: array<vec4<f32>, 16>) {
+    for (var r = 0u; r < 8u; r++) {
+        store_row(0u, i0 + r, j0, acc[2u * r]);
+        if (j0 + 4u < P.n) {
+            store_row(0u, i0 + r, j0 + 4u, acc[2u * r + 1u]);
+        }
+    }
+}
+
 // The 8 × 8 register block: each invocation computes an 8 × 8 block of C (sixteen vec4
 // accumulators), an 8 × 8 workgroup a 64 × 64 block. Per value of k it reads 8 + 8
 // values for 64 multiply-adds (the 4 × 4 block: 8 for 16): the variant for adapters
@@ -340,19 +375,8 @@ fn block_sum8(gid: vec3<u32>, form: u32) {
         return;
     }
     let last = P.m - 1u;
-    var rr: array<vec2<u32>, 8>;
-    if (form != 1u) {
-        for (var r = 0u; r < 8u; r++) {
-            rr[r] = a_ref(min(i0 + r, last), P.k);
-        }
-    }
-    var acc: array<vec4<f32>, 16>;
-    if (P.k_begin > 0u) {
-        for (var r = 0u; r < 8u; r++) {
-            acc[2u * r] = load_row(i0 + r, j0);
-            acc[2u * r + 1u] = load_row(i0 + r, j0 + 4u);
-        }
-    }
+    let rr = a_refs8(i0, form);
+    var acc = running8(i0, j0);
     for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
         var t: array<vec4<f32>, 16>;
         let l1 = min(l0 + TILE, P.k_end);
@@ -386,12 +410,7 @@ fn block_sum8(gid: vec3<u32>, form: u32) {
             acc[q] += t[q];
         }
     }
-    for (var r = 0u; r < 8u; r++) {
-        store_row(0u, i0 + r, j0, acc[2u * r]);
-        if (j0 + 4u < P.n) {
-            store_row(0u, i0 + r, j0 + 4u, acc[2u * r + 1u]);
-        }
-    }
+    store8(i0, j0, acc);
 }
 
 @compute @workgroup_size(8, 8)
@@ -444,24 +463,12 @@ fn block_sum8q(gid: vec3<u32>, form: u32) {
     if (i0 >= P.m || j0 >= P.n) {
         return;
     }
-    let last = P.m - 1u;
-    var rr: array<vec2<u32>, 8>;
-    if (form != 1u) {
-        for (var r = 0u; r < 8u; r++) {
-            rr[r] = a_ref(min(i0 + r, last), P.k);
-        }
-    }
+    let rr = a_refs8(i0, form);
     // The second quad of rows (TN) and of columns, at the first where it lies past C:
     // read, never stored.
     let ih = select(i0 + 4u, i0, i0 + 4u >= P.m);
     let jh = select(j0 + 4u, j0, j0 + 4u >= P.n);
-    var acc: array<vec4<f32>, 16>;
-    if (P.k_begin > 0u) {
-        for (var r = 0u; r < 8u; r++) {
-            acc[2u * r] = load_row(i0 + r, j0);
-            acc[2u * r + 1u] = load_row(i0 + r, j0 + 4u);
-        }
-    }
+    var acc = running8(i0, j0);
     for (var l0 = P.k_begin; l0 < P.k_end; l0 += TILE) {
         var t: array<vec4<f32>, 16>;
         let l1 = min(l0 + TILE, P.k_end);
@@ -514,12 +521,7 @@ fn block_sum8q(gid: vec3<u32>, form: u32) {
             acc[q] += t[q];
         }
     }
-    for (var r = 0u; r < 8u; r++) {
-        store_row(0u, i0 + r, j0, acc[2u * r]);
-        if (j0 + 4u < P.n) {
-            store_row(0u, i0 + r, j0 + 4u, acc[2u * r + 1u]);
-        }
-    }
+    store8(i0, j0, acc);
 }
 
 @compute @workgroup_size(8, 8)
