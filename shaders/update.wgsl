@@ -1,11 +1,11 @@
-// Parameter updates; the twins of `cpu::update::apply`, one entry point per rule.
+// Parameter updates, one tensor a dispatch (update_all.wgsl: up to four); one entry point
+// per rule, the rules themselves in update_rules.wgsl (compiled in front of this file).
 //
 // Every update has one shape: binding 1 the parameter (read-write), binding 2 its
 // gradient, binding 3 the halt flag the loss kernel sets (see loss.wgsl: once it is set,
 // no update runs), bindings 4 and 5 the per-parameter state (a velocity for momentum;
 // the two moments for Adam; the squared-gradient sum for AdaGrad; unused by SGD), the
-// step's scalars in the uniform. The order of operations is the CPU twin's:
-//   g = grad + l2·θ;  the rule's step;  with l1 > 0, θ = sign(θ)·max(|θ| − lr·l1, 0).
+// step's scalars in the uniform.
 
 struct Params {
     len: u32,
@@ -40,22 +40,10 @@ fn element(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> i32 {
     return -1;
 }
 
-// The L1 truncation: a weight that would cross zero stops at zero.
-fn truncate(theta: f32) -> f32 {
-    let t = P.lr * P.l1;
-    if (t <= 0.0) {
-        return theta;
-    }
-    if (theta > t) {
-        return theta - t;
-    }
-    if (theta < -t) {
-        return theta + t;
-    }
-    return 0.0;
+fn scal() -> Scal {
+    return Scal(P.lr, P.l2, P.l1, P.beta1, P.beta2, P.eps, P.c1, P.c2);
 }
 
-// θ −= lr·g.
 @compute @workgroup_size(256)
 fn sgd(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -66,12 +54,9 @@ fn sgd(
     if (i < 0) {
         return;
     }
-    let theta = param[i];
-    let g = grad[i] + P.l2 * theta;
-    param[i] = truncate(theta - P.lr * g);
+    param[i] = sgd_rule(vec4<f32>(param[i], grad[i], 0.0, 0.0), scal()).x;
 }
 
-// v = μv + g; θ −= lr·v, or lr·(g + μv) with Nesterov.
 @compute @workgroup_size(256)
 fn momentum(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -82,18 +67,11 @@ fn momentum(
     if (i < 0) {
         return;
     }
-    let theta = param[i];
-    let g = grad[i] + P.l2 * theta;
-    let v = P.beta1 * s1[i] + g;
-    s1[i] = v;
-    var d = v;
-    if (P.nesterov != 0u) {
-        d = g + P.beta1 * v;
-    }
-    param[i] = truncate(theta - P.lr * d);
+    let r = momentum_rule(vec4<f32>(param[i], grad[i], s1[i], 0.0), scal(), P.nesterov != 0u);
+    param[i] = r.x;
+    s1[i] = r.y;
 }
 
-// m = β₁m + (1 − β₁)g; v = β₂v + (1 − β₂)g²; θ −= lr·(m·c₁)/(√(v·c₂) + ε).
 @compute @workgroup_size(256)
 fn adam(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -104,16 +82,12 @@ fn adam(
     if (i < 0) {
         return;
     }
-    let theta = param[i];
-    let g = grad[i] + P.l2 * theta;
-    let m = P.beta1 * s1[i] + (1.0 - P.beta1) * g;
-    let v = P.beta2 * s2[i] + (1.0 - P.beta2) * g * g;
-    s1[i] = m;
-    s2[i] = v;
-    param[i] = truncate(theta - P.lr * (m * P.c1) / (sqrt(v * P.c2) + P.eps));
+    let r = adam_rule(vec4<f32>(param[i], grad[i], s1[i], s2[i]), scal());
+    param[i] = r.x;
+    s1[i] = r.y;
+    s2[i] = r.z;
 }
 
-// s = s + g²; θ −= lr·g/(√s + ε).
 @compute @workgroup_size(256)
 fn adagrad(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -124,9 +98,7 @@ fn adagrad(
     if (i < 0) {
         return;
     }
-    let theta = param[i];
-    let g = grad[i] + P.l2 * theta;
-    let acc = s1[i] + g * g;
-    s1[i] = acc;
-    param[i] = truncate(theta - P.lr * g / (sqrt(acc) + P.eps));
+    let r = adagrad_rule(vec4<f32>(param[i], grad[i], s1[i], 0.0), scal());
+    param[i] = r.x;
+    s1[i] = r.y;
 }

@@ -259,9 +259,13 @@ fn fused_epilogues_keep_the_bits() {
                 (&plain.0, &plain.1),
                 "{block:?} {f:?}"
             );
+            // Epilogues: 16 → 12; the four updates in one dispatch where the device
+            // allows update_all.wgsl's bindings: 12 → 9.
+            let all = ctx.limits().max_storage_buffers_per_shader_stage
+                >= gradflow::gpu::kernels::UPDATE_ALL_BINDINGS;
             assert_eq!(
                 (fused.2, plain.2),
-                (12, 16),
+                (if all { 9 } else { 12 }, 16),
                 "{block:?} {f:?} dispatches per step"
             );
         }

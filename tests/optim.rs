@@ -19,7 +19,8 @@ fn fit<M: Model + Clone>(model: &M, data: &Dataset, cfg: TrainConfig) -> (Vec<Ve
 }
 
 /// Every optimizer with every penalty: GPU (resident and streaming) = CPU after two
-/// shuffled epochs of an MLP (40 updates each).
+/// shuffled epochs of an MLP (40 updates each), and the GPU's updates of the four
+/// tensors in one dispatch the same bits as one dispatch each.
 #[test]
 fn every_optimizer_and_penalty_agrees_across_backends() {
     let data = Synthetic::teacher(1200, 8, 3).seed(5).dataset().unwrap();
@@ -55,7 +56,14 @@ fn every_optimizer_and_penalty_agrees_across_backends() {
             let (cpu, rc) = fit(&Mlp::new(8), &data, cfg.clone());
             let g = cfg.backend(Backend::Gpu);
             let (res, _) = fit(&Mlp::new(8), &data, g.clone().mode(Mode::Resident));
-            let (st, _) = fit(&Mlp::new(8), &data, g.mode(Mode::Streaming));
+            let (st, _) = fit(&Mlp::new(8), &data, g.clone().mode(Mode::Streaming));
+            // One update dispatch for the four tensors (update_all.wgsl) or one each
+            // (fuse_steps off): the same bits.
+            let per_op = g.mode(Mode::Resident).fuse_steps(false);
+            let (plain, _) = fit(&Mlp::new(8), &data, per_op);
+            let bits =
+                |v: &Vec<Vec<f32>>| v.concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&res), bits(&plain), "{what}: fused updates");
             assert!(
                 rc.final_loss() < rc.epoch_losses[0],
                 "{what}: {:?}",

@@ -37,11 +37,12 @@ pub fn run(_args: &InfoArgs) -> Result<(), CliError> {
         );
         println!(
             "      max buffer {} · max storage binding {} · workgroups per dimension {} · \
-             workgroup memory {}",
+             workgroup memory {} · storage buffers per shader {}",
             bytes(l.max_buffer_size),
             bytes(l.max_storage_buffer_binding_size),
             l.max_compute_workgroups_per_dimension,
-            bytes(u64::from(l.max_compute_workgroup_storage_size))
+            bytes(u64::from(l.max_compute_workgroup_storage_size)),
+            l.max_storage_buffers_per_shader_stage
         );
     }
     match std::env::var(ADAPTER_ENV) {
@@ -55,11 +56,12 @@ pub fn run(_args: &InfoArgs) -> Result<(), CliError> {
             println!("chosen: {} ({:?}, {:?})", i.name, i.backend, i.device_type);
             println!(
                 "  device limits: max buffer {} · max storage binding {} · workgroups per \
-                 dimension {} · workgroup memory {}",
+                 dimension {} · workgroup memory {} · storage buffers per shader {}",
                 bytes(l.max_buffer_size),
                 bytes(l.max_storage_buffer_binding_size),
                 l.max_compute_workgroups_per_dimension,
-                bytes(u64::from(l.max_compute_workgroup_storage_size))
+                bytes(u64::from(l.max_compute_workgroup_storage_size)),
+                l.max_storage_buffers_per_shader_stage
             );
             print_tuning(ctx.pipelines().tuning());
         }

@@ -96,6 +96,11 @@ pub struct GpuEngineOptions {
     /// product into its store (`shaders/matmul.wgsl`'s epilogues): the same bits, three
     /// dispatches and passes fewer per MLP layer step; on by default.
     pub fuse_epilogues: bool,
+    /// Update up to four parameter tensors in one dispatch (`shaders/update_all.wgsl`)
+    /// where the device allows its 17 storage bindings: an MLP's four updates in one
+    /// dispatch instead of four, the same bits; on by default. `false` (or a device with
+    /// fewer bindings) updates one tensor a dispatch.
+    pub fuse_updates: bool,
     /// The device halts on a non-finite loss (or by `tol`), as the host would (the
     /// default). `false` leaves halting to the host: a distributed fit halts on the
     /// global batch's loss, which no one device sees.
@@ -116,6 +121,7 @@ impl Default for GpuEngineOptions {
             fuse_glm: false,
             fuse_glm_grad: true,
             fuse_epilogues: true,
+            fuse_updates: true,
             halts: true,
             max_chunk_rows: None,
         }
@@ -229,6 +235,16 @@ enum OpKind {
     Loss,
     /// The optimizer step on parameter `i`.
     Update(usize),
+    /// The optimizer steps on parameters `ids` (up to four), in one dispatch.
+    UpdateAll(Vec<usize>),
+}
+
+impl OpKind {
+    /// Whether this op is an optimizer step (the part of a step that runs without its
+    /// forward and backward, and that a fused gradient does not stand for).
+    fn is_update(&self) -> bool {
+        matches!(self, OpKind::Update(_) | OpKind::UpdateAll(_))
+    }
 }
 
 /// Runs a model's [`Program`] on the GPU, with the dataset resident on the device

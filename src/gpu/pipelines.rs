@@ -43,8 +43,10 @@ pub enum Family {
     Loss,
     /// `reduce.wgsl`.
     Reduce,
-    /// `update.wgsl`.
+    /// `update.wgsl` (with `update_rules.wgsl` in front).
     Update,
+    /// `update_all.wgsl` (with `update_rules.wgsl` in front): up to four tensors.
+    UpdateAll,
     /// `glm_epoch.wgsl`.
     GlmEpoch,
     /// `glm_grad.wgsl`.
@@ -62,7 +64,14 @@ impl Family {
             Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
-            Family::Update => include_str!("../../shaders/update.wgsl"),
+            Family::Update => concat!(
+                include_str!("../../shaders/update_rules.wgsl"),
+                include_str!("../../shaders/update.wgsl")
+            ),
+            Family::UpdateAll => concat!(
+                include_str!("../../shaders/update_rules.wgsl"),
+                include_str!("../../shaders/update_all.wgsl")
+            ),
             Family::GlmEpoch => include_str!("../../shaders/glm_epoch.wgsl"),
             Family::GlmGrad => include_str!("../../shaders/glm_grad.wgsl"),
             Family::GlmFinish => include_str!("../../shaders/glm_finish.wgsl"),
@@ -77,6 +86,11 @@ impl Family {
             Family::Matmul => &[false, false, true, false, false, false, false, false],
             Family::Bias => &[true, false],
             Family::Update => &[true, false, false, true, true],
+            // 17 storage bindings: only on devices that allow them (the engine checks).
+            Family::UpdateAll => &[
+                true, true, true, true, false, false, false, false, false, true, true, true, true,
+                true, true, true, true,
+            ],
             Family::Activation | Family::Softmax | Family::Reduce => &[false, true],
             Family::Loss => &[false, false, true, false, true, true, false],
             // 11 storage bindings: only on devices that allow them (the engine checks).
@@ -114,6 +128,8 @@ pub enum Kernel {
     ColSums,
     /// A parameter update (an optimizer step).
     Update(Rule),
+    /// The updates of up to four parameter tensors in one dispatch.
+    UpdateAll(Rule),
     /// Many SGD steps of a one-output GLM (MSE or sigmoid + BCE) in one dispatch; whether
     /// X spans chunks; the variant.
     GlmEpoch(LossKind, bool, GlmEpochVariant),
@@ -135,6 +151,7 @@ impl Kernel {
             Kernel::Loss(_) => Family::Loss,
             Kernel::ColSums => Family::Reduce,
             Kernel::Update(_) => Family::Update,
+            Kernel::UpdateAll(_) => Family::UpdateAll,
             Kernel::GlmEpoch(..) => Family::GlmEpoch,
             Kernel::GlmGrad(..) => Family::GlmGrad,
             Kernel::GlmFinish => Family::GlmFinish,
@@ -167,6 +184,10 @@ impl Kernel {
             Kernel::Update(Rule::Momentum { .. }) => "momentum",
             Kernel::Update(Rule::Adam) => "adam",
             Kernel::Update(Rule::AdaGrad) => "adagrad",
+            Kernel::UpdateAll(Rule::Sgd) => "sgd_all",
+            Kernel::UpdateAll(Rule::Momentum { .. }) => "momentum_all",
+            Kernel::UpdateAll(Rule::Adam) => "adam_all",
+            Kernel::UpdateAll(Rule::AdaGrad) => "adagrad_all",
             Kernel::GlmEpoch(.., v) => v.entry_point(),
             Kernel::GlmGrad(_, v) => v.entry_point(),
             Kernel::GlmFinish => "glm_finish",

@@ -91,6 +91,7 @@ impl Trainer {
                     && rule == Rule::Sgd,
                 fuse_glm_grad: cfg.fuse_steps,
                 fuse_epilogues: cfg.fuse_steps,
+                fuse_updates: cfg.fuse_steps,
                 // A distributed fit halts on the global loss, on the host.
                 halts: alone,
                 ..GpuEngineOptions::default()

@@ -93,8 +93,20 @@ impl GpuEngine {
         let loss_slots = loss_slots.max(1);
         let losses = ctx.storage("losses", loss_slots)?;
         let halt = ctx.upload("halt flag", &[0u32; 4])?;
-        let ops_per_step =
-            program.forward.len() + 1 + program.backward.len() + program.params.len();
+        // The updates: up to four tensors a dispatch where the device allows it.
+        let fuse_updates = options.fuse_updates
+            && ctx.limits().max_storage_buffers_per_shader_stage >= kernels::UPDATE_ALL_BINDINGS;
+        let per_dispatch = if fuse_updates {
+            kernels::UPDATE_ALL_TENSORS
+        } else {
+            1
+        };
+        let update_groups: Vec<Vec<usize>> = (0..program.params.len())
+            .collect::<Vec<_>>()
+            .chunks(per_dispatch)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let ops_per_step = program.forward.len() + 1 + program.backward.len() + update_groups.len();
         // Dispatches (parameter blocks) a step records at most: a long matmul sum is
         // several (`kernels::MATMUL_K_PER_DISPATCH`), a split sum two.
         let dispatches_per_step = program
@@ -108,7 +120,7 @@ impl GpuEngine {
             })
             .sum::<usize>()
             + 1
-            + program.params.len();
+            + update_groups.len();
         let ring = ParamRing::new(ctx, dispatches_per_step * options.steps_per_submit)?;
 
         // Bind every op once (ops reading the data once per view); warm its pipeline so
@@ -258,17 +270,42 @@ impl GpuEngine {
                 ])
             })
             .collect::<Result<Vec<_>>>()?;
-        for (i, (d, [s1, s2])) in program.params.iter().zip(&state).enumerate() {
-            let (value, grad) = (buf(d.value), buf(d.grad));
-            let bound = kernels::bind_update(ctx, &ring, value, grad, Some(&halt), [s1, s2])?;
+        for ids in update_groups {
+            let (bound, op, kernel) = if fuse_updates {
+                let tensors: Vec<kernels::UpdateTensor<'_>> = ids
+                    .iter()
+                    .map(|&i| {
+                        let d = &program.params[i];
+                        (buf(d.value), buf(d.grad), [&state[i][0], &state[i][1]])
+                    })
+                    .collect();
+                let bound = kernels::bind_update_all(ctx, &ring, &tensors, Some(&halt))?;
+                (
+                    bound,
+                    OpKind::UpdateAll(ids),
+                    Kernel::UpdateAll(options.rule),
+                )
+            } else {
+                let (i, [s1, s2]) = (ids[0], &state[ids[0]]);
+                let (d, state) = (&program.params[i], [s1, s2]);
+                let bound = kernels::bind_update(
+                    ctx,
+                    &ring,
+                    buf(d.value),
+                    buf(d.grad),
+                    Some(&halt),
+                    state,
+                )?;
+                (bound, OpKind::Update(i), Kernel::Update(options.rule))
+            };
+            ctx.pipelines().get(kernel);
             ops.push(BoundOp {
-                op: OpKind::Update(i),
+                op,
                 bound: vec![bound],
                 split: None,
                 epi: Epilogue::None,
             });
         }
-        ctx.pipelines().get(Kernel::Update(options.rule));
         let grad = if options.fuse_glm_grad {
             let args = (&program, p, cap, &bufs[..], &losses, &halt);
             fused_grad(ctx, &ring, &views, args)?

@@ -261,8 +261,7 @@ fn record_step(
         )?;
     }
     for op in ops {
-        let fused_away = grad.is_some() && !matches!(op.op, OpKind::Update(_));
-        if fused_away || (!compute && !matches!(op.op, OpKind::Update(_))) {
+        if !op.op.is_update() && (grad.is_some() || !compute) {
             continue;
         }
         let bound = op.at(view);
@@ -324,6 +323,19 @@ fn record_step(
                 let d = &program.params[*i];
                 let s = update.of(d.is_bias).of::<f32>();
                 kernels::update(ctx, pass, ring, bound, rule, d.rows * d.cols, &s)?
+            }
+            OpKind::UpdateAll(ids) => {
+                let Some((rule, update)) = update else {
+                    continue;
+                };
+                let tensors: Vec<(usize, bool)> = ids
+                    .iter()
+                    .map(|&i| &program.params[i])
+                    .map(|d| (d.rows * d.cols, d.is_bias))
+                    .collect();
+                let scalars = (update.of(false).of::<f32>(), update.of(true).of::<f32>());
+                let scalars = (&scalars.0, &scalars.1);
+                kernels::update_all(ctx, pass, ring, bound, rule, &tensors, scalars)?
             }
         }
     }

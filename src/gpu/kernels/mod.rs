@@ -9,7 +9,8 @@
 //!    against the bound lengths and the device limits, and records one dispatch into a
 //!    [`wgpu::ComputePass`]. Nothing is created.
 //!
-//! The ring is a uniform buffer of 256-byte slots bound with a dynamic offset; its staged
+//! The ring is a uniform buffer of slots (the largest `Params`, rounded up to the offset
+//! alignment: 256 bytes on most GPUs) bound with a dynamic offset; its staged
 //! contents are written with [`ParamRing::upload`] before the encoder is submitted (queued
 //! writes land before the next submission), and the ring is then free for reuse.
 
@@ -53,7 +54,7 @@ use super::context::GpuContext;
 use super::pipelines::{Family, Kernel};
 
 /// Bytes of every parameter block (the largest WGSL `Params` struct).
-pub(super) const PARAM_BYTES: u64 = 48;
+pub(super) const PARAM_BYTES: u64 = 112;
 
 /// Per-dispatch parameters: a uniform buffer of slots addressed by dynamic offsets.
 #[derive(Debug)]
@@ -118,6 +119,7 @@ impl ParamRing {
                 limit: self.slots as u64,
             });
         }
+        debug_assert!(std::mem::size_of::<T>() as u64 <= PARAM_BYTES);
         let offset = self.staged.len();
         self.staged.extend_from_slice(bytemuck::bytes_of(params));
         self.staged.resize(offset + self.stride as usize, 0);

@@ -24,6 +24,49 @@ pub fn bind_update(
     )
 }
 
+/// Parameter tensors one [`update_all`] dispatch updates at most.
+pub const UPDATE_ALL_TENSORS: usize = 4;
+
+/// Storage bindings [`update_all`] needs: a device with fewer runs [`update`] per tensor.
+pub const UPDATE_ALL_BINDINGS: u32 = 17;
+
+/// One tensor of an [`update_all`]: the parameter, its gradient and its two state
+/// buffers (as for [`bind_update`]).
+pub type UpdateTensor<'a> = (&'a wgpu::Buffer, &'a wgpu::Buffer, [&'a wgpu::Buffer; 2]);
+
+/// Binds the updates of up to [`UPDATE_ALL_TENSORS`] tensors in one dispatch, skipped
+/// once the optional `halt` flag is set; the slots past `tensors` are bound to
+/// stand-ins never read.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for no tensors or more than four; as [`bind_matmul`].
+pub fn bind_update_all(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    tensors: &[UpdateTensor<'_>],
+    halt: Option<&wgpu::Buffer>,
+) -> Result<Bound> {
+    if tensors.is_empty() || tensors.len() > UPDATE_ALL_TENSORS {
+        return Err(Error::ShapeMismatch {
+            what: "tensors of one update dispatch",
+            expected: format!("1 to {UPDATE_ALL_TENSORS}"),
+            got: tensors.len().to_string(),
+        });
+    }
+    // A read-write stand-in may be bound many times (one usage); the read-only ones must
+    // be another buffer (a buffer cannot be both in one dispatch).
+    // Absent tensors: a read-write stand-in may fill many slots (one usage), the
+    // read-only slots another buffer (no buffer is both in one dispatch).
+    let (rw, ro) = (ctx.scratch(), ctx.dummy());
+    let at = |t: usize| tensors.get(t);
+    let mut bufs: Vec<&wgpu::Buffer> = (0..4).map(|t| at(t).map_or(rw, |x| x.0)).collect();
+    bufs.extend((0..4).map(|t| at(t).map_or(ro, |x| x.1)));
+    bufs.push(halt.unwrap_or(ro));
+    bufs.extend((0..4).map(|t| at(t).map_or(rw, |x| x.2[0])));
+    bufs.extend((0..4).map(|t| at(t).map_or(rw, |x| x.2[1])));
+    bind(ctx, ring, Family::UpdateAll, &bufs)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct UpdateParams {
@@ -80,6 +123,87 @@ pub fn update(
     dispatch(ctx, pass, ring, Kernel::Update(rule), bound, &params, grid)
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct UpdateAllParams {
+    lens: [u32; 4],
+    starts: [u32; 3],
+    bias: u32,
+    nesterov: u32,
+    pad: [u32; 3],
+    weights: [f32; 8],
+    biases: [f32; 8],
+}
+
+fn scalars8(s: &Scalars<f32>) -> [f32; 8] {
+    [s.lr, s.l2, s.l1, s.beta1, s.beta2, s.eps, s.c1, s.c2]
+}
+
+/// Records one optimizer step over each bound tensor in one dispatch: `tensors` gives
+/// each one's length and whether it is a bias (updated with `scalars.1`, the weights with
+/// `scalars.0`); the same values as [`update`] on each.
+///
+/// # Errors
+/// As [`matmul`]; [`Error::ShapeMismatch`] when `tensors` does not match the binding.
+pub fn update_all(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    rule: Rule,
+    tensors: &[(usize, bool)],
+    scalars: (&Scalars<f32>, &Scalars<f32>),
+) -> Result<()> {
+    check_family(bound, Family::UpdateAll)?;
+    if tensors.is_empty() || tensors.len() > UPDATE_ALL_TENSORS {
+        return Err(Error::ShapeMismatch {
+            what: "tensors of one update dispatch",
+            expected: format!("1 to {UPDATE_ALL_TENSORS}"),
+            got: tensors.len().to_string(),
+        });
+    }
+    let mut lens = [0u32; 4];
+    // Block starts; tensors past the count start past every block (never chosen).
+    let mut starts = [u32::MAX; 3];
+    let (mut blocks, mut bias) = (0u64, 0u32);
+    for (t, &(len, is_bias)) in tensors.iter().enumerate() {
+        let n = len as u64;
+        for (slot, what) in [
+            (t, "update param"),
+            (4 + t, "update grad"),
+            (9 + t, "update state 1"),
+            (13 + t, "update state 2"),
+        ] {
+            check_len(bound, slot, what, n)?;
+        }
+        lens[t] = to_u32("update len", n)?;
+        if t > 0 {
+            starts[t - 1] = to_u32("update blocks", blocks)?;
+        }
+        blocks += n.div_ceil(256);
+        bias |= u32::from(is_bias) << t;
+    }
+    let grid = grid_1d(ctx, blocks)?;
+    let params = UpdateAllParams {
+        lens,
+        starts,
+        bias,
+        nesterov: u32::from(matches!(rule, Rule::Momentum { nesterov: true })),
+        pad: [0; 3],
+        weights: scalars8(scalars.0),
+        biases: scalars8(scalars.1),
+    };
+    dispatch(
+        ctx,
+        pass,
+        ring,
+        Kernel::UpdateAll(rule),
+        bound,
+        &params,
+        grid,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,7 +214,10 @@ mod tests {
         type P = UpdateParams;
         let f = |name: &'static str, offset: usize| (name, offset, 'f');
         assert_mirrors(
-            include_str!("../../../shaders/update.wgsl"),
+            concat!(
+                include_str!("../../../shaders/update_rules.wgsl"),
+                include_str!("../../../shaders/update.wgsl")
+            ),
             size_of::<P>(),
             &[
                 ("len", offset_of!(P, len), 'u'),
@@ -107,5 +234,47 @@ mod tests {
                 ("pad", offset_of!(P, pad) + 4, 'u'),
             ],
         );
+    }
+
+    #[test]
+    fn all_params_mirror_the_shader() {
+        type P = UpdateAllParams;
+        let u = |name: &'static str, offset: usize| (name, offset, 'u');
+        let f = |name: &'static str, offset: usize| (name, offset, 'f');
+        let (l, s, w, b) = (
+            offset_of!(P, lens),
+            offset_of!(P, starts),
+            offset_of!(P, weights),
+            offset_of!(P, biases),
+        );
+        let mut fields = vec![
+            u("len0", l),
+            u("len1", l + 4),
+            u("len2", l + 8),
+            u("len3", l + 12),
+            u("start1", s),
+            u("start2", s + 4),
+            u("start3", s + 8),
+            u("bias", offset_of!(P, bias)),
+            u("nesterov", offset_of!(P, nesterov)),
+        ];
+        fields.extend((0..3).map(|i| u("pad", offset_of!(P, pad) + 4 * i)));
+        let weights = [
+            "w_lr", "w_l2", "w_l1", "w_beta1", "w_beta2", "w_eps", "w_c1", "w_c2",
+        ];
+        let biases = [
+            "b_lr", "b_l2", "b_l1", "b_beta1", "b_beta2", "b_eps", "b_c1", "b_c2",
+        ];
+        fields.extend(weights.iter().enumerate().map(|(i, n)| f(n, w + 4 * i)));
+        fields.extend(biases.iter().enumerate().map(|(i, n)| f(n, b + 4 * i)));
+        assert_mirrors(
+            concat!(
+                include_str!("../../../shaders/update_rules.wgsl"),
+                include_str!("../../../shaders/update_all.wgsl")
+            ),
+            size_of::<P>(),
+            &fields,
+        );
+        assert!(size_of::<P>() as u64 <= PARAM_BYTES);
     }
 }
