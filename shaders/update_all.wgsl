@@ -85,54 +85,49 @@ fn scal(t: i32) -> Scal {
     return Scal(P.w_lr, P.w_l2, P.w_l1, P.w_beta1, P.w_beta2, P.w_eps, P.w_c1, P.w_c2);
 }
 
-// (θ, gradient) of element e of tensor t.
-fn load(t: i32, e: i32) -> vec2<f32> {
+// (θ, gradient, state 1, state 2) of element e of tensor t, the first `n` state values
+// read (the rest 0).
+fn load(t: i32, e: i32, n: u32) -> vec4<f32> {
+    var x = vec4<f32>(0.0);
     switch t {
         case 0: {
-            return vec2<f32>(p0[e], g0[e]);
-        }
-        case 1: {
-            return vec2<f32>(p1[e], g1[e]);
-        }
-        case 2: {
-            return vec2<f32>(p2[e], g2[e]);
-        }
-        default: {
-            return vec2<f32>(p3[e], g3[e]);
-        }
-    }
-}
-
-// The two state values of element e of tensor t (`n`: how many the rule keeps).
-fn load_state(t: i32, e: i32, n: u32) -> vec2<f32> {
-    var s = vec2<f32>(0.0);
-    switch t {
-        case 0: {
-            s.x = a0[e];
+            x = vec4<f32>(p0[e], g0[e], 0.0, 0.0);
+            if (n > 0u) {
+                x.z = a0[e];
+            }
             if (n > 1u) {
-                s.y = b0[e];
+                x.w = b0[e];
             }
         }
         case 1: {
-            s.x = a1[e];
+            x = vec4<f32>(p1[e], g1[e], 0.0, 0.0);
+            if (n > 0u) {
+                x.z = a1[e];
+            }
             if (n > 1u) {
-                s.y = b1[e];
+                x.w = b1[e];
             }
         }
         case 2: {
-            s.x = a2[e];
+            x = vec4<f32>(p2[e], g2[e], 0.0, 0.0);
+            if (n > 0u) {
+                x.z = a2[e];
+            }
             if (n > 1u) {
-                s.y = b2[e];
+                x.w = b2[e];
             }
         }
         default: {
-            s.x = a3[e];
+            x = vec4<f32>(p3[e], g3[e], 0.0, 0.0);
+            if (n > 0u) {
+                x.z = a3[e];
+            }
             if (n > 1u) {
-                s.y = b3[e];
+                x.w = b3[e];
             }
         }
     }
-    return s;
+    return x;
 }
 
 // Stores a rule's result r = (θ, state 1, state 2), the first `n` state values of it.
@@ -187,8 +182,7 @@ fn sgd_all(
     if (at.y < 0) {
         return;
     }
-    let x = load(at.x, at.y);
-    store(at.x, at.y, sgd_rule(vec4<f32>(x, 0.0, 0.0), scal(at.x)), 0u);
+    store(at.x, at.y, sgd_rule(load(at.x, at.y, 0u), scal(at.x)), 0u);
 }
 
 @compute @workgroup_size(256)
@@ -201,7 +195,7 @@ fn momentum_all(
     if (at.y < 0) {
         return;
     }
-    let x = vec4<f32>(load(at.x, at.y), load_state(at.x, at.y, 1u));
+    let x = load(at.x, at.y, 1u);
     store(at.x, at.y, momentum_rule(x, scal(at.x), P.nesterov != 0u), 1u);
 }
 
@@ -215,8 +209,7 @@ fn adam_all(
     if (at.y < 0) {
         return;
     }
-    let x = vec4<f32>(load(at.x, at.y), load_state(at.x, at.y, 2u));
-    store(at.x, at.y, adam_rule(x, scal(at.x)), 2u);
+    store(at.x, at.y, adam_rule(load(at.x, at.y, 2u), scal(at.x)), 2u);
 }
 
 @compute @workgroup_size(256)
@@ -229,6 +222,5 @@ fn adagrad_all(
     if (at.y < 0) {
         return;
     }
-    let x = vec4<f32>(load(at.x, at.y), load_state(at.x, at.y, 1u));
-    store(at.x, at.y, adagrad_rule(x, scal(at.x)), 1u);
+    store(at.x, at.y, adagrad_rule(load(at.x, at.y, 1u), scal(at.x)), 1u);
 }
