@@ -235,8 +235,9 @@ enum OpKind {
     Loss,
     /// The optimizer step on parameter `i`.
     Update(usize),
-    /// The optimizer steps on parameters `ids` (up to four), in one dispatch.
-    UpdateAll(Vec<usize>),
+    /// The optimizer steps on up to four parameters in one dispatch: each one's length
+    /// and whether it is a bias (fixed when the engine is built).
+    UpdateAll(Vec<(usize, bool)>),
 }
 
 impl OpKind {

@@ -280,11 +280,13 @@ impl GpuEngine {
                     })
                     .collect();
                 let bound = kernels::bind_update_all(ctx, &ring, &tensors, Some(&halt))?;
-                (
-                    bound,
-                    OpKind::UpdateAll(ids),
-                    Kernel::UpdateAll(options.rule),
-                )
+                let shapes = ids
+                    .iter()
+                    .map(|&i| &program.params[i])
+                    .map(|d| (d.rows * d.cols, d.is_bias))
+                    .collect();
+                let op = OpKind::UpdateAll(shapes);
+                (bound, op, Kernel::UpdateAll(options.rule))
             } else {
                 let (i, [s1, s2]) = (ids[0], &state[ids[0]]);
                 let (d, state) = (&program.params[i], [s1, s2]);

@@ -324,18 +324,13 @@ fn record_step(
                 let s = update.of(d.is_bias).of::<f32>();
                 kernels::update(ctx, pass, ring, bound, rule, d.rows * d.cols, &s)?
             }
-            OpKind::UpdateAll(ids) => {
+            OpKind::UpdateAll(tensors) => {
                 let Some((rule, update)) = update else {
                     continue;
                 };
-                let tensors: Vec<(usize, bool)> = ids
-                    .iter()
-                    .map(|&i| &program.params[i])
-                    .map(|d| (d.rows * d.cols, d.is_bias))
-                    .collect();
                 let scalars = (update.of(false).of::<f32>(), update.of(true).of::<f32>());
                 let scalars = (&scalars.0, &scalars.1);
-                kernels::update_all(ctx, pass, ring, bound, rule, &tensors, scalars)?
+                kernels::update_all(ctx, pass, ring, bound, rule, tensors, scalars)?
             }
         }
     }

@@ -46,15 +46,7 @@ pub fn bind_update_all(
     tensors: &[UpdateTensor<'_>],
     halt: Option<&wgpu::Buffer>,
 ) -> Result<Bound> {
-    if tensors.is_empty() || tensors.len() > UPDATE_ALL_TENSORS {
-        return Err(Error::ShapeMismatch {
-            what: "tensors of one update dispatch",
-            expected: format!("1 to {UPDATE_ALL_TENSORS}"),
-            got: tensors.len().to_string(),
-        });
-    }
-    // A read-write stand-in may be bound many times (one usage); the read-only ones must
-    // be another buffer (a buffer cannot be both in one dispatch).
+    check_tensor_count(tensors.len())?;
     // Absent tensors: a read-write stand-in may fill many slots (one usage), the
     // read-only slots another buffer (no buffer is both in one dispatch).
     let (rw, ro) = (ctx.scratch(), ctx.dummy());
@@ -123,6 +115,18 @@ pub fn update(
     dispatch(ctx, pass, ring, Kernel::Update(rule), bound, &params, grid)
 }
 
+/// One [`update_all`] dispatch takes 1 to [`UPDATE_ALL_TENSORS`] tensors.
+fn check_tensor_count(n: usize) -> Result<()> {
+    if n == 0 || n > UPDATE_ALL_TENSORS {
+        return Err(Error::ShapeMismatch {
+            what: "tensors of one update dispatch",
+            expected: format!("1 to {UPDATE_ALL_TENSORS}"),
+            got: n.to_string(),
+        });
+    }
+    Ok(())
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct UpdateAllParams {
@@ -155,13 +159,7 @@ pub fn update_all(
     scalars: (&Scalars<f32>, &Scalars<f32>),
 ) -> Result<()> {
     check_family(bound, Family::UpdateAll)?;
-    if tensors.is_empty() || tensors.len() > UPDATE_ALL_TENSORS {
-        return Err(Error::ShapeMismatch {
-            what: "tensors of one update dispatch",
-            expected: format!("1 to {UPDATE_ALL_TENSORS}"),
-            got: tensors.len().to_string(),
-        });
-    }
+    check_tensor_count(tensors.len())?;
     let mut lens = [0u32; 4];
     // Block starts; tensors past the count start past every block (never chosen).
     let mut starts = [u32::MAX; 3];
@@ -276,5 +274,10 @@ mod tests {
             &fields,
         );
         assert!(size_of::<P>() as u64 <= PARAM_BYTES);
+        assert_eq!(
+            Family::UpdateAll.storage().len() as u32,
+            UPDATE_ALL_BINDINGS,
+            "the engine's binding check against the shader's bindings"
+        );
     }
 }
