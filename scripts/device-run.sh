@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # The GPU run, prepared here and run where the GPU is, as one command: the GPU tests,
-# `gradflow bench --backend both --sweep` and the peers' JAX script, into one report.
+# `gradflow bench`, the cost model's predictions and the peers (JAX, PyTorch), one report.
 #
 #   scripts/device-run.sh bundle [DIR]       # here: build the binaries and gather them
 #   scripts/device-run.sh run [DIR] [OUT]    # there (or here, on lavapipe): run, report
 #
-# `bundle` (default DIR: .device, which .git/info/exclude should list) builds the
-# release `gradflow` and the GPU tests' executables (`cargo test --release --no-run`),
-# strips and packs them (binaries.tar.xz, ~10 MB), and copies the peers' Python scripts:
-# an x86-64 bundle that needs no Rust toolchain where it runs. On the device tool:
-# `run` with carry [".device", ".gl"] and the command `scripts/device-run.sh run .device
-# $OUT` (timeout_s 600; DEVICE_QUICK=1 first if time is short). `run` unpacks the Vulkan loader from .gl/*.deb when the
-# machine has none (the device tool's README says how to download them), points Vulkan
-# at NVIDIA's driver when it is there, then writes OUT/report.md (adapter, driver, every
-# test binary's result with the failures' output, the bench table, the cost model's
-# predictions, the JAX table) and
-# OUT/bench.json, OUT/bench.png, OUT/bench.log. Settings:
+# `bundle` (default DIR: .device, which .gitignore lists) builds the release `gradflow`
+# and the GPU tests' executables (`cargo test --release --no-run`), strips and packs them
+# (binaries.tar.xz, ~11 MB), and copies the peers' Python scripts with our PyTorch one
+# (scripts/peers/bench_torch.py): an x86-64 bundle that needs no Rust toolchain where it
+# runs. On the device tool: `run` with carry [".device", ".gl"] and the command
+# `scripts/device-run.sh run .device $OUT`. `run` unpacks the Vulkan loader from
+# .gl/*.deb when the machine has none (the device tool's README says how to download
+# them), points Vulkan at NVIDIA's driver when it is there, then runs the stages and
+# writes OUT/report.md (adapter, driver, every test binary's result with the failures'
+# output, the bench tables, the cost model, the peers' tables), OUT/NAME.json and
+# OUT/NAME.log for each bench stage, OUT/jax.json and OUT/torch.json. Settings:
+#   DEVICE_STAGES      the stages in order, each NAME or NAME:CAP_SECONDS; default
+#                      "tests sweep explain jax torch". tests: the GPU test binaries;
+#                      bench: `gradflow bench --backend both`; sweep: the same with
+#                      --sweep; explain: `bench --explain`; jax, torch: the peers.
+#   DEVICE_TEST_JOBS   test binaries at a time (default 1)
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
-#   DEVICE_JAX=0       leave the JAX peer out (no jax where it runs)
-#   PYTHON             the Python that has jax (default python3)
+#   PYTHON             the Python that has jax and torch (default python3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:?usage: device-run.sh bundle|run [DIR] [OUT]}
@@ -52,6 +56,8 @@ for line in sys.stdin:
   (cd "$dir" && tar -cf - bin tests | xz -9 -T0 >binaries.tar.xz && rm -rf bin tests)
   cp "$root"/../shared/peers/python/*.py "$dir/peers/" 2>/dev/null ||
     echo "device-run: no peers folder at ../shared/peers/python: the JAX table will be missing"
+  # The PyTorch peer is ours (the shared peers have no torch): it imports their common.py.
+  cp "$root"/scripts/peers/*.py "$dir/peers/"
   # Tests read their data files by the path of the checkout they were built in.
   echo "$root" >"$dir/build-root"
   du -sh "$dir"
@@ -84,10 +90,12 @@ run() {
     ln -sfn "$root" "$built"
   fi
   export GRADFLOW_REQUIRE_GPU=1 XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-  local report=$out/report.md quick=() peers_env=()
+  report=$out/report.md
+  quick=()
+  peers_env=(QUIET_MAX_WAIT=0 PEERS_ATTEMPTS=1)
   if [ "${DEVICE_QUICK:-0}" = 1 ]; then
     quick=(--quick)
-    peers_env=(PEERS_SCALE=0.05 PEERS_REPEATS=1)
+    peers_env+=(PEERS_SCALE=0.05 PEERS_REPEATS=1)
   fi
   {
     echo "# Device run, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -101,63 +109,131 @@ run() {
     echo '```text'
     "$dir/bin/gradflow" info 2>&1 || true
     echo '```'
+  } >"$report"
+  failed=0
+  # Each stage as NAME or NAME:SECONDS (a cap: a device lease is short, and a stage cut
+  # off keeps what it wrote). The default runs everything, uncapped.
+  local stage name cap
+  for stage in ${DEVICE_STAGES:-tests sweep explain jax torch}; do
+    name=${stage%%:*}
+    cap=0
+    [ "$name" != "$stage" ] && cap=${stage#*:}
+    echo "device-run: $name (cap ${cap}s) at $(date -u +%H:%M:%S)"
+    case $name in
+    tests) stage_tests "$cap" ;;
+    bench) stage_bench "$cap" bench ;;
+    sweep) stage_bench "$cap" sweep --sweep ;;
+    explain) stage_explain ;;
+    jax | torch) stage_peer "$cap" "$name" ;;
+    *) echo "device-run: unknown stage $name" >&2 && failed=1 ;;
+    esac
+  done
+  echo "device-run: report in $report"
+  return $failed
+}
+
+# Runs "$@" under a cap of $1 seconds (0: none); 124 when the cap cut it off.
+capped() {
+  local cap=$1
+  shift
+  if [ "$cap" -gt 0 ]; then timeout --kill-after=5 "$cap" "$@"; else "$@"; fi
+}
+
+# The GPU test binaries, DEVICE_TEST_JOBS at a time (default 1: each alone on the GPU),
+# each under the stage's cap; one table row per binary, the failures' output after it.
+stage_tests() {
+  local cap=$1 par=${DEVICE_TEST_JOBS:-1} tmp t n rc
+  tmp=$(mktemp -d)
+  {
     echo
     echo "## Tests (GRADFLOW_REQUIRE_GPU=1)"
     echo
     echo "| binary | result |"
     echo "|---|---|"
-  } >"$report"
-  local failed=0 t log
+  } >>"$report"
   for t in "$dir"/tests/*; do
-    log=$(mktemp)
-    if (cd "$root" && "$t" >"$log" 2>&1); then
-      echo "| $(basename "$t") | $(grep -h '^test result' "$log" | tail -1) |" >>"$report"
-    else
-      failed=1
-      echo "| $(basename "$t") | **FAILED**: $(grep -h '^test result' "$log" | tail -1) |" >>"$report"
-      {
-        echo
-        echo "<details><summary>$(basename "$t") output (failures)</summary>"
-        echo
-        echo '```text'
-        grep -A30 -- '---- .* stdout ----\|^failures:' "$log" | head -200
-        echo '```'
-        echo "</details>"
-        echo
-      } >>"$report.failures"
-    fi
-    rm -f "$log"
+    while [ "$(jobs -rp | wc -l)" -ge "$par" ]; do wait -n || true; done
+    n=$(basename "$t")
+    (
+      cd "$root"
+      rc=0
+      capped "$cap" "$t" >"$tmp/$n.log" 2>&1 || rc=$?
+      echo $rc >"$tmp/$n.rc"
+    ) &
   done
-  [ -f "$report.failures" ] && cat "$report.failures" >>"$report" && rm "$report.failures"
+  wait
+  for t in "$dir"/tests/*; do
+    n=$(basename "$t")
+    rc=$(cat "$tmp/$n.rc" 2>/dev/null || echo 1)
+    if [ "$rc" = 0 ]; then
+      echo "| $n | $(grep -h '^test result' "$tmp/$n.log" | tail -1) |" >>"$report"
+      continue
+    fi
+    failed=1
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+      echo "| $n | **CUT OFF** at ${cap}s: $(grep -c '\.\.\. ok$' "$tmp/$n.log" || true) ok before |" >>"$report"
+    else
+      echo "| $n | **FAILED** (exit $rc): $(grep -h '^test result' "$tmp/$n.log" | tail -1) |" >>"$report"
+    fi
+    {
+      echo
+      echo "<details><summary>$n output (failures)</summary>"
+      echo
+      echo '```text'
+      grep -A30 -- '---- .* stdout ----\|^failures:\|panicked' "$tmp/$n.log" | head -200 || true
+      tail -5 "$tmp/$n.log"
+      echo '```'
+      echo "</details>"
+      echo
+    } >>"$tmp/failures"
+  done
+  [ -f "$tmp/failures" ] && cat "$tmp/failures" >>"$report"
+  rm -rf "$tmp"
+}
+
+# `gradflow bench --backend both [--sweep]`: the table to the report, the progress
+# lines to OUT/NAME.log (what is left of a run the cap cuts off), OUT/NAME.json.
+stage_bench() {
+  local cap=$1 name=$2
+  shift 2
   {
     echo
-    echo "## \`gradflow bench --backend both --sweep ${quick[*]}\`"
+    echo "## \`gradflow bench --backend both $* ${quick[*]}\`"
     echo
   } >>"$report"
-  # The table to the report; the per-point progress lines to bench.log.
-  (cd "$out" && "$dir/bin/gradflow" bench --backend both --sweep "${quick[@]}" \
-    --json bench.json --plot bench.png) >>"$report" 2>"$out/bench.log" || failed=1
+  # One plot (bench.png): the device tool brings back at most eight files.
+  local plot=()
+  [ "$name" = bench ] && plot=(--plot bench.png)
+  (cd "$out" && capped "$cap" "$dir/bin/gradflow" bench --backend both "$@" "${quick[@]}" \
+    --json "$name.json" "${plot[@]}") >>"$report" 2>"$out/$name.log" || {
+    failed=1
+    echo "(cut off or failed: the points measured are in $name.log)" >>"$report"
+  }
+}
+
+stage_explain() {
   {
     echo
     echo '## The cost model beside it (`gradflow bench --explain`: predicted, not measured)'
     echo
     "$dir/bin/gradflow" bench --explain 2>&1 || true
   } >>"$report"
-  if [ "${DEVICE_JAX:-1}" = 1 ]; then
-    {
-      echo
-      echo "## JAX (the peers' \`bench_jax.py\`, on the device JAX finds)"
-      echo
-      echo '```text'
-    } >>"$report"
-    (cd "$dir/peers" && env QUIET_MAX_WAIT=0 "${peers_env[@]}" "${PYTHON:-python3}" -c \
-      'import jax; print("jax", jax.__version__, "devices:", jax.devices())' &&
-      env QUIET_MAX_WAIT=0 "${peers_env[@]}" "${PYTHON:-python3}" bench_jax.py) \
-      >>"$report" 2>&1 || failed=1
-    echo '```' >>"$report"
-  fi
-  echo "device-run: report in $report"
-  return $failed
+}
+
+# A peer's script (bench_jax.py, bench_torch.py) on the device its framework finds; its
+# log and table to the report, its raw JSON to OUT.
+stage_peer() {
+  local cap=$1 peer=$2
+  {
+    echo
+    echo "## ${peer} (the peers' \`bench_${peer}.py\`, on the device ${peer} finds)"
+    echo
+    echo '```text'
+  } >>"$report"
+  (cd "$dir/peers" && export "${peers_env[@]}" PYTHONUNBUFFERED=1 &&
+    capped "$cap" "${PYTHON:-python3}" "bench_${peer}.py") >>"$report" 2>&1 || failed=1
+  echo '```' >>"$report"
+  cp "$dir/peers/results/raw/${peer}.json" "$out/" 2>/dev/null || true
 }
 
 case $mode in
