@@ -19,7 +19,8 @@
 #   DEVICE_STAGES      the stages in order, each NAME or NAME:CAP_SECONDS; default
 #                      "tests sweep explain jax torch". tests: the GPU test binaries;
 #                      bench: `gradflow bench --backend both`; sweep: the same with
-#                      --sweep; explain: `bench --explain`; jax, torch: the peers.
+#                      --sweep; explain: `bench --explain`; kernels: `bench
+#                      --kernels`; jax, torch: the peers.
 #   DEVICE_TEST_JOBS   test binaries at a time (default 1)
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
 #   PYTHON             the Python that has jax and torch (default python3)
@@ -124,6 +125,7 @@ run() {
     bench) stage_bench "$cap" bench ;;
     sweep) stage_bench "$cap" sweep --sweep ;;
     explain) stage_explain ;;
+    kernels) stage_kernels "$cap" ;;
     jax | torch) stage_peer "$cap" "$name" ;;
     *) echo "device-run: unknown stage $name" >&2 && failed=1 ;;
     esac
@@ -209,6 +211,16 @@ stage_bench() {
     failed=1
     echo "(cut off or failed: the points measured are in $name.log)" >>"$report"
   }
+}
+
+# Each kernel of the steps timed alone (`gradflow bench --kernels`).
+stage_kernels() {
+  {
+    echo
+    echo '## Kernels one by one (`gradflow bench --kernels`)'
+    echo
+  } >>"$report"
+  capped "$1" "$dir/bin/gradflow" bench --kernels "${quick[@]}" >>"$report" 2>&1 || failed=1
 }
 
 stage_explain() {

@@ -421,3 +421,30 @@ fn matmul_quads_keep_the_bits() {
     }
     assert_eq!(cases, 63);
 }
+
+/// `gpu::profile` times every kernel of the steps it names (each variant of the
+/// full-batch gradient, the MLP step's products, the host's round trips) with finite
+/// times, and its table lists each of them.
+#[test]
+fn the_kernel_profile_times_every_kernel() {
+    let Some(ctx) = gpu("the_kernel_profile_times_every_kernel") else {
+        return;
+    };
+    let times = gradflow::gpu::profile::kernel_times(&ctx, 4096).unwrap();
+    let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
+    for want in ["host: submit", "host: read", "sigmoid", "bias add", "column sums"] {
+        assert!(names.iter().any(|n| n.starts_with(want)), "{want} missing: {names:?}");
+    }
+    assert_eq!(names.iter().filter(|n| n.starts_with("product")).count(), 5);
+    for v in GlmGradVariant::ALL {
+        let want = format!("GLM gradient + finish ({v:?})");
+        assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");
+    }
+    assert!(names.iter().any(|n| n.starts_with("many-step GLM")), "{names:?}");
+    for t in &times {
+        assert!(t.us.is_finite(), "{t:?}");
+        assert!(t.bytes >= 0.0 && t.flops >= 0.0, "{t:?}");
+    }
+    let table = gradflow::gpu::profile::markdown(&ctx, &times);
+    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), times.len() + 1);
+}

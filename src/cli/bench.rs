@@ -40,6 +40,12 @@ pub struct BenchArgs {
     /// H100, an H200 and lavapipe, with the bound each hits.
     #[arg(long)]
     explain: bool,
+    /// Time each kernel of the training steps alone on the GPU instead (the MLP step's at
+    /// batch 256, the full-batch gradient's variants at W4's 10⁶ × 64, or 65,536 rows
+    /// with --quick, the many-step GLM kernel per step, a host round trip): where a
+    /// step's time goes on this adapter.
+    #[arg(long, conflicts_with = "explain")]
+    kernels: bool,
 }
 
 /// Runs the workloads, prints the table, writes the report and the plot.
@@ -49,6 +55,14 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     if args.explain {
         print!("{}", gradflow::bench::cost::explain());
+        return Ok(());
+    }
+    if args.kernels {
+        let ctx = gradflow::gpu::shared()?;
+        let rows = if args.quick { 65_536 } else { 1_000_000 };
+        let rows = ((rows as f64 * args.scale) as usize).max(256);
+        let times = gradflow::gpu::profile::kernel_times(&ctx, rows)?;
+        print!("{}", gradflow::gpu::profile::markdown(&ctx, &times));
         return Ok(());
     }
     let opts = BenchOptions {

@@ -7,7 +7,8 @@
 //! - [`kernels`]: one host launcher per kernel (bind once, launch every step);
 //! - [`engine`]: [`GpuEngine`], the GPU twin of the CPU engine;
 //! - [`readback`]: buffers back to the host;
-//! - [`tune`]: which kernel variants this adapter runs, measured once and cached.
+//! - [`tune`]: which kernel variants this adapter runs, measured once and cached;
+//! - [`profile`]: each kernel of the steps timed alone on this adapter (`bench --kernels`).
 //!
 //! Shaders live in `shaders/*.wgsl`, one file per kernel family, included at compile time.
 
@@ -15,6 +16,7 @@ pub mod context;
 pub mod engine;
 pub mod kernels;
 pub mod pipelines;
+pub mod profile;
 pub mod readback;
 pub mod tune;
 

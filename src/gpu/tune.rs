@@ -482,7 +482,7 @@ fn pick<T: Copy + std::fmt::Debug>(
 
 /// Median milliseconds of three timed runs of `run` after one warm-up (compilation and
 /// first-use costs are not the steady state).
-fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(super) fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
     let mut timed = || -> Result<f64> {
         let t = Instant::now();
         run()?;
@@ -501,7 +501,7 @@ fn median_ms(ctx: &GpuContext, mut run: impl FnMut() -> Result<()>) -> Result<f6
 
 /// Deterministic probe data: `n` rows of `p` features in [−1, 1), targets from a fixed
 /// linear model with a little noise.
-fn probe_data(n: usize, p: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub(super) fn probe_data(n: usize, p: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut s = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = move || {
         s ^= s << 13;
@@ -651,7 +651,7 @@ fn probe_products(ctx: &GpuContext) -> Result<(Vec<u32>, f64)> {
 
 /// Runs the fused GLM gradient of (x, y) at (w, b = 0.25) `reps` times per submission:
 /// the last result ([∂w, ∂b, loss]) and the median milliseconds.
-fn glm_grad_run(
+pub(super) fn glm_grad_run(
     ctx: &GpuContext,
     variant: GlmGradVariant,
     (x, y, w): (&[f32], &[f32], &[f32]),
@@ -708,9 +708,15 @@ fn probe_glm_grad(ctx: &GpuContext, variant: GlmGradVariant) -> Result<Option<f6
 /// The many-step GLM kernel: 64 SGD steps of 256 rows (p = 64) in four dispatches, the
 /// final weights checked against the same steps in float64.
 fn probe_many_step(ctx: &GpuContext) -> Result<Option<f64>> {
+    many_step_run(ctx, 64)
+}
+
+/// `count` SGD steps of 256 rows (p = 64) through the many-step GLM kernel, checked
+/// against the same steps in float64: the median milliseconds, `None` if they disagree.
+pub(super) fn many_step_run(ctx: &GpuContext, count: usize) -> Result<Option<f64>> {
     let (n, p, batch, lr) = (4096, 64, 256, 0.05f32);
     let (x, y, _) = probe_data(n, p);
-    let steps: Vec<kernels::GlmStep> = (0..64)
+    let steps: Vec<kernels::GlmStep> = (0..count)
         .map(|s| kernels::GlmStep {
             start: (s % (n / batch) * batch) as u32,
             len: batch as u32,
@@ -729,7 +735,8 @@ fn probe_many_step(ctx: &GpuContext) -> Result<Option<f64>> {
     let bb = ctx.storage("tune b", 1)?;
     let losses = ctx.storage("tune losses", steps.len())?;
     let halt = ctx.upload("tune halt", &[0u32; 4])?;
-    let mut ring = ParamRing::new(ctx, 4)?;
+    let per = kernels::glm_steps_per_dispatch(batch);
+    let mut ring = ParamRing::new(ctx, count.div_ceil(per))?;
     let bound = kernels::bind_glm_epoch(
         ctx,
         &ring,
@@ -742,7 +749,6 @@ fn probe_many_step(ctx: &GpuContext) -> Result<Option<f64>> {
         &losses,
         &halt,
     )?;
-    let per = kernels::glm_steps_per_dispatch(batch);
     let run = |ring: &mut ParamRing| {
         ctx.write(&wb, &vec![0f32; p]);
         ctx.write(&bb, &[0f32]);

@@ -1,0 +1,260 @@
+//! Where a step's time goes on this adapter: each kernel of the training steps timed alone
+//! at the benchmark workloads' shapes (`gradflow bench --kernels`).
+//!
+//! A kernel's time per dispatch is the difference between a submission of `reps`
+//! dispatches and one of a single dispatch, over `reps − 1` (each the median of three
+//! after a warm-up, [`super::tune`]'s timing): the submission, the wait and the first
+//! launch cancel out, what is left is what one more dispatch in a pass costs, launch
+//! and barrier included. Consecutive dispatches of one kernel write the same buffer, so
+//! wgpu puts a barrier between them, as it does between a step's kernels. The host's own
+//! costs are rows of their own: a submission of one tiny dispatch waited for, and a
+//! 4-byte readback (what a fit pays per host wait).
+//!
+//! These are measurements of this machine, not the cost model's predictions
+//! ([`crate::bench::cost`]): the two side by side say which of the model's constants are
+//! wrong.
+
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::program::{Activation, Layout};
+
+use super::context::GpuContext;
+use super::kernels::{self, ParamRing};
+use super::readback;
+use super::tune::{self, GlmGradVariant};
+
+/// One kernel's (or host action's) measured time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelTime {
+    /// What ran: the kernel and its variant.
+    pub kernel: String,
+    /// The shape, as the workloads name it.
+    pub shape: String,
+    /// Microseconds per dispatch (per step for whole-step kernels; per action for host
+    /// rows).
+    pub us: f64,
+    /// Bytes a dispatch must read and write at least (0 for host rows).
+    pub bytes: f64,
+    /// Floating-point operations per dispatch.
+    pub flops: f64,
+}
+
+impl KernelTime {
+    /// Effective bandwidth, GB/s (bytes over time).
+    pub fn gb_per_s(&self) -> f64 {
+        self.bytes / (self.us * 1e3)
+    }
+    /// Effective arithmetic rate, GFLOP/s.
+    pub fn gflop_per_s(&self) -> f64 {
+        self.flops / (self.us * 1e3)
+    }
+}
+
+/// Times the training steps' kernels on `ctx`. `rows`: the full-batch gradient's rows
+/// (W4 has 10⁶; a smoke run takes fewer). The mini-batch kernels run at W1–W3's batch of
+/// 256.
+///
+/// ```no_run
+/// # fn main() -> gradflow::Result<()> {
+/// let ctx = gradflow::gpu::GpuContext::new()?;
+/// for t in gradflow::gpu::profile::kernel_times(&ctx, 65_536)? {
+///     println!("{} {}: {:.1} µs", t.kernel, t.shape, t.us);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`crate::Error::Device`] from wgpu; [`crate::Error::DeviceLimit`] for shapes beyond
+/// the device.
+pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
+    let mut out = host_rows(ctx)?;
+    out.extend(per_op_rows(ctx)?);
+    // The full-batch gradient (gradient and the pass adding its segments), each variant,
+    // at W4's width: one step of W4 is this plus the update.
+    let (x, y, w) = tune::probe_data(rows, 64);
+    for variant in GlmGradVariant::ALL {
+        let reps = 9;
+        let (_, one) = tune::glm_grad_run(ctx, variant, (&x, &y, &w), 1)?;
+        let (_, many) = tune::glm_grad_run(ctx, variant, (&x, &y, &w), reps)?;
+        out.push(KernelTime {
+            kernel: format!("GLM gradient + finish ({variant:?})"),
+            shape: format!("{rows} × 64"),
+            us: per_extra(one, many, reps),
+            bytes: (rows * 65 * 4) as f64,
+            flops: (rows * 64 * 4) as f64,
+        });
+    }
+    // The many-step kernel (this adapter's variant): a W1 step of 256 rows.
+    if let (Some(few), Some(lots)) = (tune::many_step_run(ctx, 16)?, tune::many_step_run(ctx, 64)?)
+    {
+        out.push(KernelTime {
+            kernel: format!("many-step GLM ({:?}), per step", ctx.pipelines().tuning().glm_epoch),
+            shape: "256 × 64".into(),
+            us: (lots - few) * 1e3 / 48.0,
+            bytes: (256 * 65 * 4) as f64,
+            flops: (256 * 64 * 4) as f64,
+        });
+    }
+    Ok(out)
+}
+
+/// Microseconds one more dispatch costs: submissions of 1 and `reps` dispatches took
+/// `one` and `many` milliseconds.
+fn per_extra(one: f64, many: f64, reps: usize) -> f64 {
+    (many - one) * 1e3 / (reps - 1) as f64
+}
+
+/// A submission of one tiny dispatch, waited for; a 4-byte readback.
+fn host_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
+    let z = ctx.upload("profile z", &[0.5f32; 64])?;
+    let a = ctx.storage("profile a", 64)?;
+    let mut ring = ParamRing::new(ctx, 1)?;
+    let act = kernels::bind_activation(ctx, &ring, &z, &a)?;
+    let submit = tune::median_ms(ctx, || {
+        kernels::submit(ctx, &mut ring, |pass, r| {
+            kernels::activate(ctx, pass, r, &act, Activation::Sigmoid, 64)
+        })
+    })?;
+    let mut reads: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            readback::read_f32(ctx, &a, 1).map(|_| t.elapsed().as_secs_f64() * 1e6)
+        })
+        .collect::<Result<_>>()?;
+    reads.sort_by(f64::total_cmp);
+    let host = |kernel: &str, us| KernelTime {
+        kernel: kernel.into(),
+        shape: "—".into(),
+        us,
+        bytes: 0.0,
+        flops: 0.0,
+    };
+    Ok(vec![
+        host("host: submit one tiny dispatch and wait", submit * 1e3),
+        host("host: read 4 bytes back", reads[2]),
+    ])
+}
+
+/// The MLP step's kernels at batch 256 (W3: 64-256-10) and a tiny element-wise one.
+fn per_op_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
+    const REPS: usize = 33;
+    let (m, d, h, k) = (256, 64, 256, 10);
+    let (x, _, _) = tune::probe_data(m * h + h * h, 1);
+    let buf = |name: &str, len: usize| ctx.upload(name, &x[..len]);
+    let xa = buf("profile x", m * d)?;
+    let w1 = buf("profile w1", d * h)?;
+    let hid = buf("profile h", m * h)?;
+    let w2 = buf("profile w2", h * k)?;
+    let d2 = buf("profile d2", m * k)?;
+    let b1 = buf("profile b1", h)?;
+    let out_mh = ctx.storage("profile m×h", m * h)?;
+    let out_mh2 = ctx.storage("profile m×h 2", m * h)?;
+    let out_dh = ctx.storage("profile d×h", d * h)?;
+    let out_mk = ctx.storage("profile m×k", m * k)?;
+    let out_hk = ctx.storage("profile h×k", h * k)?;
+    let out_h = ctx.storage("profile h", h)?;
+    let tiny = ctx.storage("profile tiny", 64)?;
+    let mut ring = ParamRing::new(ctx, REPS)?;
+    let act_tiny = kernels::bind_activation(ctx, &ring, &xa, &tiny)?;
+    let act = kernels::bind_activation(ctx, &ring, &hid, &out_mh)?;
+    let bias = kernels::bind_bias_add(ctx, &ring, &out_mh2, &b1)?;
+    let sums = kernels::bind_col_sums(ctx, &ring, &hid, &out_h)?;
+    let row = |kernel: &str, shape: String, values: usize, flops: usize, us: f64| KernelTime {
+        kernel: kernel.into(),
+        shape,
+        us,
+        bytes: (values * 4) as f64,
+        flops: flops as f64,
+    };
+    let mut rows = vec![
+        row("sigmoid (a launch's floor)", "64".into(), 128, 64, {
+            per_dispatch(ctx, &mut ring, REPS, &mut |pass, r| {
+                kernels::activate(ctx, pass, r, &act_tiny, Activation::Sigmoid, 64)
+            })?
+        }),
+        row("sigmoid", format!("{m} × {h}"), 2 * m * h, m * h, {
+            per_dispatch(ctx, &mut ring, REPS, &mut |pass, r| {
+                kernels::activate(ctx, pass, r, &act, Activation::Sigmoid, m * h)
+            })?
+        }),
+        row("bias add", format!("{m} × {h}"), 2 * m * h + h, m * h, {
+            per_dispatch(ctx, &mut ring, REPS, &mut |pass, r| {
+                kernels::bias_add(ctx, pass, r, &bias, m, h)
+            })?
+        }),
+        row("column sums", format!("{m} × {h}"), m * h + h, m * h, {
+            per_dispatch(ctx, &mut ring, REPS, &mut |pass, r| {
+                kernels::col_sums(ctx, pass, r, &sums, m, h)
+            })?
+        }),
+    ];
+    let block = ctx.pipelines().tuning().matmul;
+    // (name, layout, (rows, inner, cols) of C = op(A)·op(B), A, B, C).
+    let products = [
+        ("X·W¹", Layout::NN, (m, d, h), &xa, &w1, &out_mh),
+        ("H·W²", Layout::NN, (m, h, k), &hid, &w2, &out_mk),
+        ("Hᵀ·δ²", Layout::TN, (h, m, k), &hid, &d2, &out_hk),
+        ("δ²·W²ᵀ", Layout::NT, (m, k, h), &d2, &w2, &out_mh2),
+        ("Xᵀ·δ¹", Layout::TN, (d, m, h), &xa, &hid, &out_dh),
+    ];
+    for (name, layout, (r, inner, c), a, b, out) in products {
+        let bound = kernels::bind_matmul(ctx, &ring, a, None, b, out)?;
+        let us = per_dispatch(ctx, &mut ring, REPS, &mut |pass, ring| {
+            kernels::matmul(ctx, pass, ring, &bound, layout, (r, inner, c), None)
+        })?;
+        rows.push(row(
+            &format!("product {name} ({layout:?}, {block:?} block)"),
+            format!("{r} × {inner} × {c}"),
+            r * inner + inner * c + r * c,
+            2 * r * inner * c,
+            us,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Microseconds one more dispatch of `one` adds to a submission (1 against `reps`).
+fn per_dispatch(
+    ctx: &GpuContext,
+    ring: &mut ParamRing,
+    reps: usize,
+    one: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &mut ParamRing) -> Result<()>,
+) -> Result<f64> {
+    let mut run = |n: usize, ring: &mut ParamRing| {
+        tune::median_ms(ctx, || {
+            kernels::submit(ctx, ring, |pass, r| (0..n).try_for_each(|_| one(pass, r)))
+        })
+    };
+    let single = run(1, ring)?;
+    let many = run(reps, ring)?;
+    Ok(per_extra(single, many, reps))
+}
+
+/// The times as a markdown table.
+pub fn markdown(ctx: &GpuContext, times: &[KernelTime]) -> String {
+    let info = ctx.info();
+    let mut s = format!(
+        "Kernels on {} ({:?}, driver {}): the time one more dispatch adds to a pass \
+         (median of 3)\n\n| kernel | shape | µs | GB/s | GFLOP/s |\n|---|---|---:|---:|---:|\n",
+        info.name, info.backend, info.driver_info
+    );
+    for t in times {
+        let rate = |v: f64| {
+            if t.bytes > 0.0 && v.is_finite() && t.us > 0.0 {
+                format!("{v:.1}")
+            } else {
+                "—".into()
+            }
+        };
+        s.push_str(&format!(
+            "| {} | {} | {:.2} | {} | {} |\n",
+                t.kernel,
+            t.shape,
+            t.us,
+            rate(t.gb_per_s()),
+            rate(t.gflop_per_s())
+        ));
+    }
+    s
+}
