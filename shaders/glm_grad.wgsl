@@ -481,3 +481,117 @@ fn glm_grad_rows4(
     }
     finish_segment(lid, base, loss_acc, db_acc, WG_R);
 }
+
+// Rows `glm_grad_lanes` holds per invocation (registers), and its score scratch: a tile
+// of T rows × (L + 1) lanes, T·L ≤ 16 · 256 (L + 1: a row's lanes land in different
+// banks when one invocation per row adds them).
+const LANE_ROWS: u32 = 16u;
+var<workgroup> dots: array<f32, 4352>;
+
+// `glm_grad4` for a GPU: a row is read by L invocations at once (L the power of two ≥
+// p / 4), each one vec4, so a warp's loads are whole rows, contiguous (coalesced); and
+// X is read once, not twice. Per tile of T = min(256, 16 · 256 / L) rows:
+//   1. pass k (k < T · L / 256 ≤ 16): invocation (row r, lane c) loads quad c of tile row
+//      k · (256 / L) + r into its own registers and writes its share of the row's dot
+//      product (the quad's four products, added pairwise) to `dots`;
+//   2. invocation t adds row t's L shares in lane order: z, the loss term and δ;
+//   3. each invocation adds δ · (the quads it holds) to its own vec4 of Xᵀδ.
+// The segment's Xᵀδ: the 256 / L invocations of each quad added in row order. Two
+// barriers a tile, three reads of workgroup memory per value; the order depends on the
+// shape alone.
+@compute @workgroup_size(256)
+fn glm_grad_lanes(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let at = segment(wg, nwg);
+    let seg = at.x;
+    let begin = at.y;
+    if (begin >= P.pos_end) {
+        return;
+    }
+    let end = at.z;
+    let q = P.p / 4u;
+    for (var c = lid; c < q; c += WG) {
+        wv4[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
+    }
+    var lanes = 1u;
+    while (lanes < q) {
+        lanes *= 2u;
+    }
+    let stride = lanes + 1u;
+    let per_pass = WG / lanes;
+    let tile = min(WG, per_pass * LANE_ROWS);
+    let passes = tile / per_pass;
+    let c = lid % lanes;
+    let r = lid / lanes;
+    workgroupBarrier();
+    let b0 = b[0];
+    let scale = delta_scale();
+    var held: array<vec4<f32>, LANE_ROWS>;
+    var g = vec4<f32>(0.0);
+    var loss_acc = 0.0;
+    var db_acc = 0.0;
+    for (var t0 = begin; t0 < end; t0 += tile) {
+        for (var k = 0u; k < LANE_ROWS; k++) {
+            var v = vec4<f32>(0.0);
+            if (k < passes) {
+                let pos = t0 + k * per_pass + r;
+                var share = 0.0;
+                if (pos < end && c < q) {
+                    let row = chunk_row(pos);
+                    if (row != NONE) {
+                        v = x4[(row - P.chunk_first) * q + c];
+                        let prod = v * wv4[c];
+                        share = (prod.x + prod.y) + (prod.z + prod.w);
+                    }
+                }
+                dots[(k * per_pass + r) * stride + c] = share;
+            }
+            held[k] = v;
+        }
+        workgroupBarrier();
+        var d = 0.0;
+        if (lid < tile) {
+            let pos = t0 + lid;
+            if (pos < end) {
+                let row = chunk_row(pos);
+                if (row != NONE) {
+                    var z = 0.0;
+                    for (var j = 0u; j < lanes; j++) {
+                        z += dots[lid * stride + j];
+                    }
+                    let term = loss_term(row, b0 + z, scale);
+                    loss_acc += term.x;
+                    d = term.y;
+                }
+            }
+            delta[lid] = d;
+        }
+        db_acc += d;
+        workgroupBarrier();
+        for (var k = 0u; k < LANE_ROWS; k++) {
+            if (k < passes) {
+                g += delta[k * per_pass + r] * held[k];
+            }
+        }
+        workgroupBarrier();
+    }
+    let base = (P.part_base + seg) * (P.p + 2u);
+    red4[lid] = g;
+    workgroupBarrier();
+    if (lid < q) {
+        var total = vec4<f32>(0.0);
+        for (var j = 0u; j < per_pass; j++) {
+            total += red4[j * lanes + lid];
+        }
+        let at = base + 4u * lid;
+        part[at] = total.x;
+        part[at + 1u] = total.y;
+        part[at + 2u] = total.z;
+        part[at + 3u] = total.w;
+    }
+    workgroupBarrier();
+    finish_segment(lid, base, loss_acc, db_acc, WG);
+}

@@ -148,6 +148,9 @@ fn every_glm_gradient_variant_matches_the_reference() {
                 (5000, 30),
                 (70_000, 64),
                 (300, 65),
+                // Quads that are not a power of two: `Lanes` leaves invocations idle.
+                (600, 12),
+                (2000, 100),
                 (1000, 257),
                 (300, 1024),
             ] {
@@ -432,19 +435,34 @@ fn the_kernel_profile_times_every_kernel() {
     };
     let times = gradflow::gpu::profile::kernel_times(&ctx, 4096).unwrap();
     let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
-    for want in ["host: submit", "host: read", "sigmoid", "bias add", "column sums"] {
-        assert!(names.iter().any(|n| n.starts_with(want)), "{want} missing: {names:?}");
+    for want in [
+        "host: submit",
+        "host: read",
+        "sigmoid",
+        "bias add",
+        "column sums",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(want)),
+            "{want} missing: {names:?}"
+        );
     }
     assert_eq!(names.iter().filter(|n| n.starts_with("product")).count(), 5);
     for v in GlmGradVariant::ALL {
         let want = format!("GLM gradient + finish ({v:?})");
         assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");
     }
-    assert!(names.iter().any(|n| n.starts_with("many-step GLM")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("many-step GLM")),
+        "{names:?}"
+    );
     for t in &times {
         assert!(t.us.is_finite(), "{t:?}");
         assert!(t.bytes >= 0.0 && t.flops >= 0.0, "{t:?}");
     }
     let table = gradflow::gpu::profile::markdown(&ctx, &times);
-    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), times.len() + 1);
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| ")).count(),
+        times.len() + 1
+    );
 }

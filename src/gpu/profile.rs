@@ -89,7 +89,10 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
     if let (Some(few), Some(lots)) = (tune::many_step_run(ctx, 16)?, tune::many_step_run(ctx, 64)?)
     {
         out.push(KernelTime {
-            kernel: format!("many-step GLM ({:?}), per step", ctx.pipelines().tuning().glm_epoch),
+            kernel: format!(
+                "many-step GLM ({:?}), per step",
+                ctx.pipelines().tuning().glm_epoch
+            ),
             shape: "256 × 64".into(),
             us: (lots - few) * 1e3 / 48.0,
             bytes: (256 * 65 * 4) as f64,
@@ -249,7 +252,7 @@ pub fn markdown(ctx: &GpuContext, times: &[KernelTime]) -> String {
         };
         s.push_str(&format!(
             "| {} | {} | {:.2} | {} | {} |\n",
-                t.kernel,
+            t.kernel,
             t.shape,
             t.us,
             rate(t.gb_per_s()),

@@ -34,7 +34,7 @@ use super::readback;
 
 /// The version of the set of choices and candidates, in the cache key: raised when one is
 /// added, so that a choice cached before it was measured without it is measured again.
-const CHOICES: u32 = 3;
+const CHOICES: u32 = 4;
 
 /// The variable that turns tuning off (`off`).
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
@@ -90,15 +90,20 @@ pub enum GlmGradVariant {
     /// `glm_grad_rows4`: as `Rows`, reading rows four features at a time (p ≤ 64, a
     /// multiple of 4): on llvmpipe a read costs about the same whatever its width.
     Rows4,
+    /// `glm_grad_lanes`: each row read by as many invocations as it has quads (a power
+    /// of two), one vec4 each: coalesced reads of whole rows, X read once, the rows held
+    /// in registers for Xᵀδ (p ≤ 1024, a multiple of 4): the variant for a real GPU.
+    Lanes,
 }
 
 impl GlmGradVariant {
     /// Every variant, in the order the tuner tries them.
-    pub const ALL: [GlmGradVariant; 4] = [
+    pub const ALL: [GlmGradVariant; 5] = [
         GlmGradVariant::Tiles,
         GlmGradVariant::Quads,
         GlmGradVariant::Rows,
         GlmGradVariant::Rows4,
+        GlmGradVariant::Lanes,
     ];
 
     /// Whether the variant handles `p` features.
@@ -113,7 +118,9 @@ impl GlmGradVariant {
         let max = kernels::GLM_GRAD_MAX_P;
         match self {
             GlmGradVariant::Tiles => (1..=max).contains(&p),
-            GlmGradVariant::Quads => (1..=max).contains(&p) && p.is_multiple_of(4),
+            GlmGradVariant::Quads | GlmGradVariant::Lanes => {
+                (1..=max).contains(&p) && p.is_multiple_of(4)
+            }
             GlmGradVariant::Rows => (1..=64).contains(&p),
             GlmGradVariant::Rows4 => (1..=64).contains(&p) && p.is_multiple_of(4),
         }
@@ -131,6 +138,7 @@ impl GlmGradVariant {
             GlmGradVariant::Quads => "glm_grad4",
             GlmGradVariant::Rows => "glm_grad_rows",
             GlmGradVariant::Rows4 => "glm_grad_rows4",
+            GlmGradVariant::Lanes => "glm_grad_lanes",
         }
     }
 }

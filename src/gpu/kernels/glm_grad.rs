@@ -37,6 +37,13 @@ fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
     let tiles = match variant {
         // 64 invocations, each a 64th of the rows, two passes over p per row.
         _ if variant.per_lane() => LOOP_BUDGET / (2 * p + 2) * 64 / TILE_ROWS,
+        // Per tile of T rows: two loops of 16 passes and one of L lanes; 256 / T tiles
+        // per 256 rows.
+        GlmGradVariant::Lanes => {
+            let lanes = p.div_ceil(4).next_power_of_two();
+            let tile = TILE_ROWS.min(TILE_ROWS / lanes * 16);
+            LOOP_BUDGET / (TILE_ROWS / tile * (2 * 16 + lanes + 2))
+        }
         _ if p <= TILE_ROWS => LOOP_BUDGET / (p + TILE_ROWS / (TILE_ROWS / p) + 1),
         _ => LOOP_BUDGET / (p + TILE_ROWS * 5),
     };
