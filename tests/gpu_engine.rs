@@ -363,3 +363,49 @@ fn more_than_four_chunks_is_a_device_limit() {
         Error::InvalidParameter { .. }
     ));
 }
+
+/// `read_sync` brings back in one readback what `read_losses`, `halted_at` and `params`
+/// bring back in three, bit for bit, with and without the parameters.
+#[test]
+fn one_sync_readback_reads_what_three_do() {
+    let Some(ctx) = gpu("one_sync_readback_reads_what_three_do") else {
+        return;
+    };
+    let blobs = Synthetic::blobs(100, 5, 3).seed(6).dataset().expect("data");
+    let program = Mlp::new(8).spec_for(&blobs).expect("spec").program();
+    let mut rng = Rng::new(7);
+    let init = random_params(&program, &mut rng);
+    let mut gpu = GpuEngine::new(
+        &ctx,
+        program,
+        blobs.features(),
+        blobs.p(),
+        blobs.targets(),
+        32,
+    )
+    .expect("engine");
+    gpu.set_params(&init).expect("params");
+    gpu.set_order(&permutation(&mut rng, 100)).expect("order");
+    for (slot, start) in [0usize, 32, 64].into_iter().enumerate() {
+        gpu.step(start, 32, 0.1, slot).expect("step");
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let read = gpu.read_sync(3, true).expect("sync");
+    assert_eq!(
+        bits(&read.losses),
+        bits(&gpu.read_losses(3).expect("losses"))
+    );
+    assert_eq!(read.halted_at, gpu.halted_at().expect("halt"));
+    let params = gpu.params().expect("params");
+    let got = read.params.expect("params asked for");
+    assert_eq!(got.len(), params.len());
+    for (g, p) in got.iter().zip(&params) {
+        assert_eq!(bits(g), bits(p));
+    }
+    let without = gpu.read_sync(2, false).expect("sync");
+    assert_eq!((without.losses.len(), without.params), (2, None));
+    assert!(
+        gpu.read_sync(10_000, false).is_err(),
+        "beyond the loss slots"
+    );
+}

@@ -70,7 +70,8 @@ impl Trainer {
                     }
                 }
             }
-            absorb(&mut synced, session.sync()?);
+            // The parameters come back with the losses (read below, one wait).
+            absorb(&mut synced, session.sync_epoch()?);
             progress(epoch, &synced, &sizes, report);
             let ran = synced.halt.map_or(synced.losses.len(), |(i, _)| i);
             let (mut loss_sum, mut rows) = (0f64, 0usize);

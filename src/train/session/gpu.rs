@@ -39,6 +39,9 @@ pub(crate) struct GpuSession<'a> {
     /// A distributed fit: each step's gradients are read back, all-reduced and written
     /// back, and the host halts on the global loss.
     sharded: Option<Sharded>,
+    /// The parameters [`Session::sync_epoch`] read with the losses, until a step (or
+    /// anything else that changes them) makes them stale.
+    params_read: Option<Vec<Vec<f32>>>,
 }
 
 /// A GPU session's share of a distributed fit.
@@ -134,6 +137,7 @@ impl<'a> GpuSession<'a> {
             verify: verifier,
             step: 0,
             sharded: None,
+            params_read: None,
         }
     }
 
@@ -156,6 +160,7 @@ impl<'a> GpuSession<'a> {
     }
 
     pub fn set_params(&mut self, params: &[Vec<f32>]) -> Result<()> {
+        self.params_read = None;
         self.engine.set_params(params)
     }
 }
@@ -166,6 +171,7 @@ impl Session for GpuSession<'_> {
     }
 
     fn begin_epoch(&mut self, plan: &Arc<EpochPlan>) -> Result<()> {
+        self.params_read = None;
         let part = self.sharded.as_mut().map(|s| s.shard.begin_epoch(plan));
         let plan = part.as_ref().unwrap_or(plan);
         match &mut self.stream {
@@ -191,6 +197,7 @@ impl Session for GpuSession<'_> {
     }
 
     fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()> {
+        self.params_read = None;
         if self.halted {
             return Ok(());
         }
@@ -214,37 +221,18 @@ impl Session for GpuSession<'_> {
     }
 
     fn sync(&mut self) -> Result<Synced> {
-        if self.sharded.as_ref().is_some_and(|s| !s.local.is_empty()) {
-            self.average()?;
-        }
-        if let Some(s) = &mut self.sharded {
-            return Ok(std::mem::take(&mut s.pending));
-        }
-        if self.halted || self.queued == self.synced {
-            return Ok(Synced::default());
-        }
-        let waited = Instant::now();
-        let all = self.engine.read_losses(self.queued)?;
-        let halted_at = self.engine.halted_at()?;
-        self.sync_wait += waited.elapsed();
-        let mut losses: Vec<f64> = all[self.synced..].iter().map(|&l| f64::from(l)).collect();
-        let mut halt = None;
-        if let Some(slot) = halted_at
-            && slot >= self.synced
-        {
-            let i = slot - self.synced;
-            losses.truncate(i + 1);
-            let before = if i > 0 { losses[i - 1] } else { self.previous };
-            halt = Some((i, Halt::of(losses[i], before)));
-            self.halted = true;
-        }
-        self.previous = losses.last().copied().unwrap_or(self.previous);
-        self.synced = self.queued;
-        Ok(Synced { losses, halt })
+        self.sync_reading(false)
+    }
+
+    fn sync_epoch(&mut self) -> Result<Synced> {
+        self.sync_reading(true)
     }
 
     fn params(&mut self) -> Result<Vec<Vec<f32>>> {
-        self.engine.params()
+        match self.params_read.take() {
+            Some(params) => Ok(params),
+            None => self.engine.params(),
+        }
     }
 
     fn optimizer_state(&mut self) -> Result<Vec<[Vec<f32>; 2]>> {
@@ -282,6 +270,40 @@ impl Session for GpuSession<'_> {
 }
 
 impl GpuSession<'_> {
+    /// [`Session::sync`], reading the parameters with the losses when `with_params` (kept
+    /// for the next [`Session::params`]).
+    fn sync_reading(&mut self, with_params: bool) -> Result<Synced> {
+        self.params_read = None;
+        if self.sharded.as_ref().is_some_and(|s| !s.local.is_empty()) {
+            self.average()?;
+        }
+        if let Some(s) = &mut self.sharded {
+            return Ok(std::mem::take(&mut s.pending));
+        }
+        if self.halted || self.queued == self.synced {
+            return Ok(Synced::default());
+        }
+        let waited = Instant::now();
+        let read = self.engine.read_sync(self.queued, with_params)?;
+        self.sync_wait += waited.elapsed();
+        self.params_read = read.params;
+        let (all, halted_at) = (read.losses, read.halted_at);
+        let mut losses: Vec<f64> = all[self.synced..].iter().map(|&l| f64::from(l)).collect();
+        let mut halt = None;
+        if let Some(slot) = halted_at
+            && slot >= self.synced
+        {
+            let i = slot - self.synced;
+            losses.truncate(i + 1);
+            let before = if i > 0 { losses[i - 1] } else { self.previous };
+            halt = Some((i, Halt::of(losses[i], before)));
+            self.halted = true;
+        }
+        self.previous = losses.last().copied().unwrap_or(self.previous);
+        self.synced = self.queued;
+        Ok(Synced { losses, halt })
+    }
+
     /// One step of a distributed fit: this rank's share of `batch` (perhaps none) on the
     /// device with no update, its loss and gradients read back and all-reduced into the
     /// global batch's, then — unless the global loss halts the fit — those gradients

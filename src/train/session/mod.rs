@@ -86,6 +86,12 @@ pub(crate) trait Session {
     fn step(&mut self, batch: Batch, update: &StepScalars) -> Result<()>;
     /// Waits for the queued steps and returns their losses.
     fn sync(&mut self) -> Result<Synced>;
+    /// [`Session::sync`] at an epoch's end, where [`Session::params`] follows: a session
+    /// may read both at once (the GPU's: one readback where it would take four, each a
+    /// round trip to the device).
+    fn sync_epoch(&mut self) -> Result<Synced> {
+        self.sync()
+    }
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
     /// The optimizer's state tensors (two per parameter).
