@@ -477,3 +477,146 @@ fn glm_epoch_rows4(@builtin(local_invocation_index) lid: u32) {
         b[0] = bias;
     }
 }
+
+// Rows `glm_epoch_lanes` holds per invocation (registers), and its scratch for the rows'
+// dot products: a tile of T rows × (L + 1) lanes (see `glm_grad_lanes`).
+const LANE_ROWS: u32 = 16u;
+var<workgroup> dots: array<f32, 4352>;
+// The weights as quads (`glm_epoch_lanes`: up to 64).
+var<workgroup> wq_l: array<vec4<f32>, 64>;
+
+// `glm_epoch` for a GPU (p ≤ 256, a multiple of 4): per step, a row is read by L
+// invocations at once (L the power of two ≥ p / 4), one vec4 each — a warp's loads are
+// whole rows, issued together, not one feature after another — and held in registers for
+// Xᵀδ, so X is read once. Per tile of T = min(256, 16 · 256 / L) rows of the batch:
+//   1. pass k < T · L / 256: invocation (row r, lane c) loads quad c of tile row
+//      k · (256 / L) + r and writes its share of the row's dot product to `dots`;
+//   2. invocation t adds row t's L shares in lane order: z, the loss term, δ;
+//   3. each invocation adds δ · (the quads it holds) to its own vec4 of Xᵀδ.
+// Then the row groups' Xᵀδ are added in order, the loss and 1ᵀδ in lane order (sixteen
+// runs of sixteen, then the runs), the halting rule applied, and w, b updated.
+@compute @workgroup_size(256)
+fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
+    let q = P.p / 4u;
+    for (var c = lid; c < q; c += WG) {
+        wq_l[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
+    }
+    var lanes = 1u;
+    while (lanes < q) {
+        lanes *= 2u;
+    }
+    let stride = lanes + 1u;
+    let per_pass = WG / lanes;
+    let tile = min(WG, per_pass * LANE_ROWS);
+    let passes = tile / per_pass;
+    let c = lid % lanes;
+    let r = lid / lanes;
+    let range = epoch_begin(lid);
+    for (var s = range.x; s < range.y; s++) {
+        let at = lanes_step(lid, s);
+        let start = at.x;
+        let len = at.y;
+        if (len == 0u) {
+            break;
+        }
+        let lr = steps[s].lr;
+        let m = f32(len);
+        let scale = select(1.0 / m, 2.0 / m, LOSS == 0u);
+        let b0 = bias;
+        var g = vec4<f32>(0.0);
+        var loss_acc = 0.0;
+        var db_acc = 0.0;
+        for (var c0 = 0u; c0 < len; c0 += tile) {
+            var held: array<vec4<f32>, LANE_ROWS>;
+            for (var k = 0u; k < LANE_ROWS; k++) {
+                var v = vec4<f32>(0.0);
+                if (k < passes) {
+                    let i = c0 + k * per_pass + r;
+                    var share = 0.0;
+                    if (i < len && c < q) {
+                        v = xat4(order[start + i], c);
+                        let prod = v * wq_l[c];
+                        share = (prod.x + prod.y) + (prod.z + prod.w);
+                    }
+                    dots[(k * per_pass + r) * stride + c] = share;
+                }
+                held[k] = v;
+            }
+            workgroupBarrier();
+            var d = 0.0;
+            if (lid < tile) {
+                let i = c0 + lid;
+                if (i < len) {
+                    var z = 0.0;
+                    for (var j = 0u; j < lanes; j++) {
+                        z += dots[lid * stride + j];
+                    }
+                    let term = loss_term(order[start + i], b0 + z, scale);
+                    loss_acc += term.x;
+                    d = term.y;
+                }
+                delta[lid] = d;
+            }
+            db_acc += d;
+            workgroupBarrier();
+            for (var k = 0u; k < LANE_ROWS; k++) {
+                if (k < passes) {
+                    g += delta[k * per_pass + r] * held[k];
+                }
+            }
+            workgroupBarrier();
+        }
+        red_q[lid] = g;
+        part[lid] = loss_acc;
+        partb[lid] = db_acc;
+        workgroupBarrier();
+        if (lid < 16u) {
+            var l = 0.0;
+            var db = 0.0;
+            for (var t = 0u; t < 16u; t++) {
+                l += part[lid * 16u + t];
+                db += partb[lid * 16u + t];
+            }
+            gsum[lid] = l;
+            gsum[16u + lid] = db;
+        }
+        var total = vec4<f32>(0.0);
+        if (lid < q) {
+            for (var j = 0u; j < per_pass; j++) {
+                total += red_q[j * lanes + lid];
+            }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            var loss = 0.0;
+            var db = 0.0;
+            for (var t = 0u; t < 16u; t++) {
+                loss += gsum[t];
+                db += gsum[16u + t];
+            }
+            let stop = record_loss(loss / m, steps[s].slot);
+            if (stop == 0u) {
+                bias -= lr * db;
+            }
+            u_stop = stop;
+        }
+        if (workgroupUniformLoad(&u_stop) != 0u) {
+            break;
+        }
+        if (lid < q) {
+            wq_l[lid] -= lr * total;
+        }
+        workgroupBarrier();
+    }
+    workgroupBarrier();
+    for (var c = lid; c < q; c += WG) {
+        let v = wq_l[c];
+        w[4u * c] = v.x;
+        w[4u * c + 1u] = v.y;
+        w[4u * c + 2u] = v.z;
+        w[4u * c + 3u] = v.w;
+    }
+    if (lid == 0u) {
+        b[0] = bias;
+    }
+}

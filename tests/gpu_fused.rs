@@ -92,6 +92,8 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
             (256, 1000, 2500),
             (257, 7, 300),
             (1000, 64, 400),
+            // Three quads a row: `Lanes` leaves a lane of every four idle.
+            (12, 40, 700),
             // The largest batch: 64 rows a lane in the Rows variant.
             (17, GLM_EPOCH_MAX_BATCH, 9000),
         ] {
@@ -178,9 +180,10 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
             }
         }
     }
-    // 32 for Tiles, Rows where p ≤ 64 (p 1, 3, 17, 64), Rows4 where p is also a multiple
-    // of 4 (64).
-    assert_eq!(cases, 32 + 16 + 4);
+    // Four (two losses, shuffled or not) per p: Tiles for all nine, Rows where p ≤ 64 (p
+    // 1, 3, 12, 17, 64), Rows4 where p is also a multiple of 4 (12, 64), Lanes for
+    // multiples of 4 up to 256 (12, 64, 256).
+    assert_eq!(cases, 36 + 20 + 8 + 12);
 }
 
 /// An epoch of more steps than one submission's parameter blocks hold (3,600 steps of two

@@ -271,6 +271,9 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 GlmEpochVariant::Rows | GlmEpochVariant::Rows4 => {
                     (64, 4.0 + 2.0 * (pf / 16.0).ceil())
                 }
+                // Per step: three per tile (256 rows at p = 64), the reductions (2), the
+                // step's descriptor and the stop decision (2).
+                GlmEpochVariant::Lanes => (256, 7.0),
             };
             StepCost {
                 workload: w,

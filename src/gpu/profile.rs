@@ -22,7 +22,7 @@ use crate::program::{Activation, Layout};
 use super::context::GpuContext;
 use super::kernels::{self, ParamRing};
 use super::readback;
-use super::tune::{self, GlmGradVariant};
+use super::tune::{self, GlmEpochVariant, GlmGradVariant, Tuning};
 
 /// One kernel's (or host action's) measured time.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,7 @@ impl KernelTime {
 
 /// Times the training steps' kernels on `ctx`. `rows`: the full-batch gradient's rows
 /// (W4 has 10⁶; a smoke run takes fewer). The mini-batch kernels run at W1–W3's batch of
-/// 256.
+/// 256. Every variant of the two GLM kernels is timed, the adapter's choice or not.
 ///
 /// ```no_run
 /// # fn main() -> gradflow::Result<()> {
@@ -85,14 +85,23 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
             flops: (rows * 64 * 4) as f64,
         });
     }
-    // The many-step kernel (this adapter's variant): a W1 step of 256 rows.
-    if let (Some(few), Some(lots)) = (tune::many_step_run(ctx, 16)?, tune::many_step_run(ctx, 64)?)
-    {
+    // The many-step kernel, each variant (on a device opened with it, the adapter's
+    // other choices kept): a W1 step of 256 rows. A variant whose weights disagree with
+    // float64 is left out.
+    for variant in GlmEpochVariant::ALL {
+        let tuning = Tuning {
+            glm_epoch: variant,
+            ..ctx.pipelines().tuning().clone()
+        };
+        let vctx = GpuContext::with_tuning(Some(&ctx.info().name), tuning)?;
+        let (Some(few), Some(lots)) = (
+            tune::many_step_run(&vctx, 16)?,
+            tune::many_step_run(&vctx, 64)?,
+        ) else {
+            continue;
+        };
         out.push(KernelTime {
-            kernel: format!(
-                "many-step GLM ({:?}), per step",
-                ctx.pipelines().tuning().glm_epoch
-            ),
+            kernel: format!("many-step GLM ({variant:?}), per step"),
             shape: "256 × 64".into(),
             us: (lots - few) * 1e3 / 48.0,
             bytes: (256 * 65 * 4) as f64,

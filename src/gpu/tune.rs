@@ -155,14 +155,19 @@ pub enum GlmEpochVariant {
     /// `glm_epoch_rows4`: as `Rows`, reading rows four features at a time (p ≤ 64, a
     /// multiple of 4).
     Rows4,
+    /// `glm_epoch_lanes`: each row read by as many invocations as it has quads, one vec4
+    /// each (coalesced, issued together), held in registers for Xᵀδ (p ≤ 256, a multiple
+    /// of 4): the variant for a real GPU.
+    Lanes,
 }
 
 impl GlmEpochVariant {
     /// Every variant, in the order the tuner tries them.
-    pub const ALL: [GlmEpochVariant; 3] = [
+    pub const ALL: [GlmEpochVariant; 4] = [
         GlmEpochVariant::Tiles,
         GlmEpochVariant::Rows,
         GlmEpochVariant::Rows4,
+        GlmEpochVariant::Lanes,
     ];
 
     /// Whether the variant handles `p` features.
@@ -178,6 +183,8 @@ impl GlmEpochVariant {
             GlmEpochVariant::Tiles => (1..=kernels::GLM_EPOCH_MAX_P).contains(&p),
             GlmEpochVariant::Rows => (1..=64).contains(&p),
             GlmEpochVariant::Rows4 => (1..=64).contains(&p) && p.is_multiple_of(4),
+            // Up to 64 quads: a step's loops stay within llvmpipe's budget.
+            GlmEpochVariant::Lanes => (1..=256).contains(&p) && p.is_multiple_of(4),
         }
     }
 
@@ -186,6 +193,7 @@ impl GlmEpochVariant {
             GlmEpochVariant::Tiles => "glm_epoch",
             GlmEpochVariant::Rows => "glm_epoch_rows",
             GlmEpochVariant::Rows4 => "glm_epoch_rows4",
+            GlmEpochVariant::Lanes => "glm_epoch_lanes",
         }
     }
 }
