@@ -22,6 +22,7 @@
 #                      --sweep; explain: `bench --explain`; kernels: `bench
 #                      --kernels`; jax, torch: the peers.
 #   DEVICE_TEST_JOBS   test binaries at a time (default 1)
+#   DEVICE_SKIP_TESTS  test binaries to leave out, space-separated
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
 #   PYTHON             the Python that has jax and torch (default python3)
 set -euo pipefail
@@ -154,8 +155,9 @@ stage_tests() {
     echo "|---|---|"
   } >>"$report"
   for t in "$dir"/tests/*; do
-    while [ "$(jobs -rp | wc -l)" -ge "$par" ]; do wait -n || true; done
     n=$(basename "$t")
+    case " ${DEVICE_SKIP_TESTS:-} " in *" $n "*) continue ;; esac
+    while [ "$(jobs -rp | wc -l)" -ge "$par" ]; do wait -n || true; done
     (
       cd "$root"
       rc=0
@@ -166,6 +168,7 @@ stage_tests() {
   wait
   for t in "$dir"/tests/*; do
     n=$(basename "$t")
+    case " ${DEVICE_SKIP_TESTS:-} " in *" $n "*) continue ;; esac
     rc=$(cat "$tmp/$n.rc" 2>/dev/null || echo 1)
     if [ "$rc" = 0 ]; then
       echo "| $n | $(grep -h '^test result' "$tmp/$n.log" | tail -1) |" >>"$report"
