@@ -409,3 +409,52 @@ fn one_sync_readback_reads_what_three_do() {
         "beyond the loss slots"
     );
 }
+
+/// The identity order is uploaded once: a second unshuffled epoch sends nothing, and a
+/// shuffled order in between is replaced by the identity again (the same losses as an
+/// explicit identity).
+#[test]
+fn the_identity_order_is_uploaded_once() {
+    let Some(ctx) = gpu("the_identity_order_is_uploaded_once") else {
+        return;
+    };
+    let data = Synthetic::linear(300, 4).seed(8).dataset().expect("data");
+    let program = LinearRegression::new()
+        .spec_for(&data)
+        .expect("spec")
+        .program();
+    let engine = |ctx: &GpuContext| {
+        GpuEngine::new(
+            ctx,
+            program.clone(),
+            data.features(),
+            data.p(),
+            data.targets(),
+            300,
+        )
+        .expect("engine")
+    };
+    let mut gpu = engine(&ctx);
+    gpu.set_identity_order().expect("identity");
+    let sent = gpu.bytes_uploaded();
+    gpu.set_identity_order().expect("identity again");
+    assert_eq!(gpu.bytes_uploaded(), sent, "the identity was sent twice");
+    gpu.set_order(&permutation(&mut Rng::new(9), 300))
+        .expect("order");
+    gpu.set_identity_order().expect("identity after a shuffle");
+    assert_eq!(gpu.bytes_uploaded(), sent + 2 * 300 * 4);
+    gpu.step(0, 300, 0.1, 0).expect("step");
+    let mut explicit = engine(&ctx);
+    explicit
+        .set_order(&(0..300).collect::<Vec<u32>>())
+        .expect("order");
+    explicit.step(0, 300, 0.1, 0).expect("step");
+    assert_eq!(
+        gpu.read_losses(1).expect("loss")[0].to_bits(),
+        explicit.read_losses(1).expect("loss")[0].to_bits()
+    );
+    assert_eq!(
+        gpu.params().expect("params"),
+        explicit.params().expect("params")
+    );
+}

@@ -639,6 +639,28 @@ impl GpuEngine {
         Ok(())
     }
 
+    /// The stored order as the epoch order (an unshuffled epoch, a full batch): uploaded
+    /// the first time, a no-op while it is still in place — a full-batch fit's epochs
+    /// are single steps, and 4 MB of identity per step (10⁶ rows) cost more than the step.
+    ///
+    /// # Errors
+    /// As [`GpuEngine::set_order`].
+    pub fn set_identity_order(&mut self) -> Result<()> {
+        let n = self.rows();
+        if let Data::Resident {
+            order_len,
+            order_identity,
+            ..
+        } = &self.data
+            && *order_identity
+            && *order_len == n
+        {
+            return Ok(());
+        }
+        let identity: Vec<u32> = (0..n as u32).collect();
+        self.set_order(&identity)
+    }
+
     fn order_buffer(&self) -> Result<&wgpu::Buffer> {
         match &self.data {
             Data::Resident { order, .. } => Ok(order),

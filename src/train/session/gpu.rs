@@ -176,19 +176,12 @@ impl Session for GpuSession<'_> {
         let plan = part.as_ref().unwrap_or(plan);
         match &mut self.stream {
             Some(stream) => stream.begin_epoch(plan),
-            None => {
-                // Resident data are gathered through an order; unshuffled epochs read
-                // the identity.
-                let identity: Vec<u32>;
-                let order = match plan.order() {
-                    Some(o) => o,
-                    None => {
-                        identity = (0..self.engine.rows() as u32).collect();
-                        &identity
-                    }
-                };
-                self.engine.set_order(order)?;
-            }
+            // Resident data are gathered through an order; unshuffled epochs read the
+            // identity, uploaded once.
+            None => match plan.order() {
+                Some(order) => self.engine.set_order(order)?,
+                None => self.engine.set_identity_order()?,
+            },
         }
         self.plan = Some(Arc::clone(plan));
         self.queued = 0;
