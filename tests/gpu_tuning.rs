@@ -466,3 +466,70 @@ fn the_kernel_profile_times_every_kernel() {
         times.len() + 1
     );
 }
+
+/// `SumSplit::Short` splits a mini-batch's thin products over k (here Xᵀδ¹ and Hᵀδ² over
+/// the batch's 200 rows, H·W² over 160 hidden units; their bias epilogue then runs
+/// apart): more dispatches, a fit that matches the CPU reference and the one-pass
+/// products to float32 rounding, and repeats bit for bit.
+#[test]
+fn short_split_sums_train_like_the_cpu() {
+    if gpu("short_split_sums_train_like_the_cpu").is_none() {
+        return;
+    }
+    use gradflow::gpu::SumSplit;
+    use gradflow::model::Mlp;
+    use gradflow::{Backend, CpuKernels, TrainConfig, Trainer};
+    let blobs = Synthetic::blobs(600, 20, 3).seed(7).dataset().unwrap();
+    let cfg = TrainConfig::sgd()
+        .batch_size(200)
+        .learning_rate(0.1)
+        .epochs(2)
+        .seed(3)
+        .record_steps(true);
+    let fit = |cfg: TrainConfig, ctx: Option<GpuContext>| {
+        let mut trainer = Trainer::new(cfg).unwrap();
+        if let Some(ctx) = ctx {
+            trainer = trainer.with_gpu(ctx);
+        }
+        let mut model = Mlp::new(160);
+        let report = trainer.fit(&mut model, &blobs).unwrap();
+        (report, model.fitted().unwrap().params.concat())
+    };
+    let on = |split| {
+        let t = Tuning {
+            split,
+            measured: Vec::new(),
+            ..Tuning::default()
+        };
+        let ctx = GpuContext::with_tuning(None, t).unwrap();
+        fit(cfg.clone().backend(Backend::Gpu), Some(ctx))
+    };
+    let (long, long_params) = on(SumSplit::Long);
+    let (short, short_params) = on(SumSplit::Short);
+    let (cpu, cpu_params) = fit(cfg.clone().cpu_kernels(CpuKernels::Reference), None);
+    // Three products split (a second pass each), one bias epilogue undone: +4 a step.
+    assert_eq!(
+        short.dispatches,
+        long.dispatches + 4 * short.steps,
+        "{short:?}"
+    );
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    assert_close(
+        "losses vs CPU",
+        &f32s(&short.step_losses),
+        &f32s(&cpu.step_losses),
+        1e-4,
+        1e-6,
+    );
+    assert_close("params vs CPU", &short_params, &cpu_params, 1e-3, 1e-5);
+    assert_close(
+        "params vs one pass",
+        &short_params,
+        &long_params,
+        1e-3,
+        1e-5,
+    );
+    let (_, again) = on(SumSplit::Short);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&again), bits(&short_params), "two runs differ");
+}

@@ -830,7 +830,16 @@ fn split_sums_match_cpu() {
         kernels::submit(&ctx, &mut ring, |pass, ring| {
             let rows = gather.then_some(0);
             let pair = (&first, &finish);
-            kernels::matmul_split(&ctx, pass, ring, pair, Layout::TN, (m, k, n), rows, room)
+            kernels::matmul_split(
+                &ctx,
+                pass,
+                ring,
+                pair,
+                Layout::TN,
+                (m, k, n),
+                rows,
+                (room, 256),
+            )
         })
         .expect("matmul_split");
         let got = read_f32(&ctx, &gc, m * n).expect("read");

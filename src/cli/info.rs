@@ -93,8 +93,8 @@ fn print_tuning(t: &gradflow::gpu::Tuning) {
     println!("  kernel tuning ({source}):");
     println!(
         "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · many-step GLM: {:?} · \
-         GLM gradient: {:?} · matrix products: {:?} register block",
-        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul
+         GLM gradient: {:?} · matrix products: {:?} register block · split sums: {:?}",
+        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul, t.split
     );
     for m in &t.measured {
         let time = m.ms.map_or_else(

@@ -144,6 +144,8 @@ struct BoundOp {
 struct SplitPass {
     finish: Bound,
     segments: usize,
+    /// Rows (values of k) a segment holds at least (`kernels::split_with`).
+    min_segment: usize,
     /// Keeps the scratch buffer alive beside the bind groups that use it.
     _scratch: wgpu::Buffer,
 }

@@ -22,4 +22,4 @@ pub mod tune;
 
 pub use context::{DeviceLimits, GpuContext, for_rank, shared};
 pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};
-pub use tune::{GlmGradVariant, MatmulBlock, ParamBlock, Tuning};
+pub use tune::{GlmGradVariant, MatmulBlock, ParamBlock, SumSplit, Tuning};

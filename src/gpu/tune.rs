@@ -8,6 +8,7 @@
 //! | many-step GLM kernel (`glm_epoch.wgsl`) | [`GlmEpochVariant`] | a GPU wants a step's rows spread over many invocations; on llvmpipe each barrier switches between a workgroup's SIMD groups and each read is a gather |
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
+//! | which products' sums over k are split over workgroups | [`SumSplit`] | a GPU leaves most of itself idle when a thin product's 8–16 workgroups each walk a 256-long sum; a CPU adapter pays a dispatch for the second pass |
 //!
 //! Opening an adapter ([`GpuContext::new`]) takes its cached choice, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a
@@ -34,7 +35,7 @@ use super::readback;
 
 /// The version of the set of choices and candidates, in the cache key: raised when one is
 /// added, so that a choice cached before it was measured without it is measured again.
-const CHOICES: u32 = 4;
+const CHOICES: u32 = 5;
 
 /// The variable that turns tuning off (`off`).
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
@@ -209,6 +210,23 @@ pub enum MatmulBlock {
     Eight,
 }
 
+/// Which matrix products' sums over k are split over workgroups (`matmul_*_split`, the
+/// segments added in order by a column-sum pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SumSplit {
+    /// Only a long batch's sums over its rows (at least
+    /// [`kernels::SPLIT_MIN_ROWS`] rows, segments of at least
+    /// [`kernels::SPLIT_MIN_SEGMENT`]): a mini-batch's products run in one pass. What a
+    /// CPU adapter wants, where a dispatch costs more than a long loop.
+    Long,
+    /// Also a mini-batch's products with few output blocks (at most
+    /// [`kernels::SHORT_SPLIT_MAX_GROUPS`] workgroups) and a sum of at least
+    /// [`kernels::SHORT_SPLIT_MIN_K`] values, over batch rows or hidden units alike, in
+    /// segments of [`kernels::SHORT_SPLIT_SEGMENT`]: on the H200, W3's 256 × 256 × 10 and
+    /// 64 × 256 × 256 products took 66–80 µs as 8–16 workgroups each walking k = 256.
+    Short,
+}
+
 /// What the tuner chose for one adapter, with the times it measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
@@ -225,6 +243,9 @@ pub struct Tuning {
     /// The matrix products' register block.
     #[serde(default = "four")]
     pub matmul: MatmulBlock,
+    /// Which products' sums over k are split over workgroups.
+    #[serde(default = "long")]
+    pub split: SumSplit,
     /// What was measured: probe, candidate, median milliseconds (empty for defaults).
     #[serde(default)]
     pub measured: Vec<Measured>,
@@ -246,6 +267,10 @@ fn four() -> MatmulBlock {
     MatmulBlock::Four
 }
 
+fn long() -> SumSplit {
+    SumSplit::Long
+}
+
 fn tiles() -> GlmEpochVariant {
     GlmEpochVariant::Tiles
 }
@@ -259,6 +284,7 @@ impl Default for Tuning {
             glm_epoch: GlmEpochVariant::Tiles,
             glm_grad: GlmGradVariant::Quads,
             matmul: MatmulBlock::Four,
+            split: SumSplit::Long,
             measured: Vec::new(),
         }
     }
@@ -472,6 +498,12 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
         products.push((block, ms));
     }
     best.matmul = pick("matrix products", products, &mut measured).unwrap_or(best.matmul);
+    let ctx = GpuContext::open_with(adapter, best.clone()).await?;
+    let splits = [SumSplit::Long, SumSplit::Short]
+        .into_iter()
+        .map(|s| (s, probe_split(&ctx, s).ok().flatten()))
+        .collect();
+    best.split = pick("split sums", splits, &mut measured).unwrap_or(best.split);
     best.measured = measured;
     Ok(best)
 }
@@ -663,6 +695,93 @@ fn probe_products(ctx: &GpuContext) -> Result<(Vec<u32>, f64)> {
         bits.extend(v.iter().map(|f| f.to_bits()));
     }
     Ok((bits, ms))
+}
+
+/// The MLP step's products with few output blocks and k = 256 (H·W² 256 × 256 × 10,
+/// Hᵀ·δ² 256 × 256 × 10, Xᵀ·δ¹ 64 × 256 × 256), eight of each to a submission, in one
+/// pass ([`SumSplit::Long`]) or split over k with the second pass
+/// ([`SumSplit::Short`]): the median milliseconds, `None` where a result differs from
+/// float64.
+fn probe_split(ctx: &GpuContext, how: SumSplit) -> Result<Option<f64>> {
+    use crate::program::Layout;
+    let (x, _, _) = probe_data(2 * 256 * 256, 1);
+    let shapes = [
+        (Layout::NN, 256, 256, 10),
+        (Layout::TN, 256, 256, 10),
+        (Layout::TN, 64, 256, 256),
+    ];
+    let reps = 8;
+    let mut ring = ParamRing::new(ctx, 2 * reps * shapes.len())?;
+    let mut bound = Vec::new();
+    for (layout, m, k, n) in shapes {
+        // op(A) is m × k: stored k × m for TN.
+        let (a_len, b_len) = (m * k, k * n);
+        let a = ctx.upload("tune a", &x[..a_len])?;
+        let b = ctx.upload("tune b", &x[a_len..a_len + b_len])?;
+        let c = ctx.storage("tune c", m * n)?;
+        let groups = (m.div_ceil(kernels::MATMUL_BLOCK) * n.div_ceil(kernels::MATMUL_BLOCK)) as u64;
+        let room = kernels::split_bound_with(k, groups, 64, kernels::SHORT_SPLIT_SEGMENT);
+        let scratch = ctx.storage("tune partials", room * m * n)?;
+        let whole = kernels::bind_matmul(ctx, &ring, &a, None, &b, &c)?;
+        let parts = kernels::bind_matmul(ctx, &ring, &a, None, &b, &scratch)?;
+        let finish = kernels::bind_col_sums(ctx, &ring, &scratch, &c)?;
+        bound.push((
+            (layout, m, k, n),
+            (whole, parts, finish, room),
+            c,
+            (a_len, b_len),
+        ));
+    }
+    let ms = median_ms(ctx, || {
+        kernels::submit(ctx, &mut ring, |pass, r| {
+            for _ in 0..reps {
+                for ((layout, m, k, n), (whole, parts, finish, room), _, _) in &bound {
+                    let shape = (*m, *k, *n);
+                    match how {
+                        SumSplit::Long => {
+                            kernels::matmul(ctx, pass, r, whole, *layout, shape, None)?
+                        }
+                        SumSplit::Short => {
+                            let cut = (*room, kernels::SHORT_SPLIT_SEGMENT);
+                            kernels::matmul_split(
+                                ctx,
+                                pass,
+                                r,
+                                (parts, finish),
+                                *layout,
+                                shape,
+                                None,
+                                cut,
+                            )?
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    })?;
+    for ((layout, m, k, n), _, c, (a_len, _)) in &bound {
+        let (a, b) = (&x[..*a_len], &x[*a_len..]);
+        let got = readback::read_f32(ctx, c, m * n)?;
+        let want: Vec<f64> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                (0..*k)
+                    .map(|l| {
+                        let av = match layout {
+                            Layout::TN => a[l * m + i],
+                            _ => a[i * k + l],
+                        };
+                        f64::from(av) * f64::from(b[l * n + j])
+                    })
+                    .sum()
+            })
+            .collect();
+        if !agrees(&got, &want) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(ms))
 }
 
 /// Runs the fused GLM gradient of (x, y) at (w, b = 0.25) `reps` times per submission:

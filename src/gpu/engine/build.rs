@@ -9,6 +9,7 @@ use crate::program::{BufId, Op, Program, Src};
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Epilogue, Halting, ParamRing};
 use super::super::pipelines::Kernel;
+use super::super::tune::SumSplit;
 use super::chunks::FeatureChunks;
 use super::{
     BoundOp, Data, Fused, FusedGrad, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, View,
@@ -128,7 +129,7 @@ impl GpuEngine {
         let views = data.views();
         let mut ops = Vec::with_capacity(ops_per_step);
         let buf = |id: BufId| &bufs[id.0];
-        let (plan, n_fwd) = fuse_epilogues(&program, cap, options.fuse_epilogues);
+        let (plan, n_fwd) = fuse_epilogues(ctx, &program, cap, options.fuse_epilogues);
         for (op, epi, operand) in &plan {
             let op = &op.clone();
             let operand = operand.map(buf);
@@ -136,7 +137,7 @@ impl GpuEngine {
             // output, which its second pass fills.
             let room = split_room(ctx, op, cap);
             let scratch = room
-                .map(|(segments, values)| ctx.storage("split partial sums", segments * values))
+                .map(|r| ctx.storage("split partial sums", r.segments * r.values))
                 .transpose()?;
             let out_or_scratch = |id: BufId| scratch.as_ref().unwrap_or(&bufs[id.0]);
             let (bound, kernel) = match *op {
@@ -208,7 +209,7 @@ impl GpuEngine {
             };
             ctx.pipelines().get(kernel);
             let split = match (room, scratch) {
-                (Some((segments, _)), Some(scratch)) => {
+                (Some(shape), Some(scratch)) => {
                     let out = match *op {
                         Op::Matmul { c, .. } => c,
                         Op::ColSums { out, .. } => out,
@@ -217,7 +218,8 @@ impl GpuEngine {
                     ctx.pipelines().get(Kernel::ColSums);
                     Some(SplitPass {
                         finish: kernels::bind_col_sums(ctx, &ring, &scratch, buf(out))?,
-                        segments,
+                        segments: shape.segments,
+                        min_segment: shape.min_segment,
                         _scratch: scratch,
                     })
                 }
@@ -360,34 +362,66 @@ impl GpuEngine {
 const SPLIT_SCRATCH_BYTES: u64 = 64 << 20;
 
 /// Whether `op` sums over the batch's rows (a matmul whose k is the batch, the gradient
-/// reduction; a column sum) in an engine whose batches can be long enough to split it,
-/// and if so the scratch room: `(segments, values per segment)`. `None` keeps the
-/// one-pass kernel (mini-batches, or a product too large for the scratch budget).
-fn split_room(ctx: &GpuContext, op: &Op, cap: usize) -> Option<(usize, usize)> {
-    if cap < kernels::SPLIT_MIN_ROWS {
-        return None;
-    }
+/// reduction; a column sum) in an engine whose batches can be long enough to split it —
+/// or, where the adapter's tuning is [`SumSplit::Short`], is a product with few output
+/// blocks and a long enough sum over any k — and if so the split's shape: `(segments,
+/// values per segment, rows a segment holds at least)`. `None` keeps the one-pass kernel
+/// (mini-batches, or a product too large for the scratch budget).
+fn split_room(ctx: &GpuContext, op: &Op, cap: usize) -> Option<SplitShape> {
     let block = kernels::MATMUL_BLOCK as u64;
-    let (values, groups) = match *op {
-        Op::Matmul {
-            k: crate::program::Dim::Batch,
-            m,
-            n,
-            ..
-        } => {
-            let (m, n) = (m.eval(cap) as u64, n.eval(cap) as u64);
-            (m * n, m.div_ceil(block) * n.div_ceil(block))
+    let short = ctx.pipelines().tuning().split == SumSplit::Short;
+    let (values, groups, rows, min_segment) = match *op {
+        Op::Matmul { k, m, n, .. } => {
+            let (m, n, k) = (m.eval(cap) as u64, n.eval(cap) as u64, k.eval(cap));
+            let groups = m.div_ceil(block) * n.div_ceil(block);
+            if k_is_batch(op) && cap >= kernels::SPLIT_MIN_ROWS {
+                (m * n, groups, cap, kernels::SPLIT_MIN_SEGMENT)
+            } else if short
+                && groups <= kernels::SHORT_SPLIT_MAX_GROUPS
+                && k >= kernels::SHORT_SPLIT_MIN_K
+            {
+                (m * n, groups, k, kernels::SHORT_SPLIT_SEGMENT)
+            } else {
+                return None;
+            }
         }
-        Op::ColSums { cols, .. } => (cols as u64, cols as u64),
+        Op::ColSums { cols, .. } if cap >= kernels::SPLIT_MIN_ROWS => {
+            (cols as u64, cols as u64, cap, kernels::SPLIT_MIN_SEGMENT)
+        }
         _ => return None,
     };
     let budget = SPLIT_SCRATCH_BYTES.min(ctx.limits().max_storage_buffer_binding_size);
     let room = (budget / (values.max(1) * 4)).min(65_535) as usize;
-    let cut = kernels::split(cap, groups, room);
+    let cut = kernels::split_with(rows, groups, room, min_segment);
     // A sum the budget cannot split below llvmpipe's loop budget per segment keeps the
     // multi-dispatch kernel.
-    (room >= 1 && cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH)
-        .then(|| (kernels::split_bound(cap, groups, room), values as usize))
+    (room >= 1 && cut.seg_len <= kernels::MATMUL_K_PER_DISPATCH).then(|| SplitShape {
+        segments: kernels::split_bound_with(rows, groups, room, min_segment),
+        values: values as usize,
+        min_segment,
+    })
+}
+
+/// How [`split_room`] cuts a sum.
+#[derive(Debug, Clone, Copy)]
+struct SplitShape {
+    /// Segments the scratch holds room for.
+    segments: usize,
+    /// Values of one segment's partial result.
+    values: usize,
+    /// Rows (values of k) a segment holds at least.
+    min_segment: usize,
+}
+
+/// Whether a matmul's k is the batch (a sum over the batch's rows).
+fn k_is_batch(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Matmul {
+            k: crate::program::Dim::Batch,
+            ..
+        }
+    )
 }
 
 /// The many-step GLM path for this engine, when it applies: a one-output GLM (MSE or
@@ -532,6 +566,7 @@ fn fused_grad(
 /// them); with `fuse` false, every op as it is.
 #[allow(clippy::type_complexity)] // an op, its epilogue and the epilogue's operand
 fn fuse_epilogues(
+    ctx: &GpuContext,
     program: &Program,
     cap: usize,
     fuse: bool,
@@ -562,8 +597,9 @@ fn fuse_epilogues(
             i += 1;
             continue;
         };
-        let one_pass = k.eval(cap) <= kernels::MATMUL_K_PER_DISPATCH
-            && !(k == crate::program::Dim::Batch && cap >= kernels::SPLIT_MIN_ROWS);
+        // A split product stores partial sums: no epilogue.
+        let one_pass =
+            k.eval(cap) <= kernels::MATMUL_K_PER_DISPATCH && split_room(ctx, &op, cap).is_none();
         // Never across the loss, which runs between the forward and backward ops.
         let nf = program.forward.len();
         let side = |j: usize| all.get(j).filter(|_| (j < nf) == (i < nf)).copied();

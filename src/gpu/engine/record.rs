@@ -279,9 +279,8 @@ fn record_step(
                 match &op.split {
                     Some(s) => {
                         let pair = (bound, &s.finish);
-                        kernels::matmul_split(
-                            ctx, pass, ring, pair, *layout, shape, rows, s.segments,
-                        )?
+                        let room = (s.segments, s.min_segment);
+                        kernels::matmul_split(ctx, pass, ring, pair, *layout, shape, rows, room)?
                     }
                     None => {
                         let epi = op.epi;

@@ -353,6 +353,18 @@ pub const SPLIT_MIN_ROWS: usize = 4096;
 /// of the work would outgrow the first's.
 pub const SPLIT_MIN_SEGMENT: usize = 256;
 
+/// [`SumSplit::Short`](crate::gpu::tune::SumSplit::Short): values a segment of a
+/// mini-batch product's split sum holds at least (two of the kernel's k-tiles).
+pub const SHORT_SPLIT_SEGMENT: usize = 32;
+
+/// [`SumSplit::Short`](crate::gpu::tune::SumSplit::Short): the shortest sum split.
+pub const SHORT_SPLIT_MIN_K: usize = 128;
+
+/// [`SumSplit::Short`](crate::gpu::tune::SumSplit::Short): the most workgroups an
+/// unsplit product may have and still be split (a product with more fills the device
+/// as it is, and keeps its fused epilogue).
+pub const SHORT_SPLIT_MAX_GROUPS: u64 = 16;
+
 /// Workgroups a split sum aims to offer the device (an H100 has 132 SMs, each running
 /// several workgroups at once).
 pub const SPLIT_TARGET_WORKGROUPS: u64 = 2048;
@@ -381,7 +393,18 @@ pub struct Split {
 /// assert_eq!(split(100, 2, 4096).segments, 1);
 /// ```
 pub fn split(rows: usize, groups: u64, max_segments: usize) -> Split {
-    let segments = split_bound(rows, groups, max_segments);
+    split_with(rows, groups, max_segments, SPLIT_MIN_SEGMENT)
+}
+
+/// As [`split`], with segments of at least `min_segment` rows.
+///
+/// ```
+/// use gradflow::gpu::kernels::{split_with, Split};
+/// // W3's Xᵀδ¹ at batch 256 (16 workgroups unsplit) in segments of at least 32 rows.
+/// assert_eq!(split_with(256, 16, 64, 32), Split { segments: 8, seg_len: 32 });
+/// ```
+pub fn split_with(rows: usize, groups: u64, max_segments: usize, min_segment: usize) -> Split {
+    let segments = split_bound_with(rows, groups, max_segments, min_segment);
     let seg_len = rows.div_ceil(segments).next_multiple_of(16);
     Split {
         segments: rows.div_ceil(seg_len).max(1),
@@ -401,16 +424,27 @@ pub fn split(rows: usize, groups: u64, max_segments: usize) -> Split {
 /// }
 /// ```
 pub fn split_bound(rows: usize, groups: u64, max_segments: usize) -> usize {
+    split_bound_with(rows, groups, max_segments, SPLIT_MIN_SEGMENT)
+}
+
+/// As [`split_bound`], for [`split_with`]'s `min_segment`.
+pub fn split_bound_with(
+    rows: usize,
+    groups: u64,
+    max_segments: usize,
+    min_segment: usize,
+) -> usize {
     let want = SPLIT_TARGET_WORKGROUPS.div_ceil(groups.max(1)) as usize;
-    let most = rows.div_ceil(SPLIT_MIN_SEGMENT).min(max_segments);
+    let most = rows.div_ceil(min_segment.max(16)).min(max_segments);
     let least = rows.div_ceil(MATMUL_K_PER_DISPATCH);
     want.min(most).max(least).max(1)
 }
 
-/// Records `c = op(a) · op(b)` as a split sum over k ([`split`]): `bound` writes the
-/// segments' partial products into its C, a scratch buffer of at least `max_segments`
-/// × m × n values, and `finish` (bound with [`bind_col_sums`] from that scratch to the
-/// real C) adds them in segment order. Two dispatches.
+/// Records `c = op(a) · op(b)` as a split sum over k ([`split_with`], segments of at
+/// least `min_segment` values): `bound` writes the segments' partial products into its
+/// C, a scratch buffer of at least `max_segments` × m × n values, and `finish` (bound
+/// with [`bind_col_sums`] from that scratch to the real C) adds them in segment order.
+/// Two dispatches.
 ///
 /// # Errors
 /// As [`matmul`].
@@ -423,11 +457,12 @@ pub fn matmul_split(
     layout: Layout,
     (m, k, n): (usize, usize, usize),
     a_rows: Option<u32>,
-    max_segments: usize,
+    (max_segments, min_segment): (usize, usize),
 ) -> Result<()> {
     check_family(bound, Family::Matmul)?;
     let (gx, gy) = matmul_grid(ctx, m, n, MATMUL_BLOCK as u64)?;
-    let cut = split(k, u64::from(gx) * u64::from(gy), max_segments);
+    let groups = u64::from(gx) * u64::from(gy);
+    let cut = split_with(k, groups, max_segments, min_segment);
     let params = matmul_params(bound, layout, (m, k, n), a_rows)?;
     let mn = (m as u64) * (n as u64);
     check_len(bound, 2, "matmul partial C", cut.segments as u64 * mn)?;
