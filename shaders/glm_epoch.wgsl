@@ -100,7 +100,11 @@ fn sigmoid(v: f32) -> f32 {
 // Row `row`'s loss term and δ = ∂L/∂z at output z (δ scaled by `scale`: 2/m for the mean
 // squared error, 1/m for the cross-entropy).
 fn loss_term(row: u32, z: f32, scale: f32) -> vec2<f32> {
-    let t = targets[row];
+    return loss_term_of(targets[row], z, scale);
+}
+
+// `loss_term` for a row whose target `t` was read earlier.
+fn loss_term_of(t: u32, z: f32, scale: f32) -> vec2<f32> {
     if (LOSS == 0u) {
         let diff = z - bitcast<f32>(t);
         return vec2<f32>(diff * diff, scale * diff);
@@ -527,6 +531,12 @@ fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
         var loss_acc = 0.0;
         var db_acc = 0.0;
         for (var c0 = 0u; c0 < len; c0 += tile) {
+            // The target of tile row `lid`, read now so that its latency overlaps the
+            // rows' (it is needed only after the barrier).
+            var mine = 0u;
+            if (lid < tile && c0 + lid < len) {
+                mine = targets[order[start + c0 + lid]];
+            }
             var held: array<vec4<f32>, LANE_ROWS>;
             for (var k = 0u; k < LANE_ROWS; k++) {
                 var v = vec4<f32>(0.0);
@@ -551,7 +561,7 @@ fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
                     for (var j = 0u; j < lanes; j++) {
                         z += dots[lid * stride + j];
                     }
-                    let term = loss_term(order[start + i], b0 + z, scale);
+                    let term = loss_term_of(mine, b0 + z, scale);
                     loss_acc += term.x;
                     d = term.y;
                 }

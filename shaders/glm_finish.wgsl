@@ -69,7 +69,29 @@ fn glm_finish(@builtin(local_invocation_index) lid: u32) {
         var s = 0.0;
         if (k < groups) {
             let s1 = min(k * per + per, P.segments);
-            for (var i = k * per; i < s1; i++) {
+            // Eight reads issued before their adds, which keep the one-by-one order (the
+            // same bits): a run of hundreds of segments is a chain of dependent adds, and
+            // without the reads in flight together each would wait out a memory latency.
+            var i = k * per;
+            for (; i + 8u <= s1; i += 8u) {
+                let v0 = part[i * cols + c];
+                let v1 = part[(i + 1u) * cols + c];
+                let v2 = part[(i + 2u) * cols + c];
+                let v3 = part[(i + 3u) * cols + c];
+                let v4 = part[(i + 4u) * cols + c];
+                let v5 = part[(i + 5u) * cols + c];
+                let v6 = part[(i + 6u) * cols + c];
+                let v7 = part[(i + 7u) * cols + c];
+                s += v0;
+                s += v1;
+                s += v2;
+                s += v3;
+                s += v4;
+                s += v5;
+                s += v6;
+                s += v7;
+            }
+            for (; i < s1; i++) {
                 s += part[i * cols + c];
             }
         }
