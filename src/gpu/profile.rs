@@ -215,13 +215,37 @@ fn per_op_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
         let us = per_dispatch(ctx, &mut ring, REPS, &mut |pass, ring| {
             kernels::matmul(ctx, pass, ring, &bound, layout, (r, inner, c), None)
         })?;
+        let shape = format!("{r} × {inner} × {c}");
+        let (values, flops) = (r * inner + inner * c + r * c, 2 * r * inner * c);
         rows.push(row(
             &format!("product {name} ({layout:?}, {block:?} block)"),
-            format!("{r} × {inner} × {c}"),
-            r * inner + inner * c + r * c,
-            2 * r * inner * c,
+            shape.clone(),
+            values,
+            flops,
             us,
         ));
+        // The same product split over k as `SumSplit::Short` splits it (both passes),
+        // where that split applies.
+        let groups = (r.div_ceil(kernels::MATMUL_BLOCK) * c.div_ceil(kernels::MATMUL_BLOCK)) as u64;
+        if groups <= kernels::SHORT_SPLIT_MAX_GROUPS && inner >= kernels::SHORT_SPLIT_MIN_K {
+            let seg = kernels::SHORT_SPLIT_SEGMENT;
+            let room = kernels::split_bound_with(inner, groups, 64, seg);
+            let scratch = ctx.storage("profile partials", room * r * c)?;
+            let parts = kernels::bind_matmul(ctx, &ring, a, None, b, &scratch)?;
+            let finish = kernels::bind_col_sums(ctx, &ring, &scratch, out)?;
+            let us = per_dispatch(ctx, &mut ring, REPS / 2, &mut |pass, ring| {
+                let pair = (&parts, &finish);
+                let shape = (r, inner, c);
+                kernels::matmul_split(ctx, pass, ring, pair, layout, shape, None, (room, seg))
+            })?;
+            rows.push(row(
+                &format!("product {name} ({layout:?}, split over k, both passes)"),
+                shape,
+                values,
+                flops,
+                us,
+            ));
+        }
     }
     Ok(rows)
 }
