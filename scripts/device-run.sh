@@ -23,6 +23,7 @@
 #                      --kernels`; jax, torch: the peers.
 #   DEVICE_TEST_JOBS   test binaries at a time (default 1)
 #   DEVICE_SKIP_TESTS  test binaries to leave out, space-separated
+#   DEVICE_PEER_WORKLOADS  the peers' workloads (e.g. "W3 W4"; default all)
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
 #   PYTHON             the Python that has jax and torch (default python3)
 set -euo pipefail
@@ -246,7 +247,8 @@ stage_peer() {
     echo '```text'
   } >>"$report"
   (cd "$dir/peers" && export "${peers_env[@]}" PYTHONUNBUFFERED=1 &&
-    capped "$cap" "${PYTHON:-python3}" "bench_${peer}.py") >>"$report" 2>&1 || failed=1
+    capped "$cap" "${PYTHON:-python3}" "bench_${peer}.py" ${DEVICE_PEER_WORKLOADS:-}) \
+    >>"$report" 2>&1 || failed=1
   echo '```' >>"$report"
   cp "$dir/peers/results/raw/${peer}.json" "$out/" 2>/dev/null || true
 }
