@@ -11,7 +11,7 @@ use gradflow::cpu::loss::LossKind;
 use gradflow::data::{Dataset, Synthetic};
 use gradflow::gpu::GpuContext;
 use gradflow::gpu::kernels::{self, GLM_EPOCH_MAX_BATCH, SPLIT_MIN_ROWS, glm_steps_per_dispatch};
-use gradflow::gpu::tune::{GlmEpochVariant, Tuning};
+use gradflow::gpu::tune::{GlmEpochVariant, SumSplit, Tuning};
 use gradflow::model::{Init, LinearRegression, LogisticRegression, Model};
 use gradflow::{
     Backend, CpuKernels, Error, Optimizer, Penalty, Report, Schedule, TrainConfig, Trainer,
@@ -52,6 +52,17 @@ fn variants(ctx: &GpuContext) -> Vec<(GlmEpochVariant, GpuContext)> {
         .collect()
 }
 
+/// `ctx`'s tuning with every mini-batch product summed in one pass
+/// (`SumSplit::Long`): the per-op path's dispatch counts below are those of unsplit
+/// products (a GPU's tuner may split thin ones, `tests/gpu_tuning.rs` tests that).
+fn one_pass_sums(ctx: &GpuContext) -> GpuContext {
+    let t = Tuning {
+        split: SumSplit::Long,
+        ..ctx.pipelines().tuning().clone()
+    };
+    GpuContext::with_tuning(None, t).expect("context")
+}
+
 fn make(loss: LossKind) -> Box<dyn Model> {
     match loss {
         LossKind::Mse => Box::new(LinearRegression::new()),
@@ -82,6 +93,7 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
         return;
     };
     let variants = variants(&ctx);
+    let one_pass = one_pass_sums(&ctx);
     let mut cases = 0;
     for loss in [LossKind::Mse, LossKind::SigmoidBce] {
         for (p, batch, n) in [
@@ -116,7 +128,8 @@ fn fused_steps_equal_the_reference_and_the_per_op_path() {
                     &d,
                     cfg.clone().cpu_kernels(CpuKernels::Reference),
                 );
-                let (per_op, per_op_params) = fit(
+                let (per_op, per_op_params) = fit_on(
+                    Some(&one_pass),
                     make(loss).as_mut(),
                     &d,
                     cfg.clone().backend(Backend::Gpu).fuse_steps(false),
@@ -229,8 +242,9 @@ fn fusion_applies_only_where_it_is_exact() {
         .batch_size(50)
         .epochs(2)
         .backend(Backend::Gpu);
+    let one_pass = one_pass_sums(&ctx);
     let per_step = |cfg: TrainConfig, data: &Dataset, weights: Option<Vec<f32>>| {
-        let trainer = Trainer::new(cfg).unwrap();
+        let trainer = Trainer::new(cfg).unwrap().with_gpu(one_pass.clone());
         let mut m = LinearRegression::new();
         let r = match weights {
             Some(w) => trainer.fit_weighted(&mut m, data, Some(&w[..])).unwrap(),
