@@ -522,13 +522,7 @@ impl GpuEngine {
     /// # Errors
     /// As [`GpuEngine::read_losses`].
     pub fn read_sync(&mut self, count: usize, with_params: bool) -> Result<SyncRead> {
-        if count > self.loss_slots {
-            return Err(Error::param(
-                "loss count",
-                count,
-                "must not exceed the engine's loss_slots",
-            ));
-        }
+        self.check_loss_count(count)?;
         self.flush()?;
         let mut parts = vec![(&self.losses, count), (&self.halt, 2)];
         if with_params {
@@ -759,6 +753,13 @@ impl GpuEngine {
     /// # Errors
     /// [`Error::InvalidParameter`] beyond the slots; [`Error::Device`].
     pub fn read_losses(&mut self, count: usize) -> Result<Vec<f32>> {
+        self.check_loss_count(count)?;
+        self.flush()?;
+        readback::read_f32(&self.ctx, &self.losses, count)
+    }
+
+    /// Checks that slots `0 .. count` exist.
+    fn check_loss_count(&self, count: usize) -> Result<()> {
         if count > self.loss_slots {
             return Err(Error::param(
                 "loss count",
@@ -766,8 +767,7 @@ impl GpuEngine {
                 "must not exceed the engine's loss_slots",
             ));
         }
-        self.flush()?;
-        readback::read_f32(&self.ctx, &self.losses, count)
+        Ok(())
     }
 
     /// Checks that positions `start .. start + len` lie within the resident order;
