@@ -906,3 +906,18 @@ fn splits_are_sized_by_the_shape() {
     assert_eq!(kernels::split(1_000_000, 2, 4096).segments, 1009);
     assert_eq!(kernels::split(300, 2, 4096).segments, 2);
 }
+
+/// A write of more than 16 MiB is copied into the staging memory in 4 MiB parts on every
+/// core, the tail on the caller's: it arrives whole, every value in place.
+#[test]
+fn large_writes_arrive_whole() {
+    let Some(ctx) = gpu("large_writes_arrive_whole") else {
+        return;
+    };
+    // 20 MB and three values: five whole parts and a ragged tail.
+    let len = 5 * (1 << 20) + 3;
+    let data: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let buf = ctx.upload("large", &data).expect("upload");
+    let back = read_f32(&ctx, &buf, len).expect("read");
+    assert!(back == data, "a large write came back different");
+}

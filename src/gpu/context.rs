@@ -365,12 +365,39 @@ impl GpuContext {
     }
 
     /// Queues a write of `data` at the start of `buf` (done before the next submission).
+    /// A large write (a resident dataset) is copied into the staging memory by every
+    /// core, 4 MiB a task: one thread's copy, touching each fresh page of the staging
+    /// buffer first, was most of a fit's set-up.
     pub fn write<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, data: &[T]) {
-        if !data.is_empty() {
-            self.inner
-                .queue
-                .write_buffer(buf, 0, bytemuck::cast_slice(data));
-        }
+        use rayon::prelude::*;
+        const PARALLEL_BYTES: usize = 16 << 20;
+        const TASK_BYTES: usize = 4 << 20;
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let queue = &self.inner.queue;
+        let size = wgpu::BufferSize::new(bytes.len() as u64);
+        let view = size
+            .filter(|_| bytes.len() >= PARALLEL_BYTES)
+            .and_then(|size| queue.write_buffer_with(buf, 0, size));
+        let Some(mut view) = view else {
+            // Small, or refused (wgpu has reported why): the plain path, which reports
+            // the same.
+            if !bytes.is_empty() {
+                queue.write_buffer(buf, 0, bytes);
+            }
+            return;
+        };
+        // Whole 4 MiB arrays (a sized part of the view is `Send`; a slice of it is not),
+        // then the rest here.
+        let (tasks, mut rest) = view.slice(..).into_chunks::<TASK_BYTES>();
+        let tasks: Vec<_> = tasks.into_iter().collect();
+        let whole = tasks.len() * TASK_BYTES;
+        tasks
+            .into_par_iter()
+            .zip(bytes[..whole].par_chunks_exact(TASK_BYTES))
+            .for_each(|(dst, src)| wgpu::WriteOnly::<[u8]>::from(dst).copy_from_slice(src));
+        rest.copy_from_slice(&bytes[whole..]);
+        // Dropping the view schedules its copy into `buf`.
+        drop(view);
     }
 }
 
