@@ -263,8 +263,8 @@ var<workgroup> red_r: array<f32, 1024>;
 var<workgroup> red_q: array<vec4<f32>, 256>;
 var<workgroup> red_loss: array<f32, WG_R>;
 var<workgroup> red_db: array<f32, WG_R>;
-// The weights as quads (`glm_epoch_rows4`).
-var<workgroup> wq: array<vec4<f32>, MAX_Q_R>;
+// The weights as quads (`glm_epoch_rows4`: up to 16; `glm_epoch_lanes`: up to 64).
+var<workgroup> wq: array<vec4<f32>, 64>;
 
 // Vec4 views of the feature chunks, for `glm_epoch_rows4` (p a multiple of 4: every row
 // starts on a vec4).
@@ -414,9 +414,7 @@ fn glm_epoch_rows(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(64)
 fn glm_epoch_rows4(@builtin(local_invocation_index) lid: u32) {
     let q = P.p / 4u;
-    for (var c = lid; c < q; c += WG_R) {
-        wq[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
-    }
+    load_quads(lid, WG_R);
     let range = epoch_begin(lid);
     for (var s = range.x; s < range.y; s++) {
         let batch = lanes_step(lid, s);
@@ -470,7 +468,19 @@ fn glm_epoch_rows4(@builtin(local_invocation_index) lid: u32) {
         }
     }
     workgroupBarrier();
-    for (var c = lid; c < q; c += WG_R) {
+    store_quads(lid, WG_R);
+}
+
+// The weights into `wq` as quads, invocation `lid` of `count` taking every count-th.
+fn load_quads(lid: u32, count: u32) {
+    for (var c = lid; c < P.p / 4u; c += count) {
+        wq[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
+    }
+}
+
+// `wq` and the bias back to `w` and `b` at the end of a dispatch.
+fn store_quads(lid: u32, count: u32) {
+    for (var c = lid; c < P.p / 4u; c += count) {
         let v = wq[c];
         w[4u * c] = v.x;
         w[4u * c + 1u] = v.y;
@@ -486,8 +496,6 @@ fn glm_epoch_rows4(@builtin(local_invocation_index) lid: u32) {
 // dot products: a tile of T rows × (L + 1) lanes (see `glm_grad_lanes`).
 const LANE_ROWS: u32 = 16u;
 var<workgroup> dots: array<f32, 4352>;
-// The weights as quads (`glm_epoch_lanes`: up to 64).
-var<workgroup> wq_l: array<vec4<f32>, 64>;
 
 // `glm_epoch` for a GPU (p ≤ 256, a multiple of 4): per step, a row is read by L
 // invocations at once (L the power of two ≥ p / 4), one vec4 each — a warp's loads are
@@ -502,9 +510,7 @@ var<workgroup> wq_l: array<vec4<f32>, 64>;
 @compute @workgroup_size(256)
 fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
     let q = P.p / 4u;
-    for (var c = lid; c < q; c += WG) {
-        wq_l[c] = vec4<f32>(w[4u * c], w[4u * c + 1u], w[4u * c + 2u], w[4u * c + 3u]);
-    }
+    load_quads(lid, WG);
     var lanes = 1u;
     while (lanes < q) {
         lanes *= 2u;
@@ -545,7 +551,7 @@ fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
                     var share = 0.0;
                     if (i < len && c < q) {
                         v = xat4(order[start + i], c);
-                        let prod = v * wq_l[c];
+                        let prod = v * wq[c];
                         share = (prod.x + prod.y) + (prod.z + prod.w);
                     }
                     dots[(k * per_pass + r) * stride + c] = share;
@@ -614,19 +620,10 @@ fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
             break;
         }
         if (lid < q) {
-            wq_l[lid] -= lr * total;
+            wq[lid] -= lr * total;
         }
         workgroupBarrier();
     }
     workgroupBarrier();
-    for (var c = lid; c < q; c += WG) {
-        let v = wq_l[c];
-        w[4u * c] = v.x;
-        w[4u * c + 1u] = v.y;
-        w[4u * c + 2u] = v.z;
-        w[4u * c + 3u] = v.w;
-    }
-    if (lid == 0u) {
-        b[0] = bias;
-    }
+    store_quads(lid, WG);
 }

@@ -331,7 +331,7 @@ fn activations_match_cpu() {
             let got = read_f32(&ctx, &gg, len).expect("read");
             // g·f′(a) against float64 from the same `a`, within 4 ulps of |g|: f′(a) is
             // 1 − a² or a(1 − a), which cancel as |a| → 1, so a device that fuses the
-            // multiply and the subtraction (NVIDIA's driver does) lands many ulps of the
+            // multiply and the subtraction (NVIDIA's driver seemed to) lands many ulps of the
             // small result away from the CPU's two roundings — both within ulps of g.
             let exact = |g: f32, a: f32| {
                 let (g, a) = (f64::from(g), f64::from(a));

@@ -75,12 +75,11 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
     let (x, y, w) = tune::probe_data(rows, 64);
     for variant in GlmGradVariant::ALL {
         let reps = 9;
-        let (_, one) = tune::glm_grad_run(ctx, variant, (&x, &y, &w), 1)?;
-        let (_, many) = tune::glm_grad_run(ctx, variant, (&x, &y, &w), reps)?;
+        let (_, ms) = tune::glm_grad_times(ctx, variant, (&x, &y, &w), &[1, reps])?;
         out.push(KernelTime {
             kernel: format!("GLM gradient + finish ({variant:?})"),
             shape: format!("{rows} × 64"),
-            us: per_extra(one, many, reps),
+            us: per_extra(ms[0], ms[1], reps),
             bytes: (rows * 65 * 4) as f64,
             flops: (rows * 64 * 4) as f64,
         });
@@ -226,10 +225,8 @@ fn per_op_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
         ));
         // The same product split over k as `SumSplit::Short` splits it (both passes),
         // where that split applies.
-        let groups = (r.div_ceil(kernels::MATMUL_BLOCK) * c.div_ceil(kernels::MATMUL_BLOCK)) as u64;
-        if groups <= kernels::SHORT_SPLIT_MAX_GROUPS && inner >= kernels::SHORT_SPLIT_MIN_K {
+        if let Some(room) = kernels::short_split_segments(r, inner, c) {
             let seg = kernels::SHORT_SPLIT_SEGMENT;
-            let room = kernels::split_bound_with(inner, groups, 64, seg);
             let scratch = ctx.storage("profile partials", room * r * c)?;
             let parts = kernels::bind_matmul(ctx, &ring, a, None, b, &scratch)?;
             let finish = kernels::bind_col_sums(ctx, &ring, &scratch, out)?;

@@ -93,7 +93,8 @@ pub enum GlmGradVariant {
     Rows4,
     /// `glm_grad_lanes`: each row read by as many invocations as it has quads (a power
     /// of two), one vec4 each: coalesced reads of whole rows, X read once, the rows held
-    /// in registers for Xᵀδ (p ≤ 1024, a multiple of 4): the variant for a real GPU.
+    /// in registers for Xᵀδ (p ≤ 1024, a multiple of 4). Written for a GPU; on the H200
+    /// it lost to `Quads` (438 against 191 µs at W4's shape), so it stays a candidate.
     Lanes,
 }
 
@@ -719,8 +720,7 @@ fn probe_split(ctx: &GpuContext, how: SumSplit) -> Result<Option<f64>> {
         let a = ctx.upload("tune a", &x[..a_len])?;
         let b = ctx.upload("tune b", &x[a_len..a_len + b_len])?;
         let c = ctx.storage("tune c", m * n)?;
-        let groups = (m.div_ceil(kernels::MATMUL_BLOCK) * n.div_ceil(kernels::MATMUL_BLOCK)) as u64;
-        let room = kernels::split_bound_with(k, groups, 64, kernels::SHORT_SPLIT_SEGMENT);
+        let room = kernels::short_split_segments(m, k, n).unwrap_or(1);
         let scratch = ctx.storage("tune partials", room * m * n)?;
         let whole = kernels::bind_matmul(ctx, &ring, &a, None, &b, &c)?;
         let parts = kernels::bind_matmul(ctx, &ring, &a, None, &b, &scratch)?;
@@ -760,23 +760,12 @@ fn probe_split(ctx: &GpuContext, how: SumSplit) -> Result<Option<f64>> {
             Ok(())
         })
     })?;
-    for ((layout, m, k, n), _, c, (a_len, _)) in &bound {
-        let (a, b) = (&x[..*a_len], &x[*a_len..]);
+    for ((layout, m, k, n), _, c, (a_len, b_len)) in &bound {
+        let wide = |v: &[f32]| v.iter().map(|&f| f64::from(f)).collect::<Vec<_>>();
+        let (a, b) = (wide(&x[..*a_len]), wide(&x[*a_len..a_len + b_len]));
+        let mut want = vec![0f64; m * n];
+        crate::cpu::matmul::matmul(*layout, *m, *k, *n, &a, None, &b, &mut want);
         let got = readback::read_f32(ctx, c, m * n)?;
-        let want: Vec<f64> = (0..m * n)
-            .map(|e| {
-                let (i, j) = (e / n, e % n);
-                (0..*k)
-                    .map(|l| {
-                        let av = match layout {
-                            Layout::TN => a[l * m + i],
-                            _ => a[i * k + l],
-                        };
-                        f64::from(av) * f64::from(b[l * n + j])
-                    })
-                    .sum()
-            })
-            .collect();
         if !agrees(&got, &want) {
             return Ok(None);
         }
@@ -786,12 +775,24 @@ fn probe_split(ctx: &GpuContext, how: SumSplit) -> Result<Option<f64>> {
 
 /// Runs the fused GLM gradient of (x, y) at (w, b = 0.25) `reps` times per submission:
 /// the last result ([∂w, ∂b, loss]) and the median milliseconds.
-pub(super) fn glm_grad_run(
+fn glm_grad_run(
+    ctx: &GpuContext,
+    variant: GlmGradVariant,
+    data: (&[f32], &[f32], &[f32]),
+    reps: usize,
+) -> Result<(Vec<f32>, f64)> {
+    let (out, ms) = glm_grad_times(ctx, variant, data, &[reps])?;
+    Ok((out, ms[0]))
+}
+
+/// As [`glm_grad_run`], the data uploaded once and timed at each count of `reps` per
+/// submission: the last result and the median milliseconds of each.
+pub(super) fn glm_grad_times(
     ctx: &GpuContext,
     variant: GlmGradVariant,
     (x, y, w): (&[f32], &[f32], &[f32]),
-    reps: usize,
-) -> Result<(Vec<f32>, f64)> {
+    reps: &[usize],
+) -> Result<(Vec<f32>, Vec<f64>)> {
     let p = w.len();
     let n = y.len();
     let xb = ctx.upload("tune x", x)?;
@@ -803,26 +804,30 @@ pub(super) fn glm_grad_run(
     let gw = ctx.storage("tune gw", p)?;
     let gb = ctx.storage("tune gb", 1)?;
     let losses = ctx.storage("tune loss", 1)?;
-    let mut ring = ParamRing::new(ctx, 2 * reps)?;
+    let most = reps.iter().copied().max().unwrap_or(1);
+    let mut ring = ParamRing::new(ctx, 2 * most)?;
     let first = kernels::bind_glm_grad(ctx, &ring, (&xb, 0), &yb, None, None, (&wb, &bb), &part)?;
     let finish = kernels::bind_glm_finish(ctx, &ring, &part, (&gw, &gb), &losses, None)?;
-    let ms = median_ms(ctx, || {
-        kernels::submit(ctx, &mut ring, |pass, ring| {
-            (0..reps).try_for_each(|_| {
-                kernels::glm_loss_grad(
-                    ctx,
-                    pass,
-                    ring,
-                    (&[&first], &finish),
-                    (LossKind::Mse, p, variant),
-                    TargetRows::Range(0),
-                    (n, room),
-                    0,
-                    Halting::Off,
-                )
+    let mut time = |reps: usize| {
+        median_ms(ctx, || {
+            kernels::submit(ctx, &mut ring, |pass, ring| {
+                (0..reps).try_for_each(|_| {
+                    kernels::glm_loss_grad(
+                        ctx,
+                        pass,
+                        ring,
+                        (&[&first], &finish),
+                        (LossKind::Mse, p, variant),
+                        TargetRows::Range(0),
+                        (n, room),
+                        0,
+                        Halting::Off,
+                    )
+                })
             })
         })
-    })?;
+    };
+    let ms = reps.iter().map(|&r| time(r)).collect::<Result<Vec<_>>>()?;
     let mut out = readback::read_f32(ctx, &gw, p)?;
     out.extend(readback::read_f32(ctx, &gb, 1)?);
     out.extend(readback::read_f32(ctx, &losses, 1)?);

@@ -376,10 +376,7 @@ fn split_room(ctx: &GpuContext, op: &Op, cap: usize) -> Option<SplitShape> {
             let groups = m.div_ceil(block) * n.div_ceil(block);
             if k_is_batch(op) && cap >= kernels::SPLIT_MIN_ROWS {
                 (m * n, groups, cap, kernels::SPLIT_MIN_SEGMENT)
-            } else if short
-                && groups <= kernels::SHORT_SPLIT_MAX_GROUPS
-                && k >= kernels::SHORT_SPLIT_MIN_K
-            {
+            } else if short && kernels::short_split_segments(m as usize, k, n as usize).is_some() {
                 (m * n, groups, k, kernels::SHORT_SPLIT_SEGMENT)
             } else {
                 return None;

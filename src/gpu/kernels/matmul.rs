@@ -365,6 +365,21 @@ pub const SHORT_SPLIT_MIN_K: usize = 128;
 /// as it is, and keeps its fused epilogue).
 pub const SHORT_SPLIT_MAX_GROUPS: u64 = 16;
 
+/// Whether [`SumSplit::Short`](crate::gpu::tune::SumSplit::Short) splits an m × k × n
+/// product (C m × n, a sum over k) and if so the segments its scratch needs: the one
+/// rule the engine, the tuner's probe and the kernel profile apply.
+///
+/// ```
+/// use gradflow::gpu::kernels::short_split_segments;
+/// assert_eq!(short_split_segments(64, 256, 256), Some(8)); // W3's Xᵀδ¹: 16 workgroups
+/// assert_eq!(short_split_segments(256, 64, 256), None); // X·W¹: 64 workgroups, k = 64
+/// ```
+pub fn short_split_segments(m: usize, k: usize, n: usize) -> Option<usize> {
+    let groups = (m.div_ceil(MATMUL_BLOCK) * n.div_ceil(MATMUL_BLOCK)) as u64;
+    (groups <= SHORT_SPLIT_MAX_GROUPS && k >= SHORT_SPLIT_MIN_K)
+        .then(|| split_bound_with(k, groups, usize::MAX, SHORT_SPLIT_SEGMENT))
+}
+
 /// Workgroups a split sum aims to offer the device (an H100 has 132 SMs, each running
 /// several workgroups at once).
 pub const SPLIT_TARGET_WORKGROUPS: u64 = 2048;

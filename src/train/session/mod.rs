@@ -87,8 +87,8 @@ pub(crate) trait Session {
     /// Waits for the queued steps and returns their losses.
     fn sync(&mut self) -> Result<Synced>;
     /// [`Session::sync`] at an epoch's end, where [`Session::params`] follows: a session
-    /// may read both at once (the GPU's: one readback where it would take four, each a
-    /// round trip to the device).
+    /// may read both at once (the GPU's: one readback where it took two and one per
+    /// parameter tensor, each a round trip to the device).
     fn sync_epoch(&mut self) -> Result<Synced> {
         self.sync()
     }
