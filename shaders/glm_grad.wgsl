@@ -145,6 +145,28 @@ fn finish_segment(lid: u32, base: u32, loss_acc: f32, db_acc: f32, lanes: u32) {
     }
 }
 
+// The end of a segment whose Xᵀδ is held as quads: invocation t's `g` is quad t % stride
+// of row group t / stride; the `groups` groups of each of the `q` quads are added in
+// group order and stored, then the loss and 1ᵀδ (`acc`) as `finish_segment` does.
+fn finish_quads(lid: u32, base: u32, g: vec4<f32>, shape: vec3<u32>, acc: vec2<f32>) {
+    let q = shape.x;
+    red4[lid] = g;
+    workgroupBarrier();
+    if (lid < q) {
+        var total = vec4<f32>(0.0);
+        for (var j = 0u; j < shape.y; j++) {
+            total += red4[j * shape.z + lid];
+        }
+        let at = base + 4u * lid;
+        part[at] = total.x;
+        part[at + 1u] = total.y;
+        part[at + 2u] = total.z;
+        part[at + 3u] = total.w;
+    }
+    workgroupBarrier();
+    finish_segment(lid, base, acc.x, acc.y, WG);
+}
+
 @compute @workgroup_size(256)
 fn glm_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -306,21 +328,7 @@ fn glm_grad4(
         workgroupBarrier();
     }
     let base = (P.part_base + seg) * (P.p + 2u);
-    red4[lid] = g;
-    workgroupBarrier();
-    if (lid < q) {
-        var total = vec4<f32>(0.0);
-        for (var j = 0u; j < groups; j++) {
-            total += red4[j * q + lid];
-        }
-        let at = base + 4u * lid;
-        part[at] = total.x;
-        part[at + 1u] = total.y;
-        part[at + 2u] = total.z;
-        part[at + 3u] = total.w;
-    }
-    workgroupBarrier();
-    finish_segment(lid, base, loss_acc, db_acc, WG);
+    finish_quads(lid, base, g, vec3<u32>(q, groups, q), vec2<f32>(loss_acc, db_acc));
 }
 
 // Rows per workgroup of `glm_grad_rows`.
@@ -580,19 +588,5 @@ fn glm_grad_lanes(
         workgroupBarrier();
     }
     let base = (P.part_base + seg) * (P.p + 2u);
-    red4[lid] = g;
-    workgroupBarrier();
-    if (lid < q) {
-        var total = vec4<f32>(0.0);
-        for (var j = 0u; j < per_pass; j++) {
-            total += red4[j * lanes + lid];
-        }
-        let at = base + 4u * lid;
-        part[at] = total.x;
-        part[at + 1u] = total.y;
-        part[at + 2u] = total.z;
-        part[at + 3u] = total.w;
-    }
-    workgroupBarrier();
-    finish_segment(lid, base, loss_acc, db_acc, WG);
+    finish_quads(lid, base, g, vec3<u32>(q, per_pass, lanes), vec2<f32>(loss_acc, db_acc));
 }
