@@ -230,6 +230,7 @@ fn chunked_run(
     let options = GpuEngineOptions {
         max_chunk_rows,
         fuse_glm_grad: fused,
+        fuse_mlp: fused,
         ..GpuEngineOptions::default()
     };
     let n = data.n();

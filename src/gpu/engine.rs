@@ -92,6 +92,16 @@ pub struct GpuEngineOptions {
     /// batch size, row weights, rule and penalty (the updates stay the per-op kernels);
     /// on by default. `false` runs the per-op path, its twin in the tests.
     pub fuse_glm_grad: bool,
+    /// Run a two-layer MLP's forward, loss and backward (seed 001's network) as two
+    /// dispatches (`shaders/mlp_rows.wgsl`: each row's forward, softmax + CCE, δ² and δ¹
+    /// with the rows in workgroup memory; `shaders/mlp_grads.wgsl`: the four gradients
+    /// and the loss summed over the rows) instead of the per-op path's dozen, where the
+    /// engine can: batches of at most [`kernels::MLP_STEP_MAX_BATCH`] rows, a shape
+    /// within [`kernels::mlp_step_fits`], features in one storage binding, a device that
+    /// allows 13 storage bindings per shader. Any rule, penalty and row weights (the
+    /// updates stay the per-op kernels); on by default. `false` runs the per-op path,
+    /// its twin in the tests.
+    pub fuse_mlp: bool,
     /// Fold the bias add, the activation and the activation's backward that follow a
     /// product into its store (`shaders/matmul.wgsl`'s epilogues): the same bits, three
     /// dispatches and passes fewer per MLP layer step; on by default.
@@ -120,6 +130,7 @@ impl Default for GpuEngineOptions {
             rule: Rule::Sgd,
             fuse_glm: false,
             fuse_glm_grad: true,
+            fuse_mlp: true,
             fuse_epilogues: true,
             fuse_updates: true,
             halts: true,
@@ -293,6 +304,20 @@ pub struct GpuEngine {
     fused: Option<Fused>,
     /// The fused GLM gradient, when [`GpuEngineOptions::fuse_glm_grad`] applies.
     grad: Option<FusedGrad>,
+    /// The fused MLP step, when [`GpuEngineOptions::fuse_mlp`] applies.
+    mlp: Option<FusedMlp>,
+}
+
+/// A two-layer MLP's forward, loss and backward as two dispatches: the rows pass
+/// (`shaders/mlp_rows.wgsl`, bound per view of the data) and the sums pass
+/// (`shaders/mlp_grads.wgsl`).
+struct FusedMlp {
+    rows: Vec<Bound>,
+    grads: Bound,
+    /// Inputs p, hidden units h, classes k, the hidden activation.
+    shape: (usize, usize, usize, crate::program::Activation),
+    /// Keep the gathered rows and the loss parts alive beside the bind groups.
+    _scratch: [wgpu::Buffer; 2],
 }
 
 /// A one-output GLM's forward, loss and backward as one pass over the rows

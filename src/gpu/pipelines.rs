@@ -13,6 +13,8 @@
 //! | glm epoch | `glm_epoch.wgsl` | x0–x3 (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
 //! | glm grad | `glm_grad.wgsl` | x (r), targets (r), idx (r), row weights (r), w (r), b (r), partials (rw) |
 //! | glm finish | `glm_finish.wgsl` | partials (r), ∂w (rw), ∂b (rw), losses (rw), halt (rw) |
+//! | mlp rows | `mlp_rows.wgsl` | x, targets, idx, row weights, W¹, b¹, W², b² (r); xb, a, δ², δ¹, loss parts (rw) |
+//! | mlp grads | `mlp_grads.wgsl` | xb, δ¹, a, δ², loss parts (r); ∂W¹, ∂b¹, ∂W², ∂b², losses, halt (rw) |
 //!
 //! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
 //! a [`ParamRing`](super::kernels::ParamRing).
@@ -53,6 +55,10 @@ pub enum Family {
     GlmGrad,
     /// `glm_finish.wgsl`.
     GlmFinish,
+    /// `mlp_rows.wgsl`.
+    MlpRows,
+    /// `mlp_grads.wgsl`.
+    MlpGrads,
 }
 
 impl Family {
@@ -75,6 +81,8 @@ impl Family {
             Family::GlmEpoch => include_str!("../../shaders/glm_epoch.wgsl"),
             Family::GlmGrad => include_str!("../../shaders/glm_grad.wgsl"),
             Family::GlmFinish => include_str!("../../shaders/glm_finish.wgsl"),
+            Family::MlpRows => include_str!("../../shaders/mlp_rows.wgsl"),
+            Family::MlpGrads => include_str!("../../shaders/mlp_grads.wgsl"),
         }
     }
 
@@ -99,6 +107,15 @@ impl Family {
             ],
             Family::GlmGrad => &[false, false, false, false, false, false, true],
             Family::GlmFinish => &[false, true, true, true, true],
+            // 13 and 11 storage bindings: only on devices that allow them (the engine
+            // checks).
+            Family::MlpRows => &[
+                false, false, false, false, false, false, false, false, true, true, true, true,
+                true,
+            ],
+            Family::MlpGrads => &[
+                false, false, false, false, false, true, true, true, true, true, true,
+            ],
         }
     }
 }
@@ -138,6 +155,10 @@ pub enum Kernel {
     GlmGrad(LossKind, GlmGradVariant),
     /// The segments of [`Kernel::GlmGrad`] added in order; the loss and the halt flag.
     GlmFinish,
+    /// A two-layer MLP's rows pass (forward, loss, δ², δ¹) with its hidden activation.
+    MlpRows(Activation),
+    /// A two-layer MLP's sums over the rows: the gradients, the loss and the halt flag.
+    MlpGrads,
 }
 
 impl Kernel {
@@ -155,6 +176,8 @@ impl Kernel {
             Kernel::GlmEpoch(..) => Family::GlmEpoch,
             Kernel::GlmGrad(..) => Family::GlmGrad,
             Kernel::GlmFinish => Family::GlmFinish,
+            Kernel::MlpRows(_) => Family::MlpRows,
+            Kernel::MlpGrads => Family::MlpGrads,
         }
     }
 
@@ -191,6 +214,8 @@ impl Kernel {
             Kernel::GlmEpoch(.., v) => v.entry_point(),
             Kernel::GlmGrad(_, v) => v.entry_point(),
             Kernel::GlmFinish => "glm_finish",
+            Kernel::MlpRows(_) => "mlp_rows",
+            Kernel::MlpGrads => "mlp_grads",
         }
     }
 
@@ -205,7 +230,9 @@ impl Kernel {
         let loss = |k: LossKind| ("LOSS", if k == LossKind::SigmoidBce { 1.0 } else { 0.0 });
         let chunked = |c: bool| ("CHUNKED", if c { 1.0 } else { 0.0 });
         match self {
-            Kernel::Activate(f) | Kernel::ActivateBackward(f) => vec![act(f)],
+            Kernel::Activate(f) | Kernel::ActivateBackward(f) | Kernel::MlpRows(f) => {
+                vec![act(f)]
+            }
             Kernel::Matmul(_, _, f, c, _) => vec![act(f), chunked(c)],
             Kernel::MatmulSplit(_, c) => vec![chunked(c)],
             Kernel::GlmEpoch(k, c, _) => vec![loss(k), chunked(c)],

@@ -73,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::program::Activation;
 use crate::program::Layout;
 use crate::program::LossKind;
-use crate::program::{Dim, GlmBufs, Op, Program, ProgramBuilder, Src};
+use crate::program::{Dim, GlmBufs, MlpBufs, Op, Program, ProgramBuilder, Src};
 
 /// The architecture of a model, independent of its parameter values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +252,18 @@ impl Spec {
                         out: gb1,
                     },
                 ];
-                b.finish(forward, z2, k, LossKind::SoftmaxCce, dz2, backward)
+                let mut program = b.finish(forward, z2, k, LossKind::SoftmaxCce, dz2, backward);
+                program.mlp = Some(MlpBufs {
+                    params: [w1, b1, w2, b2],
+                    grads: [gw1, gb1, gw2, gb2],
+                    a: a1,
+                    delta2: dz2,
+                    delta1: da1,
+                    hidden: h,
+                    classes: k,
+                    activation: f,
+                });
+                program
             }
         }
     }

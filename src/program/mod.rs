@@ -169,6 +169,8 @@ pub struct Program {
     pub backward: Vec<Op>,
     /// Set by the model for a GLM program (see [`Program::as_glm`]).
     pub(crate) glm: Option<GlmBufs>,
+    /// Set by the model for a two-layer MLP's program (see [`Program::as_mlp`]).
+    pub(crate) mlp: Option<MlpBufs>,
 }
 
 /// The buffers of a generalised linear model's program, as [`Program::as_glm`] finds them.
@@ -180,7 +182,32 @@ pub(crate) struct GlmBufs {
     pub grad_b: BufId,
 }
 
+/// The buffers and shape of a two-layer MLP's program (seed 001), as
+/// [`Program::as_mlp`] finds them: what a backend's fused step reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MlpBufs {
+    /// W¹, b¹, W², b².
+    pub params: [BufId; 4],
+    /// Their gradients, in the same order.
+    pub grads: [BufId; 4],
+    /// The hidden activations a = f(z¹), ∂L/∂z² and ∂L/∂z¹ (batch rows × h, k, h).
+    pub a: BufId,
+    pub delta2: BufId,
+    pub delta1: BufId,
+    /// Hidden units h, classes k, the hidden activation f.
+    pub hidden: usize,
+    pub classes: usize,
+    pub activation: Activation,
+}
+
 impl Program {
+    /// The MLP's buffers when [`Spec::program`](crate::model::Spec::program) built this
+    /// program for seed 001's network (`z¹ = X W¹ + b¹`, `a = f(z¹)`, `z² = a W² + b²`,
+    /// softmax + CCE, and its backpropagation): the shape the GPU runs as one fused step.
+    pub(crate) fn as_mlp(&self) -> Option<MlpBufs> {
+        self.mlp
+    }
+
     /// The GLM's buffers when [`Spec::program`](crate::model::Spec::program) built this
     /// program for a generalised linear model (`z = X W + b`, a loss on z, `∂W = Xᵀ δ`,
     /// `∂b = 1ᵀ δ`): the shape the fast CPU engine runs as one fused pass.
@@ -309,6 +336,7 @@ impl ProgramBuilder {
             delta,
             backward,
             glm: None,
+            mlp: None,
         }
     }
 }

@@ -90,6 +90,7 @@ impl Trainer {
                     && choices.penalty == Penalty::None
                     && rule == Rule::Sgd,
                 fuse_glm_grad: cfg.fuse_steps,
+                fuse_mlp: cfg.fuse_steps,
                 fuse_epilogues: cfg.fuse_steps,
                 fuse_updates: cfg.fuse_steps,
                 // A distributed fit halts on the global loss, on the host.

@@ -12,7 +12,7 @@ use super::super::pipelines::Kernel;
 use super::super::tune::SumSplit;
 use super::chunks::FeatureChunks;
 use super::{
-    BoundOp, Data, Fused, FusedGrad, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, View,
+    BoundOp, Data, Fused, FusedGrad, FusedMlp, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, View,
     ring,
 };
 use crate::program::LossKind;
@@ -316,6 +316,11 @@ impl GpuEngine {
         } else {
             None
         };
+        let mlp = if options.fuse_mlp {
+            fused_mlp(ctx, &ring, &views, (&program, p, cap, &bufs[..], &losses, &halt))?
+        } else {
+            None
+        };
         let fused = match (&data, views.first()) {
             (Data::Resident { order, .. }, Some(view)) if options.fuse_glm => {
                 let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
@@ -353,6 +358,7 @@ impl GpuEngine {
             submissions: 0,
             fused,
             grad,
+            mlp,
         })
     }
 }
@@ -550,6 +556,60 @@ fn fused_grad(
         p,
         variant,
         _partials: partials,
+    }))
+}
+
+/// The fused MLP step for this engine, when it applies: seed 001's network with a shape
+/// [`kernels::mlp_step_fits`] holds, batches of at most [`kernels::MLP_STEP_MAX_BATCH`]
+/// rows, every view's features in one buffer, and a device that allows the rows pass's
+/// 13 storage bindings.
+#[allow(clippy::type_complexity)] // the engine's parts the kernels bind, passed apart
+fn fused_mlp(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    views: &[View<'_>],
+    (program, p, cap, bufs, losses, halt): (
+        &Program,
+        usize,
+        usize,
+        &[wgpu::Buffer],
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+    ),
+) -> Result<Option<FusedMlp>> {
+    let Some(mlp) = program.as_mlp() else {
+        return Ok(None);
+    };
+    let (h, k) = (mlp.hidden, mlp.classes);
+    let fits = kernels::mlp_step_fits(p, h, k)
+        && cap <= kernels::MLP_STEP_MAX_BATCH
+        && views.iter().all(|v| v.features.len() == 1)
+        && ctx.limits().max_storage_buffers_per_shader_stage >= kernels::MLP_ROWS_BINDINGS;
+    if !fits {
+        return Ok(None);
+    }
+    let buf = |id: BufId| &bufs[id.0];
+    let xb = ctx.storage("fused MLP step gathered rows", cap * p)?;
+    let parts = ctx.storage("fused MLP step loss parts", cap)?;
+    let [w1, b1, w2, b2] = mlp.params.map(buf);
+    let written = [&xb, buf(mlp.a), buf(mlp.delta2), buf(mlp.delta1), &parts];
+    let rows = views
+        .iter()
+        .map(|v| {
+            let data = (v.features[0], v.targets, v.index, v.weights);
+            kernels::bind_mlp_rows(ctx, ring, data, [w1, b1, w2, b2], written)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let read = [&xb, buf(mlp.delta1), buf(mlp.a), buf(mlp.delta2), &parts];
+    let grads = mlp.grads.map(buf);
+    let grads = kernels::bind_mlp_grads(ctx, ring, read, grads, losses, Some(halt))?;
+    ctx.pipelines().get(Kernel::MlpRows(mlp.activation));
+    ctx.pipelines().get(Kernel::MlpGrads);
+    Ok(Some(FusedMlp {
+        rows,
+        grads,
+        shape: (p, h, k, mlp.activation),
+        _scratch: [xb, parts],
     }))
 }
 

@@ -7,7 +7,7 @@ use crate::program::{Rule, StepScalars};
 
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing, TargetRows};
-use super::{BoundOp, Data, FusedGrad, GpuEngine, OpKind, StepRows};
+use super::{BoundOp, Data, FusedGrad, FusedMlp, GpuEngine, OpKind, StepRows};
 
 impl GpuEngine {
     /// The checks every step makes, fused or not.
@@ -88,7 +88,7 @@ impl GpuEngine {
                 &mut pass,
                 &mut self.ring,
                 (&self.ops, &self.program, self.rule, self.halting),
-                self.grad.as_ref().map(|g| (g, in_order)),
+                (self.grad.as_ref(), self.mlp.as_ref(), in_order),
                 step,
             )
         };
@@ -223,7 +223,7 @@ fn record_step(
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
     (ops, program, rule, halting): (&[BoundOp], &Program, Rule, Halting),
-    grad: Option<(&FusedGrad, bool)>,
+    (grad, mlp, in_order): (Option<&FusedGrad>, Option<&FusedMlp>, bool),
     step: Step<'_>,
 ) -> Result<()> {
     let Step {
@@ -240,28 +240,36 @@ fn record_step(
         StepRows::Slot { slot, offset } => (slot, offset),
     };
     let (a_rows, target_rows) = (Some(start), TargetRows::Gather(start));
-    // The fused GLM gradient stands for every op before the updates.
-    if let (Some((g, in_order)), true) = (grad, compute) {
+    // Rows in stored order need no gather.
+    let stored_rows = if in_order {
+        TargetRows::Range(start)
+    } else {
+        target_rows
+    };
+    // A fused gradient (the GLM's, the MLP's) stands for every op before the updates.
+    let fused = grad.is_some() || mlp.is_some();
+    if let (Some(g), true) = (mlp, compute) {
+        let rows_bound = &g.rows[view.min(g.rows.len() - 1)];
+        let bound = (rows_bound, &g.grads);
+        let stored = stored_rows;
+        kernels::mlp_loss_grad(ctx, pass, ring, bound, g.shape, stored, m, slot as u32, halting)?;
+    }
+    if let (Some(g), true) = (grad, compute) {
         let chunks: Vec<&kernels::Bound> = g.chunks[view.min(g.chunks.len() - 1)].iter().collect();
-        let target_rows = if in_order {
-            TargetRows::Range(start)
-        } else {
-            target_rows
-        };
         kernels::glm_loss_grad(
             ctx,
             pass,
             ring,
             (&chunks, &g.finish),
             (g.kind, g.p, g.variant),
-            target_rows,
+            stored_rows,
             (m, g.room),
             slot as u32,
             halting,
         )?;
     }
     for op in ops {
-        if !op.op.is_update() && (grad.is_some() || !compute) {
+        if !op.op.is_update() && (fused || !compute) {
             continue;
         }
         let bound = op.at(view);

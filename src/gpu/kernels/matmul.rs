@@ -506,26 +506,27 @@ mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
-    /// The epilogue's activations are `activation.wgsl`'s, character for character:
-    /// a fused epilogue gives the separate kernels' bits only while they stay so.
+    /// The epilogue's activations (and the fused MLP step's) are `activation.wgsl`'s,
+    /// character for character: a fused kernel gives the separate kernels' bits only
+    /// while they stay so.
     #[test]
     fn epilogue_activations_are_the_activation_kernels() {
-        let matmul = include_str!("../../../shaders/matmul.wgsl");
         let activation = include_str!("../../../shaders/activation.wgsl");
-        for name in ["fn sigmoid(", "fn stable_tanh("] {
-            let body = |src: &str| {
-                let start = src.find(name).expect(name);
-                let end = start + src[start..].find("\n}\n").expect("end") + 3;
-                src[start..end].to_string()
-            };
-            assert_eq!(body(matmul), body(activation), "{name}");
-        }
-        for derivative in [
-            "d = y * (1.0 - y);",
-            "d = 1.0 - y * y;",
-            "select(0.0, 1.0, y > 0.0)",
+        for fused in [
+            include_str!("../../../shaders/matmul.wgsl"),
+            include_str!("../../../shaders/mlp_rows.wgsl"),
         ] {
-            assert!(matmul.contains(derivative) && activation.contains(derivative));
+            for name in ["fn sigmoid(", "fn stable_tanh("] {
+                let body = |src: &str| {
+                    let start = src.find(name).expect(name);
+                    let end = start + src[start..].find("\n}\n").expect("end") + 3;
+                    src[start..end].to_string()
+                };
+                assert_eq!(body(fused), body(activation), "{name}");
+            }
+            for derivative in ["y * (1.0 - y);", "1.0 - y * y;", "select(0.0, 1.0, y > 0.0)"] {
+                assert!(fused.contains(derivative) && activation.contains(derivative));
+            }
         }
     }
 

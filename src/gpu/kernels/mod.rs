@@ -24,6 +24,7 @@
 //! | `update.rs` | optimizer steps |
 //! | `glm_epoch.rs` | many GLM steps per dispatch |
 //! | `glm_grad.rs` | a GLM's loss and gradients over a long batch in one pass |
+//! | `mlp_step.rs` | a two-layer MLP's loss and gradients in two dispatches |
 //!
 //! Each family's parameter struct sits beside its launcher and mirrors the `Params`
 //! struct of its shader; a test compares their layouts field by field.
@@ -33,6 +34,7 @@ mod glm_epoch;
 mod glm_grad;
 mod loss;
 mod matmul;
+mod mlp_step;
 mod reduce;
 mod update;
 
@@ -41,6 +43,7 @@ pub use glm_epoch::*;
 pub use glm_grad::*;
 pub use loss::*;
 pub use matmul::*;
+pub use mlp_step::*;
 pub use reduce::*;
 pub use update::*;
 

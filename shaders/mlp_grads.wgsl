@@ -1,0 +1,189 @@
+// The second pass of a two-layer MLP's fused step: the sums over the batch's rows that
+// `mlp_rows.wgsl` left, in one dispatch — the twins of the backward ops' products and
+// column sums, and of the loss's mean and halting rule.
+//
+// | workgroups | computes |
+// |---|---|
+// | [0, groups1) | ∂W¹ = xbᵀ δ¹ (p × h) and ∂b¹ = 1ᵀ δ¹: the product [xb 1]ᵀ δ¹ |
+// | [groups1, groups1 + groups2) | ∂W² = aᵀ δ² (h × k) and ∂b² = 1ᵀ δ²: [a 1]ᵀ δ² |
+// | the last | the loss: lossp's `parts` sums in order, over m → losses[slot]; halting |
+//
+// A product C = [A 1]ᵀ B (A: m × ka, B: m × n, C: (ka + 1) × n, its last row the bias
+// gradient) is cut into items of four rows of C by one column j (j fastest, so a warp's
+// reads of B are contiguous); a workgroup takes ITEMS items, each summed by QUARTERS
+// invocations over a quarter of the batch's rows (ascending), the quarters then added in
+// order. The order depends on the shape alone: the result repeats bit for bit.
+//
+// The loss and halting rule are `glm_finish.wgsl`'s (same halt[] layout): decided here,
+// before the step's update runs.
+
+struct Params {
+    p: u32,
+    h: u32,
+    k: u32,
+    m: u32,
+    groups1: u32,
+    groups2: u32,
+    parts: u32,
+    slot: u32,
+    halt_mode: u32,
+    tol: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const WG: u32 = 256u;
+const QUARTERS: u32 = 4u;
+const ITEMS: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> xb: array<f32>;
+@group(0) @binding(2) var<storage, read> da1: array<f32>;
+@group(0) @binding(3) var<storage, read> a1: array<f32>;
+@group(0) @binding(4) var<storage, read> dz2: array<f32>;
+@group(0) @binding(5) var<storage, read> lossp: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gw1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gb1: array<f32>;
+@group(0) @binding(8) var<storage, read_write> gw2: array<f32>;
+@group(0) @binding(9) var<storage, read_write> gb2: array<f32>;
+@group(0) @binding(10) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(11) var<storage, read_write> halt: array<u32>;
+
+var<workgroup> red: array<vec4<f32>, WG>;
+
+// A's value at row r, column i of [A 1] (ka columns of A, then the ones).
+fn a_at(second: bool, ka: u32, r: u32, i: u32) -> f32 {
+    if (i > ka) {
+        return 0.0;
+    }
+    if (i == ka) {
+        return 1.0;
+    }
+    if (second) {
+        return a1[r * ka + i];
+    }
+    return xb[r * ka + i];
+}
+
+fn b_at(second: bool, n: u32, r: u32, j: u32) -> f32 {
+    if (second) {
+        return dz2[r * n + j];
+    }
+    return da1[r * n + j];
+}
+
+// Row i of C = [A 1]ᵀ B, column j: a gradient's value or its bias's.
+fn store(second: bool, ka: u32, n: u32, i: u32, j: u32, v: f32) {
+    if (i > ka) {
+        return;
+    }
+    if (second) {
+        if (i == ka) {
+            gb2[j] = v;
+        } else {
+            gw2[i * n + j] = v;
+        }
+    } else {
+        if (i == ka) {
+            gb1[j] = v;
+        } else {
+            gw1[i * n + j] = v;
+        }
+    }
+}
+
+fn emit_loss(total: f32) {
+    let loss = total / f32(P.m);
+    losses[P.slot] = loss;
+    if (P.halt_mode != 0u && halt[0] == 0u) {
+        let bits = bitcast<u32>(loss);
+        // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
+        let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
+        let converged = P.halt_mode == 2u && halt[3] == 1u
+            && abs(loss - bitcast<f32>(halt[2])) < P.tol;
+        if (non_finite || converged) {
+            halt[0] = 1u;
+            halt[1] = P.slot;
+        }
+        halt[2] = bits;
+        halt[3] = 1u;
+    }
+}
+
+@compute @workgroup_size(256)
+fn mlp_grads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let group = wg.x;
+    if (group >= P.groups1 + P.groups2) {
+        // The loss: each invocation a contiguous run of the parts, the runs in order.
+        let per = (P.parts + WG - 1u) / WG;
+        let lo = min(t * per, P.parts);
+        let hi = min(lo + per, P.parts);
+        var s = 0.0;
+        for (var u = lo; u < hi; u++) {
+            s += lossp[u];
+        }
+        red[t] = vec4<f32>(s, 0.0, 0.0, 0.0);
+        workgroupBarrier();
+        if (t == 0u) {
+            var total = 0.0;
+            for (var u = 0u; u < WG; u++) {
+                total += red[u].x;
+            }
+            emit_loss(total);
+        }
+        return;
+    }
+    let second = group >= P.groups1;
+    var ka = P.p;
+    var n = P.h;
+    var first_group = 0u;
+    if (second) {
+        ka = P.h;
+        n = P.k;
+        first_group = P.groups1;
+    }
+    let item = (group - first_group) * ITEMS + t % ITEMS;
+    let quarter = t / ITEMS;
+    let blocks = (ka + 4u) / 4u;
+    let live = item < blocks * n;
+    let i0 = (item / n) * 4u;
+    let j = item % n;
+    let per = (P.m + QUARTERS - 1u) / QUARTERS;
+    let lo = min(quarter * per, P.m);
+    let hi = min(lo + per, P.m);
+    var acc = vec4<f32>(0.0);
+    if (live) {
+        // Two rows' reads issued before their adds, which keep the row order.
+        var r = lo;
+        for (; r + 2u <= hi; r += 2u) {
+            let b0 = b_at(second, n, r, j);
+            let x0 = vec4<f32>(a_at(second, ka, r, i0), a_at(second, ka, r, i0 + 1u),
+                a_at(second, ka, r, i0 + 2u), a_at(second, ka, r, i0 + 3u));
+            let b1v = b_at(second, n, r + 1u, j);
+            let x1 = vec4<f32>(a_at(second, ka, r + 1u, i0), a_at(second, ka, r + 1u, i0 + 1u),
+                a_at(second, ka, r + 1u, i0 + 2u), a_at(second, ka, r + 1u, i0 + 3u));
+            acc += x0 * b0;
+            acc += x1 * b1v;
+        }
+        for (; r < hi; r++) {
+            let x0 = vec4<f32>(a_at(second, ka, r, i0), a_at(second, ka, r, i0 + 1u),
+                a_at(second, ka, r, i0 + 2u), a_at(second, ka, r, i0 + 3u));
+            acc += x0 * b_at(second, n, r, j);
+        }
+    }
+    red[t] = acc;
+    workgroupBarrier();
+    if (quarter == 0u && live) {
+        var total = red[t];
+        for (var q = 1u; q < QUARTERS; q++) {
+            total += red[q * ITEMS + t];
+        }
+        store(second, ka, n, i0, j, total.x);
+        store(second, ka, n, i0 + 1u, j, total.y);
+        store(second, ka, n, i0 + 2u, j, total.z);
+        store(second, ka, n, i0 + 3u, j, total.w);
+    }
+}
