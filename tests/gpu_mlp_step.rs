@@ -14,6 +14,7 @@ use common::{Rng, assert_close, gpu};
 use gradflow::data::{Dataset, Synthetic};
 use gradflow::engine::{CpuEngine, Rows};
 use gradflow::gpu::kernels::MLP_STEP_MAX_BATCH;
+use gradflow::gpu::tune::{MlpStep, Tuning};
 use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
 use gradflow::model::{Mlp, Model};
 use gradflow::program::{Activation, Rule, Scalars, StepScalars};
@@ -26,8 +27,22 @@ fn permutation(rng: &mut Rng, n: usize) -> Vec<u32> {
     p
 }
 
+/// The test binary's adapter opened with the fused step chosen, whatever the tuner
+/// chose for it (on llvmpipe: the per-op path).
+fn fused(test: &str) -> Option<GpuContext> {
+    let ctx = gpu(test)?;
+    let tuning = Tuning {
+        mlp: MlpStep::Fused,
+        ..ctx.pipelines().tuning().clone()
+    };
+    Some(GpuContext::with_tuning(Some(&ctx.info().name), tuning).expect("fused context"))
+}
+
 fn blobs(n: usize, p: usize, k: usize, seed: u64) -> Dataset {
-    Synthetic::blobs(n, p, k).seed(seed).dataset().expect("data")
+    Synthetic::blobs(n, p, k)
+        .seed(seed)
+        .dataset()
+        .expect("data")
 }
 
 /// Random parameters in ±`scale` (wide enough that sigmoid and tanh saturate for some
@@ -59,7 +74,12 @@ fn engine(
 
 /// One shape: the fused step's loss and gradients against the f64 reference at random
 /// parameters, over a shuffled order and in order, the whole set and a sub-batch.
-fn check(ctx: &GpuContext, (n, p, h, k): (usize, usize, usize, usize), f: Activation, weighted: bool) {
+fn check(
+    ctx: &GpuContext,
+    (n, p, h, k): (usize, usize, usize, usize),
+    f: Activation,
+    weighted: bool,
+) {
     let data = blobs(n, p, k, (n * 7 + p * 3 + h) as u64);
     let model = Mlp::new(h).with_activation(f);
     let mut rng = Rng::new((n * 31 + p + h * 5 + k) as u64);
@@ -100,7 +120,13 @@ fn check(ctx: &GpuContext, (n, p, h, k): (usize, usize, usize, usize), f: Activa
             let cpu_loss = cpu
                 .loss_and_grads(Rows::Gather(&order[start..start + len]))
                 .expect("cpu");
-            assert_close(&format!("{what}: loss"), &[loss], &[cpu_loss as f32], 2e-5, 1e-7);
+            assert_close(
+                &format!("{what}: loss"),
+                &[loss],
+                &[cpu_loss as f32],
+                2e-5,
+                1e-7,
+            );
             for (i, (g, c)) in grads.iter().zip(cpu.grads()).enumerate() {
                 let c: Vec<f32> = c.iter().map(|&v| v as f32).collect();
                 // Sums of products that cancel keep float32's error of their terms:
@@ -118,7 +144,7 @@ fn check(ctx: &GpuContext, (n, p, h, k): (usize, usize, usize, usize), f: Activa
 /// 256; n from one row to batches the rows pass cuts unevenly.
 #[test]
 fn fused_mlp_step_matches_the_reference() {
-    let Some(ctx) = gpu("fused_mlp_step_matches_the_reference") else {
+    let Some(ctx) = fused("fused_mlp_step_matches_the_reference") else {
         return;
     };
     let shapes = [
@@ -148,7 +174,7 @@ fn fused_mlp_step_matches_the_reference() {
 /// same sums, in other orders), and the fused step's bits again on a rerun.
 #[test]
 fn fused_mlp_training_matches_the_per_op_path() {
-    let Some(ctx) = gpu("fused_mlp_training_matches_the_per_op_path") else {
+    let Some(ctx) = fused("fused_mlp_training_matches_the_per_op_path") else {
         return;
     };
     let data = blobs(300, 12, 4, 5);
@@ -190,7 +216,8 @@ fn fused_mlp_training_matches_the_per_op_path() {
                         let biases = Scalars { l2: 0.0, ..weights };
                         let update = StepScalars { weights, biases };
                         let (before, _) = gpu.launches();
-                        gpu.step(start, 64.min(300 - start), update, slot).expect("step");
+                        gpu.step(start, 64.min(300 - start), update, slot)
+                            .expect("step");
                         launches = gpu.launches().0 - before;
                     }
                     losses.extend(gpu.read_losses(starts.len()).expect("losses"));
@@ -207,7 +234,10 @@ fn fused_mlp_training_matches_the_per_op_path() {
             assert_close(&format!("{what}: parameters"), &fp, &pp, 1e-3, 1e-5);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let (rl, rp, _) = run(true);
-            assert!(bits(&rl) == bits(&fl) && bits(&rp) == bits(&fp), "{what}: rerun");
+            assert!(
+                bits(&rl) == bits(&fl) && bits(&rp) == bits(&fp),
+                "{what}: rerun"
+            );
         }
     }
 }
@@ -216,7 +246,7 @@ fn fused_mlp_training_matches_the_per_op_path() {
 /// a batch above [`MLP_STEP_MAX_BATCH`], more inputs than its room, features in chunks.
 #[test]
 fn shapes_outside_the_fused_step_run_per_op() {
-    let Some(ctx) = gpu("shapes_outside_the_fused_step_run_per_op") else {
+    let Some(ctx) = fused("shapes_outside_the_fused_step_run_per_op") else {
         return;
     };
     let cases: [(&str, usize, usize, Option<usize>); 3] = [
@@ -236,15 +266,21 @@ fn shapes_outside_the_fused_step_run_per_op() {
         let mut rng = Rng::new(2);
         let init = random_init(&model, &data, &mut rng, 0.5);
         gpu.set_params(&init).expect("params");
-        gpu.set_order(&(0..n as u32).collect::<Vec<_>>()).expect("order");
+        gpu.set_order(&(0..n as u32).collect::<Vec<_>>())
+            .expect("order");
         let (before, _) = gpu.launches();
         let (loss, _) = gpu.loss_and_grads(0, n).expect("gpu");
         let ran = gpu.launches().0 - before;
-        assert!(ran > 2, "{what}: {ran} dispatches, expected the per-op path");
+        assert!(
+            ran > 2,
+            "{what}: {ran} dispatches, expected the per-op path"
+        );
         let program = model.spec_for(&data).expect("spec").program();
         let mut cpu = CpuEngine::<f64>::new(program, data.features(), p, Some(data.targets()), n);
         cpu.set_params(&init).expect("params");
-        let cpu_loss = cpu.loss_and_grads(Rows::Range { start: 0, len: n }).expect("cpu");
+        let cpu_loss = cpu
+            .loss_and_grads(Rows::Range { start: 0, len: n })
+            .expect("cpu");
         assert_close(what, &[loss], &[cpu_loss as f32], 2e-5, 1e-7);
     }
 }

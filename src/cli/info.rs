@@ -93,8 +93,9 @@ fn print_tuning(t: &gradflow::gpu::Tuning) {
     println!("  kernel tuning ({source}):");
     println!(
         "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · many-step GLM: {:?} · \
-         GLM gradient: {:?} · matrix products: {:?} register block · split sums: {:?}",
-        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul, t.split
+         GLM gradient: {:?} · matrix products: {:?} register block · split sums: {:?} · \
+         MLP step: {:?}",
+        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul, t.split, t.mlp
     );
     for m in &t.measured {
         let time = m.ms.map_or_else(

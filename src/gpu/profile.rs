@@ -244,7 +244,91 @@ fn per_op_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
             ));
         }
     }
+    rows.extend(mlp_step_rows(ctx, (m, d, h, k), REPS)?);
     Ok(rows)
+}
+
+/// The fused MLP step's two passes at W3's shape, each alone and together (what a step
+/// costs before its update, against the per-op products above).
+fn mlp_step_rows(
+    ctx: &GpuContext,
+    (m, d, h, k): (usize, usize, usize, usize),
+    reps: usize,
+) -> Result<Vec<KernelTime>> {
+    let (x, _, _) = tune::probe_data(m * d + d * h + h * k, 1);
+    let labels: Vec<u32> = (0..m as u32).map(|r| r % k as u32).collect();
+    let xs = ctx.upload("profile x", &x[..m * d])?;
+    let targets = ctx.upload("profile labels", &labels)?;
+    let w1 = ctx.upload("profile w1", &x[m * d..m * d + d * h])?;
+    let w2 = ctx.upload("profile w2", &x[m * d + d * h..])?;
+    let (b1, b2) = (ctx.storage("profile b1", h)?, ctx.storage("profile b2", k)?);
+    let out = |name: &str, len: usize| ctx.storage(name, len);
+    let (xb, a, dz2, da1) = (
+        out("xb", m * d)?,
+        out("a", m * h)?,
+        out("δ²", m * k)?,
+        out("δ¹", m * h)?,
+    );
+    let parts = out("loss parts", m)?;
+    let grads = [
+        out("∂W¹", d * h)?,
+        out("∂b¹", h)?,
+        out("∂W²", h * k)?,
+        out("∂b²", k)?,
+    ];
+    let (losses, halt) = (out("losses", 1)?, out("halt", 4)?);
+    let mut ring = ParamRing::new(ctx, 2 * reps)?;
+    let data = (&xs, &targets, None, None);
+    let written = [&xb, &a, &dz2, &da1, &parts];
+    let rows_bound = kernels::bind_mlp_rows(ctx, &ring, data, [&w1, &b1, &w2, &b2], written)?;
+    let read = [&xb, &da1, &a, &dz2, &parts];
+    let [g1, g2, g3, g4] = &grads;
+    let sums = kernels::bind_mlp_grads(ctx, &ring, read, [g1, g2, g3, g4], &losses, Some(&halt))?;
+    let rows = kernels::TargetRows::Range(0);
+    let shape = (d, h, k, Activation::Sigmoid);
+    let halting = kernels::Halting::Off;
+    let rows_us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
+        kernels::mlp_rows(ctx, pass, r, &rows_bound, shape, rows, m)
+    })?;
+    let sums_us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
+        kernels::mlp_grads(ctx, pass, r, &sums, (d, h, k), m, 0, halting)
+    })?;
+    let both_us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
+        let pair = (&rows_bound, &sums);
+        kernels::mlp_loss_grad(ctx, pass, r, pair, shape, rows, m, 0, halting)
+    })?;
+    let shape = format!("{m} × {d}-{h}-{k}");
+    let params = d * h + h + h * k + k;
+    let (fwd, bwd) = (2 * m * (d * h + h * k), 2 * m * (h * k + d * h + h * k));
+    let row = |kernel: &str, values: usize, flops: usize, us: f64| KernelTime {
+        kernel: kernel.into(),
+        shape: shape.clone(),
+        us,
+        bytes: (values * 4) as f64,
+        flops: flops as f64,
+    };
+    let rows_values = m * d + params + m * (d + 2 * h + k);
+    let sums_values = m * (d + 2 * h + k) + params;
+    Ok(vec![
+        row(
+            "fused MLP step: rows pass (forward, loss, δ², δ¹)",
+            rows_values,
+            fwd + 2 * m * h * k,
+            rows_us,
+        ),
+        row(
+            "fused MLP step: sums pass (gradients, loss)",
+            sums_values,
+            bwd - 2 * m * h * k,
+            sums_us,
+        ),
+        row(
+            "fused MLP step: both passes",
+            rows_values + sums_values,
+            fwd + bwd,
+            both_us,
+        ),
+    ])
 }
 
 /// Microseconds one more dispatch of `one` adds to a submission (1 against `reps`).

@@ -9,6 +9,7 @@
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //! | which products' sums over k are split over workgroups | [`SumSplit`] | a GPU leaves most of itself idle when a thin product's 8–16 workgroups each walk a 256-long sum; a CPU adapter pays a dispatch for the second pass |
+//! | a two-layer MLP's step: per-op or fused (`mlp_rows.wgsl` + `mlp_grads.wgsl`) | [`MlpStep`] | on a GPU each of the per-op path's dozen dispatches is a launch and a barrier on a nearly idle device; on llvmpipe the fused passes' scattered reads are per-lane gathers (lavapipe: 33 ms against ~7 for the per-op kernels at W3's shape) |
 //!
 //! Opening an adapter ([`GpuContext::new`]) takes its cached choice, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a
@@ -35,7 +36,7 @@ use super::readback;
 
 /// The version of the set of choices and candidates, in the cache key: raised when one is
 /// added, so that a choice cached before it was measured without it is measured again.
-const CHOICES: u32 = 5;
+const CHOICES: u32 = 6;
 
 /// The variable that turns tuning off (`off`).
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
@@ -228,6 +229,18 @@ pub enum SumSplit {
     Short,
 }
 
+/// How a two-layer MLP's forward, loss and backward run (the engine's
+/// [`GpuEngineOptions::fuse_mlp`](super::GpuEngineOptions::fuse_mlp) allowing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MlpStep {
+    /// One dispatch per op of the program (products with their epilogues, the loss,
+    /// column sums): about a dozen a step.
+    PerOp,
+    /// Two dispatches: `mlp_rows.wgsl` (each row's forward, softmax + CCE, δ² and δ¹,
+    /// the rows in workgroup memory) and `mlp_grads.wgsl` (every sum over the rows).
+    Fused,
+}
+
 /// What the tuner chose for one adapter, with the times it measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
@@ -247,6 +260,9 @@ pub struct Tuning {
     /// Which products' sums over k are split over workgroups.
     #[serde(default = "long")]
     pub split: SumSplit,
+    /// How a two-layer MLP's step runs.
+    #[serde(default = "per_op")]
+    pub mlp: MlpStep,
     /// What was measured: probe, candidate, median milliseconds (empty for defaults).
     #[serde(default)]
     pub measured: Vec<Measured>,
@@ -272,6 +288,10 @@ fn long() -> SumSplit {
     SumSplit::Long
 }
 
+fn per_op() -> MlpStep {
+    MlpStep::PerOp
+}
+
 fn tiles() -> GlmEpochVariant {
     GlmEpochVariant::Tiles
 }
@@ -286,6 +306,7 @@ impl Default for Tuning {
             glm_grad: GlmGradVariant::Quads,
             matmul: MatmulBlock::Four,
             split: SumSplit::Long,
+            mlp: MlpStep::Fused,
             measured: Vec::new(),
         }
     }
@@ -505,6 +526,17 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
         .map(|s| (s, probe_split(&ctx, s).ok().flatten()))
         .collect();
     best.split = pick("split sums", splits, &mut measured).unwrap_or(best.split);
+    let mut steps = Vec::new();
+    for step in [MlpStep::PerOp, MlpStep::Fused] {
+        let t = Tuning {
+            mlp: step,
+            ..best.clone()
+        };
+        if let Ok(ctx) = GpuContext::open_with(adapter, t).await {
+            steps.push((step, probe_mlp(&ctx).ok().flatten()));
+        }
+    }
+    best.mlp = pick("MLP step", steps, &mut measured).unwrap_or(best.mlp);
     best.measured = measured;
     Ok(best)
 }
@@ -923,4 +955,56 @@ pub(super) fn many_step_run(ctx: &GpuContext, count: usize) -> Result<Option<f64
     }
     let want: Vec<f64> = w.iter().map(|v| f64::from(*v)).collect();
     Ok(agrees(&got, &want).then_some(ms))
+}
+
+/// Sixteen SGD steps of W3's network (64-256-10, sigmoid, batches of 256) on an engine
+/// that runs the MLP step as the context's tuning says, after its loss and gradients
+/// at the starting parameters were checked against float64 (`cpu::engine`, the
+/// reference kernels): the median milliseconds, `None` where they disagree.
+fn probe_mlp(ctx: &GpuContext) -> Result<Option<f64>> {
+    use super::{GpuEngine, GpuEngineOptions};
+    use crate::data::Targets;
+    let (n, p, h, k, batch) = (1024, 64, 256, 10, 256);
+    let (x, _, _) = probe_data(n + p * h + h * k, p);
+    let (x, init) = x.split_at(n * p);
+    let labels: Vec<u32> = (0..n).map(|r| ((r * 7) % k) as u32).collect();
+    let targets = Targets::Classes {
+        labels,
+        classes: k,
+    };
+    let program = crate::program::mlp(p, h, k, crate::program::Activation::Sigmoid);
+    let params: Vec<Vec<f32>> = program
+        .params
+        .iter()
+        .scan(0, |at, d| {
+            let len = d.rows * d.cols;
+            // W³'s scale: a weight in ±0.125, the probe data's values in ±1.
+            let v = init[*at..*at + len].iter().map(|v| v * 0.125).collect();
+            *at += len;
+            Some(v)
+        })
+        .collect();
+    let options = GpuEngineOptions {
+        loss_slots: Some(16),
+        ..GpuEngineOptions::default()
+    };
+    let mut gpu = GpuEngine::with_options(ctx, program.clone(), x, p, &targets, batch, options)?;
+    gpu.set_params(&params)?;
+    gpu.set_identity_order()?;
+    let (loss, grads) = gpu.loss_and_grads(0, batch)?;
+    let mut cpu = crate::cpu::engine::CpuEngine::<f64>::new(program, x, p, Some(&targets), batch);
+    cpu.set_params(&params)?;
+    let want_loss = cpu.loss_and_grads(crate::data::Rows::Range { start: 0, len: batch })?;
+    let right = agrees(&[loss], &[want_loss])
+        && grads.iter().zip(cpu.grads()).all(|(g, c)| agrees(g, c));
+    if !right {
+        return Ok(None);
+    }
+    let ms = median_ms(ctx, || {
+        for s in 0..16 {
+            gpu.step((s % (n / batch)) * batch, batch, 0.01, s)?;
+        }
+        gpu.read_losses(16).map(drop)
+    })?;
+    Ok(Some(ms))
 }

@@ -13,7 +13,10 @@
 //! loss and `delta` = ∂L/∂output), `backward` (delta → every parameter's gradient), then
 //! one update per [`ParamDecl`].
 
+mod mlp;
 mod words;
+
+pub(crate) use mlp::mlp;
 
 pub use words::{Activation, Layout, LossKind, Real, Rule, Scalars, StepScalars, sigmoid};
 

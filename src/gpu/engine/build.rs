@@ -9,11 +9,11 @@ use crate::program::{BufId, Op, Program, Src};
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Epilogue, Halting, ParamRing};
 use super::super::pipelines::Kernel;
-use super::super::tune::SumSplit;
+use super::super::tune::{MlpStep, SumSplit};
 use super::chunks::FeatureChunks;
 use super::{
-    BoundOp, Data, Fused, FusedGrad, FusedMlp, GpuEngine, GpuEngineOptions, OpKind, Source, SplitPass, View,
-    ring,
+    BoundOp, Data, Fused, FusedGrad, FusedMlp, GpuEngine, GpuEngineOptions, OpKind, Source,
+    SplitPass, View, ring,
 };
 use crate::program::LossKind;
 use crate::program::Rule;
@@ -317,7 +317,12 @@ impl GpuEngine {
             None
         };
         let mlp = if options.fuse_mlp {
-            fused_mlp(ctx, &ring, &views, (&program, p, cap, &bufs[..], &losses, &halt))?
+            fused_mlp(
+                ctx,
+                &ring,
+                &views,
+                (&program, p, cap, &bufs[..], &losses, &halt),
+            )?
         } else {
             None
         };
@@ -580,6 +585,9 @@ fn fused_mlp(
     let Some(mlp) = program.as_mlp() else {
         return Ok(None);
     };
+    if ctx.pipelines().tuning().mlp != MlpStep::Fused {
+        return Ok(None);
+    }
     let (h, k) = (mlp.hidden, mlp.classes);
     let fits = kernels::mlp_step_fits(p, h, k)
         && cap <= kernels::MLP_STEP_MAX_BATCH

@@ -252,7 +252,17 @@ fn record_step(
         let rows_bound = &g.rows[view.min(g.rows.len() - 1)];
         let bound = (rows_bound, &g.grads);
         let stored = stored_rows;
-        kernels::mlp_loss_grad(ctx, pass, ring, bound, g.shape, stored, m, slot as u32, halting)?;
+        kernels::mlp_loss_grad(
+            ctx,
+            pass,
+            ring,
+            bound,
+            g.shape,
+            stored,
+            m,
+            slot as u32,
+            halting,
+        )?;
     }
     if let (Some(g), true) = (grad, compute) {
         let chunks: Vec<&kernels::Bound> = g.chunks[view.min(g.chunks.len() - 1)].iter().collect();

@@ -524,7 +524,11 @@ mod tests {
                 };
                 assert_eq!(body(fused), body(activation), "{name}");
             }
-            for derivative in ["y * (1.0 - y);", "1.0 - y * y;", "select(0.0, 1.0, y > 0.0)"] {
+            for derivative in [
+                "y * (1.0 - y);",
+                "1.0 - y * y;",
+                "select(0.0, 1.0, y > 0.0)",
+            ] {
                 assert!(fused.contains(derivative) && activation.contains(derivative));
             }
         }

@@ -65,11 +65,7 @@ pub fn mlp_rows_per_group(m: usize, (p, h, k): (usize, usize, usize)) -> usize {
 /// Lanes per logit in the rows pass: the largest power of two with lanes · R · k ≤ 256.
 fn logit_lanes(rows: usize, k: usize) -> usize {
     let most = WG / (rows * k).max(1);
-    if most == 0 {
-        1
-    } else {
-        1 << most.ilog2()
-    }
+    if most == 0 { 1 } else { 1 << most.ilog2() }
 }
 
 /// Binds the rows pass over one view of the data: the features `x` (one buffer), the
@@ -188,9 +184,9 @@ fn grad_groups(ka: usize, n: usize) -> usize {
 
 /// Records a two-layer MLP's loss and gradients over the `m` rows read by `rows`, with
 /// `p` inputs, `h` hidden units of activation `f` and `k` classes: the rows pass
-/// (`rows_bound`, from [`bind_mlp_rows`]) and the sums pass (`grads_bound`), which
-/// writes the four gradients, the mean loss into `losses[slot]` and the halting
-/// decision. The twin of the program's per-op forward, loss and backward.
+/// ([`mlp_rows`]) and the sums pass ([`mlp_grads`]), which writes the four gradients,
+/// the mean loss into `losses[slot]` and the halting decision. The twin of the
+/// program's per-op forward, loss and backward.
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for `m = 0` or above [`MLP_STEP_MAX_BATCH`], or a shape
@@ -202,14 +198,18 @@ pub fn mlp_loss_grad(
     pass: &mut wgpu::ComputePass<'_>,
     ring: &mut ParamRing,
     (rows_bound, grads_bound): (&Bound, &Bound),
-    (p, h, k, f): (usize, usize, usize, Activation),
+    shape: (usize, usize, usize, Activation),
     rows: TargetRows,
     m: usize,
     slot: u32,
     halting: Halting,
 ) -> Result<()> {
-    check_family(rows_bound, Family::MlpRows)?;
-    check_family(grads_bound, Family::MlpGrads)?;
+    mlp_rows(ctx, pass, ring, rows_bound, shape, rows, m)?;
+    let (p, h, k, _) = shape;
+    mlp_grads(ctx, pass, ring, grads_bound, (p, h, k), m, slot, halting)
+}
+
+fn check_step(m: usize, (p, h, k): (usize, usize, usize)) -> Result<()> {
     if m == 0 || m > MLP_STEP_MAX_BATCH {
         return Err(Error::param(
             "fused MLP step rows",
@@ -224,42 +224,59 @@ pub fn mlp_loss_grad(
             "must have p ≤ 1024, h ≤ 2048 and 2 ≤ k ≤ 256 (mlp_step_fits)",
         ));
     }
+    Ok(())
+}
+
+/// Records the rows pass of [`mlp_loss_grad`] alone (`bound` from [`bind_mlp_rows`]):
+/// every row's forward, loss term, δ² and δ¹.
+///
+/// # Errors
+/// As [`mlp_loss_grad`].
+#[allow(clippy::too_many_arguments)] // the loss's launcher's arguments
+pub fn mlp_rows(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    (p, h, k, f): (usize, usize, usize, Activation),
+    rows: TargetRows,
+    m: usize,
+) -> Result<()> {
+    check_family(bound, Family::MlpRows)?;
+    check_step(m, (p, h, k))?;
     let (use_idx, idx_off) = match rows {
         TargetRows::Range(start) => {
             let end = u64::from(start) + m as u64;
-            check_len(rows_bound, 0, "fused MLP step features", end * p as u64)?;
-            check_len(rows_bound, 1, "fused MLP step labels", end)?;
-            if rows_bound.weighted {
-                check_len(rows_bound, 3, "fused MLP step row weights", end)?;
+            check_len(bound, 0, "fused MLP step features", end * p as u64)?;
+            check_len(bound, 1, "fused MLP step labels", end)?;
+            if bound.weighted {
+                check_len(bound, 3, "fused MLP step row weights", end)?;
             }
             (0, start)
         }
         TargetRows::Gather(off) => {
-            check_len(rows_bound, 2, "fused MLP step row index", u64::from(off) + m as u64)?;
+            check_len(
+                bound,
+                2,
+                "fused MLP step row index",
+                u64::from(off) + m as u64,
+            )?;
             (1, off)
         }
     };
     let (mu, pu, hu, ku) = (m as u64, p as u64, h as u64, k as u64);
-    check_len(rows_bound, 4, "fused MLP step W1", pu * hu)?;
-    check_len(rows_bound, 5, "fused MLP step b1", hu)?;
-    check_len(rows_bound, 6, "fused MLP step W2", hu * ku)?;
-    check_len(rows_bound, 7, "fused MLP step b2", ku)?;
-    check_len(rows_bound, 8, "fused MLP step gathered rows", mu * pu)?;
-    check_len(rows_bound, 9, "fused MLP step activations", mu * hu)?;
-    check_len(rows_bound, 10, "fused MLP step output gradient", mu * ku)?;
-    check_len(rows_bound, 11, "fused MLP step hidden gradient", mu * hu)?;
+    check_len(bound, 4, "fused MLP step W1", pu * hu)?;
+    check_len(bound, 5, "fused MLP step b1", hu)?;
+    check_len(bound, 6, "fused MLP step W2", hu * ku)?;
+    check_len(bound, 7, "fused MLP step b2", ku)?;
+    check_len(bound, 8, "fused MLP step gathered rows", mu * pu)?;
+    check_len(bound, 9, "fused MLP step activations", mu * hu)?;
+    check_len(bound, 10, "fused MLP step output gradient", mu * ku)?;
+    check_len(bound, 11, "fused MLP step hidden gradient", mu * hu)?;
     let r = mlp_rows_per_group(m, (p, h, k));
     let parts = m.div_ceil(r);
-    check_len(rows_bound, 12, "fused MLP step loss parts", parts as u64)?;
-    check_len(grads_bound, 5, "fused MLP step W1 gradient", pu * hu)?;
-    check_len(grads_bound, 6, "fused MLP step b1 gradient", hu)?;
-    check_len(grads_bound, 7, "fused MLP step W2 gradient", hu * ku)?;
-    check_len(grads_bound, 8, "fused MLP step b2 gradient", ku)?;
-    check_len(grads_bound, 9, "loss slots", u64::from(slot) + 1)?;
-    if halting != Halting::Off {
-        check_len(grads_bound, 10, "fused MLP step halt flag", 4)?;
-    }
-    let row_params = MlpRowsParams {
+    check_len(bound, 12, "fused MLP step loss parts", parts as u64)?;
+    let params = MlpRowsParams {
         p: p as u32,
         h: h as u32,
         k: k as u32,
@@ -268,14 +285,58 @@ pub fn mlp_loss_grad(
         lanes: logit_lanes(r, k) as u32,
         use_idx,
         idx_off,
-        use_w: u32::from(rows_bound.weighted),
+        use_w: u32::from(bound.weighted),
         pad: [0; 3],
     };
-    let kernel = Kernel::MlpRows(f);
-    dispatch(ctx, pass, ring, kernel, rows_bound, &row_params, (parts as u32, 1))?;
+    dispatch(
+        ctx,
+        pass,
+        ring,
+        Kernel::MlpRows(f),
+        bound,
+        &params,
+        (parts as u32, 1),
+    )
+}
+
+/// Records the sums pass of [`mlp_loss_grad`] alone (`bound` from [`bind_mlp_grads`]):
+/// the four gradients, the loss and the halting decision from what the rows pass wrote
+/// for the same `m` and shape.
+///
+/// # Errors
+/// As [`mlp_loss_grad`]; [`Error::DeviceLimit`] for more workgroups than a dispatch
+/// allows.
+#[allow(clippy::too_many_arguments)] // the loss's launcher's arguments
+pub fn mlp_grads(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    (p, h, k): (usize, usize, usize),
+    m: usize,
+    slot: u32,
+    halting: Halting,
+) -> Result<()> {
+    check_family(bound, Family::MlpGrads)?;
+    check_step(m, (p, h, k))?;
+    let (mu, pu, hu, ku) = (m as u64, p as u64, h as u64, k as u64);
+    let parts = m.div_ceil(mlp_rows_per_group(m, (p, h, k)));
+    check_len(bound, 0, "fused MLP step gathered rows", mu * pu)?;
+    check_len(bound, 1, "fused MLP step hidden gradient", mu * hu)?;
+    check_len(bound, 2, "fused MLP step activations", mu * hu)?;
+    check_len(bound, 3, "fused MLP step output gradient", mu * ku)?;
+    check_len(bound, 4, "fused MLP step loss parts", parts as u64)?;
+    check_len(bound, 5, "fused MLP step W1 gradient", pu * hu)?;
+    check_len(bound, 6, "fused MLP step b1 gradient", hu)?;
+    check_len(bound, 7, "fused MLP step W2 gradient", hu * ku)?;
+    check_len(bound, 8, "fused MLP step b2 gradient", ku)?;
+    check_len(bound, 9, "loss slots", u64::from(slot) + 1)?;
+    if halting != Halting::Off {
+        check_len(bound, 10, "fused MLP step halt flag", 4)?;
+    }
     let (groups1, groups2) = (grad_groups(p, h), grad_groups(h, k));
     let (halt_mode, tol) = halting.mode();
-    let grad_params = MlpGradsParams {
+    let params = MlpGradsParams {
         p: p as u32,
         h: h as u32,
         k: k as u32,
@@ -296,8 +357,15 @@ pub fn mlp_loss_grad(
             limit: u64::from(ctx.limits().max_compute_workgroups_per_dimension),
         });
     }
-    let bound = grads_bound;
-    dispatch(ctx, pass, ring, Kernel::MlpGrads, bound, &grad_params, (groups, 1))
+    dispatch(
+        ctx,
+        pass,
+        ring,
+        Kernel::MlpGrads,
+        bound,
+        &params,
+        (groups, 1),
+    )
 }
 
 #[cfg(test)]
