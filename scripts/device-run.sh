@@ -24,6 +24,7 @@
 #   DEVICE_TEST_JOBS   test binaries at a time (default 1)
 #   DEVICE_SKIP_TESTS  test binaries to leave out, space-separated
 #   DEVICE_PEER_WORKLOADS  the peers' workloads (e.g. "W3 W4"; default all)
+#   DEVICE_BENCH_WORKLOADS the bench stages' workloads (e.g. "W1,W3,W4"; default all)
 #   DEVICE_QUICK=1     bench --quick and the peers at 5 % of the rows (a smoke run)
 #   PYTHON             the Python that has jax and torch (default python3)
 set -euo pipefail
@@ -34,7 +35,7 @@ dir=$(realpath -m "${2:-$root/.device}")
 # The test binaries that use the GPU (each fails, not skips, without an adapter when
 # GRADFLOW_REQUIRE_GPU=1), and the library's own unit tests.
 GPU_TESTS=(kernels_vs_cpu training_vs_cpu gpu_engine gpu_fused gpu_tuning gpu_large streaming
-  device_faults concurrency defaults lbfgs optim resume weights gl_smoke)
+  device_faults concurrency defaults lbfgs optim resume weights gl_smoke gpu_mlp_step)
 
 bundle() {
   rm -rf "$dir"
@@ -202,16 +203,18 @@ stage_tests() {
 stage_bench() {
   local cap=$1 name=$2
   shift 2
+  local workloads=()
+  [ -n "${DEVICE_BENCH_WORKLOADS:-}" ] && workloads=(--workloads "$DEVICE_BENCH_WORKLOADS")
   {
     echo
-    echo "## \`gradflow bench --backend both $* ${quick[*]}\`"
+    echo "## \`gradflow bench --backend both $* ${quick[*]} ${workloads[*]}\`"
     echo
   } >>"$report"
   # One plot (bench.png): the device tool brings back at most eight files.
   local plot=()
   [ "$name" = bench ] && plot=(--plot bench.png)
   (cd "$out" && capped "$cap" "$dir/bin/gradflow" bench --backend both "$@" "${quick[@]}" \
-    --json "$name.json" "${plot[@]}") >>"$report" 2>"$out/$name.log" || {
+    "${workloads[@]}" --json "$name.json" "${plot[@]}") >>"$report" 2>"$out/$name.log" || {
     failed=1
     echo "(cut off or failed: the points measured are in $name.log)" >>"$report"
   }
