@@ -10,8 +10,8 @@
 //
 // A product C = [A 1]ᵀ B (A: m × ka, B: m × n, C: (ka + 1) × n, its last row the bias
 // gradient) is cut into items of four rows of C by one column j (j fastest, so a warp's
-// reads of B are contiguous); a workgroup takes ITEMS items, each summed by QUARTERS
-// invocations over a quarter of the batch's rows (ascending), the quarters then added in
+// reads of B are contiguous); a workgroup takes ITEMS items, each summed by SEGMENTS
+// invocations over an eighth of the batch's rows (ascending), the eighths then added in
 // order. The order depends on the shape alone: the result repeats bit for bit.
 //
 // The loss and halting rule are `glm_finish.wgsl`'s (same halt[] layout): decided here,
@@ -33,8 +33,8 @@ struct Params {
 }
 
 const WG: u32 = 256u;
-const QUARTERS: u32 = 4u;
-const ITEMS: u32 = 64u;
+const SEGMENTS: u32 = 8u;
+const ITEMS: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> xb: array<f32>;
@@ -51,18 +51,20 @@ const ITEMS: u32 = 64u;
 
 var<workgroup> red: array<vec4<f32>, WG>;
 
-// A's value at row r, column i of [A 1] (ka columns of A, then the ones).
-fn a_at(second: bool, ka: u32, r: u32, i: u32) -> f32 {
-    if (i > ka) {
-        return 0.0;
-    }
-    if (i == ka) {
-        return 1.0;
-    }
+// Columns i0 .. i0 + 3 of [A 1] at row r (ka columns of A, then the ones; zero past
+// them), by selects: the reads are clamped into A, never branched around.
+fn a_quad(second: bool, ka: u32, r: u32, i0: u32) -> vec4<f32> {
+    let i = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u);
+    let c = min(i, vec4<u32>(ka - 1u));
+    let base = r * ka;
+    var v: vec4<f32>;
     if (second) {
-        return a1[r * ka + i];
+        v = vec4<f32>(a1[base + c.x], a1[base + c.y], a1[base + c.z], a1[base + c.w]);
+    } else {
+        v = vec4<f32>(xb[base + c.x], xb[base + c.y], xb[base + c.z], xb[base + c.w]);
     }
-    return xb[r * ka + i];
+    let ones = select(vec4<f32>(0.0), vec4<f32>(1.0), i == vec4<u32>(ka));
+    return select(ones, v, i < vec4<u32>(ka));
 }
 
 fn b_at(second: bool, n: u32, r: u32, j: u32) -> f32 {
@@ -146,39 +148,41 @@ fn mlp_grads(
         first_group = P.groups1;
     }
     let item = (group - first_group) * ITEMS + t % ITEMS;
-    let quarter = t / ITEMS;
+    let segment = t / ITEMS;
     let blocks = (ka + 4u) / 4u;
     let live = item < blocks * n;
     let i0 = (item / n) * 4u;
     let j = item % n;
-    let per = (P.m + QUARTERS - 1u) / QUARTERS;
-    let lo = min(quarter * per, P.m);
+    let per = (P.m + SEGMENTS - 1u) / SEGMENTS;
+    let lo = min(segment * per, P.m);
     let hi = min(lo + per, P.m);
     var acc = vec4<f32>(0.0);
     if (live) {
-        // Two rows' reads issued before their adds, which keep the row order.
+        // Four rows' reads issued before their multiply-adds, which keep the row order.
         var r = lo;
-        for (; r + 2u <= hi; r += 2u) {
-            let b0 = b_at(second, n, r, j);
-            let x0 = vec4<f32>(a_at(second, ka, r, i0), a_at(second, ka, r, i0 + 1u),
-                a_at(second, ka, r, i0 + 2u), a_at(second, ka, r, i0 + 3u));
-            let b1v = b_at(second, n, r + 1u, j);
-            let x1 = vec4<f32>(a_at(second, ka, r + 1u, i0), a_at(second, ka, r + 1u, i0 + 1u),
-                a_at(second, ka, r + 1u, i0 + 2u), a_at(second, ka, r + 1u, i0 + 3u));
-            acc += x0 * b0;
-            acc += x1 * b1v;
+        for (; r + 4u <= hi; r += 4u) {
+            let ba = b_at(second, n, r, j);
+            let bb = b_at(second, n, r + 1u, j);
+            let bc = b_at(second, n, r + 2u, j);
+            let bd = b_at(second, n, r + 3u, j);
+            let xa = a_quad(second, ka, r, i0);
+            let xbv = a_quad(second, ka, r + 1u, i0);
+            let xc = a_quad(second, ka, r + 2u, i0);
+            let xd = a_quad(second, ka, r + 3u, i0);
+            acc += xa * ba;
+            acc += xbv * bb;
+            acc += xc * bc;
+            acc += xd * bd;
         }
         for (; r < hi; r++) {
-            let x0 = vec4<f32>(a_at(second, ka, r, i0), a_at(second, ka, r, i0 + 1u),
-                a_at(second, ka, r, i0 + 2u), a_at(second, ka, r, i0 + 3u));
-            acc += x0 * b_at(second, n, r, j);
+            acc += a_quad(second, ka, r, i0) * b_at(second, n, r, j);
         }
     }
     red[t] = acc;
     workgroupBarrier();
-    if (quarter == 0u && live) {
+    if (segment == 0u && live) {
         var total = red[t];
-        for (var q = 1u; q < QUARTERS; q++) {
+        for (var q = 1u; q < SEGMENTS; q++) {
             total += red[q * ITEMS + t];
         }
         store(second, ka, n, i0, j, total.x);

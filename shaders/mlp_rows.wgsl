@@ -18,7 +18,7 @@
 // the gather index (idx[idx_off + r]) or, with use_idx = 0, in order from idx_off;
 // weights (use_w = 1) scale a row's loss and δ² as in `loss.wgsl`.
 //
-// The host picks R so that R·p ≤ XS, R·h ≤ HS, R·k ≤ LS and R ≤ MAX_ROWS
+// The host picks R so that R·p ≤ XS, R·h ≤ HS, R·k ≤ LS and R ≤ MAX_ROWS = 4
 // (`kernels::mlp_rows_per_group`), and lanes · R · k ≤ WG.
 
 struct Params {
@@ -40,7 +40,7 @@ struct Params {
 override ACT: u32 = 0u;
 
 const WG: u32 = 256u;
-const MAX_ROWS: u32 = 8u;
+const MAX_ROWS: u32 = 4u;
 const XS: u32 = 1024u;
 const HS: u32 = 2048u;
 const LS: u32 = 256u;
@@ -108,6 +108,18 @@ fn source_row(r: u32) -> u32 {
     return P.idx_off + r;
 }
 
+// Row r's offset in a [row][col] array of `cols` columns, clamped to the workgroup's
+// rows: the four accumulators always run, the ones past the last row on its values
+// (never stored).
+fn row_at(r: u32, nr: u32, cols: u32) -> u32 {
+    return min(r, nr - 1u) * cols;
+}
+
+// Component r of v, by selects (no indexed register).
+fn lane(v: vec4<f32>, r: u32) -> f32 {
+    return select(select(v.x, v.y, r == 1u), select(v.z, v.w, r == 3u), r >= 2u);
+}
+
 @compute @workgroup_size(256)
 fn mlp_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -129,27 +141,39 @@ fn mlp_rows(
     }
     workgroupBarrier();
 
-    // Phase 1: the hidden layer. W¹'s value is read once for all R rows.
+    // Phase 1: the hidden layer, four rows in four accumulators (no indexed registers);
+    // W¹'s values read four at a time before their multiply-adds, which keep i's order.
+    let x0 = row_at(0u, nr, p);
+    let x1 = row_at(1u, nr, p);
+    let x2 = row_at(2u, nr, p);
+    let x3 = row_at(3u, nr, p);
     for (var j = t; j < h; j += WG) {
-        var acc: array<f32, MAX_ROWS>;
-        for (var i = 0u; i < p; i++) {
-            let wv = w1[i * h + j];
-            for (var r = 0u; r < MAX_ROWS; r++) {
-                if (r < nr) {
-                    acc[r] += xs[r * p + i] * wv;
-                }
-            }
+        var acc = vec4<f32>(0.0);
+        var i = 0u;
+        for (; i + 4u <= p; i += 4u) {
+            let wa = w1[i * h + j];
+            let wb = w1[(i + 1u) * h + j];
+            let wc = w1[(i + 2u) * h + j];
+            let wd = w1[(i + 3u) * h + j];
+            acc += vec4<f32>(xs[x0 + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]) * wa;
+            acc += vec4<f32>(xs[x0 + i + 1u], xs[x1 + i + 1u], xs[x2 + i + 1u], xs[x3 + i + 1u]) * wb;
+            acc += vec4<f32>(xs[x0 + i + 2u], xs[x1 + i + 2u], xs[x2 + i + 2u], xs[x3 + i + 2u]) * wc;
+            acc += vec4<f32>(xs[x0 + i + 3u], xs[x1 + i + 3u], xs[x2 + i + 3u], xs[x3 + i + 3u]) * wd;
+        }
+        for (; i < p; i++) {
+            acc += vec4<f32>(xs[x0 + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]) * w1[i * h + j];
         }
         let bj = b1[j];
         for (var r = 0u; r < nr; r++) {
-            let a = activate(acc[r] + bj);
+            let a = activate(lane(acc, r) + bj);
             hs[r * h + j] = a;
             a1[(r0 + r) * h + j] = a;
         }
     }
     workgroupBarrier();
 
-    // Phase 2: the logits, `lanes` invocations each.
+    // Phase 2: the logits, `lanes` invocations each; W²'s values and the activations
+    // read four at a time before their adds, which keep j's order.
     let lanes = P.lanes;
     let q = t / lanes;
     let g = t - q * lanes;
@@ -157,8 +181,23 @@ fn mlp_rows(
     if (q < nr * k) {
         let r = q / k;
         let c = q - r * k;
-        for (var j = g; j < h; j += lanes) {
-            s += hs[r * h + j] * w2[j * k + c];
+        let hr = r * h;
+        var j = g;
+        for (; j + 3u * lanes < h; j += 4u * lanes) {
+            let ja = j + lanes;
+            let jb = ja + lanes;
+            let jc = jb + lanes;
+            let pa = hs[hr + j] * w2[j * k + c];
+            let pb = hs[hr + ja] * w2[ja * k + c];
+            let pc = hs[hr + jb] * w2[jb * k + c];
+            let pd = hs[hr + jc] * w2[jc * k + c];
+            s += pa;
+            s += pb;
+            s += pc;
+            s += pd;
+        }
+        for (; j < h; j += lanes) {
+            s += hs[hr + j] * w2[j * k + c];
         }
     }
     red[t] = s;
@@ -208,19 +247,31 @@ fn mlp_rows(
         lossp[wg.x] = l;
     }
 
-    // Phase 4: δ¹ = (δ² W²ᵀ) ⊙ f′(a). W²'s value is read once for all R rows.
+    // Phase 4: δ¹ = (δ² W²ᵀ) ⊙ f′(a), four rows in four accumulators; W²'s row read
+    // once for them, four values at a time before their multiply-adds (k's order).
+    let z0 = row_at(0u, nr, k);
+    let z1 = row_at(1u, nr, k);
+    let z2 = row_at(2u, nr, k);
+    let z3 = row_at(3u, nr, k);
     for (var j = t; j < h; j += WG) {
-        var acc: array<f32, MAX_ROWS>;
-        for (var c = 0u; c < k; c++) {
-            let wv = w2[j * k + c];
-            for (var r = 0u; r < MAX_ROWS; r++) {
-                if (r < nr) {
-                    acc[r] += zs[r * k + c] * wv;
-                }
-            }
+        var acc = vec4<f32>(0.0);
+        let wr = j * k;
+        var c = 0u;
+        for (; c + 4u <= k; c += 4u) {
+            let wa = w2[wr + c];
+            let wb = w2[wr + c + 1u];
+            let wc = w2[wr + c + 2u];
+            let wd = w2[wr + c + 3u];
+            acc += vec4<f32>(zs[z0 + c], zs[z1 + c], zs[z2 + c], zs[z3 + c]) * wa;
+            acc += vec4<f32>(zs[z0 + c + 1u], zs[z1 + c + 1u], zs[z2 + c + 1u], zs[z3 + c + 1u]) * wb;
+            acc += vec4<f32>(zs[z0 + c + 2u], zs[z1 + c + 2u], zs[z2 + c + 2u], zs[z3 + c + 2u]) * wc;
+            acc += vec4<f32>(zs[z0 + c + 3u], zs[z1 + c + 3u], zs[z2 + c + 3u], zs[z3 + c + 3u]) * wd;
+        }
+        for (; c < k; c++) {
+            acc += vec4<f32>(zs[z0 + c], zs[z1 + c], zs[z2 + c], zs[z3 + c]) * w2[wr + c];
         }
         for (var r = 0u; r < nr; r++) {
-            da1[(r0 + r) * h + j] = acc[r] * derivative(hs[r * h + j]);
+            da1[(r0 + r) * h + j] = lane(acc, r) * derivative(hs[r * h + j]);
         }
     }
 }

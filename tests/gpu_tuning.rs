@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use common::{Rng, assert_close, gpu};
 use gradflow::data::{Dataset, Synthetic};
 use gradflow::engine::{CpuEngine, Rows};
-use gradflow::gpu::tune::{self, GlmGradVariant, ParamBlock, Tuning};
+use gradflow::gpu::tune::{self, GlmGradVariant, MlpStep, ParamBlock, Tuning};
 use gradflow::gpu::{GpuContext, GpuEngine, GpuEngineOptions};
 use gradflow::model::{LinearRegression, LogisticRegression, Model};
 
@@ -226,8 +226,10 @@ fn fused_epilogues_keep_the_bits() {
     use gradflow::{Backend, TrainConfig, Trainer};
     let blobs = Synthetic::blobs(333, 7, 3).seed(6).dataset().unwrap();
     for block in [MatmulBlock::Four, MatmulBlock::Eight] {
+        // The per-op MLP step, whose products the epilogues fold into.
         let t = Tuning {
             matmul: block,
+            mlp: MlpStep::PerOp,
             ..Tuning::default()
         };
         let ctx = GpuContext::with_tuning(None, t).unwrap();
@@ -502,8 +504,10 @@ fn short_split_sums_train_like_the_cpu() {
         (report, model.fitted().unwrap().params.concat())
     };
     let on = |split| {
+        // The per-op MLP step, whose products the split applies to.
         let t = Tuning {
             split,
+            mlp: MlpStep::PerOp,
             measured: Vec::new(),
             ..Tuning::default()
         };

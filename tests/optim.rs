@@ -6,6 +6,7 @@ mod common;
 
 use common::{assert_close, gpu};
 use gradflow::data::{Dataset, Synthetic, Targets};
+use gradflow::gpu::tune::MlpStep;
 use gradflow::model::{LinearRegression, Mlp, Model};
 use gradflow::{
     Backend, Mode, NoImprovement, Optimizer, Penalty, Report, Schedule, StopReason, TrainConfig,
@@ -40,9 +41,12 @@ fn every_optimizer_and_penalty_agrees_across_backends() {
             l1_ratio: 0.5,
         },
     ];
-    let Some(_) = gpu("every_optimizer_and_penalty_agrees_across_backends") else {
+    let Some(ctx) = gpu("every_optimizer_and_penalty_agrees_across_backends") else {
         return;
     };
+    // fuse_steps(false) also turns off the fused MLP step, which sums in other orders:
+    // where the adapter's tuning fuses it, the two fits agree to float32 accuracy only.
+    let fused_mlp = ctx.pipelines().tuning().mlp == MlpStep::Fused;
     for (optimizer, lr) in optimizers {
         for penalty in penalties {
             let cfg = TrainConfig::sgd()
@@ -58,12 +62,23 @@ fn every_optimizer_and_penalty_agrees_across_backends() {
             let (res, _) = fit(&Mlp::new(8), &data, g.clone().mode(Mode::Resident));
             let (st, _) = fit(&Mlp::new(8), &data, g.clone().mode(Mode::Streaming));
             // One update dispatch for the four tensors (update_all.wgsl) or one each
-            // (fuse_steps off): the same bits.
+            // (fuse_steps off): the same bits, on the per-op MLP step.
             let per_op = g.mode(Mode::Resident).fuse_steps(false);
             let (plain, _) = fit(&Mlp::new(8), &data, per_op);
             let bits =
                 |v: &Vec<Vec<f32>>| v.concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&res), bits(&plain), "{what}: fused updates");
+            if fused_mlp {
+                let (r, p) = (res.concat(), plain.concat());
+                assert_close(
+                    &format!("{what}: fused step and updates"),
+                    &r,
+                    &p,
+                    1e-4,
+                    1e-5,
+                );
+            } else {
+                assert_eq!(bits(&res), bits(&plain), "{what}: fused updates");
+            }
             assert!(
                 rc.final_loss() < rc.epoch_losses[0],
                 "{what}: {:?}",

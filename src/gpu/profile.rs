@@ -245,7 +245,53 @@ fn per_op_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
         }
     }
     rows.extend(mlp_step_rows(ctx, (m, d, h, k), REPS)?);
+    rows.extend(engine_step_rows(ctx)?);
     Ok(rows)
+}
+
+/// W3's step through the engine as training runs it (the adapter's MLP step, the update,
+/// 32 steps a submission): the host's time to record and submit a step with nothing
+/// waited for, and a step end to end (256 steps, then one wait). Their difference from
+/// the kernels' sum says whether the host or the device sets the pace.
+fn engine_step_rows(ctx: &GpuContext) -> Result<Vec<KernelTime>> {
+    let steps = 256;
+    let (mut gpu, _) = tune::mlp_engine(ctx, steps)?;
+    let batches = 4;
+    let run = |gpu: &mut super::GpuEngine| -> Result<(f64, f64)> {
+        let t = Instant::now();
+        for s in 0..steps {
+            gpu.step((s % batches) * 256, 256, 0.01, s)?;
+        }
+        gpu.flush()?;
+        let recorded = t.elapsed().as_secs_f64();
+        gpu.read_losses(1)?;
+        Ok((recorded, t.elapsed().as_secs_f64()))
+    };
+    let (before, _) = gpu.launches();
+    run(&mut gpu)?;
+    let per_step = (gpu.launches().0 - before) as f64 / steps as f64;
+    let mut times: Vec<(f64, f64)> = (0..3).map(|_| run(&mut gpu)).collect::<Result<_>>()?;
+    times.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (recorded, whole) = times[1];
+    let per = |s: f64| s * 1e6 / steps as f64;
+    let shape = format!(
+        "256 × 64-256-10, {:?}, {per_step:.0} dispatches a step",
+        ctx.pipelines().tuning().mlp,
+    );
+    let row = |kernel: &str, us| KernelTime {
+        kernel: kernel.into(),
+        shape: shape.clone(),
+        us,
+        bytes: 0.0,
+        flops: 0.0,
+    };
+    Ok(vec![
+        row(
+            "host: record and submit one MLP step (no wait)",
+            per(recorded),
+        ),
+        row("MLP step through the engine, end to end", per(whole)),
+    ])
 }
 
 /// The fused MLP step's two passes at W3's shape, each alone and together (what a step

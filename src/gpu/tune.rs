@@ -962,16 +962,51 @@ pub(super) fn many_step_run(ctx: &GpuContext, count: usize) -> Result<Option<f64
 /// at the starting parameters were checked against float64 (`cpu::engine`, the
 /// reference kernels): the median milliseconds, `None` where they disagree.
 fn probe_mlp(ctx: &GpuContext) -> Result<Option<f64>> {
+    let (mut gpu, (x, targets, params)) = mlp_engine(ctx, 16)?;
+    let (n, p, batch) = (MLP_PROBE_ROWS, 64, 256);
+    let (loss, grads) = gpu.loss_and_grads(0, batch)?;
+    let program = gpu.program().clone();
+    let mut cpu = crate::cpu::engine::CpuEngine::<f64>::new(program, &x, p, Some(&targets), batch);
+    cpu.set_params(&params)?;
+    let want_loss = cpu.loss_and_grads(crate::data::Rows::Range {
+        start: 0,
+        len: batch,
+    })?;
+    let right =
+        agrees(&[loss], &[want_loss]) && grads.iter().zip(cpu.grads()).all(|(g, c)| agrees(g, c));
+    if !right {
+        return Ok(None);
+    }
+    let ms = median_ms(ctx, || {
+        for s in 0..16 {
+            gpu.step((s % (n / batch)) * batch, batch, 0.01, s)?;
+        }
+        gpu.read_losses(16).map(drop)
+    })?;
+    Ok(Some(ms))
+}
+
+/// Rows of the MLP probe's data.
+const MLP_PROBE_ROWS: usize = 1024;
+
+/// An engine for W3's network (64-256-10, sigmoid, batches of 256) over
+/// [`MLP_PROBE_ROWS`] rows of probe data, with `slots` loss slots, its parameters set
+/// and the identity order uploaded; the features, targets and parameters it holds.
+#[allow(clippy::type_complexity)] // the engine and what it was built from
+pub(super) fn mlp_engine(
+    ctx: &GpuContext,
+    slots: usize,
+) -> Result<(
+    super::GpuEngine,
+    (Vec<f32>, crate::data::Targets, Vec<Vec<f32>>),
+)> {
     use super::{GpuEngine, GpuEngineOptions};
     use crate::data::Targets;
-    let (n, p, h, k, batch) = (1024, 64, 256, 10, 256);
+    let (n, p, h, k, batch) = (MLP_PROBE_ROWS, 64, 256, 10, 256);
     let (x, _, _) = probe_data(n + p * h + h * k, p);
     let (x, init) = x.split_at(n * p);
     let labels: Vec<u32> = (0..n).map(|r| ((r * 7) % k) as u32).collect();
-    let targets = Targets::Classes {
-        labels,
-        classes: k,
-    };
+    let targets = Targets::Classes { labels, classes: k };
     let program = crate::program::mlp(p, h, k, crate::program::Activation::Sigmoid);
     let params: Vec<Vec<f32>> = program
         .params
@@ -985,26 +1020,11 @@ fn probe_mlp(ctx: &GpuContext) -> Result<Option<f64>> {
         })
         .collect();
     let options = GpuEngineOptions {
-        loss_slots: Some(16),
+        loss_slots: Some(slots),
         ..GpuEngineOptions::default()
     };
-    let mut gpu = GpuEngine::with_options(ctx, program.clone(), x, p, &targets, batch, options)?;
+    let mut gpu = GpuEngine::with_options(ctx, program, x, p, &targets, batch, options)?;
     gpu.set_params(&params)?;
     gpu.set_identity_order()?;
-    let (loss, grads) = gpu.loss_and_grads(0, batch)?;
-    let mut cpu = crate::cpu::engine::CpuEngine::<f64>::new(program, x, p, Some(&targets), batch);
-    cpu.set_params(&params)?;
-    let want_loss = cpu.loss_and_grads(crate::data::Rows::Range { start: 0, len: batch })?;
-    let right = agrees(&[loss], &[want_loss])
-        && grads.iter().zip(cpu.grads()).all(|(g, c)| agrees(g, c));
-    if !right {
-        return Ok(None);
-    }
-    let ms = median_ms(ctx, || {
-        for s in 0..16 {
-            gpu.step((s % (n / batch)) * batch, batch, 0.01, s)?;
-        }
-        gpu.read_losses(16).map(drop)
-    })?;
-    Ok(Some(ms))
+    Ok((gpu, (x.to_vec(), targets, params)))
 }

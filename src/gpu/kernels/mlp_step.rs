@@ -10,7 +10,7 @@ use super::*;
 pub const MLP_ROWS_BINDINGS: u32 = 13;
 
 /// Rows a workgroup of `mlp_rows.wgsl` takes at most (its register arrays).
-const MAX_ROWS: usize = 8;
+const MAX_ROWS: usize = 4;
 /// Workgroup memory of `mlp_rows.wgsl`, in values: the rows (R · p), the hidden
 /// activations (R · h), the logits and δ² (R · k).
 const ROW_VALUES: usize = 1024;
@@ -19,16 +19,16 @@ const LOGIT_VALUES: usize = 256;
 /// Invocations of a workgroup (both shaders).
 const WG: usize = 256;
 /// Items (four rows of a gradient by one column) of a `mlp_grads.wgsl` workgroup.
-const GRAD_ITEMS: usize = 64;
+const GRAD_ITEMS: usize = 32;
 
-/// The largest batch the fused MLP step takes: an invocation of the gradient pass sums a
-/// quarter of the rows in one loop, kept well inside llvmpipe's loop budget (longer
+/// The largest batch the fused MLP step takes: an invocation of the gradient pass sums an
+/// eighth of the rows in one loop, kept well inside llvmpipe's loop budget (longer
 /// batches, the full-batch solver's, keep the per-op path and its split sums).
 pub const MLP_STEP_MAX_BATCH: usize = 8192;
 
 /// Workgroups the rows pass aims at for a batch: enough to spread over a GPU's compute
 /// units without reading W¹ once per row.
-const ROW_GROUPS_TARGET: usize = 64;
+const ROW_GROUPS_TARGET: usize = 128;
 
 /// Whether the fused MLP step holds a model of `p` inputs, `h` hidden units and `k`
 /// classes (one row of each in `mlp_rows.wgsl`'s workgroup memory).
@@ -50,7 +50,8 @@ pub fn mlp_step_fits(p: usize, h: usize, k: usize) -> bool {
 ///
 /// ```
 /// use gradflow::gpu::kernels::mlp_rows_per_group;
-/// assert_eq!(mlp_rows_per_group(256, (64, 256, 10)), 4);
+/// assert_eq!(mlp_rows_per_group(256, (64, 256, 10)), 2);
+/// assert_eq!(mlp_rows_per_group(4096, (64, 256, 10)), 4);
 /// assert_eq!(mlp_rows_per_group(8192, (784, 256, 10)), 1); // 784 inputs fill the room
 /// assert_eq!(mlp_rows_per_group(5, (3, 7, 2)), 1);
 /// ```
@@ -389,6 +390,9 @@ mod tests {
                 ("use_idx", offset_of!(R, use_idx), 'u'),
                 ("idx_off", offset_of!(R, idx_off), 'u'),
                 ("use_w", offset_of!(R, use_w), 'u'),
+                ("pad", offset_of!(R, pad), 'u'),
+                ("pad", offset_of!(R, pad) + 4, 'u'),
+                ("pad", offset_of!(R, pad) + 8, 'u'),
             ],
         );
         type G = MlpGradsParams;
@@ -406,6 +410,8 @@ mod tests {
                 ("slot", offset_of!(G, slot), 'u'),
                 ("halt_mode", offset_of!(G, halt_mode), 'u'),
                 ("tol", offset_of!(G, tol), 'f'),
+                ("pad", offset_of!(G, pad), 'u'),
+                ("pad", offset_of!(G, pad) + 4, 'u'),
             ],
         );
     }
