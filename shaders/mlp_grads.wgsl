@@ -6,7 +6,7 @@
 // |---|---|
 // | [0, groups1) | ∂W¹ = xbᵀ δ¹ (p × h) and ∂b¹ = 1ᵀ δ¹: the product [xb 1]ᵀ δ¹ |
 // | [groups1, groups1 + groups2) | ∂W² = aᵀ δ² (h × k) and ∂b² = 1ᵀ δ²: [a 1]ᵀ δ² |
-// | the last | the loss: lossp's `parts` sums in order, over m → losses[slot]; halting |
+// | the last | the loss: lossp's `parts` sums (runs in order, then a fixed tree), over m → losses[slot]; halting |
 //
 // A product C = [A 1]ᵀ B (A: m × ka, B: m × n, C: (ka + 1) × n, its last row the bias
 // gradient) is cut into items of four rows of C by one column j (j fastest, so a warp's
@@ -129,12 +129,15 @@ fn mlp_grads(
         }
         red[t] = vec4<f32>(s, 0.0, 0.0, 0.0);
         workgroupBarrier();
-        if (t == 0u) {
-            var total = 0.0;
-            for (var u = 0u; u < WG; u++) {
-                total += red[u].x;
+        // A fixed tree (`loss.wgsl`'s): eight steps, not a 256-long chain of adds.
+        for (var half = WG / 2u; half > 0u; half >>= 1u) {
+            if (t < half) {
+                red[t].x += red[t + half].x;
             }
-            emit_loss(total);
+            workgroupBarrier();
+        }
+        if (t == 0u) {
+            emit_loss(red[0].x);
         }
         return;
     }

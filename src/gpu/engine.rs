@@ -291,6 +291,9 @@ pub struct GpuEngine {
     ring: ParamRing,
     ops: Vec<BoundOp>,
     pending: Vec<wgpu::CommandBuffer>,
+    /// The command encoder the unsubmitted steps are recorded into, with the ring's fill
+    /// level and the dispatch count when it was opened (what a failed step rewinds to).
+    open: Option<OpenSteps>,
     steps_pending: usize,
     steps_per_submit: usize,
     /// Parameter blocks one step takes at most (a long matmul takes several).
@@ -306,6 +309,15 @@ pub struct GpuEngine {
     grad: Option<FusedGrad>,
     /// The fused MLP step, when [`GpuEngineOptions::fuse_mlp`] applies.
     mlp: Option<FusedMlp>,
+}
+
+/// The unsubmitted steps: one command encoder and one compute pass for all of them, with
+/// the ring's fill level and the dispatch count when it was opened (what a step that
+/// fails to record rewinds to).
+struct OpenSteps {
+    enc: wgpu::CommandEncoder,
+    pass: wgpu::ComputePass<'static>,
+    start: (usize, u64),
 }
 
 /// A two-layer MLP's forward, loss and backward as two dispatches: the rows pass

@@ -354,6 +354,7 @@ impl GpuEngine {
             ring,
             ops,
             pending: Vec::new(),
+            open: None,
             steps_pending: 0,
             steps_per_submit: options.steps_per_submit,
             dispatches_per_step,
