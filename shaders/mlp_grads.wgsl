@@ -161,21 +161,33 @@ fn mlp_grads(
     let hi = min(lo + per, P.m);
     var acc = vec4<f32>(0.0);
     if (live) {
-        // Four rows' reads issued before their multiply-adds, which keep the row order.
+        // Eight rows' reads issued before their multiply-adds, which keep the row order.
         var r = lo;
-        for (; r + 4u <= hi; r += 4u) {
+        for (; r + 8u <= hi; r += 8u) {
             let ba = b_at(second, n, r, j);
             let bb = b_at(second, n, r + 1u, j);
             let bc = b_at(second, n, r + 2u, j);
             let bd = b_at(second, n, r + 3u, j);
+            let be = b_at(second, n, r + 4u, j);
+            let bf = b_at(second, n, r + 5u, j);
+            let bg = b_at(second, n, r + 6u, j);
+            let bh = b_at(second, n, r + 7u, j);
             let xa = a_quad(second, ka, r, i0);
             let xbv = a_quad(second, ka, r + 1u, i0);
             let xc = a_quad(second, ka, r + 2u, i0);
             let xd = a_quad(second, ka, r + 3u, i0);
+            let xe = a_quad(second, ka, r + 4u, i0);
+            let xf = a_quad(second, ka, r + 5u, i0);
+            let xg = a_quad(second, ka, r + 6u, i0);
+            let xh = a_quad(second, ka, r + 7u, i0);
             acc += xa * ba;
             acc += xbv * bb;
             acc += xc * bc;
             acc += xd * bd;
+            acc += xe * be;
+            acc += xf * bf;
+            acc += xg * bg;
+            acc += xh * bh;
         }
         for (; r < hi; r++) {
             acc += a_quad(second, ka, r, i0) * b_at(second, n, r, j);

@@ -115,6 +115,16 @@ fn row_at(r: u32, nr: u32, cols: u32) -> u32 {
     return min(r, nr - 1u) * cols;
 }
 
+// Feature i of the four rows at offsets x0 … x3 of xs.
+fn xq(x0: u32, x1: u32, x2: u32, x3: u32, i: u32) -> vec4<f32> {
+    return vec4<f32>(xs[x0 + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]);
+}
+
+// a[r, j] · W²[j, c], the row's activations from offset hr of hs.
+fn logit_term(hr: u32, k: u32, c: u32, j: u32) -> f32 {
+    return hs[hr + j] * w2[j * k + c];
+}
+
 // Component r of v, by selects (no indexed register).
 fn lane(v: vec4<f32>, r: u32) -> f32 {
     return select(select(v.x, v.y, r == 1u), select(v.z, v.w, r == 3u), r >= 2u);
@@ -141,8 +151,8 @@ fn mlp_rows(
     }
     workgroupBarrier();
 
-    // Phase 1: the hidden layer, four rows in four accumulators (no indexed registers);
-    // W¹'s values read four at a time before their multiply-adds, which keep i's order.
+    // Phase 1: the hidden layer, four rows in four accumulators; W¹'s values read eight
+    // at a time before their multiply-adds, which keep i's order.
     let x0 = row_at(0u, nr, p);
     let x1 = row_at(1u, nr, p);
     let x2 = row_at(2u, nr, p);
@@ -150,18 +160,26 @@ fn mlp_rows(
     for (var j = t; j < h; j += WG) {
         var acc = vec4<f32>(0.0);
         var i = 0u;
-        for (; i + 4u <= p; i += 4u) {
+        for (; i + 8u <= p; i += 8u) {
             let wa = w1[i * h + j];
             let wb = w1[(i + 1u) * h + j];
             let wc = w1[(i + 2u) * h + j];
             let wd = w1[(i + 3u) * h + j];
-            acc += vec4<f32>(xs[x0 + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]) * wa;
-            acc += vec4<f32>(xs[x0 + i + 1u], xs[x1 + i + 1u], xs[x2 + i + 1u], xs[x3 + i + 1u]) * wb;
-            acc += vec4<f32>(xs[x0 + i + 2u], xs[x1 + i + 2u], xs[x2 + i + 2u], xs[x3 + i + 2u]) * wc;
-            acc += vec4<f32>(xs[x0 + i + 3u], xs[x1 + i + 3u], xs[x2 + i + 3u], xs[x3 + i + 3u]) * wd;
+            let we = w1[(i + 4u) * h + j];
+            let wf = w1[(i + 5u) * h + j];
+            let wg = w1[(i + 6u) * h + j];
+            let wh = w1[(i + 7u) * h + j];
+            acc += xq(x0, x1, x2, x3, i) * wa;
+            acc += xq(x0, x1, x2, x3, i + 1u) * wb;
+            acc += xq(x0, x1, x2, x3, i + 2u) * wc;
+            acc += xq(x0, x1, x2, x3, i + 3u) * wd;
+            acc += xq(x0, x1, x2, x3, i + 4u) * we;
+            acc += xq(x0, x1, x2, x3, i + 5u) * wf;
+            acc += xq(x0, x1, x2, x3, i + 6u) * wg;
+            acc += xq(x0, x1, x2, x3, i + 7u) * wh;
         }
         for (; i < p; i++) {
-            acc += vec4<f32>(xs[x0 + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]) * w1[i * h + j];
+            acc += xq(x0, x1, x2, x3, i) * w1[i * h + j];
         }
         let bj = b1[j];
         for (var r = 0u; r < nr; r++) {
@@ -173,7 +191,7 @@ fn mlp_rows(
     workgroupBarrier();
 
     // Phase 2: the logits, `lanes` invocations each; W²'s values and the activations
-    // read four at a time before their adds, which keep j's order.
+    // read eight at a time before their adds, which keep j's order.
     let lanes = P.lanes;
     let q = t / lanes;
     let g = t - q * lanes;
@@ -183,21 +201,26 @@ fn mlp_rows(
         let c = q - r * k;
         let hr = r * h;
         var j = g;
-        for (; j + 3u * lanes < h; j += 4u * lanes) {
-            let ja = j + lanes;
-            let jb = ja + lanes;
-            let jc = jb + lanes;
-            let pa = hs[hr + j] * w2[j * k + c];
-            let pb = hs[hr + ja] * w2[ja * k + c];
-            let pc = hs[hr + jb] * w2[jb * k + c];
-            let pd = hs[hr + jc] * w2[jc * k + c];
+        for (; j + 7u * lanes < h; j += 8u * lanes) {
+            let pa = logit_term(hr, k, c, j);
+            let pb = logit_term(hr, k, c, j + lanes);
+            let pc = logit_term(hr, k, c, j + 2u * lanes);
+            let pd = logit_term(hr, k, c, j + 3u * lanes);
+            let pe = logit_term(hr, k, c, j + 4u * lanes);
+            let pf = logit_term(hr, k, c, j + 5u * lanes);
+            let pg = logit_term(hr, k, c, j + 6u * lanes);
+            let ph = logit_term(hr, k, c, j + 7u * lanes);
             s += pa;
             s += pb;
             s += pc;
             s += pd;
+            s += pe;
+            s += pf;
+            s += pg;
+            s += ph;
         }
         for (; j < h; j += lanes) {
-            s += hs[hr + j] * w2[j * k + c];
+            s += logit_term(hr, k, c, j);
         }
     }
     red[t] = s;

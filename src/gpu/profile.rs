@@ -336,6 +336,15 @@ fn mlp_step_rows(
     let rows_us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
         kernels::mlp_rows(ctx, pass, r, &rows_bound, shape, rows, m)
     })?;
+    // The rows pass with each choice of rows a workgroup (the engine takes
+    // `mlp_rows_per_group`'s).
+    let mut by_rows = Vec::new();
+    for per in [1, 2, 4] {
+        let us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
+            kernels::mlp_rows_by(ctx, pass, r, &rows_bound, shape, rows, (m, per))
+        })?;
+        by_rows.push((per, us));
+    }
     let sums_us = per_dispatch(ctx, &mut ring, reps, &mut |pass, r| {
         kernels::mlp_grads(ctx, pass, r, &sums, (d, h, k), m, 0, halting)
     })?;
@@ -355,11 +364,19 @@ fn mlp_step_rows(
     };
     let rows_values = m * d + params + m * (d + 2 * h + k);
     let sums_values = m * (d + 2 * h + k) + params;
-    Ok(vec![
+    let rows_flops = fwd + 2 * m * h * k;
+    let mut out: Vec<KernelTime> = by_rows
+        .into_iter()
+        .map(|(per, us)| {
+            let name = format!("fused MLP step: rows pass, {per} rows a workgroup");
+            row(&name, rows_values, rows_flops, us)
+        })
+        .collect();
+    out.extend([
         row(
             "fused MLP step: rows pass (forward, loss, δ², δ¹)",
             rows_values,
-            fwd + 2 * m * h * k,
+            rows_flops,
             rows_us,
         ),
         row(
@@ -374,7 +391,8 @@ fn mlp_step_rows(
             fwd + bwd,
             both_us,
         ),
-    ])
+    ]);
+    Ok(out)
 }
 
 /// Microseconds one more dispatch of `one` adds to a submission (1 against `reps`).

@@ -28,7 +28,7 @@ pub const MLP_STEP_MAX_BATCH: usize = 8192;
 
 /// Workgroups the rows pass aims at for a batch: enough to spread over a GPU's compute
 /// units without reading W¹ once per row.
-const ROW_GROUPS_TARGET: usize = 128;
+const ROW_GROUPS_TARGET: usize = 256;
 
 /// Whether the fused MLP step holds a model of `p` inputs, `h` hidden units and `k`
 /// classes (one row of each in `mlp_rows.wgsl`'s workgroup memory).
@@ -50,17 +50,22 @@ pub fn mlp_step_fits(p: usize, h: usize, k: usize) -> bool {
 ///
 /// ```
 /// use gradflow::gpu::kernels::mlp_rows_per_group;
-/// assert_eq!(mlp_rows_per_group(256, (64, 256, 10)), 2);
-/// assert_eq!(mlp_rows_per_group(4096, (64, 256, 10)), 4);
+/// assert_eq!(mlp_rows_per_group(256, (64, 256, 10)), 1);
+/// assert_eq!(mlp_rows_per_group(1024, (64, 256, 10)), 4);
 /// assert_eq!(mlp_rows_per_group(8192, (784, 256, 10)), 1); // 784 inputs fill the room
 /// assert_eq!(mlp_rows_per_group(5, (3, 7, 2)), 1);
 /// ```
 pub fn mlp_rows_per_group(m: usize, (p, h, k): (usize, usize, usize)) -> usize {
-    let room = (ROW_VALUES / p.max(1))
+    m.div_ceil(ROW_GROUPS_TARGET)
+        .clamp(1, rows_room(p, h, k).max(1))
+}
+
+/// Rows one workgroup's memory holds for the shape, at most [`MAX_ROWS`].
+fn rows_room(p: usize, h: usize, k: usize) -> usize {
+    (ROW_VALUES / p.max(1))
         .min(HIDDEN_VALUES / h.max(1))
         .min(LOGIT_VALUES / k.max(1))
-        .min(MAX_ROWS);
-    m.div_ceil(ROW_GROUPS_TARGET).clamp(1, room.max(1))
+        .min(MAX_ROWS)
 }
 
 /// Lanes per logit in the rows pass: the largest power of two with lanes · R · k ≤ 256.
@@ -243,7 +248,34 @@ pub fn mlp_rows(
     rows: TargetRows,
     m: usize,
 ) -> Result<()> {
+    let r = mlp_rows_per_group(m, (p, h, k));
+    mlp_rows_by(ctx, pass, ring, bound, (p, h, k, f), rows, (m, r))
+}
+
+/// [`mlp_rows`] with `r` rows a workgroup instead of [`mlp_rows_per_group`]'s (the
+/// kernel profile times the choices; a sums pass after it must see the same `r`).
+///
+/// # Errors
+/// As [`mlp_rows`]; [`Error::InvalidParameter`] for an `r` the workgroup memory cannot
+/// hold.
+#[allow(clippy::too_many_arguments)] // the loss's launcher's arguments
+pub fn mlp_rows_by(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    bound: &Bound,
+    (p, h, k, f): (usize, usize, usize, Activation),
+    rows: TargetRows,
+    (m, r): (usize, usize),
+) -> Result<()> {
     check_family(bound, Family::MlpRows)?;
+    if r == 0 || r > rows_room(p, h, k) {
+        return Err(Error::param(
+            "fused MLP step rows a workgroup",
+            r,
+            "must be between 1 and what the workgroup memory holds (mlp_rows_per_group)",
+        ));
+    }
     check_step(m, (p, h, k))?;
     let (use_idx, idx_off) = match rows {
         TargetRows::Range(start) => {
@@ -274,7 +306,6 @@ pub fn mlp_rows(
     check_len(bound, 9, "fused MLP step activations", mu * hu)?;
     check_len(bound, 10, "fused MLP step output gradient", mu * ku)?;
     check_len(bound, 11, "fused MLP step hidden gradient", mu * hu)?;
-    let r = mlp_rows_per_group(m, (p, h, k));
     let parts = m.div_ceil(r);
     check_len(bound, 12, "fused MLP step loss parts", parts as u64)?;
     let params = MlpRowsParams {
