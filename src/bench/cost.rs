@@ -27,7 +27,7 @@
 use serde::Serialize;
 
 use crate::gpu::kernels;
-use crate::gpu::tune::{GlmEpochVariant, GlmGradVariant, MatmulBlock};
+use crate::gpu::tune::{GlmEpochVariant, GlmGradVariant, MatmulBlock, MlpStep};
 
 use super::Workload;
 
@@ -65,6 +65,8 @@ pub struct Device {
     pub glm_epoch: GlmEpochVariant,
     /// The matrix products' register block.
     pub matmul: MatmulBlock,
+    /// How an MLP step runs (fused passes or one dispatch per op).
+    pub mlp: MlpStep,
 }
 
 /// The presets: an H100 SXM and an H200 from their data sheets (HBM3 3.35 TB/s, HBM3e
@@ -98,6 +100,7 @@ const H100: Device = Device {
     glm_grad: GlmGradVariant::Quads,
     glm_epoch: GlmEpochVariant::Lanes,
     matmul: MatmulBlock::Four,
+    mlp: MlpStep::Fused,
 };
 
 /// An H100 with HBM3e: the same SMs, more bandwidth.
@@ -121,6 +124,7 @@ const LAVAPIPE: Device = Device {
     glm_grad: GlmGradVariant::Rows4,
     glm_epoch: GlmEpochVariant::Rows4,
     matmul: MatmulBlock::Eight,
+    mlp: MlpStep::PerOp,
 };
 
 /// One dispatch of a step (or a step's share of a many-step dispatch).
@@ -323,9 +327,41 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 chain: false,
             };
             let steps = (n / b).ceil();
-            StepCost {
-                workload: w,
-                dispatches: vec![
+            let params = pf * h + h + h * k + k;
+            // What the rows pass writes and the sums pass reads: the gathered rows, a, δ¹, δ².
+            let batch_values = b * (pf + 2.0 * h + k);
+            let rows_per_group = kernels::mlp_rows_per_group(256, (p, 256, 10)) as f64;
+            let fused = [
+                Dispatch {
+                    kernel: "mlp_rows: forward, softmax + CCE, δ², δ¹",
+                    per_step: 1.0,
+                    workgroups: (b / rows_per_group).ceil() as u64,
+                    lanes: 256,
+                    bytes: (b * pf + params + batch_values) * f,
+                    flops: 2.0 * b * (pf * h + 2.0 * h * k),
+                    // Four phases, and the workgroup memory's zeroing.
+                    barriers: 5.0,
+                    chain: false,
+                },
+                Dispatch {
+                    kernel: "mlp_grads: the four gradients, the loss",
+                    per_step: 1.0,
+                    workgroups: ((((pf + 1.0) / 4.0).ceil() * h / 32.0).ceil()
+                        + (((h + 1.0) / 4.0).ceil() * k / 32.0).ceil()
+                        + 1.0) as u64,
+                    lanes: 256,
+                    bytes: (batch_values + params) * f,
+                    flops: 2.0 * b * (pf * h + h * k),
+                    // The segments' sum; the loss's tree.
+                    barriers: 9.0,
+                    chain: false,
+                },
+                update_all(&[pf * h, h, h * k, k]),
+            ];
+            let dispatches = if dev.mlp == MlpStep::Fused {
+                fused.to_vec()
+            } else {
+                vec![
                     mm("X·W¹ + b¹, σ (epilogue)", b, pf, h, h),
                     mm("A¹·W² + b² (epilogue)", b, h, k, k),
                     small("softmax + CCE (one workgroup)", 1, 256, 3.0 * b * k, 9.0),
@@ -335,7 +371,11 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                     mm("Xᵀ·δ¹", pf, b, h, 0.0),
                     small("1ᵀδ¹", h as u64, 64, b * h, 7.0),
                     update_all(&[pf * h, h, h * k, k]),
-                ],
+                ]
+            };
+            StepCost {
+                workload: w,
+                dispatches,
                 steps_per_epoch: steps,
                 // 32 steps a submission.
                 submissions_per_epoch: (steps / 32.0).ceil(),
@@ -434,10 +474,10 @@ pub fn explain() -> String {
         .iter()
         .map(|d| {
             format!(
-                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels: gradient {:?}, many-step {:?}, products {:?}",
+                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels: gradient {:?}, many-step {:?}, products {:?}, MLP step {:?}",
                 d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.chain_gbs,
                 if d.masked_switch { "a switch costs every case" } else { "a switch costs one case" },
-                d.glm_grad, d.glm_epoch, d.matmul
+                d.glm_grad, d.glm_epoch, d.matmul, d.mlp
             )
         })
         .collect::<Vec<_>>()
@@ -465,6 +505,8 @@ mod tests {
         let w1 = step_cost(Workload::W1, lava);
         assert_eq!(w1.dispatches_per_step(), 1.0 / 16.0);
         assert_eq!(step_cost(Workload::W3, lava).dispatches_per_step(), 9.0);
+        // The fused MLP step on a GPU: two passes and the update.
+        assert_eq!(step_cost(Workload::W3, h100).dispatches_per_step(), 3.0);
         // W4: 256 MB of features span two of lavapipe's 128 MiB bindings, one on a GPU.
         let w4 = step_cost(Workload::W4, lava);
         assert_eq!(w4.dispatches_per_step(), 2.0 + 1.0 + 1.0);
@@ -499,9 +541,14 @@ mod tests {
     fn h200_predictions_are_within_two_of_the_device_run() {
         // BENCHMARKS.md, 2026-12-04 later, run 4, ms a step: W1's many-step kernel step
         // (`bench --kernels`); W4's step from its parts (gradient and finish 0.191, the
-        // update, one round trip). W3 is outside the model (docs/COST_MODEL.md).
+        // update, one round trip). W3: the fused MLP step through the engine, end to end
+        // (`bench --kernels`, 2026-12-04 evening, run 5).
         let h200 = &PRESETS[1];
-        for (w, ms) in [(Workload::W1, 0.0106), (Workload::W4, 0.36)] {
+        for (w, ms) in [
+            (Workload::W1, 0.0106),
+            (Workload::W3, 0.0238),
+            (Workload::W4, 0.36),
+        ] {
             let predicted = step_cost(w, h200).predict(h200).ms;
             let ratio = ms / predicted;
             assert!(
