@@ -15,7 +15,7 @@
 //      the chunk's rows for one feature, and the shares are added in group order; for
 //      larger p, invocation t sums all rows for features t, t + WG, …; the loss and 1ᵀδ
 //      are tree-reduced;
-//   3. the halting rule of `loss.wgsl` (same halt[] layout), then w −= lr g, b −= lr 1ᵀδ.
+//   3. the halting rule (`halting.wgsl`, compiled in front of this file), then w −= lr g, b −= lr 1ᵀδ.
 // Every sum runs in a fixed order and no atomics are used: a fit repeats bit for bit.
 // A halted fit (halt[0] = 1, set here or earlier) applies no further step.
 
@@ -114,28 +114,6 @@ fn loss_term_of(t: u32, z: f32, scale: f32) -> vec2<f32> {
     return vec2<f32>(max(z, 0.0) - y * z + log(1.0 + exp(-abs(z))), (sigmoid(z) - y) * scale);
 }
 
-// Stores a step's mean loss in its slot and applies the halting rule of `loss.wgsl`
-// (same halt[] layout): 1 when the fit stops here.
-fn record_loss(loss: f32, slot: u32) -> u32 {
-    losses[slot] = loss;
-    var stop = 0u;
-    if (P.halt_mode != 0u) {
-        let bits = bitcast<u32>(loss);
-        // Exponent all ones: ±inf or NaN (a bit test, immune to NaN folding).
-        let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
-        let converged = P.halt_mode == 2u && halt[3] == 1u
-            && abs(loss - bitcast<f32>(halt[2])) < P.tol;
-        if (non_finite || converged) {
-            halt[0] = 1u;
-            halt[1] = slot;
-            stop = 1u;
-        }
-        halt[2] = bits;
-        halt[3] = 1u;
-    }
-    return stop;
-}
-
 @compute @workgroup_size(256)
 fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
     let p = P.p;
@@ -225,7 +203,7 @@ fn glm_epoch(@builtin(local_invocation_index) lid: u32) {
             workgroupBarrier();
         }
         if (lid == 0u) {
-            u_stop = record_loss(part[0] / m, steps[s].slot);
+            u_stop = record_loss(part[0] / m, steps[s].slot, P.halt_mode, P.tol);
         }
         if (workgroupUniformLoad(&u_stop) != 0u) {
             break;
@@ -324,7 +302,7 @@ fn lanes_loss(lid: u32, s: u32, m: f32, lr: f32, loss_acc: f32, db_acc: f32) -> 
             loss += red_loss[t];
             db += red_db[t];
         }
-        let stop = record_loss(loss / m, steps[s].slot);
+        let stop = record_loss(loss / m, steps[s].slot, P.halt_mode, P.tol);
         if (stop == 0u) {
             // Every lane read it for this step's forward pass (before the barrier).
             bias -= lr * db;
@@ -610,7 +588,7 @@ fn glm_epoch_lanes(@builtin(local_invocation_index) lid: u32) {
                 loss += gsum[t];
                 db += gsum[16u + t];
             }
-            let stop = record_loss(loss / m, steps[s].slot);
+            let stop = record_loss(loss / m, steps[s].slot, P.halt_mode, P.tol);
             if (stop == 0u) {
                 bias -= lr * db;
             }

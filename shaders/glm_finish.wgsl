@@ -1,6 +1,6 @@
 // The second pass of `glm_grad.wgsl`: adds the segments' partial sums in segment order
 // and writes the gradients (∂w: p values, ∂b: one), the mean loss to losses[slot], and
-// the halting decision of `loss.wgsl` (same halt[] layout, same rule) before any update
+// the halting decision (`halting.wgsl`, compiled in front of this file) before any update
 // of this step runs.
 //
 // One workgroup. For p + 2 ≤ WG columns, WG / (p + 2) groups of invocations each sum a
@@ -40,21 +40,7 @@ fn emit(c: u32, v: f32) {
     } else if (c == P.p) {
         gb[0] = v;
     } else {
-        let loss = v / f32(P.len);
-        losses[P.slot] = loss;
-        if (P.halt_mode != 0u && halt[0] == 0u) {
-            let bits = bitcast<u32>(loss);
-            // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
-            let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
-            let converged = P.halt_mode == 2u && halt[3] == 1u
-                && abs(loss - bitcast<f32>(halt[2])) < P.tol;
-            if (non_finite || converged) {
-                halt[0] = 1u;
-                halt[1] = P.slot;
-            }
-            halt[2] = bits;
-            halt[3] = 1u;
-        }
+        record_loss(v / f32(P.len), P.slot, P.halt_mode, P.tol);
     }
 }
 

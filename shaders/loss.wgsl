@@ -17,19 +17,8 @@
 // t, t + WG, … in order, then a fixed tree reduction; the mean lands in losses[slot].
 // No atomics, so the loss repeats bit for bit.
 //
-// Halting (the twin of the trainer's session rule). With `halt_mode` ≠ 0 the reducing
-// invocation also decides, before this step's update runs, whether training stops here:
-// on a non-finite loss (mode 1 and 2) or, in mode 2, on seed 000's rule
-// |loss − previous loss| < tol. It then sets halt[0] = 1 and halt[1] = slot; the update
-// kernels read halt[0] and leave the parameters alone from then on, so the device keeps
-// exactly the parameters of the halting step however late the host reads the flag.
-//
-// | halt[i] | meaning |
-// |---|---|
-// | 0 | 1 once halted |
-// | 1 | the loss slot of the halting step |
-// | 2 | previous loss (f32 bits) |
-// | 3 | 1 once a previous loss exists |
+// Halting: `halting.wgsl`'s `record_loss` (compiled in front of this file) decides, with
+// `halt_mode` ≠ 0, before this step's update runs, whether training stops here.
 
 struct Params {
     m: u32,
@@ -88,20 +77,7 @@ fn finish(t: u32, acc: f32) {
         workgroupBarrier();
     }
     if (t == 0u) {
-        let loss = part[0] / f32(P.m);
-        losses[P.slot] = loss;
-        if (P.halt_mode != 0u && halt[0] == 0u) {
-            let bits = bitcast<u32>(loss);
-            // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
-            let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
-            let converged = P.halt_mode == 2u && halt[3] == 1u && abs(loss - bitcast<f32>(halt[2])) < P.tol;
-            if (non_finite || converged) {
-                halt[0] = 1u;
-                halt[1] = P.slot;
-            }
-            halt[2] = bits;
-            halt[3] = 1u;
-        }
+        record_loss(part[0] / f32(P.m), P.slot, P.halt_mode, P.tol);
     }
 }
 

@@ -14,8 +14,8 @@
 // invocations over an eighth of the batch's rows (ascending), the eighths then added in
 // order. The order depends on the shape alone: the result repeats bit for bit.
 //
-// The loss and halting rule are `glm_finish.wgsl`'s (same halt[] layout): decided here,
-// before the step's update runs.
+// The loss and halting rule are `halting.wgsl`'s (compiled in front of this file):
+// decided here, before the step's update runs.
 
 struct Params {
     p: u32,
@@ -94,24 +94,6 @@ fn store(second: bool, ka: u32, n: u32, i: u32, j: u32, v: f32) {
     }
 }
 
-fn emit_loss(total: f32) {
-    let loss = total / f32(P.m);
-    losses[P.slot] = loss;
-    if (P.halt_mode != 0u && halt[0] == 0u) {
-        let bits = bitcast<u32>(loss);
-        // Exponent all ones: ±inf or NaN (a bit test, immune to fast-math NaN folding).
-        let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
-        let converged = P.halt_mode == 2u && halt[3] == 1u
-            && abs(loss - bitcast<f32>(halt[2])) < P.tol;
-        if (non_finite || converged) {
-            halt[0] = 1u;
-            halt[1] = P.slot;
-        }
-        halt[2] = bits;
-        halt[3] = 1u;
-    }
-}
-
 @compute @workgroup_size(256)
 fn mlp_grads(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -137,7 +119,7 @@ fn mlp_grads(
             workgroupBarrier();
         }
         if (t == 0u) {
-            emit_loss(red[0].x);
+            record_loss(red[0].x / f32(P.m), P.slot, P.halt_mode, P.tol);
         }
         return;
     }

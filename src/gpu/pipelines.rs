@@ -62,13 +62,17 @@ pub enum Family {
 }
 
 impl Family {
-    fn source(self) -> &'static str {
+    /// The family's WGSL, with the shared files compiled in front of it.
+    pub(crate) fn source(self) -> &'static str {
         match self {
             Family::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Family::Bias => include_str!("../../shaders/bias.wgsl"),
             Family::Activation => include_str!("../../shaders/activation.wgsl"),
             Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
-            Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Loss => concat!(
+                include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/loss.wgsl")
+            ),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Update => concat!(
                 include_str!("../../shaders/update_rules.wgsl"),
@@ -78,11 +82,20 @@ impl Family {
                 include_str!("../../shaders/update_rules.wgsl"),
                 include_str!("../../shaders/update_all.wgsl")
             ),
-            Family::GlmEpoch => include_str!("../../shaders/glm_epoch.wgsl"),
+            Family::GlmEpoch => concat!(
+                include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/glm_epoch.wgsl")
+            ),
             Family::GlmGrad => include_str!("../../shaders/glm_grad.wgsl"),
-            Family::GlmFinish => include_str!("../../shaders/glm_finish.wgsl"),
+            Family::GlmFinish => concat!(
+                include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/glm_finish.wgsl")
+            ),
             Family::MlpRows => include_str!("../../shaders/mlp_rows.wgsl"),
-            Family::MlpGrads => include_str!("../../shaders/mlp_grads.wgsl"),
+            Family::MlpGrads => concat!(
+                include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/mlp_grads.wgsl")
+            ),
         }
     }
 

@@ -192,7 +192,7 @@ mod tests {
     fn params_mirror_the_shader() {
         type P = GlmEpochParams;
         assert_mirrors(
-            include_str!("../../../shaders/glm_epoch.wgsl"),
+            Family::GlmEpoch.source(),
             size_of::<P>(),
             &[
                 ("p", offset_of!(P, p), 'u'),

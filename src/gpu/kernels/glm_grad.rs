@@ -356,7 +356,7 @@ mod tests {
         );
         type F = GlmFinishParams;
         assert_mirrors(
-            include_str!("../../../shaders/glm_finish.wgsl"),
+            Family::GlmFinish.source(),
             size_of::<F>(),
             &[
                 ("p", offset_of!(F, p), 'u'),

@@ -4,7 +4,7 @@ use super::*;
 
 /// Binds a fused loss: output `z`, `targets` (f32 values or u32 labels), the gradient
 /// `dz`, the optional gather index of the target rows, the `losses` slots, the optional
-/// halt flag (4 × u32, see `shaders/loss.wgsl`) that training uses, and optional row
+/// halt flag (4 × u32, see `shaders/halting.wgsl`) that training uses, and optional row
 /// weights (one f32 per target row, read like the targets).
 ///
 /// # Errors
@@ -137,7 +137,7 @@ mod tests {
     fn params_mirror_the_shader() {
         type P = LossParams;
         assert_mirrors(
-            include_str!("../../../shaders/loss.wgsl"),
+            Family::Loss.source(),
             size_of::<P>(),
             &[
                 ("m", offset_of!(P, m), 'u'),

@@ -47,7 +47,7 @@ pub fn mlp_step_fits(p: usize, h: usize, k: usize) -> bool {
 }
 
 /// Rows per workgroup of the rows pass for a batch of `m` rows: about
-/// [`ROW_GROUPS_TARGET`] workgroups, within the workgroup memory and [`MAX_ROWS`].
+/// 128 workgroups, within the workgroup memory and at most 4 rows.
 ///
 /// ```
 /// use gradflow::gpu::kernels::mlp_rows_per_group;
@@ -429,7 +429,7 @@ mod tests {
         );
         type G = MlpGradsParams;
         assert_mirrors(
-            include_str!("../../../shaders/mlp_grads.wgsl"),
+            Family::MlpGrads.source(),
             size_of::<G>(),
             &[
                 ("p", offset_of!(G, p), 'u'),

@@ -234,7 +234,7 @@ pub(super) struct ShapeParams {
     pad: [u32; 2],
 }
 
-/// Whether a loss dispatch decides to halt training (see `shaders/loss.wgsl`).
+/// Whether a loss dispatch decides to halt training (see `shaders/halting.wgsl`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Halting {
     /// Never (kernel tests; the halt binding may be absent).
