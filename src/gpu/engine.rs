@@ -96,7 +96,8 @@ pub struct GpuEngineOptions {
     /// dispatches (`shaders/mlp_rows.wgsl`: each row's forward, softmax + CCE, δ² and δ¹
     /// with the rows in workgroup memory; `shaders/mlp_grads.wgsl`: the four gradients
     /// and the loss summed over the rows) instead of the per-op path's dozen, where the
-    /// engine can: batches of at most [`kernels::MLP_STEP_MAX_BATCH`] rows, a shape
+    /// adapter's tuning chose it ([`MlpStep::Fused`](super::tune::MlpStep::Fused): the
+    /// H200's, not lavapipe's) and the engine can: batches of at most [`kernels::MLP_STEP_MAX_BATCH`] rows, a shape
     /// within [`kernels::mlp_step_fits`], features in one storage binding, a device that
     /// allows 13 storage bindings per shader. Any rule, penalty and row weights (the
     /// updates stay the per-op kernels); on by default. `false` runs the per-op path,
@@ -291,8 +292,7 @@ pub struct GpuEngine {
     ring: ParamRing,
     ops: Vec<BoundOp>,
     pending: Vec<wgpu::CommandBuffer>,
-    /// The command encoder the unsubmitted steps are recorded into, with the ring's fill
-    /// level and the dispatch count when it was opened (what a failed step rewinds to).
+    /// The unsubmitted steps, recorded since the last submission.
     open: Option<OpenSteps>,
     steps_pending: usize,
     steps_per_submit: usize,
