@@ -309,3 +309,28 @@ fn predictions_do_not_depend_on_the_other_rows() {
         assert_eq!(proba, whole[k..2 * k]);
     }
 }
+
+/// A report splits its wall time: the set-up before the first step (the rate from the
+/// curvature, the session) is part of it, for the mini-batch loop and for L-BFGS alike.
+#[test]
+fn the_report_times_the_set_up_within_the_wall() {
+    let data = Synthetic::blobs(400, 5, 3).seed(4).dataset().unwrap();
+    let mut mlp = Mlp::new(8);
+    let r = Trainer::new(TrainConfig::default().epochs(2))
+        .unwrap()
+        .fit(&mut mlp, &data)
+        .unwrap();
+    assert!(
+        r.setup > std::time::Duration::ZERO && r.setup <= r.wall,
+        "{r:?}"
+    );
+    let linear = Synthetic::linear(300, 4).seed(5).dataset().unwrap();
+    let r = Trainer::new(TrainConfig::default())
+        .unwrap()
+        .fit(&mut LinearRegression::new(), &linear)
+        .unwrap();
+    assert!(
+        r.setup > std::time::Duration::ZERO && r.setup <= r.wall,
+        "{r:?}"
+    );
+}

@@ -304,15 +304,17 @@ fn time_fits(
     let wall = median(&mut walls).as_secs_f64().max(1e-9);
     let r = &first.report;
     // A GPU fit's launch overhead: dispatches per step, submissions per epoch.
+    // and, on either backend, the fit's set-up (before its first step) within the wall.
+    let setup = r.setup.as_secs_f64();
     let mode = if r.dispatches > 0 {
         format!(
-            "{}, {:.3} dispatches/step, {:.1} submissions/epoch",
+            "{}, {:.3} dispatches/step, {:.1} submissions/epoch, set-up {setup:.3} s",
             r.mode,
             r.dispatches as f64 / r.steps.max(1) as f64,
             r.submissions as f64 / r.epoch_losses.len().max(1) as f64
         )
     } else {
-        r.mode.clone()
+        format!("{}, set-up {setup:.3} s", r.mode)
     };
     Ok(Measured {
         adapter: r.backend.clone(),

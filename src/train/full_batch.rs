@@ -475,6 +475,7 @@ impl Trainer {
             None => Evaluator::cpu(program.clone(), (dataset, t), row_weights, kernels),
         };
         let mut report = Report::new(model.name(), evaluator.backend(), choices);
+        report.setup = started.elapsed();
         report.notes = notes;
         let settings = Settings {
             memory,

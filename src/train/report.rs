@@ -121,6 +121,10 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Wall time of the training loop (set-up included, data generation not).
     pub wall: Duration,
+    /// The part of `wall` before the first step: the choices the config left open (a
+    /// rate from the curvature), the session or evaluator (buffers, the upload to the
+    /// device, pipelines).
+    pub setup: Duration,
     /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
     pub verify: Vec<Deviation>,
     /// How the data were held: `in-memory` (CPU, read in place), `resident` (GPU,
@@ -239,6 +243,7 @@ impl Report {
             choices,
             notes: Vec::new(),
             wall: Duration::ZERO,
+            setup: Duration::ZERO,
             verify: Vec::new(),
             mode: String::new(),
             bytes_to_device: 0,

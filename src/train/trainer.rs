@@ -419,6 +419,7 @@ impl Trainer {
         let rate = choices.learning_rate.unwrap_or(0.1);
         let stepper = Stepper::resume(optimizer, choices.penalty, cfg.schedule, rate, &state);
         let mut report = Report::new(model.name(), session.backend(), choices);
+        report.setup = started.elapsed();
         report.notes = notes;
         let rule = cfg.early_stopping.unwrap_or_default();
         let mut watch = holdout.as_mut().map(|h| Watch::new(h, rule));
