@@ -186,7 +186,7 @@ class _GradflowEstimator(BaseEstimator):
             k: report[k]
             for k in (
                 "backend", "solver", "optimizer", "stop", "learning_rate", "rate_from",
-                "notes", "seconds",
+                "notes", "seconds", "setup_seconds",
             )
         }
         self._set_parameters()

@@ -390,6 +390,7 @@ fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>>
     d.set_item("notes", r.notes.clone())?;
     d.set_item("backend", r.backend.clone())?;
     d.set_item("seconds", r.wall.as_secs_f64())?;
+    d.set_item("setup_seconds", r.setup.as_secs_f64())?;
     Ok(d)
 }
 

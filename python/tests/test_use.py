@@ -130,6 +130,8 @@ def test_solvers_reach_the_optimizer_they_name(blobs):
     assert chosen["auto", 0.9]["optimizer"].startswith("Adam")  # gradflow's MLP choice
     linear = LogisticRegression().fit(X, y).fit_report_
     assert linear["solver"].startswith("Lbfgs")
+    # The wall time and its part before the first step.
+    assert 0 < linear["setup_seconds"] <= linear["seconds"]
 
 
 def test_class_weight_dict_and_balanced(blobs):
