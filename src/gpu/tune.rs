@@ -9,7 +9,7 @@
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //! | which products' sums over k are split over workgroups | [`SumSplit`] | a GPU leaves most of itself idle when a thin product's 8–16 workgroups each walk a 256-long sum; a CPU adapter pays a dispatch for the second pass |
-//! | a two-layer MLP's step: per-op or fused (`mlp_rows.wgsl` + `mlp_grads.wgsl`) | [`MlpStep`] | on a GPU each of the per-op path's dozen dispatches is a launch and a barrier on a nearly idle device; on llvmpipe the fused passes' scattered reads are per-lane gathers (lavapipe: 33 ms against ~7 for the per-op kernels at W3's shape) |
+//! | a two-layer MLP's step: per-op or fused (`mlp_rows.wgsl` + `mlp_grads.wgsl`) | [`MlpStep`] | on a GPU each of the per-op path's dozen dispatches is a launch and a barrier on a nearly idle device; on llvmpipe the fused passes' scattered reads are per-lane gathers (lavapipe, the tuner's 16 W3 steps: per-op 152 ms, the first fused version 449) |
 //!
 //! Opening an adapter ([`GpuContext::new`]) takes its cached choice, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a

@@ -28,7 +28,9 @@ pub const MLP_STEP_MAX_BATCH: usize = 8192;
 
 /// Workgroups the rows pass aims at for a batch: enough to spread over a GPU's compute
 /// units without reading W¹ once per row. On the H200 at W3's batch of 256 (`gradflow
-/// bench --kernels`): 2 rows a workgroup 11.8 µs, 1 row 13.3, 4 rows 15.4.
+/// bench --kernels`, two runs): 1 / 2 / 4 rows a workgroup took 13.3 / 11.8 / 15.4 µs,
+/// then 14.3 / 13.5 / 13.3 — within the noise of each other; 2 (this target) was never
+/// the slowest.
 const ROW_GROUPS_TARGET: usize = 128;
 
 /// Whether the fused MLP step holds a model of `p` inputs, `h` hidden units and `k`
