@@ -3,10 +3,11 @@
 // the halting decision (`halting.wgsl`, compiled in front of this file) before any update
 // of this step runs.
 //
-// One workgroup. For p + 2 ≤ WG columns, WG / (p + 2) groups of invocations each sum a
-// contiguous run of segments for one column, and the runs are added in group order; for
-// wider rows, invocation t sums every segment of columns t, t + WG, …. The order depends
-// on the shape alone: the result repeats bit for bit.
+// One workgroup. The blocks are p + 2 values padded to a multiple of 4 (`part_cols`):
+// for up to WG quads, WG / quads groups of invocations each sum a contiguous run of
+// segments for one quad (a vec4 read per segment), and the runs are added in group order;
+// for wider rows, invocation t sums every segment of columns t, t + WG, …. The order
+// depends on the shape alone: the result repeats bit for bit.
 
 struct Params {
     p: u32,
@@ -21,38 +22,41 @@ struct Params {
 }
 
 const WG: u32 = 256u;
-// Columns per invocation when p + 2 > WG (p ≤ 1024: at most 5).
+// Columns per invocation when the quads outnumber WG (p ≤ 1024: at most 5).
 const PER: u32 = 5u;
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> part: array<f32>;
+// The partial sums, read four values at a time (each block starts on a vec4).
+@group(0) @binding(1) var<storage, read> part4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> gw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gb: array<f32>;
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(5) var<storage, read_write> halt: array<u32>;
 
-var<workgroup> red: array<f32, WG>;
+var<workgroup> red: array<vec4<f32>, WG>;
 
-// Column c of the summed partials: a weight's gradient, the bias's, or the loss sum.
+// Column c of the summed partials: a weight's gradient, the bias's, or the loss sum
+// (the block's padding is dropped).
 fn emit(c: u32, v: f32) {
     if (c < P.p) {
         gw[c] = v;
     } else if (c == P.p) {
         gb[0] = v;
-    } else {
+    } else if (c == P.p + 1u) {
         record_loss(v / f32(P.len), P.slot, P.halt_mode, P.tol);
     }
 }
 
 @compute @workgroup_size(256)
 fn glm_finish(@builtin(local_invocation_index) lid: u32) {
-    let cols = P.p + 2u;
-    if (cols <= WG) {
-        let groups = WG / cols;
+    // The twin of `glm_grad.wgsl`'s `part_cols`.
+    let quads = (P.p + 5u) / 4u;
+    if (quads <= WG) {
+        let groups = WG / quads;
         let per = (P.segments + groups - 1u) / groups;
-        let c = lid % cols;
-        let k = lid / cols;
-        var s = 0.0;
+        let c = lid % quads;
+        let k = lid / quads;
+        var s = vec4<f32>(0.0);
         if (k < groups) {
             let s1 = min(k * per + per, P.segments);
             // Eight reads issued before their adds, which keep the one-by-one order (the
@@ -60,14 +64,14 @@ fn glm_finish(@builtin(local_invocation_index) lid: u32) {
             // without the reads in flight together each would wait out a memory latency.
             var i = k * per;
             for (; i + 8u <= s1; i += 8u) {
-                let v0 = part[i * cols + c];
-                let v1 = part[(i + 1u) * cols + c];
-                let v2 = part[(i + 2u) * cols + c];
-                let v3 = part[(i + 3u) * cols + c];
-                let v4 = part[(i + 4u) * cols + c];
-                let v5 = part[(i + 5u) * cols + c];
-                let v6 = part[(i + 6u) * cols + c];
-                let v7 = part[(i + 7u) * cols + c];
+                let v0 = part4[i * quads + c];
+                let v1 = part4[(i + 1u) * quads + c];
+                let v2 = part4[(i + 2u) * quads + c];
+                let v3 = part4[(i + 3u) * quads + c];
+                let v4 = part4[(i + 4u) * quads + c];
+                let v5 = part4[(i + 5u) * quads + c];
+                let v6 = part4[(i + 6u) * quads + c];
+                let v7 = part4[(i + 7u) * quads + c];
                 s += v0;
                 s += v1;
                 s += v2;
@@ -78,25 +82,30 @@ fn glm_finish(@builtin(local_invocation_index) lid: u32) {
                 s += v7;
             }
             for (; i < s1; i++) {
-                s += part[i * cols + c];
+                s += part4[i * quads + c];
             }
         }
         red[lid] = s;
         workgroupBarrier();
-        if (lid < cols) {
-            var total = 0.0;
+        if (lid < quads) {
+            var total = vec4<f32>(0.0);
             for (var j = 0u; j < groups; j++) {
-                total += red[j * cols + lid];
+                total += red[j * quads + lid];
             }
-            emit(lid, total);
+            emit(4u * lid, total.x);
+            emit(4u * lid + 1u, total.y);
+            emit(4u * lid + 2u, total.z);
+            emit(4u * lid + 3u, total.w);
         }
     } else {
+        let cols = 4u * quads;
         for (var q = 0u; q < PER; q++) {
             let c = lid + q * WG;
-            if (c < cols) {
+            if (c < P.p + 2u) {
                 var s = 0.0;
                 for (var i = 0u; i < P.segments; i++) {
-                    s += part[i * cols + c];
+                    let at = i * cols + c;
+                    s += part4[at / 4u][at % 4u];
                 }
                 emit(c, s);
             }

@@ -13,7 +13,9 @@
 //      tile's rows for one feature (the row just read is still in the cache); for larger
 //      p, invocation t sums every row for features t, t + WG, …;
 // and writes its segment's partial sums, [Xᵀδ (p values), 1ᵀδ, Σ loss terms], to
-// part[(part_base + segment) · (p + 2) ..]. `glm_finish.wgsl` adds the segments in order.
+// part[(part_base + segment) · cols ..], cols = p + 2 rounded up to a multiple of 4 (so
+// that `glm_finish.wgsl` reads every block four values at a time). `glm_finish.wgsl`
+// adds the segments in order.
 //
 // Features larger than one storage binding are held in chunks of whole rows; the host
 // launches one dispatch per chunk, and a row outside the bound chunk contributes nothing
@@ -90,6 +92,12 @@ fn segment(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
     let seg = wg.y * nwg.x + wg.x;
     let begin = P.pos_begin + seg * P.seg_len;
     return vec3<u32>(seg, begin, min(begin + P.seg_len, P.pos_end));
+}
+
+// Values a segment's block of partial sums spans: p + 2, rounded up to a multiple of 4
+// (the twin of `kernels::glm_part_cols`).
+fn part_cols() -> u32 {
+    return (P.p + 5u) & ~3u;
 }
 
 // δ's factor: 2/m for the mean squared error, 1/m for the cross-entropy.
@@ -240,7 +248,7 @@ fn glm_grad(
         }
         workgroupBarrier();
     }
-    let base = (P.part_base + seg) * (p + 2u);
+    let base = (P.part_base + seg) * part_cols();
     if (p <= WG) {
         // Invocations past the last whole group hold zero.
         red[lid] = g[0];
@@ -327,7 +335,7 @@ fn glm_grad4(
         }
         workgroupBarrier();
     }
-    let base = (P.part_base + seg) * (P.p + 2u);
+    let base = (P.part_base + seg) * part_cols();
     finish_quads(lid, base, g, vec3<u32>(q, groups, q), vec2<f32>(loss_acc, db_acc));
 }
 
@@ -392,7 +400,7 @@ fn glm_grad_rows(
             }
         }
     }
-    let base = (P.part_base + seg) * (p + 2u);
+    let base = (P.part_base + seg) * part_cols();
     for (var c0 = 0u; c0 < p; c0 += STRIDE_R) {
         for (var cc = 0u; cc < STRIDE_R; cc++) {
             red_r[lid * STRIDE_R + cc] = g[min(c0 + cc, MAX_P_R - 1u)];
@@ -467,7 +475,7 @@ fn glm_grad_rows4(
             }
         }
     }
-    let base = (P.part_base + seg) * (P.p + 2u);
+    let base = (P.part_base + seg) * part_cols();
     // Four quads (16 features) across the lanes at a time, added in lane order.
     for (var c0 = 0u; c0 < q; c0 += 4u) {
         for (var cc = 0u; cc < 4u; cc++) {
@@ -587,6 +595,6 @@ fn glm_grad_lanes(
         }
         workgroupBarrier();
     }
-    let base = (P.part_base + seg) * (P.p + 2u);
+    let base = (P.part_base + seg) * part_cols();
     finish_quads(lid, base, g, vec3<u32>(q, per_pass, lanes), vec2<f32>(loss_acc, db_acc));
 }

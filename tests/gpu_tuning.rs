@@ -141,6 +141,15 @@ fn every_glm_gradient_variant_matches_the_reference() {
     for variant in GlmGradVariant::ALL {
         for block in [ParamBlock::Uniform, ParamBlock::Storage] {
             let ctx = GpuContext::with_tuning(None, tuned(variant, block)).expect("context");
+            if !variant.runs_on(ctx.limits()) {
+                // Opened without subgroups: the pin falls back to the default's choice
+                // (tested as itself).
+                assert_eq!(
+                    ctx.pipelines().tuning().glm_grad,
+                    Tuning::default().glm_grad
+                );
+                continue;
+            }
             for (n, p) in [
                 (1, 1),
                 (255, 3),
@@ -151,6 +160,10 @@ fn every_glm_gradient_variant_matches_the_reference() {
                 // Quads that are not a power of two: `Lanes` leaves invocations idle.
                 (600, 12),
                 (2000, 100),
+                // `Warps` at one, two (the last partly) and four quads a lane.
+                (900, 32),
+                (700, 36),
+                (1100, 128),
                 (1000, 257),
                 (300, 1024),
             ] {
@@ -458,8 +471,14 @@ fn the_kernel_profile_times_every_kernel() {
     assert_eq!(products("both passes)"), 3, "{names:?}");
     for v in GlmGradVariant::ALL {
         let want = format!("GLM gradient + finish ({v:?})");
-        assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");
+        // `Warps` runs only where the device has subgroups.
+        let runs = v.runs_on(ctx.limits());
+        assert_eq!(names.contains(&want.as_str()), runs, "{want}: {names:?}");
     }
+    assert!(
+        names.iter().any(|n| n.starts_with("GLM finish alone")),
+        "{names:?}"
+    );
     for v in tune::GlmEpochVariant::ALL {
         let want = format!("many-step GLM ({v:?}), per step");
         assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");

@@ -394,7 +394,7 @@ pub fn step_cost(w: Workload, dev: &Device) -> StepCost {
                 // Three a tile, the reductions.
                 3.0 * (cut.seg_len / 256) as f64 + 12.0
             };
-            let partials = (cut.segments * (p + 2)) as f64;
+            let partials = (cut.segments * kernels::glm_part_cols(p)) as f64;
             let mut dispatches = vec![Dispatch {
                 kernel: "glm_grad (per chunk)",
                 per_step: chunks,

@@ -34,7 +34,15 @@ pub struct DeviceLimits {
     pub min_storage_buffer_offset_alignment: u32,
     /// Storage buffers one shader may bind (the many-step GLM kernel binds 11).
     pub max_storage_buffers_per_shader_stage: u32,
+    /// Whether kernels may use subgroup operations: the adapter has the `subgroups`
+    /// feature and its subgroups hold at least [`MIN_SUBGROUP`] invocations (the fused
+    /// GLM gradient's `Warps` variant shares a row among that many).
+    pub subgroups: bool,
 }
+
+/// The smallest subgroup gradflow's subgroup kernels allow (`glm_grad_warps.wgsl`'s
+/// `SG_LANES`).
+pub const MIN_SUBGROUP: u32 = 8;
 
 /// An open GPU device with its queue and pipeline cache. Cheap to clone (shared).
 #[derive(Clone)]
@@ -163,13 +171,20 @@ impl GpuContext {
     ///
     /// # Errors
     /// [`Error::Device`] when the device cannot be opened.
-    pub async fn open_with(adapter: &wgpu::Adapter, tuning: Tuning) -> Result<Self> {
+    pub async fn open_with(adapter: &wgpu::Adapter, mut tuning: Tuning) -> Result<Self> {
         let info = adapter.get_info();
         let wl = adapter.limits();
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size >= MIN_SUBGROUP;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("gradflow"),
                 required_limits: wl.clone(),
+                required_features: if subgroups {
+                    wgpu::Features::SUBGROUP
+                } else {
+                    wgpu::Features::empty()
+                },
                 ..Default::default()
             })
             .await
@@ -204,6 +219,7 @@ impl GpuContext {
             min_uniform_buffer_offset_alignment: wl.min_uniform_buffer_offset_alignment,
             min_storage_buffer_offset_alignment: wl.min_storage_buffer_offset_alignment,
             max_storage_buffers_per_shader_stage: wl.max_storage_buffers_per_shader_stage,
+            subgroups,
         };
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused optional input"),
@@ -221,7 +237,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let pipelines = Pipelines::new(device.clone(), tuning);
+        // A choice this device cannot run (a cache written by a device opened with
+        // subgroups, a test's pin) falls back to the default's.
+        if !tuning.glm_grad.runs_on(&limits) {
+            tuning.glm_grad = Tuning::default().glm_grad;
+        }
+        let pipelines = Pipelines::new(device.clone(), tuning, subgroups);
         Ok(GpuContext {
             inner: Arc::new(Inner {
                 device,

@@ -11,7 +11,7 @@
 //! | reduce | `reduce.wgsl` | x (r), out (rw) |
 //! | update | `update.wgsl` | param (rw), grad (r) |
 //! | glm epoch | `glm_epoch.wgsl` | x0–x3 (r), targets (r), order (r), steps (r), w (rw), b (rw), losses (rw), halt (rw) |
-//! | glm grad | `glm_grad.wgsl` | x (r), targets (r), idx (r), row weights (r), w (r), b (r), partials (rw) |
+//! | glm grad | `glm_grad.wgsl` (+ `glm_grad_warps.wgsl` with subgroups) | x (r), targets (r), idx (r), row weights (r), w (r), b (r), partials (rw) |
 //! | glm finish | `glm_finish.wgsl` | partials (r), ∂w (rw), ∂b (rw), losses (rw), halt (rw) |
 //! | mlp rows | `mlp_rows.wgsl` | x, targets, idx, row weights, W¹, b¹, W², b² (r); xb, a, δ², δ¹, loss parts (rw) |
 //! | mlp grads | `mlp_grads.wgsl` | xb, δ¹, a, δ², loss parts (r); ∂W¹, ∂b¹, ∂W², ∂b², losses, halt (rw) |
@@ -61,6 +61,15 @@ pub enum Family {
     MlpGrads,
 }
 
+/// `glm_grad.wgsl`, which every device compiles.
+const GLM_GRAD: &str = include_str!("../../shaders/glm_grad.wgsl");
+
+/// `glm_grad.wgsl` with its subgroup variant, for devices with subgroups.
+const GLM_GRAD_WARPS: &str = concat!(
+    include_str!("../../shaders/glm_grad.wgsl"),
+    include_str!("../../shaders/glm_grad_warps.wgsl")
+);
+
 impl Family {
     /// The family's WGSL, with the shared files compiled in front of it.
     pub(crate) fn source(self) -> &'static str {
@@ -86,7 +95,7 @@ impl Family {
                 include_str!("../../shaders/halting.wgsl"),
                 include_str!("../../shaders/glm_epoch.wgsl")
             ),
-            Family::GlmGrad => include_str!("../../shaders/glm_grad.wgsl"),
+            Family::GlmGrad => GLM_GRAD,
             Family::GlmFinish => concat!(
                 include_str!("../../shaders/halting.wgsl"),
                 include_str!("../../shaders/glm_finish.wgsl")
@@ -164,8 +173,10 @@ pub enum Kernel {
     /// X spans chunks; the variant.
     GlmEpoch(LossKind, bool, GlmEpochVariant),
     /// A one-output GLM's loss and gradient partial sums over row segments, in one pass,
-    /// in one of its variants.
-    GlmGrad(LossKind, GlmGradVariant),
+    /// in one of its variants; for [`GlmGradVariant::Warps`] the quads each lane holds
+    /// (1–4, from p: a constant, so that the driver unrolls the lane's loops and keeps
+    /// its values in registers), 0 for the others.
+    GlmGrad(LossKind, GlmGradVariant, u8),
     /// The segments of [`Kernel::GlmGrad`] added in order; the loss and the halt flag.
     GlmFinish,
     /// A two-layer MLP's rows pass (forward, loss, δ², δ¹) with its hidden activation.
@@ -225,7 +236,7 @@ impl Kernel {
             Kernel::UpdateAll(Rule::Adam) => "adam_all",
             Kernel::UpdateAll(Rule::AdaGrad) => "adagrad_all",
             Kernel::GlmEpoch(.., v) => v.entry_point(),
-            Kernel::GlmGrad(_, v) => v.entry_point(),
+            Kernel::GlmGrad(_, v, _) => v.entry_point(),
             Kernel::GlmFinish => "glm_finish",
             Kernel::MlpRows(_) => "mlp_rows",
             Kernel::MlpGrads => "mlp_grads",
@@ -249,7 +260,10 @@ impl Kernel {
             Kernel::Matmul(_, _, f, c, _) => vec![act(f), chunked(c)],
             Kernel::MatmulSplit(_, c) => vec![chunked(c)],
             Kernel::GlmEpoch(k, c, _) => vec![loss(k), chunked(c)],
-            Kernel::GlmGrad(k, _) => vec![loss(k)],
+            Kernel::GlmGrad(k, GlmGradVariant::Warps, quads) => {
+                vec![loss(k), ("SG_QUADS_USED", f64::from(quads))]
+            }
+            Kernel::GlmGrad(k, ..) => vec![loss(k)],
             _ => Vec::new(),
         }
     }
@@ -283,6 +297,9 @@ struct Cache {
 pub struct Pipelines {
     device: wgpu::Device,
     tuning: Tuning,
+    /// Whether the device was opened with subgroups (`DeviceLimits::subgroups`): the
+    /// families with subgroup variants compile them too.
+    subgroups: bool,
     cache: Mutex<Cache>,
     modules: AtomicUsize,
     layouts: AtomicUsize,
@@ -290,10 +307,11 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    pub(crate) fn new(device: wgpu::Device, tuning: Tuning) -> Self {
+    pub(crate) fn new(device: wgpu::Device, tuning: Tuning, subgroups: bool) -> Self {
         Pipelines {
             device,
             tuning,
+            subgroups,
             cache: Mutex::new(Cache::default()),
             modules: AtomicUsize::new(0),
             layouts: AtomicUsize::new(0),
@@ -357,13 +375,15 @@ impl Pipelines {
         wgpu::PipelineLayout,
     ) {
         cache.families.entry(family).or_insert_with(|| {
+            let source = match family {
+                Family::GlmGrad if self.subgroups => GLM_GRAD_WARPS,
+                _ => family.source(),
+            };
             let module = self
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(&format!("{family:?}")),
-                    source: wgpu::ShaderSource::Wgsl(
-                        self.tuning.block(family).source(family.source()),
-                    ),
+                    source: wgpu::ShaderSource::Wgsl(self.tuning.block(family).source(source)),
                 });
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,

@@ -73,7 +73,10 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
     // The full-batch gradient (gradient and the pass adding its segments), each variant,
     // at W4's width: one step of W4 is this plus the update.
     let (x, y, w) = tune::probe_data(rows, 64);
-    for variant in GlmGradVariant::ALL {
+    for variant in GlmGradVariant::ALL
+        .into_iter()
+        .filter(|v| v.runs_on(ctx.limits()))
+    {
         let reps = 9;
         let (_, ms) = tune::glm_grad_times(ctx, variant, (&x, &y, &w), &[1, reps])?;
         out.push(KernelTime {
@@ -84,6 +87,16 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
             flops: (rows * 64 * 4) as f64,
         });
     }
+    // The finishing pass alone, at the segments the adapter's variant cuts W4 into.
+    let variant = ctx.pipelines().tuning().glm_grad_for(64);
+    let segments = kernels::glm_grad_split(rows, 64, variant).segments;
+    out.push(KernelTime {
+        kernel: format!("GLM finish alone ({variant:?}'s {segments} segments)"),
+        shape: format!("{rows} × 64"),
+        us: finish_us(ctx, segments, 64)?,
+        bytes: (segments * kernels::glm_part_cols(64) * 4) as f64,
+        flops: (segments * 66) as f64,
+    });
     // The many-step kernel, each variant (on a device opened with it, the adapter's
     // other choices kept): a W1 step of 256 rows. A variant whose weights disagree with
     // float64 is left out.
@@ -114,6 +127,34 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
 /// `one` and `many` milliseconds.
 fn per_extra(one: f64, many: f64, reps: usize) -> f64 {
     (many - one) * 1e3 / (reps - 1) as f64
+}
+
+/// Microseconds one more finishing pass of `segments` partial blocks at `p` features
+/// costs.
+fn finish_us(ctx: &GpuContext, segments: usize, p: usize) -> Result<f64> {
+    let part = ctx.upload(
+        "profile partials",
+        &vec![0.5f32; segments * kernels::glm_part_cols(p)],
+    )?;
+    let gw = ctx.storage("profile gw", p)?;
+    let gb = ctx.storage("profile gb", 1)?;
+    let losses = ctx.storage("profile loss", 1)?;
+    let reps = 9;
+    let mut ring = ParamRing::new(ctx, reps)?;
+    let finish = kernels::bind_glm_finish(ctx, &ring, &part, (&gw, &gb), &losses, None)?;
+    let mut time = |n: usize| {
+        tune::median_ms(ctx, || {
+            kernels::submit(ctx, &mut ring, |pass, r| {
+                (0..n).try_for_each(|_| {
+                    let shape = (p, segments, segments * 256);
+                    kernels::glm_finish(ctx, pass, r, &finish, shape, 0, kernels::Halting::Off)
+                })
+            })
+        })
+    };
+    let one = time(1)?;
+    let many = time(reps)?;
+    Ok(per_extra(one, many, reps))
 }
 
 /// A submission of one tiny dispatch, waited for; a 4-byte readback.

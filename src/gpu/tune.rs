@@ -36,7 +36,7 @@ use super::readback;
 
 /// The version of the set of choices and candidates, in the cache key: raised when one is
 /// added, so that a choice cached before it was measured without it is measured again.
-const CHOICES: u32 = 6;
+const CHOICES: u32 = 7;
 
 /// The variable that turns tuning off (`off`).
 pub const TUNE_ENV: &str = "GRADFLOW_TUNE";
@@ -97,16 +97,23 @@ pub enum GlmGradVariant {
     /// in registers for Xᵀδ (p ≤ 1024, a multiple of 4). Written for a GPU; on the H200
     /// it lost to `Quads` (438 against 191 µs at W4's shape), so it stays a candidate.
     Lanes,
+    /// `glm_grad_warps` (`glm_grad_warps.wgsl`): eight invocations share a row, one or
+    /// more quads each, its dot product added across them by subgroup shuffles; X read
+    /// once, whole rows a load, several rows a lane in flight, no barrier within a
+    /// segment (p ≤ 128, a multiple of 4; only on devices with subgroups of at least 8
+    /// invocations, [`DeviceLimits::subgroups`](super::DeviceLimits::subgroups)).
+    Warps,
 }
 
 impl GlmGradVariant {
     /// Every variant, in the order the tuner tries them.
-    pub const ALL: [GlmGradVariant; 5] = [
+    pub const ALL: [GlmGradVariant; 6] = [
         GlmGradVariant::Tiles,
         GlmGradVariant::Quads,
         GlmGradVariant::Rows,
         GlmGradVariant::Rows4,
         GlmGradVariant::Lanes,
+        GlmGradVariant::Warps,
     ];
 
     /// Whether the variant handles `p` features.
@@ -126,7 +133,14 @@ impl GlmGradVariant {
             }
             GlmGradVariant::Rows => (1..=64).contains(&p),
             GlmGradVariant::Rows4 => (1..=64).contains(&p) && p.is_multiple_of(4),
+            GlmGradVariant::Warps => (1..=128).contains(&p) && p.is_multiple_of(4),
         }
+    }
+
+    /// Whether the variant runs on a device opened with `limits`: `Warps` needs
+    /// subgroups.
+    pub fn runs_on(self, limits: &super::DeviceLimits) -> bool {
+        self != GlmGradVariant::Warps || limits.subgroups
     }
 
     /// Whether each of the variant's 64 invocations walks its own run of rows (`Rows`,
@@ -142,6 +156,7 @@ impl GlmGradVariant {
             GlmGradVariant::Rows => "glm_grad_rows",
             GlmGradVariant::Rows4 => "glm_grad_rows4",
             GlmGradVariant::Lanes => "glm_grad_lanes",
+            GlmGradVariant::Warps => "glm_grad_warps",
         }
     }
 }
@@ -493,6 +508,7 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
     let ctx = GpuContext::open_with(adapter, best.clone()).await?;
     let grads = GlmGradVariant::ALL
         .into_iter()
+        .filter(|v| v.runs_on(ctx.limits()))
         .map(|v| (v, probe_glm_grad(&ctx, v).ok().flatten()))
         .collect();
     best.glm_grad = pick("GLM gradient", grads, &mut measured).unwrap_or(best.glm_grad);
@@ -832,7 +848,7 @@ pub(super) fn glm_grad_times(
     let wb = ctx.upload("tune w", w)?;
     let bb = ctx.upload("tune b", &[0.25f32])?;
     let room = kernels::glm_grad_segments_bound(n, p, variant);
-    let part = ctx.storage("tune partials", room * (p + 2))?;
+    let part = ctx.storage("tune partials", room * kernels::glm_part_cols(p))?;
     let gw = ctx.storage("tune gw", p)?;
     let gb = ctx.storage("tune gb", 1)?;
     let losses = ctx.storage("tune loss", 1)?;

@@ -519,7 +519,7 @@ fn fused_grad(
     let variant = ctx.pipelines().tuning().glm_grad_for(p);
     let room = kernels::glm_grad_segments_bound(cap, p, variant);
     let chunks = views.iter().map(|v| v.features.len()).max().unwrap_or(1);
-    let values = (chunks * room * (p + 2)) as u64;
+    let values = (chunks * room * kernels::glm_part_cols(p)) as u64;
     let fits = variant.fits(p)
         && chunks * room <= kernels::GLM_GRAD_MAX_SEGMENTS
         && values * 4 <= ctx.limits().max_storage_buffer_binding_size;
@@ -552,7 +552,8 @@ fn fused_grad(
         .collect::<Result<Vec<_>>>()?;
     let grads = (&bufs[glm.grad_w.0], &bufs[glm.grad_b.0]);
     let finish = kernels::bind_glm_finish(ctx, ring, &partials, grads, losses, Some(halt))?;
-    ctx.pipelines().get(Kernel::GlmGrad(program.loss, variant));
+    ctx.pipelines()
+        .get(kernels::glm_grad_kernel(program.loss, variant, p));
     ctx.pipelines().get(Kernel::GlmFinish);
     Ok(Some(FusedGrad {
         chunks,

@@ -20,6 +20,33 @@ pub const GLM_GRAD_MAX_SEGMENTS: usize = 12_000;
 /// (see [`MATMUL_K_PER_DISPATCH`]).
 const LOOP_BUDGET: usize = 30_000;
 
+/// Values a segment's block of partial sums spans at `p` features: Xᵀδ (p values), 1ᵀδ
+/// and the loss sum, padded to a multiple of 4 so that the finishing pass reads each
+/// block four values at a time (the twin of `glm_grad.wgsl`'s `part_cols`).
+///
+/// ```
+/// use gradflow::gpu::kernels::glm_part_cols;
+/// assert_eq!(glm_part_cols(64), 68);
+/// assert_eq!(glm_part_cols(2), 4);
+/// ```
+pub fn glm_part_cols(p: usize) -> usize {
+    (p + 2).next_multiple_of(4)
+}
+
+/// Invocations that share a row in [`GlmGradVariant::Warps`] (`glm_grad_warps.wgsl`'s
+/// `SG_LANES`).
+const WARP_LANES: usize = crate::gpu::context::MIN_SUBGROUP as usize;
+
+/// The pipeline of the fused GLM gradient in `variant` at `p` features: `Warps` is
+/// compiled for the quads a lane holds (p / 4 over its 8 lanes, 1 to 4).
+pub(crate) fn glm_grad_kernel(kind: LossKind, variant: GlmGradVariant, p: usize) -> Kernel {
+    let quads = match variant {
+        GlmGradVariant::Warps => p.div_ceil(4).div_ceil(WARP_LANES).clamp(1, 4) as u8,
+        _ => 0,
+    };
+    Kernel::GlmGrad(kind, variant, quads)
+}
+
 /// How the fused GLM gradient cuts a batch: `segments` of `seg_len` rows (the last
 /// shorter), one workgroup each per chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +71,9 @@ fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
             let tile = TILE_ROWS.min(TILE_ROWS / lanes * 16);
             LOOP_BUDGET / (TILE_ROWS / tile * (2 * 16 + lanes + 2))
         }
+        // Per 128 rows (32 slots × 4 ahead): four loads of up to four quads, four dot
+        // products, three shuffles and four updates; two such iterations per tile.
+        GlmGradVariant::Warps => LOOP_BUDGET / (2 * (4 + 4 * (4 + 4 + 3 + 4))),
         _ if p <= TILE_ROWS => LOOP_BUDGET / (p + TILE_ROWS / (TILE_ROWS / p) + 1),
         _ => LOOP_BUDGET / (p + TILE_ROWS * 5),
     };
@@ -227,7 +257,14 @@ pub fn glm_loss_grad(
         return Err(Error::param(
             "fused GLM gradient features p",
             p,
-            "must suit the variant (≤ 1024; Quads: a multiple of 4; Rows: ≤ 64)",
+            "must suit the variant (≤ 1024; Quads: a multiple of 4; Rows: ≤ 64; Warps: ≤ 128)",
+        ));
+    }
+    if !variant.runs_on(ctx.limits()) {
+        return Err(Error::param(
+            "fused GLM gradient variant",
+            format!("{variant:?}"),
+            "needs a device with subgroups of at least 8 invocations",
         ));
     }
     let cut = glm_grad_split(m, p, variant);
@@ -244,7 +281,7 @@ pub fn glm_loss_grad(
         TargetRows::Range(start) => (0, start),
         TargetRows::Gather(off) => (1, off),
     };
-    let values = (p + 2) as u64;
+    let values = glm_part_cols(p) as u64;
     // Chunk c's segments follow chunk c − 1's, so the finish reads exactly the blocks this
     // call writes (a shorter batch than the last must not add stale ones). Through a
     // gather every chunk walks every position; rows in stored order take only the
@@ -295,14 +332,34 @@ pub fn glm_loss_grad(
             ctx,
             pass,
             ring,
-            Kernel::GlmGrad(kind, variant),
+            glm_grad_kernel(kind, variant, p),
             bound,
             &params,
             grid,
         )?;
         blocks += segments;
     }
-    let segments = blocks;
+    glm_finish(ctx, pass, ring, finish, (p, blocks, m), slot, halting)
+}
+
+/// Records the finishing pass alone: adds `segments` blocks of partial sums of a batch of
+/// `m` rows at `p` features in segment order, writes ∂w, ∂b, the mean loss into
+/// `losses[slot]` and the halting decision. [`glm_loss_grad`] records it after the
+/// gradient; the profile times it alone.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for buffers shorter than the shape needs.
+pub fn glm_finish(
+    ctx: &GpuContext,
+    pass: &mut wgpu::ComputePass<'_>,
+    ring: &mut ParamRing,
+    finish: &Bound,
+    (p, segments, m): (usize, usize, usize),
+    slot: u32,
+    halting: Halting,
+) -> Result<()> {
+    check_family(finish, Family::GlmFinish)?;
+    let values = glm_part_cols(p) as u64;
     check_len(
         finish,
         0,
