@@ -272,6 +272,14 @@ fn glm_grad(
     finish_segment(lid, base, loss_acc, db_acc, WG);
 }
 
+// Quad c of the row at quad offset `off` (NONE: no row, zeros).
+fn quad_or_zero(off: u32, c: u32) -> vec4<f32> {
+    if (off == NONE) {
+        return vec4<f32>(0.0);
+    }
+    return x4[off + c];
+}
+
 // `glm_grad` for p a multiple of 4, reading rows as vec4: each row's dot product sums
 // four features at a time (the order differs from `glm_grad`'s, fixed all the same), and
 // invocation (group k, quad c) sums the tile's rows k, k + groups, … for features
@@ -311,8 +319,29 @@ fn glm_grad4(
             let row = chunk_row(r);
             if (row != NONE) {
                 off = (row - P.chunk_first) * q;
+                // Eight reads issued before their adds, which keep the one-by-one order
+                // (the same bits): a GPU then waits out one memory latency for eight.
                 var z4 = vec4<f32>(0.0);
-                for (var j = 0u; j < q; j++) {
+                var j = 0u;
+                for (; j + 8u <= q; j += 8u) {
+                    let a0 = x4[off + j];
+                    let a1 = x4[off + j + 1u];
+                    let a2 = x4[off + j + 2u];
+                    let a3 = x4[off + j + 3u];
+                    let a4 = x4[off + j + 4u];
+                    let a5 = x4[off + j + 5u];
+                    let a6 = x4[off + j + 6u];
+                    let a7 = x4[off + j + 7u];
+                    z4 += a0 * wv4[j];
+                    z4 += a1 * wv4[j + 1u];
+                    z4 += a2 * wv4[j + 2u];
+                    z4 += a3 * wv4[j + 3u];
+                    z4 += a4 * wv4[j + 4u];
+                    z4 += a5 * wv4[j + 5u];
+                    z4 += a6 * wv4[j + 6u];
+                    z4 += a7 * wv4[j + 7u];
+                }
+                for (; j < q; j++) {
                     z4 += x4[off + j] * wv4[j];
                 }
                 let term = loss_term(row, b0 + ((z4.x + z4.y) + (z4.z + z4.w)), scale);
@@ -326,11 +355,21 @@ fn glm_grad4(
         workgroupBarrier();
         let rows = min(WG, end - t0);
         if (k < groups) {
-            for (var i = k; i < rows; i += groups) {
-                let o = rowoff[i];
-                if (o != NONE) {
-                    g += delta[i] * x4[o + c];
-                }
+            // Four reads ahead, added in row order: a row outside the chunk has δ = 0
+            // and reads as zeros, adding nothing.
+            var i = k;
+            for (; i + 3u * groups < rows; i += 4u * groups) {
+                let v0 = quad_or_zero(rowoff[i], c);
+                let v1 = quad_or_zero(rowoff[i + groups], c);
+                let v2 = quad_or_zero(rowoff[i + 2u * groups], c);
+                let v3 = quad_or_zero(rowoff[i + 3u * groups], c);
+                g += delta[i] * v0;
+                g += delta[i + groups] * v1;
+                g += delta[i + 2u * groups] * v2;
+                g += delta[i + 3u * groups] * v3;
+            }
+            for (; i < rows; i += groups) {
+                g += delta[i] * quad_or_zero(rowoff[i], c);
             }
         }
         workgroupBarrier();

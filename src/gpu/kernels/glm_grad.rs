@@ -71,9 +71,9 @@ fn max_seg_len(p: usize, variant: GlmGradVariant) -> usize {
             let tile = TILE_ROWS.min(TILE_ROWS / lanes * 16);
             LOOP_BUDGET / (TILE_ROWS / tile * (2 * 16 + lanes + 2))
         }
-        // Per 128 rows (32 slots × 4 ahead): four loads of up to four quads, four dot
-        // products, three shuffles and four updates; two such iterations per tile.
-        GlmGradVariant::Warps => LOOP_BUDGET / (2 * (4 + 4 * (4 + 4 + 3 + 4))),
+        // Per 128 rows (32 slots × 4 rows ahead): one iteration and four shuffle loops of
+        // three; two such iterations per tile.
+        GlmGradVariant::Warps => LOOP_BUDGET / (2 * (1 + 4 * 3)),
         _ if p <= TILE_ROWS => LOOP_BUDGET / (p + TILE_ROWS / (TILE_ROWS / p) + 1),
         _ => LOOP_BUDGET / (p + TILE_ROWS * 5),
     };
