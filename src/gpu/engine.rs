@@ -84,6 +84,14 @@ pub struct GpuEngineOptions {
     /// allows 11 storage bindings per shader.
     /// Elsewhere (and for steps with a penalty) the ops run one dispatch each.
     pub fuse_glm: bool,
+    /// Run a small two-layer MLP's steps many to a dispatch, every parameter and its
+    /// gradient in one workgroup's memory (`shaders/mlp_epoch.wgsl`), where the adapter's
+    /// tuning chose it ([`Tuning::mlp_many`](super::tune::Tuning::mlp_many)) and the
+    /// engine can: resident data in one binding, no row weights, plain SGD, batches of at
+    /// most [`kernels::MLP_EPOCH_MAX_BATCH`] rows, a network that
+    /// [`kernels::mlp_epoch_tile`] holds, a device that allows 10 storage bindings per
+    /// shader. Elsewhere the MLP step runs as [`GpuEngineOptions::fuse_mlp`] says.
+    pub fuse_mlp_steps: bool,
     /// Compute a one-output GLM's loss and gradients (linear regression, logistic
     /// regression, `p` ≤ 1024) in one pass over the batch's rows, cut into segments over
     /// many workgroups (`shaders/glm_grad.wgsl`, then `glm_finish.wgsl` adds the segments
@@ -130,6 +138,7 @@ impl Default for GpuEngineOptions {
             tol: None,
             rule: Rule::Sgd,
             fuse_glm: false,
+            fuse_mlp_steps: false,
             fuse_glm_grad: true,
             fuse_mlp: true,
             fuse_epilogues: true,
@@ -348,16 +357,27 @@ struct FusedGrad {
     _partials: wgpu::Buffer,
 }
 
-/// The many-step GLM path: steps queue here and reach the device as one dispatch of
-/// `shaders/glm_epoch.wgsl` at the next flush.
+/// The many-step path: steps queue here and reach the device as dispatches of
+/// `shaders/glm_epoch.wgsl` or `shaders/mlp_epoch.wgsl` at the next flush.
 struct Fused {
     bound: Bound,
     steps: wgpu::Buffer,
     capacity: usize,
-    /// Steps one dispatch runs ([`kernels::glm_steps_per_dispatch`] of the batch size).
+    /// Steps one dispatch runs ([`kernels::glm_steps_per_dispatch`] or
+    /// [`kernels::mlp_epoch_steps_per_dispatch`] of the batch size).
     per_dispatch: usize,
     pending: Vec<kernels::GlmStep>,
-    kind: LossKind,
+    model: ManySteps,
+}
+
+/// The model a many-step engine runs.
+#[derive(Debug, Clone, Copy)]
+enum ManySteps {
+    /// A one-output GLM with its loss (`glm_epoch.wgsl`).
+    Glm(LossKind),
+    /// A small two-layer MLP: inputs, hidden units, classes, the hidden activation
+    /// (`mlp_epoch.wgsl`).
+    Mlp(usize, usize, usize, crate::program::Activation),
 }
 
 impl std::fmt::Debug for GpuEngine {

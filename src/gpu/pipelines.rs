@@ -15,6 +15,7 @@
 //! | glm finish | `glm_finish.wgsl` | partials (r), ∂w (rw), ∂b (rw), losses (rw), halt (rw) |
 //! | mlp rows | `mlp_rows.wgsl` | x, targets, idx, row weights, W¹, b¹, W², b² (r); xb, a, δ², δ¹, loss parts (rw) |
 //! | mlp grads | `mlp_grads.wgsl` | xb, δ¹, a, δ², loss parts (r); ∂W¹, ∂b¹, ∂W², ∂b², losses, halt (rw) |
+//! | mlp epoch | `mlp_epoch.wgsl` | x, targets, order, steps (r); W¹, b¹, W², b², losses, halt (rw) |
 //!
 //! Binding 0 is always the per-dispatch parameters: a uniform with a dynamic offset into
 //! a [`ParamRing`](super::kernels::ParamRing).
@@ -59,6 +60,8 @@ pub enum Family {
     MlpRows,
     /// `mlp_grads.wgsl`.
     MlpGrads,
+    /// `mlp_epoch.wgsl`.
+    MlpEpoch,
 }
 
 /// `glm_grad.wgsl`, which every device compiles.
@@ -105,6 +108,10 @@ impl Family {
                 include_str!("../../shaders/halting.wgsl"),
                 include_str!("../../shaders/mlp_grads.wgsl")
             ),
+            Family::MlpEpoch => concat!(
+                include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/mlp_epoch.wgsl")
+            ),
         }
     }
 
@@ -137,6 +144,10 @@ impl Family {
             ],
             Family::MlpGrads => &[
                 false, false, false, false, false, true, true, true, true, true, true,
+            ],
+            // 10 storage bindings (the engine checks).
+            Family::MlpEpoch => &[
+                false, false, false, false, true, true, true, true, true, true,
             ],
         }
     }
@@ -183,6 +194,8 @@ pub enum Kernel {
     MlpRows(Activation),
     /// A two-layer MLP's sums over the rows: the gradients, the loss and the halt flag.
     MlpGrads,
+    /// Many SGD steps of a small two-layer MLP with its hidden activation.
+    MlpEpoch(Activation),
 }
 
 impl Kernel {
@@ -202,6 +215,7 @@ impl Kernel {
             Kernel::GlmFinish => Family::GlmFinish,
             Kernel::MlpRows(_) => Family::MlpRows,
             Kernel::MlpGrads => Family::MlpGrads,
+            Kernel::MlpEpoch(_) => Family::MlpEpoch,
         }
     }
 
@@ -240,6 +254,7 @@ impl Kernel {
             Kernel::GlmFinish => "glm_finish",
             Kernel::MlpRows(_) => "mlp_rows",
             Kernel::MlpGrads => "mlp_grads",
+            Kernel::MlpEpoch(_) => "mlp_epoch",
         }
     }
 
@@ -254,7 +269,10 @@ impl Kernel {
         let loss = |k: LossKind| ("LOSS", if k == LossKind::SigmoidBce { 1.0 } else { 0.0 });
         let chunked = |c: bool| ("CHUNKED", if c { 1.0 } else { 0.0 });
         match self {
-            Kernel::Activate(f) | Kernel::ActivateBackward(f) | Kernel::MlpRows(f) => {
+            Kernel::Activate(f)
+            | Kernel::ActivateBackward(f)
+            | Kernel::MlpRows(f)
+            | Kernel::MlpEpoch(f) => {
                 vec![act(f)]
             }
             Kernel::Matmul(_, _, f, c, _) => vec![act(f), chunked(c)],

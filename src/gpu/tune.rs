@@ -278,6 +278,11 @@ pub struct Tuning {
     /// How a two-layer MLP's step runs.
     #[serde(default = "per_op")]
     pub mlp: MlpStep,
+    /// Whether a small two-layer MLP (its parameters twice in one workgroup's memory,
+    /// [`kernels::mlp_epoch_tile`]) runs its SGD steps many to a dispatch
+    /// (`mlp_epoch.wgsl`) rather than as `mlp` says, where the engine allows.
+    #[serde(default)]
+    pub mlp_many: bool,
     /// What was measured: probe, candidate, median milliseconds (empty for defaults).
     #[serde(default)]
     pub measured: Vec<Measured>,
@@ -322,6 +327,7 @@ impl Default for Tuning {
             matmul: MatmulBlock::Four,
             split: SumSplit::Long,
             mlp: MlpStep::Fused,
+            mlp_many: false,
             measured: Vec::new(),
         }
     }

@@ -80,15 +80,18 @@ impl Trainer {
                     "runs in one process: verify a single-process fit",
                 ));
             }
+            // The many-step kernels: the engine takes them where the data and model
+            // allow (see the options).
+            let many_steps = cfg.fuse_steps
+                && alone
+                && verify.is_none()
+                && choices.penalty == Penalty::None
+                && rule == Rule::Sgd;
             let options = GpuEngineOptions {
                 tol: tol.map(|t| t as f32),
                 rule,
-                // The engine takes it where the data and model allow (see the option).
-                fuse_glm: cfg.fuse_steps
-                    && alone
-                    && verify.is_none()
-                    && choices.penalty == Penalty::None
-                    && rule == Rule::Sgd,
+                fuse_glm: many_steps,
+                fuse_mlp_steps: many_steps,
                 fuse_glm_grad: cfg.fuse_steps,
                 fuse_mlp: cfg.fuse_steps,
                 fuse_epilogues: cfg.fuse_steps,

@@ -12,8 +12,8 @@ use super::super::pipelines::Kernel;
 use super::super::tune::{MlpStep, SumSplit};
 use super::chunks::FeatureChunks;
 use super::{
-    BoundOp, Data, Fused, FusedGrad, FusedMlp, GpuEngine, GpuEngineOptions, OpKind, Source,
-    SplitPass, View, ring,
+    BoundOp, Data, Fused, FusedGrad, FusedMlp, GpuEngine, GpuEngineOptions, ManySteps, OpKind,
+    Source, SplitPass, View, ring,
 };
 use crate::program::LossKind;
 use crate::program::Rule;
@@ -327,9 +327,20 @@ impl GpuEngine {
             None
         };
         let fused = match (&data, views.first()) {
-            (Data::Resident { order, .. }, Some(view)) if options.fuse_glm => {
+            (Data::Resident { order, .. }, Some(view)) => {
                 let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
-                fused_glm(ctx, &ring, view, order, (loss_slots, cap), args)?
+                let slots = (loss_slots, cap);
+                match options.fuse_glm {
+                    true => fused_glm(ctx, &ring, view, order, slots, args)?,
+                    false => None,
+                }
+                .map_or_else(
+                    || match options.fuse_mlp_steps {
+                        true => fused_mlp_steps(ctx, &ring, view, order, slots, args),
+                        false => Ok(None),
+                    },
+                    |f| Ok(Some(f)),
+                )?
             }
             _ => None,
         };
@@ -491,7 +502,67 @@ fn fused_glm(
         capacity,
         per_dispatch,
         pending: Vec::with_capacity(loss_slots),
-        kind: program.loss,
+        model: ManySteps::Glm(program.loss),
+    }))
+}
+
+/// The many-step MLP path for this engine, when it applies: seed 001's two-layer network
+/// where the adapter's tuning chose many steps a dispatch for small networks
+/// ([`Tuning::mlp_many`](crate::gpu::tune::Tuning::mlp_many)), one that
+/// [`kernels::mlp_epoch_steps_per_dispatch`] takes at batches of `cap` rows, plain SGD,
+/// features in one binding, no row weights, a device that allows the kernel's 10
+/// storage bindings. Its step list holds one epoch's loss slots (at most what one
+/// submission's parameter blocks can launch).
+#[allow(clippy::type_complexity)] // the engine's parts the kernel binds, passed apart
+fn fused_mlp_steps(
+    ctx: &GpuContext,
+    ring: &ParamRing,
+    view: &super::View<'_>,
+    order: &wgpu::Buffer,
+    (loss_slots, cap): (usize, usize),
+    (program, p, rule, bufs, losses, halt): (
+        &Program,
+        usize,
+        Rule,
+        &[wgpu::Buffer],
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+    ),
+) -> Result<Option<Fused>> {
+    let Some(mlp) = program.as_mlp() else {
+        return Ok(None);
+    };
+    let (h, k) = (mlp.hidden, mlp.classes);
+    let per_dispatch = kernels::mlp_epoch_steps_per_dispatch(cap, (p, h, k));
+    let fits = ctx.pipelines().tuning().mlp_many
+        && view.features.len() == 1
+        && view.weights.is_none()
+        && rule == Rule::Sgd
+        && ctx.limits().max_storage_buffers_per_shader_stage >= kernels::MLP_EPOCH_BINDINGS;
+    let (Some(per_dispatch), true) = (per_dispatch, fits) else {
+        return Ok(None);
+    };
+    let steps = ctx.storage("mlp steps", 4 * loss_slots)?;
+    let bound = kernels::bind_mlp_epoch(
+        ctx,
+        ring,
+        view.features[0],
+        view.targets,
+        order,
+        &steps,
+        mlp.params.map(|id| &bufs[id.0]),
+        losses,
+        halt,
+    )?;
+    ctx.pipelines().get(Kernel::MlpEpoch(mlp.activation));
+    let capacity = loss_slots.min(ring.free() * per_dispatch);
+    Ok(Some(Fused {
+        bound,
+        steps,
+        capacity,
+        per_dispatch,
+        pending: Vec::with_capacity(loss_slots),
+        model: ManySteps::Mlp(p, h, k, mlp.activation),
     }))
 }
 

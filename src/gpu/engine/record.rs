@@ -7,7 +7,9 @@ use crate::program::{Rule, StepScalars};
 
 use super::super::context::GpuContext;
 use super::super::kernels::{self, Halting, ParamRing, TargetRows};
-use super::{BoundOp, Data, FusedGrad, FusedMlp, GpuEngine, OpKind, OpenSteps, StepRows};
+use super::{
+    BoundOp, Data, FusedGrad, FusedMlp, GpuEngine, ManySteps, OpKind, OpenSteps, StepRows,
+};
 
 impl GpuEngine {
     /// The checks every step makes, fused or not.
@@ -118,7 +120,7 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Queues a step for the many-step GLM kernel (the engine has [`Fused`]); the queue
+    /// Queues a step for the many-step kernel (the engine has [`Fused`]); the queue
     /// goes to the device, in one submission, when it is full (an epoch's slots, or what
     /// the parameter ring can launch) or at the next flush.
     pub(super) fn queue_fused(
@@ -132,9 +134,9 @@ impl GpuEngine {
         let (w, b) = (update.of(false).of::<f32>(), update.of(true).of::<f32>());
         if w.l1 != 0.0 || w.l2 != 0.0 || w.lr != b.lr {
             return Err(Error::param(
-                "many-step GLM update",
+                "many-step update",
                 format!("l1 {} l2 {}", w.l1, w.l2),
-                "must be plain SGD without a penalty (build the engine without fuse_glm)",
+                "must be plain SGD without a penalty (build the engine without fuse_glm and fuse_mlp_steps)",
             ));
         }
         let Some(fused) = &mut self.fused else {
@@ -175,16 +177,28 @@ impl GpuEngine {
             });
             for first in (0..fused.pending.len()).step_by(fused.per_dispatch) {
                 let count = fused.per_dispatch.min(fused.pending.len() - first);
-                kernels::glm_epoch(
-                    &ctx,
-                    &mut pass,
-                    &mut self.ring,
-                    &fused.bound,
-                    fused.kind,
-                    self.p,
-                    (first, count),
-                    self.halting,
-                )?;
+                let (ring, steps) = (&mut self.ring, (first, count));
+                match fused.model {
+                    ManySteps::Glm(kind) => kernels::glm_epoch(
+                        &ctx,
+                        &mut pass,
+                        ring,
+                        &fused.bound,
+                        kind,
+                        self.p,
+                        steps,
+                        self.halting,
+                    )?,
+                    ManySteps::Mlp(p, h, k, act) => kernels::mlp_epoch(
+                        &ctx,
+                        &mut pass,
+                        ring,
+                        &fused.bound,
+                        (p, h, k, act),
+                        steps,
+                        self.halting,
+                    )?,
+                }
                 self.dispatches += 1;
             }
         }
