@@ -479,6 +479,10 @@ fn the_kernel_profile_times_every_kernel() {
         names.iter().any(|n| n.starts_with("GLM finish alone")),
         "{names:?}"
     );
+    for how in ["step by step", "many steps a dispatch"] {
+        let want = format!("small MLP, {how}, per step (16 steps, one wait)");
+        assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");
+    }
     for v in tune::GlmEpochVariant::ALL {
         let want = format!("many-step GLM ({v:?}), per step");
         assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");

@@ -94,15 +94,26 @@ fn print_tuning(t: &gradflow::gpu::Tuning) {
     println!(
         "    parameter block: {:?} (per-op kernels), {:?} (many-step GLM) · many-step GLM: {:?} · \
          GLM gradient: {:?} · matrix products: {:?} register block · split sums: {:?} · \
-         MLP step: {:?}",
-        t.per_op, t.many_step, t.glm_epoch, t.glm_grad, t.matmul, t.split, t.mlp
+         MLP step: {:?} · small MLPs: {}",
+        t.per_op,
+        t.many_step,
+        t.glm_epoch,
+        t.glm_grad,
+        t.matmul,
+        t.split,
+        t.mlp,
+        if t.mlp_many {
+            "many steps a dispatch"
+        } else {
+            "step by step"
+        }
     );
     for m in &t.measured {
         let time = m.ms.map_or_else(
             || "wrong results: not chosen".to_string(),
             |ms| format!("{ms:.2} ms"),
         );
-        println!("    {:<16} {:<16} {time}", m.probe, m.candidate);
+        println!("    {:<17} {:<16} {time}", m.probe, m.candidate);
     }
 }
 

@@ -120,6 +120,31 @@ pub fn kernel_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
             flops: (256 * 64 * 4) as f64,
         });
     }
+    // A small MLP's SGD steps, one at a time and many to a dispatch (the tuner's probe:
+    // 16 steps and their losses read back, per step).
+    for many in [false, true] {
+        let tuning = Tuning {
+            mlp_many: many,
+            ..ctx.pipelines().tuning().clone()
+        };
+        let vctx = GpuContext::with_tuning(Some(&ctx.info().name), tuning)?;
+        let Some(ms) = tune::probe_small_mlp(&vctx)? else {
+            continue;
+        };
+        let how = if many {
+            "many steps a dispatch"
+        } else {
+            "step by step"
+        };
+        let (p, h, k, m) = (16, 32, 4, 64);
+        out.push(KernelTime {
+            kernel: format!("small MLP, {how}, per step (16 steps, one wait)"),
+            shape: format!("{m} × {p}-{h}-{k}"),
+            us: ms * 1e3 / 16.0,
+            bytes: ((m * p + 2 * (p * h + h + h * k + k)) * 4) as f64,
+            flops: (6 * m * (p * h + h * k)) as f64,
+        });
+    }
     Ok(out)
 }
 

@@ -10,6 +10,7 @@
 //! | matrix products' register block (`matmul.wgsl`) | [`MatmulBlock`] | the same trade: invocations against reads per multiply-add |
 //! | which products' sums over k are split over workgroups | [`SumSplit`] | a GPU leaves most of itself idle when a thin product's 8–16 workgroups each walk a 256-long sum; a CPU adapter pays a dispatch for the second pass |
 //! | a two-layer MLP's step: per-op or fused (`mlp_rows.wgsl` + `mlp_grads.wgsl`) | [`MlpStep`] | on a GPU each of the per-op path's dozen dispatches is a launch and a barrier on a nearly idle device; on llvmpipe the fused passes' scattered reads are per-lane gathers (lavapipe, the tuner's 16 W3 steps: per-op 152 ms, the first fused version 449) |
+//! | a small MLP's steps many to a dispatch (`mlp_epoch.wgsl`) or one at a time | [`Tuning::mlp_many`] | one workgroup does all of a step's work: it saves the launches where a step is a few microseconds of work, and loses where the work would fill a GPU |
 //!
 //! Opening an adapter ([`GpuContext::new`]) takes its cached choice, or measures it: each
 //! candidate runs a small probe on a device opened with it, is checked against a
@@ -559,6 +560,17 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
         }
     }
     best.mlp = pick("MLP step", steps, &mut measured).unwrap_or(best.mlp);
+    let mut small = Vec::new();
+    for choice in [SmallMlp::StepByStep, SmallMlp::ManySteps] {
+        let t = Tuning {
+            mlp_many: choice == SmallMlp::ManySteps,
+            ..best.clone()
+        };
+        if let Ok(ctx) = GpuContext::open_with(adapter, t).await {
+            small.push((choice, probe_small_mlp(&ctx).ok().flatten()));
+        }
+    }
+    best.mlp_many = pick("small MLP steps", small, &mut measured) == Some(SmallMlp::ManySteps);
     best.measured = measured;
     Ok(best)
 }
@@ -1006,6 +1018,73 @@ fn probe_mlp(ctx: &GpuContext) -> Result<Option<f64>> {
         gpu.read_losses(16).map(drop)
     })?;
     Ok(Some(ms))
+}
+
+/// The candidates for [`Tuning::mlp_many`], as the tuner's table names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SmallMlp {
+    /// Each step as [`Tuning::mlp`] says.
+    StepByStep,
+    /// Steps many to a dispatch of `mlp_epoch.wgsl`.
+    ManySteps,
+}
+
+/// Sixteen SGD steps of a small network (16-32-4, sigmoid, batches of 64 over 1,024
+/// rows) on an engine that runs them as the context's tuning says (`mlp_many`): the
+/// median milliseconds, `None` where the final parameters disagree with the same steps
+/// in float64 (`cpu::engine`).
+pub(super) fn probe_small_mlp(ctx: &GpuContext) -> Result<Option<f64>> {
+    use super::{GpuEngine, GpuEngineOptions};
+    use crate::data::{Rows, Targets};
+    let (n, p, h, k, batch, steps) = (1024, 16, 32, 4, 64, 16);
+    let (x, y, _) = probe_data(n, p);
+    let labels: Vec<u32> = (0..n).map(|r| ((r * 7) % k) as u32).collect();
+    let targets = Targets::Classes { labels, classes: k };
+    let program = crate::program::mlp(p, h, k, crate::program::Activation::Sigmoid);
+    let mut at = 0;
+    let params: Vec<Vec<f32>> = program
+        .params
+        .iter()
+        .map(|d| {
+            let len = d.rows * d.cols;
+            // The probe targets' values in ±1, scaled to a weight's ±0.5.
+            let v = (at..at + len).map(|i| 0.5 * y[i % n]).collect();
+            at += len;
+            v
+        })
+        .collect();
+    let options = GpuEngineOptions {
+        loss_slots: Some(steps),
+        fuse_mlp_steps: true,
+        ..GpuEngineOptions::default()
+    };
+    let mut gpu = GpuEngine::with_options(ctx, program.clone(), &x, p, &targets, batch, options)?;
+    let run = |gpu: &mut GpuEngine| -> Result<()> {
+        gpu.set_params(&params)?;
+        for s in 0..steps {
+            gpu.step((s % (n / batch)) * batch, batch, 0.1, s)?;
+        }
+        gpu.read_losses(steps).map(drop)
+    };
+    gpu.set_identity_order()?;
+    run(&mut gpu)?;
+    let got = gpu.params()?.concat();
+    let mut cpu = crate::cpu::engine::CpuEngine::<f64>::new(program, &x, p, Some(&targets), batch);
+    cpu.set_params(&params)?;
+    for s in 0..steps {
+        let start = (s % (n / batch)) * batch;
+        cpu.step(Rows::Range { start, len: batch }, 0.1)?;
+    }
+    let want: Vec<f64> = cpu
+        .params()
+        .concat()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    if !agrees(&got, &want) {
+        return Ok(None);
+    }
+    Ok(Some(median_ms(ctx, || run(&mut gpu))?))
 }
 
 /// Rows of the MLP probe's data.
