@@ -31,7 +31,8 @@
 // (`halting.wgsl`, compiled in front of this file), and unless it stops the fit, every
 // parameter −= lr · its gradient and the gradients to zero. Every sum runs in an order
 // fixed by the shape: a fit repeats bit for bit. A halted fit (halt[0] = 1) applies no
-// further step. The parameters go back to their buffers when the dispatch ends.
+// further step. The parameters go back to their buffers when the dispatch ends. The
+// activation (`activate`, `derivative`, ACT) is `mlp_activation.wgsl`'s, compiled in front.
 
 struct Params {
     p: u32,
@@ -60,9 +61,6 @@ const FLOATS: u32 = 7424u;
 // Rows a tile holds at most.
 const MAX_TILE: u32 = 64u;
 
-// The hidden activation: a pipeline variant, fixed when the pipeline is built.
-override ACT: u32 = 0u;
-
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
@@ -84,37 +82,6 @@ var<workgroup> u_len: u32;
 var<workgroup> u_stop: u32;
 var<workgroup> u_first: u32;
 var<workgroup> u_last: u32;
-
-// `activation.wgsl`'s arithmetic, as `mlp_rows.wgsl`'s copies.
-fn sigmoid(z: f32) -> f32 {
-    if (z >= 0.0) {
-        return 1.0 / (1.0 + exp(-z));
-    }
-    let e = exp(z);
-    return e / (1.0 + e);
-}
-
-fn stable_tanh(z: f32) -> f32 {
-    let e = exp(-2.0 * abs(z));
-    return sign(z) * (1.0 - e) / (1.0 + e);
-}
-
-fn activate(z: f32) -> f32 {
-    switch ACT {
-        case 0u: { return sigmoid(z); }
-        case 1u: { return stable_tanh(z); }
-        default: { return max(z, 0.0); }
-    }
-}
-
-// f′ from the forward output a.
-fn derivative(y: f32) -> f32 {
-    switch ACT {
-        case 0u: { return y * (1.0 - y); }
-        case 1u: { return 1.0 - y * y; }
-        default: { return select(0.0, 1.0, y > 0.0); }
-    }
-}
 
 // Offsets into S: W¹, b¹, W², b², the gradients, the tile's a / δ¹ and z² / δ².
 struct Offsets {

@@ -16,7 +16,8 @@
 // and the workgroup's loss terms, added in row order, into lossp[workgroup]. Every sum
 // is in an order fixed by the shape: a step repeats bit for bit. Rows are read through
 // the gather index (idx[idx_off + r]) or, with use_idx = 0, in order from idx_off;
-// weights (use_w = 1) scale a row's loss and δ² as in `loss.wgsl`.
+// weights (use_w = 1) scale a row's loss and δ² as in `loss.wgsl`. The activation
+// (`activate`, `derivative`, ACT) is `mlp_activation.wgsl`'s, compiled in front.
 //
 // The host picks R so that R·p ≤ XS, R·h ≤ HS, R·k ≤ LS and R ≤ MAX_ROWS = 4
 // (`kernels::mlp_rows_per_group`), and lanes · R · k ≤ WG.
@@ -35,9 +36,6 @@ struct Params {
     _pad1: u32,
     _pad2: u32,
 }
-
-// The hidden activation: a pipeline variant, fixed when the pipeline is built.
-override ACT: u32 = 0u;
 
 const WG: u32 = 256u;
 const MAX_ROWS: u32 = 4u;
@@ -65,40 +63,6 @@ var<workgroup> hs: array<f32, HS>;
 var<workgroup> zs: array<f32, LS>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> row_loss: array<f32, MAX_ROWS>;
-
-// `sigmoid` and `stable_tanh` are `activation.wgsl`'s, character for character (a test
-// compares them): the fused step applies the separate kernels' arithmetic.
-// Never evaluates e^x for large positive x, as `cpu::activation::sigmoid`.
-fn sigmoid(z: f32) -> f32 {
-    if (z >= 0.0) {
-        return 1.0 / (1.0 + exp(-z));
-    }
-    let e = exp(z);
-    return e / (1.0 + e);
-}
-
-// tanh through e^(−2|z|) ≤ 1, so it cannot overflow for large |z|.
-fn stable_tanh(z: f32) -> f32 {
-    let e = exp(-2.0 * abs(z));
-    return sign(z) * (1.0 - e) / (1.0 + e);
-}
-
-fn activate(z: f32) -> f32 {
-    switch ACT {
-        case 0u: { return sigmoid(z); }
-        case 1u: { return stable_tanh(z); }
-        default: { return max(z, 0.0); }
-    }
-}
-
-// f′ from the forward output a, as `activation.wgsl`'s backward.
-fn derivative(y: f32) -> f32 {
-    switch ACT {
-        case 0u: { return y * (1.0 - y); }
-        case 1u: { return 1.0 - y * y; }
-        default: { return select(0.0, 1.0, y > 0.0); }
-    }
-}
 
 // Stored row of the batch's row r.
 fn source_row(r: u32) -> u32 {

@@ -56,11 +56,11 @@ pub enum Family {
     GlmGrad,
     /// `glm_finish.wgsl`.
     GlmFinish,
-    /// `mlp_rows.wgsl`.
+    /// `mlp_rows.wgsl` (with `mlp_activation.wgsl` in front).
     MlpRows,
     /// `mlp_grads.wgsl`.
     MlpGrads,
-    /// `mlp_epoch.wgsl`.
+    /// `mlp_epoch.wgsl` (with `halting.wgsl` and `mlp_activation.wgsl` in front).
     MlpEpoch,
 }
 
@@ -103,13 +103,17 @@ impl Family {
                 include_str!("../../shaders/halting.wgsl"),
                 include_str!("../../shaders/glm_finish.wgsl")
             ),
-            Family::MlpRows => include_str!("../../shaders/mlp_rows.wgsl"),
+            Family::MlpRows => concat!(
+                include_str!("../../shaders/mlp_activation.wgsl"),
+                include_str!("../../shaders/mlp_rows.wgsl")
+            ),
             Family::MlpGrads => concat!(
                 include_str!("../../shaders/halting.wgsl"),
                 include_str!("../../shaders/mlp_grads.wgsl")
             ),
             Family::MlpEpoch => concat!(
                 include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/mlp_activation.wgsl"),
                 include_str!("../../shaders/mlp_epoch.wgsl")
             ),
         }

@@ -506,7 +506,7 @@ mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
-    /// The epilogue's activations (and the fused MLP step's) are `activation.wgsl`'s,
+    /// The epilogue's activations (and the whole-step MLP kernels') are `activation.wgsl`'s,
     /// character for character: a fused kernel gives the separate kernels' bits only
     /// while they stay so.
     #[test]
@@ -514,7 +514,7 @@ mod tests {
         let activation = include_str!("../../../shaders/activation.wgsl");
         for fused in [
             include_str!("../../../shaders/matmul.wgsl"),
-            include_str!("../../../shaders/mlp_rows.wgsl"),
+            include_str!("../../../shaders/mlp_activation.wgsl"),
         ] {
             for name in ["fn sigmoid(", "fn stable_tanh("] {
                 let body = |src: &str| {

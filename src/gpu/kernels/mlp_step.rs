@@ -412,7 +412,7 @@ mod tests {
     fn params_mirror_the_shaders() {
         type R = MlpRowsParams;
         assert_mirrors(
-            include_str!("../../../shaders/mlp_rows.wgsl"),
+            Family::MlpRows.source(),
             size_of::<R>(),
             &[
                 ("p", offset_of!(R, p), 'u'),
