@@ -100,6 +100,14 @@ fn part_cols() -> u32 {
     return (P.p + 5u) & ~3u;
 }
 
+// Four partial sums from `at`.
+fn put4(at: u32, v: vec4<f32>) {
+    part[at] = v.x;
+    part[at + 1u] = v.y;
+    part[at + 2u] = v.z;
+    part[at + 3u] = v.w;
+}
+
 // δ's factor: 2/m for the mean squared error, 1/m for the cross-entropy.
 fn delta_scale() -> f32 {
     return select(1.0, 2.0, LOSS == 0u) / f32(P.len);
@@ -166,10 +174,7 @@ fn finish_quads(lid: u32, base: u32, g: vec4<f32>, shape: vec3<u32>, acc: vec2<f
             total += red4[j * shape.z + lid];
         }
         let at = base + 4u * lid;
-        part[at] = total.x;
-        part[at + 1u] = total.y;
-        part[at + 2u] = total.z;
-        part[at + 3u] = total.w;
+        put4(at, total);
     }
     workgroupBarrier();
     finish_segment(lid, base, acc.x, acc.y, WG);
@@ -527,10 +532,7 @@ fn glm_grad_rows4(
                 total += red_r4[t * 4u + lid];
             }
             let at = base + 4u * (c0 + lid);
-            part[at] = total.x;
-            part[at + 1u] = total.y;
-            part[at + 2u] = total.z;
-            part[at + 3u] = total.w;
+            put4(at, total);
         }
         workgroupBarrier();
     }

@@ -132,11 +132,7 @@ fn store_quad(lid: u32, base: u32, j: u32, g: vec4<f32>, q: u32) {
         for (var t = 0u; t < SG_SLOTS; t++) {
             total += red4[t * SG_LANES + lid];
         }
-        let o = base + 4u * k;
-        part[o] = total.x;
-        part[o + 1u] = total.y;
-        part[o + 2u] = total.z;
-        part[o + 3u] = total.w;
+        put4(base + 4u * k, total);
     }
     workgroupBarrier();
 }

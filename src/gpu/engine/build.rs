@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::program::{BufId, Op, Program, Src};
 
 use super::super::context::GpuContext;
-use super::super::kernels::{self, Epilogue, Halting, ParamRing};
+use super::super::kernels::{self, Bound, Epilogue, Halting, ParamRing};
 use super::super::pipelines::Kernel;
 use super::super::tune::{MlpStep, SumSplit};
 use super::chunks::FeatureChunks;
@@ -493,17 +493,37 @@ fn fused_glm(
         view.features.len() > 1,
         ctx.pipelines().tuning().glm_epoch_for(p),
     ));
-    // One parameter block per dispatch: a queue of steps must fit the ring's blocks.
     let per_dispatch = kernels::glm_steps_per_dispatch(cap);
-    let capacity = loss_slots.min(ring.free() * per_dispatch);
-    Ok(Some(Fused {
-        bound,
-        steps,
-        capacity,
+    let model = ManySteps::Glm(program.loss);
+    Ok(Some(Fused::new(
+        (bound, steps),
+        ring,
+        loss_slots,
         per_dispatch,
-        pending: Vec::with_capacity(loss_slots),
-        model: ManySteps::Glm(program.loss),
-    }))
+        model,
+    )))
+}
+
+impl Fused {
+    /// A bound many-step kernel and its step list: the queue holds one epoch's loss
+    /// slots, at most what the ring's parameter blocks can launch (one a dispatch of
+    /// `per_dispatch` steps).
+    fn new(
+        (bound, steps): (Bound, wgpu::Buffer),
+        ring: &ParamRing,
+        loss_slots: usize,
+        per_dispatch: usize,
+        model: ManySteps,
+    ) -> Fused {
+        Fused {
+            bound,
+            steps,
+            capacity: loss_slots.min(ring.free() * per_dispatch),
+            per_dispatch,
+            pending: Vec::with_capacity(loss_slots),
+            model,
+        }
+    }
 }
 
 /// The many-step MLP path for this engine, when it applies: seed 001's two-layer network
@@ -555,15 +575,14 @@ fn fused_mlp_steps(
         halt,
     )?;
     ctx.pipelines().get(Kernel::MlpEpoch(mlp.activation));
-    let capacity = loss_slots.min(ring.free() * per_dispatch);
-    Ok(Some(Fused {
-        bound,
-        steps,
-        capacity,
+    let model = ManySteps::Mlp(p, h, k, mlp.activation);
+    Ok(Some(Fused::new(
+        (bound, steps),
+        ring,
+        loss_slots,
         per_dispatch,
-        pending: Vec::with_capacity(loss_slots),
-        model: ManySteps::Mlp(p, h, k, mlp.activation),
-    }))
+        model,
+    )))
 }
 
 /// The fused GLM gradient for this engine, when it applies: a one-output GLM (MSE or
