@@ -93,6 +93,17 @@ fn check_order(
             "n={n} p={p} logistic={logistic} chunk={chunk:?} weighted={weighted} rows {start}+{len}"
         );
         let (loss, grads) = gpu.loss_and_grads(start, len).expect("gpu");
+        // Every sum in an order fixed by the shape: the same bits again.
+        let (again, again_grads) = gpu.loss_and_grads(start, len).expect("gpu");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(loss.to_bits(), again.to_bits(), "{what}: rerun");
+        assert!(
+            grads
+                .iter()
+                .zip(&again_grads)
+                .all(|(a, b)| bits(a) == bits(b)),
+            "{what}: rerun"
+        );
         let cpu_loss = cpu
             .loss_and_grads(Rows::Gather(&order[start..start + len]))
             .expect("cpu");
@@ -121,7 +132,8 @@ fn check_order(
     // holding rows of the batch) and the finish.
     let chunks = gpu.feature_chunks() as u64;
     let (after, _) = gpu.launches();
-    let evaluations = if n / 3 < n - n / 5 { 2 } else { 1 };
+    // Two evaluations (the second a rerun) per batch.
+    let evaluations = 2 * if n / 3 < n - n / 5 { 2 } else { 1 };
     let ran = after - before;
     assert!(
         ran >= evaluations * 2 && ran <= evaluations * (chunks + 1),
@@ -130,7 +142,7 @@ fn check_order(
 }
 
 /// Every variant, on both parameter blocks, against the f64 reference: p across the
-/// variants' limits (1, 3, 4, 30, 64, 65, 257, 1024), rows across tiles and segments
+/// variants' limits (1, 3, 4, 30, 64, 65, 257, 1022, 1024), rows across tiles and segments
 /// (1, 255, 257, 5,000, 70,000), linear and logistic, chunked features, row weights.
 #[test]
 fn every_glm_gradient_variant_matches_the_reference() {
@@ -165,6 +177,9 @@ fn every_glm_gradient_variant_matches_the_reference() {
                 (700, 36),
                 (1100, 128),
                 (1000, 257),
+                // The finishing pass's widest quad layout (256 quads of 1,024 padded
+                // values), and past it, a value at a time (1,026 values).
+                (300, 1022),
                 (300, 1024),
             ] {
                 if !variant.fits(p) && ctx.pipelines().tuning().glm_grad_for(p) != variant {
