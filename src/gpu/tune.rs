@@ -513,11 +513,13 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
     (best.many_step, best.glm_epoch) =
         pick("many-step GLM", many, &mut measured).unwrap_or((best.many_step, best.glm_epoch));
     let ctx = GpuContext::open_with(adapter, best.clone()).await?;
+    let probe = GradProbe::for_device(&ctx);
     let grads = GlmGradVariant::ALL
         .into_iter()
         .filter(|v| v.runs_on(ctx.limits()))
-        .map(|v| (v, probe_glm_grad(&ctx, v).ok().flatten()))
+        .map(|v| (v, probe_glm_grad(&ctx, v, &probe).ok().flatten()))
         .collect();
+    drop(probe);
     best.glm_grad = pick("GLM gradient", grads, &mut measured).unwrap_or(best.glm_grad);
     let mut products = Vec::new();
     let mut reference = None;
@@ -900,15 +902,46 @@ pub(super) fn glm_grad_times(
     Ok((out, ms))
 }
 
-/// The fused GLM gradient in `variant` over 65,536 × 64 rows, checked against float64.
-fn probe_glm_grad(ctx: &GpuContext, variant: GlmGradVariant) -> Result<Option<f64>> {
-    let (n, p) = (65_536, 64);
-    let (x, y, w) = probe_data(n, p);
-    let (got, ms) = glm_grad_run(ctx, variant, (&x, &y, &w), 4)?;
-    let (loss, gw, gb) = mse_oracle(&x, &y, &w, 0.25);
-    let mut want = gw;
-    want.extend([gb, loss]);
-    Ok(agrees(&got, &want).then_some(ms))
+/// The fused GLM gradient's probe: rows × 64 features, its targets and weights, and the
+/// float64 oracle's [∂w, ∂b, loss] at them (b = 0.25).
+struct GradProbe {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    w: Vec<f32>,
+    want: Vec<f64>,
+}
+
+impl GradProbe {
+    /// The probe for `ctx`'s adapter. The kernel's time matters for long batches (the full
+    /// batch, L-BFGS's evaluations), where a GPU's variants differ by how near they come
+    /// to its bandwidth: on a GPU 2²⁰ rows (256 MiB, within one storage binding), where a
+    /// smaller probe would rank them by launch and latency instead; on a CPU adapter
+    /// (llvmpipe) 65,536 rows, the time it can spend.
+    fn for_device(ctx: &GpuContext) -> GradProbe {
+        let p = 64;
+        let n = if ctx.info().device_type == wgpu::DeviceType::Cpu {
+            65_536
+        } else {
+            let fit = ctx.limits().max_storage_buffer_binding_size / (4 * p as u64);
+            usize::try_from(fit)
+                .unwrap_or(usize::MAX)
+                .clamp(65_536, 1 << 20)
+        };
+        let (x, y, w) = probe_data(n, p);
+        let (loss, mut want, gb) = mse_oracle(&x, &y, &w, 0.25);
+        want.extend([gb, loss]);
+        GradProbe { x, y, w, want }
+    }
+}
+
+/// The fused GLM gradient in `variant` over the probe's rows, checked against float64.
+fn probe_glm_grad(
+    ctx: &GpuContext,
+    variant: GlmGradVariant,
+    probe: &GradProbe,
+) -> Result<Option<f64>> {
+    let (got, ms) = glm_grad_run(ctx, variant, (&probe.x, &probe.y, &probe.w), 4)?;
+    Ok(agrees(&got, &probe.want).then_some(ms))
 }
 
 /// The many-step GLM kernel: 64 SGD steps of 256 rows (p = 64) in four dispatches, the
