@@ -339,6 +339,11 @@ fn the_tuner_measures_verifies_and_caches() {
         };
         assert!(chosen("GLM gradient", format!("{:?}", t.glm_grad)));
         assert!(chosen("per-op kernels", format!("{:?}", t.per_op)));
+        // A CPU adapter's per-op kernels read storage blocks (uniform ones compile a
+        // shader per set of values, without bound).
+        if ctx.info().device_type == wgpu::DeviceType::Cpu {
+            assert_eq!(t.per_op, ParamBlock::Storage);
+        }
         assert!(chosen(
             "many-step GLM",
             format!("{:?}", (t.many_step, t.glm_epoch))

@@ -3,7 +3,7 @@
 //!
 //! | choice | variants | why it differs by adapter |
 //! |---|---|---|
-//! | parameter block of the per-op kernels | [`ParamBlock::Uniform`], [`ParamBlock::Storage`] | Mesa 22.3's lavapipe recompiles a shader at every dispatch whose uniform values steer its loops |
+//! | parameter block of the per-op kernels | [`ParamBlock::Uniform`], [`ParamBlock::Storage`] (CPU adapters: storage only) | Mesa 22.3's lavapipe recompiles a shader at every dispatch whose uniform values steer its loops, and keeps every variant (memory without bound in a fit of many shapes) |
 //! | parameter block of the many-step GLM kernel | the same | there the recompilation is paid once per 16 steps and buys loops specialised to the shape |
 //! | many-step GLM kernel (`glm_epoch.wgsl`) | [`GlmEpochVariant`] | a GPU wants a step's rows spread over many invocations; on llvmpipe each barrier switches between a workgroup's SIMD groups and each read is a gather |
 //! | fused GLM gradient (`glm_grad.wgsl`) | [`GlmGradVariant`] | a GPU wants many workgroups of coalesced reads; a CPU running the shader (llvmpipe) pays per lane for every scattered read |
@@ -487,12 +487,19 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
     // depend on it); a candidate that fails to open or to run is left out.
     let mut per_op = Vec::new();
     let mut many = Vec::new();
+    // A CPU adapter (llvmpipe) compiles and keeps a shader variant for every set of
+    // uniform values that steers a per-op kernel's loops: a long fit of many shapes
+    // grows without bound (a streaming fit under 112 MiB was killed with uniform blocks,
+    // not with storage blocks), and the probe's few shapes cannot see it. Its per-op
+    // kernels read their parameters from storage; a GPU's are timed both ways.
+    let cpu_adapter = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
     for block in [ParamBlock::Uniform, ParamBlock::Storage] {
         let t = Tuning {
             per_op: block,
             ..best.clone()
         };
-        if let Ok(ctx) = GpuContext::open_with(adapter, t).await {
+        let timed = !(cpu_adapter && block == ParamBlock::Uniform);
+        if timed && let Ok(ctx) = GpuContext::open_with(adapter, t).await {
             per_op.push((block, probe_per_op(&ctx).ok().flatten()));
         }
         // The many-step kernel's block and variant together: which uniforms lavapipe
