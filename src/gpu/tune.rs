@@ -526,6 +526,7 @@ pub async fn measure(adapter: &wgpu::Adapter) -> Result<Tuning> {
         .filter(|v| v.runs_on(ctx.limits()))
         .map(|v| (v, probe_glm_grad(&ctx, v, &probe).ok().flatten()))
         .collect();
+    // 256 MiB of rows on a GPU: freed before the next probes open their devices.
     drop(probe);
     best.glm_grad = pick("GLM gradient", grads, &mut measured).unwrap_or(best.glm_grad);
     let mut products = Vec::new();
