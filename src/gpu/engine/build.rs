@@ -327,20 +327,18 @@ impl GpuEngine {
             None
         };
         let fused = match (&data, views.first()) {
+            // Each returns None for the other model.
             (Data::Resident { order, .. }, Some(view)) => {
                 let args = (&program, p, options.rule, &bufs[..], &losses, &halt);
                 let slots = (loss_slots, cap);
-                match options.fuse_glm {
-                    true => fused_glm(ctx, &ring, view, order, slots, args)?,
-                    false => None,
+                let mut fused = None;
+                if options.fuse_glm {
+                    fused = fused_glm(ctx, &ring, view, order, slots, args)?;
                 }
-                .map_or_else(
-                    || match options.fuse_mlp_steps {
-                        true => fused_mlp_steps(ctx, &ring, view, order, slots, args),
-                        false => Ok(None),
-                    },
-                    |f| Ok(Some(f)),
-                )?
+                if fused.is_none() && options.fuse_mlp_steps {
+                    fused = fused_mlp_steps(ctx, &ring, view, order, slots, args)?;
+                }
+                fused
             }
             _ => None,
         };

@@ -163,16 +163,13 @@ pub fn mlp_epoch(
     check_len(bound, 6, "many-step MLP W²", (h * k) as u64)?;
     check_len(bound, 7, "many-step MLP b²", k as u64)?;
     let (halt_mode, tol) = halting.mode();
-    let count = |v: usize| {
-        u32::try_from(v).map_err(|_| Error::param("many-step MLP steps", v, "must fit in u32"))
-    };
     let params = MlpEpochParams {
         p: p as u32,
         h: h as u32,
         k: k as u32,
         tile: tile as u32,
-        first: count(first)?,
-        n_steps: count(n_steps)?,
+        first: to_u32("many-step MLP first step", first as u64)?,
+        n_steps: to_u32("many-step MLP steps", n_steps as u64)?,
         halt_mode,
         tol,
     };
