@@ -42,6 +42,7 @@
 //! | `engine/record.rs` | recording a step's dispatches, submitting |
 //! | `engine/chunks.rs` | resident features split over up to 4 storage bindings |
 //! | `engine/ring.rs` | the streaming ring and its slot-reuse rule |
+//! | `engine/ahead.rs` | snapshots for epochs queued ahead of the host's reads |
 //!
 //! **Upload hazard.** Queued writes (`set_order`, `set_params`) land before the *next*
 //! submission, so they would overtake steps already recorded but not yet submitted. Both
@@ -57,6 +58,7 @@ use super::context::GpuContext;
 use super::kernels::{self, Bound, Halting, ParamRing};
 use super::readback;
 
+mod ahead;
 mod build;
 mod chunks;
 mod record;
@@ -282,6 +284,12 @@ pub struct SyncRead {
     pub params: Option<Vec<Vec<f32>>>,
 }
 
+/// A [`GpuEngine::start_sync`] on its way.
+pub(crate) struct PendingSync {
+    read: readback::Pending,
+    with_params: bool,
+}
+
 /// Runs a model's [`Program`] on the GPU, with the dataset resident on the device
 /// ([`GpuEngine::new`]) or streamed through a ring of batch slots ([`GpuEngine::ring`]).
 pub struct GpuEngine {
@@ -318,6 +326,9 @@ pub struct GpuEngine {
     grad: Option<FusedGrad>,
     /// The fused MLP step, when [`GpuEngineOptions::fuse_mlp`] applies.
     mlp: Option<FusedMlp>,
+    /// Copies of the state at the ends of epochs queued ahead of the host's reads
+    /// ([`GpuEngine::keep_snapshots`]).
+    snapshots: Option<ahead::Snapshots>,
 }
 
 /// The unsubmitted steps: one command encoder and one compute pass for all of them, with
@@ -579,6 +590,15 @@ impl GpuEngine {
     /// # Errors
     /// As [`GpuEngine::read_losses`].
     pub fn read_sync(&mut self, count: usize, with_params: bool) -> Result<SyncRead> {
+        let pending = self.start_sync(count, with_params)?;
+        self.finish_sync(pending)
+    }
+
+    /// [`GpuEngine::read_sync`]'s copies, submitted after every step recorded so far,
+    /// without waiting: steps recorded afterwards run while the host waits in
+    /// [`GpuEngine::finish_sync`] (an epoch queued ahead of the host's decision on the
+    /// one before).
+    pub(crate) fn start_sync(&mut self, count: usize, with_params: bool) -> Result<PendingSync> {
         self.check_loss_count(count)?;
         self.flush()?;
         let mut parts = vec![(&self.losses, count), (&self.halt, 2)];
@@ -586,12 +606,20 @@ impl GpuEngine {
             parts.extend(self.param_parts());
         }
         // The halt flags are u32s: read with the rest as bits, turned back below.
-        let mut read = readback::read_parts::<u32>(&self.ctx, &parts)?.into_iter();
+        Ok(PendingSync {
+            read: readback::start::<u32>(&self.ctx, &parts)?,
+            with_params,
+        })
+    }
+
+    /// Waits for a [`GpuEngine::start_sync`]'s copies (not for steps queued after them).
+    pub(crate) fn finish_sync(&mut self, pending: PendingSync) -> Result<SyncRead> {
+        let mut read = pending.read.finish::<u32>(&self.ctx)?.into_iter();
         let mut next = || read.next().unwrap_or_default();
         let losses = next().into_iter().map(f32::from_bits).collect();
         let h = next();
         let halted_at = (h.first().is_some_and(|&f| f != 0)).then(|| h[1] as usize);
-        let params = with_params.then(|| {
+        let params = pending.with_params.then(|| {
             let tensors = self.program.params.len();
             (0..tensors)
                 .map(|_| next().into_iter().map(f32::from_bits).collect())

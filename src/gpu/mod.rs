@@ -21,5 +21,6 @@ pub mod readback;
 pub mod tune;
 
 pub use context::{DeviceLimits, GpuContext, for_rank, shared};
-pub use engine::{GpuEngine, GpuEngineOptions, RingShape, resident_row_limit};
+pub(crate) use engine::PendingSync;
+pub use engine::{GpuEngine, GpuEngineOptions, RingShape, SyncRead, resident_row_limit};
 pub use tune::{GlmGradVariant, MatmulBlock, ParamBlock, SumSplit, Tuning};

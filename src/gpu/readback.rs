@@ -3,7 +3,9 @@
 //! The protocol, step by step: copy the buffer into a fresh `MAP_READ` staging buffer and
 //! submit; ask for the mapping with `map_async`, whose callback sends its result down a
 //! one-shot channel; `device.poll(wait)` drives the GPU until the callback has run; the
-//! mapped bytes are copied out and the staging buffer is unmapped and dropped.
+//! mapped bytes are copied out and the staging buffer is unmapped and dropped. [`start`]
+//! and [`Pending::finish`] split it where the host has work to queue in between: the
+//! wait is for the copies' own submission, not for what was submitted after them.
 
 use futures_intrusive::channel::shared::oneshot_channel;
 
@@ -32,6 +34,33 @@ pub fn read_parts<T: bytemuck::Pod>(
     ctx: &GpuContext,
     parts: &[(&wgpu::Buffer, usize)],
 ) -> Result<Vec<Vec<T>>> {
+    start::<T>(ctx, parts)?.finish(ctx)
+}
+
+/// A readback on its way: the copies are submitted and the mapping asked for, and
+/// [`Pending::finish`] waits for them. Work submitted after [`start`] does not delay it:
+/// the wait is for the copies' submission alone, so the device can run further steps
+/// while the host waits for (and then decides on) what came before them.
+pub struct Pending {
+    /// `None` when nothing was asked for (no copies, no wait).
+    staging: Option<(wgpu::Buffer, wgpu::SubmissionIndex)>,
+    lens: Vec<usize>,
+    size: usize,
+    mapped: futures_intrusive::channel::shared::OneshotReceiver<
+        std::result::Result<(), wgpu::BufferAsyncError>,
+    >,
+}
+
+/// Copies the first `len` values of each `(buffer, len)` into one staging buffer, submits
+/// the copies and asks for the mapping, without waiting.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when a buffer holds fewer than `len` values; [`Error::Device`]
+/// when the copy fails.
+pub fn start<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    parts: &[(&wgpu::Buffer, usize)],
+) -> Result<Pending> {
     let size = std::mem::size_of::<T>() as u64;
     for &(buf, len) in parts {
         let bytes = len as u64 * size;
@@ -43,9 +72,16 @@ pub fn read_parts<T: bytemuck::Pod>(
             });
         }
     }
+    let (tx, rx) = oneshot_channel();
+    let lens = parts.iter().map(|&(_, len)| len).collect();
     let total: u64 = parts.iter().map(|&(_, len)| len as u64 * size).sum();
     if total == 0 {
-        return Ok(parts.iter().map(|_| Vec::new()).collect());
+        return Ok(Pending {
+            staging: None,
+            lens,
+            size: size as usize,
+            mapped: rx,
+        });
     }
     let device = ctx.device();
     let staging = ctx.scoped("copying a buffer for readback", || {
@@ -67,52 +103,75 @@ pub fn read_parts<T: bytemuck::Pod>(
             }
             at += bytes;
         }
-        ctx.queue().submit([enc.finish()]);
-        Ok(staging)
+        let index = ctx.queue().submit([enc.finish()]);
+        Ok((staging, index))
     })?;
-    pollster::block_on(async {
-        let (tx, rx) = oneshot_channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            // The receiver outlives the poll below; a failed send only means it is gone.
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device {
-                message: format!("waiting for a readback: {e}"),
-            })?;
-        match rx.receive().await {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(Error::Device {
-                message: format!("mapping a readback buffer: {e}"),
-            }),
-            None => Err(Error::Device {
-                message: "mapping a readback buffer: callback dropped".into(),
-            }),
-        }
+    staging.0.map_async(wgpu::MapMode::Read, .., move |r| {
+        // The receiver outlives the poll in `finish`; a failed send only means it is gone.
+        let _ = tx.send(r);
+    });
+    Ok(Pending {
+        staging: Some(staging),
+        lens,
+        size: size as usize,
+        mapped: rx,
     })
-    // A mapping that fails because the device is gone says so.
-    .map_err(|e| ctx.check().err().unwrap_or(e))?;
-    let out = {
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Device {
-                message: format!("reading a mapped buffer: {e}"),
-            })?;
-        let mut at = 0;
-        parts
-            .iter()
-            .map(|&(_, len)| {
-                let bytes = len * size as usize;
-                let part = bytemuck::pod_collect_to_vec(&view[at..at + bytes]);
-                at += bytes;
-                part
-            })
-            .collect()
-    };
-    staging.unmap();
-    Ok(out)
+}
+
+impl Pending {
+    /// Waits for the copies (not for work submitted after them) and returns each part.
+    ///
+    /// # Errors
+    /// [`Error::Device`] when the copy or the mapping fails.
+    pub fn finish<T: bytemuck::Pod>(self, ctx: &GpuContext) -> Result<Vec<Vec<T>>> {
+        debug_assert_eq!(self.size, std::mem::size_of::<T>());
+        let Some((staging, index)) = self.staging else {
+            return Ok(self.lens.iter().map(|_| Vec::new()).collect());
+        };
+        let device = ctx.device();
+        let rx = self.mapped;
+        pollster::block_on(async {
+            device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Device {
+                    message: format!("waiting for a readback: {e}"),
+                })?;
+            match rx.receive().await {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(Error::Device {
+                    message: format!("mapping a readback buffer: {e}"),
+                }),
+                None => Err(Error::Device {
+                    message: "mapping a readback buffer: callback dropped".into(),
+                }),
+            }
+        })
+        // A mapping that fails because the device is gone says so.
+        .map_err(|e| ctx.check().err().unwrap_or(e))?;
+        let out = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Device {
+                    message: format!("reading a mapped buffer: {e}"),
+                })?;
+            let mut at = 0;
+            self.lens
+                .iter()
+                .map(|&len| {
+                    let bytes = len * self.size;
+                    let part = bytemuck::pod_collect_to_vec(&view[at..at + bytes]);
+                    at += bytes;
+                    part
+                })
+                .collect()
+        };
+        staging.unmap();
+        Ok(out)
+    }
 }
 
 /// Reads `len` `f32` values of `buf`; see [`read`].

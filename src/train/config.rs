@@ -5,6 +5,9 @@ pub use crate::cpu::kernels::CpuKernels;
 use crate::data::{ClassWeight, Shuffle};
 use crate::error::{Error, Result};
 
+/// The most epochs a GPU fit may queue ahead ([`TrainConfig::epochs_ahead`]).
+pub(crate) const MAX_EPOCHS_AHEAD: usize = 64;
+
 /// Hyper-parameters of a fit.
 ///
 /// **Two starting points.** [`TrainConfig::default()`] leaves the choices that depend on
@@ -36,6 +39,7 @@ use crate::error::{Error, Result};
 /// | `device_budget` | None | None | bytes the data may take on the device (None: half of `max_buffer_size`, at most 4 storage bindings) |
 /// | `ring_depth` | 3 | 3 | streaming: slots in flight (≥ 2), each one group of batches |
 /// | `fuse_steps` | true | true | GPU: run a linear or logistic regression's SGD steps many to a dispatch (one workgroup, weights in workgroup memory) where the data are resident, unweighted and p ≤ 1024, with no penalty and no verify mode; elsewhere its loss and gradients in one pass over the rows (`glm_grad.wgsl`, p ≤ 1024); a two-layer MLP: its step as two fused passes where the adapter's tuning chose them, and a small one's SGD steps many to a dispatch (parameters and gradients in workgroup memory) where the tuning chose that, under the many-step GLM kernel's conditions; every model: the bias add, activation and activation backward after a product folded into its store; `false`: one dispatch per op |
+/// | `epochs_ahead` | None | None | GPU: epochs queued before the host has read the one before them, so that the device is not idle while the host decides (the results are the same bits); None: 2 once an epoch takes under 5 ms, else 0; resident data in one process only |
 /// | `schedule` | `Constant` | `Constant` | learning-rate schedule (see [`Schedule`]) |
 /// | `class_weight` | None | None | weigh each class's rows (see [`ClassWeight`]); sample weights go to [`Trainer::fit_weighted`](super::Trainer::fit_weighted) |
 /// | `early_stopping` | None | None | hold out a seeded share of the rows; stop when their loss stops improving; keep the best parameters |
@@ -90,6 +94,8 @@ pub struct TrainConfig {
     pub ring_depth: usize,
     /// GPU: many SGD steps of a linear or logistic regression to one dispatch.
     pub fuse_steps: bool,
+    /// GPU: epochs queued ahead of the host's reads (None: automatic).
+    pub epochs_ahead: Option<usize>,
     /// Streaming: consecutive batches per upload (None: automatic).
     pub upload_batches: Option<usize>,
     /// How gradients become updates (None: chosen per model).
@@ -403,6 +409,7 @@ impl TrainConfig {
             device_budget: None,
             ring_depth: 3,
             fuse_steps: true,
+            epochs_ahead: None,
             upload_batches: None,
             optimizer: Some(Optimizer::Sgd),
             penalty: Some(Penalty::None),
@@ -560,6 +567,23 @@ impl TrainConfig {
         self.fuse_steps = v;
         self
     }
+    /// Sets `epochs_ahead`: how many epochs a GPU fit queues before the host has read
+    /// the one before them (0: none). While the host reads an epoch's losses and decides
+    /// (the plateau rule, early stopping, an adaptive rate), the device already runs the
+    /// next ones; when the decision is to stop, or the rates it queued were not the
+    /// ones the decision gives, the device goes back to that epoch's end. Only the
+    /// device's time differs: a full-batch fit is one step an epoch, and without this
+    /// each step waits a round trip to the host.
+    ///
+    /// ```
+    /// use gradflow::TrainConfig;
+    /// let cfg = TrainConfig::sgd().batch_size(usize::MAX).epochs_ahead(4);
+    /// assert_eq!(cfg.epochs_ahead, Some(4));
+    /// ```
+    pub fn epochs_ahead(mut self, v: usize) -> Self {
+        self.epochs_ahead = Some(v);
+        self
+    }
     /// Sets `ring_depth`.
     pub fn ring_depth(mut self, v: usize) -> Self {
         self.ring_depth = v;
@@ -658,6 +682,13 @@ impl TrainConfig {
         }
         if self.upload_batches == Some(0) {
             return Err(Error::param("upload_batches", 0, "must be ≥ 1"));
+        }
+        if let Some(k) = self.epochs_ahead.filter(|&k| k > MAX_EPOCHS_AHEAD) {
+            return Err(Error::param(
+                "epochs_ahead",
+                k,
+                "must be at most 64 (each epoch ahead keeps a copy of the parameters)",
+            ));
         }
         self.shuffle.validate()?;
         if let Some(o) = self.optimizer {

@@ -347,6 +347,11 @@ impl Stepper {
         }
     }
 
+    /// Whether the optimizer keeps state tensors between updates (all but plain SGD).
+    pub fn keeps_state(&self) -> bool {
+        self.optimizer.rule() != crate::program::Rule::Sgd
+    }
+
     /// The same stepper going on at base rate `lr0` (a backed-off fit).
     pub fn with_rate(self, lr0: f64) -> Self {
         Stepper { lr0, ..self }

@@ -374,6 +374,7 @@ impl GpuEngine {
             fused,
             grad,
             mlp,
+            snapshots: None,
         })
     }
 }

@@ -156,6 +156,17 @@ impl GpuEngine {
 
     /// Records the queued many-step GLM steps as dispatches of
     /// [`kernels::glm_steps_per_dispatch`] steps in one compute pass.
+    /// Ends the open steps' command buffer and records the many-step kernel's queue, in
+    /// the order they were asked for: what comes next (a submission, a snapshot's copies)
+    /// sees every step recorded so far.
+    pub(super) fn close_steps(&mut self) -> Result<()> {
+        if let Some(OpenSteps { enc, pass, .. }) = self.open.take() {
+            drop(pass);
+            self.pending.push(enc.finish());
+        }
+        self.record_fused()
+    }
+
     fn record_fused(&mut self) -> Result<()> {
         let Some(fused) = &mut self.fused else {
             return Ok(());
@@ -212,12 +223,7 @@ impl GpuEngine {
     /// # Errors
     /// [`Error::Device`] for a wgpu error in the recorded work.
     pub fn flush(&mut self) -> Result<()> {
-        // The per-op steps first, then the many-step kernel's queue, as they were asked.
-        if let Some(OpenSteps { enc, pass, .. }) = self.open.take() {
-            drop(pass);
-            self.pending.push(enc.finish());
-        }
-        self.record_fused()?;
+        self.close_steps()?;
         if self.pending.is_empty() {
             return Ok(());
         }

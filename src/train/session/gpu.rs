@@ -1,5 +1,6 @@
 //! The GPU session.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use super::verify::Verifier;
 use super::{Halt, HaltRule, Session, Shard, Synced, Traffic};
 use crate::data::{Batch, Dataset, EpochPlan, RowSource, RowWeights};
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, RingShape};
+use crate::gpu::{GpuContext, GpuEngine, GpuEngineOptions, PendingSync, RingShape, SyncRead};
 use crate::program::Program;
 use crate::program::StepScalars;
 use crate::schedule::{Prefetcher, Stream};
@@ -42,6 +43,23 @@ pub(crate) struct GpuSession<'a> {
     /// The parameters [`Session::sync_epoch`] read with the losses, until a step (or
     /// anything else that changes them) makes them stale.
     params_read: Option<Vec<Vec<f32>>>,
+    /// Epochs ended ahead of the host's reads ([`Session::end_epoch_ahead`]), oldest
+    /// first, and what `rewind` goes back to.
+    ahead: Ahead,
+}
+
+/// The epochs a GPU session has queued ahead of the host's reads.
+#[derive(Default)]
+struct Ahead {
+    /// Each unread epoch's read on its way, the loss slot its losses start from, its
+    /// snapshot slot.
+    unread: VecDeque<(PendingSync, usize, usize)>,
+    /// Epochs queued past the oldest unread one, at most (fixed by the first call).
+    depth: Option<usize>,
+    /// Epochs ended ahead so far: the snapshot slots go round.
+    ended: usize,
+    /// The snapshot slot of the last epoch read: where a rewind goes back to.
+    last_read: Option<usize>,
 }
 
 /// A GPU session's share of a distributed fit.
@@ -138,6 +156,7 @@ impl<'a> GpuSession<'a> {
             step: 0,
             sharded: None,
             params_read: None,
+            ahead: Ahead::default(),
         }
     }
 
@@ -221,6 +240,38 @@ impl Session for GpuSession<'_> {
         self.sync_reading(true)
     }
 
+    fn reads_ahead(&self) -> bool {
+        self.stream.is_none() && self.sharded.is_none() && self.verify.is_none()
+    }
+
+    fn end_epoch_ahead(&mut self, depth: usize) -> Result<()> {
+        let depth = *self.ahead.depth.get_or_insert(depth);
+        // One snapshot for each unread epoch and one for the last read (the rewind's).
+        let slots = depth + 2;
+        let slot = self.ahead.ended % slots;
+        self.engine.keep_snapshots(slots)?;
+        self.engine.snapshot(slot)?;
+        let pending = self.engine.start_sync(self.queued, true)?;
+        self.ahead.unread.push_back((pending, self.synced, slot));
+        self.ahead.ended += 1;
+        self.synced = self.queued;
+        Ok(())
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        if self.ahead.unread.is_empty() {
+            return Ok(());
+        }
+        // The reads on their way are dropped with their staging buffers.
+        self.ahead.unread.clear();
+        match self.ahead.last_read {
+            Some(slot) => self.engine.restore(slot),
+            // Nothing read yet: only a fit ending in an error gets here, and it keeps
+            // no parameters.
+            None => Ok(()),
+        }
+    }
+
     fn params(&mut self) -> Result<Vec<Vec<f32>>> {
         match self.params_read.take() {
             Some(params) => Ok(params),
@@ -273,28 +324,42 @@ impl GpuSession<'_> {
         if let Some(s) = &mut self.sharded {
             return Ok(std::mem::take(&mut s.pending));
         }
+        let waited = Instant::now();
+        if let Some((pending, from, slot)) = self.ahead.unread.pop_front() {
+            debug_assert!(with_params, "epochs read ahead are read at their ends");
+            let read = self.engine.finish_sync(pending)?;
+            self.sync_wait += waited.elapsed();
+            self.ahead.last_read = Some(slot);
+            return Ok(self.absorb_read(read, from));
+        }
         if self.halted || self.queued == self.synced {
             return Ok(Synced::default());
         }
-        let waited = Instant::now();
         let read = self.engine.read_sync(self.queued, with_params)?;
         self.sync_wait += waited.elapsed();
+        let synced = self.absorb_read(read, self.synced);
+        self.synced = self.queued;
+        Ok(synced)
+    }
+
+    /// The losses of slots `from ..` of a read, cut at the halting step, and its
+    /// parameters kept for [`Session::params`].
+    fn absorb_read(&mut self, read: SyncRead, from: usize) -> Synced {
         self.params_read = read.params;
         let (all, halted_at) = (read.losses, read.halted_at);
-        let mut losses: Vec<f64> = all[self.synced..].iter().map(|&l| f64::from(l)).collect();
+        let mut losses: Vec<f64> = all[from..].iter().map(|&l| f64::from(l)).collect();
         let mut halt = None;
         if let Some(slot) = halted_at
-            && slot >= self.synced
+            && slot >= from
         {
-            let i = slot - self.synced;
+            let i = slot - from;
             losses.truncate(i + 1);
             let before = if i > 0 { losses[i - 1] } else { self.previous };
             halt = Some((i, Halt::of(losses[i], before)));
             self.halted = true;
         }
         self.previous = losses.last().copied().unwrap_or(self.previous);
-        self.synced = self.queued;
-        Ok(Synced { losses, halt })
+        Synced { losses, halt }
     }
 
     /// One step of a distributed fit: this rank's share of `batch` (perhaps none) on the

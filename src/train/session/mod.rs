@@ -92,6 +92,26 @@ pub(crate) trait Session {
     fn sync_epoch(&mut self) -> Result<Synced> {
         self.sync()
     }
+    /// Whether this session can queue epochs ahead of the host's reads
+    /// ([`Session::end_epoch_ahead`]): a resident GPU session of one process, not
+    /// verifying.
+    fn reads_ahead(&self) -> bool {
+        false
+    }
+    /// Ends the epoch just queued without waiting for it: the state at its end is kept
+    /// on the device, its losses and parameters start on their way back, and the next
+    /// epoch can be queued at once. [`Session::sync_epoch`] returns the epochs so ended,
+    /// oldest first, and then [`Session::params`] their parameters. At most `depth`
+    /// epochs may be queued past the oldest unread one, the same `depth` every call.
+    fn end_epoch_ahead(&mut self, _depth: usize) -> Result<()> {
+        unreachable!("called only where reads_ahead is true")
+    }
+    /// Drops the epochs queued past the last one [`Session::sync_epoch`] returned and
+    /// puts back the state at its end: what the device holds is then what it held had
+    /// nothing been queued ahead.
+    fn rewind(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Current parameters.
     fn params(&mut self) -> Result<Vec<Vec<f32>>>;
     /// The optimizer's state tensors (two per parameter).
