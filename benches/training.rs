@@ -5,7 +5,8 @@
 //! Two sizes: small (p = 16, batch 64, MLP hidden 32) and medium (p = 64, batch 256, MLP
 //! hidden 256, the W1–W3 shape). `GRADFLOW_BENCH_QUICK=1` shrinks the datasets and the
 //! measurement time (CI smoke runs). Without a GPU adapter the GPU group prints one
-//! skip line.
+//! skip line. The last group fits a full-batch model whole, with and without epochs
+//! queued ahead of the host's reads.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use gradflow::model::{
     LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, init_params,
 };
 use gradflow::program::Program;
+use gradflow::{Backend, TrainConfig, Trainer};
 
 /// Steps per timed iteration.
 const STEPS: usize = 32;
@@ -138,5 +140,40 @@ fn gpu_steps(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, cpu_steps, gpu_steps);
+/// Whole full-batch fits on the GPU (one step an epoch, W4's shape at a smaller n), with
+/// each epoch read before the next is queued and with two epochs queued ahead
+/// (`TrainConfig::epochs_ahead`): the difference is the host's round trip per epoch that
+/// the device no longer waits for. Each iteration is a fit: set-up and upload included.
+fn gpu_epochs_ahead(c: &mut Criterion) {
+    if let Err(e) = GpuContext::new() {
+        eprintln!("SKIPPED GPU epochs ahead: {e}");
+        return;
+    }
+    let (n, p, epochs) = if quick() {
+        (2_048, 16, 16)
+    } else {
+        (16_384, 64, 64)
+    };
+    let data = Synthetic::linear(n, p).seed(5).dataset().unwrap();
+    let mut g = c.benchmark_group(format!("GPU full-batch fit, {n} x {p}, {epochs} epochs"));
+    configure(&mut g);
+    for ahead in [0, 2] {
+        let cfg = TrainConfig::sgd()
+            .backend(Backend::Gpu)
+            .batch_size(usize::MAX)
+            .learning_rate(0.05)
+            .epochs(epochs)
+            .epochs_ahead(ahead);
+        let trainer = Trainer::new(cfg).unwrap();
+        g.bench_function(format!("{ahead} epochs ahead"), |b| {
+            b.iter(|| {
+                let mut model = LinearRegression::new();
+                black_box(trainer.fit(&mut model, &data).unwrap().final_loss())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, cpu_steps, gpu_steps, gpu_epochs_ahead);
 criterion_main!(benches);

@@ -14,7 +14,8 @@
 //!
 //! (a dispatch with fewer workgroups than the device has units reaches only that share
 //! of its bandwidth and peak; a unit walks its workgroups one after another, each paying
-//! its barriers), and a step adds its share of the epoch's submissions and host waits.
+//! its barriers), and a step adds its share of the epoch's submissions and host waits,
+//! less what the epochs queued ahead of the host's reads hide ([`Device::epochs_ahead`]).
 //! The many-step kernel is different in kind: one workgroup runs a chain of dependent
 //! steps, each reading its batch and reducing it through workgroup memory between
 //! barriers, so its bytes move at the rate such a chain reaches (`chain_gbs`, measured
@@ -57,6 +58,10 @@ pub struct Device {
     pub chain_gbs: f64,
     /// Whether a `switch` costs every case (a CPU adapter's masked SIMD lanes).
     pub masked_switch: bool,
+    /// Epochs the trainer queues ahead of its reads where an epoch is short
+    /// ([`TrainConfig::epochs_ahead`](crate::TrainConfig::epochs_ahead)'s automatic
+    /// choice: 2 on a hardware adapter, 0 on a CPU adapter).
+    pub epochs_ahead: usize,
     /// Largest storage binding, bytes (how many chunks the features take).
     pub max_binding: u64,
     /// The kernel variants the device runs (its tuning).
@@ -96,6 +101,7 @@ const H100: Device = Device {
     barrier_us: 0.05,
     chain_gbs: 6.4,
     masked_switch: false,
+    epochs_ahead: crate::train::AUTO_EPOCHS_AHEAD,
     max_binding: 4 << 30,
     glm_grad: GlmGradVariant::Quads,
     glm_epoch: GlmEpochVariant::Lanes,
@@ -120,6 +126,7 @@ const LAVAPIPE: Device = Device {
     barrier_us: 2.4,
     chain_gbs: 0.40,
     masked_switch: true,
+    epochs_ahead: 0,
     max_binding: 128 << 20,
     glm_grad: GlmGradVariant::Rows4,
     glm_epoch: GlmEpochVariant::Rows4,
@@ -221,8 +228,19 @@ impl StepCost {
             };
             terms[3].1 += (wg / dev.units).ceil() * d.barriers * barrier;
         }
-        let host = self.submissions_per_epoch + self.waits_per_epoch;
-        terms[4].1 = host * dev.host_us / self.steps_per_epoch.max(1.0);
+        // The host's share: its round trips, less what the epochs queued ahead hide.
+        // With `a` epochs queued behind the one being read, the device idles only when
+        // a round trip outlasts the a epochs it has in hand: an epoch then takes
+        // max(device, (device + round trips) / (a + 1)).
+        let steps = self.steps_per_epoch.max(1.0);
+        let device_epoch: f64 = terms[..4].iter().map(|t| t.1).sum::<f64>() * steps;
+        let host_epoch = (self.submissions_per_epoch + self.waits_per_epoch) * dev.host_us;
+        let ahead = crate::train::AUTO_AHEAD_BELOW.as_secs_f64() * 1e6 > device_epoch;
+        let epoch = match dev.epochs_ahead {
+            a if a > 0 && ahead => device_epoch.max((device_epoch + host_epoch) / (a + 1) as f64),
+            _ => device_epoch + host_epoch,
+        };
+        terms[4].1 = (epoch - device_epoch) / steps;
         let us: f64 = terms.iter().map(|t| t.1).sum();
         let bound = terms
             .iter()
@@ -474,8 +492,8 @@ pub fn explain() -> String {
         .iter()
         .map(|d| {
             format!(
-                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {}, kernels: gradient {:?}, many-step {:?}, products {:?}, MLP step {:?}",
-                d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.chain_gbs,
+                "{}: launch {} µs, host round trip {} µs, {} GB/s, {} GFLOP/s, {} units, barrier {} µs, one workgroup's chain {} GB/s, {} epochs ahead where an epoch is short, {}, kernels: gradient {:?}, many-step {:?}, products {:?}, MLP step {:?}",
+                d.name, d.launch_us, d.host_us, d.bandwidth_gbs, d.gflops, d.units, d.barrier_us, d.chain_gbs, d.epochs_ahead,
                 if d.masked_switch { "a switch costs every case" } else { "a switch costs one case" },
                 d.glm_grad, d.glm_epoch, d.matmul, d.mlp
             )
@@ -515,8 +533,20 @@ mod tests {
         let top = step_cost(Workload::W4, h100).dispatches[0].workgroups;
         assert!(top >= 1000, "{top}");
         // A full batch reads its 256 MB once (80 µs on an H100), and each of its epochs
-        // is one step with a host round trip (95 µs measured on the H200): host-bound.
-        assert_eq!(step_cost(Workload::W4, h100).predict(h100).bound, "host");
+        // is one step with a host round trip (95 µs measured on the H200): host-bound
+        // when each epoch is read before the next is queued; with two queued ahead the
+        // round trip hides behind them and the step is the device's.
+        let w4 = step_cost(Workload::W4, h100);
+        let one_by_one = Device {
+            epochs_ahead: 0,
+            ..*h100
+        };
+        assert_eq!(w4.predict(&one_by_one).bound, "host");
+        assert_eq!(w4.predict(h100).bound, "memory");
+        assert!(w4.predict(h100).ms < 0.6 * w4.predict(&one_by_one).ms);
+        // A mini-batch epoch is long: nothing queued ahead, the same prediction.
+        let mini = step_cost(Workload::W1, h100);
+        assert_eq!(mini.predict(h100), mini.predict(&one_by_one));
         assert!(explain().contains("| W4 |"));
         // The many-step kernel is one workgroup's chain; on lavapipe its 10⁶ rows span
         // two bindings and the switch between them costs both.
@@ -543,7 +573,11 @@ mod tests {
         // (`bench --kernels`); W4's step from its parts (gradient and finish 0.191, the
         // update, one round trip). W3: the fused MLP step through the engine, end to end
         // (`bench --kernels`, 2026-12-04 evening, run 5).
-        let h200 = &PRESETS[1];
+        // Those runs read each epoch before queuing the next (epochs ahead came later).
+        let h200 = &Device {
+            epochs_ahead: 0,
+            ..PRESETS[1]
+        };
         for (w, ms) in [
             (Workload::W1, 0.0106),
             (Workload::W3, 0.0238),

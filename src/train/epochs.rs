@@ -68,11 +68,12 @@ impl Trainer {
         let cfg = &self.config;
         let train_rows = watch.as_ref().map(|w| w.holdout.train_rows.clone());
         let rows = (n, train_rows.as_deref());
-        let can_ahead = session.reads_ahead()
+        let reads_ahead = session.reads_ahead();
+        let can_ahead = reads_ahead.is_some()
             && self.group.is_none()
             && cfg.loss_every.is_none()
             && !(backs_off && stepper.keeps_state());
-        let auto = can_ahead && cfg.epochs_ahead.is_none();
+        let auto = can_ahead && cfg.epochs_ahead.is_none() && reads_ahead == Some(true);
         let mut depth = if can_ahead {
             cfg.epochs_ahead.unwrap_or(0)
         } else {
@@ -306,10 +307,10 @@ impl Trainer {
 /// [`AUTO_AHEAD_BELOW`]. Two epochs hide a round trip to the host behind a step of a
 /// third of its length (an H200: ~0.1–0.3 ms a round trip, W4's step 0.16 ms); a fit
 /// that stops early has queued at most two epochs it undoes, under 10 ms of device time.
-const AUTO_EPOCHS_AHEAD: usize = 2;
+pub(crate) const AUTO_EPOCHS_AHEAD: usize = 2;
 
 /// See [`AUTO_EPOCHS_AHEAD`]: epochs longer than this gain too little from it.
-const AUTO_AHEAD_BELOW: Duration = Duration::from_millis(5);
+pub(crate) const AUTO_AHEAD_BELOW: Duration = Duration::from_millis(5);
 
 /// An epoch's steps as queued: what the host needs to count them once they are read.
 struct Queued {

@@ -17,6 +17,7 @@ pub use auto::{Choices, LINEAR_MAX_EPOCHS, MLP_MAX_EPOCHS, MLP_MIN_UPDATES, Rate
 pub use config::{
     Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, Solver, TrainConfig, Verify,
 };
+pub(crate) use epochs::{AUTO_AHEAD_BELOW, AUTO_EPOCHS_AHEAD};
 pub use optim::{Optimizer, Penalty, Schedule};
 pub use report::{Deviation, Progress, Report, StopReason};
 pub use trainer::Trainer;

@@ -27,6 +27,8 @@ pub(crate) struct GpuSession<'a> {
     /// Time spent waiting for loss and halt readbacks.
     sync_wait: Duration,
     backend: String,
+    /// The adapter is hardware (not a CPU adapter): its work runs beside the host's.
+    hardware: bool,
     pub(super) plan: Option<Arc<EpochPlan>>,
     /// Steps queued in the current epoch (= loss slots used).
     pub(super) queued: usize,
@@ -147,6 +149,7 @@ impl<'a> GpuSession<'a> {
             stream,
             sync_wait: Duration::ZERO,
             backend: format!("gpu: {} ({:?})", info.name, info.backend),
+            hardware: info.device_type != wgpu::DeviceType::Cpu,
             plan: None,
             queued: 0,
             synced: 0,
@@ -240,8 +243,9 @@ impl Session for GpuSession<'_> {
         self.sync_reading(true)
     }
 
-    fn reads_ahead(&self) -> bool {
-        self.stream.is_none() && self.sharded.is_none() && self.verify.is_none()
+    fn reads_ahead(&self) -> Option<bool> {
+        let can = self.stream.is_none() && self.sharded.is_none() && self.verify.is_none();
+        can.then_some(self.hardware)
     }
 
     fn end_epoch_ahead(&mut self, depth: usize) -> Result<()> {

@@ -93,10 +93,13 @@ pub(crate) trait Session {
         self.sync()
     }
     /// Whether this session can queue epochs ahead of the host's reads
-    /// ([`Session::end_epoch_ahead`]): a resident GPU session of one process, not
-    /// verifying.
-    fn reads_ahead(&self) -> bool {
-        false
+    /// ([`Session::end_epoch_ahead`]: a resident GPU session of one process, not
+    /// verifying), and if so whether that pays without being asked for: `Some(true)` on
+    /// a hardware adapter, which computes beside the host; `Some(false)` on a software
+    /// one (lavapipe), which computes on the host's own cores, so that the host's work
+    /// for the epochs ahead only takes them from the device (measured: BENCHMARKS.md).
+    fn reads_ahead(&self) -> Option<bool> {
+        None
     }
     /// Ends the epoch just queued without waiting for it: the state at its end is kept
     /// on the device, its losses and parameters start on their way back, and the next
