@@ -35,7 +35,8 @@ dir=$(realpath -m "${2:-$root/.device}")
 # The test binaries that use the GPU (each fails, not skips, without an adapter when
 # GRADFLOW_REQUIRE_GPU=1), and the library's own unit tests.
 GPU_TESTS=(kernels_vs_cpu training_vs_cpu gpu_engine gpu_fused gpu_tuning gpu_large streaming
-  device_faults concurrency defaults lbfgs optim resume weights gl_smoke gpu_mlp_step gpu_mlp_epoch)
+  device_faults concurrency defaults lbfgs optim resume weights gl_smoke gpu_mlp_step gpu_mlp_epoch
+  gpu_ahead)
 
 bundle() {
   rm -rf "$dir"

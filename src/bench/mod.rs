@@ -59,6 +59,7 @@ macro_rules! run_options {
     };
 }
 
+mod ahead;
 pub mod cost;
 mod demo;
 mod fit;
@@ -68,6 +69,7 @@ mod report;
 mod run;
 mod workload;
 
+pub use ahead::epochs_ahead_times;
 pub use demo::{DemoOptions, DemoReport, DemoRow, NormalCheck, PROBE_STEPS, demo};
 pub use fit::{EVAL_ROWS, LOSS_ATOL, LOSS_RTOL, Metric, Quality, loss_rel_diff, losses_agree};
 #[cfg(feature = "cli")]

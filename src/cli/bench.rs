@@ -42,8 +42,8 @@ pub struct BenchArgs {
     explain: bool,
     /// Time each kernel of the training steps alone on the GPU instead (the MLP step's at
     /// batch 256, the full-batch gradient's variants at W4's 10⁶ × 64, or 65,536 rows
-    /// with --quick, the many-step GLM kernel per step, a host round trip): where a
-    /// step's time goes on this adapter.
+    /// with --quick, the many-step GLM kernel per step, a host round trip, W4's fit with
+    /// 0, 1 and 2 epochs queued ahead): where a step's time goes on this adapter.
     #[arg(long, conflicts_with = "explain")]
     kernels: bool,
 }
@@ -61,7 +61,8 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         let ctx = gradflow::gpu::shared()?;
         let rows = if args.quick { 65_536 } else { 1_000_000 };
         let rows = ((rows as f64 * args.scale) as usize).max(256);
-        let times = gradflow::gpu::profile::kernel_times(&ctx, rows)?;
+        let mut times = gradflow::gpu::profile::kernel_times(&ctx, rows)?;
+        times.extend(bench::epochs_ahead_times(&ctx, rows)?);
         print!("{}", gradflow::gpu::profile::markdown(&ctx, &times));
         return Ok(());
     }
