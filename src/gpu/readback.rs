@@ -149,8 +149,12 @@ impl Pending {
                 }),
             }
         })
-        // A mapping that fails because the device is gone says so.
-        .map_err(|e| ctx.check().err().unwrap_or(e))?;
+        // A mapping that fails because the device is gone says so: a wait for all work
+        // runs the device-lost callback, which a wait for one submission may not reach.
+        .map_err(|e| {
+            let _ = device.poll(wgpu::PollType::wait_indefinitely());
+            ctx.check().err().unwrap_or(e)
+        })?;
         let out = {
             let view = staging
                 .slice(..)

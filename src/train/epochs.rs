@@ -255,8 +255,8 @@ impl Trainer {
         };
         let steps = queued.sizes.len();
         for batch in plan.batches() {
-            // The steps before this epoch's that the report has not yet counted are
-            // those queued ahead; the interrupt names the step as the report will.
+            // The step is named as counted so far: the report has not yet counted
+            // the epochs queued ahead of this one.
             self.check_interrupt(report.steps + batch.index as u64, epoch)?;
             queued.lr = queued.after.lr(epoch, horizon, steps);
             let update = queued.after.next(queued.lr);

@@ -106,8 +106,12 @@ pub(crate) trait Session {
     /// epoch can be queued at once. [`Session::sync_epoch`] returns the epochs so ended,
     /// oldest first, and then [`Session::params`] their parameters. At most `depth`
     /// epochs may be queued past the oldest unread one, the same `depth` every call.
-    fn end_epoch_ahead(&mut self, _depth: usize) -> Result<()> {
-        unreachable!("called only where reads_ahead is true")
+    fn end_epoch_ahead(&mut self, depth: usize) -> Result<()> {
+        Err(crate::Error::param(
+            "epochs_ahead",
+            depth,
+            "needs a session that reads ahead (a resident GPU fit in one process)",
+        ))
     }
     /// Drops the epochs queued past the last one [`Session::sync_epoch`] returned and
     /// puts back the state at its end: what the device holds is then what it held had
