@@ -89,14 +89,6 @@ fn xat(row: u32, l: u32) -> f32 {
     }
 }
 
-fn sigmoid(v: f32) -> f32 {
-    if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-    }
-    let e = exp(v);
-    return e / (1.0 + e);
-}
-
 // Row `row`'s loss term and δ = ∂L/∂z at output z (δ scaled by `scale`: 2/m for the mean
 // squared error, 1/m for the cross-entropy).
 fn loss_term(row: u32, z: f32, scale: f32) -> vec2<f32> {

@@ -78,14 +78,6 @@ var<workgroup> redb: array<f32, WG>;
 var<workgroup> wv4: array<vec4<f32>, MAX_P / 4u>;
 var<workgroup> red4: array<vec4<f32>, WG>;
 
-fn sigmoid(v: f32) -> f32 {
-    if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-    }
-    let e = exp(v);
-    return e / (1.0 + e);
-}
-
 // This workgroup's segment: its index (the grid is flattened as y · nwg.x + x,
 // `kernels::grid_1d`), its first position and the end of its positions.
 fn segment(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {

@@ -58,14 +58,6 @@ fn weight(t: u32) -> f32 {
     return 1.0;
 }
 
-fn sigmoid(v: f32) -> f32 {
-    if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-    }
-    let e = exp(v);
-    return e / (1.0 + e);
-}
-
 // Tree-reduces the invocations' partial sums and stores their mean in losses[slot].
 fn finish(t: u32, acc: f32) {
     part[t] = acc;

@@ -76,29 +76,13 @@ const BLOCK: u32 = 4u;
 // output (m × n), read by `epilogue`.
 @group(0) @binding(8) var<storage, read> ep: array<f32>;
 
-// The activation of an epilogue: a pipeline variant, fixed when the pipeline is built.
-override ACT: u32 = 0u;
+// The activation of an epilogue (`act`, `act_derivative` and their override ACT, a
+// pipeline variant) is `activation_math.wgsl`'s, compiled in front: the same bits as
+// `activation.wgsl`'s separate kernels.
 // Whether A may span several chunk buffers (a pipeline variant). Without, every read of
 // A is of `a`, with no switch: a CPU adapter runs a switch whose case differs across
 // invocations as every case under a mask, four reads for one.
 override CHUNKED: bool = true;
-
-// `sigmoid` and `stable_tanh` are `activation.wgsl`'s, character for character (a test
-// compares them): a fused epilogue gives the bits of the separate kernels.
-// Never evaluates e^x for large positive x, as `cpu::activation::sigmoid`.
-fn sigmoid(z: f32) -> f32 {
-    if (z >= 0.0) {
-        return 1.0 / (1.0 + exp(-z));
-    }
-    let e = exp(z);
-    return e / (1.0 + e);
-}
-
-// tanh through e^(−2|z|) ≤ 1, so it cannot overflow for large |z|.
-fn stable_tanh(z: f32) -> f32 {
-    let e = exp(-2.0 * abs(z));
-    return sign(z) * (1.0 - e) / (1.0 + e);
-}
 
 // The finished value v of C[i, j] after the fused ops that followed the product in the
 // program, each in the arithmetic of its own kernel (the same bits):
@@ -114,22 +98,10 @@ fn epilogue(i: u32, j: u32, v: f32) -> f32 {
             return v + ep[j];
         }
         case 2u: {
-            let z = v + ep[j];
-            switch ACT {
-                case 0u: { return sigmoid(z); }
-                case 1u: { return stable_tanh(z); }
-                default: { return max(z, 0.0); }
-            }
+            return act(v + ep[j]);
         }
         case 3u: {
-            let y = ep[i * P.n + j];
-            var d: f32;
-            switch ACT {
-                case 0u: { d = y * (1.0 - y); }
-                case 1u: { d = 1.0 - y * y; }
-                default: { d = select(0.0, 1.0, y > 0.0); }
-            }
-            return v * d;
+            return v * act_derivative(ep[i * P.n + j]);
         }
         default: {
             return v;

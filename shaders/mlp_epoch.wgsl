@@ -32,7 +32,7 @@
 // parameter −= lr · its gradient and the gradients to zero. Every sum runs in an order
 // fixed by the shape: a fit repeats bit for bit. A halted fit (halt[0] = 1) applies no
 // further step. The parameters go back to their buffers when the dispatch ends. The
-// activation (`activate`, `derivative`, ACT) is `mlp_activation.wgsl`'s, compiled in front.
+// activation (`act`, `act_derivative`, ACT) is `activation_math.wgsl`'s, compiled in front.
 
 struct Params {
     p: u32,
@@ -174,7 +174,7 @@ fn mlp_epoch(@builtin(local_invocation_index) t: u32) {
                 for (var i = 0u; i < p; i++) {
                     z += x[xr + i] * S[i * h + j];
                 }
-                S[o.a + e] = activate(z + S[o.b1 + j]);
+                S[o.a + e] = act(z + S[o.b1 + j]);
             }
             workgroupBarrier();
             // 2. The logits.
@@ -233,7 +233,7 @@ fn mlp_epoch(@builtin(local_invocation_index) t: u32) {
                 for (var c = 0u; c < k; c++) {
                     d += S[o.z + r * k + c] * S[o.w2 + j * k + c];
                 }
-                S[o.a + e] = d * derivative(S[o.a + e]);
+                S[o.a + e] = d * act_derivative(S[o.a + e]);
             }
             workgroupBarrier();
             // 6. ∂W¹ (p × h) and ∂b¹ (h), the tile's rows in order.

@@ -17,7 +17,7 @@
 // is in an order fixed by the shape: a step repeats bit for bit. Rows are read through
 // the gather index (idx[idx_off + r]) or, with use_idx = 0, in order from idx_off;
 // weights (use_w = 1) scale a row's loss and δ² as in `loss.wgsl`. The activation
-// (`activate`, `derivative`, ACT) is `mlp_activation.wgsl`'s, compiled in front.
+// (`act`, `act_derivative`, ACT) is `activation_math.wgsl`'s, compiled in front.
 //
 // The host picks R so that R·p ≤ XS, R·h ≤ HS, R·k ≤ LS and R ≤ MAX_ROWS = 4
 // (`kernels::mlp_rows_per_group`), and lanes · R · k ≤ WG.
@@ -147,7 +147,7 @@ fn mlp_rows(
         }
         let bj = b1[j];
         for (var r = 0u; r < nr; r++) {
-            let a = activate(lane(acc, r) + bj);
+            let a = act(lane(acc, r) + bj);
             hs[r * h + j] = a;
             a1[(r0 + r) * h + j] = a;
         }
@@ -258,7 +258,7 @@ fn mlp_rows(
             acc += vec4<f32>(zs[z0 + c], zs[z1 + c], zs[z2 + c], zs[z3 + c]) * w2[wr + c];
         }
         for (var r = 0u; r < nr; r++) {
-            da1[(r0 + r) * h + j] = lane(acc, r) * derivative(hs[r * h + j]);
+            da1[(r0 + r) * h + j] = lane(acc, r) * act_derivative(hs[r * h + j]);
         }
     }
 }

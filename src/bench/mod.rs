@@ -59,19 +59,19 @@ macro_rules! run_options {
     };
 }
 
-mod ahead;
 pub mod cost;
 mod demo;
 mod fit;
+mod fit_rows;
 #[cfg(feature = "cli")]
 mod plot;
 mod report;
 mod run;
 mod workload;
 
-pub use ahead::epochs_ahead_times;
 pub use demo::{DemoOptions, DemoReport, DemoRow, NormalCheck, PROBE_STEPS, demo};
 pub use fit::{EVAL_ROWS, LOSS_ATOL, LOSS_RTOL, Metric, Quality, loss_rel_diff, losses_agree};
+pub use fit_rows::{epochs_ahead_times, setup_times};
 #[cfg(feature = "cli")]
 pub use plot::plot;
 pub use report::{BenchReport, BenchRow, Crossover, Measured, crossover_batch};

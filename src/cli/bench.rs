@@ -43,7 +43,8 @@ pub struct BenchArgs {
     /// Time each kernel of the training steps alone on the GPU instead (the MLP step's at
     /// batch 256, the full-batch gradient's variants at W4's 10⁶ × 64, or 65,536 rows
     /// with --quick, the many-step GLM kernel per step, a host round trip, W4's fit with
-    /// 0, 1 and 2 epochs queued ahead): where a step's time goes on this adapter.
+    /// 0, 1 and 2 epochs queued ahead, W3's and W4's set-up on a fresh device and
+    /// again): where a step's time goes on this adapter.
     #[arg(long, conflicts_with = "explain")]
     kernels: bool,
 }
@@ -63,6 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         let rows = ((rows as f64 * args.scale) as usize).max(256);
         let mut times = gradflow::gpu::profile::kernel_times(&ctx, rows)?;
         times.extend(bench::epochs_ahead_times(&ctx, rows)?);
+        times.extend(bench::setup_times(&ctx, rows)?);
         print!("{}", gradflow::gpu::profile::markdown(&ctx, &times));
         return Ok(());
     }

@@ -34,15 +34,15 @@ use super::tune::{GlmEpochVariant, GlmGradVariant, MatmulBlock, Tuning};
 /// A kernel family: one WGSL file and one bind-group layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
-    /// `matmul.wgsl`.
+    /// `matmul.wgsl` (with `activation_math.wgsl` in front).
     Matmul,
     /// `bias.wgsl`.
     Bias,
-    /// `activation.wgsl`.
+    /// `activation.wgsl` (with `activation_math.wgsl` in front).
     Activation,
     /// `softmax.wgsl`.
     Softmax,
-    /// `loss.wgsl`.
+    /// `loss.wgsl` (with `halting.wgsl` and `activation_math.wgsl` in front).
     Loss,
     /// `reduce.wgsl`.
     Reduce,
@@ -50,25 +50,29 @@ pub enum Family {
     Update,
     /// `update_all.wgsl` (with `update_rules.wgsl` in front): up to four tensors.
     UpdateAll,
-    /// `glm_epoch.wgsl`.
+    /// `glm_epoch.wgsl` (with `halting.wgsl` and `activation_math.wgsl` in front).
     GlmEpoch,
-    /// `glm_grad.wgsl`.
+    /// `glm_grad.wgsl` (with `activation_math.wgsl` in front).
     GlmGrad,
     /// `glm_finish.wgsl`.
     GlmFinish,
-    /// `mlp_rows.wgsl` (with `mlp_activation.wgsl` in front).
+    /// `mlp_rows.wgsl` (with `activation_math.wgsl` in front).
     MlpRows,
     /// `mlp_grads.wgsl`.
     MlpGrads,
-    /// `mlp_epoch.wgsl` (with `halting.wgsl` and `mlp_activation.wgsl` in front).
+    /// `mlp_epoch.wgsl` (with `halting.wgsl` and `activation_math.wgsl` in front).
     MlpEpoch,
 }
 
 /// `glm_grad.wgsl`, which every device compiles.
-const GLM_GRAD: &str = include_str!("../../shaders/glm_grad.wgsl");
+const GLM_GRAD: &str = concat!(
+    include_str!("../../shaders/activation_math.wgsl"),
+    include_str!("../../shaders/glm_grad.wgsl")
+);
 
 /// `glm_grad.wgsl` with its subgroup variant, for devices with subgroups.
 const GLM_GRAD_WARPS: &str = concat!(
+    include_str!("../../shaders/activation_math.wgsl"),
     include_str!("../../shaders/glm_grad.wgsl"),
     include_str!("../../shaders/glm_grad_warps.wgsl")
 );
@@ -77,12 +81,19 @@ impl Family {
     /// The family's WGSL, with the shared files compiled in front of it.
     pub(crate) fn source(self) -> &'static str {
         match self {
-            Family::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Family::Matmul => concat!(
+                include_str!("../../shaders/activation_math.wgsl"),
+                include_str!("../../shaders/matmul.wgsl")
+            ),
             Family::Bias => include_str!("../../shaders/bias.wgsl"),
-            Family::Activation => include_str!("../../shaders/activation.wgsl"),
+            Family::Activation => concat!(
+                include_str!("../../shaders/activation_math.wgsl"),
+                include_str!("../../shaders/activation.wgsl")
+            ),
             Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
             Family::Loss => concat!(
                 include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/activation_math.wgsl"),
                 include_str!("../../shaders/loss.wgsl")
             ),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
@@ -96,6 +107,7 @@ impl Family {
             ),
             Family::GlmEpoch => concat!(
                 include_str!("../../shaders/halting.wgsl"),
+                include_str!("../../shaders/activation_math.wgsl"),
                 include_str!("../../shaders/glm_epoch.wgsl")
             ),
             Family::GlmGrad => GLM_GRAD,
@@ -104,7 +116,7 @@ impl Family {
                 include_str!("../../shaders/glm_finish.wgsl")
             ),
             Family::MlpRows => concat!(
-                include_str!("../../shaders/mlp_activation.wgsl"),
+                include_str!("../../shaders/activation_math.wgsl"),
                 include_str!("../../shaders/mlp_rows.wgsl")
             ),
             Family::MlpGrads => concat!(
@@ -113,7 +125,7 @@ impl Family {
             ),
             Family::MlpEpoch => concat!(
                 include_str!("../../shaders/halting.wgsl"),
-                include_str!("../../shaders/mlp_activation.wgsl"),
+                include_str!("../../shaders/activation_math.wgsl"),
                 include_str!("../../shaders/mlp_epoch.wgsl")
             ),
         }

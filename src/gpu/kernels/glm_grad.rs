@@ -394,7 +394,7 @@ mod tests {
     fn params_mirror_the_shaders() {
         type G = GlmGradParams;
         assert_mirrors(
-            include_str!("../../../shaders/glm_grad.wgsl"),
+            Family::GlmGrad.source(),
             size_of::<G>(),
             &[
                 ("p", offset_of!(G, p), 'u'),

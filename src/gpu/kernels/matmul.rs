@@ -506,39 +506,48 @@ mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
-    /// The epilogue's activations (and the whole-step MLP kernels') are `activation.wgsl`'s,
-    /// character for character: a fused kernel gives the separate kernels' bits only
-    /// while they stay so.
+    /// Every kernel that applies an activation takes its arithmetic from the one copy in
+    /// `activation_math.wgsl`: a fused kernel gives the separate kernels' bits only
+    /// while no shader keeps an arithmetic of its own.
     #[test]
-    fn epilogue_activations_are_the_activation_kernels() {
-        let activation = include_str!("../../../shaders/activation.wgsl");
-        for fused in [
-            include_str!("../../../shaders/matmul.wgsl"),
-            include_str!("../../../shaders/mlp_activation.wgsl"),
-        ] {
-            for name in ["fn sigmoid(", "fn stable_tanh("] {
-                let body = |src: &str| {
-                    let start = src.find(name).expect(name);
-                    let end = start + src[start..].find("\n}\n").expect("end") + 3;
-                    src[start..end].to_string()
-                };
-                assert_eq!(body(fused), body(activation), "{name}");
-            }
-            for derivative in [
-                "y * (1.0 - y);",
-                "1.0 - y * y;",
-                "select(0.0, 1.0, y > 0.0)",
+    fn the_activations_have_one_copy() {
+        let shaders =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).expect("shaders/");
+        let mut seen = Vec::new();
+        for entry in shaders {
+            let path = entry.expect("entry").path();
+            let src = std::fs::read_to_string(&path).expect("a shader");
+            for name in [
+                "fn sigmoid(",
+                "fn stable_tanh(",
+                "fn act(",
+                "fn act_derivative(",
             ] {
-                assert!(fused.contains(derivative) && activation.contains(derivative));
+                if src.contains(name) {
+                    seen.push((
+                        path.file_name().unwrap().to_string_lossy().into_owned(),
+                        name,
+                    ));
+                }
+            }
+            // Nor an activation's switch written out again.
+            if !path.ends_with("activation_math.wgsl") {
+                assert!(!src.contains("y * (1.0 - y)"), "{}", path.display());
+                assert!(!src.contains("stable_tanh("), "{}", path.display());
             }
         }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(
+            seen.iter().all(|(file, _)| file == "activation_math.wgsl"),
+            "{seen:?}"
+        );
     }
 
     #[test]
     fn params_mirror_the_shader() {
         type P = MatmulParams;
         assert_mirrors(
-            include_str!("../../../shaders/matmul.wgsl"),
+            Family::Matmul.source(),
             size_of::<P>(),
             &[
                 ("m", offset_of!(P, m), 'u'),

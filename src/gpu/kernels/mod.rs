@@ -501,10 +501,6 @@ mod tests {
             &reduce,
         );
         let activation = [("len", rows, 'u'), ("pad", cols, 'u'), shape[2], shape[3]];
-        assert_mirrors(
-            include_str!("../../../shaders/activation.wgsl"),
-            size_of::<P>(),
-            &activation,
-        );
+        assert_mirrors(Family::Activation.source(), size_of::<P>(), &activation);
     }
 }
