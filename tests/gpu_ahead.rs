@@ -242,34 +242,21 @@ fn an_adaptive_rate_divided_sends_the_device_back() {
             patience: 1,
             tol: 0.05,
         });
-    let (plain, queued) = same_fit(
-        "adaptive",
-        || Box::new(LogisticRegression::new()),
-        &data,
-        &cfg,
-        2,
-    );
-    let rates = &plain.report.as_ref().unwrap().epoch_lrs;
-    assert!(
-        rates.windows(2).any(|w| w[1] < w[0]),
-        "the rate was never divided: {rates:?}"
-    );
-    assert!(dispatches(&queued) > dispatches(&plain));
     // With momentum the device's velocities go back too, and the fit goes on from them.
-    let cfg = cfg.optimizer(Optimizer::momentum(0.8)).learning_rate(0.2);
-    let (plain, queued) = same_fit(
-        "adaptive, momentum",
-        || Box::new(LogisticRegression::new()),
-        &data,
-        &cfg,
-        3,
-    );
-    let rates = &plain.report.as_ref().unwrap().epoch_lrs;
-    assert!(
-        rates.windows(2).any(|w| w[1] < w[0]),
-        "the rate was never divided: {rates:?}"
-    );
-    assert!(dispatches(&queued) > dispatches(&plain));
+    let momentum = cfg
+        .clone()
+        .optimizer(Optimizer::momentum(0.8))
+        .learning_rate(0.2);
+    for (what, cfg, ahead) in [("adaptive", cfg, 2), ("adaptive, momentum", momentum, 3)] {
+        let logistic = || -> Box<dyn Model> { Box::new(LogisticRegression::new()) };
+        let (plain, queued) = same_fit(what, logistic, &data, &cfg, ahead);
+        let rates = &plain.report.as_ref().unwrap().epoch_lrs;
+        assert!(
+            rates.windows(2).any(|w| w[1] < w[0]),
+            "{what}: the rate was never divided: {rates:?}"
+        );
+        assert!(dispatches(&queued) > dispatches(&plain), "{what}");
+    }
 }
 
 #[test]
