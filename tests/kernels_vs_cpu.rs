@@ -714,6 +714,54 @@ fn pipeline_cache_fills_once() {
     assert_eq!(ctx.pipelines().counts(), first, "the cache grew on reuse");
 }
 
+/// Pipelines compiled ahead, on other threads (`Pipelines::prefetch`, what an engine's
+/// build does for each of its kernels), are the ones `get` hands out: each kernel is
+/// counted and compiled once however many threads ask for it at once, and a kernel
+/// prefetched but not yet used is built by the first `get`.
+#[test]
+fn prefetched_pipelines_are_built_once() {
+    use gradflow::gpu::pipelines::Kernel;
+    let Some(ctx) = fresh_gpu("prefetched_pipelines_are_built_once") else {
+        return;
+    };
+    let kernels = [
+        Kernel::BiasAdd,
+        Kernel::ColSums,
+        Kernel::Activate(Activation::Tanh),
+        Kernel::ActivateBackward(Activation::Relu),
+    ];
+    for k in kernels {
+        ctx.pipelines().prefetch(k);
+    }
+    let counted = ctx.pipelines().counts();
+    assert_eq!(counted.pipelines, kernels.len(), "{counted:?}");
+    // Eight threads at once, each prefetching and getting every kernel.
+    let got: Vec<Vec<wgpu::ComputePipeline>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    kernels
+                        .iter()
+                        .map(|&k| {
+                            ctx.pipelines().prefetch(k);
+                            ctx.pipelines().get(k)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for run in &got {
+        assert!(run == &got[0], "a kernel was built twice");
+    }
+    assert_eq!(ctx.pipelines().counts(), counted, "the cache grew");
+    assert!(ctx.check().is_ok());
+}
+
 /// Shapes beyond a device limit are refused with an `Error` before any GPU call.
 #[test]
 fn shapes_beyond_device_limits_are_errors() {

@@ -6,10 +6,10 @@
 //!   ahead ([`TrainConfig::epochs_ahead`]), alternated, median of three: milliseconds
 //!   per iteration after the fit's set-up (its upload), so that the difference is the
 //!   host's round trip per epoch.
-//! - [`setup_times`]: where a fit's set-up goes — W3's and W4's fits on a device opened
-//!   afresh (their pipelines compiled during the set-up) and again on the same device
-//!   (pipelines cached): the part of a fit before its first step that the bench's GPU
-//!   rows include and JAX's and PyTorch's leave out.
+//! - [`setup_times`]: what a fresh device adds to a fit — W3's and W4's fits on a device
+//!   opened afresh (their pipelines compiled as they start) and again on the same
+//!   device (pipelines cached): time the bench's GPU rows include and JAX's and
+//!   PyTorch's leave out.
 
 use super::Workload;
 use crate::data::Synthetic;
@@ -72,11 +72,13 @@ pub fn epochs_ahead_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTim
         .collect())
 }
 
-/// The set-up (`Report::setup`: the trainer's choices, the session, its pipelines and
-/// its upload) of W3's fit (`rows` / 5 × 64, the 64-256-10 sigmoid MLP, batch 256, one
-/// epoch) and W4's (`rows` × 64, one full-batch iteration): first on a device opened afresh
-/// with `ctx`'s adapter and tuning, then again on it. The first minus the second is what
-/// compiling the fit's pipelines costs on this driver.
+/// A fit on a freshly opened device against the same fit again: W3's (`rows` / 5 × 64,
+/// the 64-256-10 sigmoid MLP, batch 256, one epoch) and W4's (`rows` × 64, one
+/// full-batch iteration), first on a device opened afresh with `ctx`'s adapter and
+/// tuning, then again on it; for each, the set-up (`Report::setup`: the choices, the
+/// session, its upload) and the whole fit (`Report::wall`). The first fit's extra time
+/// is its pipelines' compilation, which runs beside the set-up and the first steps
+/// ([`crate::gpu::pipelines::Pipelines::prefetch`]).
 ///
 /// ```no_run
 /// # fn main() -> gradflow::Result<()> {
@@ -107,13 +109,15 @@ pub fn setup_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
                 _ => Box::new(LinearRegression::new()),
             };
             let report = trainer.fit(model.as_mut(), &data)?;
-            out.push(KernelTime {
-                kernel: format!("{w} fit set-up, {when}"),
-                shape: format!("{n} × 64"),
-                us: report.setup.as_secs_f64() * 1e6,
-                bytes: (n * 65 * 4) as f64,
-                flops: 0.0,
-            });
+            for (what, took) in [("set-up", report.setup), ("whole fit", report.wall)] {
+                out.push(KernelTime {
+                    kernel: format!("{w} fit (1 epoch), {what}, {when}"),
+                    shape: format!("{n} × 64"),
+                    us: took.as_secs_f64() * 1e6,
+                    bytes: 0.0,
+                    flops: 0.0,
+                });
+            }
         }
     }
     Ok(out)

@@ -21,8 +21,8 @@
 //! a [`ParamRing`](super::kernels::ParamRing).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::program::Activation;
 use crate::program::Layout;
@@ -324,7 +324,9 @@ struct Cache {
             wgpu::PipelineLayout,
         ),
     >,
-    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Each kernel's pipeline: set once compiled (by [`Pipelines::prefetch`]'s task or
+    /// by the first [`Pipelines::get`], whichever comes first; the other waits for it).
+    pipelines: HashMap<Kernel, Arc<OnceLock<wgpu::ComputePipeline>>>,
 }
 
 /// Builds each pipeline on first use and hands out clones (wgpu handles are shared).
@@ -374,16 +376,54 @@ impl Pipelines {
     }
 
     /// The pipeline of `kernel` (built on first use), in the variant [`Tuning`] chose for
-    /// its family.
+    /// its family. Waits while another thread compiles it.
     pub fn get(&self, kernel: Kernel) -> wgpu::ComputePipeline {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.pipelines.get(&kernel) {
-            return p.clone();
+        // Every dispatch asks: the built pipeline straight from the map.
+        let built = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.pipelines.get(&kernel).and_then(|c| c.get().cloned())
+        };
+        if let Some(pipeline) = built {
+            return pipeline;
         }
+        let (cell, compile) = self.entry(kernel);
+        cell.get_or_init(compile).clone()
+    }
+
+    /// Starts compiling `kernel`'s pipeline on another thread, if it is not built or
+    /// under way: an engine names its kernels as it binds its ops, and they compile side
+    /// by side, beside its upload, instead of one after another — a fit's set-up on a
+    /// fresh device is mostly compilation (lavapipe: W3's 8 pipelines, ~33 ms each). The
+    /// first [`Pipelines::get`] waits for it.
+    pub fn prefetch(&self, kernel: Kernel) {
+        let (cell, compile) = self.entry(kernel);
+        if cell.get().is_none() {
+            rayon::spawn(move || {
+                cell.get_or_init(compile);
+            });
+        }
+    }
+
+    /// `kernel`'s cell in the cache (added, and counted, the first time) and what
+    /// compiles it: the family's module and layout are built here, under the lock; the
+    /// pipeline itself outside it.
+    fn entry(
+        &self,
+        kernel: Kernel,
+    ) -> (
+        Arc<OnceLock<wgpu::ComputePipeline>>,
+        impl FnOnce() -> wgpu::ComputePipeline + Send + 'static,
+    ) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let (module, _, layout) = self.family(&mut cache, kernel.family()).clone();
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let cell = cache.pipelines.entry(kernel).or_insert_with(|| {
+            self.pipelines.fetch_add(1, Ordering::Relaxed);
+            Arc::new(OnceLock::new())
+        });
+        let cell = Arc::clone(cell);
+        let device = self.device.clone();
+        let compile = move || {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.entry_point()),
                 layout: Some(&layout),
                 module: &module,
@@ -393,10 +433,9 @@ impl Pipelines {
                     ..Default::default()
                 },
                 cache: None,
-            });
-        self.pipelines.fetch_add(1, Ordering::Relaxed);
-        cache.pipelines.insert(kernel, pipeline.clone());
-        pipeline
+            })
+        };
+        (cell, compile)
     }
 
     fn family<'c>(

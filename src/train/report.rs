@@ -123,7 +123,8 @@ pub struct Report {
     pub wall: Duration,
     /// The part of `wall` before the first step: the choices the config left open (a
     /// rate from the curvature), the session or evaluator (buffers, the upload to the
-    /// device, pipelines).
+    /// device). Pipelines a fresh device has not built yet compile on other threads
+    /// meanwhile; what is left of that when the first step needs them falls after.
     pub setup: Duration,
     /// Verify mode: the largest GPU-vs-CPU deviation seen per tensor (empty otherwise).
     pub verify: Vec<Deviation>,

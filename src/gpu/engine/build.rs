@@ -207,7 +207,7 @@ impl GpuEngine {
                     Kernel::ColSums,
                 ),
             };
-            ctx.pipelines().get(kernel);
+            ctx.pipelines().prefetch(kernel);
             let split = match (room, scratch) {
                 (Some(shape), Some(scratch)) => {
                     let out = match *op {
@@ -215,7 +215,7 @@ impl GpuEngine {
                         Op::ColSums { out, .. } => out,
                         _ => unreachable!("split_room splits matmuls and column sums only"),
                     };
-                    ctx.pipelines().get(Kernel::ColSums);
+                    ctx.pipelines().prefetch(Kernel::ColSums);
                     Some(SplitPass {
                         finish: kernels::bind_col_sums(ctx, &ring, &scratch, buf(out))?,
                         segments: shape.segments,
@@ -249,7 +249,7 @@ impl GpuEngine {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        ctx.pipelines().get(Kernel::Loss(program.loss));
+        ctx.pipelines().prefetch(Kernel::Loss(program.loss));
         ops.insert(
             n_fwd,
             BoundOp {
@@ -302,7 +302,7 @@ impl GpuEngine {
                 )?;
                 (bound, OpKind::Update(i), Kernel::Update(options.rule))
             };
-            ctx.pipelines().get(kernel);
+            ctx.pipelines().prefetch(kernel);
             ops.push(BoundOp {
                 op,
                 bound: vec![bound],
@@ -487,7 +487,7 @@ fn fused_glm(
         losses,
         halt,
     )?;
-    ctx.pipelines().get(Kernel::GlmEpoch(
+    ctx.pipelines().prefetch(Kernel::GlmEpoch(
         program.loss,
         view.features.len() > 1,
         ctx.pipelines().tuning().glm_epoch_for(p),
@@ -573,7 +573,7 @@ fn fused_mlp_steps(
         losses,
         halt,
     )?;
-    ctx.pipelines().get(Kernel::MlpEpoch(mlp.activation));
+    ctx.pipelines().prefetch(Kernel::MlpEpoch(mlp.activation));
     let model = ManySteps::Mlp(p, h, k, mlp.activation);
     Ok(Some(Fused::new(
         (bound, steps),
@@ -642,8 +642,8 @@ fn fused_grad(
     let grads = (&bufs[glm.grad_w.0], &bufs[glm.grad_b.0]);
     let finish = kernels::bind_glm_finish(ctx, ring, &partials, grads, losses, Some(halt))?;
     ctx.pipelines()
-        .get(kernels::glm_grad_kernel(program.loss, variant, p));
-    ctx.pipelines().get(Kernel::GlmFinish);
+        .prefetch(kernels::glm_grad_kernel(program.loss, variant, p));
+    ctx.pipelines().prefetch(Kernel::GlmFinish);
     Ok(Some(FusedGrad {
         chunks,
         finish,
@@ -702,8 +702,8 @@ fn fused_mlp(
     let read = [&xb, buf(mlp.delta1), buf(mlp.a), buf(mlp.delta2), &parts];
     let grads = mlp.grads.map(buf);
     let grads = kernels::bind_mlp_grads(ctx, ring, read, grads, losses, Some(halt))?;
-    ctx.pipelines().get(Kernel::MlpRows(mlp.activation));
-    ctx.pipelines().get(Kernel::MlpGrads);
+    ctx.pipelines().prefetch(Kernel::MlpRows(mlp.activation));
+    ctx.pipelines().prefetch(Kernel::MlpGrads);
     Ok(Some(FusedMlp {
         rows,
         grads,
