@@ -386,7 +386,7 @@ impl Pipelines {
         if let Some(pipeline) = built {
             return pipeline;
         }
-        let (cell, compile) = self.entry(kernel);
+        let (cell, compile, _) = self.entry(kernel);
         cell.get_or_init(compile).clone()
     }
 
@@ -396,27 +396,32 @@ impl Pipelines {
     /// fresh device is mostly compilation (lavapipe: W3's 8 pipelines, ~33 ms each). The
     /// first [`Pipelines::get`] waits for it.
     pub fn prefetch(&self, kernel: Kernel) {
-        let (cell, compile) = self.entry(kernel);
-        if cell.get().is_none() {
+        // Only the first ask starts a task: a second one would block a pool thread on the
+        // first's compilation instead of compiling another kernel.
+        let (cell, compile, first) = self.entry(kernel);
+        if first {
             rayon::spawn(move || {
                 cell.get_or_init(compile);
             });
         }
     }
 
-    /// `kernel`'s cell in the cache (added, and counted, the first time) and what
-    /// compiles it: the family's module and layout are built here, under the lock; the
-    /// pipeline itself outside it.
+    /// `kernel`'s cell in the cache (added, and counted, the first time: then `true`) and
+    /// what compiles it: the family's module and layout are built here, under the lock;
+    /// the pipeline itself outside it.
     fn entry(
         &self,
         kernel: Kernel,
     ) -> (
         Arc<OnceLock<wgpu::ComputePipeline>>,
         impl FnOnce() -> wgpu::ComputePipeline + Send + 'static,
+        bool,
     ) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let (module, _, layout) = self.family(&mut cache, kernel.family()).clone();
+        let mut first = false;
         let cell = cache.pipelines.entry(kernel).or_insert_with(|| {
+            first = true;
             self.pipelines.fetch_add(1, Ordering::Relaxed);
             Arc::new(OnceLock::new())
         });
@@ -435,7 +440,7 @@ impl Pipelines {
                 cache: None,
             })
         };
-        (cell, compile)
+        (cell, compile, first)
     }
 
     fn family<'c>(
