@@ -91,6 +91,11 @@ impl Recipe {
         }
     }
 
+    /// A fresh, unfitted model of this recipe.
+    pub fn model(self) -> Box<dyn crate::model::Model> {
+        self.kind.model(self.hidden, self.activation)
+    }
+
     /// The MLP with `hidden` units of `activation`.
     pub fn mlp(hidden: usize, activation: Activation) -> Self {
         Recipe {
@@ -118,7 +123,7 @@ pub(crate) struct Fit {
 /// Fits a fresh model of `recipe` to `data` with `trainer`, timing only the fit, and
 /// scores it on the first [`EVAL_ROWS`] rows: R² for a regression, accuracy otherwise.
 pub(crate) fn fit(recipe: Recipe, data: &Dataset, trainer: &Trainer) -> Result<Fit> {
-    let mut model = recipe.kind.model(recipe.hidden, recipe.activation);
+    let mut model = recipe.model();
     let started = Instant::now();
     let report = trainer.fit(model.as_mut(), data)?;
     let wall = started.elapsed();

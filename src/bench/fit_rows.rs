@@ -12,16 +12,10 @@
 //!   PyTorch's leave out.
 
 use super::Workload;
-use crate::data::Synthetic;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::profile::KernelTime;
-use crate::model::{LinearRegression, Mlp, Model};
-use crate::program::Activation;
-use crate::{Backend, TrainConfig, Trainer};
-
-/// Iterations of W4's fit.
-const ITERATIONS: usize = 50;
+use crate::{Backend, Trainer};
 
 /// Times W4's fit at `rows` × 64 on `ctx` with 0, 1 and 2 epochs ahead: one row each,
 /// microseconds per iteration after set-up, the bytes an iteration reads at least (X
@@ -39,19 +33,16 @@ const ITERATIONS: usize = 50;
 /// # Errors
 /// A fit's error ([`crate::Error::Device`], [`crate::Error::DeviceLimit`]).
 pub fn epochs_ahead_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
-    let data = Synthetic::linear(rows, 64).seed(4).dataset()?;
+    let w4 = Workload::W4;
+    let data = w4.data_kind().make(rows)?;
     let aheads = [0, 1, 2];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); aheads.len()];
     for _ in 0..3 {
         for (i, &ahead) in aheads.iter().enumerate() {
-            let cfg = TrainConfig::sgd()
-                .backend(Backend::Gpu)
-                .batch_size(usize::MAX)
-                .learning_rate(0.05)
-                .epochs(ITERATIONS)
-                .epochs_ahead(ahead);
+            let cfg = w4.config(usize::MAX, w4.epochs());
+            let cfg = cfg.backend(Backend::Gpu).epochs_ahead(ahead);
             let trainer = Trainer::new(cfg)?.with_gpu(ctx.clone());
-            let report = trainer.fit(&mut LinearRegression::new(), &data)?;
+            let report = trainer.fit(w4.kind().model().as_mut(), &data)?;
             let steps = report.steps.max(1) as f64;
             times[i].push((report.wall - report.setup).as_secs_f64() * 1e6 / steps);
         }
@@ -63,7 +54,7 @@ pub fn epochs_ahead_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTim
             t.sort_by(f64::total_cmp);
             KernelTime {
                 kernel: format!("W4 fit, per iteration after set-up, {ahead} epochs ahead"),
-                shape: format!("{rows} × 64, {ITERATIONS} iterations"),
+                shape: format!("{rows} × 64, {} iterations", w4.epochs()),
                 us: t[1],
                 bytes: (rows * 65 * 4) as f64,
                 flops: (rows * 64 * 4) as f64,
@@ -104,11 +95,7 @@ pub fn setup_times(ctx: &GpuContext, rows: usize) -> Result<Vec<KernelTime>> {
         let cfg = w.config(batch, 1).backend(Backend::Gpu);
         let trainer = Trainer::new(cfg)?.with_gpu(fresh.clone());
         for when in ["first fit on a fresh device", "second fit"] {
-            let mut model: Box<dyn Model> = match w {
-                Workload::W3 => Box::new(Mlp::new(256).with_activation(Activation::Sigmoid)),
-                _ => Box::new(LinearRegression::new()),
-            };
-            let report = trainer.fit(model.as_mut(), &data)?;
+            let report = trainer.fit(w.kind().model().as_mut(), &data)?;
             for (what, took) in [("set-up", report.setup), ("whole fit", report.wall)] {
                 out.push(KernelTime {
                     kernel: format!("{w} fit (1 epoch), {what}, {when}"),

@@ -286,7 +286,7 @@ pub struct SyncRead {
 
 /// A [`GpuEngine::start_sync`] on its way.
 pub(crate) struct PendingSync {
-    read: readback::Pending,
+    read: readback::Pending<u32>,
     with_params: bool,
 }
 
@@ -614,7 +614,7 @@ impl GpuEngine {
 
     /// Waits for a [`GpuEngine::start_sync`]'s copies (not for steps queued after them).
     pub(crate) fn finish_sync(&mut self, pending: PendingSync) -> Result<SyncRead> {
-        let mut read = pending.read.finish::<u32>(&self.ctx)?.into_iter();
+        let mut read = pending.read.finish(&self.ctx)?.into_iter();
         let mut next = || read.next().unwrap_or_default();
         let losses = next().into_iter().map(f32::from_bits).collect();
         let h = next();

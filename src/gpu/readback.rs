@@ -41,11 +41,12 @@ pub fn read_parts<T: bytemuck::Pod>(
 /// [`Pending::finish`] waits for them. Work submitted after [`start`] does not delay it:
 /// the wait is for the copies' submission alone, so the device can run further steps
 /// while the host waits for (and then decides on) what came before them.
-pub struct Pending {
+pub struct Pending<T> {
     /// `None` when nothing was asked for (no copies, no wait).
     staging: Option<(wgpu::Buffer, wgpu::SubmissionIndex)>,
+    /// Values of `T` in each part.
     lens: Vec<usize>,
-    size: usize,
+    value: std::marker::PhantomData<T>,
     mapped: futures_intrusive::channel::shared::OneshotReceiver<
         std::result::Result<(), wgpu::BufferAsyncError>,
     >,
@@ -60,7 +61,7 @@ pub struct Pending {
 pub fn start<T: bytemuck::Pod>(
     ctx: &GpuContext,
     parts: &[(&wgpu::Buffer, usize)],
-) -> Result<Pending> {
+) -> Result<Pending<T>> {
     let size = std::mem::size_of::<T>() as u64;
     for &(buf, len) in parts {
         let bytes = len as u64 * size;
@@ -79,7 +80,7 @@ pub fn start<T: bytemuck::Pod>(
         return Ok(Pending {
             staging: None,
             lens,
-            size: size as usize,
+            value: std::marker::PhantomData,
             mapped: rx,
         });
     }
@@ -113,18 +114,17 @@ pub fn start<T: bytemuck::Pod>(
     Ok(Pending {
         staging: Some(staging),
         lens,
-        size: size as usize,
+        value: std::marker::PhantomData,
         mapped: rx,
     })
 }
 
-impl Pending {
+impl<T: bytemuck::Pod> Pending<T> {
     /// Waits for the copies (not for work submitted after them) and returns each part.
     ///
     /// # Errors
     /// [`Error::Device`] when the copy or the mapping fails.
-    pub fn finish<T: bytemuck::Pod>(self, ctx: &GpuContext) -> Result<Vec<Vec<T>>> {
-        debug_assert_eq!(self.size, std::mem::size_of::<T>());
+    pub fn finish(self, ctx: &GpuContext) -> Result<Vec<Vec<T>>> {
         let Some((staging, index)) = self.staging else {
             return Ok(self.lens.iter().map(|_| Vec::new()).collect());
         };
@@ -166,7 +166,7 @@ impl Pending {
             self.lens
                 .iter()
                 .map(|&len| {
-                    let bytes = len * self.size;
+                    let bytes = len * std::mem::size_of::<T>();
                     let part = bytemuck::pod_collect_to_vec(&view[at..at + bytes]);
                     at += bytes;
                     part

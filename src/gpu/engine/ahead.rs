@@ -106,23 +106,19 @@ impl GpuEngine {
 
     /// Records the copies between the live buffers and snapshot `slot`, either way.
     fn copy_snapshot(&mut self, slot: usize, take: bool) -> Result<()> {
-        let kept = self.snapshots.as_ref().map_or(0, |s| s.slots);
-        if slot >= kept {
+        // The steps recorded so far go first, in their own command buffer.
+        self.close_steps()?;
+        let Some(snap) = self.snapshots.as_ref().filter(|s| slot < s.slots) else {
             return Err(Error::param(
                 "snapshot slot",
                 slot,
                 "must be below the slots kept (keep_snapshots)",
             ));
-        }
-        // The steps recorded so far go first, in their own command buffer.
-        self.close_steps()?;
+        };
         let device = self.ctx.device();
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some(if take { "snapshot" } else { "restore" }),
         });
-        let Some(snap) = &self.snapshots else {
-            unreachable!("checked above")
-        };
         let mut at = slot as u64 * snap.slot_bytes;
         for (buf, bytes) in self.snapshot_parts() {
             if take {

@@ -154,8 +154,6 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Records the queued many-step GLM steps as dispatches of
-    /// [`kernels::glm_steps_per_dispatch`] steps in one compute pass.
     /// Ends the open steps' command buffer and records the many-step kernel's queue, in
     /// the order they were asked for: what comes next (a submission, a snapshot's copies)
     /// sees every step recorded so far.
@@ -167,6 +165,8 @@ impl GpuEngine {
         self.record_fused()
     }
 
+    /// Records the queued many-step GLM steps as dispatches of
+    /// [`kernels::glm_steps_per_dispatch`] steps in one compute pass.
     fn record_fused(&mut self) -> Result<()> {
         let Some(fused) = &mut self.fused else {
             return Ok(());
