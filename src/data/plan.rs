@@ -8,7 +8,7 @@
 //! |---|---|
 //! | 1 | stochastic gradient descent (one row per update) |
 //! | 2 ..= n − 1 | mini-batch gradient descent |
-//! | ≥ n | batch (full) gradient descent: one update per epoch, on all rows |
+//! | ≥ n | batch (full) gradient descent: one update per epoch, on all rows, read in stored order whatever the shuffle (an order would only reorder the sums) |
 //!
 //! **Remainder.** With `n = 10` and `batch_size = 3`, `drop_last = false` (the default,
 //! as in PyTorch's `DataLoader`) gives batches of 3, 3, 3, 1; `drop_last = true` gives
@@ -58,8 +58,16 @@ pub struct EpochPlan {
 }
 
 impl EpochPlan {
-    /// The permutation of `0..n` this epoch reads in, or `None` when not shuffling
-    /// (rows are then read in their stored order).
+    /// The permutation of `0..n` this epoch reads in, or `None` when not shuffling or
+    /// when one batch holds every row (rows are then read in their stored order).
+    ///
+    /// ```
+    /// use gradflow::data::epoch_plan;
+    /// assert!(epoch_plan(7, 0, 10, 4, true, false)?.order().is_some());
+    /// // Full batch: shuffling would only change the order of the sums.
+    /// assert!(epoch_plan(7, 0, 10, 10, true, false)?.order().is_none());
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
     pub fn order(&self) -> Option<&[u32]> {
         self.order.as_deref()
     }
@@ -248,6 +256,9 @@ pub fn epoch_plan(
         n.div_ceil(batch_size)
     };
     let order = match shuffle {
+        // One batch of every row: an order would change only the order of the sums, and
+        // cost a permutation (and, on a GPU, its upload and gathered reads) every epoch.
+        _ if batches == 1 && batch_size == n => None,
         Shuffle::Off => None,
         Shuffle::Full => {
             let mut order: Vec<u32> = (0..n as u32).collect();
@@ -381,6 +392,24 @@ mod tests {
     fn full_batch_and_stochastic() {
         let full = epoch_plan(0, 0, 10, 1000, true, true).unwrap();
         assert_eq!((full.len(), full.batch_size()), (1, 10));
+        // One batch of every row is read in stored order, whatever the shuffle.
+        let windowed = Shuffle::Windowed {
+            chunk_rows: 3,
+            window_chunks: 2,
+        };
+        for shuffle in [Shuffle::Full, windowed] {
+            assert_eq!(
+                epoch_plan(0, 4, 10, 10, shuffle, false).unwrap().order(),
+                None
+            );
+        }
+        // Dropping the remainder leaves rows out: that order still shuffles.
+        assert!(
+            epoch_plan(0, 0, 10, 6, true, true)
+                .unwrap()
+                .order()
+                .is_some()
+        );
         let sgd = epoch_plan(0, 0, 10, 1, true, true).unwrap();
         assert_eq!(sgd.len(), 10);
     }
