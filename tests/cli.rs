@@ -171,6 +171,52 @@ fn csv_round_trip_with_string_labels() {
     }
 }
 
+/// A model trained on a file with a header reads its features by name: a file with the
+/// columns reordered and an id added predicts what the training file does, and one whose
+/// columns merely number the same is refused, naming the missing feature.
+#[test]
+fn predict_reads_features_by_header_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = animals_csv(dir.path(), 60);
+    let args = ["--target", "kind", "--epochs", "20", "--lr", "0.5"];
+    let train = ["train", "--model", "softmax", "--data", "animals.csv"];
+    succeeds(
+        dir.path(),
+        &[&train[..], &args, &["--save", "m.json"]].concat(),
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let moved: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let c: Vec<&str> = line.split(',').collect();
+            let id = if i == 0 {
+                "id".to_string()
+            } else {
+                i.to_string()
+            };
+            format!("{id},{},{}\n", c[1], c[0])
+        })
+        .collect();
+    write(dir.path(), "moved.csv", moved);
+    let predict = |data: &str| {
+        succeeds(
+            dir.path(),
+            &["predict", "--model", "m.json", "--data", data],
+        )
+    };
+    assert_eq!(predict("moved.csv"), predict("animals.csv"));
+    let renamed = text.replacen("height,weight", "h,w", 1);
+    write(dir.path(), "renamed.csv", renamed);
+    fails_with(
+        gradflow(dir.path())
+            .args(["predict", "--model", "m.json", "--data", "renamed.csv"])
+            .assert(),
+        1,
+        "no column \"height\", a feature of the model",
+    );
+}
+
 #[test]
 fn logistic_round_trip_without_header_and_target_by_index() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use gradflow::io::csv::FeatureColumns;
 use gradflow::io::{Column, OutputFormat, Prediction, PredictionWriter, SavedModel, csv, npy};
 
 use super::CliError;
@@ -14,7 +15,9 @@ use super::CliError;
 #[command(
     after_help = "The data file may be the training file itself: the model's target \
 column is skipped when it is there (by name with a header, else by position when the file \
-has one column more than the model's features). Inputs of any size are read and predicted \
+has one column more than the model's features). A model trained on a file with a header \
+reads a file with a header by column name: its columns may come in any order and hold \
+others (an id), and a missing feature is an error. Inputs of any size are read and predicted \
 a batch at a time.
 
 Examples:
@@ -142,10 +145,16 @@ impl<'a> Input<'a> {
         .into_iter()
         .flatten()
         .collect();
+        // By name where the training file had a header (a model file from elsewhere may
+        // hold names of another count: then by position, which checks the count).
+        let features = match &columns.features {
+            Some(names) if names.len() == model.p() => FeatureColumns::named(names),
+            _ => model.p().into(),
+        };
         Ok(match self {
-            Input::Csv(path) => csv::for_each_features(path, model.p(), &skip, None, &mut each)?.n,
+            Input::Csv(path) => csv::for_each_features(path, features, &skip, None, &mut each)?.n,
             Input::Parquet(path) => {
-                gradflow::io::parquet::for_each_features(path, model.p(), &skip, &mut each)?
+                gradflow::io::parquet::for_each_features(path, features, &skip, &mut each)?
             }
             Input::Npy(path) => {
                 npy::for_each_features(path, model.p(), columns.target_column, &mut each)?.n

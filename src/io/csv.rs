@@ -76,6 +76,102 @@ impl std::fmt::Display for Column {
     }
 }
 
+/// The feature columns a model reads from a file: how many, and their names when the
+/// training file had a header.
+///
+/// With names, a file that has a header is read **by name**: its columns may come in any
+/// order and hold others besides (an id, a date), and one that lacks a feature is an
+/// error naming it, never a silent misreading of columns that merely number the same.
+/// Without a header (or without names) columns are taken by position. A bare `usize` is
+/// the count alone.
+///
+/// ```
+/// use gradflow::io::csv::{self, FeatureColumns};
+/// let path = std::env::temp_dir().join("gradflow-doc-by-name.csv");
+/// std::fs::write(&path, "id,b,a\n7,2,1\n8,4,3\n")?;
+/// let names = ["a".to_string(), "b".to_string()];
+/// let f = csv::read_features(&path, FeatureColumns::named(&names), &[], None)?;
+/// assert_eq!(f.x, [1.0, 2.0, 3.0, 4.0]); // a, b of each row; id left out
+/// let names = ["a".to_string(), "c".to_string()];
+/// let err = csv::read_features(&path, FeatureColumns::named(&names), &[], None).unwrap_err();
+/// assert!(err.to_string().contains("no column \"c\""), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureColumns<'a> {
+    /// Feature count.
+    pub p: usize,
+    /// Their names in the model's order, when known.
+    pub names: Option<&'a [String]>,
+}
+
+impl From<usize> for FeatureColumns<'_> {
+    fn from(p: usize) -> Self {
+        FeatureColumns { p, names: None }
+    }
+}
+
+impl<'a> FeatureColumns<'a> {
+    /// The features named `names`, in this order.
+    pub fn named(names: &'a [String]) -> Self {
+        FeatureColumns {
+            p: names.len(),
+            names: Some(names),
+        }
+    }
+
+    /// The file column of each feature, in the model's order, for a file with `header`
+    /// whose columns `skipped` are the training file's target and weights: `None` when
+    /// the features are read by position (no names, no header, or the remaining columns
+    /// are the names in order).
+    ///
+    /// # Errors
+    /// A message naming the feature the header lacks (or holds twice), with the header.
+    pub(crate) fn locate(
+        &self,
+        header: Option<&[String]>,
+        skipped: &[usize],
+    ) -> std::result::Result<Option<Vec<usize>>, String> {
+        let (Some(names), Some(header)) = (self.names, header) else {
+            return Ok(None);
+        };
+        let rest = (0..header.len()).filter(|j| !skipped.contains(j));
+        if rest.clone().map(|j| &header[j]).eq(names.iter()) {
+            return Ok(None);
+        }
+        let mut at = Vec::with_capacity(names.len());
+        for name in names {
+            let mut hits = rest.clone().filter(|&j| header[j] == *name);
+            match (hits.next(), hits.next()) {
+                (Some(j), None) => at.push(j),
+                (None, _) => {
+                    return Err(format!(
+                        "no column {name:?}, a feature of the model (its features: {}; the \
+                         file's header: {})",
+                        quoted(names),
+                        quoted(header)
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "the feature column {name:?} appears more than once in the header"
+                    ));
+                }
+            }
+        }
+        Ok(Some(at))
+    }
+}
+
+/// `"a", "b", "c"`, the first 20 of them.
+fn quoted(names: &[String]) -> String {
+    let mut s: Vec<String> = names.iter().take(20).map(|n| format!("{n:?}")).collect();
+    if names.len() > 20 {
+        s.push(format!("… ({} in all)", names.len()));
+    }
+    s.join(", ")
+}
+
 /// How the target column is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetKind {
@@ -309,14 +405,16 @@ pub struct CsvFeatures {
 /// # Errors
 /// As [`read`]; [`Error::BadFile`] saying both numbers when the file's feature count is
 /// not `p`.
-pub fn read_features(
+pub fn read_features<'n>(
     path: impl AsRef<Path>,
-    p: usize,
+    features: impl Into<FeatureColumns<'n>>,
     skip: &[Column],
     header: Option<bool>,
 ) -> Result<CsvFeatures> {
+    let features = features.into();
+    let p = features.p;
     let mut x = Vec::new();
-    let layout = for_each_features(path, p, skip, header, |batch| {
+    let layout = for_each_features(path, features, skip, header, |batch| {
         x.extend_from_slice(batch);
         Ok(())
     })?;
@@ -360,14 +458,21 @@ pub struct FeatureLayout {
 ///
 /// # Errors
 /// As [`read_features`]; `f`'s errors.
-pub fn for_each_features(
+pub fn for_each_features<'n>(
     path: impl AsRef<Path>,
-    p: usize,
+    features: impl Into<FeatureColumns<'n>>,
     skip: &[Column],
     header: Option<bool>,
     f: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<FeatureLayout> {
-    features_windowed(path.as_ref(), p, skip, header, WINDOW_BYTES, f)
+    features_windowed(
+        path.as_ref(),
+        features.into(),
+        skip,
+        header,
+        WINDOW_BYTES,
+        f,
+    )
 }
 
 /// Bytes of text a window of [`for_each_features`] holds.
@@ -375,12 +480,13 @@ const WINDOW_BYTES: usize = 64 << 20;
 
 fn features_windowed(
     path: &Path,
-    p: usize,
+    features: FeatureColumns<'_>,
     skip: &[Column],
     header: Option<bool>,
     window_bytes: usize,
     mut f: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<FeatureLayout> {
+    let p = features.p;
     let table = Table::open(path, header)?;
     let training_layout = table.cols == p + skip.len();
     let skipped: Vec<usize> = skip
@@ -394,6 +500,12 @@ fn features_windowed(
             Column::Index(_) => None,
         })
         .collect();
+    if let Some(at) = features
+        .locate(table.header.as_deref(), &skipped)
+        .map_err(|e| table.bad(e))?
+    {
+        return features_by_name(table, &at, skipped, window_bytes, f);
+    }
     let found = table.cols - skipped.len();
     if found != p {
         let what = if skipped.is_empty() {
@@ -419,6 +531,50 @@ fn features_windowed(
     table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
         n += rows.rows;
         f(&rows.x)
+    })?;
+    if n == 0 {
+        return Err(table.bad("no data rows after the header".into()));
+    }
+    Ok(FeatureLayout {
+        n,
+        header: table.header,
+        skipped,
+    })
+}
+
+/// [`features_windowed`] for features at columns `at` of the file (the model's order):
+/// the other columns are skipped, and each window's rows, read in file order, are put in
+/// the model's.
+fn features_by_name(
+    table: Table,
+    at: &[usize],
+    skipped: Vec<usize>,
+    window_bytes: usize,
+    mut f: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<FeatureLayout> {
+    let roles: Vec<Role> = (0..table.cols)
+        .map(|j| match at.contains(&j) {
+            true => Role::Feature,
+            false => Role::Skip,
+        })
+        .collect();
+    // Feature i of the model is read as the rank of its column among those read.
+    let mut read: Vec<usize> = at.to_vec();
+    read.sort_unstable();
+    let from: Vec<usize> = at
+        .iter()
+        .map(|j| read.binary_search(j).expect("a read column"))
+        .collect();
+    let (p, mut n, mut ordered) = (at.len(), 0, Vec::new());
+    table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
+        n += rows.rows;
+        ordered.clear();
+        ordered.extend(
+            rows.x
+                .chunks_exact(p)
+                .flat_map(|row| from.iter().map(|&k| row[k])),
+        );
+        f(&ordered)
     })?;
     if n == 0 {
         return Err(table.bad("no data rows after the header".into()));
@@ -1074,7 +1230,7 @@ mod tests {
         let whole = read_features(&path, 2, &skip, None).unwrap();
         for window in [1, 2, 5, 9, 1000] {
             let (mut x, mut batches) = (Vec::new(), 0);
-            let layout = features_windowed(&path, 2, &skip, None, window, |b| {
+            let layout = features_windowed(&path, 2.into(), &skip, None, window, |b| {
                 x.extend_from_slice(b);
                 batches += 1;
                 Ok(())
@@ -1090,13 +1246,57 @@ mod tests {
         // A bad cell is reported with its line, whichever window holds it.
         let (_d2, bad) = file("a,b\n1,2\n3,4\n5,x\n");
         for window in [1, 4, 1000] {
-            let e = features_windowed(&bad, 2, &[], None, window, |_| Ok(())).unwrap_err();
+            let e = features_windowed(&bad, 2.into(), &[], None, window, |_| Ok(())).unwrap_err();
             assert!(
                 e.to_string()
                     .contains("line 4, column 1 (\"b\"): \"x\" is not a number"),
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn named_features_are_read_by_name_in_any_order_and_window() {
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let named = FeatureColumns::named(&names);
+        // The training layout (features in order, the target after): by position.
+        let (_d, same) = file("a,b,c,y\n1,2,3,0\n4,5,6,1\n");
+        let skip = [Column::Name("y".into())];
+        let f = read_features(&same, named, &skip, None).unwrap();
+        assert_eq!(f.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        // Reordered, with an id and the target among them: by name, whatever the window.
+        let (_d2, moved) = file("id,c,y,a,b\n9,3,0,1,2\n8,6,1,4,5\n7,9,1,7,8\n");
+        for window in [1, 7, 1000] {
+            let mut x = Vec::new();
+            let layout = features_windowed(&moved, named, &skip, None, window, |b| {
+                x.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(layout.n, 3);
+            assert_eq!(
+                x,
+                [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+                "window {window}"
+            );
+        }
+        // The same count under other names is an error naming the feature, not a guess.
+        let (_d3, renamed) = file("x0,x1,x2\n1,2,3\n");
+        let m = read_features(&renamed, named, &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("no column \"a\", a feature of the model (its features: \"a\", \"b\", \"c\"; the file's header: \"x0\", \"x1\", \"x2\")"),
+            "{m}"
+        );
+        let (_d4, twice) = file("a,b,c,b\n1,2,3,4\n");
+        let m = read_features(&twice, named, &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("\"b\" appears more than once"), "{m}");
+        // No header: by position, the count checked.
+        let (_d5, bare) = file("1,2,3\n4,5,6\n");
+        assert_eq!(read_features(&bare, named, &[], None).unwrap().n, 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use parquet::column::reader::ColumnReader;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use super::csv::{Column, TargetKind, class_map, class_map_numbers};
+use super::csv::{Column, FeatureColumns, TargetKind, class_map, class_map_numbers};
 use super::io_error;
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
@@ -423,12 +423,14 @@ fn classes_of(numbers: &[f32], names: &[String]) -> (Vec<u32>, Vec<String>) {
 /// # Errors
 /// As [`read`]; [`Error::BadFile`] naming both counts when the file's feature columns
 /// are not `p`; `f`'s errors.
-pub fn for_each_features(
+pub fn for_each_features<'n>(
     path: impl AsRef<Path>,
-    p: usize,
+    features: impl Into<FeatureColumns<'n>>,
     skip: &[Column],
     mut f: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<usize> {
+    let features = features.into();
+    let p = features.p;
     let table = Table::open(path.as_ref())?;
     let cols = table.cols();
     let training_layout = cols == p + skip.len();
@@ -440,7 +442,14 @@ pub fn for_each_features(
             Column::Index(_) => None,
         })
         .collect();
-    let features: Vec<usize> = (0..cols).filter(|j| !skipped.contains(j)).collect();
+    // By name when the model knows its features' names (see `FeatureColumns`).
+    let features: Vec<usize> = match features
+        .locate(Some(&table.names), &skipped)
+        .map_err(|e| table.bad(e))?
+    {
+        Some(at) => at,
+        None => (0..cols).filter(|j| !skipped.contains(j)).collect(),
+    };
     if features.len() != p {
         return Err(table.bad(format!(
             "{} feature columns, but the model was trained on {p} feature columns",
