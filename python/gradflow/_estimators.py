@@ -15,10 +15,12 @@ previous fit (so ``partial_fit`` can go on from there).
 """
 
 import numbers
+import warnings
 
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils.extmath import softmax
 from sklearn.utils.multiclass import check_classification_targets
@@ -87,11 +89,19 @@ class _GradflowEstimator(BaseEstimator):
                 raise ValueError(f"{name} {v!r}: must be an integer ≥ 1 or None")
         batch_size = self.batch_size
         if batch_size == "auto":
-            batch_size = None
+            batch_size = self._auto_batch(n_samples)
         elif batch_size is not None and (
             not isinstance(batch_size, numbers.Integral) or batch_size < 1
         ):
             raise ValueError(f"batch_size {batch_size!r}: must be an integer ≥ 1 or 'auto'")
+        if self.penalty is None and self.alpha is not None:
+            # scikit-learn's LogisticRegression warns the same of C with penalty=None.
+            warnings.warn(
+                f"penalty=None ignores alpha={self.alpha!r}: set penalty='l2' (or 'l1', "
+                "'elasticnet') to use it",
+                UserWarning,
+                stacklevel=4,
+            )
         s = {
             "solver": "sgd" if (partial and solver == "auto") else solver,
             "learning_rate": self.learning_rate_init,
@@ -123,6 +133,10 @@ class _GradflowEstimator(BaseEstimator):
         """The penalty strength on gradflow's mean loss: ``alpha`` as it is (the meaning
         of scikit-learn's SGD estimators)."""
         return self.alpha
+
+    def _auto_batch(self, n_samples):
+        """The batch size of ``batch_size='auto'``; None: gradflow's (32)."""
+        return None
 
     # --- fitting --------------------------------------------------------------------
 
@@ -180,6 +194,24 @@ class _GradflowEstimator(BaseEstimator):
         losses = [float(v) for v in report["epoch_losses"]]
         self.loss_curve_ = (self.loss_curve_ + losses) if go_on else losses
         self.converged_ = bool(report["converged"])
+        # scikit-learn's ConvergenceWarning when a stopping rule was in force and the cap
+        # came first (not for partial_fit's single epoch, nor for n_iter_no_change=None
+        # without early stopping: that asks for every epoch).
+        # (An L-BFGS fit that stalls at float32's precision is as converged as float32
+        # allows: no warning.)
+        ruled = (
+            report["lbfgs"]
+            or settings["n_iter_no_change"] is not None
+            or settings["early_stopping"]
+        )
+        if not partial and report["capped"] and ruled:
+            unit = "iterations" if report["lbfgs"] else "epochs"
+            warnings.warn(
+                f"{type(self).__name__} did not converge in {len(losses)} {unit} (its "
+                "stopping rule was not met); increase max_iter",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         if report["validation_losses"]:
             self.validation_loss_curve_ = list(report["validation_losses"])
         self.fit_report_ = {
@@ -423,6 +455,7 @@ class LogisticRegression(_LinearParams, _Classifier):
     Parameters as :class:`LinearRegression`'s, and:
 
     penalty : {None, 'l2', 'l1', 'elasticnet'}, default='l2'
+        None: no penalty (a given ``alpha`` is then ignored, with a warning).
     alpha : float or None, default=None
         Strength of the penalty on the mean loss; None with 'l2': 1 / n_samples, which is
         scikit-learn's ``LogisticRegression(C=1)`` (α = 1 / (C · n)).
@@ -501,6 +534,8 @@ class MLPClassifier(_Classifier):
     alpha : float, default=1e-4
         L2 penalty on the weights, as scikit-learn's MLP has it: ``alpha / (2 b) ‖W‖²``
         on each batch of ``b`` rows (``b = n_samples`` for L-BFGS).
+    batch_size : int or 'auto', default='auto'
+        Rows per update ('auto': min(200, n_samples), scikit-learn's).
     momentum : float, default=0.9
         Momentum of ``solver='sgd'`` (heavy-ball, as PyTorch's; 0: plain SGD).
     learning_rate_init : float or None, default=None
@@ -567,12 +602,18 @@ class MLPClassifier(_Classifier):
 
     def _alpha(self, solver, batch_size, n_samples):
         # scikit-learn adds alpha/(2 b)·‖W‖² to each batch's mean loss; gradflow adds
-        # α/2·‖W‖²: α = alpha / b, b the batch (all rows for L-BFGS; 32 for 'auto').
+        # α/2·‖W‖²: α = alpha / b, b the batch (all rows for L-BFGS).
         if solver == "lbfgs":
             rows = n_samples
         else:
             rows = min(batch_size or 32, n_samples)
         return float(self.alpha) / rows
+
+    def _auto_batch(self, n_samples):
+        # scikit-learn's MLP: min(200, n_samples). (Batches of 32 give six times the
+        # updates an epoch, and on the same epoch cap a network that overfits: a test
+        # log-loss twice scikit-learn's on 20 classes of make_classification.)
+        return min(200, n_samples)
 
     def _architecture(self, n_classes):
         sizes = self.hidden_layer_sizes

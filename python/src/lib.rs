@@ -22,8 +22,8 @@ use gradflow::io::SavedModel;
 use gradflow::model::Kind;
 use gradflow::program::Activation;
 use gradflow::{
-    EarlyStopping, Error, NoImprovement, Optimizer, Penalty, Report, Solver, TrainConfig, Trainer,
-    Verify,
+    EarlyStopping, Error, NoImprovement, Optimizer, Penalty, Report, Solver, StopReason,
+    TrainConfig, Trainer, Verify,
 };
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
@@ -329,16 +329,17 @@ fn config(settings: &Bound<'_, PyDict>) -> PyResult<TrainConfig> {
         Some(other) => return Err(bad("optimizer", other, "sgd, momentum, adam or adagrad")),
     };
     cfg.penalty = match (penalty.as_deref(), alpha) {
+        // No penalty, as scikit-learn's `penalty=None` (the Python side warns that a
+        // given alpha goes unused); "none" is the spelling scikit-learn dropped in 1.4.
+        (None | Some("none"), _) => Some(Penalty::None),
         // No strength given: the trainer's choice (scikit-learn's C = 1 for classifiers).
-        (Some("l2") | None, None) => None,
-        (None, Some(_)) => Some(Penalty::None),
+        (Some("l2"), None) => None,
         (Some("l2"), Some(a)) => Some(Penalty::L2(a)),
         (Some("l1"), a) => Some(Penalty::L1(a.unwrap_or(1e-4))),
         (Some("elasticnet"), a) => Some(Penalty::ElasticNet {
             alpha: a.unwrap_or(1e-4),
             l1_ratio,
         }),
-        (Some("none"), _) => Some(Penalty::None),
         (Some(other), _) => return Err(bad("penalty", other, "None, 'l2', 'l1' or 'elasticnet'")),
     };
     let rule_tol = tol.unwrap_or(1e-4);
@@ -383,6 +384,9 @@ fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>>
     d.set_item("steps", r.steps)?;
     d.set_item("converged", r.converged)?;
     d.set_item("stop", r.stop.to_string())?;
+    // The cap ended the fit (whether a rule was in force is the estimator's to say).
+    d.set_item("capped", r.stop == StopReason::MaxEpochs)?;
+    d.set_item("lbfgs", matches!(r.choices.solver, Solver::Lbfgs { .. }))?;
     d.set_item("learning_rate", r.choices.learning_rate)?;
     d.set_item("solver", format!("{:?}", r.choices.solver))?;
     d.set_item("optimizer", r.choices.optimizer.map(|o| format!("{o:?}")))?;

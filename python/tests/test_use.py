@@ -331,3 +331,54 @@ def test_readme_python_example_runs():
     assert blocks, "the README has a Python example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_penalty_none_is_no_penalty_as_in_scikit_learn():
+    """penalty=None fits the unpenalised model (scikit-learn's meaning), not the default
+    L2; a strength given with it is ignored with a warning."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3)
+    y = (X[:, 0] + 0.5 * rng.randn(200) > 0).astype(int)
+    free = LogisticRegression(penalty=None, tol=1e-8, max_iter=2000).fit(X, y)
+    l2 = LogisticRegression(tol=1e-8, max_iter=2000).fit(X, y)
+    # The unpenalised optimum has the larger weights, and zero gradient of the bare loss.
+    assert abs(free.coef_[0, 0]) > abs(l2.coef_[0, 0]) * 1.01
+    p = free.predict_proba(X)[:, 1]
+    grad = np.concatenate([X.T @ (p - y), [np.sum(p - y)]]) / len(y)
+    assert np.max(np.abs(grad)) < 1e-5
+    with pytest.warns(UserWarning, match="penalty=None ignores alpha=0.5"):
+        LinearRegression(alpha=0.5).fit(X, X[:, 0])
+
+
+def test_a_fit_that_hits_its_cap_warns_as_scikit_learn_does(blobs):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = blobs
+    with pytest.warns(ConvergenceWarning, match="did not converge in 2 iterations"):
+        est = LogisticRegression(max_iter=2).fit(X, y)
+    assert not est.converged_
+    with pytest.warns(ConvergenceWarning, match="did not converge in 3 epochs"):
+        MLPClassifier(hidden_layer_sizes=4, max_iter=3, random_state=0).fit(X, y)
+    # Every epoch asked for (no stopping rule), and partial_fit's one epoch: no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        MLPClassifier(hidden_layer_sizes=4, max_iter=3, n_iter_no_change=None).fit(X, y)
+        MLPClassifier(hidden_layer_sizes=4).partial_fit(X, y, classes=np.unique(y))
+
+
+def test_mlp_auto_batch_is_scikit_learn_s(blobs):
+    """batch_size='auto' is min(200, n_samples): 600 rows are three updates an epoch."""
+    X, y = blobs
+    auto = MLPClassifier(hidden_layer_sizes=4, max_iter=2, n_iter_no_change=None,
+                         random_state=1).fit(X, y)
+    given = MLPClassifier(hidden_layer_sizes=4, max_iter=2, n_iter_no_change=None,
+                          batch_size=200, random_state=1).fit(X, y)
+    for a, b in zip(auto.coefs_, given.coefs_):
+        np.testing.assert_array_equal(a, b)
+    small = MLPClassifier(hidden_layer_sizes=4, max_iter=1, n_iter_no_change=None,
+                          random_state=1).fit(X[:50], y[:50])
+    whole = MLPClassifier(hidden_layer_sizes=4, max_iter=1, n_iter_no_change=None,
+                          batch_size=50, random_state=1).fit(X[:50], y[:50])
+    np.testing.assert_array_equal(small.coefs_[0], whole.coefs_[0])

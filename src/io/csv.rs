@@ -346,6 +346,7 @@ pub fn read_chunked(
         TargetKind::Real => (Targets::Real(rows.real), None),
         TargetKind::Classes => {
             let (ids, labels) = class_order(rows.class_ids, rows.class_names);
+            whole_if_numbers(&labels).map_err(|e| table.bad(e))?;
             let classes = labels.len();
             (
                 Targets::Classes {
@@ -693,19 +694,50 @@ pub(crate) fn class_order(ids: Vec<u32>, names: Vec<String>) -> (Vec<u32>, Vec<S
         .iter()
         .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
         .collect();
-    if let Some(nums) = numbers {
-        let mut pairs: Vec<(f64, &String)> = nums.into_iter().zip(distinct).collect();
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        distinct = pairs.into_iter().map(|(_, s)| s).collect();
+    // Each name's class: its place in sorted order, where names of one number (1, 1.0,
+    // 1e0) are one class, named by the first of them.
+    let mut index: std::collections::HashMap<&String, u32> = std::collections::HashMap::new();
+    let mut classes: Vec<String> = Vec::new();
+    match numbers {
+        Some(nums) => {
+            let mut pairs: Vec<(f64, &String)> = nums.into_iter().zip(distinct).collect();
+            pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            let mut last = None;
+            for (v, name) in pairs {
+                if last != Some(v + 0.0) {
+                    classes.push(name.clone());
+                    last = Some(v + 0.0);
+                }
+                index.insert(name, classes.len() as u32 - 1);
+            }
+        }
+        None => {
+            for (i, name) in distinct.into_iter().enumerate() {
+                index.insert(name, i as u32);
+                classes.push(name.clone());
+            }
+        }
     }
-    let index: std::collections::HashMap<&String, u32> = distinct
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, i as u32))
-        .collect();
     let renumber: Vec<u32> = names.iter().map(|s| index[s]).collect();
     let ids = ids.into_iter().map(|i| renumber[i as usize]).collect();
-    (ids, distinct.into_iter().cloned().collect())
+    (ids, classes)
+}
+
+/// Refuses class labels that are all numbers, some not whole: a real-valued target (a
+/// regression's) read as classes would make a class of every value. `labels` are the
+/// distinct names ([`class_order`]'s); the message names one.
+pub(crate) fn whole_if_numbers(labels: &[String]) -> std::result::Result<(), String> {
+    let numbers: Option<Vec<f64>> = labels.iter().map(|s| s.parse::<f64>().ok()).collect();
+    match numbers.and_then(|v| v.into_iter().position(|v| v.fract() != 0.0)) {
+        Some(i) => Err(format!(
+            "class label {} is a number but not a whole one ({} distinct numeric labels): a \
+             classifier needs class labels (whole numbers or names); a real-valued target is \
+             linear regression's",
+            labels[i],
+            labels.len()
+        )),
+        None => Ok(()),
+    }
 }
 
 fn is_number(s: &str) -> bool {
@@ -1012,6 +1044,7 @@ mod tests {
             TargetKind::Real => (Targets::Real(real), None),
             TargetKind::Classes => {
                 let (ids, labels) = class_map(&names);
+                whole_if_numbers(&labels).map_err(|e| table.bad(e))?;
                 let classes = labels.len();
                 let t = Targets::Classes {
                     labels: ids,
@@ -1145,6 +1178,29 @@ mod tests {
         let (ids, names) = class_map(&["10".into(), "2".into(), "1".into(), "2".into()]);
         assert_eq!(names, ["1", "2", "10"]);
         assert_eq!(ids, [2, 1, 0, 1]);
+        // One number however written is one class, named as first in sorted order.
+        let (ids, names) = class_map(&["1.0", "0", "1", "1e0", "-0"].map(String::from));
+        assert_eq!(
+            (ids, names),
+            (vec![1, 0, 1, 1, 0], vec!["-0".into(), "1".into()])
+        );
+    }
+
+    #[test]
+    fn a_real_valued_target_read_as_classes_is_refused() {
+        let classes = CsvOptions::default().classes();
+        let m = err("a,y\n1,0.5\n2,1.25\n3,2\n", &classes);
+        assert!(
+            m.contains(
+                "class label 0.5 is a number but not a whole one (3 distinct numeric labels)"
+            ),
+            "{m}"
+        );
+        // Whole numbers written as floats, and text that merely starts with digits, are labels.
+        let data = read(&file("a,y\n1,0.0\n2,1.0\n3,1\n").1, &classes).unwrap();
+        assert_eq!(data.labels.unwrap(), ["0.0", "1"]);
+        let data = read(&file("a,y\n1,2.5kg\n2,0.5\n").1, &classes).unwrap();
+        assert_eq!(data.labels.unwrap(), ["0.5", "2.5kg"]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use parquet::column::reader::ColumnReader;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use super::csv::{Column, FeatureColumns, TargetKind, class_map, class_map_numbers};
+use super::csv::{
+    Column, FeatureColumns, TargetKind, class_map, class_map_numbers, whole_if_numbers,
+};
 use super::io_error;
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
@@ -383,7 +385,7 @@ pub fn read(
     let (targets, labels) = match kind {
         TargetKind::Real => (Targets::Real(real), None),
         TargetKind::Classes => {
-            let (ids, labels) = classes_of(&numbers, &names);
+            let (ids, labels) = classes_of(&numbers, &names).map_err(|e| table.bad(e))?;
             let classes = labels.len();
             (
                 Targets::Classes {
@@ -408,11 +410,19 @@ pub fn read(
 /// number, else as text. Returns each value's class id and the class names.
 /// Written once, so that [`read`] (every row) and [`open`] (the distinct values) number
 /// the same file's classes alike.
-fn classes_of(numbers: &[f32], names: &[String]) -> (Vec<u32>, Vec<String>) {
-    match names.is_empty() {
+///
+/// # Errors
+/// A message naming a label that is a number but not a whole one (a real-valued target).
+fn classes_of(
+    numbers: &[f32],
+    names: &[String],
+) -> std::result::Result<(Vec<u32>, Vec<String>), String> {
+    let (ids, labels) = match names.is_empty() {
         true => class_map_numbers(numbers),
         false => class_map(names),
-    }
+    };
+    whole_if_numbers(&labels)?;
+    Ok((ids, labels))
 }
 
 /// The feature rows of a Parquet file for a model trained on `p` features, a row group at
@@ -574,15 +584,12 @@ pub fn open(
             }
             // The distinct values, numbered as `read` numbers every row's.
             let distinct: Vec<String> = names.into_iter().collect();
-            let (_, sorted) = classes_of(&numbers, &distinct);
+            let (ids, sorted) = classes_of(&numbers, &distinct).map_err(|e| table.bad(e))?;
             if distinct.is_empty() {
                 (Some(ClassIds::Numbers(numbers)), Some(sorted))
             } else {
-                let ids = sorted
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.clone(), i as u32))
-                    .collect();
+                // Every distinct name's class (names of one number share one).
+                let ids = distinct.into_iter().zip(ids).collect();
                 (Some(ClassIds::Names(ids)), Some(sorted))
             }
         }
