@@ -48,6 +48,7 @@ fn files(d: &Path) -> String {
     write(d, "frac.npy", npy_f64(2, 2, &[1.0, 0.5, 2.0, 1.0]));
     write(d, "not-an-array.npy", "a,b\n1,2\n");
     write(d, "short.npy", npy_f64(10, 3, &[1.0; 6]));
+    write(d, "real.csv", "a,y\n1,0.5\n2,1.25\n3,2.75\n");
     // A softmax model over two features and three classes, then broken copies of it.
     let mut rows = String::from("height,weight,kind\n");
     for i in 0..30 {
@@ -141,6 +142,14 @@ const CASES: &[Case] = &[
     Case { item: "a single class", args: train!("softmax", "one-class.csv"), code: 1, needle: "at least 2 classes" },
     Case { item: "missing target column", args: train!("softmax", "labels.csv", "--target", "z"), code: 1, needle: "no target column \"z\"" },
     Case { item: "missing target column", args: train!("linear", "nan.npy", "--target", "7"), code: 1, needle: "target column 7 does not exist" },
+    Case { item: "a real-valued target for a classifier", args: train!("softmax", "real.csv"), code: 1, needle: "real.csv: class label 0.5 is a number but not a whole one (3 distinct numeric labels)" },
+    // Outputs: never over an input, and refused before the work when unwritable.
+    Case { item: "an output over an input", args: train!("softmax", "animals.csv", "--save", "animals.csv"), code: 2, needle: "--save animals.csv: that is the --data file" },
+    Case { item: "an output over an input", args: &["predict", "--model", "m.json", "--data", "three.csv", "--out", "m.json"], code: 2, needle: "--out m.json: that is the --model file" },
+    Case { item: "an output over an input", args: train!("softmax", "animals.csv", "--save", "s.png", "--plot", "s.png"), code: 2, needle: "--plot s.png: that is the --save file" },
+    Case { item: "an unwritable output", args: train!("softmax", "animals.csv", "--plot", "s.json"), code: 2, needle: "--plot s.json: the plot is a PNG image" },
+    Case { item: "an unwritable output", args: train!("linear", "synthetic:linear?n=50", "--plot", "nodir/p.png"), code: 1, needle: "--plot nodir/p.png: the directory nodir does not exist" },
+    Case { item: "an unwritable output", args: train!("linear", "synthetic:linear?n=50", "--save", "."), code: 1, needle: "--save .: is a directory" },
     // Predict with another width.
     Case { item: "feature count at predict", args: predict!("m.json", "three.csv"), code: 1, needle: "three.csv: 3 feature columns, but the model was trained on 2 feature columns" },
     // Hyper-parameters.
@@ -208,6 +217,9 @@ const ITEMS: &[&str] = &[
     "missing files",
     "divergence",
     "bad arguments",
+    "a real-valued target for a classifier",
+    "an output over an input",
+    "an unwritable output",
 ];
 
 #[test]

@@ -217,3 +217,60 @@ pub fn build_model(
         activation.unwrap_or_default(),
     ))
 }
+
+/// Checks, before any work, that the command can write `path` (given as `flag`): its
+/// directory exists and takes a new file, and it is none of `inputs` (`(flag, path)`),
+/// which writing it would destroy (`--save data.csv`). A fit of minutes must not end in
+/// an error it could have met at its start, nor overwrite the data it read.
+///
+/// # Errors
+/// A usage error naming both flags when `path` is an input; a failure naming the
+/// directory when it is missing or not writable.
+pub fn check_output(
+    flag: &str,
+    path: &std::path::Path,
+    inputs: &[(&str, &std::path::Path)],
+) -> Result<(), CliError> {
+    // Links resolved where the file exists; a file still to be written by its absolute
+    // path (`--save s.json --plot s.json`).
+    let resolve =
+        |p: &std::path::Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p));
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((resolve(a), resolve(b)), (Ok(x), Ok(y)) if x == y);
+    if let Some((input, _)) = inputs.iter().find(|(_, p)| same(path, p)) {
+        return Err(CliError::usage(
+            format!(
+                "{flag} {}: that is the {input} file, which writing it would overwrite",
+                path.display()
+            ),
+            format!("give {flag} a file of its own"),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let fail = |why: String| {
+        CliError::failed(
+            format!("{flag} {}: {why}", path.display()),
+            Some("give a path in a directory that exists and is writable".into()),
+        )
+    };
+    if !dir.is_dir() {
+        return Err(fail(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(fail("is a directory".into()));
+    }
+    // A probe file of our own, so that `path` itself is not touched until it is written.
+    let probe = dir.join(format!(".gradflow-probe.{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(fail(format!("cannot write in {}: {e}", dir.display()))),
+    }
+}

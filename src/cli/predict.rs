@@ -8,7 +8,7 @@ use clap::Args;
 use gradflow::io::csv::FeatureColumns;
 use gradflow::io::{Column, OutputFormat, Prediction, PredictionWriter, SavedModel, csv, npy};
 
-use super::CliError;
+use super::{CliError, check_output};
 
 /// `gradflow predict`.
 #[derive(Debug, Args)]
@@ -47,6 +47,13 @@ pub struct PredictArgs {
 /// A bad model file (version, truncation, shapes), a data file whose feature count is not
 /// the model's (both numbers named), bad cells, an unwritable output.
 pub fn run(args: &PredictArgs) -> Result<(), CliError> {
+    if let Some(out) = &args.out {
+        check_output(
+            "--out",
+            out,
+            &[("--model", &args.model), ("--data", &args.data)],
+        )?;
+    }
     let model = SavedModel::load(&args.model)?;
     if args.proba && !model.kind().is_classifier() {
         return Err(CliError::usage(

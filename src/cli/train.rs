@@ -2,7 +2,7 @@
 //! it and plot its loss curve.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use gradflow::data::{BatchTargets, HostTargets, RowSource, Shuffle};
@@ -18,7 +18,7 @@ use super::knobs::KnobArgs;
 use super::launch::World;
 use super::memory;
 use super::progress::{self, human};
-use super::{CliError, build_model, plot};
+use super::{CliError, build_model, check_output, plot};
 
 /// `gradflow train`.
 #[derive(Debug, Args)]
@@ -234,6 +234,25 @@ struct DeviationSummary {
 /// diverged fit, a missing adapter; I/O errors for `--save` and `--plot`.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let world = World::start()?;
+    let data = Path::new(&args.data);
+    if let Some(save) = &args.save {
+        check_output("--save", save, &[("--data", data)])?;
+    }
+    if let Some(plot) = &args.plot {
+        if !plot
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        {
+            return Err(CliError::usage(
+                format!("--plot {}: the plot is a PNG image", plot.display()),
+                "give a file name ending in .png",
+            ));
+        }
+        let mut inputs = vec![("--data", data)];
+        inputs.extend(args.resume.as_deref().map(|r| ("--resume", r)));
+        inputs.extend(args.save.as_deref().map(|s| ("--save", s)));
+        check_output("--plot", plot, &inputs)?;
+    }
     let kind = args.model;
     let mut model = build_model(args.model, args.hidden, args.activation)?;
     let config = config(args)?;
