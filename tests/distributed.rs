@@ -314,6 +314,17 @@ fn lbfgs_evaluates_in_parts() {
     );
     let reg = Synthetic::linear(N, 4).seed(3).dataset().unwrap();
     check("lbfgs linear", &lbfgs, &reg, LinearRegression::new, 1e-4);
+    // The normal equations: the ranks' sums added, one solve, the same on every rank.
+    let normal = TrainConfig::default()
+        .solver(Solver::Normal)
+        .penalty(Penalty::L2(0.01));
+    check(
+        "normal equations",
+        &normal,
+        &reg,
+        LinearRegression::new,
+        1e-6,
+    );
     // A non-convex fit: a line search that rounding sends down another branch takes
     // another path, so only the outcome is compared (and the ranks with each other).
     let blobs = Synthetic::blobs(400, 3, 3).seed(3).dataset().unwrap();

@@ -47,6 +47,8 @@ class _GradflowEstimator(BaseEstimator):
     # True for the classifiers (labels, classes_, class weights); each estimator's
     # `_architecture` names the native model for the data.
     _is_classifier = False
+    # The solvers `solver` may name.
+    _solvers = ("auto", "lbfgs", "sgd", "adam", "adagrad")
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_model")
@@ -72,14 +74,15 @@ class _GradflowEstimator(BaseEstimator):
     def _settings(self, partial, n_samples):
         """The dictionary `gradflow._gradflow.fit` reads; see its `config`."""
         solver = self.solver
-        if solver not in ("auto", "lbfgs", "sgd", "adam", "adagrad"):
+        solvers = self._solvers
+        if solver not in solvers:
             raise ValueError(
-                f"solver {solver!r}: must be 'auto', 'lbfgs', 'sgd', 'adam' or 'adagrad'"
+                f"solver {solver!r}: must be one of {', '.join(map(repr, solvers))}"
             )
-        if partial and solver == "lbfgs":
+        if partial and solver in ("lbfgs", "normal"):
             raise ValueError(
-                "partial_fit is only available for stochastic solvers: 'lbfgs' reads all "
-                "rows at every step; use solver='sgd', 'adam' or 'auto'"
+                f"partial_fit is only available for stochastic solvers: {solver!r} reads "
+                "all rows at once; use solver='sgd', 'adam' or 'auto'"
             )
         if self.backend not in ("cpu", "gpu", "auto"):
             raise ValueError(f"backend {self.backend!r}: must be 'cpu', 'gpu' or 'auto'")
@@ -306,7 +309,8 @@ class _LinearParams:
 
 
 class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
-    """Least-squares linear regression trained by gradflow (L-BFGS or mini-batch SGD).
+    """Least-squares linear regression trained by gradflow (L-BFGS, mini-batch SGD, or the
+    normal equations).
 
     Parameters
     ----------
@@ -318,8 +322,11 @@ class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
         Strength of the penalty (None: 1e-4 for l1 and elastic net, none for l2).
     l1_ratio : float, default=0.15
         Share of L1 in the elastic net.
-    solver : {'auto', 'lbfgs', 'sgd', 'adam', 'adagrad'}, default='auto'
+    solver : {'auto', 'lbfgs', 'normal', 'sgd', 'adam', 'adagrad'}, default='auto'
         'auto': full-batch L-BFGS for in-memory data with a smooth penalty, else SGD.
+        'normal': the closed form, the normal equations solved in float64 (the exact
+        least-squares solution, as scikit-learn's ``LinearRegression``; with
+        ``penalty='l2'``, ``Ridge(alpha=n_samples * alpha / 2)``).
     max_iter : int or None, default=None
         The most epochs (L-BFGS: iterations); None: gradflow's choice (1000).
     tol : float or None, default=None
@@ -396,6 +403,9 @@ class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
         self.backend = backend
         self.standardize = standardize
         self.verify = verify
+
+    # The closed form is linear regression's alone.
+    _solvers = _GradflowEstimator._solvers + ("normal",)
 
     def _architecture(self, n_classes):
         return "linear", 0, "sigmoid"

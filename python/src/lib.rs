@@ -280,7 +280,8 @@ fn config(settings: &Bound<'_, PyDict>) -> PyResult<TrainConfig> {
                     "auto" => Solver::Auto,
                     "lbfgs" => Solver::lbfgs(),
                     "sgd" => Solver::Sgd,
-                    other => return Err(bad("solver", other, "auto, lbfgs or sgd")),
+                    "normal" => Solver::Normal,
+                    other => return Err(bad("solver", other, "auto, lbfgs, normal or sgd")),
                 }
             }
             "optimizer" => optimizer = value.extract::<Option<String>>()?,

@@ -382,3 +382,25 @@ def test_mlp_auto_batch_is_scikit_learn_s(blobs):
     whole = MLPClassifier(hidden_layer_sizes=4, max_iter=1, n_iter_no_change=None,
                           batch_size=50, random_state=1).fit(X[:50], y[:50])
     np.testing.assert_array_equal(small.coefs_[0], whole.coefs_[0])
+
+
+def test_normal_equations_are_scikit_learn_s_linear_regression_and_ridge():
+    from sklearn.linear_model import LinearRegression as SkLinear
+    from sklearn.linear_model import Ridge
+
+    X, y = make_regression(n_samples=400, n_features=6, noise=5.0, random_state=3)
+    X[:, 2] *= 1e3
+    w = np.random.RandomState(0).uniform(0.5, 2.0, size=400)
+    ours = LinearRegression(solver="normal", standardize=False).fit(X, y, sample_weight=w)
+    sk = SkLinear().fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-5, atol=1e-7)
+    assert abs(ours.intercept_ - sk.intercept_) < 1e-4
+    assert ours.converged_ and "closed form" in ours.fit_report_["stop"]
+    ridge = LinearRegression(solver="normal", penalty="l2", alpha=0.5, standardize=False)
+    ridge.fit(X, y)
+    sk = Ridge(alpha=400 * 0.5 / 2).fit(X, y)
+    np.testing.assert_allclose(ridge.coef_, sk.coef_, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="solver 'normal': must be one of"):
+        LogisticRegression(solver="normal").fit(X, y > 0)
+    with pytest.raises(ValueError, match="partial_fit is only available"):
+        LinearRegression(solver="normal").partial_fit(X, y)

@@ -140,6 +140,9 @@ pub enum SolverArg {
     Sgd,
     /// Full-batch L-BFGS (linear models; the MLP too, if asked).
     Lbfgs,
+    /// Linear regression's closed form: the normal equations, solved in f64 (the exact
+    /// minimiser; an l2 --penalty makes it ridge regression).
+    Normal,
 }
 
 /// `--backend`.
@@ -563,6 +566,7 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
                 tol: knobs.stop_tol().unwrap_or(tol),
             }
         }
+        SolverArg::Normal => Solver::Normal,
     };
     if let Some(every) = args.verify {
         config = config.verify(Verify {
@@ -764,11 +768,12 @@ fn summarise(
     }
 }
 
-/// `lbfgs` or `sgd`.
+/// `lbfgs`, `normal` or `sgd`.
 fn solver_name(report: &Report) -> &'static str {
     match report.choices.solver {
         Solver::Lbfgs { .. } => "lbfgs",
-        _ => "sgd",
+        Solver::Normal => "normal",
+        Solver::Auto | Solver::Sgd => "sgd",
     }
 }
 
@@ -842,6 +847,7 @@ fn print_human(s: &Summary, report: &Report) {
     let stop = report.stop;
     let c = &s.config;
     match report.choices.solver {
+        Solver::Normal => println!("  solver    normal equations · {stop}"),
         Solver::Lbfgs { memory, tol, .. } => {
             println!("  solver    lbfgs (memory {memory}, tol {tol:e}) · {stop}");
             println!(

@@ -110,6 +110,7 @@ impl TrainSummary {
             batch_size: config.batch_size,
             solver: match report.choices.solver {
                 crate::train::Solver::Lbfgs { .. } => "lbfgs".into(),
+                crate::train::Solver::Normal => "normal".into(),
                 _ => "sgd".into(),
             },
             learning_rate: report.choices.learning_rate,

@@ -123,25 +123,62 @@ pub enum Precision {
 /// # Errors
 /// As [`solve`].
 pub fn solve_with(data: &Dataset, mode: Solve, precision: Precision) -> Result<NormalSolution> {
-    let Targets::Real(y) = data.targets() else {
-        return Err(Error::TargetMismatch {
-            model: "normal equations",
-            expected: "real-valued targets".into(),
-            got: data.targets().describe(),
-        });
-    };
-    let d = data.p() + 1;
-    let (a, rhs) = match precision {
-        Precision::Exact => gram::<f64>(data.features(), y, data.p()),
+    let y = real_targets(data)?;
+    let (x, p) = (data.features(), data.p());
+    let sums = match precision {
+        Precision::Exact => gram_sums(x, y, p, None),
         Precision::Fast => {
-            let fast = gram::<f32>(data.features(), y, data.p());
-            if condition_number(&fast.0) <= FAST_CONDITION_LIMIT {
+            let fast = gram::<f32>(x, y, p, None);
+            if condition_number(&system(&fast, p, 0.0).0) <= FAST_CONDITION_LIMIT {
                 fast
             } else {
-                gram::<f64>(data.features(), y, data.p())
+                gram_sums(x, y, p, None)
             }
         }
     };
+    solve_sums(&sums, p, 0.0, mode)
+}
+
+/// The targets of `data`, which must be real.
+fn real_targets(data: &Dataset) -> Result<&[f32]> {
+    match data.targets() {
+        Targets::Real(y) => Ok(y),
+        other => Err(Error::TargetMismatch {
+            model: "normal equations",
+            expected: "real-valued targets".into(),
+            got: other.describe(),
+        }),
+    }
+}
+
+/// The sums `Σᵢ sᵢ zᵢ zᵢᵀ` with `zᵢ = [xᵢ 1 yᵢ]` over the rows `x` (p features each) and
+/// targets `y`, `sᵢ` the row weights (1 without them): a `(p + 2)²` row-major matrix in
+/// `f64`, every product exact for f32 data without weights. Sums of parts of the rows
+/// add up to the sums of all of them, so a distributed solve adds its ranks' sums before
+/// [`solve_sums`].
+///
+/// ```
+/// use gradflow::model::normal_eq::{gram_sums, solve_sums, Solve};
+/// // y = 2x + 1 on three rows, the middle one counted twice.
+/// let sums = gram_sums(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0], 1, Some(&[1.0, 2.0, 1.0]));
+/// assert_eq!(sums[1 * 3 + 1], 4.0); // Σ sᵢ: the bias column's square
+/// let sol = solve_sums(&sums, 1, 0.0, Solve::Strict)?;
+/// assert!((sol.weights[0] - 2.0).abs() < 1e-12 && (sol.bias - 1.0).abs() < 1e-12);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+pub fn gram_sums(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
+    gram::<f64>(x, y, p, weights)
+}
+
+/// Solves `(X̃ᵀSX̃ + ridge · I_w) θ = X̃ᵀSy` from [`gram_sums`]' sums (the ridge on the
+/// weights only, never the bias): Cholesky when well conditioned, else as `mode` says.
+///
+/// # Errors
+/// [`Error::IllConditioned`] under [`Solve::Strict`] past [`CONDITION_LIMIT`], or when
+/// even the SVD fails.
+pub fn solve_sums(sums: &[f64], p: usize, ridge: f64, mode: Solve) -> Result<NormalSolution> {
+    let d = p + 1;
+    let (a, rhs) = system(sums, p, ridge);
     let condition = condition_number(&a);
     let (theta, method) = match a.clone().cholesky() {
         Some(ch) if condition <= CONDITION_LIMIT => (ch.solve(&rhs), Method::Cholesky),
@@ -170,6 +207,19 @@ pub fn solve_with(data: &Dataset, mode: Solve, precision: Precision) -> Result<N
     })
 }
 
+/// `(X̃ᵀSX̃ + ridge · I_w, X̃ᵀSy)` from the sums: the upper triangle mirrored (gemm's tiles
+/// may round the two triangles differently, and Cholesky wants an exactly symmetric
+/// matrix).
+fn system(sums: &[f64], p: usize, ridge: f64) -> (DMatrix<f64>, DVector<f64>) {
+    let d = p + 2;
+    let a = DMatrix::from_fn(p + 1, p + 1, |i, j| {
+        let v = sums[i.min(j) * d + i.max(j)];
+        if i == j && i < p { v + ridge } else { v }
+    });
+    let r = DVector::from_fn(p + 1, |i, _| sums[i * d + p + 1]);
+    (a, r)
+}
+
 /// The 2-norm condition number of a symmetric matrix (∞ when not positive definite).
 fn condition_number(a: &DMatrix<f64>) -> f64 {
     let eig = a.clone().symmetric_eigen();
@@ -185,6 +235,7 @@ fn condition_number(a: &DMatrix<f64>) -> f64 {
 /// A precision the Gram matrix's blocks are multiplied in.
 trait BlockFloat: Copy + Default + Into<f64> + Send {
     fn of(v: f32) -> Self;
+    fn of64(v: f64) -> Self;
     /// `c = aᵀ a` for `a` of `rows × d`, row-major (`c`: d × d).
     fn gram_block(d: usize, rows: usize, a: &[Self], c: &mut [Self]);
 }
@@ -194,6 +245,10 @@ macro_rules! block_float {
         impl BlockFloat for $t {
             fn of(v: f32) -> Self {
                 <$t>::from(v)
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            fn of64(v: f64) -> Self {
+                v as $t
             }
             fn gram_block(d: usize, rows: usize, a: &[Self], c: &mut [Self]) {
                 assert!(a.len() >= rows * d && c.len() >= d * d);
@@ -224,27 +279,40 @@ macro_rules! block_float {
 block_float!(f32, matrixmultiply::sgemm);
 block_float!(f64, matrixmultiply::dgemm);
 
-/// `(X̃ᵀX̃, X̃ᵀy)` with `X̃ = [X 1]`, from `[X 1 y]ᵀ[X 1 y]` per block of [`BLOCK`] rows by
-/// a gemm in `T` (f64: every product exact, sums in f64; f32: sums over a block in f32),
-/// added over blocks in `f64` in block order (parallel over groups of blocks, so the same
-/// result on any thread count).
-fn gram<T: BlockFloat>(x: &[f32], y: &[f32], p: usize) -> (DMatrix<f64>, DVector<f64>) {
+/// [`gram_sums`] per block of [`BLOCK`] rows by a gemm in `T` (f64: every product of
+/// unweighted data exact, sums in f64; f32: sums over a block in f32), added over blocks
+/// in `f64` in block order (parallel over groups of blocks, so the same result on any
+/// thread count). A weighted row enters as `√sᵢ zᵢ`.
+fn gram<T: BlockFloat>(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
     let d = p + 2;
     let partials: Vec<Vec<f64>> = x
         .par_chunks(CHUNK * p)
         .zip(y.par_chunks(CHUNK))
-        .map(|(xc, yc)| {
+        .enumerate()
+        .map(|(chunk, (xc, yc))| {
             let mut acc = vec![0f64; d * d];
             let mut block = vec![T::default(); BLOCK * d];
             let mut c = vec![T::default(); d * d];
-            for (xb, yb) in xc.chunks(BLOCK * p).zip(yc.chunks(BLOCK)) {
+            for (b, (xb, yb)) in xc.chunks(BLOCK * p).zip(yc.chunks(BLOCK)).enumerate() {
                 let rows = yb.len();
-                for ((dst, xr), &yi) in block.chunks_exact_mut(d).zip(xb.chunks_exact(p)).zip(yb) {
+                let first = chunk * CHUNK + b * BLOCK;
+                let rows_of = block.chunks_exact_mut(d).zip(xb.chunks_exact(p)).zip(yb);
+                for (i, ((dst, xr), &yi)) in rows_of.enumerate() {
+                    let root = weights.map_or(1.0, |w| f64::from(w[first + i]).sqrt());
+                    let scaled = |v: f32| T::of64(f64::from(v) * root);
                     for (v, &xv) in dst.iter_mut().zip(xr) {
-                        *v = T::of(xv);
+                        *v = if weights.is_some() {
+                            scaled(xv)
+                        } else {
+                            T::of(xv)
+                        };
                     }
-                    dst[p] = T::of(1.0);
-                    dst[p + 1] = T::of(yi);
+                    dst[p] = scaled(1.0);
+                    dst[p + 1] = if weights.is_some() {
+                        scaled(yi)
+                    } else {
+                        T::of(yi)
+                    };
                 }
                 T::gram_block(d, rows, &block, &mut c);
                 for (a, &v) in acc.iter_mut().zip(&c) {
@@ -260,11 +328,7 @@ fn gram<T: BlockFloat>(x: &[f32], y: &[f32], p: usize) -> (DMatrix<f64>, DVector
             *t += v;
         }
     }
-    // The upper triangle, mirrored: gemm's tiles may round the two triangles differently,
-    // and Cholesky wants an exactly symmetric matrix.
-    let a = DMatrix::from_fn(p + 1, p + 1, |i, j| total[i.min(j) * d + i.max(j)]);
-    let r = DVector::from_fn(p + 1, |i, _| total[i * d + p + 1]);
-    (a, r)
+    total
 }
 
 #[cfg(test)]
@@ -282,8 +346,8 @@ mod tests {
         let Targets::Real(y) = data.targets() else {
             unreachable!("linear data")
         };
-        let (af, rf) = gram::<f32>(data.features(), y, 13);
-        let (ae, re) = gram::<f64>(data.features(), y, 13);
+        let (af, rf) = system(&gram::<f32>(data.features(), y, 13, None), 13, 0.0);
+        let (ae, re) = system(&gram::<f64>(data.features(), y, 13, None), 13, 0.0);
         let rel = |d: f64, s: f64| d / s;
         assert!(
             rel((&af - &ae).amax(), ae.amax()) < 1e-6,

@@ -35,7 +35,7 @@ const CURVATURE_ROWS: usize = 16_384;
 /// config's own values where it set them, the trainer's choices elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Choices {
-    /// `Solver::Lbfgs { .. }` or `Solver::Sgd` (never `Auto`).
+    /// `Solver::Lbfgs { .. }`, `Solver::Normal` or `Solver::Sgd` (never `Auto`).
     pub solver: Solver,
     /// The mini-batch loop's optimizer (`None` for L-BFGS).
     pub optimizer: Option<Optimizer>,
@@ -134,24 +134,49 @@ pub(crate) fn resolve(
             tol: cfg.no_improvement.map_or(1e-4, |r| r.tol),
         },
         Solver::Auto => Solver::Sgd,
-        Solver::Lbfgs { .. } => {
+        Solver::Lbfgs { .. } | Solver::Normal => {
+            let normal = cfg.solver == Solver::Normal;
+            let name = if normal { "normal" } else { "lbfgs" };
+            let regression = matches!(
+                spec.arch,
+                Arch::Glm {
+                    loss: LossKind::Mse,
+                    ..
+                }
+            );
+            if normal && !regression {
+                return Err(Error::param(
+                    "solver normal",
+                    format!("for a model with the {:?} loss", spec.program().loss),
+                    "is linear regression's closed form: use solver lbfgs or sgd",
+                ));
+            }
             if !smooth {
                 return Err(Error::param(
                     "penalty",
-                    format!("{penalty:?} with solver lbfgs"),
-                    "must be None or L2 for L-BFGS (an L1 term is not smooth): use solver sgd",
+                    format!("{penalty:?} with solver {name}"),
+                    if normal {
+                        "must be None or L2 for the normal equations (an L1 term has no \
+                         closed form): use solver sgd"
+                    } else {
+                        "must be None or L2 for L-BFGS (an L1 term is not smooth): use solver sgd"
+                    },
                 ));
             }
             if cfg.early_stopping.is_some() {
                 return Err(Error::param(
                     "early_stopping",
-                    "with solver lbfgs",
+                    format!("with solver {name}"),
                     "is a rule of the mini-batch loop: use solver sgd, or leave it out",
                 ));
             }
             if !in_memory {
                 return Err(Error::param(
-                    "solver lbfgs",
+                    if normal {
+                        "solver normal"
+                    } else {
+                        "solver lbfgs"
+                    },
                     "on a streamed source",
                     "needs the rows in memory (a Dataset; Dataset::from_source loads a \
                      source that fits): use solver sgd to stream them",
@@ -162,7 +187,7 @@ pub(crate) fn resolve(
         Solver::Sgd => Solver::Sgd,
     };
     let optimizer = match solver {
-        Solver::Lbfgs { .. } => None,
+        Solver::Lbfgs { .. } | Solver::Normal => None,
         _ => Some(cfg.optimizer.unwrap_or(if is_linear(spec) {
             Optimizer::Sgd
         } else {

@@ -236,6 +236,26 @@ pub enum Solver {
         /// Stop when the gradient's largest entry is ≤ tol (scikit-learn's `tol`, 10⁻⁴).
         tol: f64,
     },
+    /// Linear regression's closed form (seed 001): the normal equations
+    /// `(X̃ᵀSX̃ + (nα/2) I_w) θ = X̃ᵀSy` formed in `f64` in one pass over the rows (S the
+    /// row weights; the ridge term for an `L2(α)` penalty, on the weights only) and solved
+    /// by Cholesky, or by the SVD's minimum-norm least squares when singular or ill
+    /// conditioned (the report's notes say so). The exact minimiser of the loss the other
+    /// solvers descend, with no tolerance, as scikit-learn's `LinearRegression` and
+    /// `Ridge` give it. Linear regression only, rows in memory (or each rank's share, the
+    /// sums added over the ranks); formed on the CPU whatever the backend (the device has
+    /// no `f64`).
+    ///
+    /// ```
+    /// use gradflow::{data::Synthetic, model::LinearRegression, Solver, TrainConfig, Trainer};
+    /// let data = Synthetic::linear(1_000, 3).weights(vec![1.0, -2.0, 0.5]).bias(3.0).noise(0.0).dataset()?;
+    /// let mut model = LinearRegression::new();
+    /// let report = model.fit(&data, &Trainer::new(TrainConfig::default().solver(Solver::Normal))?)?;
+    /// assert!(report.converged);
+    /// assert!((model.bias().unwrap() - 3.0).abs() < 1e-5);
+    /// # Ok::<(), gradflow::Error>(())
+    /// ```
+    Normal,
 }
 
 impl Solver {

@@ -540,7 +540,7 @@ impl Trainer {
 /// Rows `rows` of `data` gathered into memory, with their weights: a rank's share of a
 /// distributed full-batch fit. An empty share (fewer rows than ranks) holds the first row
 /// so that the engines have a dataset, and evaluates none of it.
-fn gather_shard(
+pub(super) fn gather_shard(
     data: &dyn RowSource,
     weights: Option<&RowWeights<'_>>,
     rows: Range<usize>,

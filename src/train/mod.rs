@@ -5,6 +5,7 @@ mod config;
 mod epochs;
 mod full_batch;
 mod lbfgs;
+mod normal;
 mod optim;
 mod placement;
 mod report;

@@ -142,12 +142,17 @@ impl Optimizer {
             },
             Optimizer::Adam { beta1, beta2, eps } => {
                 let t = t.min(i32::MAX as u64) as i32;
+                // The kernels hold β in f32 and weigh the moments by β and 1 − β in f32
+                // (exact: 1 − β has no rounding for β in [½, 1]): the bias corrections are
+                // those of that same β, so that the step is Adam's for the β the kernels
+                // use (with the f64 β, 1 − β₂ᵗ is 1.3·10⁻⁵ too large relative at β₂ = 0.999).
+                let (b1, b2) = (f64::from(beta1 as f32), f64::from(beta2 as f32));
                 Scalars {
                     beta1,
                     beta2,
                     eps,
-                    c1: 1.0 / (1.0 - beta1.powi(t)),
-                    c2: 1.0 / (1.0 - beta2.powi(t)),
+                    c1: 1.0 / (1.0 - b1.powi(t)),
+                    c2: 1.0 / (1.0 - b2.powi(t)),
                     ..base
                 }
             }
@@ -415,6 +420,21 @@ mod tests {
         }
     }
 
+    /// Adam's first step moves each weight by lr·sign(g) (m̂ = g, v̂ = g²) for the β
+    /// the kernels hold: the moments weighed in f32, corrected for that same β.
+    #[test]
+    fn adam_corrects_the_moments_of_the_f32_beta() {
+        let s = Optimizer::adam().scalars(0.1, 1);
+        for (beta, c) in [(s.beta1, s.c1), (s.beta2, s.c2)] {
+            let weight = 1.0 - beta as f32; // the kernels' 1 − β
+            assert_eq!(f64::from(weight) * c, 1.0, "β = {beta}");
+        }
+        let g = 0.37f32;
+        let (m, v) = ((1.0 - s.beta1 as f32) * g, (1.0 - s.beta2 as f32) * g * g);
+        let step = (f64::from(m) * s.c1) / ((f64::from(v) * s.c2).sqrt() + s.eps);
+        assert!((step - 1.0).abs() < 1e-6, "{step}");
+    }
+
     #[test]
     fn schedules_by_hand() {
         let at = |schedule: Schedule, epoch: usize, t: u64| {
@@ -473,7 +493,7 @@ mod tests {
         assert!((step.weights.l1 - 0.025).abs() < 1e-15);
         assert!((step.weights.l2 - 0.075).abs() < 1e-15);
         assert_eq!((step.biases.l1, step.biases.l2), (0.0, 0.0));
-        // Adam's first update: c₁ = 1/(1 − 0.9) = 10.
-        assert!((step.weights.c1 - 10.0).abs() < 1e-12);
+        // Adam's first update: c₁ = 1/(1 − 0.9) = 10 (of β₁ in f32: to 3·10⁻⁷ relative).
+        assert!((step.weights.c1 - 10.0).abs() < 3e-6);
     }
 }

@@ -49,6 +49,14 @@ pub enum StopReason {
         /// The best epoch loss.
         best: f64,
     },
+    /// [`Solver::Normal`](crate::Solver::Normal): the normal equations were solved.
+    Solved {
+        /// The numerical rank of `X̃ᵀSX̃` (p + 1: full rank, solved by Cholesky; less: the
+        /// minimum-norm least-squares solution).
+        rank: usize,
+        /// Its 2-norm condition number (∞ when singular).
+        condition: f64,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -84,6 +92,10 @@ impl std::fmt::Display for StopReason {
             StopReason::NoImprovement { epoch, best } => write!(
                 f,
                 "no improvement: stopped after epoch {epoch} (best loss {best:.4e})"
+            ),
+            StopReason::Solved { rank, condition } => write!(
+                f,
+                "solved in closed form (rank {rank}, condition number {condition:.2e})"
             ),
         }
     }

@@ -396,9 +396,15 @@ impl Trainer {
         };
         let group = self.group.as_ref();
         let mut choices = auto::resolve(cfg, &spec, data.0, group.is_some())?;
-        if let Solver::Lbfgs { .. } = choices.solver {
-            let fit = (spec, init, state, scaler);
-            return self.fit_full_batch(model, data, fit, choices, started);
+        match choices.solver {
+            Solver::Lbfgs { .. } => {
+                let fit = (spec, init, state, scaler);
+                return self.fit_full_batch(model, data, fit, choices, started);
+            }
+            Solver::Normal => {
+                return self.fit_normal(model, data, (spec, state, scaler), choices, started);
+            }
+            Solver::Auto | Solver::Sgd => {}
         }
         auto::choose_rate(&mut choices, cfg, &spec, data.0, (data.1, &init), group)?;
         let mut holdout = match cfg.early_stopping {
