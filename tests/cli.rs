@@ -206,6 +206,10 @@ fn predict_reads_features_by_header_name() {
         )
     };
     assert_eq!(predict("moved.csv"), predict("animals.csv"));
+    // Without its header the training layout is read by position, the target skipped.
+    let bare: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    write(dir.path(), "bare.csv", bare);
+    assert_eq!(predict("bare.csv"), predict("animals.csv"));
     let renamed = text.replacen("height,weight", "h,w", 1);
     write(dir.path(), "renamed.csv", renamed);
     fails_with(

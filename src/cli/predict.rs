@@ -138,11 +138,19 @@ impl<'a> Input<'a> {
         mut sink: impl FnMut(&Prediction) -> gradflow::Result<()>,
     ) -> gradflow::Result<usize> {
         let mut each = |x: &[f32]| sink(&model.predict(x)?);
-        // The training file's columns that are not features: the target and the weights.
+        // The training file's columns that are not features: the target and the weights,
+        // by name in a file with a header, else by position (a CSV without one, laid out
+        // as the training file was).
         let columns = &model.columns;
+        let named = match self {
+            Input::Csv(path) => csv::header(path)?.is_some(),
+            Input::Parquet(_) => true,
+            Input::Npy(_) => false,
+        };
         let column = |name: &Option<String>, index: Option<usize>| match (name, index) {
-            (Some(name), _) => Some(Column::Name(name.clone())),
-            (None, Some(i)) => Some(Column::Index(i)),
+            (Some(name), _) if named => Some(Column::Name(name.clone())),
+            (_, Some(i)) => Some(Column::Index(i)),
+            (Some(name), None) => Some(Column::Name(name.clone())),
             (None, None) => None,
         };
         let skip: Vec<Column> = [

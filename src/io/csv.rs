@@ -288,6 +288,24 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
     read_chunked(path, options, csv_par::CHUNK_BYTES)
 }
 
+/// The header of a CSV file as [`read`] detects it (a non-numeric cell over a numeric
+/// one), or `None` when its first row is data.
+///
+/// ```
+/// let path = std::env::temp_dir().join("gradflow-doc-header.csv");
+/// std::fs::write(&path, "a,b\n1,2\n")?;
+/// assert_eq!(gradflow::io::csv::header(&path)?, Some(vec!["a".to_string(), "b".into()]));
+/// std::fs::write(&path, "1,2\n3,4\n")?;
+/// assert_eq!(gradflow::io::csv::header(&path)?, None);
+/// # Ok::<(), gradflow::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`read`], for the first rows.
+pub fn header(path: impl AsRef<Path>) -> Result<Option<Vec<String>>> {
+    Ok(Table::open(path.as_ref(), None)?.header)
+}
+
 /// As [`read`], with the data rows cut into chunks of about `chunk_bytes` for the
 /// parallel parse instead of the default few MB: for tests and fuzzing, which cut small to
 /// cut often. Every cut gives the same result.
