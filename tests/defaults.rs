@@ -321,3 +321,36 @@ fn auto_passes_over_software_adapters() {
     let r = given.fit(&mut LogisticRegression::new(), &data).unwrap();
     assert!(r.backend.starts_with("gpu"), "{}", r.backend);
 }
+
+/// A column of timestamps (values near 1.7e9 a few seconds apart) is held by f32 in steps
+/// of 128: the fit says so, naming the column, and stays silent on ordinary columns.
+#[test]
+fn a_column_f32_holds_coarsely_is_named_in_the_notes() {
+    let base = Synthetic::linear(500, 3).seed(2).dataset().unwrap();
+    let shifted: Vec<f32> = base
+        .features()
+        .chunks(3)
+        .flat_map(|r| [r[0], r[1] * 10.0 + 1.7e9, r[2]])
+        .collect();
+    let data = Dataset::new(shifted, 3, base.targets().clone()).unwrap();
+    let fit = |d: &Dataset| {
+        let mut model = LinearRegression::new();
+        Trainer::new(TrainConfig::default())
+            .unwrap()
+            .fit(&mut model, d)
+            .unwrap()
+            .notes
+    };
+    let notes = fit(&data);
+    assert!(
+        notes.iter().any(|n| n
+            .starts_with("features lose precision as f32: column 1's values lie near 1.7000e9")
+            && n.contains("steps of 1.280e2")),
+        "{notes:?}"
+    );
+    assert!(
+        fit(&base).iter().all(|n| !n.contains("precision")),
+        "{:?}",
+        fit(&base)
+    );
+}

@@ -197,6 +197,10 @@ class _GradflowEstimator(BaseEstimator):
         losses = [float(v) for v in report["epoch_losses"]]
         self.loss_curve_ = (self.loss_curve_ + losses) if go_on else losses
         self.converged_ = bool(report["converged"])
+        for note in report["notes"]:
+            # The data lost precision on the way in (float32): the user can act on it.
+            if note.startswith("features lose precision"):
+                warnings.warn(note, UserWarning, stacklevel=4)
         # scikit-learn's ConvergenceWarning when a stopping rule was in force and the cap
         # came first (not for partial_fit's single epoch, nor for n_iter_no_change=None
         # without early stopping: that asks for every epoch).
@@ -546,6 +550,11 @@ class MLPClassifier(_Classifier):
         on each batch of ``b`` rows (``b = n_samples`` for L-BFGS).
     batch_size : int or 'auto', default='auto'
         Rows per update ('auto': min(200, n_samples), scikit-learn's).
+    max_iter : int or None, default=200
+        The most epochs, scikit-learn's default (None: gradflow's choice, 200 or enough
+        for 20,000 updates on small data).
+
+    The weights start in Glorot's uniform range, as scikit-learn's do (biases at zero).
     momentum : float, default=0.9
         Momentum of ``solver='sgd'`` (heavy-ball, as PyTorch's; 0: plain SGD).
     learning_rate_init : float or None, default=None
@@ -572,7 +581,7 @@ class MLPClassifier(_Classifier):
         alpha=1e-4,
         batch_size="auto",
         learning_rate_init=None,
-        max_iter=None,
+        max_iter=200,
         tol=None,
         n_iter_no_change=10,
         early_stopping=False,

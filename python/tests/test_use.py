@@ -404,3 +404,10 @@ def test_normal_equations_are_scikit_learn_s_linear_regression_and_ridge():
         LogisticRegression(solver="normal").fit(X, y > 0)
     with pytest.raises(ValueError, match="partial_fit is only available"):
         LinearRegression(solver="normal").partial_fit(X, y)
+
+
+def test_a_column_float32_holds_coarsely_is_warned_about():
+    X, y = make_regression(n_samples=300, n_features=3, noise=1.0, random_state=0)
+    X[:, 2] += 1e7
+    with pytest.warns(UserWarning, match="column 2's values lie near 1.0000e7"):
+        LinearRegression().fit(X, y)

@@ -146,6 +146,34 @@ impl Standardizer {
         })
     }
 
+    /// The columns whose values sit so far from zero against their spread that `f32`
+    /// holds them coarsely: more than 0.1 % of the standard deviation per step (a mean
+    /// over ~8,400 times the deviation: timestamps, ids, coordinates in metres). Each as
+    /// `(column, mean, deviation, step)`, the step being the f32 spacing at the mean.
+    /// The rows were read as `f32` before this scaler saw them, so the loss has
+    /// happened; what helps is subtracting an offset from such a column at the source.
+    ///
+    /// ```
+    /// use gradflow::data::Standardizer;
+    /// let s = Standardizer { mean: vec![1.7e9, 0.5], scale: vec![10.0, 0.2] };
+    /// let coarse = s.coarse_columns();
+    /// assert_eq!(coarse.len(), 1);
+    /// assert_eq!((coarse[0].0, coarse[0].3), (0, 128.0)); // f32 steps of 128 at 1.7e9
+    /// ```
+    pub fn coarse_columns(&self) -> Vec<(usize, f32, f32, f32)> {
+        self.mean
+            .iter()
+            .zip(&self.scale)
+            .enumerate()
+            .filter_map(|(j, (&m, &s))| {
+                let m = m.abs();
+                // The distance from |m| to the next f32 above it.
+                let step = f32::from_bits(m.to_bits() + 1) - m;
+                (m.is_finite() && m > 0.0 && step > 1e-3 * s).then_some((j, m, s, step))
+            })
+            .collect()
+    }
+
     /// Standardises rows (`x`: rows × p) in place.
     pub fn apply(&self, x: &mut [f32]) {
         let p = self.mean.len();

@@ -340,7 +340,8 @@ impl Trainer {
             Some(s) => s,
             None => Standardizer::fit_over(data, sample_weight, group)?,
         };
-        match data.in_memory() {
+        let coarse = coarse_notes(&scaler);
+        let report = match data.in_memory() {
             // In memory: a standardised copy keeps the in-place fast paths.
             Some(d) => {
                 let scaled = scaler.dataset(d)?;
@@ -354,7 +355,11 @@ impl Trainer {
                 let kept = scaler.clone();
                 self.scoped(model, (&view, weights.as_ref()), resume, Some(kept))
             }
-        }
+        };
+        report.map(|mut r| {
+            r.notes.extend(coarse);
+            r
+        })
     }
 
     /// Runs a fit in a thread scope: a streaming fit gathers batches on a worker thread
@@ -534,6 +539,35 @@ impl Trainer {
         report.wall = started.elapsed();
         ended.map(|()| report)
     }
+}
+
+/// The report's notes on columns `f32` holds coarsely ([`Standardizer::coarse_columns`]),
+/// the first four named.
+fn coarse_notes(scaler: &Standardizer) -> Vec<String> {
+    let coarse = scaler.coarse_columns();
+    let Some(&(j, mean, sd, step)) = coarse.first() else {
+        return Vec::new();
+    };
+    let more = match coarse.len() {
+        1 => String::new(),
+        k => format!(
+            " (and {} more: column{} {})",
+            k - 1,
+            if k > 2 { "s" } else { "" },
+            coarse[1..]
+                .iter()
+                .take(3)
+                .map(|c| c.0.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    vec![format!(
+        "features lose precision as f32: column {j}'s values lie near {mean:.4e} and vary by \
+         {sd:.3e}, held in steps of {step:.3e} ({:.1} % of that){more}; subtract an offset \
+         from such a column before training",
+        100.0 * step / sd
+    )]
 }
 
 /// A source and its rows' weights, if any.
