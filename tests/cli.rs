@@ -712,3 +712,82 @@ fn convert_goes_from_csv_to_npy_and_back() {
     );
     assert!(!dir.path().join("again.csv").exists());
 }
+
+/// A header of numbers (years) is data to the detection; `--header yes` names the columns
+/// with it, in `train`, `predict` and `convert`, and `--header no` reads a text first row
+/// as data (here an error naming the cell).
+#[test]
+fn header_yes_and_no_override_the_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "2019,2020,2021\n1,2,3.5\n2,1,3\n3,4,8.5\n4,3,8\n5,5,11\n";
+    write(dir.path(), "years.csv", text);
+    let rows = |extra: &[&str]| {
+        let args = [
+            &[
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                "years.csv",
+                "--json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        json(&succeeds(dir.path(), &args))["rows"].as_u64().unwrap()
+    };
+    assert_eq!(rows(&[]), 6);
+    assert_eq!(rows(&["--header", "yes"]), 5);
+    succeeds(
+        dir.path(),
+        &[
+            "train",
+            "--model",
+            "linear",
+            "--data",
+            "years.csv",
+            "--header",
+            "yes",
+            "--save",
+            "m.json",
+        ],
+    );
+    let model: Value = json(&std::fs::read(dir.path().join("m.json")).unwrap());
+    assert_eq!(
+        model["data"]["features"],
+        serde_json::json!(["2019", "2020"])
+    );
+    let out = succeeds(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "m.json",
+            "--data",
+            "years.csv",
+            "--header",
+            "yes",
+        ],
+    );
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 6); // header + 5 rows
+    succeeds(
+        dir.path(),
+        &["convert", "years.csv", "years.npy", "--header", "yes"],
+    );
+    write(dir.path(), "named.csv", "a,b,y\n1,2,3\n");
+    fails_with(
+        gradflow(dir.path())
+            .args([
+                "train",
+                "--model",
+                "linear",
+                "--data",
+                "named.csv",
+                "--header",
+                "no",
+            ])
+            .assert(),
+        1,
+        "\"a\" is not a number",
+    );
+}

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use gradflow::io::Column;
-use gradflow::io::convert::{csv_to_npy, npy_to_csv};
+use gradflow::io::convert::{csv_to_npy_with, npy_to_csv};
 
-use super::CliError;
+use super::{CliError, HeaderArg};
 
 /// `gradflow convert`.
 #[derive(Debug, Args)]
@@ -44,6 +44,9 @@ pub struct ConvertArgs {
     /// [default: the last].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
+    /// CSV to .npy: whether the first row names the columns [default: auto, detected]
+    #[arg(long, value_enum, default_value_t = HeaderArg::Auto, hide_default_value = true)]
+    header: HeaderArg,
 }
 
 fn is(path: &Path, ext: &str) -> bool {
@@ -106,7 +109,7 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
                 .as_deref()
                 .map(str::parse::<Column>)
                 .transpose()?;
-            let done = csv_to_npy(input, output, target.as_ref())?;
+            let done = csv_to_npy_with(input, output, target.as_ref(), args.header.given())?;
             println!(
                 "{}: {} rows × {} features and the target (column {}) → {} ({} bytes)",
                 input.display(),

@@ -240,7 +240,7 @@ pub fn load(
     spec: &DataSpec,
     (target, weight): (Option<&Column>, Option<&Column>),
     model: ModelKind,
-    stream: bool,
+    (stream, header): (bool, Option<bool>),
 ) -> Result<Loaded, CliError> {
     if let (Some(w), false) = (weight, matches!(spec, DataSpec::Csv(_))) {
         return Err(CliError::usage(
@@ -272,6 +272,7 @@ pub fn load(
             let mut options = CsvOptions {
                 target: target.cloned(),
                 weight: weight.cloned(),
+                header,
                 ..CsvOptions::default()
             };
             options.kind = kind;

@@ -57,7 +57,8 @@ pub fn run(args: &GradcheckArgs) -> Result<(), CliError> {
         .as_deref()
         .map(str::parse::<Column>)
         .transpose()?;
-    let data = data_spec::load(&spec, (target.as_ref(), None), kind, false)?.into_dataset()?;
+    let data =
+        data_spec::load(&spec, (target.as_ref(), None), kind, (false, None))?.into_dataset()?;
     if args.rows == 0 {
         return Err(CliError::usage(
             "--rows 0: must be ≥ 1",

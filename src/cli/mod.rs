@@ -274,3 +274,27 @@ pub fn check_output(
         Err(e) => Err(fail(format!("cannot write in {}: {e}", dir.display()))),
     }
 }
+
+/// `--header`: whether a CSV file's first row names its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HeaderArg {
+    /// Detected: a header when a cell of the first row is not a number over one that is
+    /// (or every cell of it is text).
+    #[default]
+    Auto,
+    /// The first row names the columns (numbers too: years, codes).
+    Yes,
+    /// The first row is data.
+    No,
+}
+
+impl HeaderArg {
+    /// As `CsvOptions::header` takes it.
+    pub fn given(self) -> Option<bool> {
+        match self {
+            HeaderArg::Auto => None,
+            HeaderArg::Yes => Some(true),
+            HeaderArg::No => Some(false),
+        }
+    }
+}

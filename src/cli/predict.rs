@@ -8,7 +8,7 @@ use clap::Args;
 use gradflow::io::csv::FeatureColumns;
 use gradflow::io::{Column, OutputFormat, Prediction, PredictionWriter, SavedModel, csv, npy};
 
-use super::{CliError, check_output};
+use super::{CliError, HeaderArg, check_output};
 
 /// `gradflow predict`.
 #[derive(Debug, Args)]
@@ -39,6 +39,9 @@ pub struct PredictArgs {
     /// Classifiers: add one probability column per class.
     #[arg(long)]
     proba: bool,
+    /// Whether a .csv file's first row names its columns [default: auto, detected]
+    #[arg(long, value_enum, default_value_t = HeaderArg::Auto, hide_default_value = true)]
+    header: HeaderArg,
 }
 
 /// Runs `gradflow predict`.
@@ -72,7 +75,7 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
             let mut rows = 0;
             gradflow::io::write_atomic_with(path, |f| {
                 let mut w = PredictionWriter::new(f, format, labels, args.proba)?;
-                rows = input.predict(&model, |p| w.write(p))?;
+                rows = input.predict(&model, args.header.given(), |p| w.write(p))?;
                 w.finish().map(drop)
             })?;
             (rows, Some(path))
@@ -80,7 +83,7 @@ pub fn run(args: &PredictArgs) -> Result<(), CliError> {
         None => {
             let stdout = NoSeek(std::io::stdout().lock());
             let mut w = PredictionWriter::new(stdout, OutputFormat::Csv, labels, args.proba)?;
-            let rows = input.predict(&model, |p| w.write(p))?;
+            let rows = input.predict(&model, args.header.given(), |p| w.write(p))?;
             w.finish()?
                 .0
                 .flush()
@@ -135,6 +138,7 @@ impl<'a> Input<'a> {
     fn predict(
         &self,
         model: &SavedModel,
+        header: Option<bool>,
         mut sink: impl FnMut(&Prediction) -> gradflow::Result<()>,
     ) -> gradflow::Result<usize> {
         let mut each = |x: &[f32]| sink(&model.predict(x)?);
@@ -143,7 +147,9 @@ impl<'a> Input<'a> {
         // as the training file was).
         let columns = &model.columns;
         let named = match self {
-            Input::Csv(path) => csv::header(path)?.is_some(),
+            Input::Csv(path) => {
+                header.map_or_else(|| csv::header(path).map(|h| h.is_some()), Ok)?
+            }
             Input::Parquet(_) => true,
             Input::Npy(_) => false,
         };
@@ -167,7 +173,7 @@ impl<'a> Input<'a> {
             _ => model.p().into(),
         };
         Ok(match self {
-            Input::Csv(path) => csv::for_each_features(path, features, &skip, None, &mut each)?.n,
+            Input::Csv(path) => csv::for_each_features(path, features, &skip, header, &mut each)?.n,
             Input::Parquet(path) => {
                 gradflow::io::parquet::for_each_features(path, features, &skip, &mut each)?
             }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use gradflow::data::{BatchTargets, HostTargets, RowSource, Shuffle};
-use gradflow::io::convert::{Converted, csv_to_npy};
+use gradflow::io::convert::{Converted, csv_to_npy_with};
 use gradflow::io::model::DataColumns;
 use gradflow::io::{Column, ModelKind, Prediction, SavedModel, TrainSummary};
 use gradflow::metrics::{ClassReport, confusion_matrix, log_loss};
@@ -18,7 +18,7 @@ use super::knobs::KnobArgs;
 use super::launch::World;
 use super::memory;
 use super::progress::{self, human};
-use super::{CliError, build_model, check_output, plot};
+use super::{CliError, HeaderArg, build_model, check_output, plot};
 
 /// `gradflow train`.
 #[derive(Debug, Args)]
@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// Print one JSON summary on standard output, and nothing else there.
     #[arg(long)]
     json: bool,
+    /// Whether a .csv file's first row names its columns [default: auto, detected: a cell
+    /// that is not a number over one that is]
+    #[arg(long, value_enum, default_value_t = HeaderArg::Auto, hide_default_value = true)]
+    header: HeaderArg,
     /// A .csv column of sample weights (a header name, or an index from 0): each row's loss
     /// and gradient are scaled by it; it is not a feature.
     #[arg(long, value_name = "COL")]
@@ -271,7 +275,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .map(str::parse::<Column>)
         .transpose()?;
     let (spec, target, csv_layout, _scratch) =
-        csv_for_ranks(&world, spec, target, weight.as_ref())?;
+        csv_for_ranks(&world, spec, target, weight.as_ref(), args.header.given())?;
     // What each rank may use of its machine's memory decides, agreed by all ranks:
     // streaming (the data pass half of it), a windowed order (a file passes all of it),
     // and the mini-batch loop where a rank's share would not fit for L-BFGS.
@@ -296,7 +300,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let columns = (target.as_ref(), weight.as_ref());
     // Every rank opens the data (and the checkpoint) itself; a rank that cannot stops
     // them all here.
-    let mut loaded = world.agree(data_spec::load(&spec, columns, kind, stream))?;
+    let read = (stream, args.header.given());
+    let mut loaded = world.agree(data_spec::load(&spec, columns, kind, read))?;
     if let Some(csv) = csv_layout {
         // Rank 0 saves the model with the CSV's names and layout, not the scratch file's.
         loaded.labels = csv.labels.or(loaded.labels);
@@ -459,6 +464,7 @@ fn csv_for_ranks(
     spec: DataSpec,
     target: Option<Column>,
     weight: Option<&Column>,
+    header: Option<bool>,
 ) -> Result<(DataSpec, Option<Column>, Option<Converted>, Option<Scratch>), CliError> {
     let (DataSpec::Csv(csv), Some(_)) = (&spec, world.comm()) else {
         return Ok((spec, target, None, None));
@@ -477,7 +483,7 @@ fn csv_for_ranks(
         .map_or("data".into(), |n| n.to_string_lossy().into_owned());
     let npy = csv.with_file_name(format!(".{name}.gradflow-{id}.npy"));
     let converted = match world.is_root() {
-        true => csv_to_npy(csv, &npy, target.as_ref())
+        true => csv_to_npy_with(csv, &npy, target.as_ref(), header)
             .map(Some)
             .map_err(CliError::from),
         false => Ok(None),

@@ -57,7 +57,21 @@ pub struct Converted {
 /// As [`super::csv::read`] (file, line, column and value of a bad cell); [`Error::Io`]
 /// for the output, which is left as it was.
 pub fn csv_to_npy(csv: &Path, npy: &Path, target: Option<&Column>) -> Result<Converted> {
-    let table = Table::open(csv, None)?;
+    csv_to_npy_with(csv, npy, target, None)
+}
+
+/// [`csv_to_npy`] with the header given: `Some(true)` the first row names the columns,
+/// `Some(false)` it is data, `None` detected (a non-numeric cell over a numeric one).
+///
+/// # Errors
+/// As [`csv_to_npy`].
+pub fn csv_to_npy_with(
+    csv: &Path,
+    npy: &Path,
+    target: Option<&Column>,
+    header: Option<bool>,
+) -> Result<Converted> {
+    let table = Table::open(csv, header)?;
     let cols = table.cols;
     if cols < 2 {
         return Err(table.bad(format!(
