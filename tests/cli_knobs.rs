@@ -342,3 +342,101 @@ fn sample_weight_column_silences_bad_rows() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The course notes' loop from the command line (seed 000): w = 1, b = 0 (`--init ones`),
+/// raw features, batches of 5 of the 12 rows with the last 2 left out (`--drop-last`), in
+/// stored order, η = 0.1: two epochs equal the notes' arithmetic in f64; and the notes'
+/// `tol` rule (`--batch-tol`) ends a longer fit at the step where |Δloss| fell below it.
+#[test]
+fn the_course_notes_loop_from_the_command_line() {
+    let rows = [
+        [1.0, 2.0],
+        [3.0, 1.0],
+        [1.0, 1.0],
+        [0.0, 1.0],
+        [2.0, 2.0],
+        [-2.0, 3.0],
+        [1.0, 2.0],
+        [-1.0, -0.5],
+        [0.5, 1.2],
+        [2.0, 1.0],
+        [-2.0, 3.0],
+        [-1.0, 1.0],
+    ];
+    let y: Vec<f64> = rows.iter().map(|r| 1.5 * r[0] + 1.5 * r[1] + 0.1).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("x1,x2,y\n");
+    for (r, t) in rows.iter().zip(&y) {
+        text.push_str(&format!("{},{},{}\n", r[0], r[1], *t as f32));
+    }
+    std::fs::write(dir.path().join("seed.csv"), text).unwrap();
+    // The notes' loop, in f64.
+    let (mut w, mut b) = ([1.0f64, 1.0], 0.0f64);
+    for _epoch in 0..2 {
+        for batch in 0..12 / 5 {
+            let idx = batch * 5..batch * 5 + 5;
+            let (mut dw, mut db) = ([0.0f64; 2], 0.0);
+            for i in idx {
+                let r = rows[i][0] * w[0] + rows[i][1] * w[1] + b - f64::from(y[i] as f32);
+                dw[0] += 2.0 / 5.0 * rows[i][0] * r;
+                dw[1] += 2.0 / 5.0 * rows[i][1] * r;
+                db += 2.0 / 5.0 * r;
+            }
+            w = [w[0] - 0.1 * dw[0], w[1] - 0.1 * dw[1]];
+            b -= 0.1 * db;
+        }
+    }
+    let base = [
+        "train",
+        "--model",
+        "linear",
+        "--data",
+        "seed.csv",
+        "--init",
+        "ones",
+        "--no-standardize",
+        "--batch-size",
+        "5",
+        "--drop-last",
+        "--shuffle",
+        "off",
+        "--lr",
+        "0.1",
+    ];
+    let args = [
+        &base[..],
+        &["--epochs", "2", "--no-stop", "--save", "m.json"],
+    ]
+    .concat();
+    let out = json(&succeeds(dir.path(), &[&args[..], &["--json"]].concat()));
+    assert_eq!(out["steps"], 4);
+    let model: Value = json(&std::fs::read(dir.path().join("m.json")).unwrap());
+    let got: Vec<f64> = model["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["values"].as_array().unwrap().clone())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    for (g, want) in got.iter().zip([w[0], w[1], b]) {
+        assert!(
+            (g - want).abs() < 1e-5,
+            "{got:?} against the notes' {w:?}, {b}"
+        );
+    }
+    let ruled = [
+        &base[..],
+        &[
+            "--epochs",
+            "1000",
+            "--no-stop",
+            "--batch-tol",
+            "1e-8",
+            "--json",
+        ],
+    ]
+    .concat();
+    let out = json(&succeeds(dir.path(), &ruled));
+    assert_eq!(out["stop"]["reason"], "tolerance", "{out}");
+    assert!(out["stop"]["delta"].as_f64().unwrap() < 1e-8);
+}

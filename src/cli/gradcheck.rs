@@ -46,7 +46,7 @@ pub struct GradcheckArgs {
 /// Bad flags or data; a tensor whose relative error exceeds 1e-4 (exit code 1).
 pub fn run(args: &GradcheckArgs) -> Result<(), CliError> {
     let kind = args.model;
-    let model = build_model(args.model, args.hidden, args.activation)?;
+    let model = build_model(args.model, args.hidden, args.activation, None)?;
     let text = args
         .data
         .as_deref()

@@ -170,6 +170,14 @@ pub struct KnobArgs {
     /// gradient entry [default: 1e-4; 1e-3 for --early-stopping and --schedule adaptive].
     #[arg(long, value_name = "X", help_heading = "Stopping")]
     stop_tol: Option<f64>,
+    /// The course notes' rule (seed 000): stop as soon as a batch's loss differs from the
+    /// one before by less than X, checked before each update (the mini-batch loop).
+    #[arg(long, value_name = "X", help_heading = "Stopping")]
+    batch_tol: Option<f64>,
+    /// Leave out each epoch's last partial batch, as the course notes' loop does (N //
+    /// batch-size batches; with shuffling, other rows each epoch).
+    #[arg(long, help_heading = "Training")]
+    drop_last: bool,
     /// Weigh each class's rows: `balanced`, or one weight per class (`1,2.5,1`).
     #[arg(long, value_name = "WEIGHTS", help_heading = "Data")]
     class_weight: Option<String>,
@@ -250,7 +258,10 @@ impl KnobArgs {
         if let Some(w) = &self.class_weight {
             config = config.class_weight(class_weight(w)?);
         }
-        Ok(config)
+        if let Some(tol) = self.batch_tol {
+            config = config.tol(tol);
+        }
+        Ok(config.drop_last(self.drop_last))
     }
 
     /// The tolerance given with --stop-tol, if any (L-BFGS's when asked for by name).

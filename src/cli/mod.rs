@@ -194,7 +194,7 @@ impl From<gradflow::Error> for CliError {
 /// Hidden width when `--hidden` is not given.
 pub const DEFAULT_HIDDEN: usize = 32;
 
-/// The model `--model`, `--hidden` and `--activation` describe.
+/// The model `--model`, `--hidden`, `--activation` and `--init` describe.
 ///
 /// # Errors
 /// A usage error for `--hidden` or `--activation` with a model other than mlp.
@@ -202,6 +202,7 @@ pub fn build_model(
     model: ModelKind,
     hidden: Option<usize>,
     activation: Option<Activation>,
+    init: Option<gradflow::model::Init>,
 ) -> Result<Box<dyn Model>, CliError> {
     if model != ModelKind::Mlp && (hidden.is_some() || activation.is_some()) {
         return Err(CliError::usage(
@@ -212,9 +213,10 @@ pub fn build_model(
             "drop them, or use --model mlp",
         ));
     }
-    Ok(model.model(
+    Ok(model.model_with(
         hidden.unwrap_or(DEFAULT_HIDDEN),
         activation.unwrap_or_default(),
+        init.unwrap_or_default(),
     ))
 }
 

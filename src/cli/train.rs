@@ -78,6 +78,11 @@ pub struct TrainArgs {
     /// MLP hidden width [default: 32].
     #[arg(long, value_name = "N")]
     hidden: Option<usize>,
+    /// Where the parameters start [default: auto: zeros for the linear models, Glorot's
+    /// range for an MLP (He's with relu)]; ones is the course notes' w = 1, b = 0
+    /// (linear models)
+    #[arg(long, value_enum)]
+    init: Option<gradflow::model::Init>,
     /// MLP hidden activation [default: sigmoid].
     #[arg(long, value_enum)]
     activation: Option<gradflow::program::Activation>,
@@ -261,7 +266,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         check_output("--plot", plot, &inputs)?;
     }
     let kind = args.model;
-    let mut model = build_model(args.model, args.hidden, args.activation)?;
+    let mut model = build_model(args.model, args.hidden, args.activation, args.init)?;
     let config = config(args)?;
     let spec = DataSpec::parse(&args.data, args.seed)?;
     let target = args
@@ -605,7 +610,8 @@ fn config(args: &TrainArgs) -> Result<TrainConfig, CliError> {
                 "validation_fraction" => "--validation-fraction",
                 "patience" => "--patience",
                 "no_improvement.epochs" => "--n-iter-no-change",
-                "tol" | "no_improvement.tol" | "early_stopping.tol" => "--stop-tol",
+                "tol" => "--batch-tol",
+                "no_improvement.tol" | "early_stopping.tol" => "--stop-tol",
                 _ => "",
             },
             _ => "",

@@ -1,6 +1,8 @@
 //! The list of models, and what any of them predicts.
 
-use super::{Arch, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec};
+use super::{
+    Arch, Init, LinearRegression, LogisticRegression, Mlp, Model, SoftmaxRegression, Spec,
+};
 use crate::error::{Error, Result};
 use crate::program::{Activation, LossKind};
 
@@ -87,11 +89,24 @@ impl Kind {
     /// assert!(mlp.fitted().is_none());
     /// ```
     pub fn model(self, hidden: usize, activation: Activation) -> Box<dyn Model> {
+        self.model_with(hidden, activation, Init::Auto)
+    }
+
+    /// [`Kind::model`] starting from `init` (checked when the fit starts: a constant init
+    /// is for the linear models).
+    ///
+    /// ```
+    /// use gradflow::model::{Init, Kind};
+    /// use gradflow::program::Activation;
+    /// let seeds = Kind::Linear.model_with(0, Activation::Sigmoid, Init::Ones); // w = 1, b = 0
+    /// assert_eq!(seeds.init(), Init::Ones);
+    /// ```
+    pub fn model_with(self, hidden: usize, activation: Activation, init: Init) -> Box<dyn Model> {
         match self {
-            Kind::Linear => Box::new(LinearRegression::new()),
-            Kind::Logistic => Box::new(LogisticRegression::new()),
-            Kind::Softmax => Box::new(SoftmaxRegression::new()),
-            Kind::Mlp => Box::new(Mlp::new(hidden).with_activation(activation)),
+            Kind::Linear => Box::new(LinearRegression::new().with_init(init)),
+            Kind::Logistic => Box::new(LogisticRegression::new().with_init(init)),
+            Kind::Softmax => Box::new(SoftmaxRegression::new().with_init(init)),
+            Kind::Mlp => Box::new(Mlp::new(hidden).with_activation(activation).with_init(init)),
         }
     }
 }

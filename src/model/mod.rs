@@ -174,6 +174,7 @@ impl Spec {
 
 /// How parameters are initialised before training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Init {
     /// Zeros for the linear models; Glorot for an MLP with sigmoid or tanh, He for relu.
     #[default]

@@ -117,6 +117,7 @@ pub(crate) fn resolve(
         || cfg.schedule != Schedule::Constant
         || cfg.early_stopping.is_some()
         || cfg.tol.is_some()
+        || cfg.drop_last
         || cfg.verify.is_some()
         // No plateau rule: exactly `epochs` epochs, which only the loop runs.
         || cfg.no_improvement.is_none();

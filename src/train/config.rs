@@ -206,7 +206,7 @@ pub(crate) fn improves(loss: f64, best: f64, tol: f64) -> bool {
 /// (`Sgd`, with the configured or chosen optimizer) for the MLP, for sources that are
 /// streamed (a generator, a memory-mapped file), and whenever the configuration sets a
 /// knob only the loop has: a learning rate, an optimizer, a schedule, early stopping,
-/// seed 000's `tol`, verify mode, an L1 / elastic-net penalty (not smooth), or no plateau
+/// seed 000's `tol`, `drop_last`, verify mode, an L1 / elastic-net penalty (not smooth), or no plateau
 /// rule ([`TrainConfig::no_stop`]: exactly `epochs` epochs, which only the loop runs).
 ///
 /// ```
