@@ -420,7 +420,9 @@ class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over X, y, going on from the previous call (the first call starts
-        from zeros and fits the standardisation to its rows)."""
+        from zeros and fits the standardisation to its rows, kept for every later call:
+        make the first batch representative, or pass ``standardize=False`` with features
+        already scaled)."""
         return self._fit(X, y, sample_weight, partial=True)
 
     def predict(self, X):
@@ -437,7 +439,9 @@ class _Classifier(ClassifierMixin, _GradflowEstimator):
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over X, y, going on from the previous call; the first call needs
-        ``classes``, every label there will be."""
+        ``classes``, every label there will be, and fits the standardisation to its rows
+        (kept for every later call: make the first batch representative, or pass
+        ``standardize=False`` with features already scaled)."""
         return self._fit(X, y, sample_weight, partial=True, classes=classes)
 
     def predict_proba(self, X):
