@@ -519,13 +519,21 @@ fn features_windowed(
             Column::Index(_) => None,
         })
         .collect();
-    if let Some(at) = features
+    // By name: the features' columns, each window's rows put in the model's order (the
+    // rank of each feature's column among those read).
+    let by_name = features
         .locate(table.header.as_deref(), &skipped)
-        .map_err(|e| table.bad(e))?
-    {
-        return features_by_name(table, &at, skipped, window_bytes, f);
-    }
-    let found = table.cols - skipped.len();
+        .map_err(|e| table.bad(e))?;
+    let read = |j: usize| match &by_name {
+        Some(at) => at.contains(&j),
+        None => !skipped.contains(&j),
+    };
+    let order: Option<Vec<usize>> = by_name.as_ref().map(|at| {
+        at.iter()
+            .map(|&j| (0..j).filter(|&k| at.contains(&k)).count())
+            .collect()
+    });
+    let found = (0..table.cols).filter(|&j| read(j)).count();
     if found != p {
         let what = if skipped.is_empty() {
             format!("{found} feature columns")
@@ -541,59 +549,23 @@ fn features_windowed(
         )));
     }
     let roles: Vec<Role> = (0..table.cols)
-        .map(|j| match skipped.contains(&j) {
-            true => Role::Skip,
-            false => Role::Feature,
-        })
-        .collect();
-    let mut n = 0;
-    table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
-        n += rows.rows;
-        f(&rows.x)
-    })?;
-    if n == 0 {
-        return Err(table.bad("no data rows after the header".into()));
-    }
-    Ok(FeatureLayout {
-        n,
-        header: table.header,
-        skipped,
-    })
-}
-
-/// [`features_windowed`] for features at columns `at` of the file (the model's order):
-/// the other columns are skipped, and each window's rows, read in file order, are put in
-/// the model's.
-fn features_by_name(
-    table: Table,
-    at: &[usize],
-    skipped: Vec<usize>,
-    window_bytes: usize,
-    mut f: impl FnMut(&[f32]) -> Result<()>,
-) -> Result<FeatureLayout> {
-    let roles: Vec<Role> = (0..table.cols)
-        .map(|j| match at.contains(&j) {
+        .map(|j| match read(j) {
             true => Role::Feature,
             false => Role::Skip,
         })
         .collect();
-    // Feature i of the model is read as the rank of its column among those read.
-    let mut read: Vec<usize> = at.to_vec();
-    read.sort_unstable();
-    let from: Vec<usize> = at
-        .iter()
-        .map(|j| read.binary_search(j).expect("a read column"))
-        .collect();
-    let (p, mut n, mut ordered) = (at.len(), 0, Vec::new());
+    let (mut n, mut ordered) = (0, Vec::new());
     table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
         n += rows.rows;
-        ordered.clear();
-        ordered.extend(
-            rows.x
-                .chunks_exact(p)
-                .flat_map(|row| from.iter().map(|&k| row[k])),
-        );
-        f(&ordered)
+        match &order {
+            None => f(&rows.x),
+            Some(order) => {
+                ordered.clear();
+                let rows_of = rows.x.chunks_exact(p);
+                ordered.extend(rows_of.flat_map(|row| order.iter().map(|&k| row[k])));
+                f(&ordered)
+            }
+        }
     })?;
     if n == 0 {
         return Err(table.bad("no data rows after the header".into()));

@@ -428,29 +428,10 @@ impl Trainer {
         else {
             unreachable!("called for L-BFGS fits only")
         };
-        // `auto::resolve` picks L-BFGS only for data in memory (or a distributed fit, each
-        // rank holding its share), and refuses it otherwise.
         let n = data.n();
         let group = self.group.as_ref();
-        let shard;
-        let (dataset, rows, row_weights) = match (data.in_memory(), group) {
-            (Some(d), _) => {
-                let rows = group.map_or(0..n, |g| g.part(n));
-                (d, rows, weights.map(|w| w.all(d.targets())))
-            }
-            (None, Some(g)) => {
-                let (d, w) = g.agree(gather_shard(data, weights, g.part(n)))?;
-                shard = d;
-                (&shard, 0..g.part(n).len(), w)
-            }
-            (None, None) => {
-                return Err(Error::param(
-                    "solver lbfgs",
-                    "on a streamed source",
-                    "needs the rows in memory: use solver sgd",
-                ));
-            }
-        };
+        let held = InMemory::of((data, weights), group, "solver lbfgs")?;
+        let (dataset, rows, row_weights) = (&*held.data, held.rows, held.weights);
         let program = spec.program();
         let scope = (rows.clone(), group);
         let solve_targets = SolveTargets::new(dataset.targets(), program.loss, scope)?;
@@ -537,10 +518,56 @@ impl Trainer {
     }
 }
 
+/// The rows a full-batch fit (L-BFGS, the normal equations) reads: `auto::resolve` picks
+/// one only for data in memory, or a distributed fit, each rank holding its share.
+pub(super) struct InMemory<'a> {
+    /// The dataset: the source itself, or this rank's share gathered.
+    pub data: Cow<'a, Dataset>,
+    /// The rows of `data` this process sums over.
+    pub rows: Range<usize>,
+    /// Every row's weight, when weighted.
+    pub weights: Option<Vec<f32>>,
+}
+
+impl<'a> InMemory<'a> {
+    /// The source's rows in memory; a rank's share gathered from a streamed one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming `solver` for a streamed source outside a
+    /// distributed fit; the source's errors while gathering.
+    pub fn of(
+        (data, weights): Weighted<'a>,
+        group: Option<&Group>,
+        solver: &'static str,
+    ) -> Result<Self> {
+        let n = data.n();
+        match (data.in_memory(), group) {
+            (Some(d), _) => Ok(InMemory {
+                data: Cow::Borrowed(d),
+                rows: group.map_or(0..n, |g| g.part(n)),
+                weights: weights.map(|w| w.all(d.targets())),
+            }),
+            (None, Some(g)) => {
+                let (d, w) = g.agree(gather_shard(data, weights, g.part(n)))?;
+                Ok(InMemory {
+                    data: Cow::Owned(d),
+                    rows: 0..g.part(n).len(),
+                    weights: w,
+                })
+            }
+            (None, None) => Err(Error::param(
+                solver,
+                "on a streamed source",
+                "needs the rows in memory: use solver sgd",
+            )),
+        }
+    }
+}
+
 /// Rows `rows` of `data` gathered into memory, with their weights: a rank's share of a
 /// distributed full-batch fit. An empty share (fewer rows than ranks) holds the first row
 /// so that the engines have a dataset, and evaluates none of it.
-pub(super) fn gather_shard(
+fn gather_shard(
     data: &dyn RowSource,
     weights: Option<&RowWeights<'_>>,
     rows: Range<usize>,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::full_batch::gather_shard;
+use super::full_batch::InMemory;
 use super::trainer::Weighted;
 use super::{Backend, Choices, Penalty, Report, StopReason, TrainState, Trainer};
 use crate::data::{Standardizer, Targets};
@@ -32,27 +32,8 @@ impl Trainer {
     ) -> Result<Report> {
         let n = data.n();
         let group = self.group.as_ref();
-        // As for L-BFGS: the rows in memory, or this rank's share gathered.
-        let shard;
-        let (dataset, rows, row_weights) = match (data.in_memory(), group) {
-            (Some(d), _) => (
-                d,
-                group.map_or(0..n, |g| g.part(n)),
-                weights.map(|w| w.all(d.targets())),
-            ),
-            (None, Some(g)) => {
-                let (d, w) = g.agree(gather_shard(data, weights, g.part(n)))?;
-                shard = d;
-                (&shard, 0..g.part(n).len(), w)
-            }
-            (None, None) => {
-                return Err(Error::param(
-                    "solver normal",
-                    "on a streamed source",
-                    "needs the rows in memory: use solver sgd",
-                ));
-            }
-        };
+        let held = InMemory::of((data, weights), group, "solver normal")?;
+        let (dataset, rows) = (&*held.data, held.rows);
         let p = dataset.p();
         let Targets::Real(y) = dataset.targets() else {
             return Err(Error::TargetMismatch {
@@ -64,7 +45,7 @@ impl Trainer {
         let part = Part {
             x: &dataset.features()[rows.start * p..rows.end * p],
             y: &y[rows.clone()],
-            weights: row_weights.as_deref().map(|w| &w[rows.clone()]),
+            weights: held.weights.as_deref().map(|w| &w[rows.clone()]),
             p,
         };
         let mut report = Report::new(model.name(), "cpu".into(), choices);
