@@ -139,12 +139,17 @@ impl<'a> FeatureColumns<'a> {
         if rest.clone().map(|j| &header[j]).eq(names.iter()) {
             return Ok(None);
         }
+        // Each name's columns (a name twice in the header is ambiguous).
+        let mut columns: std::collections::HashMap<&str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for j in rest {
+            columns.entry(header[j].as_str()).or_default().push(j);
+        }
         let mut at = Vec::with_capacity(names.len());
         for name in names {
-            let mut hits = rest.clone().filter(|&j| header[j] == *name);
-            match (hits.next(), hits.next()) {
-                (Some(j), None) => at.push(j),
-                (None, _) => {
+            match columns.get(name.as_str()).map(Vec::as_slice) {
+                Some(&[j]) => at.push(j),
+                None => {
                     return Err(format!(
                         "no column {name:?}, a feature of the model (its features: {}; the \
                          file's header: {})",
@@ -152,7 +157,7 @@ impl<'a> FeatureColumns<'a> {
                         quoted(header)
                     ));
                 }
-                (Some(_), Some(_)) => {
+                Some(_) => {
                     return Err(format!(
                         "the feature column {name:?} appears more than once in the header"
                     ));
@@ -524,16 +529,23 @@ fn features_windowed(
     let by_name = features
         .locate(table.header.as_deref(), &skipped)
         .map_err(|e| table.bad(e))?;
-    let read = |j: usize| match &by_name {
-        Some(at) => at.contains(&j),
-        None => !skipped.contains(&j),
-    };
+    let mut is_read = vec![by_name.is_none(); table.cols];
+    match &by_name {
+        Some(at) => at.iter().for_each(|&j| is_read[j] = true),
+        None => skipped.iter().for_each(|&j| is_read[j] = false),
+    }
+    let read = |j: usize| is_read[j];
     let order: Option<Vec<usize>> = by_name.as_ref().map(|at| {
-        at.iter()
-            .map(|&j| (0..j).filter(|&k| at.contains(&k)).count())
-            .collect()
+        // A read column's place among the read ones, in file order.
+        let mut place = vec![0; table.cols];
+        let mut k = 0;
+        for j in (0..table.cols).filter(|&j| is_read[j]) {
+            place[j] = k;
+            k += 1;
+        }
+        at.iter().map(|&j| place[j]).collect()
     });
-    let found = (0..table.cols).filter(|&j| read(j)).count();
+    let found = is_read.iter().filter(|&&r| r).count();
     if found != p {
         let what = if skipped.is_empty() {
             format!("{found} feature columns")

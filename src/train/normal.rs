@@ -65,7 +65,14 @@ impl Trainer {
         let ridge = match choices.penalty {
             Penalty::None => 0.0,
             Penalty::L2(alpha) => n as f64 * alpha / 2.0,
-            other => unreachable!("auto::resolve refuses {other:?} for the normal equations"),
+            // `auto::resolve` refuses these first; kept an error, not a panic.
+            other => {
+                return Err(Error::param(
+                    "penalty",
+                    format!("{other:?} with solver normal"),
+                    "must be None or L2 for the normal equations",
+                ));
+            }
         };
         let sol = normal_eq::solve_sums(&sums, p, ridge, Solve::Auto)?;
         let rank = match sol.method {
@@ -144,7 +151,7 @@ impl Part<'_> {
                     let z: f64 = row
                         .iter()
                         .zip(w)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .map(|(&x, &wj)| f64::from(x) * f64::from(wj))
                         .sum::<f64>()
                         + f64::from(b);
                     let r = z - f64::from(self.y[i]);
