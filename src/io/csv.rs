@@ -538,10 +538,8 @@ fn features_windowed(
     let order: Option<Vec<usize>> = by_name.as_ref().map(|at| {
         // A read column's place among the read ones, in file order.
         let mut place = vec![0; table.cols];
-        let mut k = 0;
-        for j in (0..table.cols).filter(|&j| is_read[j]) {
+        for (k, j) in (0..table.cols).filter(|&j| is_read[j]).enumerate() {
             place[j] = k;
-            k += 1;
         }
         at.iter().map(|&j| place[j]).collect()
     });
