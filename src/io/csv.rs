@@ -302,7 +302,7 @@ pub fn read(path: impl AsRef<Path>, options: &CsvOptions) -> Result<CsvData> {
 /// assert_eq!(gradflow::io::csv::header(&path)?, Some(vec!["a".to_string(), "b".into()]));
 /// std::fs::write(&path, "1,2\n3,4\n")?;
 /// assert_eq!(gradflow::io::csv::header(&path)?, None);
-/// # Ok::<(), gradflow::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors

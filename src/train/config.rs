@@ -250,7 +250,8 @@ pub enum Solver {
     /// use gradflow::{data::Synthetic, model::LinearRegression, Solver, TrainConfig, Trainer};
     /// let data = Synthetic::linear(1_000, 3).weights(vec![1.0, -2.0, 0.5]).bias(3.0).noise(0.0).dataset()?;
     /// let mut model = LinearRegression::new();
-    /// let report = model.fit(&data, &Trainer::new(TrainConfig::default().solver(Solver::Normal))?)?;
+    /// let config = TrainConfig::default().solver(Solver::Normal).standardize(false);
+    /// let report = model.fit(&data, &Trainer::new(config)?)?;
     /// assert!(report.converged);
     /// assert!((model.bias().unwrap() - 3.0).abs() < 1e-5);
     /// # Ok::<(), gradflow::Error>(())
