@@ -145,7 +145,10 @@ fn bad_weights_say_what_is_wrong() {
     };
     assert!(matches!(fit(&reg, &[1.0; 9]), Error::ShapeMismatch { .. }));
     let e = fit(&reg, &[1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
-    assert!(e.to_string().contains("sample weight -1"), "{e}");
+    assert!(
+        e.to_string().contains("sample weight -1 (row 1, from 0)"),
+        "{e}"
+    );
     let e = fit(&reg, &[f32::NAN; 10]);
     assert!(e.to_string().contains("sample weight NaN"), "{e}");
     let e = fit(&reg, &[0.0; 10]);

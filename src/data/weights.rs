@@ -72,7 +72,7 @@ impl<'a> RowWeights<'a> {
                     got: w.len().to_string(),
                 });
             }
-            check_weights("sample weight", w)?;
+            check_weights("sample weight", "row", w)?;
             if w.iter().all(|&v| v == 0.0) {
                 return Err(Error::param(
                     "sample weights",
@@ -98,7 +98,7 @@ impl<'a> RowWeights<'a> {
                         got: w.len().to_string(),
                     });
                 }
-                check_weights("class weight", w)?;
+                check_weights("class weight", "class", w)?;
                 Some(w.clone())
             }
             (Some(ClassWeight::Balanced), Some(k)) => {
@@ -162,9 +162,15 @@ impl<'a> RowWeights<'a> {
     }
 }
 
-fn check_weights(what: &'static str, w: &[f32]) -> Result<()> {
-    match w.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
-        Some(bad) => Err(Error::param(what, bad, "must be finite and ≥ 0")),
+/// Every weight finite and ≥ 0; the first that is not is named with its place (`of`: the
+/// row or class, counted from 0).
+fn check_weights(what: &'static str, of: &str, w: &[f32]) -> Result<()> {
+    match w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+        Some(i) => Err(Error::param(
+            what,
+            format!("{} ({of} {i}, from 0)", w[i]),
+            "must be finite and ≥ 0",
+        )),
         None => Ok(()),
     }
 }

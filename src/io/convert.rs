@@ -72,12 +72,8 @@ pub fn csv_to_npy_with(
     header: Option<bool>,
 ) -> Result<Converted> {
     let table = Table::open(csv, header)?;
+    table.check_columns()?;
     let cols = table.cols;
-    if cols < 2 {
-        return Err(table.bad(format!(
-            "{cols} column: a dataset needs at least 2 (one feature and the target)"
-        )));
-    }
     let t = table.resolve(target, "target")?;
     let roles = |target: Role| -> Vec<Role> {
         (0..cols)

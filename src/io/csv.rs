@@ -325,12 +325,8 @@ pub fn read_chunked(
 ) -> Result<CsvData> {
     let path = path.as_ref();
     let table = Table::open(path, options.header)?;
+    table.check_columns()?;
     let cols = table.cols;
-    if cols < 2 {
-        return Err(table.bad(format!(
-            "{cols} column: a dataset needs at least 2 (one feature and the target)"
-        )));
-    }
     let target = table.resolve(options.target.as_ref(), "target")?;
     let weight = match &options.weight {
         Some(c) => {
@@ -933,6 +929,32 @@ impl<'p> Table<'p> {
     pub(super) fn bad(&self, reason: String) -> Error {
         bad(self.path, reason)
     }
+
+    /// Fewer than two columns is an error; when the first line holds another separator
+    /// (`;`, a tab, `|`: a spreadsheet's export), the message says so.
+    pub(super) fn check_columns(&self) -> Result<()> {
+        if self.cols >= 2 {
+            return Ok(());
+        }
+        let first = std::fs::File::open(self.path)
+            .ok()
+            .and_then(|f| std::io::BufRead::lines(std::io::BufReader::new(f)).next())
+            .and_then(|line| line.ok())
+            .unwrap_or_default();
+        let hint = [(';', "';'"), ('\t', "a tab"), ('|', "'|'")]
+            .iter()
+            .find(|(c, _)| first.contains(*c))
+            .map_or(String::new(), |(_, name)| {
+                format!(
+                    "; its first line is separated by {name}, and gradflow reads \
+                     comma-separated values: convert the file, or replace the separator"
+                )
+            });
+        Err(self.bad(format!(
+            "{} column: a dataset needs at least 2 (one feature and the target){hint}",
+            self.cols
+        )))
+    }
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -973,12 +995,8 @@ mod tests {
     /// the `csv` crate record by record, `str::parse` cell by cell.
     fn serial_read(path: &Path, options: &CsvOptions) -> Result<CsvData> {
         let table = Table::open(path, options.header)?;
+        table.check_columns()?;
         let cols = table.cols;
-        if cols < 2 {
-            return Err(table.bad(format!(
-                "{cols} column: a dataset needs at least 2 (one feature and the target)"
-            )));
-        }
         let target = table.resolve(options.target.as_ref(), "target")?;
         let weight = match &options.weight {
             Some(c) => Some(table.resolve(Some(c), "weight")?),
@@ -1258,6 +1276,9 @@ mod tests {
         assert!(m.contains("target column 3 does not exist"), "{m}");
         let m = err("1\n2\n", &none);
         assert!(m.contains("1 column: a dataset needs at least 2"), "{m}");
+        assert!(!m.contains("separated by"), "{m}");
+        let m = err("a;b;y\n1;2;3\n", &none);
+        assert!(m.contains("its first line is separated by ';'"), "{m}");
     }
 
     #[test]
