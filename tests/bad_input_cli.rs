@@ -43,6 +43,7 @@ fn files(d: &Path) -> String {
     write(d, "labels.csv", "a,y\n1,cat\n2,dog\n");
     write(d, "one-class.csv", "a,b,y\n1,2,cat\n3,4,cat\n5,6,cat\n");
     write(d, "three.csv", "1,2,3\n4,5,6\n");
+    write(d, "four.csv", "1,2,3,4\n5,6,7,8\n");
     write(d, "data.txt", "1,2,3\n");
     write(d, "nan.npy", npy_f64(2, 2, &[1.0, 0.0, f64::NAN, 1.0]));
     write(d, "frac.npy", npy_f64(2, 2, &[1.0, 0.5, 2.0, 1.0]));
@@ -151,7 +152,7 @@ const CASES: &[Case] = &[
     Case { item: "an unwritable output", args: train!("linear", "synthetic:linear?n=50", "--plot", "nodir/p.png"), code: 1, needle: "--plot nodir/p.png: the directory nodir does not exist" },
     Case { item: "an unwritable output", args: train!("linear", "synthetic:linear?n=50", "--save", "."), code: 1, needle: "--save .: is a directory" },
     // Predict with another width.
-    Case { item: "feature count at predict", args: predict!("m.json", "three.csv"), code: 1, needle: "three.csv: 3 feature columns, but the model was trained on 2 feature columns" },
+    Case { item: "feature count at predict", args: predict!("m.json", "four.csv"), code: 1, needle: "four.csv: 4 feature columns, but the model was trained on 2 feature columns" },
     // Hyper-parameters.
     Case { item: "batch size 0", args: train!("linear", "synthetic:linear", "--batch-size", "0"), code: 2, needle: "batch_size 0: must be ≥ 1" },
     Case { item: "learning rate ≤ 0 or NaN", args: train!("linear", "synthetic:linear", "--lr", "0"), code: 2, needle: "learning_rate 0: must be finite and > 0" },

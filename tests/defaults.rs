@@ -214,6 +214,36 @@ fn the_default_solver_follows_the_situation() {
         let r = fit(cfg.clone(), &mut LogisticRegression::new(), &data);
         assert_eq!(r.choices.solver, Solver::Sgd, "{cfg:?}");
     }
+    // Linear regression in memory: its normal equations, up to NORMAL_MAX_FEATURES
+    // features and off the device; L-BFGS past them, or asked for the GPU.
+    let reg = |p| Synthetic::linear(400, p).seed(6).dataset().unwrap();
+    let small = fit(
+        TrainConfig::default(),
+        &mut LinearRegression::new(),
+        &reg(3),
+    );
+    assert_eq!(small.choices.solver, Solver::Normal);
+    assert!(
+        matches!(small.stop, StopReason::Solved { rank: 4, .. }),
+        "{}",
+        small.stop
+    );
+    let wide = reg(gradflow::train::NORMAL_MAX_FEATURES + 1);
+    let r = fit(TrainConfig::default(), &mut LinearRegression::new(), &wide);
+    assert!(
+        matches!(r.choices.solver, Solver::Lbfgs { .. }),
+        "{:?}",
+        r.choices
+    );
+    if common::gpu("the_default_solver_follows_the_situation").is_some() {
+        let cfg = TrainConfig::default().backend(Backend::Gpu);
+        let r = fit(cfg, &mut LinearRegression::new(), &reg(3));
+        assert!(
+            matches!(r.choices.solver, Solver::Lbfgs { .. }),
+            "{:?}",
+            r.choices
+        );
+    }
     // A generator streams: the loop, SGD at a chosen rate.
     let rows = Synthetic::logistic(20_000, 3).seed(6);
     let r = fit(

@@ -24,8 +24,9 @@ use super::{CliError, HeaderArg, build_model, check_output, plot};
 #[derive(Debug, Args)]
 #[command(
     after_help = "With no training flags a fit converges by itself: features standardised, \
-L-BFGS for the linear models on data in memory, Adam for the MLP and for streamed data, \
-the epochs a maximum, a rate chosen from the data.
+the normal equations for linear regression (up to 256 features, not on --backend gpu) and \
+L-BFGS for logistic and softmax regression on data in memory, Adam for the MLP and for \
+streamed data, the epochs a maximum, a rate chosen from the data.
 
 Examples:
   gradflow train --model logistic --data breast_cancer.csv --save bc.json
@@ -45,10 +46,11 @@ pub struct TrainArgs {
     /// [default: the last column].
     #[arg(long, value_name = "COL")]
     target: Option<String>,
-    /// How the parameters are found: auto is full-batch L-BFGS for the linear models on
-    /// data in memory unless a knob of the mini-batch loop is given (--lr, --batch-size,
-    /// --optimizer, --schedule, --early-stopping, --no-stop, an l1 or elasticnet
-    /// --penalty), the loop otherwise.
+    /// How the parameters are found: auto is the normal equations for linear regression
+    /// (up to 256 features, not on --backend gpu) and full-batch L-BFGS for the linear
+    /// models otherwise, on data in memory, unless a knob of the mini-batch loop is given
+    /// (--lr, --batch-size, --optimizer, --schedule, --early-stopping, --no-stop,
+    /// --drop-last, --batch-tol, an l1 or elasticnet --penalty), the loop otherwise.
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     solver: SolverArg,
     /// Rows per update of the mini-batch loop (1: stochastic GD; ≥ the row count:
@@ -143,7 +145,8 @@ pub enum ShuffleArg {
 /// `--solver`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SolverArg {
-    /// L-BFGS for the linear models on data in memory, the mini-batch loop otherwise.
+    /// The normal equations or L-BFGS for the linear models on data in memory, the
+    /// mini-batch loop otherwise.
     Auto,
     /// The mini-batch loop (--optimizer, --lr, --batch-size).
     Sgd,

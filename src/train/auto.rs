@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand::seq::index;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{Optimizer, Penalty, Schedule, Solver, TrainConfig};
+use super::{Backend, Optimizer, Penalty, Schedule, Solver, TrainConfig};
 use crate::cpu::activation;
 use crate::data::{HostTargets, RowSource, RowWeights, gather_rows};
 use crate::dist::Group;
@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 use crate::model::{Arch, Spec};
 use crate::program::Activation;
 use crate::program::LossKind;
+
+/// The most features for which `Solver::Auto` solves linear regression's normal
+/// equations: their sums cost n·(p + 2)²/2 multiply-adds, one L-BFGS evaluation ~4·n·p and
+/// a fit tens of them, so up to a few hundred features the closed form is the cheaper of
+/// the two as well as the exact one; past that, L-BFGS.
+pub const NORMAL_MAX_FEATURES: usize = 256;
 
 /// Epoch (or L-BFGS iteration) cap of the linear models when `epochs` is unset
 /// (scikit-learn's `SGDClassifier` and `max_iter`-driven solvers run up to 1000).
@@ -128,7 +134,26 @@ pub(crate) fn resolve(
     } else {
         MLP_MAX_EPOCHS.max(MLP_MIN_UPDATES.div_ceil(steps_per_epoch))
     });
+    let regression = matches!(
+        spec.arch,
+        Arch::Glm {
+            loss: LossKind::Mse,
+            ..
+        }
+    );
     let solver = match cfg.solver {
+        // Linear regression's closed form where it is the cheaper one too (see
+        // `NORMAL_MAX_FEATURES`), unless the fit is asked to run on the device.
+        Solver::Auto
+            if regression
+                && smooth
+                && !loop_knobs
+                && in_memory
+                && spec.p <= NORMAL_MAX_FEATURES
+                && cfg.backend != Backend::Gpu =>
+        {
+            Solver::Normal
+        }
         Solver::Auto if is_linear(spec) && smooth && !loop_knobs && in_memory => Solver::Lbfgs {
             memory: 10,
             max_iter: max_epochs,
@@ -138,13 +163,6 @@ pub(crate) fn resolve(
         Solver::Lbfgs { .. } | Solver::Normal => {
             let normal = cfg.solver == Solver::Normal;
             let name = if normal { "normal" } else { "lbfgs" };
-            let regression = matches!(
-                spec.arch,
-                Arch::Glm {
-                    loss: LossKind::Mse,
-                    ..
-                }
-            );
             if normal && !regression {
                 return Err(Error::param(
                     "solver normal",

@@ -199,10 +199,14 @@ pub(crate) fn improves(loss: f64, best: f64, tol: f64) -> bool {
 
 /// How the parameters are found.
 ///
-/// `Auto` (the default) picks **full-batch L-BFGS** for linear, logistic and softmax
-/// regression on data in memory: their losses are convex and smooth, L-BFGS needs no
-/// learning rate and converges in tens of iterations to the optimum scikit-learn's
-/// `LogisticRegression` and `LinearRegression` find. It picks the **mini-batch loop**
+/// `Auto` (the default) picks **the normal equations** ([`Solver::Normal`]) for linear
+/// regression on data in memory with up to [`NORMAL_MAX_FEATURES`](crate::train::NORMAL_MAX_FEATURES)
+/// features (where the closed form is the cheaper solve as well as the exact one) unless
+/// the backend is [`Backend::Gpu`] (the sums are formed on the CPU), and **full-batch
+/// L-BFGS** for the other linear models (and for linear regression otherwise) on data in
+/// memory: their losses are convex and smooth, L-BFGS needs no learning rate and converges
+/// in tens of iterations to the optimum scikit-learn's `LogisticRegression` finds. It
+/// picks the **mini-batch loop**
 /// (`Sgd`, with the configured or chosen optimizer) for the MLP, for sources that are
 /// streamed (a generator, a memory-mapped file), and whenever the configuration sets a
 /// knob only the loop has: a learning rate, an optimizer, a schedule, early stopping,
@@ -217,7 +221,8 @@ pub(crate) fn improves(loss: f64, best: f64, tol: f64) -> bool {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Solver {
-    /// L-BFGS for the linear models on in-memory data, the mini-batch loop otherwise.
+    /// The normal equations or L-BFGS for the linear models on in-memory data, the
+    /// mini-batch loop otherwise.
     #[default]
     Auto,
     /// The mini-batch loop: `batch_size`, `optimizer`, `learning_rate`, `schedule`.

@@ -14,7 +14,9 @@ mod trainer;
 mod validation;
 
 pub use crate::model::TrainState;
-pub use auto::{Choices, LINEAR_MAX_EPOCHS, MLP_MAX_EPOCHS, MLP_MIN_UPDATES, RateFrom};
+pub use auto::{
+    Choices, LINEAR_MAX_EPOCHS, MLP_MAX_EPOCHS, MLP_MIN_UPDATES, NORMAL_MAX_FEATURES, RateFrom,
+};
 pub use config::{
     Backend, CpuKernels, EarlyStopping, Mode, NoImprovement, Solver, TrainConfig, Verify,
 };
