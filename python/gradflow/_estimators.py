@@ -327,7 +327,7 @@ class LinearRegression(RegressorMixin, _LinearParams, _GradflowEstimator):
     l1_ratio : float, default=0.15
         Share of L1 in the elastic net.
     solver : {'auto', 'lbfgs', 'normal', 'sgd', 'adam', 'adagrad'}, default='auto'
-        'auto': the normal equations up to 256 features (L-BFGS past them, or with
+        'auto': the normal equations up to 64 features (L-BFGS past them, or with
         ``backend='gpu'``) for in-memory data with a smooth penalty, else SGD (the
         classifiers: L-BFGS or SGD).
         'normal': the closed form, the normal equations solved in float64 (the exact

@@ -24,7 +24,7 @@ use super::{CliError, HeaderArg, build_model, check_output, plot};
 #[derive(Debug, Args)]
 #[command(
     after_help = "With no training flags a fit converges by itself: features standardised, \
-the normal equations for linear regression (up to 256 features, not on --backend gpu) and \
+the normal equations for linear regression (up to 64 features, not on --backend gpu) and \
 L-BFGS for logistic and softmax regression on data in memory, Adam for the MLP and for \
 streamed data, the epochs a maximum, a rate chosen from the data.
 
@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COL")]
     target: Option<String>,
     /// How the parameters are found: auto is the normal equations for linear regression
-    /// (up to 256 features, not on --backend gpu) and full-batch L-BFGS for the linear
+    /// (up to 64 features, not on --backend gpu) and full-batch L-BFGS for the linear
     /// models otherwise, on data in memory, unless a knob of the mini-batch loop is given
     /// (--lr, --batch-size, --optimizer, --schedule, --early-stopping, --no-stop,
     /// --drop-last, --batch-tol, an l1 or elasticnet --penalty), the loop otherwise.

@@ -16,10 +16,13 @@ use crate::program::Activation;
 use crate::program::LossKind;
 
 /// The most features for which `Solver::Auto` solves linear regression's normal
-/// equations: their sums cost n·(p + 2)²/2 multiply-adds, one L-BFGS evaluation ~4·n·p and
-/// a fit tens of them, so up to a few hundred features the closed form is the cheaper of
-/// the two as well as the exact one; past that, L-BFGS.
-pub const NORMAL_MAX_FEATURES: usize = 256;
+/// equations, the exact answer, rather than descending with L-BFGS to its tolerance. Their
+/// sums cost n·(p + 2)² multiply-adds in f64, one L-BFGS evaluation ~4·n·p in f32 and a
+/// fit from a few (isotropic data) to tens of them (correlated features): measured on 2
+/// cores at 10⁶ rows (BENCHMARKS.md, 2026-12-05), 16 features cost the two alike, 64
+/// features 0.3 s against L-BFGS's 0.12 s, 256 features 7× L-BFGS's time. Up to 64 the
+/// exact answer is worth its price; past it, L-BFGS.
+pub const NORMAL_MAX_FEATURES: usize = 64;
 
 /// Epoch (or L-BFGS iteration) cap of the linear models when `epochs` is unset
 /// (scikit-learn's `SGDClassifier` and `max_iter`-driven solvers run up to 1000).
@@ -142,7 +145,7 @@ pub(crate) fn resolve(
         }
     );
     let solver = match cfg.solver {
-        // Linear regression's closed form where it is the cheaper one too (see
+        // Linear regression's closed form where its price is near L-BFGS's (see
         // `NORMAL_MAX_FEATURES`), unless the fit is asked to run on the device.
         Solver::Auto
             if regression

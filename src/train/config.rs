@@ -201,7 +201,7 @@ pub(crate) fn improves(loss: f64, best: f64, tol: f64) -> bool {
 ///
 /// `Auto` (the default) picks **the normal equations** ([`Solver::Normal`]) for linear
 /// regression on data in memory with up to [`NORMAL_MAX_FEATURES`](crate::train::NORMAL_MAX_FEATURES)
-/// features (where the closed form is the cheaper solve as well as the exact one) unless
+/// features (the exact answer, at a cost near L-BFGS's there) unless
 /// the backend is [`Backend::Gpu`] (the sums are formed on the CPU), and **full-batch
 /// L-BFGS** for the other linear models (and for linear regression otherwise) on data in
 /// memory: their losses are convex and smooth, L-BFGS needs no learning rate and converges
