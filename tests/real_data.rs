@@ -121,8 +121,10 @@ fn linear_models_by_default(extra: &[&str]) {
              {converged:.4}) · {} {}",
             summary["config"]["solver"], summary["stop"]["reason"]
         );
+        // At least scikit-learn's default, to the precision of f32 parameters (diabetes:
+        // both are the least-squares fit, 0.35940877 against 0.35940880 held out).
         assert!(
-            got >= default - 1e-9,
+            got >= default - 1e-6,
             "{name}: {got} below scikit-learn's default {default}"
         );
         assert!(

@@ -1,11 +1,13 @@
 //! The closed-form solution of linear regression: the normal equations (seed 001).
 //!
 //! With the bias folded in as a column of ones, `X̃ = [X 1]`, the least-squares solution
-//! solves `(X̃ᵀX̃) θ = X̃ᵀy`, `θ = (w, b)`. gradflow forms `X̃ᵀX̃` and `X̃ᵀy` by a gemm per
-//! block of [`BLOCK`] rows, the blocks added in `f64`: by default ([`Precision::Exact`]) the
-//! gemm runs in `f64`, so every product of the f32 data is exact and accumulation is the
-//! only rounding; [`Precision::Fast`] runs it in `f32`, as numpy's float32 solve does. It
-//! factorises with nalgebra:
+//! solves `(X̃ᵀX̃) θ = X̃ᵀy`, `θ = (w, b)`. gradflow takes the columns' means out first
+//! ([`Centre`]: rows far from zero would leave their spread in the sums' last digits),
+//! forms `X̃ᵀX̃` and `X̃ᵀy` of the centred rows by a gemm per block of [`BLOCK`] rows, the
+//! blocks added in `f64`: by default ([`Precision::Exact`]) the gemm runs in `f64`, so
+//! the products of the f32 data are exact to f64's rounding; [`Precision::Fast`] runs it in
+//! `f32`, as numpy's float32 solve does. The system is scaled to unit diagonal (columns
+//! on scales apart then do not look singular), and factorised with nalgebra:
 //!
 //! 1. Cholesky, when the matrix is positive definite and its condition number is at most
 //!    [`CONDITION_LIMIT`];
@@ -97,7 +99,7 @@ pub fn solve(data: &Dataset, mode: Solve) -> Result<NormalSolution> {
 /// How the Gram matrix `X̃ᵀX̃` is formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// Every product in `f64` (exact for f32 data), sums in `f64`: the solution of the data
+    /// Every product in `f64` (of the centred f32 data), sums in `f64`: the solution of the data
     /// as given, to ~1e-12 on a well-conditioned problem. [`solve`]'s choice.
     #[default]
     Exact,
@@ -125,18 +127,77 @@ pub enum Precision {
 pub fn solve_with(data: &Dataset, mode: Solve, precision: Precision) -> Result<NormalSolution> {
     let y = real_targets(data)?;
     let (x, p) = (data.features(), data.p());
+    let centre = Centre::of(x, y, p, None);
     let sums = match precision {
-        Precision::Exact => gram_sums(x, y, p, None),
+        Precision::Exact => gram_sums(x, y, p, None, &centre),
         Precision::Fast => {
-            let fast = gram::<f32>(x, y, p, None);
+            let fast = gram::<f32>(x, y, p, None, &centre);
             if condition_number(&system(&fast, p, 0.0).0) <= FAST_CONDITION_LIMIT {
                 fast
             } else {
-                gram_sums(x, y, p, None)
+                gram_sums(x, y, p, None, &centre)
             }
         }
     };
-    solve_sums(&sums, p, 0.0, mode)
+    solve_sums(&sums, p, 0.0, mode, &centre)
+}
+
+/// The (weighted) means of the feature columns and of the target, taken out of every row
+/// before the sums are formed: the sums of raw rows far from zero (a column near 10⁶
+/// varying by units) would hold their spread in their last digits, and the system built
+/// from them be singular to f64. Centred, the bias decouples from the weights and comes
+/// back as `ȳ − x̄·w`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Centre {
+    /// Each feature column's mean.
+    pub x: Vec<f64>,
+    /// The target's mean.
+    pub y: f64,
+}
+
+impl Centre {
+    /// The means of the rows `x` (p features each) and targets `y` under the row weights.
+    pub fn of(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Centre {
+        Centre::from_sums(&Centre::sums(x, y, p, weights), p)
+    }
+
+    /// `[Σ sᵢxᵢ (p values), Σ sᵢyᵢ, Σ sᵢ]` in f64, in a fixed order of chunks: what one
+    /// rank of a distributed solve contributes, added over the ranks before
+    /// [`Centre::from_sums`].
+    pub fn sums(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
+        let partials: Vec<Vec<f64>> = y
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(c, yc)| {
+                let mut acc = vec![0f64; p + 2];
+                for (i, &yi) in yc.iter().enumerate() {
+                    let r = c * CHUNK + i;
+                    let s = weights.map_or(1.0, |w| f64::from(w[r]));
+                    for (a, &v) in acc.iter_mut().zip(&x[r * p..(r + 1) * p]) {
+                        *a += s * f64::from(v);
+                    }
+                    acc[p] += s * f64::from(yi);
+                    acc[p + 1] += s;
+                }
+                acc
+            })
+            .collect();
+        let mut total = vec![0f64; p + 2];
+        for part in &partials {
+            total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+        }
+        total
+    }
+
+    /// The means from [`Centre::sums`] (zeros when the weights sum to 0).
+    pub fn from_sums(sums: &[f64], p: usize) -> Centre {
+        let total = sums[p + 1];
+        let mean = |v: f64| if total > 0.0 { v / total } else { 0.0 };
+        Centre {
+            x: sums[..p].iter().map(|&v| mean(v)).collect(),
+            y: mean(sums[p]),
+        }
+    }
 }
 
 /// The targets of `data`, which must be real.
@@ -151,43 +212,76 @@ fn real_targets(data: &Dataset) -> Result<&[f32]> {
     }
 }
 
-/// The sums `Σᵢ sᵢ zᵢ zᵢᵀ` with `zᵢ = [xᵢ 1 yᵢ]` over the rows `x` (p features each) and
-/// targets `y`, `sᵢ` the row weights (1 without them): a `(p + 2)²` row-major matrix in
-/// `f64`, every product exact for f32 data without weights. Sums of parts of the rows
-/// add up to the sums of all of them, so a distributed solve adds its ranks' sums before
-/// [`solve_sums`].
+/// The sums `Σᵢ sᵢ zᵢ zᵢᵀ` with `zᵢ = [xᵢ − x̄, 1, yᵢ − ȳ]` over the rows `x` (p features
+/// each) and targets `y`, `sᵢ` the row weights (1 without them), `x̄, ȳ` the [`Centre`]: a
+/// `(p + 2)²` row-major matrix in `f64`. Sums of parts of the rows add up to the sums of
+/// all of them, so a distributed solve adds its ranks' sums before [`solve_sums`].
 ///
 /// ```
-/// use gradflow::model::normal_eq::{gram_sums, solve_sums, Solve};
-/// // y = 2x + 1 on three rows, the middle one counted twice.
-/// let sums = gram_sums(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0], 1, Some(&[1.0, 2.0, 1.0]));
+/// use gradflow::model::normal_eq::{gram_sums, solve_sums, Centre, Solve};
+/// // y = 2x + 1 on three rows near 10⁶, the middle one counted twice.
+/// let (x, y, w) = ([1e6, 1e6 + 1.0, 1e6 + 2.0], [1.0, 3.0, 5.0], [1.0, 2.0, 1.0]);
+/// let y: Vec<f32> = x.iter().map(|v| 2.0 * (v - 1e6) + 1.0).collect();
+/// let centre = Centre::of(&x, &y, 1, Some(&w));
+/// let sums = gram_sums(&x, &y, 1, Some(&w), &centre);
 /// assert_eq!(sums[1 * 3 + 1], 4.0); // Σ sᵢ: the bias column's square
-/// let sol = solve_sums(&sums, 1, 0.0, Solve::Strict)?;
-/// assert!((sol.weights[0] - 2.0).abs() < 1e-12 && (sol.bias - 1.0).abs() < 1e-12);
+/// let sol = solve_sums(&sums, 1, 0.0, Solve::Strict, &centre)?;
+/// assert!((sol.weights[0] - 2.0).abs() < 1e-9);
+/// assert!((sol.bias - (1.0 - 2e6)).abs() < 1e-3);
 /// # Ok::<(), gradflow::Error>(())
 /// ```
-pub fn gram_sums(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
-    gram::<f64>(x, y, p, weights)
+pub fn gram_sums(
+    x: &[f32],
+    y: &[f32],
+    p: usize,
+    weights: Option<&[f32]>,
+    centre: &Centre,
+) -> Vec<f64> {
+    gram::<f64>(x, y, p, weights, centre)
 }
 
 /// Solves `(X̃ᵀSX̃ + ridge · I_w) θ = X̃ᵀSy` from [`gram_sums`]' sums (the ridge on the
-/// weights only, never the bias): Cholesky when well conditioned, else as `mode` says.
+/// weights only, never the bias) and puts the centre back into the bias. The system is
+/// scaled to unit diagonal first (each column by its root sum of squares), so that columns
+/// on scales apart — one in 10⁻³, one in 10⁶ — do not make it look singular; then
+/// Cholesky when well conditioned, else as `mode` says.
 ///
 /// # Errors
 /// [`Error::IllConditioned`] under [`Solve::Strict`] past [`CONDITION_LIMIT`], or when
 /// even the SVD fails.
-pub fn solve_sums(sums: &[f64], p: usize, ridge: f64, mode: Solve) -> Result<NormalSolution> {
+pub fn solve_sums(
+    sums: &[f64],
+    p: usize,
+    ridge: f64,
+    mode: Solve,
+    centre: &Centre,
+) -> Result<NormalSolution> {
     let d = p + 1;
     let (a, rhs) = system(sums, p, ridge);
-    let condition = condition_number(&a);
-    let (theta, method) = match a.clone().cholesky() {
-        Some(ch) if condition <= CONDITION_LIMIT => (ch.solve(&rhs), Method::Cholesky),
+    // D⁻¹ A D⁻¹ (D θ) = D⁻¹ r with D the diagonal's roots (1 for an empty column): the
+    // condition and the Cholesky solve of the scaled system.
+    let scale: Vec<f64> = (0..d)
+        .map(|i| {
+            let v = a[(i, i)].sqrt();
+            if v > 0.0 && v.is_finite() { v } else { 1.0 }
+        })
+        .collect();
+    let scaled = DMatrix::from_fn(d, d, |i, j| a[(i, j)] / (scale[i] * scale[j]));
+    let condition = condition_number(&scaled);
+    let theta: Vec<f64> = match scaled.cholesky() {
+        Some(ch) if condition <= CONDITION_LIMIT => {
+            let r = DVector::from_fn(d, |i, _| rhs[i] / scale[i]);
+            let t = ch.solve(&r);
+            t.iter().zip(&scale).map(|(t, s)| t / s).collect()
+        }
         _ if mode == Solve::Strict => {
             return Err(Error::IllConditioned {
                 condition,
                 limit: CONDITION_LIMIT,
             });
         }
+        // Singular even when scaled: the minimum-norm solution of the system as it is
+        // (numpy's `lstsq` of the centred rows), not of the scaled one.
         _ => {
             let svd = a.svd(true, true);
             let cut = 1e-12 * svd.singular_values.max();
@@ -196,15 +290,35 @@ pub fn solve_sums(sums: &[f64], p: usize, ridge: f64, mode: Solve) -> Result<Nor
                 condition,
                 limit: CONDITION_LIMIT,
             })?;
-            (theta, Method::MinNormLeastSquares { rank })
+            let weights = theta.iter().copied().collect::<Vec<f64>>();
+            return Ok(uncentre(
+                weights,
+                p,
+                centre,
+                condition,
+                Method::MinNormLeastSquares { rank },
+            ));
         }
     };
-    Ok(NormalSolution {
-        weights: theta.rows(0, d - 1).iter().copied().collect(),
-        bias: theta[d - 1],
+    Ok(uncentre(theta, p, centre, condition, Method::Cholesky))
+}
+
+/// The solution from θ of the centred system: the bias `θ_b + ȳ − x̄·w`.
+fn uncentre(
+    theta: Vec<f64>,
+    p: usize,
+    centre: &Centre,
+    condition: f64,
+    method: Method,
+) -> NormalSolution {
+    let weights = theta[..p].to_vec();
+    let shift: f64 = weights.iter().zip(&centre.x).map(|(w, m)| w * m).sum();
+    NormalSolution {
+        bias: theta[p] + centre.y - shift,
+        weights,
         condition,
         method,
-    })
+    }
 }
 
 /// `(X̃ᵀSX̃ + ridge · I_w, X̃ᵀSy)` from the sums: the upper triangle mirrored (gemm's tiles
@@ -234,7 +348,6 @@ fn condition_number(a: &DMatrix<f64>) -> f64 {
 
 /// A precision the Gram matrix's blocks are multiplied in.
 trait BlockFloat: Copy + Default + Into<f64> + Send {
-    fn of(v: f32) -> Self;
     fn of64(v: f64) -> Self;
     /// `c = aᵀ a` for `a` of `rows × d`, row-major (`c`: d × d).
     fn gram_block(d: usize, rows: usize, a: &[Self], c: &mut [Self]);
@@ -243,9 +356,6 @@ trait BlockFloat: Copy + Default + Into<f64> + Send {
 macro_rules! block_float {
     ($t:ty, $gemm:path) => {
         impl BlockFloat for $t {
-            fn of(v: f32) -> Self {
-                <$t>::from(v)
-            }
             #[allow(clippy::cast_possible_truncation)]
             fn of64(v: f64) -> Self {
                 v as $t
@@ -279,11 +389,17 @@ macro_rules! block_float {
 block_float!(f32, matrixmultiply::sgemm);
 block_float!(f64, matrixmultiply::dgemm);
 
-/// [`gram_sums`] per block of [`BLOCK`] rows by a gemm in `T` (f64: every product of
-/// unweighted data exact, sums in f64; f32: sums over a block in f32), added over blocks
+/// [`gram_sums`] per block of [`BLOCK`] rows by a gemm in `T` (f64: products and sums in
+/// f64; f32: sums over a block in f32), added over blocks
 /// in `f64` in block order (parallel over groups of blocks, so the same result on any
 /// thread count). A weighted row enters as `√sᵢ zᵢ`.
-fn gram<T: BlockFloat>(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) -> Vec<f64> {
+fn gram<T: BlockFloat>(
+    x: &[f32],
+    y: &[f32],
+    p: usize,
+    weights: Option<&[f32]>,
+    centre: &Centre,
+) -> Vec<f64> {
     let d = p + 2;
     let partials: Vec<Vec<f64>> = x
         .par_chunks(CHUNK * p)
@@ -299,20 +415,11 @@ fn gram<T: BlockFloat>(x: &[f32], y: &[f32], p: usize, weights: Option<&[f32]>) 
                 let rows_of = block.chunks_exact_mut(d).zip(xb.chunks_exact(p)).zip(yb);
                 for (i, ((dst, xr), &yi)) in rows_of.enumerate() {
                     let root = weights.map_or(1.0, |w| f64::from(w[first + i]).sqrt());
-                    let scaled = |v: f32| T::of64(f64::from(v) * root);
-                    for (v, &xv) in dst.iter_mut().zip(xr) {
-                        *v = if weights.is_some() {
-                            scaled(xv)
-                        } else {
-                            T::of(xv)
-                        };
+                    for ((v, &xv), m) in dst.iter_mut().zip(xr).zip(&centre.x) {
+                        *v = T::of64((f64::from(xv) - m) * root);
                     }
-                    dst[p] = scaled(1.0);
-                    dst[p + 1] = if weights.is_some() {
-                        scaled(yi)
-                    } else {
-                        T::of(yi)
-                    };
+                    dst[p] = T::of64(root);
+                    dst[p + 1] = T::of64((f64::from(yi) - centre.y) * root);
                 }
                 T::gram_block(d, rows, &block, &mut c);
                 for (a, &v) in acc.iter_mut().zip(&c) {
@@ -346,8 +453,9 @@ mod tests {
         let Targets::Real(y) = data.targets() else {
             unreachable!("linear data")
         };
-        let (af, rf) = system(&gram::<f32>(data.features(), y, 13, None), 13, 0.0);
-        let (ae, re) = system(&gram::<f64>(data.features(), y, 13, None), 13, 0.0);
+        let centre = Centre::of(data.features(), y, 13, None);
+        let (af, rf) = system(&gram::<f32>(data.features(), y, 13, None, &centre), 13, 0.0);
+        let (ae, re) = system(&gram::<f64>(data.features(), y, 13, None, &centre), 13, 0.0);
         let rel = |d: f64, s: f64| d / s;
         assert!(
             rel((&af - &ae).amax(), ae.amax()) < 1e-6,

@@ -2,9 +2,10 @@
 //! trainer around it as the iterative solvers (standardisation, row weights, the L2
 //! penalty, ranks, the report and the saved state).
 //!
-//! One pass over the rows forms the sums `Σ sᵢ zᵢ zᵢᵀ`, `zᵢ = [xᵢ 1 yᵢ]`, in `f64`
-//! ([`normal_eq::gram_sums`]); a distributed fit adds the ranks' sums with one all-reduce,
-//! so that every rank solves the same system. An `L2(α)` penalty on the mean loss,
+//! One pass over the rows takes their (weighted) means, a second forms the sums
+//! `Σ sᵢ zᵢ zᵢᵀ`, `zᵢ = [xᵢ − x̄, 1, yᵢ − ȳ]`, in `f64` ([`normal_eq::gram_sums`]); a
+//! distributed fit adds the ranks' means and sums with an all-reduce each, so that every
+//! rank solves the same system. An `L2(α)` penalty on the mean loss,
 //! `(1/n) Σ sᵢ (ŷᵢ − yᵢ)² + (α/2)‖w‖²`, puts `nα/2` on the weights' diagonal.
 
 use std::ops::Range;
@@ -17,7 +18,7 @@ use super::trainer::Weighted;
 use super::{Backend, Choices, Penalty, Report, StopReason, TrainState, Trainer};
 use crate::data::{Standardizer, Targets};
 use crate::error::{Error, Result};
-use crate::model::normal_eq::{self, Method, Solve};
+use crate::model::normal_eq::{self, Centre, Method, Solve};
 use crate::model::{Fitted, Model, Spec};
 
 impl Trainer {
@@ -58,7 +59,13 @@ impl Trainer {
             );
         }
         self.check_interrupt(0, 0)?;
-        let mut sums = normal_eq::gram_sums(part.x, part.y, p, part.weights);
+        // The means first (over every rank's rows), then the centred sums.
+        let mut means = Centre::sums(part.x, part.y, p, part.weights);
+        if let Some(g) = group {
+            g.reduce(&mut means, Ok(()))?;
+        }
+        let centre = Centre::from_sums(&means, p);
+        let mut sums = normal_eq::gram_sums(part.x, part.y, p, part.weights, &centre);
         if let Some(g) = group {
             g.reduce(&mut sums, Ok(()))?;
         }
@@ -74,7 +81,7 @@ impl Trainer {
                 ));
             }
         };
-        let sol = normal_eq::solve_sums(&sums, p, ridge, Solve::Auto)?;
+        let sol = normal_eq::solve_sums(&sums, p, ridge, Solve::Auto, &centre)?;
         let rank = match sol.method {
             Method::Cholesky => p + 1,
             Method::MinNormLeastSquares { rank } => {
