@@ -50,6 +50,7 @@ fn files(d: &Path) -> String {
     write(d, "not-an-array.npy", "a,b\n1,2\n");
     write(d, "short.npy", npy_f64(10, 3, &[1.0; 6]));
     write(d, "real.csv", "a,y\n1,0.5\n2,1.25\n3,2.75\n");
+    write(d, "twice.csv", "y,x,y\n1,0,2\n2,1,5\n");
     // A softmax model over two features and three classes, then broken copies of it.
     let mut rows = String::from("height,weight,kind\n");
     for i in 0..30 {
@@ -142,6 +143,7 @@ const CASES: &[Case] = &[
     Case { item: "a single class", args: train!("logistic", "one-class.csv"), code: 1, needle: "exactly 2 classes" },
     Case { item: "a single class", args: train!("softmax", "one-class.csv"), code: 1, needle: "at least 2 classes" },
     Case { item: "missing target column", args: train!("softmax", "labels.csv", "--target", "z"), code: 1, needle: "no target column \"z\"" },
+    Case { item: "missing target column", args: train!("linear", "twice.csv"), code: 1, needle: "twice.csv: columns 0 and 2 are both named \"y\"" },
     Case { item: "missing target column", args: train!("linear", "nan.npy", "--target", "7"), code: 1, needle: "target column 7 does not exist" },
     Case { item: "a real-valued target for a classifier", args: train!("softmax", "real.csv"), code: 1, needle: "real.csv: class label 0.5 is a number but not a whole one (3 distinct numeric labels)" },
     // Outputs: never over an input, and refused before the work when unwritable.

@@ -791,3 +791,37 @@ fn header_yes_and_no_override_the_detection() {
         "\"a\" is not a number",
     );
 }
+
+/// A CSV's target in the middle: `convert` moves it last, an array saved from the table
+/// keeps it in place, so predict refuses an array of p + 1 columns for such a model
+/// rather than guess; the p features alone predict as the CSV does.
+#[test]
+fn predict_refuses_an_array_whose_target_column_is_a_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("a,y,b,c\n");
+    for i in 0..40 {
+        let (a, b, c) = (i as f32 * 0.1, (i % 7) as f32, (i % 3) as f32 - 1.0);
+        text.push_str(&format!("{a},{},{b},{c}\n", 2.0 * a - b + 0.5 * c));
+    }
+    write(dir.path(), "mid.csv", text);
+    let train = [
+        "train", "--model", "linear", "--data", "mid.csv", "--target", "y",
+    ];
+    succeeds(dir.path(), &[&train[..], &["--save", "m.json"]].concat());
+    succeeds(
+        dir.path(),
+        &["convert", "mid.csv", "mid.npy", "--target", "y"],
+    );
+    fails_with(
+        gradflow(dir.path())
+            .args(["predict", "--model", "m.json", "--data", "mid.npy"])
+            .assert(),
+        1,
+        "whose target was column 1, which `gradflow convert` moves last",
+    );
+    let from_csv = succeeds(
+        dir.path(),
+        &["predict", "--model", "m.json", "--data", "mid.csv"],
+    );
+    assert_eq!(String::from_utf8(from_csv).unwrap().lines().count(), 41);
+}

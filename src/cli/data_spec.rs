@@ -283,6 +283,7 @@ pub fn load(
                 target_column: Some(data.target_column),
                 weight: data.weight_name().map(str::to_string),
                 weight_column: data.weight_column,
+                file: Some("csv".into()),
             };
             (
                 Rows::Memory(data.dataset),
@@ -295,6 +296,7 @@ pub fn load(
             let file = gradflow::io::parquet::open(path, target, kind)?;
             let columns = DataColumns {
                 target_column: Some(file.target_column),
+                file: Some("parquet".into()),
                 ..DataColumns::default()
             };
             let labels = file.labels.clone();
@@ -306,6 +308,7 @@ pub fn load(
                 features: Some(data.feature_names()),
                 target: Some(data.header[data.target_column].clone()),
                 target_column: Some(data.target_column),
+                file: Some("parquet".into()),
                 ..DataColumns::default()
             };
             (Rows::Memory(data.dataset), data.labels, columns, None)
@@ -314,6 +317,7 @@ pub fn load(
             let file = npy::open(path, target, kind)?;
             let columns = DataColumns {
                 target_column: Some(file.target_column),
+                file: Some("npy".into()),
                 ..DataColumns::default()
             };
             let labels = file.labels.clone();
@@ -323,6 +327,7 @@ pub fn load(
             let data = npy::read(path, target, kind)?;
             let columns = DataColumns {
                 target_column: Some(data.target_column),
+                file: Some("npy".into()),
                 ..DataColumns::default()
             };
             (Rows::Memory(data.dataset), data.labels, columns, None)

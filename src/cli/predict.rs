@@ -178,10 +178,39 @@ impl<'a> Input<'a> {
                 gradflow::io::parquet::for_each_features(path, features, &skip, &mut each)?
             }
             Input::Npy(path) => {
+                check_npy_target(path, model)?;
                 npy::for_each_features(path, model.p(), columns.target_column, &mut each)?.n
             }
         })
     }
+}
+
+/// Refuses an array of p + 1 columns for a model of a CSV or Parquet file whose target was
+/// not its last column: `gradflow convert` puts the target last, an array saved from the
+/// table keeps it in place, and either reading would be a guess.
+fn check_npy_target(path: &Path, model: &SavedModel) -> gradflow::Result<()> {
+    let columns = &model.columns;
+    let p = model.p();
+    let (Some(t), Some(file @ ("csv" | "parquet"))) =
+        (columns.target_column, columns.file.as_deref())
+    else {
+        return Ok(());
+    };
+    if t == p {
+        return Ok(());
+    }
+    let (_, cols) = npy::shape(path)?;
+    if cols != p + 1 {
+        return Ok(());
+    }
+    Err(gradflow::Error::BadFile {
+        path: path.display().to_string(),
+        reason: format!(
+            "{cols} columns: the model was trained on a {file} file whose target was column \
+             {t}, which `gradflow convert` moves last and a saved table keeps at {t}; give \
+             the {p} feature columns alone"
+        ),
+    })
 }
 
 /// Standard output for the CSV writer, which never seeks (only a `.npy` output does).

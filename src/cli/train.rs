@@ -325,6 +325,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             }),
             target: names.map(|h| h[t].clone()),
             target_column: Some(t),
+            file: Some("csv".into()),
             ..DataColumns::default()
         };
     }

@@ -73,6 +73,7 @@ pub fn csv_to_npy_with(
 ) -> Result<Converted> {
     let table = Table::open(csv, header)?;
     table.check_columns()?;
+    table.check_names()?;
     let cols = table.cols;
     let t = table.resolve(target, "target")?;
     let roles = |target: Role| -> Vec<Role> {

@@ -326,6 +326,7 @@ pub fn read_chunked(
     let path = path.as_ref();
     let table = Table::open(path, options.header)?;
     table.check_columns()?;
+    table.check_names()?;
     let cols = table.cols;
     let target = table.resolve(options.target.as_ref(), "target")?;
     let weight = match &options.weight {
@@ -930,6 +931,26 @@ impl<'p> Table<'p> {
         bad(self.path, reason)
     }
 
+    /// A header that names two columns alike is an error: columns are found by name
+    /// (`--target`, the weights, `predict`'s features), and a feature named as the target
+    /// would be read in its place.
+    pub(super) fn check_names(&self) -> Result<()> {
+        let Some(header) = &self.header else {
+            return Ok(());
+        };
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (j, name) in header.iter().enumerate() {
+            if let Some(&first) = seen.get(name.as_str()) {
+                return Err(self.bad(format!(
+                    "columns {first} and {j} are both named {name:?}: gradflow finds columns \
+                     by name (the target, the weights, predict's features); rename one"
+                )));
+            }
+            seen.insert(name, j);
+        }
+        Ok(())
+    }
+
     /// Fewer than two columns is an error; when the first line holds another separator
     /// (`;`, a tab, `|`: a spreadsheet's export), the message says so.
     pub(super) fn check_columns(&self) -> Result<()> {
@@ -996,6 +1017,7 @@ mod tests {
     fn serial_read(path: &Path, options: &CsvOptions) -> Result<CsvData> {
         let table = Table::open(path, options.header)?;
         table.check_columns()?;
+        table.check_names()?;
         let cols = table.cols;
         let target = table.resolve(options.target.as_ref(), "target")?;
         let weight = match &options.weight {
@@ -1279,6 +1301,8 @@ mod tests {
         assert!(!m.contains("separated by"), "{m}");
         let m = err("a;b;y\n1;2;3\n", &none);
         assert!(m.contains("its first line is separated by ';'"), "{m}");
+        let m = err("y,x,y\n1,2,3\n", &none);
+        assert!(m.contains("columns 0 and 2 are both named \"y\""), "{m}");
     }
 
     #[test]

@@ -145,6 +145,10 @@ pub struct DataColumns {
     /// The sample-weight column's position in the training file, from 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_column: Option<usize>,
+    /// The training file's kind (`csv`, `npy`, `parquet`): where its target column sits in
+    /// an array made from it depends on how it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// A fitted model with what a model file holds besides its parameters.

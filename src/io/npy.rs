@@ -101,6 +101,15 @@ pub fn read(path: impl AsRef<Path>, target: Option<&Column>, kind: TargetKind) -
     })
 }
 
+/// The shape (rows, columns) of a 2-D `.npy` array, from its header (the file is mapped,
+/// not read).
+///
+/// # Errors
+/// As [`for_each_features`] for a file that is not a 2-D numeric array.
+pub fn shape(path: impl AsRef<Path>) -> Result<(usize, usize)> {
+    Ok(MappedFile::npy_table(path.as_ref())?.shape())
+}
+
 /// What [`for_each_features`] read: the rows, and the column skipped as the training
 /// file's target (when the array has one column more than the model's features).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
