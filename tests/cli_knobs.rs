@@ -426,14 +426,8 @@ fn the_course_notes_loop_from_the_command_line() {
     }
     let ruled = [
         &base[..],
-        &[
-            "--epochs",
-            "1000",
-            "--no-stop",
-            "--batch-tol",
-            "1e-8",
-            "--json",
-        ],
+        // The notes' rule alone: no --no-stop needed.
+        &["--epochs", "1000", "--batch-tol", "1e-8", "--json"],
     ]
     .concat();
     let out = json(&succeeds(dir.path(), &ruled));

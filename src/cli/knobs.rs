@@ -171,7 +171,8 @@ pub struct KnobArgs {
     #[arg(long, value_name = "X", help_heading = "Stopping")]
     stop_tol: Option<f64>,
     /// The course notes' rule (seed 000): stop as soon as a batch's loss differs from the
-    /// one before by less than X, checked before each update (the mini-batch loop).
+    /// one before by less than X, checked before each update (the mini-batch loop). It
+    /// replaces the plateau rule unless --n-iter-no-change is given too.
     #[arg(long, value_name = "X", help_heading = "Stopping")]
     batch_tol: Option<f64>,
     /// Leave out each epoch's last partial batch, as the course notes' loop does (N //
@@ -248,7 +249,10 @@ impl KnobArgs {
                 tol: self.stop_tol.unwrap_or(1e-3),
             });
         }
-        config.no_improvement = (!self.no_stop).then(|| {
+        // The notes' rule alone, as their loop has it, unless the plateau rule is asked for.
+        let plateau =
+            !self.no_stop && (self.batch_tol.is_none() || self.n_iter_no_change.is_some());
+        config.no_improvement = plateau.then(|| {
             let d = NoImprovement::default();
             NoImprovement {
                 epochs: self.n_iter_no_change.unwrap_or(d.epochs),
