@@ -59,6 +59,7 @@ fn files(d: &Path) -> String {
         rows.push_str(&format!("{},{},{name}\n", cx + jitter, cy - jitter));
     }
     write(d, "animals.csv", rows);
+    std::fs::hard_link(d.join("animals.csv"), d.join("linked.csv")).unwrap();
     succeeds(
         d,
         &[
@@ -148,6 +149,7 @@ const CASES: &[Case] = &[
     Case { item: "a real-valued target for a classifier", args: train!("softmax", "real.csv"), code: 1, needle: "real.csv: class label 0.5 is a number but not a whole one (3 distinct numeric labels)" },
     // Outputs: never over an input, and refused before the work when unwritable.
     Case { item: "an output over an input", args: train!("softmax", "animals.csv", "--save", "animals.csv"), code: 2, needle: "--save animals.csv: that is the --data file" },
+    Case { item: "an output over an input", args: train!("softmax", "linked.csv", "--save", "animals.csv"), code: 2, needle: "--save animals.csv: that is the --data file" },
     Case { item: "an output over an input", args: &["predict", "--model", "m.json", "--data", "three.csv", "--out", "m.json"], code: 2, needle: "--out m.json: that is the --model file" },
     Case { item: "an output over an input", args: train!("softmax", "animals.csv", "--save", "s.png", "--plot", "s.png"), code: 2, needle: "--plot s.png: that is the --save file" },
     Case { item: "an unwritable output", args: train!("softmax", "animals.csv", "--plot", "s.json"), code: 2, needle: "--plot s.json: the plot is a PNG image" },

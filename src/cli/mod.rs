@@ -237,7 +237,9 @@ pub fn check_output(
     // path (`--save s.json --plot s.json`).
     let resolve =
         |p: &std::path::Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p));
-    let same = |a: &std::path::Path, b: &std::path::Path| matches!((resolve(a), resolve(b)), (Ok(x), Ok(y)) if x == y);
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        matches!((resolve(a), resolve(b)), (Ok(x), Ok(y)) if x == y) || same_file(a, b)
+    };
     if let Some((input, _)) = inputs.iter().find(|(_, p)| same(path, p)) {
         return Err(CliError::usage(
             format!(
@@ -299,4 +301,20 @@ impl HeaderArg {
             HeaderArg::No => Some(false),
         }
     }
+}
+
+/// Whether two existing paths are one file (hard links too: the same device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// Whether two existing paths are one file (elsewhere: by their resolved paths alone).
+#[cfg(not(unix))]
+fn same_file(_: &std::path::Path, _: &std::path::Path) -> bool {
+    false
 }

@@ -692,7 +692,8 @@ pub(crate) fn class_order(ids: Vec<u32>, names: Vec<String>) -> (Vec<u32>, Vec<S
         .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
         .collect();
     // Each name's class: its place in sorted order, where names of one number (1, 1.0,
-    // 1e0) are one class, named by the first of them.
+    // 1e0, +1) are one class, named as the whole number it is (`1`; -0 is `0`), or by the
+    // first of its spellings when it is not whole (refused later as a real target).
     let mut index: std::collections::HashMap<&String, u32> = std::collections::HashMap::new();
     let mut classes: Vec<String> = Vec::new();
     match numbers {
@@ -702,7 +703,11 @@ pub(crate) fn class_order(ids: Vec<u32>, names: Vec<String>) -> (Vec<u32>, Vec<S
             let mut last = None;
             for (v, name) in pairs {
                 if last != Some(v + 0.0) {
-                    classes.push(name.clone());
+                    classes.push(if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                        format!("{}", v as i64)
+                    } else {
+                        name.clone()
+                    });
                     last = Some(v + 0.0);
                 }
                 index.insert(name, classes.len() as u32 - 1);
@@ -1219,10 +1224,13 @@ mod tests {
         assert_eq!(names, ["1", "2", "10"]);
         assert_eq!(ids, [2, 1, 0, 1]);
         // One number however written is one class, named as first in sorted order.
-        let (ids, names) = class_map(&["1.0", "0", "1", "1e0", "-0"].map(String::from));
+        let (ids, names) = class_map(&["1.0", "0", "+1", "1e0", "-0", "007"].map(String::from));
         assert_eq!(
             (ids, names),
-            (vec![1, 0, 1, 1, 0], vec!["-0".into(), "1".into()])
+            (
+                vec![1, 0, 1, 1, 0, 2],
+                vec!["0".into(), "1".into(), "7".into()]
+            )
         );
     }
 
@@ -1238,7 +1246,7 @@ mod tests {
         );
         // Whole numbers written as floats, and text that merely starts with digits, are labels.
         let data = read(&file("a,y\n1,0.0\n2,1.0\n3,1\n").1, &classes).unwrap();
-        assert_eq!(data.labels.unwrap(), ["0.0", "1"]);
+        assert_eq!(data.labels.unwrap(), ["0", "1"]);
         let data = read(&file("a,y\n1,2.5kg\n2,0.5\n").1, &classes).unwrap();
         assert_eq!(data.labels.unwrap(), ["0.5", "2.5kg"]);
     }
