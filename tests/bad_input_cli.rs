@@ -60,6 +60,10 @@ fn files(d: &Path) -> String {
     }
     write(d, "animals.csv", rows);
     std::fs::hard_link(d.join("animals.csv"), d.join("linked.csv")).unwrap();
+    let swapped = std::fs::read_to_string(d.join("animals.csv"))
+        .unwrap()
+        .replacen("height,weight", "weight,height", 1);
+    write(d, "swapped.csv", swapped);
     succeeds(
         d,
         &[
@@ -183,6 +187,7 @@ const CASES: &[Case] = &[
     Case { item: "missing files", args: train!("linear", "missing.csv"), code: 1, needle: "missing.csv: No such file" },
     Case { item: "missing files", args: predict!("absent.json", "three.csv"), code: 1, needle: "absent.json: No such file" },
     Case { item: "missing files", args: &["train", "--model", "linear", "--data", "synthetic:linear", "--resume", "absent.json"], code: 1, needle: "absent.json: No such file" },
+    Case { item: "a checkpoint on other columns", args: train!("softmax", "swapped.csv", "--resume", "m.json"), code: 1, needle: "--resume m.json: the model's features [\"height\", \"weight\"] differ from the data's [\"weight\", \"height\"]" },
     // Divergence.
     Case { item: "divergence", args: train!("linear", "synthetic:linear?n=200&p=3", "--lr", "100"), code: 1, needle: "training diverged at step" },
     // Arguments.
@@ -225,6 +230,7 @@ const ITEMS: &[&str] = &[
     "a real-valued target for a classifier",
     "an output over an input",
     "an unwritable output",
+    "a checkpoint on other columns",
 ];
 
 #[test]

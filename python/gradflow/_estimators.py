@@ -296,10 +296,13 @@ class _GradflowEstimator(BaseEstimator):
     def save(self, path):
         """Writes the fitted model as a gradflow model file (JSON, written atomically),
         which ``gradflow predict`` and the Rust API's ``SavedModel::load`` read; a
-        classifier's file names its classes."""
+        classifier's file names its classes, and a model fitted on a DataFrame its
+        features (``gradflow predict`` then reads a CSV's columns by name)."""
         check_is_fitted(self)
         labels = [str(c) for c in self.classes_] if self._is_classifier else None
-        self._model.save(str(path), labels)
+        names = getattr(self, "feature_names_in_", None)
+        features = None if names is None else [str(n) for n in names]
+        self._model.save(str(path), labels, features)
 
 
 class _LinearParams:

@@ -230,13 +230,31 @@ impl Model {
     }
 
     /// Writes the model file (atomically: a failed write leaves any old file whole),
-    /// with class names for a classifier; `gradflow predict` reads it.
-    #[pyo3(signature = (path, labels=None))]
-    fn save(&self, path: &str, labels: Option<Vec<String>>) -> PyResult<()> {
-        let saved = match labels {
+    /// with class names for a classifier and the features' names when the fit had them
+    /// (a DataFrame's columns), so that `gradflow predict` reads a file's columns by name.
+    #[pyo3(signature = (path, labels=None, features=None))]
+    fn save(
+        &self,
+        path: &str,
+        labels: Option<Vec<String>>,
+        features: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let mut saved = match labels {
             Some(l) => self.saved.clone().with_labels(l).map_err(to_py)?,
             None => self.saved.clone(),
         };
+        if let Some(names) = features {
+            if names.len() != saved.p() {
+                return Err(PyValueError::new_err(format!(
+                    "{} feature names for a model of {} features",
+                    names.len(),
+                    saved.p()
+                )));
+            }
+            let mut columns = saved.columns.clone();
+            columns.features = Some(names);
+            saved = saved.with_columns(columns);
+        }
         saved.save(path).map_err(to_py)
     }
 

@@ -314,6 +314,26 @@ def test_feature_names_from_a_dataframe(blobs):
     assert est.n_features_in_ == 5
 
 
+def test_a_saved_model_keeps_its_feature_names_for_the_command(
+    blobs, gradflow_cli, tmp_path
+):
+    """Fitted on a DataFrame, the model file names its features: `gradflow predict` then
+    reads a CSV's columns by name, in any order."""
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    est = LogisticRegression().fit(df, y)
+    est.save(tmp_path / "m.json")
+    moved = df[df.columns[::-1]]
+    moved.to_csv(tmp_path / "moved.csv", index=False)
+    out = subprocess.run(
+        [gradflow_cli, "predict", "--model", str(tmp_path / "m.json"), "--data",
+         str(tmp_path / "moved.csv")],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    assert [int(v) for v in out[1:]] == list(est.predict(df))
+
+
 def test_gpu_backend_agrees_with_the_cpu_and_verifies(blobs, gpu):
     if not gpu:
         pytest.skip("no GPU adapter (GRADFLOW_REQUIRE_GPU=1 makes this a failure)")

@@ -366,8 +366,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     }
 
     if let Some(path) = &args.resume {
-        let labels = loaded.labels.as_deref();
-        world.agree(resume(model.as_mut(), kind, path, labels))?;
+        let names = (loaded.labels.as_deref(), loaded.columns.features.as_deref());
+        world.agree(resume(model.as_mut(), kind, path, names))?;
     }
     // The bar's length before the trainer has fixed the cap: the default one, or asked.
     let cap = config.epochs.unwrap_or(match kind {
@@ -518,7 +518,7 @@ fn resume(
     model: &mut dyn gradflow::model::Model,
     kind: ModelKind,
     path: &std::path::Path,
-    labels: Option<&[String]>,
+    (labels, features): (Option<&[String]>, Option<&[String]>),
 ) -> Result<(), CliError> {
     let saved = SavedModel::load(path)?;
     if saved.kind() != kind {
@@ -541,6 +541,19 @@ fn resume(
                 path.display()
             ),
             None,
+        ));
+    }
+    // The checkpoint's weights belong to its columns: data whose named columns differ (or
+    // come in another order) would train them on the wrong features.
+    if let (Some(theirs), Some(ours)) = (saved.columns.features.as_deref(), features)
+        && theirs != ours
+    {
+        return Err(CliError::failed(
+            format!(
+                "--resume {}: the model's features {theirs:?} differ from the data's {ours:?}",
+                path.display()
+            ),
+            Some("resume on data with the checkpoint's columns, in its order".into()),
         ));
     }
     model.set_fitted(saved.fitted().clone());
