@@ -770,6 +770,12 @@ fn header_yes_and_no_override_the_detection() {
         ],
     );
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 6); // header + 5 rows
+    // Without --header: the first row holds the model's feature names, so it is a header.
+    let auto = succeeds(
+        dir.path(),
+        &["predict", "--model", "m.json", "--data", "years.csv"],
+    );
+    assert_eq!(String::from_utf8(auto).unwrap().lines().count(), 6);
     succeeds(
         dir.path(),
         &["convert", "years.csv", "years.npy", "--header", "yes"],

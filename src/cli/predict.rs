@@ -142,10 +142,17 @@ impl<'a> Input<'a> {
         mut sink: impl FnMut(&Prediction) -> gradflow::Result<()>,
     ) -> gradflow::Result<usize> {
         let mut each = |x: &[f32]| sink(&model.predict(x)?);
+        let columns = &model.columns;
+        // A first row holding the model's feature names is its header, detected or not.
+        let header = match (self, header, &columns.features) {
+            (Input::Csv(path), None, Some(names)) if csv::first_row_names(path, names)? => {
+                Some(true)
+            }
+            _ => header,
+        };
         // The training file's columns that are not features: the target and the weights,
         // by name in a file with a header, else by position (a CSV without one, laid out
         // as the training file was).
-        let columns = &model.columns;
         let named = match self {
             Input::Csv(path) => {
                 header.map_or_else(|| csv::header(path).map(|h| h.is_some()), Ok)?

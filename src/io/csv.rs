@@ -311,6 +311,20 @@ pub fn header(path: impl AsRef<Path>) -> Result<Option<Vec<String>>> {
     Ok(Table::open(path.as_ref(), None)?.header)
 }
 
+/// Whether the first row of a CSV file holds every one of `names` (a model's features):
+/// then it is that model's header, even where detection would take it for data (a header
+/// of numbers, such as years, over numbers).
+///
+/// # Errors
+/// As [`read`], for the first rows.
+pub fn first_row_names(path: impl AsRef<Path>, names: &[String]) -> Result<bool> {
+    let first = Table::open(path.as_ref(), Some(true))?
+        .header
+        .unwrap_or_default();
+    let first: std::collections::HashSet<&str> = first.iter().map(String::as_str).collect();
+    Ok(!names.is_empty() && names.iter().all(|n| first.contains(n.as_str())))
+}
+
 /// As [`read`], with the data rows cut into chunks of about `chunk_bytes` for the
 /// parallel parse instead of the default few MB: for tests and fuzzing, which cut small to
 /// cut often. Every cut gives the same result.
