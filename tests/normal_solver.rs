@@ -295,6 +295,15 @@ fn it_is_refused_where_it_does_not_apply() {
         .fit(&mut LinearRegression::new(), &data)
         .unwrap_err();
     assert!(err.to_string().contains("no closed form"), "{err}");
+    // A setting of the loop would be ignored: refused instead.
+    let err = Trainer::new(normal().learning_rate(0.1))
+        .unwrap()
+        .fit(&mut LinearRegression::new(), &data)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("has no steps to apply it to"),
+        "{err}"
+    );
     // A generator streams its rows: the sums would need them all.
     let stream = Synthetic::linear(100, 2).seed(1);
     assert!(stream.in_memory().is_none());

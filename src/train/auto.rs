@@ -169,8 +169,23 @@ pub(crate) fn resolve(
             if normal && !regression {
                 return Err(Error::param(
                     "solver normal",
-                    format!("for a model with the {:?} loss", spec.program().loss),
+                    format!("for {}", crate::model::Kind::of(spec).title()),
                     "is linear regression's closed form: use solver lbfgs or sgd",
+                ));
+            }
+            // The closed form has no steps: a setting of the loop would be ignored.
+            let loop_settings = cfg.learning_rate.is_some()
+                || cfg.optimizer.is_some()
+                || cfg.schedule != Schedule::Constant
+                || cfg.tol.is_some()
+                || cfg.drop_last
+                || cfg.verify.is_some();
+            if normal && loop_settings {
+                return Err(Error::param(
+                    "solver normal",
+                    "with a setting of the mini-batch loop (a learning rate, an optimizer, \
+                     a schedule, tol, drop_last or verify)",
+                    "has no steps to apply it to: drop the setting, or use solver sgd",
                 ));
             }
             if !smooth {
