@@ -911,6 +911,19 @@ impl<'p> Table<'p> {
 
     /// The position of the `what` column (`target`, `weight`); the last one for `None`.
     pub(super) fn resolve(&self, column: Option<&Column>, what: &str) -> Result<usize> {
+        // A header of numbers (years): `2019` may name a column as well as count one.
+        if let (Some(&Column::Index(i)), Some(h)) = (column, &self.header)
+            && let Some(j) = h.iter().position(|c| *c == i.to_string())
+        {
+            return match j == i || i >= self.cols {
+                true => Ok(j),
+                false => Err(self.bad(format!(
+                    "{what} column {i} is ambiguous: column {i} counted from 0 is {:?}, and \
+                     column {j} is named \"{i}\"; rename that column",
+                    h[i]
+                ))),
+            };
+        }
         match column {
             None => Ok(self.cols - 1),
             Some(&Column::Index(i)) if i < self.cols => Ok(i),
@@ -1323,6 +1336,17 @@ mod tests {
         assert!(!m.contains("separated by"), "{m}");
         let m = err("a;b;y\n1;2;3\n", &none);
         assert!(m.contains("its first line is separated by ';'"), "{m}");
+        let years = CsvOptions::default().header(true);
+        let data = read(
+            &file("2019,2020,2021\n1,2,3\n4,5,6\n").1,
+            &years.clone().target(Column::Index(2019)),
+        );
+        assert_eq!(data.unwrap().dataset.features(), [2.0, 3.0, 5.0, 6.0]);
+        let m = err(
+            "x,1,0\n1,2,3\n",
+            &CsvOptions::default().target(Column::Index(0)),
+        );
+        assert!(m.contains("target column 0 is ambiguous"), "{m}");
         let m = err("y,x,y\n1,2,3\n", &none);
         assert!(m.contains("columns 0 and 2 are both named \"y\""), "{m}");
     }
