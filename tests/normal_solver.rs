@@ -14,6 +14,16 @@ fn normal() -> TrainConfig {
     TrainConfig::default().solver(Solver::Normal)
 }
 
+/// The normal equations on raw (unstandardised) features.
+fn solve_raw(data: &Dataset) -> (LinearRegression, gradflow::Report) {
+    let mut model = LinearRegression::new();
+    let report = Trainer::new(normal().standardize(false))
+        .unwrap()
+        .fit(&mut model, data)
+        .unwrap();
+    (model, report)
+}
+
 fn params(model: &LinearRegression) -> Vec<f64> {
     let f = model.fitted().unwrap();
     f.params.concat().iter().map(|&v| f64::from(v)).collect()
@@ -151,11 +161,7 @@ fn columns_far_from_zero_are_solved_centred() {
         y.push(a - 2.0 * b + if i % 2 == 0 { 1.0 } else { -1.0 });
     }
     let data = Dataset::new(x, 2, Targets::Real(y)).unwrap();
-    let mut model = LinearRegression::new();
-    let report = Trainer::new(normal().standardize(false))
-        .unwrap()
-        .fit(&mut model, &data)
-        .unwrap();
+    let (model, report) = solve_raw(&data);
     assert!(
         matches!(report.stop, StopReason::Solved { rank: 3, .. }),
         "{}",
@@ -251,11 +257,7 @@ fn singular_data_get_the_minimum_norm_solution_with_a_note() {
     let x: Vec<f32> = (0..50).flat_map(|i| [i as f32, 2.0 * i as f32]).collect();
     let y: Vec<f32> = (0..50).map(|i| 3.0 * i as f32 + 1.0).collect();
     let data = Dataset::new(x, 2, Targets::Real(y)).unwrap();
-    let mut model = LinearRegression::new();
-    let report = Trainer::new(normal().standardize(false))
-        .unwrap()
-        .fit(&mut model, &data)
-        .unwrap();
+    let (model, report) = solve_raw(&data);
     assert!(
         matches!(report.stop, StopReason::Solved { rank: 2, .. }),
         "{}",
