@@ -297,6 +297,10 @@ fn it_is_refused_where_it_does_not_apply() {
         .fit(&mut LinearRegression::new(), &data)
         .unwrap_err();
     assert!(err.to_string().contains("no closed form"), "{err}");
+    assert!(
+        err.to_string().contains("l1 (α = 0.1) with solver normal"),
+        "{err}"
+    );
     // A setting of the loop would be ignored: refused instead.
     let err = Trainer::new(normal().learning_rate(0.1))
         .unwrap()

@@ -101,4 +101,7 @@ fn warm_start_and_mismatched_data() {
     let wider = Synthetic::linear(500, 5).seed(1).dataset().unwrap();
     let err = trainer.partial_fit(&mut model, &wider).unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    let p = data.p();
+    let said = format!("expected linear regression on {p} features, got linear regression on 5");
+    assert!(err.to_string().contains(&said), "{err}");
 }

@@ -106,6 +106,37 @@ pub struct Spec {
     pub p: usize,
 }
 
+impl std::fmt::Display for Spec {
+    /// `linear regression on 5 features`, `an MLP of 32 relu units for 3 classes on 4
+    /// features`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.p;
+        match self.arch {
+            Arch::Glm {
+                loss: LossKind::SoftmaxCce,
+                outputs,
+            } => write!(
+                f,
+                "softmax regression for {outputs} classes on {p} features"
+            ),
+            Arch::Glm {
+                loss: LossKind::SigmoidBce,
+                ..
+            } => write!(f, "logistic regression on {p} features"),
+            Arch::Glm { .. } => write!(f, "linear regression on {p} features"),
+            Arch::Mlp {
+                hidden,
+                activation,
+                classes,
+            } => write!(
+                f,
+                "an MLP of {hidden} {} units for {classes} classes on {p} features",
+                activation.name()
+            ),
+        }
+    }
+}
+
 impl Spec {
     /// The training program of this model (see [`crate::program`]).
     pub fn program(&self) -> Program {

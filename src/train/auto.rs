@@ -191,7 +191,7 @@ pub(crate) fn resolve(
             if !smooth {
                 return Err(Error::param(
                     "penalty",
-                    format!("{penalty:?} with solver {name}"),
+                    format!("{penalty} with solver {name}"),
                     if normal {
                         "must be None or L2 for the normal equations (an L1 term has no \
                          closed form): use solver sgd"

@@ -76,7 +76,7 @@ impl Trainer {
             other => {
                 return Err(Error::param(
                     "penalty",
-                    format!("{other:?} with solver normal"),
+                    format!("{other} with solver normal"),
                     "must be None or L2 for the normal equations",
                 ));
             }

@@ -196,6 +196,21 @@ pub enum Penalty {
     },
 }
 
+impl std::fmt::Display for Penalty {
+    /// As the command spells it: `none`, `l2 (α = 0.0001)`, `elasticnet (α = 0.001, l1
+    /// ratio 0.15)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Penalty::None => write!(f, "none"),
+            Penalty::L2(a) => write!(f, "l2 (α = {a})"),
+            Penalty::L1(a) => write!(f, "l1 (α = {a})"),
+            Penalty::ElasticNet { alpha, l1_ratio } => {
+                write!(f, "elasticnet (α = {alpha}, l1 ratio {l1_ratio})")
+            }
+        }
+    }
+}
+
 impl Penalty {
     /// `(l2, l1)` coefficients.
     fn coefficients(&self) -> (f64, f64) {

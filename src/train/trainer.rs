@@ -390,8 +390,8 @@ impl Trainer {
             Some(f) => {
                 return Err(Error::ShapeMismatch {
                     what: "partial_fit: the fitted model against the data",
-                    expected: format!("{:?}", f.spec),
-                    got: format!("{spec:?}"),
+                    expected: f.spec.to_string(),
+                    got: spec.to_string(),
                 });
             }
             None => (
