@@ -20,7 +20,7 @@ use crate::program::LossKind;
 /// sums cost n·(p + 2)² multiply-adds in f64, one L-BFGS evaluation ~4·n·p in f32 and a
 /// fit from a few (isotropic data) to tens of them (correlated features): measured on 2
 /// cores at 10⁶ rows (BENCHMARKS.md, 2026-12-05), 16 features cost the two alike, 64
-/// features 0.3 s against L-BFGS's 0.12 s, 256 features 7× L-BFGS's time. Up to 64 the
+/// features 0.36 s against L-BFGS's 0.12 s (centred: one more pass), 256 features 7×. Up to 64 the
 /// exact answer is worth its price; past it, L-BFGS.
 pub const NORMAL_MAX_FEATURES: usize = 64;
 
