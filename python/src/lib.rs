@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use gradflow::data::{ClassWeight, Dataset, SharedFeatures, Targets};
 use gradflow::io::SavedModel;
-use gradflow::model::{Init, Kind, Mlp};
+use gradflow::model::{Init, Kind};
 use gradflow::program::Activation;
 use gradflow::{
     EarlyStopping, Error, NoImprovement, Optimizer, Penalty, Report, Solver, StopReason,
@@ -477,17 +477,14 @@ fn fit<'py>(
     let warm = warm.map(|w| w.saved.fitted().clone());
     let (saved, report) = run_interruptible(py, &stop, move || {
         let data = Dataset::shared(lent, p, targets)?;
-        let mut model: Box<dyn gradflow::model::Model> = match kind {
-            // scikit-learn's MLP starts every layer from Glorot's uniform range (the Rust
-            // default, He's for relu, is √(1 + fan_out / fan_in) wider: on a few features
-            // and 100 units, 5× sklearn's, which trains worse in its 200 epochs).
-            Kind::Mlp => Box::new(
-                Mlp::new(hidden)
-                    .with_activation(activation)
-                    .with_init(Init::GlorotUniform),
-            ),
-            _ => kind.model(hidden, activation),
+        // scikit-learn's MLP starts every layer from Glorot's uniform range (the Rust
+        // default, He's for relu, is √(1 + fan_out / fan_in) wider: on a few features
+        // and 100 units, 5× sklearn's, which trains worse in its 200 epochs).
+        let init = match kind {
+            Kind::Mlp => Init::GlorotUniform,
+            _ => Init::Auto,
         };
+        let mut model = kind.model_with(hidden, activation, init);
         let report = match warm {
             Some(fitted) => {
                 model.set_fitted(fitted);

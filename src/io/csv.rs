@@ -545,7 +545,6 @@ fn features_windowed(
         Some(at) => at.iter().for_each(|&j| is_read[j] = true),
         None => skipped.iter().for_each(|&j| is_read[j] = false),
     }
-    let read = |j: usize| is_read[j];
     let order: Option<Vec<usize>> = by_name.as_ref().map(|at| {
         // A read column's place among the read ones, in file order.
         let mut place = vec![0; table.cols];
@@ -569,11 +568,9 @@ fn features_windowed(
             "{what}, but the model was trained on {p} feature columns"
         )));
     }
-    let roles: Vec<Role> = (0..table.cols)
-        .map(|j| match read(j) {
-            true => Role::Feature,
-            false => Role::Skip,
-        })
+    let roles: Vec<Role> = is_read
+        .iter()
+        .map(|&r| if r { Role::Feature } else { Role::Skip })
         .collect();
     let (mut n, mut ordered) = (0, Vec::new());
     table.windows(&roles, window_bytes, csv_par::CHUNK_BYTES, |rows| {
